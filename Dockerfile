@@ -1,0 +1,30 @@
+# Two images from one file.
+#   docker build --target bot -t quantbot .      the bot: webhook server, planner, publisher (no torch)
+#   docker build --target worker -t quantbot-worker .   a GPU build worker on NVIDIA's TensorRT-LLM release image
+# The worker keeps the container's own torch, TensorRT-LLM and ModelOpt (their pins go together) and adds
+# quantbot's builders on top without touching them; set the bot's worker command to run this image.
+
+FROM python:3.11-slim AS bot
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 QUANTBOT_DATA_DIR=/data
+RUN useradd --create-home --uid 1000 quantbot && mkdir -p /data && chown quantbot /data
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY builders ./builders
+COPY state ./state
+COPY templates ./templates
+RUN pip install --no-cache-dir .
+USER quantbot
+VOLUME /data
+EXPOSE 8000
+ENTRYPOINT ["quantbot"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc5 AS worker
+ENV PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY --from=bot /app /app
+RUN pip install --no-cache-dir --no-deps . \
+ && pip install --no-cache-dir "huggingface_hub>=1.2,<3" "pydantic>=2.6" "gptqmodel>=7.6,<7.7" --no-deps
+ENTRYPOINT ["python", "-m", "builders"]

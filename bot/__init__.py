@@ -1,0 +1,1 @@
+"""quantbot bot package."""

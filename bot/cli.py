@@ -1,0 +1,95 @@
+"""The `quantbot` command: a thin group that loads each command's module only when it runs.
+
+Lazy loading keeps `quantbot --help` fast and keeps one command's heavy imports out of the others.
+Errors become one line on stderr with an exit code per kind (`QuantbotError.exit_code`); set
+`QUANTBOT_DEBUG=1` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.errors import QuantbotError
+
+# name, module under bot.commands, one-line help (shown by --help without importing the module)
+_COMMANDS: list[tuple[str, str, str]] = [
+    ("version", "version", "Print quantbot's version and the versions of the libraries it drives."),
+    ("config", "config", "Print the settings in effect (file, environment, defaults) with secrets redacted."),
+    ("hubsim", "hubsim", "Run hubsim, the local Hugging Face Hub emulator used by the demo and the tests."),
+    ("plan", "plan", "Show which quantized formats a model is eligible for on each GPU architecture, and why."),
+    ("build", "build", "Quantize a model into one format in a worker process and write its manifest."),
+]
+
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, module, _ in _COMMANDS if _module_exists(module)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for name, module, short_help in _COMMANDS:
+            if name == cmd_name and _module_exists(module):
+                command: click.Command = importlib.import_module(f"bot.commands.{module}").command
+                command.short_help = short_help
+                return command
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, module, help_ in _COMMANDS if _module_exists(module)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    return (Path(__file__).parent / "commands" / f"{module}.py").is_file()
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="QUANTBOT_CONFIG",
+    help="TOML settings file (keys as in the README's configuration table).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """quantbot: releases quantized builds of Hugging Face models (ModelOpt, GPTQ, TensorRT-LLM)."""
+    ctx.obj = {"config": config}
+
+
+def settings_from(ctx: click.Context) -> Any:
+    """The settings for this invocation (the `--config` file, the environment, the defaults)."""
+    from bot.settings import load_settings
+
+    root = ctx.find_root()
+    if "settings" not in root.obj:
+        root.obj["settings"] = load_settings(root.obj.get("config"))
+    return root.obj["settings"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group and turn quantbot's errors into one line and an exit code."""
+    logging.basicConfig(level=os.environ.get("QUANTBOT_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except QuantbotError as e:
+        if os.environ.get("QUANTBOT_DEBUG"):
+            raise
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)

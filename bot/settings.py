@@ -1,0 +1,141 @@
+"""quantbot's settings: defaults, then a TOML file, then `QUANTBOT_*` (and the Hub's own) environment variables.
+
+Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_SMS = [80, 89, 90, 100, 120]
+
+
+def default_data_dir() -> Path:
+    """Under the user's cache dir (XDG), never the source tree: a checkout stays clean."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "quantbot"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `90,89` or `a/b, c/d` from the environment as well as real lists from TOML."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything quantbot can be configured with; each field says what it changes."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANTBOT_", extra="forbid", populate_by_name=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Database, builds and caches.")
+    hf_endpoint: str = Field(
+        "https://huggingface.co",
+        validation_alias=AliasChoices("hf_endpoint", "QUANTBOT_HF_ENDPOINT", "HF_ENDPOINT"),
+        description="The Hub to talk to (HF_ENDPOINT is honoured).",
+    )
+    hf_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("hf_token", "QUANTBOT_HF_TOKEN", "HF_TOKEN"),
+        description="The bot's Hub token (HF_TOKEN is honoured).",
+    )
+    webhook_secret: SecretStr | None = Field(None, description="Shared secret expected in X-Webhook-Secret.")
+    namespace: str | None = Field(None, description="Hub user or org that owns release repos (default: the token's user).")
+    publisher_name: str = Field("quantbot", description="Name shown on cards as the publisher.")
+    publisher_url: str | None = Field(None, description="Link shown on cards next to the publisher's name.")
+    target_sms: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SMS), description="SMs to plan for when no GPU is found."
+    )
+    remote_sms: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="SMs served by remote workers, added to the local GPUs."
+    )
+    policy: Literal["strict", "permissive"] = Field("strict", description="How the planner reads '.' cells.")
+    trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Repos whose custom code may run (auto_map)."
+    )
+    allow_pickle: bool = Field(False, description="Allow pickle (.bin/.pt) weights when no safetensors exist.")
+    allowed_licenses: Annotated[list[str], NoDecode] | None = Field(
+        None, description="Licences the bot may re-publish under; unset means any."
+    )
+    allow_gated: bool = Field(False, description="Build gated upstream models.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", mode="before")
+    @classmethod
+    def _lists_from_text(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("hf_endpoint")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def token(self) -> str | None:
+        """The Hub token in clear, only for the Hub client."""
+        return self.hf_token.get_secret_value() if self.hf_token else None
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable view: secrets shown as set or unset, never their value."""
+        return self.model_dump(mode="json") | {
+            name: ("***" if getattr(self, name) else None) for name in ("hf_token", "webhook_secret")
+        }
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Values from a TOML file, below the environment and explicit arguments."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    # Accept either top-level keys or a [quantbot] table.
+    return data.get("quantbot", data)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; a bad value becomes a one-line ConfigError, not a pydantic traceback."""
+    path = config or (Path(os.environ["QUANTBOT_CONFIG"]) if os.environ.get("QUANTBOT_CONFIG") else None)
+    file_values = _read_toml(path) if path else {}
+
+    class _Settings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, _TomlSource(settings_cls, file_values)
+
+    try:
+        loaded = _Settings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})

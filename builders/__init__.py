@@ -1,0 +1,1 @@
+"""quantbot builders package."""

@@ -1,0 +1,1 @@
+"""quantbot handlers package."""

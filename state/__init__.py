@@ -1,0 +1,1 @@
+"""quantbot state package."""

@@ -1,0 +1,72 @@
+"""Settings: precedence (args > environment > TOML > defaults), secrets never shown, bad values explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HF_TOKEN", "QUANTBOT_HF_TOKEN", "QUANTBOT_CONFIG", "QUANTBOT_TARGET_SMS", "QUANTBOT_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_keep_data_out_of_the_source_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "quantbot"
+    assert settings.target_sms == [80, 89, 90, 100, 120]
+    assert settings.policy == "strict"
+
+
+def test_hub_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9999/")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    settings = load_settings()
+    assert settings.hf_endpoint == "http://127.0.0.1:9999"
+    assert settings.token() == "hf_secret_value"
+
+
+def test_secrets_never_appear_in_repr_or_redacted_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("QUANTBOT_WEBHOOK_SECRET", "whsec_value")
+    settings = load_settings()
+    for text in (repr(settings), str(settings), str(settings.redacted())):
+        assert "hf_secret_value" not in text
+        assert "whsec_value" not in text
+    assert settings.redacted()["hf_token"] == "***"
+
+
+def test_toml_file_is_below_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "quantbot.toml"
+    config.write_text('policy = "permissive"\ntarget_sms = [90]\nnamespace = "from-file"\n')
+    monkeypatch.setenv("QUANTBOT_TARGET_SMS", "89, 90")
+    settings = load_settings(config)
+    assert settings.policy == "permissive"
+    assert settings.namespace == "from-file"
+    assert settings.target_sms == [89, 90]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("policy = [", "not valid TOML"),
+        ('policy = "loose"', "invalid setting policy"),
+        ('polcy = "strict"', "invalid setting polcy"),
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(config)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
