@@ -23,8 +23,13 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ("version", "version", "Print quantbot's version and the versions of the libraries it drives."),
     ("config", "config", "Print the settings in effect (file, environment, defaults) with secrets redacted."),
     ("hubsim", "hubsim", "Run hubsim, the local Hugging Face Hub emulator used by the demo and the tests."),
-    ("plan", "plan", "Show which quantized formats a model is eligible for on each GPU architecture, and why."),
+    (
+        "plan",
+        "plan",
+        "Show which quantized formats a model is eligible for on each GPU architecture, and why.",
+    ),
     ("build", "build", "Quantize a model into one format in a worker process and write its manifest."),
+    ("publish", "publish", "Publish a finished build as a release repo or a pull request; prints its URL."),
 ]
 
 
@@ -77,7 +82,9 @@ def settings_from(ctx: click.Context) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group and turn quantbot's errors into one line and an exit code."""
-    logging.basicConfig(level=os.environ.get("QUANTBOT_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("QUANTBOT_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
     except click.exceptions.Abort:

@@ -4,7 +4,20 @@ The tree::
 
     QuantbotError                  base; carries a one-line message and a CLI exit code
     ├── ConfigError                settings or a config file are invalid (exit 2)
+    │   └── MatrixError            a support-matrix data file is malformed (names the file and entry)
+    ├── ModelConfigError           a model's config.json is missing or not valid (exit 2)
+    ├── UnknownSM                  an SM that the hardware matrix does not place in a GPU family (exit 2)
     ├── UsageError                 a command was given arguments it cannot act on (exit 2)
+    ├── WebhookError               a webhook request was refused; `status_code` is the HTTP answer (exit 2)
+    │   ├── WebhookUnauthorized    X-Webhook-Secret missing (401)
+    │   ├── WebhookForbidden       X-Webhook-Secret wrong (403)
+    │   ├── WebhookTooLarge        the body is over the size cap (413)
+    │   ├── WebhookBadJson         the body is not a JSON object (400)
+    │   └── WebhookBadPayload      a JSON object of the wrong shape or webhook version (422)
+    ├── PublishError               a release cannot be published (exit 1)
+    │   ├── BuildDirError          a build directory without a complete, successful manifest (exit 2)
+    │   ├── CardError              a card would hold a placeholder or metadata the Hub cannot parse
+    │   └── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
     └── HubError                   the Hub answered with an error (keeps response, request id, message)
         ├── RepoNotFound           the repo does not exist or is hidden from this token (exit 2)
         ├── RevisionNotFound       the repo exists but not the branch / tag / sha (exit 2)
@@ -98,3 +111,83 @@ class HubRateLimited(HubError):
 
 class HubUnavailable(HubError, ConnectionError):
     """The Hub answered 5xx or could not be reached, after retrying."""
+
+
+# --- Eligibility (support matrices, model facts, targets) ---
+
+
+class MatrixError(ConfigError):
+    """A support-matrix data file under bot/matrices is malformed; the message names the file and entry."""
+
+
+class ModelConfigError(QuantbotError, ValueError):
+    """A model's config.json is missing, unreadable or not a JSON object."""
+
+    exit_code = 2
+
+
+class UnknownSM(QuantbotError, ValueError):
+    """An SM (compute capability) that the hardware matrix does not place in any GPU family."""
+
+    exit_code = 2
+
+
+# --- Publishing (cards, releases on the Hub) ---
+
+
+class PublishError(QuantbotError):
+    """A release cannot be published; the message says which and why."""
+
+
+class BuildDirError(PublishError, ValueError):
+    """A build directory without a manifest, with an incomplete one, a failed build, or altered artifacts."""
+
+    exit_code = 2
+
+
+class CardError(PublishError, ValueError):
+    """A rendered card would keep a `{{` placeholder or carry metadata that does not parse."""
+
+
+class NoWriteAccess(PublishError, PermissionError):
+    """The token may not write to the release repo and falling back to a pull request is not allowed."""
+
+
+# --- Webhooks (bot/webhooks.py, bot/server.py) ---
+
+
+class WebhookError(QuantbotError, ValueError):
+    """A webhook request was refused; `status_code` is the HTTP status the server answers with."""
+
+    exit_code = 2
+    status_code = 400
+
+
+class WebhookUnauthorized(WebhookError):
+    """The request has no X-Webhook-Secret header."""
+
+    status_code = 401
+
+
+class WebhookForbidden(WebhookError):
+    """The X-Webhook-Secret header does not match the configured secret."""
+
+    status_code = 403
+
+
+class WebhookTooLarge(WebhookError):
+    """The body is larger than the configured cap."""
+
+    status_code = 413
+
+
+class WebhookBadJson(WebhookError):
+    """The body is not JSON, or not a JSON object."""
+
+    status_code = 400
+
+
+class WebhookBadPayload(WebhookError):
+    """The JSON object is not a Hub webhook of version 3 (a field missing or of the wrong type, say)."""
+
+    status_code = 422

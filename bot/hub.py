@@ -8,6 +8,8 @@ The client's own `http_backoff` covers uploads and listings; plain calls such as
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +19,8 @@ from typing import Any, TypeVar
 import httpx
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
-from huggingface_hub.hf_api import ModelInfo
+from huggingface_hub.community import Discussion, DiscussionWithDetails
+from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo
 
 from bot.errors import (
     EntryNotFound,
@@ -66,7 +69,9 @@ def translate(error: Exception, repo_id: str | None = None) -> HubError:
     if isinstance(error, hf_errors.RepositoryNotFoundError):
         return RepoNotFound(f"repo not found{where}", **context)
     if isinstance(error, hf_errors.LocalEntryNotFoundError):
-        return HubUnavailable(f"could not download from the Hub{where}: {error.__cause__ or error}", **context)
+        return HubUnavailable(
+            f"could not download from the Hub{where}: {error.__cause__ or error}", **context
+        )
     if isinstance(error, httpx.TransportError):
         return HubUnavailable(f"cannot reach the Hub{where}: {error}", **context)
     status = getattr(response, "status_code", None)
@@ -88,8 +93,21 @@ class Hub:
         self.token = token
         self.api = HfApi(endpoint=endpoint, token=token)
 
-    def call(self, fn: Callable[..., T], *args: Any, repo_id: str | None = None, retry: bool = True, **kw: Any) -> T:
-        """Run one client call; retry 429/5xx/transport failures when `retry`, then raise a HubError."""
+    def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        repo_id: str | None = None,
+        retry: bool = True,
+        idempotent: bool = True,
+        **kw: Any,
+    ) -> T:
+        """Run one client call; retry 429/5xx/transport failures when `retry`, then raise a HubError.
+
+        A call that is not `idempotent` (opening a PR, posting a comment) is retried only on 429: the Hub
+        refused it before acting, whereas after a 5xx or a dropped connection it may have acted, and a
+        blind retry would post twice. Callers of such calls look before they try again.
+        """
         attempt = 0
         while True:
             try:
@@ -97,12 +115,16 @@ class Hub:
             except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
                 response = getattr(e, "response", None)
                 status = getattr(response, "status_code", None)
-                transient = isinstance(e, httpx.TransportError) or status in RETRY_STATUSES
+                if idempotent:
+                    transient = isinstance(e, httpx.TransportError) or status in RETRY_STATUSES
+                else:
+                    transient = status == 429
                 attempt += 1
                 if not (retry and transient and attempt < MAX_ATTEMPTS):
                     raise translate(e, repo_id) from e
                 delay = _retry_after(response, attempt)
-                log.warning("Hub call %s failed (%s); retry %d in %.1fs", fn.__name__, status or e, attempt, delay)
+                name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call")
+                log.warning("Hub call %s failed (%s); retry %d in %.1fs", name, status or e, attempt, delay)
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
                 raise translate(e, repo_id) from e
@@ -110,7 +132,9 @@ class Hub:
     def whoami(self) -> dict[str, Any]:
         return self.call(self.api.whoami)
 
-    def model_info(self, repo_id: str, revision: str | None = None, files_metadata: bool = False) -> ModelInfo:
+    def model_info(
+        self, repo_id: str, revision: str | None = None, files_metadata: bool = False
+    ) -> ModelInfo:
         return self.call(
             self.api.model_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
         )
@@ -136,3 +160,146 @@ class Hub:
             repo_id=repo_id,
         )
         return Path(path)
+
+    def safetensors_parameters(self, repo_id: str, revision: str | None = None) -> dict[str, int]:
+        """Parameters per dtype from the repo's safetensors headers (ranged reads: no weights downloaded)."""
+        try:
+            meta = self.call(self.api.get_safetensors_metadata, repo_id, revision=revision, repo_id=repo_id)
+        except (hf_errors.NotASafetensorsRepoError, hf_errors.SafetensorsParsingError) as e:
+            raise HubError(f"cannot read safetensors headers ({repo_id}): {e}", repo_id=repo_id) from e
+        return dict(meta.parameter_count)
+
+    # --- writes and community calls used by the publisher -------------------------------------------
+
+    def repo_exists(self, repo_id: str) -> bool:
+        """Whether the model repo exists and this token may see it."""
+        try:
+            self.model_info(repo_id)
+        except RepoNotFound:
+            return False
+        return True
+
+    def create_repo(self, repo_id: str, *, private: bool = False) -> str:
+        """Create the model repo (an existing one is fine: `exist_ok`); returns its URL."""
+        return str(self.call(self.api.create_repo, repo_id, private=private, exist_ok=True, repo_id=repo_id))
+
+    def update_repo_settings(self, repo_id: str, **settings: Any) -> None:
+        """Change `gated` / `private` (setting a value twice is harmless, so it is retried)."""
+        self.call(self.api.update_repo_settings, repo_id, repo_id=repo_id, **settings)
+
+    def read_json(self, repo_id: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
+        """A JSON file of a repo as a dict; None when the file is absent or not a JSON object."""
+        try:
+            path = self.download(repo_id, filename, revision=revision)
+        except EntryNotFound:
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def list_commits(self, repo_id: str, revision: str | None = None) -> list[GitCommitInfo]:
+        """The commits of a branch, newest first."""
+        return self.call(self.api.list_repo_commits, repo_id, revision=revision, repo_id=repo_id)
+
+    def upload_folder(self, repo_id: str, folder: Path, **kw: Any) -> CommitInfo:
+        """`HfApi.upload_folder`: retried whole, since a rerun skips the files already committed."""
+        upload = functools.partial(self.api.upload_folder, repo_id=repo_id, folder_path=folder, **kw)
+        return self.call(upload, repo_id=repo_id)
+
+    def create_commit(self, repo_id: str, operations: list[Any], **kw: Any) -> CommitInfo:
+        """`HfApi.create_commit`: retried, since recommitting the same content changes nothing."""
+        return self.call(self.api.create_commit, repo_id, operations, repo_id=repo_id, **kw)
+
+    def pull_requests(self, repo_id: str, author: str | None = None) -> list[Discussion]:
+        """Every pull request of the repo (any status), optionally only those opened by `author`."""
+        listing = self.api.get_repo_discussions
+        return self.call(
+            lambda: list(listing(repo_id, author=author, discussion_type="pull_request")), repo_id=repo_id
+        )
+
+    def discussion(self, repo_id: str, num: int) -> DiscussionWithDetails:
+        """A discussion or PR with its events (the first comment is its description)."""
+        return self.call(self.api.get_discussion_details, repo_id, num, repo_id=repo_id)
+
+    def open_pull_request(self, repo_id: str, title: str, description: str) -> DiscussionWithDetails:
+        """Open a draft PR (not idempotent: retried only on 429)."""
+        create = functools.partial(self.api.create_pull_request, repo_id, title, description=description)
+        return self.call(create, repo_id=repo_id, idempotent=False)
+
+    def comment(self, repo_id: str, num: int, text: str) -> None:
+        """Post a comment (not idempotent: retried only on 429)."""
+        self.call(self.api.comment_discussion, repo_id, num, text, repo_id=repo_id, idempotent=False)
+
+    def edit_comment(self, repo_id: str, num: int, comment_id: str, text: str) -> None:
+        """Replace a comment's text (the same text twice is harmless, so it is retried)."""
+        self.call(self.api.edit_discussion_comment, repo_id, num, comment_id, text, repo_id=repo_id)
+
+    def set_status(self, repo_id: str, num: int, status: str, comment: str | None = None) -> None:
+        """Open (publish a draft) or close a discussion, with an optional comment; retried only on 429."""
+        self.call(
+            self.api.change_discussion_status,
+            repo_id,
+            num,
+            status,
+            comment=comment,
+            repo_id=repo_id,
+            idempotent=False,
+        )
+
+    def merge_pull_request(self, repo_id: str, num: int) -> None:
+        """Merge a PR (the repo's owners only); retried only on 429, as a merge cannot happen twice."""
+        self.call(self.api.merge_pull_request, repo_id, num, repo_id=repo_id, idempotent=False)
+
+    # --- the bot: commands, the poller, webhooks sync ------------------------------------------------
+
+    def reply(self, repo_id: str, num: int, text: str) -> str:
+        """Post a comment and return its id, so the bot can edit it in place later (retried only on 429)."""
+        posted = self.call(self.api.comment_discussion, repo_id, num, text, repo_id=repo_id, idempotent=False)
+        return str(posted.id)
+
+    def org_members(self, org: str) -> list[str] | None:
+        """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
+        listing = self.api.list_organization_members
+        try:
+            return self.call(lambda: [m.username for m in listing(org)])
+        except HubError as e:
+            if e.status_code == 404:
+                return None
+            raise
+
+    def list_models(self, *, author: str | None = None, filter: str | None = None) -> list[ModelInfo]:
+        """Models of an author and/or matching a tag filter (e.g. `base_model:org/name`), with their shas."""
+        listing = self.api.list_models
+        return self.call(
+            lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
+        )
+
+    def list_webhooks(self) -> list[Any]:
+        """The webhooks this token's user has registered (`WebhookInfo`)."""
+        return self.call(self.api.list_webhooks)
+
+    def create_webhook(
+        self, *, url: str, watched: list[dict[str, str]], domains: list[str], secret: str | None
+    ) -> Any:
+        """Register a webhook (not idempotent: retried only on 429)."""
+        create = functools.partial(
+            self.api.create_webhook, url=url, watched=watched, domains=domains, secret=secret
+        )
+        return self.call(create, idempotent=False)
+
+    def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        url: str,
+        watched: list[dict[str, str]],
+        domains: list[str],
+        secret: str | None,
+    ) -> Any:
+        """Replace a webhook's url, watched items, domains and secret (setting them twice is harmless)."""
+        update = functools.partial(
+            self.api.update_webhook, webhook_id, url=url, watched=watched, domains=domains, secret=secret
+        )
+        return self.call(update)

@@ -1,4 +1,4 @@
-"""quantbot's settings: defaults, then a TOML file, then `QUANTBOT_*` (and the Hub's own) environment variables.
+"""quantbot's settings: defaults, a TOML file, then `QUANTBOT_*` (and the Hub's own) environment variables.
 
 Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows them.
 """
@@ -6,10 +6,11 @@ Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows 
 from __future__ import annotations
 
 import os
-import tomllib
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomllib
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -48,9 +49,26 @@ class Settings(BaseSettings):
         description="The bot's Hub token (HF_TOKEN is honoured).",
     )
     webhook_secret: SecretStr | None = Field(None, description="Shared secret expected in X-Webhook-Secret.")
-    namespace: str | None = Field(None, description="Hub user or org that owns release repos (default: the token's user).")
+    webhook_max_bytes: int = Field(1 << 20, gt=0, description="Largest webhook body accepted (413 above).")
+    namespace: str | None = Field(
+        None, description="Hub user or org that owns release repos (default: the token's user)."
+    )
     publisher_name: str = Field("quantbot", description="Name shown on cards as the publisher.")
     publisher_url: str | None = Field(None, description="Link shown on cards next to the publisher's name.")
+    trtllm_repo_template: str = Field(
+        "{namespace}/{model}-{FORMAT}-TensorRT-LLM",
+        description="Repo id of TensorRT-LLM releases ({namespace} {owner} {model} {format} {FORMAT}).",
+    )
+    gptq_repo_template: str = Field(
+        "{namespace}/{model}-GPTQ", description="Release repo id of GPTQ releases (same placeholders)."
+    )
+    approval: Literal["auto", "approval"] = Field(
+        "auto", description="Release straight to bot-owned repos (auto) or through a PR a maintainer merges."
+    )
+    approval_repos: dict[str, Literal["auto", "approval"]] = Field(
+        default_factory=dict, description="Per-repo approval mode, keyed by upstream or release repo id."
+    )
+    pr_fallback: bool = Field(True, description="Open a PR when the token may not push to the release repo.")
     target_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_SMS), description="SMs to plan for when no GPU is found."
     )
@@ -61,18 +79,76 @@ class Settings(BaseSettings):
     trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Repos whose custom code may run (auto_map)."
     )
-    allow_pickle: bool = Field(False, description="Allow pickle (.bin/.pt) weights when no safetensors exist.")
+    allow_pickle: bool = Field(
+        False, description="Allow pickle (.bin/.pt) weights when no safetensors exist."
+    )
     allowed_licenses: Annotated[list[str], NoDecode] | None = Field(
         None, description="Licences the bot may re-publish under; unset means any."
     )
     allow_gated: bool = Field(False, description="Build gated upstream models.")
+    sm_memory_gib: dict[int, float] = Field(
+        default_factory=dict, description="GPU memory (GiB) assumed for SMs without a local GPU."
+    )
+    memory_headroom: float = Field(
+        1.2, gt=0, description="GPU memory a quantization needs, as a multiple of the model's weight bytes."
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", mode="before")
+    # --- the bot: commands, executor, poller (bot/dispatcher.py, bot/executor.py, bot/scheduler.py) ---
+    bot_name: str | None = Field(
+        None, description="Name commands mention (@name); default: the token's user."
+    )
+    maintainers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hub users who may start builds on any repo by slash command."
+    )
+    allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="More Hub users who may start builds (besides owners, org members)."
+    )
+    command_namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Users or orgs whose repos' discussions take slash commands."
+    )
+    command_rate_limit: int = Field(10, ge=1, description="Commands one user may give per rate window.")
+    command_rate_window_s: int = Field(3600, ge=1, description="The rate limit's window, in seconds.")
+    public_url: str | None = Field(None, description="The bot's URL as the Hub reaches it (webhooks sync).")
+    poll_interval_min: float = Field(15.0, gt=0, description="Minutes between polls of the watch list.")
+    lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
+    max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
+    publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")
+    publish_backoff_s: float = Field(60.0, gt=0, description="First publish retry delay; doubles each time.")
+    worker_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Interpreter that runs `-m builders run` (default: the bot's own)."
+    )
+    build_recipe: dict[str, Any] = Field(
+        default_factory=dict, description="Recipe fields for every build (calib_dataset, calib_samples...)."
+    )
+    build_validation: dict[str, Any] = Field(
+        default_factory=dict, description="Validation fields for every build (eval_tokens, prompt...)."
+    )
+
+    @field_validator(
+        "target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", "maintainers", "allowlist",
+        "command_namespaces", mode="before",
+    )  # fmt: skip
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("worker_command", mode="before")
+    @classmethod
+    def _command_from_text(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("trtllm_repo_template", "gptq_repo_template")
+    @classmethod
+    def _repo_template(cls, value: str) -> str:
+        from bot.naming import check_template
+
+        try:
+            check_template(value)
+        except ConfigError as e:
+            raise ValueError(e.message) from None
+        return value
 
     @field_validator("hf_endpoint")
     @classmethod

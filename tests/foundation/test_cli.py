@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bot import cli
 
 
@@ -31,7 +29,11 @@ def test_help_lists_every_available_command_with_one_line() -> None:
 
 
 def test_help_does_not_import_torch() -> None:
-    code = "import sys; from bot.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from bot.cli import main\n"
+        "try:\n main(['--help'])\nexcept SystemExit: pass\n"
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().endswith("False")
 

@@ -12,7 +12,13 @@ from bot.settings import load_settings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HF_TOKEN", "QUANTBOT_HF_TOKEN", "QUANTBOT_CONFIG", "QUANTBOT_TARGET_SMS", "QUANTBOT_POLICY"):
+    for name in (
+        "HF_TOKEN",
+        "QUANTBOT_HF_TOKEN",
+        "QUANTBOT_CONFIG",
+        "QUANTBOT_TARGET_SMS",
+        "QUANTBOT_POLICY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

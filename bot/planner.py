@@ -1,0 +1,296 @@
+"""The planner: ModelFacts × support matrices × targets → which formats to build for which SM, and why not.
+
+Pure and fast: no I/O beyond the (cached) matrix files, no torch. For every target SM and every canonical
+format a format is eligible under the `strict` policy only when
+  1. its producer supports the model: ModelOpt's matrix says ✅ (for `gptq`: GPTQModel has the model type),
+  2. TensorRT-LLM's model matrix marks the format's column Y for the model's row, and
+  3. TensorRT-LLM's hardware matrix marks it Y for the SM's row.
+`permissive` also admits what TensorRT-LLM's model matrix does not list (a `.` cell, no row, no column) as
+"untested", and says so; it never relaxes the producer's ❌/- or the hardware matrix. Every skip names the
+cell (or the missing row or column) that said no. Whole-model refusals come first and skip every format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.facts import ModelFacts
+from bot.matrices import FORMATS, Matrices, Matrix, load_matrices
+from bot.targets import GIB, Target
+
+Policy = Literal["strict", "permissive"]
+_DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The configuration the planner obeys (built from Settings by `from_settings`)."""
+
+    policy: Policy = "strict"
+    trust_remote_code_repos: frozenset[str] = frozenset()
+    allow_pickle: bool = False
+    allowed_licenses: frozenset[str] | None = None
+    allow_gated: bool = False
+    memory_headroom: float = 1.2
+
+    @classmethod
+    def from_settings(cls, settings: Any, policy: Policy | None = None) -> PlanOptions:
+        licences = settings.allowed_licenses
+        return cls(
+            policy=policy or settings.policy,
+            trust_remote_code_repos=frozenset(settings.trust_remote_code_repos),
+            allow_pickle=settings.allow_pickle,
+            allowed_licenses=frozenset(s.lower() for s in licences) if licences is not None else None,
+            allow_gated=settings.allow_gated,
+            memory_headroom=settings.memory_headroom,
+        )
+
+
+@dataclass(frozen=True)
+class Eligible:
+    """A format to build for a target; `untested` when only the permissive policy admits it."""
+
+    format: str
+    producer: str
+    status: Literal["supported", "untested"]
+    kv_cache: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    format: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    target: Target
+    eligible: tuple[Eligible, ...]
+    skipped: tuple[Skipped, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The answer for one model at one revision; `skipped` is the whole-model refusal, if any."""
+
+    facts: ModelFacts
+    policy: Policy
+    skipped: str | None
+    targets: tuple[TargetPlan, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.facts
+        return {
+            "model": f.name,
+            "revision": f.revision,
+            "family": {
+                "model_type": f.model_type,
+                "architectures": list(f.architectures),
+                "modelopt_rows": list(f.modelopt.rows),
+                "trtllm_rows": list(f.trtllm.rows),
+                "gptqmodel": f.gptqmodel,
+                "mapping": {"modelopt": f.modelopt.why, "trtllm": f.trtllm.why},
+                "parameters": f.parameters,
+                "parameters_source": f.parameters_source,
+                "dtype": f.dtype,
+                "policy": self.policy,
+            },
+            "skipped": self.skipped,
+            "targets": [
+                {
+                    "sm": t.target.sm,
+                    "arch": t.target.family,
+                    "hardware_row": t.target.hardware_row,
+                    "gpu": t.target.gpu_name,
+                    "memory_gib": round(t.target.memory_bytes / GIB, 1) if t.target.memory_bytes else None,
+                    "eligible": [
+                        {
+                            "format": e.format,
+                            "producer": e.producer,
+                            "status": e.status,
+                            "kv_cache": list(e.kv_cache),
+                            "notes": list(e.notes),
+                        }
+                        for e in t.eligible
+                    ],
+                    "skipped": [{"format": s.format, "reason": s.reason} for s in t.skipped],
+                    "notes": list(t.notes),
+                }
+                for t in self.targets
+            ],
+        }
+
+
+def plan(
+    facts: ModelFacts,
+    targets: Sequence[Target],
+    options: PlanOptions | None = None,
+    matrices: Matrices | None = None,
+) -> Plan:
+    """Decide every (target, format) pair: each appears exactly once, as eligible or skipped with a reason."""
+    options = options or PlanOptions()
+    m = matrices or load_matrices()
+    refusals = model_refusals(facts, options)
+    needed = memory_needed(facts, options)
+    fits = {t.sm: _fits(t, needed) for t in targets}
+    if targets and all(fit is False for fit in fits.values()):
+        memories = ", ".join(f"sm{t.sm} {_gib(t.memory_bytes)}" for t in targets)
+        basis = _need_basis(facts, options)
+        refusals.append(f"too large for every target GPU: needs ~{_gib(needed)} ({basis}); has {memories}")
+    plans = []
+    for target in targets:
+        notes = _memory_notes(target, needed, fits[target.sm])
+        if refusals:
+            reason = "model refused: " + "; ".join(refusals)
+            plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
+        elif fits[target.sm] is False:
+            reason = f"too large for sm{target.sm} ({_describe(target)}): needs ~{_gib(needed)}"
+            plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
+        else:
+            decisions = [_decide(fmt, facts, target, options.policy, m) for fmt in FORMATS]
+            plans.append(
+                TargetPlan(
+                    target,
+                    tuple(d for d in decisions if isinstance(d, Eligible)),
+                    tuple(d for d in decisions if isinstance(d, Skipped)),
+                    notes,
+                )
+            )
+    return Plan(facts, options.policy, "; ".join(refusals) or None, tuple(plans))
+
+
+def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:
+    """Reasons to build nothing at all for this model, in the order a maintainer would check them."""
+    reasons = []
+    if not facts.text_generation:
+        archs = ", ".join(facts.architectures) or "none"
+        reasons.append(
+            f"not a text-generation model (architectures: {archs}; pipeline_tag: {facts.pipeline_tag})"
+        )
+    if facts.custom_code and facts.name not in options.trust_remote_code_repos:
+        reasons.append(
+            "needs custom code (auto_map in config.json) and the repo is not in trust_remote_code_repos"
+        )
+    if facts.quantization:
+        reasons.append(f"already quantized (quantization_config: {facts.quantization})")
+    if facts.weights == "pickle" and not options.allow_pickle:
+        reasons.append(f"only pickle weights ({', '.join(facts.weight_files[:3])}) and allow_pickle is off")
+    if options.allowed_licenses is not None:
+        if not facts.license:
+            reasons.append("licence unknown and allowed_licenses is set")
+        elif facts.license.lower() not in options.allowed_licenses:
+            allowed = ", ".join(sorted(options.allowed_licenses)) or "none"
+            reasons.append(f"licence {facts.license!r} is not in allowed_licenses ({allowed})")
+    if facts.gated and not options.allow_gated:
+        reasons.append(f"gated repo (gated: {facts.gated}) and allow_gated is off")
+    return reasons
+
+
+def memory_needed(facts: ModelFacts, options: PlanOptions) -> int | None:
+    """GPU bytes a quantization needs: parameters × bytes per weight (bf16 when unknown) × headroom."""
+    if not facts.parameters:
+        return None
+    return int(facts.parameters * _DTYPE_BYTES.get(facts.dtype or "", 2) * options.memory_headroom)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What one matrix says about one format: the supporting (row, column), or the reason it says no."""
+
+    row: str | None = None
+    column: str | None = None
+    reason: str | None = None
+    unlisted: bool = False  # no row, no column, or a "not listed" cell: silence rather than a "no"
+    column_missing: bool = False
+
+
+def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matrices) -> Eligible | Skipped:
+    producer = FORMATS[fmt]
+    notes: list[str] = []
+    if fmt == "gptq":
+        if not facts.gptqmodel:
+            g = m.gptqmodel
+            return Skipped(
+                fmt, f"{g.label} {g.version}: model_type {facts.model_type!r} is not among its models"
+            )
+    else:
+        verdict = _check(m.modelopt, facts.modelopt.rows, fmt, facts.model_type)
+        if verdict.reason:
+            return Skipped(fmt, verdict.reason)
+        notes += m.modelopt.footnote_texts(verdict.row, verdict.column)
+    status: Literal["supported", "untested"] = "supported"
+    for verdict, relaxable in (
+        (model := _check(m.trtllm_models, facts.trtllm.rows, fmt, facts.model_type), model.unlisted),
+        (hardware := _check(m.trtllm_hardware, (target.hardware_row,), fmt, None), hardware.column_missing),
+    ):
+        if verdict.reason:
+            if policy != "permissive" or not relaxable:
+                return Skipped(fmt, verdict.reason)
+            status = "untested"
+            notes.append(f"untested (permissive policy): {verdict.reason}")
+    kv = ("fp8",) if _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
+    return Eligible(fmt, producer, status, kv, tuple(dict.fromkeys(notes)))
+
+
+def _check(matrix: Matrix, rows: Iterable[str], fmt: str, model_type: str | None) -> _Verdict:
+    """The first of `rows` whose cell supports `fmt`, else the reason naming the cell that said no."""
+    rows = tuple(rows)
+    column = matrix.column_for(fmt)
+    if column is None:
+        return _Verdict(reason=f"{matrix.label}: no column for {fmt}", unlisted=True, column_missing=True)
+    if not rows:
+        return _Verdict(reason=f"{matrix.label}: no row for model_type {model_type!r}", unlisted=True)
+    for row in rows:
+        if matrix.cell(row, column).supported:
+            return _Verdict(row, column)
+    first = matrix.cell(rows[0], column)
+    cells = " and ".join(f"{row} × {column}" for row in rows)
+    verb = "are" if len(rows) > 1 else "is"
+    return _Verdict(
+        reason=f"{matrix.label}: {cells} {verb} {first.meaning} ({first.text})",
+        unlisted=all(matrix.cell(row, column).meaning == "not listed" for row in rows),
+    )
+
+
+def _kv_fp8(rows: Sequence[str], hardware_row: str, m: Matrices) -> bool:
+    """FP8 KV cache is offered where both TensorRT-LLM matrices mark the FP8 KV Cache column Y."""
+    model = _check(m.trtllm_models, rows, "kv_cache_fp8", None)
+    return not model.reason and not _check(m.trtllm_hardware, (hardware_row,), "kv_cache_fp8", None).reason
+
+
+def _fits(target: Target, needed: int | None) -> bool | None:
+    if needed is None or target.memory_bytes is None:
+        return None
+    return needed <= target.memory_bytes
+
+
+def _memory_notes(target: Target, needed: int | None, fits: bool | None) -> tuple[str, ...]:
+    if needed is None:
+        return ("memory check skipped: parameter count unknown",)
+    if fits is None:
+        return (
+            f"memory check skipped: no local sm{target.sm} GPU and no sm_memory_gib configured for it "
+            f"(needs ~{_gib(needed)})",
+        )
+    return ()
+
+
+def _need_basis(facts: ModelFacts, options: PlanOptions) -> str:
+    per = _DTYPE_BYTES.get(facts.dtype or "", 2)
+    return (
+        f"{(facts.parameters or 0) / 1e9:.2f}B parameters ({facts.parameters_source}) × {per} bytes "
+        f"({facts.dtype or 'bf16 assumed'}) × {options.memory_headroom} headroom"
+    )
+
+
+def _describe(target: Target) -> str:
+    source = target.gpu_name or target.memory_source or "memory unknown"
+    return f"{source}, {_gib(target.memory_bytes)}" if target.memory_bytes else source
+
+
+def _gib(n: int | None) -> str:
+    return f"{(n or 0) / GIB:.1f} GiB"

@@ -1,0 +1,102 @@
+"""Slash commands typed in Hub discussions, parsed without ever trusting the text.
+
+A comment is for the bot when its first non-blank line starts with `/` or with `@<bot name>`. The text is
+only split on whitespace and matched against fixed words: nothing a commenter types reaches a shell, a
+format string, or an unbounded loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_COMMAND_CHARS = 500
+COMMANDS = ("quantize", "formats", "status", "cancel", "retry", "help")
+_SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
+
+HELP = """\
+I build quantized releases of this model. Commands (one per comment):
+
+- `/quantize [formats…] [--sm 90,89]` — build the given formats (default: every eligible format)
+- `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
+- `/status` — show the builds of this model and their progress
+- `/cancel` — cancel the builds you started here that are still queued or running
+- `/retry` — retry the failed builds of this model
+- `/help` — this message
+
+Formats: {formats}."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One parsed command; `error` set means the bot answers with it and the help text."""
+
+    name: str
+    formats: tuple[str, ...] = ()
+    sms: tuple[int, ...] = ()
+    error: str | None = None
+    args: tuple[str, ...] = field(default=(), repr=False)
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()[:MAX_COMMAND_CHARS]
+    return ""
+
+
+def addressed_to_bot(text: str, bot_name: str) -> str | None:
+    """The command part of a comment if it is for the bot, else None (the bot stays silent)."""
+    line = _first_line(text)
+    mention = f"@{bot_name}".lower()
+    if line.lower().startswith(mention):
+        rest = line[len(mention) :].strip()
+        return rest if rest.startswith("/") else "/" + rest if rest else "/help"
+    return line if line.startswith("/") else None
+
+
+def _parse_sms(value: str) -> tuple[tuple[int, ...], str | None]:
+    sms: list[int] = []
+    for part in value.split(","):
+        match = _SM.match(part.strip())
+        if not match:
+            return (), f"`{part.strip()[:20]}` is not an SM (write e.g. `--sm 90,89`)"
+        sms.append(int(match.group(1)))
+    return tuple(dict.fromkeys(sms)), None
+
+
+def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> Command | None:
+    """Parse a comment; None when it is not for the bot. Unknown words give a Command with `error`."""
+    line = addressed_to_bot(text, bot_name)
+    if line is None:
+        return None
+    words = line[1:].split()
+    if not words:
+        return Command("help")
+    name, args = words[0].lower(), words[1:]
+    if name not in COMMANDS:
+        return Command("help", error=f"I don't know the command `/{name[:30]}`.")
+    if name != "quantize":
+        return Command(name, args=tuple(args))
+    formats: list[str] = []
+    sms: tuple[int, ...] = ()
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word.startswith("--sm"):
+            value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in word else 2
+            sms, error = _parse_sms(value)
+            if error:
+                return Command("help", error=error)
+            continue
+        fmt = word.lower().strip(",")
+        if fmt not in known_formats:
+            return Command("help", error=f"`{word[:30]}` is not a format I build.")
+        formats.append(fmt)
+        i += 1
+    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms)
+
+
+def help_text(known_formats: tuple[str, ...]) -> str:
+    return HELP.format(formats=", ".join(f"`{f}`" for f in known_formats))

@@ -1,0 +1,155 @@
+"""`quantbot plan` on local folders: tables, one JSON object, and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.targets
+from bot.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "QUANTBOT_CONFIG",
+        "QUANTBOT_TARGET_SMS",
+        "QUANTBOT_REMOTE_SMS",
+        "QUANTBOT_POLICY",
+        "QUANTBOT_DEBUG",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def quantbot(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_is_exactly_one_object_in_the_issue_shape(
+    capsys: Any, make_model: Any, configs: dict[str, Any]
+) -> None:
+    folder = make_model(configs["mistral"])
+    code, out, err = quantbot(capsys, "plan", str(folder), "--sm", "90,100", "--json")
+    assert code == 0, err
+    data = json.loads(out)  # the whole of stdout is one JSON document
+    assert set(data) == {"model", "revision", "family", "skipped", "targets"}
+    assert data["model"] == str(folder) and data["revision"] is None and data["skipped"] is None
+    assert isinstance(data["family"], dict)
+    assert [(t["sm"], t["arch"]) for t in data["targets"]] == [(90, "Hopper"), (100, "Blackwell")]
+    hopper = data["targets"][0]
+    assert [e["format"] for e in hopper["eligible"]] == ["fp8", "int4_awq"]
+    assert {
+        "format": "nvfp4",
+        "reason": "TensorRT-LLM model matrix: Mistral × NVFP4 is not listed (.)",
+    } in hopper["skipped"]
+    assert [e["format"] for e in data["targets"][1]["eligible"]] == ["fp8"]
+
+
+def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
+    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["qwen2"])), "--sm", "80,120")
+    assert code == 0
+    assert 'ModelOpt row: "QWen 2, 2.5"' in out and 'TensorRT-LLM row: "Qwen-2/2.5"' in out
+    ampere = out.split("sm80 · Ampere")[1].split("sm120")[0]
+    assert "int4_awq  eligible" in ampere and "gptq      eligible" in ampere
+    assert (
+        "fp8       skipped   TensorRT-LLM hardware matrix: Ampere × FP8(per tensor) is not listed (.)"
+        in ampere
+    )
+    assert "nvfp4     eligible" in out.split("sm120 · Blackwell(sm120)")[1]
+    assert "[1] ModelOpt footnote 4:" in out
+
+
+def test_permissive_flag(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
+    code, out, _ = quantbot(
+        capsys, "plan", str(make_model(configs["mistral"])), "--sm", "100", "--policy", "permissive", "--json"
+    )
+    assert code == 0
+    eligible = {e["format"]: e["status"] for e in json.loads(out)["targets"][0]["eligible"]}
+    assert eligible == {"fp8": "supported", "int8_sq": "untested", "nvfp4": "untested"}
+
+
+def test_no_gpu_and_no_sm_says_so_and_uses_the_configured_sms(
+    capsys: Any, make_model: Any, configs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.targets, "local_gpus", list)  # the same answer on a CI runner that has a GPU
+    code, out, err = quantbot(capsys, "plan", str(make_model(configs["mistral"])), "--json")
+    assert code == 0
+    assert "no GPU found and no --sm given: planning for the configured SMs 80, 89, 90, 100, 120" in err
+    assert [t["sm"] for t in json.loads(out)["targets"]] == [80, 89, 90, 100, 120]
+    monkeypatch.setenv("QUANTBOT_TARGET_SMS", "89,121")
+    code, out, err = quantbot(capsys, "plan", str(make_model(configs["mistral"])), "--json")
+    assert [t["sm"] for t in json.loads(out)["targets"]] == [89, 121]
+
+
+def test_refused_model_in_table_and_json(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
+    folder = make_model(configs["mistral"] | {"quantization_config": {"quant_method": "awq"}})
+    code, out, _ = quantbot(capsys, "plan", str(folder), "--sm", "90")
+    assert code == 0 and "Refused: already quantized (quantization_config: awq)" in out
+    code, out, _ = quantbot(capsys, "plan", str(folder), "--sm", "90", "--json")
+    assert json.loads(out)["skipped"] == "already quantized (quantization_config: awq)"
+
+
+def test_unknown_model_type_is_planned_as_no_matrix_row(
+    capsys: Any, make_model: Any, configs: dict[str, Any]
+) -> None:
+    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["unknown"])), "--sm", "90", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["skipped"] is None and data["targets"][0]["eligible"] == []
+    assert {"format": "fp8", "reason": "ModelOpt: no row for model_type 'zorble'"} in data["targets"][0][
+        "skipped"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{missing}"], "no config.json in"),
+        (["{bad_json}"], "is not valid JSON"),
+        (["{not_object}"], "is not a JSON object"),
+        (["{good}", "--sm", "75"], "unknown SM 75"),
+        (["{good}", "--sm", "ninety"], "--sm: 'ninety' is not an SM number"),
+        (["{good}", "--revision", "main"], "--revision applies to Hub repos"),
+        (["{good}/config.json"], "is a file; give the model's folder"),
+        (["./no/such/folder"], "is neither an existing folder nor a Hub repo id"),
+        (["{good}", "--policy", "lax"], "Invalid value for '--policy'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    capsys: Any, tmp_path: Path, make_model: Any, configs: dict[str, Any], args: list[str], message: str
+) -> None:
+    folders = {
+        "missing": tmp_path / "empty",
+        "bad_json": make_model("{not json", name="bad_json"),
+        "not_object": make_model('"text"', name="not_object"),
+        "good": make_model(configs["mistral"], name="good"),
+    }
+    folders["missing"].mkdir()
+    code, out, err = quantbot(capsys, "plan", *(a.format(**folders) for a in args))
+    assert code == 2, err
+    assert message in err and out == ""
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 or "Usage:" in err  # click's usage errors print a usage line
+
+
+def test_entry_point_prints_no_traceback(tmp_path: Path) -> None:
+    """The real entry point, end to end, for the most common mistake (a folder without config.json)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", "plan", str(tmp_path), "--sm", "90"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"Error: no config.json in {tmp_path}\n"

@@ -1,0 +1,61 @@
+"""Slash-command parsing: what a commenter can type, including hostile text."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.commands import Command, help_text, parse_command
+
+FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
+
+
+def parse(text: str) -> Command | None:
+    return parse_command(text, "quantbot", FORMATS)
+
+
+def test_plain_comments_are_not_for_the_bot() -> None:
+    assert parse("Nice model! Does it do /quantize?") is None
+    assert parse("") is None
+    assert parse("   \n\n") is None
+
+
+def test_quantize_with_formats_and_sms() -> None:
+    assert parse("/quantize gptq int4_awq --sm 90,sm89") == Command(
+        "quantize", ("gptq", "int4_awq"), (90, 89)
+    )
+    assert parse("/quantize --sm=90") == Command("quantize", (), (90,))
+    assert parse("  /QUANTIZE FP8, gptq\nthanks!") == Command("quantize", ("fp8", "gptq"))
+
+
+def test_mention_works_like_a_slash() -> None:
+    assert parse("@quantbot quantize gptq") == Command("quantize", ("gptq",))
+    assert parse("@quantbot /status") == Command("status")
+    assert parse("@QuantBot") == Command("help")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("/quantize int3", "not a format"),
+        ("/quantize gptq --sm ninety", "is not an SM"),
+        ("/quantize --sm", "is not an SM"),
+        ("/rm -rf /", "don't know the command"),
+        ("/$(reboot)", "don't know the command"),
+    ],
+)
+def test_bad_commands_get_help_with_the_reason(text: str, error: str) -> None:
+    command = parse(text)
+    assert command is not None and command.name == "help"
+    assert command.error is not None and error in command.error
+
+
+def test_hostile_text_is_bounded() -> None:
+    command = parse("/quantize " + "gptq " * 100_000)
+    assert command == Command("quantize", ("gptq",))
+    long_name = parse("/" + "x" * 10_000)
+    assert long_name is not None and long_name.error is not None and len(long_name.error) < 100
+
+
+def test_help_lists_formats() -> None:
+    text = help_text(FORMATS)
+    assert "/quantize" in text and "`nvfp4`" in text
