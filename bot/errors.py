@@ -18,6 +18,8 @@ The tree::
     │   ├── BuildDirError          a build directory without a complete, successful manifest (exit 2)
     │   ├── CardError              a card would hold a placeholder or metadata the Hub cannot parse
     │   └── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
+    ├── HubsimStartError           hubsim could not listen on its host and port (exit 1)
+    ├── BuildFailed                a build's worker failed; its manifest says why (exit 1, or 2 for bad input)
     └── HubError                   the Hub answered with an error (keeps response, request id, message)
         ├── RepoNotFound           the repo does not exist or is hidden from this token (exit 2)
         ├── RevisionNotFound       the repo exists but not the branch / tag / sha (exit 2)
@@ -191,3 +193,23 @@ class WebhookBadPayload(WebhookError):
     """The JSON object is not a Hub webhook of version 3 (a field missing or of the wrong type, say)."""
 
     status_code = 422
+
+
+# ---------------------------------------------------------------- hubsim (the local Hub emulator)
+# hubsim's HTTP error answers are not quantbot errors: they live in bot/hubsim/errors.py.
+
+
+class HubsimStartError(QuantbotError):
+    """hubsim could not listen on its host and port (address in use, no permission)."""
+
+
+# ---------------------------------------------------------------- builds (bot side of builders/)
+
+
+class BuildFailed(QuantbotError):
+    """A build worker ended without a successful manifest; the message is the manifest's first error."""
+
+    def __init__(self, message: str, *, bad_input: bool = False, log: Any = None) -> None:
+        super().__init__(message + (f" (worker log: {log})" if log else ""))
+        self.exit_code = 2 if bad_input else 1
+        self.log = log

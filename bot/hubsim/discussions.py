@@ -60,8 +60,16 @@ class Discussion:
     def add_comment(self, author: str, raw: str) -> Event:
         """Append a comment event."""
         version = _version(raw, author)
-        data = {"edited": False, "hidden": False, "latest": version, "numEdits": 0, "editors": [author],
-                "history": [version], "reactions": [], "isReport": False}  # fmt: skip
+        data = {
+            "edited": False,
+            "hidden": False,
+            "latest": version,
+            "numEdits": 0,
+            "editors": [author],
+            "history": [version],
+            "reactions": [],
+            "isReport": False,
+        }
         return self.add_event("comment", author, data)
 
     def comment(self, comment_id: str) -> Event:
@@ -97,20 +105,36 @@ class Discussion:
 
 
 def _version(raw: str, author: str) -> dict[str, Any]:
-    return {"raw": raw, "html": f"<p>{html.escape(raw)}</p>", "updatedAt": gitobjects.now_iso(),
-            "author": author_json(author)}  # fmt: skip
+    return {
+        "raw": raw,
+        "html": f"<p>{html.escape(raw)}</p>",
+        "updatedAt": gitobjects.now_iso(),
+        "author": author_json(author),
+    }
 
 
 def author_json(name: str) -> dict[str, Any]:
     """A user as discussion payloads show one."""
-    return {"_id": gitobjects.stable_object_id("user", name), "name": name, "fullname": name, "type": "user",
-            "avatarUrl": "", "isPro": False, "isHf": False}  # fmt: skip
+    return {
+        "_id": gitobjects.stable_object_id("user", name),
+        "name": name,
+        "fullname": name,
+        "type": "user",
+        "avatarUrl": "",
+        "isPro": False,
+        "isHf": False,
+    }
 
 
 def event_json(event: Event) -> dict[str, Any]:
     """An event as `deserialize_event` reads it."""
-    return {"id": event.id, "type": event.type, "createdAt": event.created_at,
-            "author": author_json(event.author), "data": event.data}  # fmt: skip
+    return {
+        "id": event.id,
+        "type": event.type,
+        "createdAt": event.created_at,
+        "author": author_json(event.author),
+        "data": event.data,
+    }
 
 
 def summary_json(discussion: Discussion, repo_name: str, repo_type: str) -> dict[str, Any]:

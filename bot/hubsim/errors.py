@@ -19,6 +19,7 @@ class ApiError(Exception):
         self.message = message
         self.code = code
         self.body = body
+        self.headers: dict[str, str] = {}
 
 
 def repo_not_found(repo_id: str, anonymous: bool) -> ApiError:

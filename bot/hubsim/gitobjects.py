@@ -34,7 +34,9 @@ def tree_oid(files: dict[str, str], prefix: str = "") -> str:
             entries[name] = (FILE_MODE, oid)
     # git sorts tree entries by name, comparing directories as if their name ended with "/"
     ordered = sorted(entries.items(), key=lambda item: item[0] + ("/" if item[1][0] == DIR_MODE else ""))
-    body = b"".join(mode + b" " + name.encode() + b"\x00" + bytes.fromhex(oid) for name, (mode, oid) in ordered)
+    body = b"".join(
+        mode + b" " + name.encode() + b"\x00" + bytes.fromhex(oid) for name, (mode, oid) in ordered
+    )
     return hashlib.sha1(b"tree %d\x00" % len(body) + body).hexdigest()
 
 

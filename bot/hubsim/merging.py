@@ -56,7 +56,9 @@ def unified_diff(base: Files, head: Files, read: Callable[[str], bytes]) -> str:
             fromfile=f"a/{path}" if old_oid else "/dev/null",
             tofile=f"b/{path}" if oid else "/dev/null",
         )
-        chunks.extend(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        chunks.extend(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+        )
     return "".join(chunks)
 
 

@@ -27,12 +27,39 @@ _BAD_REF = re.compile(r"(^|/)\.|\.\.|[\x00-\x20~^:?*\[\\]|//|/$|^/|\.lock$|@\{")
 INITIAL_GITATTRIBUTES = b"".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n".encode()
     for pattern in (
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.model",
-        "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt",
-        "*.pth", "*.rar", "*.safetensors", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst",
+        "*.7z",
+        "*.arrow",
+        "*.bin",
+        "*.bz2",
+        "*.ckpt",
+        "*.ftz",
+        "*.gz",
+        "*.h5",
+        "*.joblib",
+        "*.model",
+        "*.msgpack",
+        "*.npy",
+        "*.npz",
+        "*.onnx",
+        "*.ot",
+        "*.parquet",
+        "*.pb",
+        "*.pickle",
+        "*.pkl",
+        "*.pt",
+        "*.pth",
+        "*.rar",
+        "*.safetensors",
+        "*.tar",
+        "*.tflite",
+        "*.tgz",
+        "*.wasm",
+        "*.xz",
+        "*.zip",
+        "*.zst",
         "*tfevents*",
     )
-)  # fmt: skip
+)
 
 
 class BlobStore:
@@ -151,11 +178,15 @@ class Repo:
             return self.commits[revision]
         raise revision_not_found(revision)
 
-    def add_commit(self, parents: list[str], files: dict[str, str], title: str, message: str, author: str) -> Commit:
+    def add_commit(
+        self, parents: list[str], files: dict[str, str], title: str, message: str, author: str
+    ) -> Commit:
         """Record a new commit object (no ref moves) and return it."""
         date = gitobjects.now_iso()
         text = f"{title}\n\n{message}" if message else title
-        oid = gitobjects.commit_oid(gitobjects.tree_oid(files), parents, author, gitobjects.iso_to_epoch(date), text)
+        oid = gitobjects.commit_oid(
+            gitobjects.tree_oid(files), parents, author, gitobjects.iso_to_epoch(date), text
+        )
         commit = Commit(oid, parents, dict(files), title, message, author, date)
         self.commits[oid] = commit
         self.last_modified = date

@@ -1,0 +1,91 @@
+"""`quantbot hubsim`: serve the local Hub emulator in the foreground.
+
+It prints the endpoint, the user and its token (a token of this local emulator, not a secret of the
+user: printing it is the point) and how to point huggingface_hub at it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bot.errors import UsageError
+from bot.hubsim import HubService, HubsimServer, create_hub
+from bot.hubsim.errors import ApiError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep repos, users and webhooks in this directory (survives a restart); default: in memory.",
+)
+@click.option(
+    "--users",
+    "users_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="JSON or TOML file: users = [{name, token}], orgs = [{name, members}].",
+)
+@click.option("--user", help="Name of the single user when there is no users file (default: hubsim-user).")
+@click.option("--token", help="Token of that user (default: a new random one, kept in --data).")
+@click.option("--webhook", "webhook_url", help="Deliver every event of every repo to this URL.")
+@click.option("--webhook-secret", help="Sent as X-Webhook-Secret with each delivery to --webhook.")
+def command(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    users_file: Path | None,
+    user: str | None,
+    token: str | None,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+) -> None:
+    """Run hubsim, a local Hugging Face Hub that the huggingface_hub client works against unchanged."""
+    if users_file is not None and (user or token):
+        raise UsageError("give either --users FILE or --user/--token, not both")
+    if webhook_secret is not None and webhook_url is None:
+        raise UsageError("--webhook-secret needs --webhook URL")
+    hub = create_hub(data_dir, users_file, user, token)
+    if webhook_url is not None:
+        _register_cli_hook(hub, webhook_url, webhook_secret)
+    server = HubsimServer(hub, host, port).start()
+    _print_banner(server, data_dir)
+    server.serve_forever()
+    click.echo("hubsim stopped.")
+
+
+def _register_cli_hook(hub: HubService, url: str, secret: str | None) -> None:
+    """Watch everything with the CLI's hook, unless a restart with the same --data already has it."""
+    for hook in hub.webhooks.hooks.values():
+        if hook.owner is None and hook.url == url and not hook.watched:
+            hook.secret = secret
+            hub.save_meta()
+            return
+    try:
+        hub.register_webhook(url, secret)
+    except ApiError as e:
+        raise UsageError(f"--webhook: {e.message}") from e
+
+
+def _print_banner(server: HubsimServer, data_dir: Path | None) -> None:
+    hub = server.hub
+    click.echo(f"hubsim: a local Hugging Face Hub at {server.url}")
+    click.echo(f"  state: {data_dir if data_dir else 'in memory (use --data DIR to keep it)'}")
+    for user in hub.users.users.values():
+        click.echo(f"  user {user.name} ({user.role}) token {user.token}")
+    for org in hub.users.orgs.values():
+        click.echo(f"  org {org.name}: {', '.join(org.members) or 'no members'}")
+    for hook in hub.webhooks.hooks.values():
+        watching = "everything" if not hook.watched else hook.watched
+        click.echo(f"  webhook {hook.id} -> {hook.url} (watching {watching})")
+    first = server.default_user
+    click.echo("Use it from another shell:")
+    click.echo(f"  export HF_ENDPOINT={server.url} HF_TOKEN={first.token}")
+    click.echo("  python -c \"from huggingface_hub import HfApi; print(HfApi().whoami()['name'])\"")
+    click.echo("Press Ctrl+C to stop.")

@@ -1,0 +1,113 @@
+"""hubsim's ASGI application: read the body, inject faults, authenticate, route, answer.
+
+Every request's body is read in full before anything else (the client keeps one keep-alive connection;
+an unread body corrupts the next request). Errors become the Hub's error answers; an unexpected
+exception becomes a JSON 500 *and* is recorded in `HubService.internal_errors`, which the test fixture
+checks, so a hubsim bug never hides behind a client retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bot.hubsim import api_admin, api_discussions, api_files, api_repos
+from bot.hubsim.errors import ApiError, unauthorized
+from bot.hubsim.routing import Call, Router, split_raw_path
+from bot.hubsim.service import HubService
+from bot.hubsim.users import User
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "_hubsim"
+
+
+def build_router() -> Router:
+    """Every route hubsim serves."""
+    router = Router()
+    for module in (api_admin, api_repos, api_discussions, api_files):
+        module.register(router)
+    return router
+
+
+class HubsimApp:
+    """The ASGI callable serving one `HubService`."""
+
+    def __init__(self, hub: HubService) -> None:
+        self.hub = hub
+        self.router = build_router()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        response = self.handle(request, body)
+        trace_id = request.headers.get("x-amzn-trace-id") or uuid.uuid4().hex
+        response.headers["X-Request-Id"] = trace_id
+        await response(scope, receive, send)
+
+    def handle(self, request: Request, body: bytes) -> Response:
+        """The answer to one request (never raises)."""
+        method = request.method
+        try:
+            segments = split_raw_path(request.scope.get("raw_path") or request.url.path.encode())
+            is_admin = bool(segments) and segments[0] == ADMIN_PREFIX
+            if not is_admin and (fault := self.hub.faults.take(method, "/" + "/".join(segments))):
+                raise fault.error()
+            handler, params = self.router.match(method, segments)
+            user = None if is_admin else self._caller(request)
+            with self.hub.lock:
+                response = handler(Call(request, body, user, self.hub, params))
+        except ApiError as e:
+            response = error_response(e)
+        except Exception as e:
+            detail = traceback.format_exc()
+            self.hub.internal_errors.append(f"{method} {request.url.path}\n{detail}")
+            log.error("hubsim internal error on %s %s:\n%s", method, request.url.path, detail)
+            response = error_response(ApiError(500, f"hubsim internal error: {type(e).__name__}: {e}"))
+        self.hub.requests.append((method, request.url.path, response.status_code))
+        return response
+
+    def _caller(self, request: Request) -> User | None:
+        """The user a bearer token names; None without a token; 401 for a token nobody has."""
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        user = self.hub.users.by_token(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise unauthorized()
+        return user
+
+
+def error_response(error: ApiError) -> Response:
+    """The Hub's error answer: status, `X-Error-Code`, `X-Error-Message` and `{"error": ...}`."""
+    headers = {"X-Error-Message": _header_safe(error.message), **error.headers}
+    if error.code:
+        headers["X-Error-Code"] = error.code
+    return JSONResponse({"error": error.message, **error.body}, status_code=error.status, headers=headers)
+
+
+def _header_safe(text: str) -> str:
+    """One line of printable ASCII (header values cannot carry control characters or raw UTF-8)."""
+    ascii_text = text.encode("ascii", "backslashreplace").decode()
+    return "".join(c if " " <= c < "\x7f" else " " for c in ascii_text)[:1000]
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,344 @@
+"""The emulated Hub's state and rules: repos, refs, commits, permissions, persistence, webhook events.
+
+The HTTP layer (`app` and the `api_*` modules) only parses requests and shapes answers; every rule lives
+here, so the Python API that tests use and the HTTP API behave the same. Methods take the calling `User`
+(None when anonymous) and raise `ApiError` with the Hub's status and `X-Error-Code`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.hubsim import cards
+from bot.hubsim.community import Community
+from bot.hubsim.discussions import Discussion, Event
+from bot.hubsim.errors import ApiError, bad_request, conflict, forbidden, repo_not_found, unauthorized
+from bot.hubsim.faults import Faults
+from bot.hubsim.persistence import DataDir
+from bot.hubsim.store import (
+    DEFAULT_BRANCH,
+    HEADS,
+    INITIAL_GITATTRIBUTES,
+    PRS,
+    TAGS,
+    BlobStore,
+    Commit,
+    Repo,
+    apply_changes,
+    check_ref_name,
+)
+from bot.hubsim.users import Directory, User
+from bot.hubsim.webhooks import Webhook, Webhooks, comment_block, discussion_block, repo_block
+
+REPO_TYPES = ("model", "dataset", "space")
+_REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+@dataclass
+class Changes:
+    """What one commit does: files to write (path → content) and files / folders to delete."""
+
+    puts: dict[str, bytes] = field(default_factory=dict)
+    deleted_files: list[str] = field(default_factory=list)
+    deleted_folders: list[str] = field(default_factory=list)
+
+
+class HubService:
+    """All of hubsim's state. Thread-safe: callers hold `lock` (the HTTP app does, per request)."""
+
+    def __init__(
+        self,
+        directory: Directory | None = None,
+        data_dir: Path | None = None,
+        endpoint: str = "http://127.0.0.1",
+    ) -> None:
+        self.lock = threading.RLock()
+        self.endpoint = endpoint.rstrip("/")
+        self.page_size: int | None = None
+        self.internal_errors: list[str] = []
+        self.requests: deque[tuple[str, str, int]] = deque(maxlen=2000)  # (method, path, status), newest last
+        self.derived_cache: dict[str, Any] = {}  # commit oid -> card/config/tags (views.derived)
+        self.faults = Faults()
+        self._disk = DataDir(data_dir) if data_dir is not None else None
+        self.blobs = BlobStore(self._disk.blobs if self._disk else None)
+        meta = self._disk.load_meta() if self._disk else None
+        saved_users = Directory.from_dict(meta["directory"]) if meta else None
+        self.users = directory or saved_users or Directory.single()
+        self.webhooks = Webhooks([Webhook(**h) for h in meta["webhooks"]] if meta else None)
+        self.repos: dict[tuple[str, str], Repo] = {}
+        for repo in self._disk.load_repos() if self._disk else []:
+            self.repos[(repo.type, repo.name)] = repo
+        self.community = Community(self)
+        self.save_meta()
+
+    # ---------------------------------------------------------------- persistence and events
+
+    def save_meta(self) -> None:
+        """Persist users and hooks (no-op in memory)."""
+        if self._disk:
+            with self.lock:
+                self._disk.save_meta(self.users.to_dict(), [asdict(h) for h in self.webhooks.hooks.values()])
+
+    def save(self, repo: Repo) -> None:
+        """Persist one repo (no-op in memory)."""
+        if self._disk:
+            self._disk.save_repo(repo)
+
+    def register_webhook(
+        self,
+        url: str,
+        secret: str | None = None,
+        watched: list[dict[str, str]] | None = None,
+        domains: list[str] | None = None,
+        owner: str | None = None,
+    ) -> Webhook:
+        """Add a hook (Python API and CLI); `watched=None` watches every repo."""
+        with self.lock:
+            hook = self.webhooks.register(url, secret, watched, domains, owner)
+            self.save_meta()
+            return hook
+
+    def emit(
+        self,
+        scope: str,
+        action: str,
+        repo: Repo,
+        *,
+        refs: Sequence[tuple[str, str | None, str | None]] = (),
+        discussion: Discussion | None = None,
+        comment: Event | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue a version-3 webhook payload for the hooks watching `repo`."""
+        repo_json = repo_block(repo, self.users.owner_id(repo.owner), self.endpoint, scope.startswith("repo"))
+        payload: dict[str, Any] = {"event": {"action": action, "scope": scope}, "repo": repo_json}
+        if discussion is not None:
+            payload["discussion"] = discussion_block(discussion, repo_json)
+            if comment is not None:
+                payload["comment"] = comment_block(comment, payload["discussion"])
+        if refs:
+            payload["updatedRefs"] = [{"ref": r, "oldSha": old, "newSha": new} for r, old, new in refs]
+        if config is not None:
+            payload["updatedConfig"] = config
+        self.webhooks.emit(
+            payload, repo, lambda owner: owner is None or self.can_see(self.users.users.get(owner), repo)
+        )
+
+    # ---------------------------------------------------------------- permissions
+
+    def can_see(self, user: User | None, repo: Repo) -> bool:
+        """Public repos are visible to all; private ones to the owner and the owning org's members."""
+        return not repo.private or self.users.can_read_private(user, repo.owner)
+
+    def can_write(self, user: User | None, repo: Repo) -> bool:
+        """The owner (and the owning org's members), with a write token."""
+        return self.users.can_write(user, repo.owner)
+
+    @staticmethod
+    def require_user(user: User | None) -> User:
+        """The caller, who must be authenticated with a write token (discussions, PRs, commits)."""
+        if user is None:
+            raise unauthorized("Authentication required: pass a token (Authorization: Bearer ...)")
+        if user.role != "write":
+            raise forbidden("This token is read-only")
+        return user
+
+    def repo(self, user: User | None, repo_type: str, repo_id: str, *, write: bool = False) -> Repo:
+        """The repo as `user` may see it (RepoNotFound otherwise); with `write`, 403 unless they may write."""
+        repo = self.repos.get((repo_type, repo_id))
+        if repo is None or not self.can_see(user, repo):
+            raise repo_not_found(repo_id, anonymous=user is None)
+        if write and not self.can_write(self.require_user(user), repo):
+            raise forbidden(f"You don't have the rights to change {repo_id}. Open a pull request instead.")
+        return repo
+
+    def check_gate(self, user: User | None, repo: Repo) -> None:
+        """Downloads from a gated repo need the owner's rights or a granted access request."""
+        if (
+            repo.gated
+            and not self.can_write(user, repo)
+            and (user is None or user.name not in repo.gate_grants)
+        ):
+            raise ApiError(
+                401 if user is None else 403, f"Access to model {repo.name} is restricted.", "GatedRepo"
+            )
+
+    def grant_access(self, repo_type: str, repo_id: str, username: str) -> None:
+        """Python API: let `username` download from a gated repo."""
+        with self.lock:
+            repo = self.repos[(repo_type, repo_id)]
+            repo.gate_grants.append(username)
+            self.save(repo)
+
+    # ---------------------------------------------------------------- repos
+
+    def create_repo(
+        self, user: User | None, repo_type: str, name: str, namespace: str | None, private: bool
+    ) -> tuple[Repo, bool]:
+        """Create a repo with the Hub's initial commit; `(repo, False)` when it already exists."""
+        user = self.require_user(user)
+        if repo_type not in REPO_TYPES:
+            raise bad_request(f"Invalid repo type: {repo_type!r}")
+        if not isinstance(name, str) or not _REPO_NAME.fullmatch(name) or name.endswith(".git"):
+            raise bad_request(f"Invalid repo name: {name!r} (letters, digits, '-', '_', '.'; at most 96)")
+        namespace = namespace or user.name
+        if not self.users.namespace_exists(namespace):
+            raise ApiError(404, f"Namespace not found: {namespace}")
+        if not self.users.can_write(user, namespace):
+            raise forbidden(f"You don't have the rights to create a repo under the namespace {namespace}")
+        repo_id = f"{namespace}/{name}"
+        if (existing := self.repos.get((repo_type, repo_id))) is not None:
+            return existing, False
+        repo = Repo(repo_type, repo_id, namespace, private=private)
+        commit = repo.add_commit(
+            [], {".gitattributes": self.blobs.put(INITIAL_GITATTRIBUTES)}, "initial commit", "", user.name
+        )
+        repo.refs[HEADS + DEFAULT_BRANCH] = commit.oid
+        self.repos[(repo_type, repo_id)] = repo
+        self.save(repo)
+        self.emit("repo", "create", repo)
+        return repo, True
+
+    def delete_repo(self, user: User | None, repo_type: str, repo_id: str) -> None:
+        """Delete a repo (RepoNotFound when missing, 403 without write rights)."""
+        repo = self.repo(user, repo_type, repo_id, write=True)
+        del self.repos[(repo_type, repo_id)]
+        if self._disk:
+            self._disk.delete_repo(repo)
+        self.emit("repo", "delete", repo)
+
+    def update_settings(
+        self, user: User | None, repo_type: str, repo_id: str, private: Any, gated: Any
+    ) -> Repo:
+        """Change visibility and gating (`PUT .../settings`)."""
+        repo = self.repo(user, repo_type, repo_id, write=True)
+        if private is not None and not isinstance(private, bool):
+            raise bad_request("private must be a boolean")
+        if gated is not None and gated not in (False, "auto", "manual"):
+            raise bad_request("gated must be false, 'auto' or 'manual'")
+        changed = private is not None and private != repo.private
+        repo.private = repo.private if private is None else private
+        repo.gated = repo.gated if gated is None else gated
+        self.save(repo)
+        self.emit("repo.config", "update", repo, config={"private": repo.private} if changed else {})
+        return repo
+
+    def visible_repos(self, user: User | None, repo_type: str) -> list[Repo]:
+        """Every repo of a type that `user` may see."""
+        return [r for (t, _), r in self.repos.items() if t == repo_type and self.can_see(user, r)]
+
+    def read(self, oid: str) -> bytes:
+        """A blob's content."""
+        return self.blobs.get(oid)
+
+    # ---------------------------------------------------------------- refs
+
+    def create_ref(
+        self, user: User | None, repo_type: str, repo_id: str, kind: str, name: str, start: str | None
+    ) -> None:
+        """Create a branch (`kind="branch"`) or tag at `start` (default: the default branch)."""
+        repo = self.repo(user, repo_type, repo_id, write=True)
+        ref = (HEADS if kind == "branch" else TAGS) + check_ref_name(name)
+        if ref in repo.refs:
+            raise conflict(f"Reference already exists: {ref}")
+        target = repo.resolve(start) if start else repo.head
+        repo.refs[ref] = target.oid
+        self.save(repo)
+        self.emit("repo.content", "update", repo, refs=[(ref, None, target.oid)])
+
+    def delete_ref(self, user: User | None, repo_type: str, repo_id: str, kind: str, name: str) -> None:
+        """Delete a branch (never the default one) or a tag."""
+        repo = self.repo(user, repo_type, repo_id, write=True)
+        ref = (HEADS if kind == "branch" else TAGS) + name
+        if ref == HEADS + DEFAULT_BRANCH:
+            raise ApiError(403, "Cannot delete the default branch")
+        if ref not in repo.refs:
+            raise ApiError(404, f"Reference not found: {ref}", "RevisionNotFound")
+        old = repo.refs.pop(ref)
+        self.save(repo)
+        self.emit("repo.content", "update", repo, refs=[(ref, old, None)])
+
+    def commit_target(self, user: User | None, repo: Repo, revision: str, create_pr: bool) -> str:
+        """The ref a commit (or a preupload) to `revision` moves, after checking the caller may push there."""
+        user = self.require_user(user)
+        ref = repo.ref_name(revision)
+        if revision.startswith(PRS):
+            if ref is None:
+                raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+            pr = self.community.pull_request(repo, Community.pr_number(revision))
+            if pr.author != user.name and not self.can_write(user, repo):
+                raise forbidden(
+                    f"Only the author of pull request #{pr.num} and the repo's owners can push to it"
+                )
+            if pr.status == "merged":
+                raise bad_request(f"Pull request #{pr.num} is already merged")
+            return ref
+        if ref is None or not ref.startswith(HEADS):
+            if ref is None and not re.fullmatch(r"[0-9a-f]{40}", revision):
+                raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+            raise bad_request(f"Can only commit to a branch or a pull request ref, not {revision}")
+        if not create_pr and not self.can_write(user, repo):
+            raise forbidden(
+                f"You don't have the rights to push to {repo.name}. Open a pull request (create_pr=1)."
+            )
+        return ref
+
+    # ---------------------------------------------------------------- commits
+
+    def commit(
+        self,
+        user: User | None,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        changes: Changes,
+        summary: str,
+        description: str,
+        parent: str | None,
+        create_pr: bool,
+    ) -> tuple[Commit, Discussion | None]:
+        """Commit `changes` (paths already checked by the caller) to a branch or `refs/pr/N`; with
+        `create_pr`, open a PR branching from `parent` (default: the revision's tip) that holds the commit."""
+        repo = self.repo(user, repo_type, repo_id)
+        ref = self.commit_target(user, repo, revision, create_pr)
+        user = self.require_user(user)
+        if "README.md" in changes.puts:
+            self.check_card(changes.puts["README.md"])
+        base = repo.resolve(parent) if create_pr and parent else repo.commits[repo.refs[ref]]
+        if not create_pr and parent is not None and parent != base.oid:
+            raise ApiError(412, "A commit has happened since. Please refresh and try again.")
+        puts = {path: self.blobs.put(data) for path, data in changes.puts.items()}
+        files = apply_changes(base.files, puts, changes.deleted_files, changes.deleted_folders)
+        pr = None
+        if create_pr:
+            pr = self.community.open_pull_request(user, repo, summary, description, base, status="open")
+            ref = pr.git_ref
+        commit = repo.add_commit([base.oid], files, summary, description, user.name)
+        self.move_ref(repo, ref, commit, old=None if create_pr else base.oid)
+        if ref.startswith(PRS):
+            self.community.record_commit(
+                repo, pr or self.community.pull_request(repo, Community.pr_number(ref)), commit
+            )
+        return commit, pr
+
+    def move_ref(self, repo: Repo, ref: str, commit: Commit, old: str | None) -> None:
+        """Point `ref` at `commit`, save, and send the `repo.content` event (`old=None`: a new ref)."""
+        repo.refs[ref] = commit.oid
+        self.save(repo)
+        self.emit("repo.content", "update", repo, refs=[(ref, old, commit.oid)])
+
+    @staticmethod
+    def check_card(readme: bytes) -> None:
+        """400 unless the README's metadata is valid YAML (the Hub refuses such commits too)."""
+        try:
+            cards.card_data(readme.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise bad_request("README.md must be UTF-8 text") from None
+        except cards.CardError as e:
+            raise bad_request(str(e)) from None

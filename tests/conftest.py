@@ -1,0 +1,144 @@
+"""Test-wide set-up: every Hub call goes to an in-process hubsim on a free port.
+
+huggingface_hub reads `HF_ENDPOINT` and `HF_HOME` at import time, so they are set here, when pytest
+imports this file and before any test module imports the client. `HF_HUB_DISABLE_XET` stays unset on
+purpose: the tests prove the client works with hf_xet installed because hubsim never offers Xet.
+
+Fixtures:
+- `hubsim` (session): the running emulator. `.url`, `.token`, `.user`, `.api` (an `HfApi` for that user),
+  `.other_user` / `.other_token` / `.other_api` (a second user, for permission tests), `.org` (an org
+  whose only member is `.user`), `.server` (the `HubService`: state, `faults`, `webhooks`, `page_size`),
+  `fail(...)` to inject faults, `wait_for_delivery(...)` to wait for webhook deliveries.
+- `repo_factory`: makes uniquely named repos and deletes them after the test.
+
+After each test using hubsim, its faults and page size are reset, and any exception that escaped a
+hubsim handler (it answers a JSON 500, which a client retry could hide) fails the test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HUBSIM_PORT = _free_port()
+_HF_HOME = Path(tempfile.mkdtemp(prefix="quantbot-tests-hf-"))
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUBSIM_PORT}"
+os.environ["HF_HOME"] = str(_HF_HOME)
+os.environ["HF_HUB_CACHE"] = str(_HF_HOME / "hub")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ.pop("HF_HUB_DISABLE_XET", None)
+os.environ.pop("HF_TOKEN", None)  # never let a developer's real token reach a test
+
+from huggingface_hub import HfApi  # noqa: E402  (after the environment above, on purpose)
+
+from bot.hubsim import Directory, HubService, HubsimServer, Org, User  # noqa: E402
+from bot.hubsim.faults import Fault  # noqa: E402
+from bot.hubsim.webhooks import Delivery  # noqa: E402
+
+
+@dataclass
+class Hubsim:
+    """The running emulator and handles for the tests."""
+
+    running: HubsimServer
+    server: HubService
+    url: str
+    user: str
+    token: str
+    other_user: str
+    other_token: str
+    org: str
+
+    @property
+    def api(self) -> HfApi:
+        return self.api_for(self.token)
+
+    @property
+    def other_api(self) -> HfApi:
+        return self.api_for(self.other_token)
+
+    def api_for(self, token: str | None) -> HfApi:
+        """A client for `token` (None: anonymous)."""
+        return HfApi(endpoint=self.url, token=token if token is not None else False)
+
+    def fail(
+        self, path: str, status: int = 503, *, times: int = 1, method: str = "*", retry_after: int = 0
+    ) -> Fault:
+        """Make requests whose decoded path matches the regex `path` answer `status`, `times` times."""
+        return self.server.faults.add(
+            path, method=method, status=status, times=times, retry_after=retry_after
+        )
+
+    def wait_for_delivery(self, predicate: Callable[[Delivery], bool], timeout: float = 10.0) -> Delivery:
+        """The first webhook delivery matching `predicate` (waits for it)."""
+        return self.server.webhooks.wait_for(predicate, timeout)
+
+
+@pytest.fixture(scope="session")
+def hubsim() -> Iterator[Hubsim]:
+    user, other = (
+        User("hubsim-user", "hf_test_" + uuid.uuid4().hex),
+        User("other-user", "hf_other_" + uuid.uuid4().hex),
+    )
+    org = Org("hubsim-org", [user.name])
+    hub = HubService(Directory([user, other], [org]))
+    running = HubsimServer(hub, port=HUBSIM_PORT).start()
+    try:
+        yield Hubsim(running, hub, running.url, user.name, user.token, other.name, other.token, org.name)
+    finally:
+        running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _hubsim_hygiene(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "hubsim" not in request.fixturenames:
+        return
+    hub: Hubsim = request.getfixturevalue("hubsim")
+    hub.server.faults.clear()
+    hub.server.page_size = None
+    errors, hub.server.internal_errors[:] = list(hub.server.internal_errors), []
+    assert not errors, "hubsim raised inside a handler:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def repo_factory(hubsim: Hubsim) -> Iterator[Callable[..., str]]:
+    """`make(name="repo", *, repo_type="model", private=False, namespace=None, token=None) -> repo_id`."""
+    made: list[tuple[str, str, str]] = []
+
+    def make(
+        name: str = "repo",
+        *,
+        repo_type: str = "model",
+        private: bool = False,
+        namespace: str | None = None,
+        token: str | None = None,
+    ) -> str:
+        token = token or hubsim.token
+        owner = namespace or hubsim.server.users.by_token(token).name
+        repo_id = f"{owner}/{name}-{uuid.uuid4().hex[:8]}"
+        hubsim.api_for(token).create_repo(repo_id, repo_type=repo_type, private=private)
+        made.append((repo_id, repo_type, token))
+        return repo_id
+
+    yield make
+    for repo_id, repo_type, token in made:
+        hubsim.api_for(token).delete_repo(repo_id, repo_type=repo_type, missing_ok=True)
