@@ -93,6 +93,9 @@ class Settings(BaseSettings):
         1.2, gt=0, description="GPU memory a quantization needs, as a multiple of the model's weight bytes."
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="SQLite fsync per commit (FULL) or per checkpoint (NORMAL: a power cut may lose the last)."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     # --- the bot: commands, executor, poller (bot/dispatcher.py, bot/executor.py, bot/scheduler.py) ---

@@ -1,1 +1,62 @@
-"""quantbot state package."""
+"""quantbot's persistence: SQLAlchemy models, a store with guarded state transitions, Alembic migrations.
+
+Imports nothing of the rest of the project. The public surface is below; `state.store` shows the API in use.
+"""
+
+from state.db import sqlite_url
+from state.dedup import comment_key, delivery_key, revision_key
+from state.errors import GuardFailed, IllegalTransition, LeaseLost, NotFound, StateError
+from state.events import NewEvent, Recorded
+from state.jobs import Histogram
+from state.migrate import migrate
+from state.models import (
+    ACTIVE_JOB_STATUSES,
+    JOB_TRANSITIONS,
+    TERMINAL_JOB_STATUSES,
+    ApprovalMode,
+    Command,
+    CommandStatus,
+    EventRecord,
+    Job,
+    JobEvent,
+    JobStatus,
+    Release,
+    ReleaseKind,
+    ReleaseStatus,
+    Watch,
+    WatchKind,
+)
+from state.store import Store, open_store
+
+__all__ = [
+    "ACTIVE_JOB_STATUSES",
+    "JOB_TRANSITIONS",
+    "TERMINAL_JOB_STATUSES",
+    "ApprovalMode",
+    "Command",
+    "CommandStatus",
+    "EventRecord",
+    "GuardFailed",
+    "Histogram",
+    "IllegalTransition",
+    "Job",
+    "JobEvent",
+    "JobStatus",
+    "LeaseLost",
+    "NewEvent",
+    "NotFound",
+    "Release",
+    "ReleaseKind",
+    "Recorded",
+    "ReleaseStatus",
+    "StateError",
+    "Store",
+    "Watch",
+    "WatchKind",
+    "comment_key",
+    "delivery_key",
+    "migrate",
+    "open_store",
+    "revision_key",
+    "sqlite_url",
+]

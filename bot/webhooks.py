@@ -1,0 +1,260 @@
+"""Hub webhooks, verified and parsed with no I/O: headers and bytes in, a plain `Event` out, or a typed error.
+
+The payload models mirror huggingface_hub's `WebhookPayload` (docs/hub-api-contract.md, section 6) with two
+differences: `repo.headSha` is kept (the client's model drops it), and identifiers and shas are checked
+against the Hub's alphabets, so nothing a sender controls reaches a key, a log line or a column unchecked.
+
+A delivery is identified by the SHA-256 of its body: the Hub sends no delivery id, and a retried delivery
+carries the same bytes. The deduplication key is finer (see `state.dedup`): repo events collapse on repo +
+revision + scope, comment events on the comment id, the rest on the delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from bot.errors import WebhookBadJson, WebhookBadPayload, WebhookForbidden, WebhookUnauthorized
+from state.dedup import comment_key, delivery_key, digest, revision_key
+
+SECRET_HEADER = "X-Webhook-Secret"
+VERSION = 3
+# Scopes the bot acts on. Other known scopes (repo.config) and unknown ones are acknowledged and dropped.
+HANDLED_SCOPES = frozenset({"repo", "repo.content", "discussion", "discussion.comment"})
+KNOWN_SCOPES = HANDLED_SCOPES | {"repo.config"}
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}"
+RepoName = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(/{_NAME})?$")]
+Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+Ref = Annotated[str, StringConstraints(pattern=r"^refs/[\x21-\x7e]{1,250}$")]
+Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z.]{0,63}$")]
+Text = str  # bounded by the body cap; only identifiers need an alphabet
+Url = Annotated[str, StringConstraints(max_length=2048)]
+
+
+class _Model(BaseModel):
+    """Strict (no "3" for 3, no "true" for true), frozen, unknown keys ignored as the Hub adds fields."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", populate_by_name=True)
+
+
+class ObjectRef(_Model):
+    id: Id
+
+
+class Urls(_Model):
+    web: Url
+    api: Url | None = None
+
+
+class WebUrl(_Model):
+    web: Url
+
+
+class HookEvent(_Model):
+    action: Literal["create", "delete", "move", "update"]
+    scope: Scope
+
+
+class HookInfo(_Model):
+    id: Id
+    version: Literal[3]
+
+
+class Repo(_Model):
+    type: Literal["model", "dataset", "space"]
+    name: RepoName
+    id: Id
+    private: bool
+    url: Urls
+    owner: ObjectRef
+    head_sha: Sha | None = Field(None, alias="headSha")
+    subdomain: Text | None = None
+    tags: list[Text] | None = None
+
+
+class Changes(_Model):
+    base: Text
+    merge_commit_id: Sha | None = Field(None, alias="mergeCommitId")
+
+
+class Discussion(_Model):
+    id: Id
+    num: Annotated[int, Field(ge=0, lt=2**31)]
+    author: ObjectRef
+    url: Urls
+    title: Text
+    is_pull_request: bool = Field(alias="isPullRequest")
+    status: Literal["open", "closed", "merged", "draft"]
+    changes: Changes | None = None
+    pinned: bool | None = None
+
+
+class Comment(_Model):
+    id: Id
+    author: ObjectRef
+    hidden: bool
+    content: Text | None = None
+    url: WebUrl
+
+
+class MovedTo(_Model):
+    name: RepoName
+    owner: ObjectRef
+
+
+class UpdatedRef(_Model):
+    ref: Ref
+    old_sha: Sha | None = Field(None, alias="oldSha")
+    new_sha: Sha | None = Field(None, alias="newSha")
+
+
+class HubWebhook(_Model):
+    """A version-3 Hub webhook payload."""
+
+    event: HookEvent
+    repo: Repo
+    discussion: Discussion | None = None
+    comment: Comment | None = None
+    webhook: HookInfo
+    moved_to: MovedTo | None = Field(None, alias="movedTo")
+    updated_refs: list[UpdatedRef] | None = Field(None, alias="updatedRefs", max_length=1000)
+
+
+class _Envelope(_Model):
+    """Just enough to route a payload: what happened, and which webhook version describes it."""
+
+    event: HookEvent
+    webhook: HookInfo
+
+
+@dataclass(frozen=True)
+class Event:
+    """One webhook delivery, verified: `hook` is the validated payload, None for a scope the bot ignores."""
+
+    delivery_id: str
+    scope: str
+    action: str
+    payload: dict[str, Any]
+    hook: HubWebhook | None
+    dedup_key: str
+
+    @property
+    def handled(self) -> bool:
+        """Whether the scope is one the bot acts on (else the delivery is acknowledged and dropped)."""
+        return self.hook is not None
+
+    @property
+    def repo(self) -> str | None:
+        """The repo the event is about (`owner/name`), when the scope is handled."""
+        return self.hook.repo.name if self.hook else None
+
+
+def verify_secret(headers: Mapping[str, str], secret: str) -> None:
+    """Check the secret header in constant time: WebhookUnauthorized if absent, WebhookForbidden if wrong."""
+    given = _header(headers, SECRET_HEADER)
+    if given is None:
+        raise WebhookUnauthorized(f"{SECRET_HEADER} header not set")
+    if not hmac.compare_digest(_bytes(given), _bytes(secret)):
+        raise WebhookForbidden(f"invalid {SECRET_HEADER}")
+
+
+def parse_body(body: bytes) -> Event:
+    """Decode and validate a webhook body (the secret already checked)."""
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise WebhookBadJson(f"body is not valid JSON: {_first_line(e)}") from None
+    return event_from_payload(payload, hashlib.sha256(body).hexdigest())
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> Event:
+    """Verify and parse one delivery: what `POST /webhooks/hub` does before it stores anything."""
+    verify_secret(headers, secret)
+    return parse_body(body)
+
+
+def event_from_payload(payload: Any, delivery_id: str) -> Event:
+    """Validate a decoded payload (a delivery, a stored event, or one the poller made) into an `Event`."""
+    if not isinstance(payload, dict):
+        raise WebhookBadJson(f"body must be a JSON object, not {_json_type(payload)}")
+    hook = payload.get("webhook")
+    if isinstance(hook, dict) and "version" in hook and hook["version"] != VERSION:
+        raise WebhookBadPayload(f"unsupported webhook version {_short(hook['version'])} (expected {VERSION})")
+    envelope = _validate(_Envelope, payload)
+    scope, action = _normalise(envelope.event.scope, envelope.event.action)
+    if scope not in HANDLED_SCOPES:
+        return Event(delivery_id, scope, action, payload, None, delivery_key(delivery_id))
+    parsed = _validate(HubWebhook, payload)
+    return Event(delivery_id, scope, action, payload, parsed, _dedup_key(scope, action, parsed, delivery_id))
+
+
+def _normalise(scope: str, action: str) -> tuple[str, str]:
+    """An unknown sub-scope of a known scope is an update of that scope (the Hub's documented rule)."""
+    if scope in KNOWN_SCOPES:
+        return scope, action
+    parents = [known for known in KNOWN_SCOPES if scope.startswith(known + ".")]
+    if parents:
+        return max(parents, key=len), "update"
+    return scope, action
+
+
+def _dedup_key(scope: str, action: str, hook: HubWebhook, delivery_id: str) -> str:
+    repo = hook.repo
+    if scope == "repo.content" and hook.updated_refs:
+        refs = sorted(f"{r.ref}@{r.new_sha or 'deleted'}" for r in hook.updated_refs)
+        revision = refs[0] if len(refs) == 1 else digest(*refs)
+        return revision_key(scope, action, repo.name, revision)
+    if scope.startswith("repo") and repo.head_sha:
+        return revision_key(scope, action, repo.name, repo.head_sha)
+    if scope == "discussion.comment" and hook.comment is not None:
+        comment = hook.comment
+        version = "" if action == "create" else digest(comment.content or "", str(comment.hidden))
+        return comment_key(action, comment.id, version)
+    return delivery_key(delivery_id)
+
+
+def _validate(model: type[_Model], payload: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as e:
+        error = e.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise WebhookBadPayload(f"{where}: {error['msg']}{more}") from None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return value
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]

@@ -1,0 +1,338 @@
+"""Jobs: enqueue once per build key, claim atomically, move only along `JOB_TRANSITIONS`, log every move.
+
+Every change of status is one guarded statement, `UPDATE jobs … WHERE id = ? AND status IN (…)` (plus
+`AND lease_owner = ?` for a worker), in the same transaction as its row in `job_events`. When the guard does
+not hold nothing changes and `GuardFailed` (or `LeaseLost`) says what the job's status was instead.
+Claiming is one statement too: on PostgreSQL the candidate row is picked with `FOR UPDATE SKIP LOCKED`, so
+two workers never wait on, let alone take, the same job; on SQLite the write lock makes the statement atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import case, func, literal, select, true, update
+from sqlalchemy.orm import Session
+
+from state.db import Database, insert_ignoring_conflict
+from state.errors import GuardFailed, IllegalTransition, LeaseLost, NotFound
+from state.models import (
+    JOB_TRANSITIONS,
+    Job,
+    JobEvent,
+    JobStatus,
+    utcnow,
+)
+
+LEASED = frozenset({JobStatus.RUNNING, JobStatus.PUBLISHING})
+# Fields a caller may set along with a transition; the rest (times, lease, attempts) the store owns.
+SETTABLE = frozenset({"manifest", "error", "progress", "progress_message"})
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative bucket counts (upper bound, count ≤ bound), the sum and the count of some durations."""
+
+    buckets: list[tuple[float, int]]
+    total: float
+    count: int
+
+
+class JobStore:
+    """The `jobs` and `job_events` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- creating and reading ------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        build_key: str,
+        spec: dict[str, Any],
+        *,
+        repo: str,
+        label: str = "",
+        source_event_id: int | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a build unless a job with `build_key` exists (any status); return it and if it is new."""
+        now = utcnow()
+        row = {
+            "build_key": build_key,
+            "repo": repo,
+            "label": label,
+            "spec": spec,
+            "status": JobStatus.QUEUED,
+            "source_event_id": source_event_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = insert_ignoring_conflict(self._db.dialect, Job, "build_key").values(row).returning(Job.id)
+        with self._db.write() as s:
+            new_id = s.execute(stmt).scalar_one_or_none()
+            if new_id is not None:
+                s.add(JobEvent(job_id=new_id, from_status=None, to_status=JobStatus.QUEUED, at=now))
+            job = s.execute(select(Job).where(Job.build_key == build_key)).scalar_one()
+        return job, new_id is not None
+
+    def get(self, job_id: int) -> Job:
+        """One job; NotFound if there is none with that id."""
+        with self._db.read() as s:
+            job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound("job", job_id)
+        return job
+
+    def get_by_key(self, build_key: str) -> Job | None:
+        """The job for a build key, if one was ever queued."""
+        with self._db.read() as s:
+            return s.execute(select(Job).where(Job.build_key == build_key)).scalar_one_or_none()
+
+    def list(
+        self,
+        statuses: Collection[JobStatus] | None = None,
+        *,
+        repo: str | None = None,
+        build_keys: Collection[str] | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs filtered by status, upstream repo and/or build keys, in queue order (or newest first)."""
+        query = select(Job).order_by(Job.id.desc() if newest_first else Job.id).limit(limit)
+        if statuses is not None:
+            query = query.where(Job.status.in_(list(statuses)))
+        if repo is not None:
+            query = query.where(Job.repo == repo)
+        if build_keys is not None:
+            query = query.where(Job.build_key.in_(list(build_keys)))
+        with self._db.read() as s:
+            return list(s.scalars(query))
+
+    def history(self, job_id: int) -> list[JobEvent]:
+        """Every transition of a job, oldest first."""
+        with self._db.read() as s:
+            return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+
+    # -- moving --------------------------------------------------------------------------------------
+
+    def claim(self, worker: str, lease_s: float) -> Job | None:
+        """Take the oldest queued job for `worker` (→ running, leased for `lease_s` seconds), or None."""
+        return self._claim(JobStatus.QUEUED, JobStatus.RUNNING, worker, lease_s)
+
+    def claim_publish(self, worker: str, lease_s: float) -> Job | None:
+        """Take the oldest built job to publish (→ publishing, leased), or None."""
+        return self._claim(JobStatus.BUILT, JobStatus.PUBLISHING, worker, lease_s)
+
+    def _claim(self, source: JobStatus, target: JobStatus, worker: str, lease_s: float) -> Job | None:
+        now = utcnow()
+        candidate = select(Job.id).where(Job.status == source).order_by(Job.id).limit(1)
+        if self._db.dialect == "postgresql":
+            candidate = candidate.with_for_update(skip_locked=True)
+        values = _entering(target, now) | _lease(worker, lease_s, now)
+        stmt = (
+            update(Job)
+            .where(Job.id == candidate.scalar_subquery(), Job.status == source)
+            .values(values)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            job = s.execute(stmt).scalar_one_or_none()
+            if job is None:
+                return None
+            _record_duration(job, source, target, now)
+            s.add(JobEvent(job_id=job.id, from_status=source, to_status=target, at=now, worker=worker))
+        return job
+
+    def transition(
+        self,
+        job_id: int,
+        from_states: Collection[JobStatus],
+        to_state: JobStatus,
+        *,
+        owner: str | None = None,
+        lease_s: float | None = None,
+        note: str | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Move a job from one of `from_states` to `to_state`, setting `fields` (manifest, error, progress).
+
+        With `owner`, the job must also be leased to that worker (else `LeaseLost`); entering running or
+        publishing with `owner` and `lease_s` leases it to `owner`. Raises `IllegalTransition` for an edge the
+        state machine lacks and `GuardFailed` when the job is not in `from_states`.
+        """
+        sources = frozenset(from_states)
+        if not sources or any(to_state not in JOB_TRANSITIONS[s] for s in sources):
+            raise IllegalTransition("job", sources, to_state)
+        unknown = set(fields) - SETTABLE
+        if unknown:
+            raise TypeError(f"transition() cannot set {sorted(unknown)}; settable: {sorted(SETTABLE)}")
+        now = utcnow()
+        values = _entering(to_state, now) | fields
+        if to_state in LEASED and owner is not None and lease_s is not None:
+            values |= _lease(owner, lease_s, now)
+        guard = [Job.id == job_id, Job.status.in_(list(sources))]
+        if owner is not None:
+            guard.append(Job.lease_owner == owner)
+        with self._db.write() as s:
+            # Lock the row (PostgreSQL; SQLite's write lock already covers it) so `before` is what we change.
+            before = s.execute(
+                select(Job.status).where(Job.id == job_id).with_for_update()
+            ).scalar_one_or_none()
+            job = s.execute(
+                update(Job)
+                .where(*guard)
+                .values(values)
+                .returning(Job)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if job is None:
+                self._raise_guard(s, job_id, sources, owner)
+            _record_duration(job, before, to_state, now)
+            s.add(
+                JobEvent(
+                    job_id=job_id, from_status=before, to_status=to_state, at=now, worker=owner, note=note
+                )
+            )
+        return job
+
+    def heartbeat(
+        self,
+        job_id: int,
+        owner: str,
+        lease_s: float,
+        *,
+        progress: float | None = None,
+        message: str | None = None,
+    ) -> Job:
+        """Extend `owner`'s lease, record progress (a fraction in [0, 1]); `LeaseLost` if it is not theirs."""
+        values: dict[str, Any] = _lease(owner, lease_s, utcnow())
+        if progress is not None:
+            if not 0.0 <= progress <= 1.0:
+                raise ValueError(f"progress must be within [0, 1], got {progress}")
+            values["progress"] = progress
+        if message is not None:
+            values["progress_message"] = message
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(list(LEASED)), Job.lease_owner == owner)
+            .values(values)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            job = s.execute(stmt).scalar_one_or_none()
+            if job is None:
+                self._raise_guard(s, job_id, LEASED, owner)
+        return job
+
+    def requeue_expired(self, now: datetime | None = None, max_attempts: int | None = None) -> list[int]:
+        """Give back jobs whose lease ran out: running → queued, publishing → built; returns their ids.
+
+        A running job that already had `max_attempts` attempts fails instead of running again.
+        """
+        now = now or utcnow()
+        moves: list[tuple[JobStatus, JobStatus, Any]] = []
+        if max_attempts is not None:
+            moves.append((JobStatus.RUNNING, JobStatus.FAILED, Job.attempts >= max_attempts))
+        moves += [
+            (JobStatus.RUNNING, JobStatus.QUEUED, true()),
+            (JobStatus.PUBLISHING, JobStatus.BUILT, true()),
+        ]
+        moved: list[int] = []
+        with self._db.write() as s:
+            for source, target, extra in moves:
+                values = _entering(target, now)
+                if target is JobStatus.FAILED:
+                    values["error"] = f"lease expired after {max_attempts} attempts"
+                ids = (
+                    s.execute(
+                        update(Job)
+                        .where(Job.status == source, Job.lease_expires_at < now, extra)
+                        .values(values)
+                        .returning(Job.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                    .scalars()
+                    .all()
+                )
+                s.add_all(
+                    JobEvent(job_id=i, from_status=source, to_status=target, at=now, note="lease expired")
+                    for i in ids
+                )
+                moved += ids
+        return moved
+
+    @staticmethod
+    def _raise_guard(s: Session, job_id: int, expected: Collection[JobStatus], owner: str | None) -> None:
+        row = s.execute(select(Job.status, Job.lease_owner).where(Job.id == job_id)).one_or_none()
+        if row is None:
+            raise NotFound("job", job_id)
+        status, lease_owner = row
+        if owner is None:
+            raise GuardFailed("job", job_id, expected, status)
+        # Requeued after expiry, taken by another worker, or cancelled: either way it is no longer `owner`'s.
+        raise LeaseLost("job", job_id, owner, expected, status, lease_owner)
+
+    # -- numbers -------------------------------------------------------------------------------------
+
+    def counts(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (every status present, zero included)."""
+        with self._db.read() as s:
+            rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        found = dict(rows)
+        return {status: found.get(status, 0) for status in JobStatus}
+
+    def durations(self, kind: Literal["build", "publish"], buckets: Sequence[float]) -> Histogram:
+        """Histogram of build (running → built) or publish (publishing → published) seconds, all jobs."""
+        column = Job.build_seconds if kind == "build" else Job.publish_seconds
+        bounds = sorted(buckets)
+        columns = [func.count(column), func.coalesce(func.sum(column), 0.0)]
+        columns += [func.coalesce(func.sum(case((column <= b, 1), else_=0)), 0) for b in bounds]
+        with self._db.read() as s:
+            count, total, *cumulative = s.execute(select(*columns)).one()
+        return Histogram(
+            list(zip(bounds, (int(c) for c in cumulative), strict=True)), float(total), int(count)
+        )
+
+
+def _lease(owner: str, lease_s: float, now: datetime) -> dict[str, Any]:
+    return {"lease_owner": owner, "lease_expires_at": now + timedelta(seconds=lease_s), "updated_at": now}
+
+
+def _entering(target: JobStatus, now: datetime) -> dict[str, Any]:
+    """The columns the store sets on entering `target` (times, attempts, lease cleared when leaving one)."""
+    values: dict[str, Any] = {"status": target, "updated_at": now}
+    if target not in LEASED:
+        values |= {"lease_owner": None, "lease_expires_at": None}
+    if target is JobStatus.QUEUED:
+        values |= {"finished_at": None, "progress": 0.0, "progress_message": None}
+    elif target is JobStatus.RUNNING:
+        values |= {"attempts": Job.attempts + 1, "started_at": now, "error": None, "progress": 0.0}
+        values |= {"built_at": None, "build_seconds": None}
+    elif target is JobStatus.BUILT:
+        values |= {
+            "built_at": func.coalesce(Job.built_at, literal(now, Job.built_at.type)),
+            "progress": 1.0,
+            "error": None,
+        }
+    elif target is JobStatus.PUBLISHING:
+        values |= {"publish_started_at": now, "publish_seconds": None}
+    else:
+        values["finished_at"] = now
+    return values
+
+
+def _record_duration(job: Job, source: JobStatus | None, target: JobStatus, now: datetime) -> None:
+    """Durations need the row's earlier times, known only once the guarded update returned it."""
+    if source is JobStatus.RUNNING and target is JobStatus.BUILT and job.started_at is not None:
+        job.build_seconds = (now - job.started_at).total_seconds()
+    elif (
+        source is JobStatus.PUBLISHING
+        and target is JobStatus.PUBLISHED
+        and job.publish_started_at is not None
+    ):
+        job.publish_seconds = (now - job.publish_started_at).total_seconds()

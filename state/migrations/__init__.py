@@ -1,0 +1,1 @@
+"""Alembic migrations of the quantbot schema; run them with `state.migrate(url)`."""

@@ -1,0 +1,62 @@
+"""Watches: the upstreams the bot follows, and what it builds for each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+
+from state.db import Database
+from state.models import ApprovalMode, Watch, WatchKind, utcnow
+
+
+class WatchStore:
+    """The `watches` table; one row per (kind, target)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self,
+        kind: WatchKind,
+        target: str,
+        *,
+        formats: Iterable[str] = (),
+        sms: Iterable[int] = (),
+        approval: ApprovalMode = ApprovalMode.APPROVAL,
+    ) -> Watch:
+        """Follow `target`, or change what is built for it if it is already followed (empty = all)."""
+        with self._db.write() as s:
+            watch = s.execute(
+                select(Watch).where(Watch.kind == kind, Watch.target == target)
+            ).scalar_one_or_none()
+            if watch is None:
+                watch = Watch(kind=kind, target=target, created_at=utcnow())
+                s.add(watch)
+            watch.formats = list(formats)
+            watch.sms = list(sms)
+            watch.approval = approval
+        return watch
+
+    def remove(self, kind: WatchKind, target: str) -> bool:
+        """Stop following `target`; False if it was not followed."""
+        with self._db.write() as s:
+            deleted = s.execute(
+                delete(Watch).where(Watch.kind == kind, Watch.target == target).returning(Watch.id)
+            ).all()
+        return bool(deleted)
+
+    def find(self, kind: WatchKind, target: str) -> Watch | None:
+        """The watch on `target`, if any."""
+        with self._db.read() as s:
+            return s.execute(
+                select(Watch).where(Watch.kind == kind, Watch.target == target)
+            ).scalar_one_or_none()
+
+    def list(self, kind: WatchKind | None = None) -> list[Watch]:
+        """Every watch (of one kind), in the order they were added."""
+        query = select(Watch).order_by(Watch.id)
+        if kind is not None:
+            query = query.where(Watch.kind == kind)
+        with self._db.read() as s:
+            return list(s.scalars(query))
