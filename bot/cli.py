@@ -29,6 +29,10 @@ _COMMANDS: list[tuple[str, str, str]] = [
         "Show which quantized formats a model is eligible for on each GPU architecture, and why.",
     ),
     ("build", "build", "Quantize a model into one format in a worker process and write its manifest."),
+    ("serve", "serve", "Run the bot: webhook server, builds, publishing, poller and slash commands."),
+    ("watch", "watch", "Add, list or remove the upstream models the bot follows."),
+    ("webhooks", "webhooks", "Register or update the bot's webhook on the Hub for the watch list."),
+    ("demo", "demo", "Watch the bot release a model by webhook and by slash command, offline, on hubsim."),
     ("publish", "publish", "Publish a finished build as a release repo or a pull request; prints its URL."),
 ]
 

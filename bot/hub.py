@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
-from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo
+from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
+from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
 from bot.errors import (
     EntryNotFound,
@@ -128,6 +130,8 @@ class Hub:
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
                 raise translate(e, repo_id) from e
+            except hf_errors.LocalTokenNotFoundError as e:
+                raise HubAuthError("no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id) from e
 
     def whoami(self) -> dict[str, Any]:
         return self.call(self.api.whoami)
@@ -187,15 +191,21 @@ class Hub:
         """Change `gated` / `private` (setting a value twice is harmless, so it is retried)."""
         self.call(self.api.update_repo_settings, repo_id, repo_id=repo_id, **settings)
 
-    def read_json(self, repo_id: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
-        """A JSON file of a repo as a dict; None when the file is absent or not a JSON object."""
+    def read_text(self, repo_id: str, filename: str, revision: str | None = None) -> str | None:
+        """A text file of a repo; None when the file is absent or not UTF-8."""
         try:
-            path = self.download(repo_id, filename, revision=revision)
+            return self.download(repo_id, filename, revision=revision).read_text(encoding="utf-8")
         except EntryNotFound:
             return None
+        except UnicodeDecodeError:
+            return None
+
+    def read_json(self, repo_id: str, filename: str, revision: str | None = None) -> dict[str, Any] | None:
+        """A JSON file of a repo as a dict; None when the file is absent or not a JSON object."""
+        text = self.read_text(repo_id, filename, revision=revision)
         try:
-            data = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError):
+            data = json.loads(text) if text is not None else None
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
@@ -209,8 +219,15 @@ class Hub:
         return self.call(upload, repo_id=repo_id)
 
     def create_commit(self, repo_id: str, operations: list[Any], **kw: Any) -> CommitInfo:
-        """`HfApi.create_commit`: retried, since recommitting the same content changes nothing."""
-        return self.call(self.api.create_commit, repo_id, operations, repo_id=repo_id, **kw)
+        """`HfApi.create_commit`: retried, since recommitting the same content changes nothing.
+
+        The client checks a README's metadata with the Hub's validate-yaml first and raises a plain
+        ValueError when the Hub refuses it; that becomes a HubError naming the repo.
+        """
+        try:
+            return self.call(self.api.create_commit, repo_id, operations, repo_id=repo_id, **kw)
+        except ValueError as e:
+            raise HubError(f"the Hub refused the commit to {repo_id}: {e}", repo_id=repo_id) from e
 
     def pull_requests(self, repo_id: str, author: str | None = None) -> list[Discussion]:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
@@ -261,9 +278,11 @@ class Hub:
 
     def org_members(self, org: str) -> list[str] | None:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
-        listing = self.api.list_organization_members
+        # HfApi.list_organization_members ignores the client's endpoint (it reads HF_ENDPOINT), so page here.
+        url = f"{self.api.endpoint}/api/organizations/{quote(org, safe='')}/members"
+        headers = self.api._build_hf_headers()
         try:
-            return self.call(lambda: [m.username for m in listing(org)])
+            return self.call(lambda: [m["user"] for m in paginate(url, params={}, headers=headers)])
         except HubError as e:
             if e.status_code == 404:
                 return None
@@ -276,18 +295,19 @@ class Hub:
             lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
         )
 
-    def list_webhooks(self) -> list[Any]:
-        """The webhooks this token's user has registered (`WebhookInfo`)."""
-        return self.call(self.api.list_webhooks)
+    # HfApi's webhook calls ignore the client's endpoint (they read HF_ENDPOINT), so these send their own
+    # requests to `self.api.endpoint` with the client's session and error handling.
+
+    def list_webhooks(self) -> list[WebhookInfo]:
+        """The webhooks this token's user has registered."""
+        return [_webhook_info(item) for item in self._webhooks("GET", "")]
 
     def create_webhook(
         self, *, url: str, watched: list[dict[str, str]], domains: list[str], secret: str | None
-    ) -> Any:
+    ) -> WebhookInfo:
         """Register a webhook (not idempotent: retried only on 429)."""
-        create = functools.partial(
-            self.api.create_webhook, url=url, watched=watched, domains=domains, secret=secret
-        )
-        return self.call(create, idempotent=False)
+        body = {"url": url, "watched": watched, "domains": domains, "secret": secret}
+        return _webhook_info(self._webhooks("POST", "", body, idempotent=False)["webhook"])
 
     def update_webhook(
         self,
@@ -297,9 +317,33 @@ class Hub:
         watched: list[dict[str, str]],
         domains: list[str],
         secret: str | None,
-    ) -> Any:
+    ) -> WebhookInfo:
         """Replace a webhook's url, watched items, domains and secret (setting them twice is harmless)."""
-        update = functools.partial(
-            self.api.update_webhook, webhook_id, url=url, watched=watched, domains=domains, secret=secret
-        )
-        return self.call(update)
+        body = {"url": url, "watched": watched, "domains": domains, "secret": secret}
+        return _webhook_info(self._webhooks("POST", f"/{quote(webhook_id, safe='')}", body)["webhook"])
+
+    def _webhooks(
+        self, method: str, path: str, body: dict[str, Any] | None = None, idempotent: bool = True
+    ) -> Any:
+        url = f"{self.api.endpoint}/api/settings/webhooks{path}"
+        headers = self.api._build_hf_headers()
+
+        def send() -> Any:
+            response = get_session().request(method, url, json=body, headers=headers)
+            hf_raise_for_status(response)
+            return response.json()
+
+        return self.call(send, idempotent=idempotent)
+
+
+def _webhook_info(data: dict[str, Any]) -> WebhookInfo:
+    """The settings API's JSON as huggingface_hub's `WebhookInfo`."""
+    return WebhookInfo(
+        id=data["id"],
+        url=data.get("url"),
+        job=None,
+        watched=[WebhookWatchedItem(type=w["type"], name=w["name"]) for w in data.get("watched") or []],
+        domains=data.get("domains") or [],
+        secret=data.get("secret"),
+        disabled=bool(data.get("disabled")),
+    )

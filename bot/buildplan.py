@@ -1,0 +1,89 @@
+"""From a revision to the BuildSpecs to queue: facts from the Hub, the plan, then one spec per format.
+
+Quantize once, compile per SM (DESIGN.md, decision 2): a format eligible on several SMs is one BuildSpec
+listing them all. The spec's key (`BuildSpec.key()`) is computed against the toolchain of the interpreter
+that will run the build, so the bot's job key and the worker's manifest key agree.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+from bot.facts import facts_from_hub
+from bot.hub import Hub
+from bot.planner import Plan, PlanOptions, plan
+from bot.settings import Settings
+from bot.targets import resolve_targets
+from builders.spec import BuildSpec, Recipe, ValidationSettings, installed_toolchain
+from handlers.plans import eligible_sms
+
+_PLACEHOLDER = Path("/unset")
+
+
+def worker_toolchain(worker_command: Sequence[str]) -> dict[str, str]:
+    """The toolchain versions of the worker interpreter (its package metadata; nothing heavy is imported)."""
+    if not worker_command:
+        return installed_toolchain()
+    code = "import json; from builders.spec import installed_toolchain as t; print(json.dumps(t()))"
+    done = subprocess.run(
+        [*worker_command, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout)
+
+
+class BuildPlanner:
+    """The planner the handlers use: `plan(repo, sha)` then `specs(plan, formats=..., sms=...)`."""
+
+    def __init__(self, settings: Settings, hub: Hub) -> None:
+        self.settings = settings
+        self.hub = hub
+
+    @cached_property
+    def toolchain(self) -> dict[str, str]:
+        return worker_toolchain(self.settings.worker_command)
+
+    def plan(self, repo_id: str, revision: str) -> Plan:
+        s = self.settings
+        targets = resolve_targets(
+            None, remote_sms=s.remote_sms, default_sms=s.target_sms, memory_gib=s.sm_memory_gib
+        )
+        facts = facts_from_hub(self.hub, repo_id, revision=revision)
+        return plan(facts, targets.targets, PlanOptions.from_settings(s))
+
+    def specs(self, result: Plan, *, formats: Sequence[str] = (), sms: Sequence[int] = ()) -> list[BuildSpec]:
+        """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given)."""
+        facts = result.facts
+        if facts.revision is None:
+            raise ValueError(f"plan of {facts.name} has no pinned revision")
+        specs = []
+        for fmt, fmt_sms in eligible_sms(result).items():
+            chosen = [sm for sm in fmt_sms if not sms or sm in sms]
+            if (formats and fmt not in formats) or not chosen:
+                continue
+            specs.append(self._spec(facts.name, facts.revision, fmt, chosen))
+        return specs
+
+    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int]) -> BuildSpec:
+        s = self.settings
+        recipe = dict(s.build_recipe)
+        if fmt == "gptq":
+            recipe.pop("kv_cache", None)
+        draft = BuildSpec(
+            repo_id=repo_id,
+            revision=revision,
+            format=fmt,  # type: ignore[arg-type]
+            recipe=Recipe(**recipe),
+            validation=ValidationSettings(**s.build_validation),
+            target_sms=sms,
+            work_dir=_PLACEHOLDER,
+            output_dir=_PLACEHOLDER,
+            allow_pickle=s.allow_pickle,
+            trust_remote_code=repo_id in s.trust_remote_code_repos,
+            toolchain=self.toolchain,
+        )
+        folder = Path(s.data_dir) / "builds" / draft.key()[:24]
+        return draft.model_copy(update={"work_dir": folder / "work", "output_dir": folder / "out"})

@@ -1,0 +1,223 @@
+"""`quantbot build`: one quantized build of a model, run in its own worker process.
+
+The bot never imports torch: this command writes a `BuildSpec` (revision pinned to a sha through
+`bot.hub.Hub`), starts ``python -m builders run SPEC.json``, turns the worker's JSON-lines progress into a
+progress bar on stderr, and prints the manifest's path and a summary. The worker's own logs go to
+``worker.log`` in the build's work dir.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli import settings_from
+from bot.errors import BuildFailed, UsageError
+from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
+
+WORKER = [sys.executable, "-m", "builders", "run"]
+
+
+@click.command()
+@click.argument("model")
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS), help="Quantized format to build.")
+@click.option("--revision", help="Branch, tag or commit of a Hub repo (default: main); pinned to its sha.")
+@click.option(
+    "--sm",
+    "sms",
+    multiple=True,
+    type=click.IntRange(min=10),
+    help="Target SM for engines, e.g. 90 (repeatable).",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: in the data dir).",
+)
+@click.option(
+    "--work", "work", type=click.Path(file_okay=False, path_type=Path), help="Work folder; rerun to resume."
+)
+@click.option("--kv-cache", type=click.Choice(["fp8", "int8", "none"]), default="none", show_default=True)
+@click.option("--calib", help="Calibration data: 'cnn_dailymail' or a local .txt/.jsonl file or folder.")
+@click.option("--calib-samples", type=click.IntRange(min=1), help="Calibration samples (default 512).")
+@click.option(
+    "--calib-seq-len", type=click.IntRange(min=8), help="Tokens per calibration sample (default 512)."
+)
+@click.option(
+    "--calib-batch-size", type=click.IntRange(min=1), help="Calibration batch (halved once on OOM)."
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--allow-pickle", is_flag=True, help="Allow .bin/.pt weights when the repo has no safetensors.")
+@click.option("--trust-remote-code", is_flag=True, help="Run the repo's own modelling code (auto_map).")
+@click.pass_context
+def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms: tuple[int, ...],
+            out: Path | None, work: Path | None, kv_cache: str, calib: str | None, calib_samples: int | None,
+            calib_seq_len: int | None, calib_batch_size: int | None, device: str, allow_pickle: bool,
+            trust_remote_code: bool) -> None:  # fmt: skip
+    """Quantize MODEL (a Hub repo id or a local folder) into one format and validate the result."""
+    settings = settings_from(ctx)
+    source = _source(model, revision, settings)
+    recipe_fields = {"kv_cache": kv_cache, "calib_dataset": calib, "calib_samples": calib_samples,
+                     "calib_seq_len": calib_seq_len, "calib_batch_size": calib_batch_size}  # fmt: skip
+    try:
+        spec = BuildSpec(
+            **source,
+            format=fmt,
+            recipe=Recipe(**{k: v for k, v in recipe_fields.items() if v is not None}),
+            target_sms=list(sms),
+            device=device,
+            allow_pickle=allow_pickle or settings.allow_pickle,
+            trust_remote_code=trust_remote_code or model in settings.trust_remote_code_repos,
+            work_dir=Path("."),
+            output_dir=Path("."),
+        )
+    except ValueError as e:
+        raise UsageError(_first_error(e)) from None
+    key = spec.key()
+    name = f"{_slug(model)}-{fmt}-{key[:12]}"
+    spec = spec.model_copy(
+        update={
+            "work_dir": (work or settings.data_dir / "work" / name).resolve(),
+            "output_dir": (out or settings.data_dir / "builds" / name).resolve(),
+        }
+    )
+    env = {"HF_ENDPOINT": settings.hf_endpoint} | ({"HF_TOKEN": settings.token()} if settings.token() else {})
+    returncode = run_worker(spec, _progress_bar(), env)
+    manifest = _read_manifest(spec)
+    click.echo(summary(manifest, spec.manifest_path))
+    if returncode != 0 or not manifest.ok:
+        error = manifest.errors[0] if manifest.errors else None
+        message = (
+            f"build failed in {error.stage}: {error.message}" if error else f"worker exited {returncode}"
+        )
+        raise BuildFailed(
+            message, bad_input=bool(error and error.bad_input), log=Path(spec.work_dir) / "worker.log"
+        )
+
+
+def run_worker(
+    spec: BuildSpec, on_progress: Callable[[Progress], None], env: dict[str, str] | None = None
+) -> int:
+    """Run one build in a worker process; call ``on_progress`` for each progress line; return its exit code.
+
+    The spec is written into its work dir; the worker's stderr goes to ``worker.log`` beside it.
+    """
+    work = Path(spec.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    spec_path = spec.write(work / "spec.json")
+    with open(work / "worker.log", "ab") as log:
+        proc = subprocess.Popen(
+            [*WORKER, str(spec_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            progress = Progress.parse_line(line)
+            if progress is not None:
+                on_progress(progress)
+        return proc.wait()
+
+
+def _source(model: str, revision: str | None, settings: Any) -> dict[str, Any]:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if revision:
+            raise UsageError("--revision applies to Hub repos, not to a local folder")
+        return {"local_dir": path.resolve()}
+    if (
+        path.exists()
+        or model.startswith((".", "/", "~"))
+        or not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+", model)
+    ):
+        raise UsageError(f"{model!r} is neither a model folder nor a Hub repo id such as org/name")
+    from bot.hub import Hub
+
+    hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
+    return {"repo_id": model, "revision": hub.resolve_revision(model, revision)}
+
+
+def _progress_bar() -> Callable[[Progress], None]:
+    """A tqdm bar on a terminal; elsewhere (logs, CI) one line per stage as it starts."""
+    if not sys.stderr.isatty():
+        seen: set[str] = set()
+
+        def log(p: Progress) -> None:
+            if p.stage not in seen:
+                seen.add(p.stage)
+                click.echo(f"[{p.stage}] {p.message}", err=True)
+
+        return log
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {postfix}")
+
+    def update(p: Progress) -> None:
+        bar.set_description(p.stage)
+        bar.set_postfix_str(p.message[:60], refresh=False)
+        bar.update(max(0.0, round(100 * p.overall, 1) - bar.n))
+        if p.stage == "manifest":
+            bar.close()
+
+    return update
+
+
+def _read_manifest(spec: BuildSpec) -> Manifest:
+    try:
+        return Manifest.read(spec.manifest_path)
+    except (OSError, ValueError) as e:
+        log = Path(spec.work_dir) / "worker.log"
+        raise BuildFailed(f"the worker left no readable manifest ({e}); see {log}", log=log) from None
+
+
+def summary(m: Manifest, path: Path) -> str:
+    """A few lines a person reads after a build; every value comes from the manifest."""
+    lines = [f"manifest: {path}"]
+    spec = m.spec
+    what = f"{spec.format} of {spec.source_label}" if spec else "invalid spec"
+    lines.append(f"status: {m.status} — {what}" + (f" in {m.wall_s:.1f} s" if m.wall_s is not None else ""))
+    if m.artifacts:
+        size = sum(a.size for a in m.artifacts)
+        lines.append(f"artifacts: {len(m.artifacts)} files, {size / 2**20:.2f} MiB in {path.parent}")
+    if m.quantization:
+        q = m.quantization
+        lines.append(f"quantization: {q.quant_algo} by {q.producer} {q.producer_version or ''}".rstrip()
+                     + (f", kv-cache {q.kv_cache_quant_algo}" if q.kv_cache_quant_algo else ""))  # fmt: skip
+    ppl = m.validation.perplexity if m.validation else None
+    if ppl and ppl.base is not None:
+        quantized = (
+            f"{ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%)"
+            if ppl.quantized is not None
+            else f"not measured: {ppl.not_measured}"
+        )
+        lines.append(
+            f"perplexity on {ppl.text} ({ppl.tokens} tokens): base {ppl.base:.3f}, quantized {quantized}"
+        )
+    for engine in m.engines:
+        lines.append(
+            f"engine sm{engine.sm}: {engine.status}"
+            + (f" — {engine.reason}" if engine.reason else f" at {engine.path}")
+        )
+    lines += [f"error in {e.stage} ({e.kind}): {e.message}" for e in m.errors]
+    return "\n".join(lines)
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", Path(model).name if Path(model).is_dir() else model).strip("-")
+
+
+def _first_error(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        return "; ".join(e["msg"].removeprefix("Value error, ") for e in errors())
+    return str(error)

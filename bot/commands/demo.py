@@ -1,0 +1,255 @@
+"""`quantbot demo`: the whole bot, offline, in a few minutes: a release by webhook, then one by slash command.
+
+It starts hubsim (the local Hub) with two users, `alice` (a model author) and `quantbot` (the bot), publishes
+a tiny Llama as `alice/tiny-llama`, starts the bot (SQLite and a local executor in a temporary data dir)
+watching that repo for GPTQ builds, registers the bot's webhook on hubsim, and pushes a new revision: the
+webhook fires, the bot plans, builds and publishes. Then alice publishes a fine-tune and asks for a GPTQ
+build with `/quantize gptq` in a discussion, and the bot answers there. hubsim stays up for a look around
+(its URL and alice's token are printed) until Ctrl+C, or everything stops at once with `--exit`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.errors import QuantbotError, UsageError
+
+T = TypeVar("T")
+
+UPSTREAM = "alice/tiny-llama"
+FINE_TUNE = "alice/tiny-llama-instruct"
+BUILD_TIMEOUT_S = 900.0
+
+
+class DemoError(QuantbotError):
+    """A step of the demo did not happen in time or failed; the message says which."""
+
+
+@click.command()
+@click.option("--exit", "exit_", is_flag=True, help="Stop hubsim and the bot when the demo is over.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+    help="Port for hubsim (0: any free port).",
+)  # fmt: skip
+@click.option("--keep", is_flag=True, help="Keep the temporary data directory (builds, database) afterwards.")
+def command(exit_: bool, port: int, keep: bool) -> None:
+    """Run hubsim and the bot, and watch a model get released by webhook and by slash command."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError('the demo builds a real model and needs the quant extra: pip install -e ".[quant]"')
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="quantbot-demo-"))
+    # huggingface_hub reads these when first imported, which happens below: the demo never touches ~/.cache.
+    os.environ.update(
+        HF_HOME=str(root / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1"
+    )
+    os.environ.pop("HF_TOKEN", None)
+    demo = _Demo(root, port)
+    try:
+        demo.run()
+        click.echo(f"\nThe demo took {time.monotonic() - started:.0f}s.")
+        if not exit_:
+            demo.wait_for_ctrl_c()
+    finally:
+        demo.stop()
+        if keep:
+            click.echo(f"Data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class _Demo:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.hubsim: Any = None
+        self.server: Any = None
+        self.alice_token = "hf_alice_" + secrets.token_hex(8)
+        self.bot_token = "hf_quantbot_" + secrets.token_hex(8)
+
+    # ------------------------------------------------------------------------------------------ the story
+
+    def run(self) -> None:
+        from bot.hubsim import Directory, HubService, HubsimServer, User
+
+        users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)])
+        self.hubsim = HubsimServer(HubService(users), port=self.port).start()
+        os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
+        from huggingface_hub import HfApi
+
+        alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
+        _step(f"hubsim (the local Hub) is up at {self.hubsim.url}, with users alice and quantbot")
+
+        model = self._tiny_model()
+        from builders.tiny import push_upstream
+
+        first = push_upstream(model, UPSTREAM, endpoint=self.hubsim.url, token=self.alice_token)
+        _step(f"alice published {UPSTREAM} at {first[:12]}")
+
+        self._start_bot()
+        bot = self.server.bot
+        url = self.hubsim.url
+        second = alice.upload_file(
+            path_or_fileobj=b"# Tiny Llama\n\nRevision 2: a better model card.\n",
+            path_in_repo="NOTES.md",
+            repo_id=UPSTREAM,
+            commit_message="Revision 2",
+        ).oid
+        _step(f"alice pushed revision {second[:12]} of {UPSTREAM}: the Hub sends the bot a webhook")
+        job = _wait(
+            lambda: next(iter(bot.store.jobs.list(repo=UPSTREAM)), None), 60, "the webhook's build job"
+        )
+        _step(f"the bot planned {UPSTREAM}@{second[:12]} and queued job {job.id}: {job.label}")
+        job = self._follow(job.id)
+        release = self._release(job)
+        _step(f"released by webhook: {release.url}")
+        card = alice.hf_hub_download(release.repo_id, "README.md")
+        click.echo("\n----- the release's model card (README.md) -----")
+        click.echo(Path(card).read_text(encoding="utf-8").rstrip())
+        click.echo("----- end of card -----\n")
+
+        push_upstream(
+            model, FINE_TUNE, endpoint=url, token=self.alice_token, card_data={"base_model": UPSTREAM}
+        )
+        _step(f"alice published a fine-tune, {FINE_TUNE}, which the bot does not watch")
+        discussion = alice.create_discussion(
+            FINE_TUNE, "GPTQ build, please", description="Could I get a GPTQ build?"
+        )
+        alice.comment_discussion(FINE_TUNE, discussion.num, "/quantize gptq")
+        _step(f"alice commented `/quantize gptq` in {url}/{FINE_TUNE}/discussions/{discussion.num}")
+        reply = _wait(lambda: self._bot_reply(alice, discussion.num), 120, "the bot's reply")
+        click.echo(
+            "\n----- the bot's reply -----\n" + reply.content.strip() + "\n---------------------------"
+        )
+        job = _wait(lambda: next(iter(bot.store.jobs.list(repo=FINE_TUNE)), None), 30, "the command's job")
+        job = self._follow(job.id)
+        self._release(job)
+        final = _wait(lambda: self._final_reply(alice, discussion.num, reply.id), 60, "the reply's last edit")
+        click.echo("\n----- the bot's reply, edited as the build went -----\n" + final.strip())
+        click.echo("-----------------------------------------------------")
+
+    def wait_for_ctrl_c(self) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        click.echo(f"\nhubsim keeps running at {self.hubsim.url} (the bot at {self.server.url}).")
+        click.echo(f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token}   # alice's token")
+        click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
+        click.echo("Press Ctrl+C to stop.")
+        while not stop.wait(0.5):
+            pass
+        click.echo("Stopping.")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self.hubsim is not None:
+            self.hubsim.stop()
+
+    # ---------------------------------------------------------------------------------------------- steps
+
+    def _tiny_model(self) -> Path:
+        """Made in a child process: the demo's own process runs the bot, which never imports torch."""
+        dest = self.root / "tiny-llama"
+        code = "import sys; from builders.tiny import build_tiny_llama as b; b(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", code, str(dest)], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DemoError(f"could not make the tiny model: {last}")
+        return dest
+
+    def _start_bot(self) -> None:
+        from bot.commands.webhooks import sync_webhook
+        from bot.runtime import Bot, BotServer
+        from bot.settings import load_settings
+        from builders.tiny import calibration_text_path
+        from state import ApprovalMode, WatchKind
+
+        settings = load_settings(
+            None,
+            data_dir=self.root / "bot",
+            hf_endpoint=self.hubsim.url,
+            hf_token=self.bot_token,
+            webhook_secret=secrets.token_hex(16),
+            approval="auto",
+            command_namespaces=["alice"],
+            build_recipe={
+                "calib_dataset": str(calibration_text_path()),
+                "calib_samples": 32,
+                "calib_seq_len": 128,
+            },
+            build_validation={"eval_tokens": 512, "eval_seq_len": 128},
+            lease_s=30,
+        )
+        bot = Bot.assemble(settings)
+        bot.store.watches.add(WatchKind.REPO, UPSTREAM, formats=["gptq"], approval=ApprovalMode.AUTO)
+        self.server = BotServer(bot, port=0).start()
+        hook = sync_webhook(bot.hub, bot.store, settings, self.server.url + "/webhooks/hub")
+        watched = ", ".join(f"{w['type']} {w['name']}" for w in hook.watched)
+        _step(f"the bot is up at {self.server.url}, watching {UPSTREAM} for GPTQ builds")
+        _step(f"its webhook on hubsim ({hook.action}) watches {watched}")
+
+    def _follow(self, job_id: int) -> Any:
+        """Print the job's progress as it moves; return it once it is finished."""
+        store = self.server.bot.store
+        shown = None
+        deadline = time.monotonic() + BUILD_TIMEOUT_S
+        while time.monotonic() < deadline:
+            job = store.jobs.get(job_id)
+            line = f"{job.status.value}" + (
+                f" · {job.progress:4.0%} · {job.progress_message}" if job.progress_message else ""
+            )
+            if line != shown:
+                click.echo(f"    job {job.id}: {line}")
+                shown = line
+            if job.terminal:
+                if job.status.value != "published":
+                    raise DemoError(
+                        f"job {job.id} ended {job.status.value}: {job.error or 'no reason recorded'}"
+                    )
+                return job
+            time.sleep(0.5)
+        raise DemoError(f"job {job_id} did not finish within {BUILD_TIMEOUT_S:.0f}s")
+
+    def _release(self, job: Any) -> Any:
+        releases = self.server.bot.store.releases.find(build_key=job.build_key)
+        if not releases:
+            raise DemoError(f"job {job.id} is published but recorded no release")
+        return releases[-1]
+
+    def _bot_reply(self, alice: Any, num: int) -> Any:
+        details = alice.get_discussion_details(FINE_TUNE, num)
+        return next((e for e in details.events if e.type == "comment" and e.author == "quantbot"), None)
+
+    def _final_reply(self, alice: Any, num: int, comment_id: str) -> str | None:
+        details = alice.get_discussion_details(FINE_TUNE, num)
+        reply = next((e for e in details.events if e.id == comment_id), None)
+        return reply.content if reply is not None and "All done" in reply.content else None
+
+
+def _step(text: str) -> None:
+    click.echo(f"==> {text}")
+
+
+def _wait(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.25)
+    raise DemoError(f"gave up waiting {timeout:.0f}s for {what}")

@@ -1,0 +1,35 @@
+"""`quantbot serve`: the webhook server, the dispatcher, the executor and the scheduler, in one process.
+
+Runs until SIGINT or SIGTERM; then it stops taking webhooks, lets the dispatcher finish the event in hand,
+stops the builds (their jobs go back to the queue and resume on the next start) and closes the database.
+"""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli import settings_from
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
+)
+@click.pass_context
+def command(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
+    from bot.runtime import Bot, BotServer
+
+    settings = settings_from(ctx)
+    bot = Bot.assemble(settings)
+    server = BotServer(bot, host, port)
+    click.echo(
+        f"quantbot {bot.options.bot_user} serving on {server.url} (webhooks: POST {server.url}/webhooks/hub)"
+    )
+    if settings.webhook_secret is None:
+        click.echo(
+            "warning: no webhook_secret is set, so webhooks are refused (set QUANTBOT_WEBHOOK_SECRET)",
+            err=True,
+        )
+    server.serve_forever()

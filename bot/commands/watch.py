@@ -1,0 +1,111 @@
+"""`quantbot watch add|list|remove`: the upstreams the bot follows, and what it builds for each.
+
+A watch follows changes made after it is added (webhooks and the poller); `/quantize` builds the current
+revision on demand. After changing watches, run `quantbot webhooks sync` so the Hub sends their events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from bot.cli import settings_from
+from bot.errors import UsageError
+from bot.targets import parse_sms
+from builders.spec import FORMATS
+
+if TYPE_CHECKING:
+    from state import Store, Watch
+
+_KINDS = ("repo", "author", "base_model")
+
+
+def _store(ctx: click.Context) -> Store:
+    """The bot's database (state is imported here, not at the top, so that `--help` stays fast)."""
+    from bot.server import open_configured_store
+
+    return open_configured_store(settings_from(ctx))
+
+
+@click.group()
+def command() -> None:
+    """Follow upstream models: a repo, every repo of an author, or new fine-tunes of a base model."""
+
+
+@command.command("add")
+@click.argument("kind", type=click.Choice(_KINDS))
+@click.argument("target")
+@click.option(
+    "--formats", help=f"Comma-separated formats to build (default: every eligible one): {', '.join(FORMATS)}."
+)
+@click.option("--sm", "sms", help="Comma-separated SMs to build for (default: every target SM).")
+@click.option(
+    "--approval", type=click.Choice(["auto", "approval"]), default="approval", show_default=True,
+    help="Publish at once (auto) or through a pull request a maintainer merges.",
+)  # fmt: skip
+@click.pass_context
+def add(
+    ctx: click.Context, kind: str, target: str, formats: str | None, sms: str | None, approval: str
+) -> None:
+    """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
+    from state import ApprovalMode, WatchKind
+
+    chosen = [f.strip().lower() for f in (formats or "").split(",") if f.strip()]
+    if unknown := [f for f in chosen if f not in FORMATS]:
+        raise UsageError(f"--formats: unknown format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
+    if (kind == "author") == ("/" in target):
+        raise UsageError(
+            f"{kind} watches take {'a user or org name' if kind == 'author' else 'a repo id owner/name'}"
+        )
+    store = _store(ctx)
+    try:
+        watch = store.watches.add(
+            WatchKind(kind),
+            target,
+            formats=chosen,
+            sms=parse_sms(sms) if sms else [],
+            approval=ApprovalMode(approval),
+        )
+    finally:
+        store.close()
+    click.echo(f"watching {watch.kind.value} {watch.target}: {_what(watch)}")
+
+
+@command.command("list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """List the watches."""
+    store = _store(ctx)
+    try:
+        watches = store.watches.list()
+    finally:
+        store.close()
+    if not watches:
+        click.echo("no watches (add one with: quantbot watch add repo OWNER/NAME)")
+    for watch in watches:
+        click.echo(f"{watch.kind.value:<10} {watch.target:<40} {_what(watch)}")
+
+
+@command.command("remove")
+@click.argument("kind", type=click.Choice(_KINDS))
+@click.argument("target")
+@click.pass_context
+def remove(ctx: click.Context, kind: str, target: str) -> None:
+    """Stop watching TARGET."""
+    from state import WatchKind
+
+    store = _store(ctx)
+    try:
+        removed = store.watches.remove(WatchKind(kind), target)
+    finally:
+        store.close()
+    if not removed:
+        raise UsageError(f"no {kind} watch on {target}")
+    click.echo(f"no longer watching {kind} {target}")
+
+
+def _what(watch: Watch) -> str:
+    formats = ", ".join(watch.formats) or "every eligible format"
+    sms = ", ".join(f"sm{s}" for s in watch.sms) or "every target SM"
+    return f"{formats}; {sms}; {watch.approval.value}"

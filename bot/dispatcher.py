@@ -1,0 +1,153 @@
+"""The dispatcher: stored events in order, a Context for each, the handlers, and how it went, recorded.
+
+It wakes when the server stores an event (`wake`, safe to call from the event loop) and every few seconds
+anyway, so an event stored while the bot was down, or whose wake-up was lost, is still handled. A handler
+that raises marks its event `failed` with the error; the loop itself never stops for one. A Hub that is down
+or rate limiting is different: the event stays pending and is retried with backoff (a few times, then fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from bot.errors import HubRateLimited, HubUnavailable, WebhookError
+from bot.webhooks import event_from_payload
+from handlers import discussion_commands, reviews, upstream
+from handlers.context import Context, ExecutorPort, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
+from handlers.router import FAILED, Router, routing_fields
+from state import EventRecord, GuardFailed, Store
+
+log = logging.getLogger(__name__)
+
+SWEEP_S = 5.0
+MAX_ERROR = 2000
+MAX_TRANSIENT_TRIES = 6
+RETRY_FIRST_S = 5.0
+RETRY_MAX_S = 300.0
+RETRY = "retry"  # not an outcome the store records: the event stays pending
+
+
+def default_router() -> Router:
+    """Every feature's routes, merged."""
+    return Router(upstream.router, discussion_commands.router, reviews.router)
+
+
+class Dispatcher:
+    """Runs stored events through the handlers, one at a time, oldest first."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        hub: HubPort,
+        options: Options,
+        planner: PlannerPort,
+        executor: ExecutorPort | None = None,
+        reviews: ReviewsPort | None = None,
+        router: Router | None = None,
+        sweep_s: float = SWEEP_S,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.options = options
+        self.planner = planner
+        self.executor = executor
+        self.reviews = reviews
+        self.router = router or default_router()
+        self.sweep_s = sweep_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._tries: dict[int, int] = {}  # event id → transient failures so far
+        self._retry_at: dict[int, float] = {}  # event id → monotonic time before which it waits
+        self._thread: threading.Thread | None = None
+
+    def wake(self, event_id: int | None = None) -> None:
+        """A new event is stored (only signals: callable from the server's event loop)."""
+        self._wake.set()
+
+    def start(self) -> Dispatcher:
+        self._thread = threading.Thread(target=self._loop, name="quantbot-dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the event in hand, then stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except Exception:  # the store is unreachable this round; the next sweep retries
+                log.exception("dispatcher sweep failed")
+            self._wake.wait(self.sweep_s)
+            self._wake.clear()
+
+    def drain(self) -> int:
+        """Handle every pending event that is due now; returns how many were handled."""
+        done = 0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            due = [e for e in self.store.events.pending(limit=100) if self._retry_at.get(e.id, 0.0) <= now]
+            if not due:
+                return done
+            for event in due:
+                if self._stop.is_set():
+                    break
+                self.dispatch(event)
+                done += 1
+        return done
+
+    def dispatch(self, event: EventRecord) -> str:
+        """Handle one event and record its outcome (or its failure)."""
+        logger = tagged_logger("quantbot.events", event.delivery_id)
+        error = None
+        try:
+            outcome = self.router.dispatch(
+                event.scope, routing_fields(event.action, event.payload), self._context(event, logger)
+            )
+        except (HubUnavailable, HubRateLimited) as e:
+            tries = self._tries[event.id] = self._tries.get(event.id, 0) + 1
+            if tries < MAX_TRANSIENT_TRIES:  # the Hub is down or busy: keep the event, try it again later
+                delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (tries - 1))
+                self._retry_at[event.id] = time.monotonic() + delay
+                logger.warning("event %d: %s; retry %d in %.0fs", event.id, e, tries, delay)
+                return RETRY
+            outcome, error = FAILED, f"{type(e).__name__} after {tries} tries: {e}"[:MAX_ERROR]
+        except Exception as e:
+            logger.exception("event %d (%s %s) failed", event.id, event.scope, event.action)
+            outcome, error = FAILED, f"{type(e).__name__}: {e}"[:MAX_ERROR]
+        self._tries.pop(event.id, None)
+        self._retry_at.pop(event.id, None)
+        try:
+            self.store.events.mark_processed(event.id, outcome, error)
+        except GuardFailed:
+            logger.warning("event %d was already marked processed", event.id)
+        logger.info("event %d %s %s on %s: %s", event.id, event.scope, event.action, event.repo, outcome)
+        return outcome
+
+    def _context(self, event: EventRecord, logger: Any) -> Context:
+        try:
+            parsed = event_from_payload(event.payload, event.delivery_id)
+        except WebhookError as e:  # the server validated it; a stored payload that no longer parses is a bug
+            raise ValueError(f"stored payload does not parse: {e}") from e
+        if parsed.hook is None:
+            raise ValueError(f"stored event of unhandled scope {event.scope}")
+        return Context(
+            event=event,
+            hook=parsed.hook,
+            hub=self.hub,
+            store=self.store,
+            options=self.options,
+            planner=self.planner,
+            executor=self.executor,
+            reviews=self.reviews,
+            log=logger,
+        )

@@ -1,0 +1,487 @@
+"""Publishing a build: a release repo in the bot's namespace, or a pull request on an existing repo.
+
+Every release goes up the same way, so that nothing half-done is ever announced:
+
+1. look on the Hub, just before writing, for the bot's own work with this release's key (`ReleaseTag`):
+   the key already on `main` → done (unless this build adds engines for another SM, or the bot's own card
+   is out of date); a merged PR → done; a PR a maintainer closed → declined, never opened again; an open
+   (or draft) PR → updated in place; an open PR for a *newer* upstream sha → this build is stale, not sent;
+2. open a **draft** PR (or reuse the one found), upload the artifacts to `refs/pr/N` folder by folder with
+   huggingface_hub's resumable `upload_folder` (a rerun skips what is already there), then commit the card
+   and `manifest.json` last;
+3. only then announce: mark the PR open for review (`approval`, or no push rights), or — `auto` mode on a
+   repo the bot may write — merge it itself, so `main` changes in one step;
+4. close the bot's older open PRs of the same series (same upstream, format and recipe) with a comment
+   linking the new release.
+
+An interruption anywhere before step 3 leaves a draft PR holding the key; the next run finds it and
+resumes. `on_pr_merged` / `on_pr_closed` turn a maintainer's decision into a release status for the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.community import Discussion, DiscussionWithDetails
+
+from bot.cards import Byline, Upstream, render_template
+from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, UsageError
+from bot.hub import Hub
+from bot.naming import display_format, release_repo_id
+from bot.release import (
+    Release,
+    ReleaseTag,
+    card_is_untouched,
+    check_artifacts,
+    load_manifest,
+    new_engine_sms,
+    pr_description,
+    prepare,
+    validation_rows,
+    what_changed,
+)
+from bot.settings import Settings
+from builders.spec import MANIFEST_NAME, Manifest
+from state.models import ReleaseKind, ReleaseStatus
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["repo", "pr"]
+Approval = Literal["auto", "approval"]
+_OPEN = ("open", "draft")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What publishing did; `status` and `kind` use the state's vocabulary so the bot can store them as is."""
+
+    status: ReleaseStatus
+    kind: ReleaseKind
+    repo_id: str
+    url: str
+    key: str
+    pr_number: int | None = None
+    superseded: tuple[int, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequestOutcome:
+    """A maintainer's decision on one of the bot's release PRs, as a release status."""
+
+    repo_id: str
+    pr_number: int
+    url: str
+    tag: ReleaseTag
+    status: ReleaseStatus
+
+
+@dataclass(frozen=True)
+class _BotPR:
+    """One of the bot's own PRs on a repo, with the tag from its description."""
+
+    details: DiscussionWithDetails
+    tag: ReleaseTag
+    description_id: str
+    description: str
+
+    @property
+    def status(self) -> str:
+        return self.details.status
+
+
+class Publisher:
+    """Turns build directories into releases on the Hub, politely and idempotently."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.web = settings.hf_endpoint.rstrip("/")
+        self._history: dict[str, list[str]] = {}  # upstream repo → commit shas, newest first
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Publisher:
+        return cls(Hub(endpoint=settings.hf_endpoint, token=settings.token()), settings)
+
+    # ------------------------------------------------------------------------------------ who and where
+
+    @cached_property
+    def whoami(self) -> dict[str, Any]:
+        return self.hub.whoami()
+
+    @property
+    def bot_name(self) -> str:
+        return str(self.whoami["name"])
+
+    def repo_id_for(self, manifest: Manifest) -> str:
+        """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
+        template = (
+            self.settings.gptq_repo_template
+            if manifest.spec.format == "gptq"
+            else self.settings.trtllm_repo_template
+        )
+        return release_repo_id(
+            template,
+            namespace=self.settings.namespace or self.bot_name,
+            upstream=str(manifest.spec.repo_id),
+            format_id=manifest.spec.format,
+        )
+
+    def approval_for(self, upstream: str, repo_id: str) -> Approval:
+        """Per-repo approval mode (release repo first, then upstream), else the default."""
+        per_repo = self.settings.approval_repos
+        return per_repo.get(repo_id) or per_repo.get(upstream) or self.settings.approval
+
+    def can_write(self, repo_id: str) -> bool | None:
+        """Whether the token may push to repos of this namespace (None: a fine-grained token, unknown)."""
+        namespace = repo_id.partition("/")[0]
+        me = self.whoami
+        role = (me.get("auth") or {}).get("accessToken", {}).get("role")
+        if role == "read":
+            return False
+        writable_orgs = {o.get("name") for o in me.get("orgs") or [] if o.get("roleInOrg") != "read"}
+        if namespace != me.get("name") and namespace not in writable_orgs:
+            return False
+        return True if role in (None, "write", "admin") else None
+
+    # ------------------------------------------------------------------------------------------ publish
+
+    def publish(
+        self,
+        build_dir: Path,
+        *,
+        mode: Mode | None = None,
+        repo_id: str | None = None,
+        approval: Approval | None = None,
+    ) -> PublishResult:
+        """Publish one build directory; returns where it went and in which state (see the module doc)."""
+        build_dir = Path(build_dir)
+        manifest = load_manifest(build_dir)
+        check_artifacts(build_dir, manifest)  # before any Hub call: bad input costs nothing remote
+        target = repo_id or self.repo_id_for(manifest)
+        spec = manifest.spec
+        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
+        release = prepare(
+            build_dir,
+            manifest,
+            repo_id=target,
+            upstream=upstream,
+            endpoint=self.web,
+            byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
+        )
+        mode = mode or "repo"
+        exists = self.hub.repo_exists(target)
+        if mode == "pr" and not exists:
+            raise UsageError(
+                f"--mode pr needs an existing repo, and {target} does not exist (use --mode repo)"
+            )
+        previous = self.hub.read_json(target, MANIFEST_NAME) if exists else None
+        readme = self.hub.read_text(target, "README.md") if previous else None
+        prs = self._bot_prs(target) if exists else []
+        found = self._look(release, previous, readme, prs)
+        if isinstance(found, PublishResult):
+            return found
+        approval = approval or self.approval_for(release.tag.upstream, target)
+        return self._release(
+            release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
+        )
+
+    # ------------------------------------------------------------------------------------------- steps
+
+    def _look(
+        self, release: Release, previous: dict[str, Any] | None, readme: str | None, prs: list[_BotPR]
+    ) -> PublishResult | _BotPR | None:
+        """What the Hub already holds for this key: a final answer, the open PR to update, or nothing.
+
+        The same key can still bring something new: engines for another SM (DESIGN.md: quantize once,
+        compile per SM), or a card the bot would now write differently — replaced only while it is still the
+        bot's own text (`card_is_untouched`), never over a maintainer's edit.
+        """
+        tag = release.tag
+        on_main = bool(previous) and previous.get("key") == tag.key
+        news = on_main and bool(
+            new_engine_sms(release.manifest, previous)
+            or (card_is_untouched(readme) and readme != release.card)
+        )
+        if on_main and not news:
+            return self._result(release, ReleaseStatus.PUBLISHED, None, "already published on main")
+        for pr in prs:
+            if pr.tag.key != tag.key or pr.status in _OPEN:
+                continue
+            status = release_status(pr.details, self.bot_name)
+            if status is ReleaseStatus.MERGED and news:
+                continue  # merged before; this run adds engines or updates the card
+            message = {
+                ReleaseStatus.MERGED: "already merged",
+                ReleaseStatus.DECLINED: "a maintainer closed this release's PR; not opening it again",
+                ReleaseStatus.SUPERSEDED: "superseded by a newer upstream revision",
+            }[status]
+            return self._result(release, status, pr.details, message)
+        mine = next((p for p in prs if p.tag.key == tag.key and p.status in _OPEN), None)
+        newer = self._newer_open(release, prs)
+        if mine is None and newer is not None:
+            message = "an open PR already releases a newer revision"
+            return self._result(release, ReleaseStatus.SUPERSEDED, newer.details, message)
+        return mine
+
+    def _release(
+        self,
+        release: Release,
+        exists: bool,
+        previous: dict[str, Any] | None,
+        prs: list[_BotPR],
+        mine: _BotPR | None,
+        *,
+        merge: bool,
+    ) -> PublishResult:
+        """Make sure the repo exists, fill a draft PR, then announce it (or merge it) and supersede."""
+        target = release.repo_id
+        writable = self.can_write(target)
+        if not exists:
+            if writable is False:
+                raise NoWriteAccess(
+                    f"the token of {self.bot_name} may not create repos in {target.partition('/')[0]}"
+                )
+            self._create(target, release.upstream)
+        elif writable is not False:
+            self._match_gating(target, release.upstream)
+        if merge and writable is False:
+            if not self.settings.pr_fallback:
+                raise NoWriteAccess(
+                    f"the token of {self.bot_name} may not push to {target}, and pr_fallback is off"
+                )
+            merge = False
+        description = pr_description(
+            release,
+            changed=what_changed(release, previous),
+            reason="auto" if merge else "fallback" if writable is False else "approval",
+            publisher_name=self.settings.publisher_name,
+        )
+        pr = mine.details if mine else self._open_pr(release, description)
+        self._upload(release, f"refs/pr/{pr.num}")
+        if mine is not None and mine.description != description:
+            self.hub.edit_comment(target, pr.num, mine.description_id, description)
+        status, message = self._announce(release, pr, merge)
+        superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
+        return self._result(release, status, pr, message, superseded)
+
+    def _newer_open(self, release: Release, prs: list[_BotPR]) -> _BotPR | None:
+        tag = release.tag
+        for pr in prs:
+            same_series = pr.status in _OPEN and pr.tag.series == tag.series and pr.tag.key != tag.key
+            if same_series and self._is_newer(tag.upstream, pr.tag.revision, tag.revision):
+                return pr
+        return None
+
+    def _create(self, target: str, upstream: Upstream) -> None:
+        try:
+            self.hub.create_repo(target)
+        except HubAuthError as e:
+            raise NoWriteAccess(
+                f"the token of {self.bot_name} may not create {target}: {e.server_message or e}"
+            ) from e
+        self._match_gating(target, upstream)
+
+    def _match_gating(self, target: str, upstream: Upstream) -> None:
+        """A gated base model's weights stay behind a gate: the release repo is gated the same way."""
+        if not upstream.gated:
+            return
+        if self.hub.model_info(target).gated != upstream.gated:
+            try:
+                self.hub.update_repo_settings(target, gated=upstream.gated)
+            except HubAuthError as e:
+                raise NoWriteAccess(
+                    f"{upstream.repo_id} is gated and the token may not gate {target}: not publishing"
+                ) from e
+
+    def _open_pr(self, release: Release, description: str) -> DiscussionWithDetails:
+        """Open the draft PR. After a 5xx the Hub may have opened it anyway: look before trying again."""
+        try:
+            return self.hub.open_pull_request(release.repo_id, release.title, description)
+        except HubAuthError as e:
+            raise NoWriteAccess(
+                f"the token of {self.bot_name} may not open a pull request on {release.repo_id}: "
+                f"{e.server_message or e}"
+            ) from e
+        except HubUnavailable:
+            again = [
+                p
+                for p in self._bot_prs(release.repo_id)
+                if p.tag.key == release.tag.key and p.status in _OPEN
+            ]
+            if again:
+                return again[0].details
+            return self.hub.open_pull_request(release.repo_id, release.title, description)
+
+    def _upload(self, release: Release, revision: str) -> None:
+        """Artifacts folder by folder (each resumable), then the card and manifest in one last commit."""
+        for group in release.groups:
+            label = group.path_in_repo or "checkpoint"
+            self.hub.upload_folder(
+                release.repo_id,
+                group.local_dir,
+                path_in_repo=group.path_in_repo or None,
+                allow_patterns=list(group.files),
+                revision=revision,
+                commit_message=f"Upload {label} ({release.format_display} of {release.tag.upstream})",
+                commit_description=f"Release key: {release.tag.key}",
+            )
+        summary, description = release.commit_message()
+        operations = [
+            CommitOperationAdd("README.md", release.card.encode()),
+            CommitOperationAdd(MANIFEST_NAME, release.manifest_bytes),
+        ]
+        self.hub.create_commit(
+            release.repo_id,
+            operations,
+            commit_message=summary,
+            commit_description=description,
+            revision=revision,
+        )
+
+    def _announce(self, release: Release, pr: Discussion, merge: bool) -> tuple[ReleaseStatus, str]:
+        """Every file is in: open the draft for review, or merge it (auto mode on the bot's own repo)."""
+        if pr.status == "draft":
+            self.hub.set_status(release.repo_id, pr.num, "open")
+        if not merge:
+            return ReleaseStatus.OPEN, "pull request open for review"
+        try:
+            self.hub.merge_pull_request(release.repo_id, pr.num)
+        except HubAuthError as e:
+            if not self.settings.pr_fallback:
+                raise NoWriteAccess(
+                    f"the token of {self.bot_name} may not merge into {release.repo_id}"
+                ) from e
+            return ReleaseStatus.OPEN, "no right to merge: pull request left open for the repo's maintainers"
+        return ReleaseStatus.PUBLISHED, "published on main"
+
+    def _supersede(self, release: Release, prs: list[_BotPR], new_pr: Discussion | None) -> tuple[int, ...]:
+        """Close the bot's open PRs of the same series for older upstream revisions, linking the new one."""
+        new_url = new_pr.url if new_pr is not None else f"{self.web}/{release.repo_id}"
+        closed = []
+        for pr in prs:
+            old = pr.tag
+            if pr.status not in _OPEN or old.series != release.tag.series or old.key == release.tag.key:
+                continue
+            if old.revision == release.tag.revision or self._is_newer(
+                old.upstream, old.revision, release.tag.revision
+            ):
+                continue
+            comment = render_template(
+                "comment_superseded.md.j2",
+                {
+                    "new_url": new_url,
+                    "upstream": old.upstream,
+                    "old_revision": old.revision,
+                    "new_revision": release.tag.revision,
+                },
+            )
+            self.hub.set_status(release.repo_id, pr.details.num, "closed", comment=comment)
+            closed.append(pr.details.num)
+        return tuple(closed)
+
+    # ---------------------------------------------------------------------------------------- lookups
+
+    def _bot_prs(self, repo_id: str) -> list[_BotPR]:
+        """The bot's own release PRs on a repo (any status), with their tags."""
+        found = []
+        for summary in self.hub.pull_requests(repo_id, author=self.bot_name):
+            details = self.hub.discussion(repo_id, summary.num)
+            first = next((e for e in details.events if e.type == "comment"), None)
+            text = getattr(first, "content", None)
+            tag = ReleaseTag.find(text)
+            if tag is not None and first is not None:
+                found.append(_BotPR(details, tag, first.id, text or ""))
+        return found
+
+    def _is_newer(self, upstream: str, candidate: str, than: str) -> bool:
+        """Whether upstream revision `candidate` came after `than`, from the upstream's commit history.
+
+        A revision missing from the history (force-pushed away) counts as older than one that is in it.
+        """
+        if upstream not in self._history:
+            self._history[upstream] = [c.commit_id for c in self.hub.list_commits(upstream)]
+        order = self._history[upstream]
+        position = {sha: i for i, sha in enumerate(order)}  # newest first
+        return position.get(candidate, len(order)) < position.get(than, len(order))
+
+    def _result(
+        self,
+        release: Release,
+        status: ReleaseStatus,
+        pr: Discussion | None,
+        message: str,
+        superseded: tuple[int, ...] = (),
+    ) -> PublishResult:
+        merged_into_main = status is ReleaseStatus.PUBLISHED
+        log.info(
+            "release %s of %s: %s, %s", release.tag.key[:12], release.tag.upstream, status.value, message
+        )
+        return PublishResult(
+            status=status,
+            kind=ReleaseKind.REPO if pr is None or merged_into_main else ReleaseKind.PR,
+            repo_id=release.repo_id,
+            url=f"{self.web}/{release.repo_id}" if pr is None or merged_into_main else pr.url,
+            key=release.tag.key,
+            pr_number=pr.num if pr is not None else None,
+            superseded=superseded,
+            message=message,
+        )
+
+
+# ---------------------------------------------------------------------------------- maintainer decisions
+
+
+def on_pr_merged(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
+    """A PR was merged: if it is one of the bot's releases, the release is published (MERGED)."""
+    return pull_request_outcome(hub, repo_id, num, bot_name=bot_name)
+
+
+def on_pr_closed(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
+    """A PR was closed: one of the bot's releases is DECLINED (by a maintainer) or SUPERSEDED (by the bot)."""
+    return pull_request_outcome(hub, repo_id, num, bot_name=bot_name)
+
+
+def pull_request_outcome(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
+    """The state of one of the bot's release PRs as read from the Hub now (webhooks may arrive late or
+    out of order, so the Hub, not the event, decides); None for a PR that is not the bot's release."""
+    details = hub.discussion(repo_id, num)
+    if not details.is_pull_request or details.author != bot_name:
+        return None
+    first = next((e for e in details.events if e.type == "comment"), None)
+    tag = ReleaseTag.find(getattr(first, "content", None))
+    if tag is None:
+        return None
+    status = release_status(details, bot_name)
+    return PullRequestOutcome(repo_id, num, details.url, tag, status)
+
+
+def release_status(details: DiscussionWithDetails, bot_name: str) -> ReleaseStatus:
+    """Merged → MERGED; closed by the bot (superseded) → SUPERSEDED; closed by anyone else → DECLINED."""
+    if details.status == "merged":
+        return ReleaseStatus.MERGED
+    if details.status == "closed":
+        closer = next((e.author for e in reversed(details.events) if e.type == "status-change"), None)
+        return ReleaseStatus.SUPERSEDED if closer == bot_name else ReleaseStatus.DECLINED
+    return ReleaseStatus.OPEN
+
+
+def reply_text(result: PublishResult, manifest: Manifest) -> str:
+    """The bot's reply in a discussion about a release (for the command handlers)."""
+    spec = manifest.spec
+    return render_template(
+        "comment_released.md.j2",
+        {
+            "status": result.status.value,
+            "format_display": display_format(spec.format),
+            "upstream": spec.repo_id,
+            "revision": spec.revision or "",
+            "url": result.url,
+            "validation_rows": validation_rows(manifest),
+        },
+    )

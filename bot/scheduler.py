@@ -1,0 +1,177 @@
+"""Timed work: polling the watch list for what webhooks missed, and housekeeping of the job queue.
+
+The poll turns every watched model whose `main` changed since the watch was added into the same stored
+event a webhook would have made (same `repo.content` payload shape, same deduplication key: repo + sha), so a
+revision seen by both the webhook and the poll is handled once. Housekeeping requeues jobs whose lease
+expired (a worker died) and gives failed publishes another go, with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.errors import HubError
+from bot.settings import Settings
+from bot.webhooks import event_from_payload
+from state import GuardFailed, JobStatus, Store, Watch, WatchKind
+from state.dedup import digest
+
+log = logging.getLogger(__name__)
+
+POLL_WEBHOOK_ID = "quantbot-poller"
+
+
+class Poller:
+    """The two periodic tasks; `Scheduler` runs them, tests call them directly."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        hub: Any,
+        *,
+        wake: Callable[[], None],
+        submit: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.hub = hub
+        self.wake = wake
+        self.submit = submit
+
+    def poll_watches(self) -> int:
+        """Record an event per watched model changed since its watch was added; returns how many are new."""
+        new = 0
+        for watch in self.store.watches.list():
+            try:
+                models = self._models(watch)
+            except HubError as e:
+                log.warning("poll of %s %s failed: %s", watch.kind.value, watch.target, e)
+                continue
+            for info in models:
+                changed = getattr(info, "last_modified", None)
+                if info.sha is None or (changed is not None and changed < watch.created_at):
+                    continue  # a watch follows changes made after it was added
+                new += self._record(info.id, info.sha, bool(getattr(info, "private", False)))
+        if new:
+            self.wake()
+        return new
+
+    def _models(self, watch: Watch) -> Iterable[Any]:
+        if watch.kind is WatchKind.REPO:
+            return [self.hub.model_info(watch.target)]
+        if watch.kind is WatchKind.AUTHOR:
+            return self.hub.list_models(author=watch.target)
+        return self.hub.list_models(filter=f"base_model:{watch.target}")
+
+    def _record(self, repo: str, sha: str, private: bool) -> int:
+        event = event_from_payload(
+            poll_payload(self.settings.hf_endpoint, repo, sha, private), f"poll:{repo}:{sha}"
+        )
+        recorded = self.store.events.record(
+            delivery_id=event.delivery_id[:64],
+            scope=event.scope,
+            action=event.action,
+            payload=event.payload,
+            dedup_key=event.dedup_key,
+            repo=repo,
+        )
+        if recorded.created:
+            log.info("poll found %s@%s", repo, sha[:12])
+        return int(recorded.created)
+
+    def housekeeping(self, now: datetime | None = None) -> None:
+        """Requeue expired leases; move failed publishes back to built once their backoff has passed."""
+        now = now or datetime.now(UTC)
+        moved = self.store.jobs.requeue_expired(now, max_attempts=self.settings.max_attempts)
+        if moved:
+            log.warning("requeued jobs whose lease expired: %s", moved)
+        retried = [
+            job.id
+            for job in self.store.jobs.list({JobStatus.FAILED}, limit=500)
+            if self._retry_publish(job, now)
+        ]
+        if moved or retried:
+            self.submit()
+
+    def _retry_publish(self, job: Any, now: datetime) -> bool:
+        if (job.manifest or {}).get("status") != "succeeded":
+            return False
+        history = self.store.jobs.history(job.id)
+        if not history or history[-1].from_status is not JobStatus.PUBLISHING:
+            return False  # failed while building, or moved by hand: not a publish to retry
+        tries = sum(
+            1 for e in history if e.from_status is JobStatus.PUBLISHING and e.to_status is JobStatus.FAILED
+        )
+        if tries > self.settings.publish_retries:
+            return False
+        due = history[-1].at + timedelta(seconds=self.settings.publish_backoff_s * 2 ** (tries - 1))
+        if now < due:
+            return False
+        try:
+            self.store.jobs.transition(
+                job.id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {tries}"
+            )
+        except GuardFailed:
+            return False
+        log.info("retrying the publish of job %d (attempt %d)", job.id, tries + 1)
+        return True
+
+
+def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:
+    """A `repo.content` update of `main` as the Hub would send it (webhook id: the poller's)."""
+    owner = repo.split("/")[0]
+    return {
+        "event": {"action": "update", "scope": "repo.content"},
+        "repo": {
+            "type": "model",
+            "name": repo,
+            "id": digest("repo", repo)[:24],
+            "private": private,
+            "url": {"web": f"{endpoint}/{repo}", "api": f"{endpoint}/api/models/{repo}"},
+            "owner": {"id": digest("owner", owner)[:24]},
+            "headSha": sha,
+        },
+        "updatedRefs": [{"ref": "refs/heads/main", "oldSha": None, "newSha": sha}],
+        "webhook": {"id": POLL_WEBHOOK_ID, "version": 3},
+    }
+
+
+class Scheduler:
+    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min` and housekeeping often."""
+
+    def __init__(self, poller: Poller, *, poll_minutes: float, housekeeping_s: float) -> None:
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        self._scheduler.add_job(
+            _logged(poller.poll_watches), "interval", minutes=poll_minutes, next_run_time=now,
+            id="poll", max_instances=1, coalesce=True,
+        )  # fmt: skip
+        self._scheduler.add_job(
+            _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
+            id="housekeeping", max_instances=1, coalesce=True,
+        )  # fmt: skip
+
+    def start(self) -> Scheduler:
+        self._scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+
+def _logged(task: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            task()
+        except Exception:  # the next run tries again
+            log.exception("scheduled %s failed", task.__name__)
+
+    run.__name__ = task.__name__
+    return run

@@ -1,0 +1,22 @@
+"""``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m builders", description="Run one quantbot build.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="Run the build a BuildSpec JSON file describes; resumes if rerun.")
+    run.add_argument("spec", type=Path, help="Path of the BuildSpec JSON file.")
+    args = parser.parse_args(argv)
+    from builders.runner import main as run_build
+
+    return run_build(args.spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""fetch: the upstream snapshot at the pinned sha, into a cache that all builds share.
+
+Every build of one revision downloads into the same huggingface_hub cache (the spec's ``cache_dir`` or
+HF's default), so N formats of one revision cost one download. Only safetensors weights are fetched
+unless the spec allows pickle and the repo has nothing else; free disk is checked against what is still
+missing from the cache before anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from builders.failures import BuildFailure, human_bytes
+from builders.spec import BuildSpec
+
+SAFE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*"]
+PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
+CODE_PATTERNS = ["*.py"]
+
+
+def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
+    """Make the snapshot available locally; return the fetch stage's record details."""
+    if spec.local_dir is not None:
+        return _local(spec)
+    return _hub(spec, progress)
+
+
+def _local(spec: BuildSpec) -> dict:
+    root = Path(spec.local_dir).resolve()
+    if not (root / "config.json").is_file():
+        raise BuildFailure("not_a_model", f"{root} has no config.json", bad_input=True)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    _weights_allowed(files, spec, str(root))
+    return {
+        "snapshot_dir": str(root),
+        "files": files,
+        "total_bytes": sum((root / f).stat().st_size for f in files),
+        "downloaded_bytes": 0,
+    }
+
+
+def _weights_allowed(files: list[str], spec: BuildSpec, where: str) -> list[str]:
+    """The download patterns for this repo; fails when its only weights are pickles and pickle is off."""
+    patterns = list(SAFE_PATTERNS) + (CODE_PATTERNS if spec.trust_remote_code else [])
+    if any(f.endswith(".safetensors") for f in files):
+        return patterns
+    pickles = [f for f in files if any(fnmatch.fnmatch(f, p) for p in PICKLE_PATTERNS)]
+    if not pickles:
+        raise BuildFailure("no_weights", f"{where} has no weight files (*.safetensors)", bad_input=True)
+    if not spec.allow_pickle:
+        raise BuildFailure(
+            "no_safetensors",
+            f"{where} has no safetensors weights, only pickle files ({', '.join(pickles[:3])}); "
+            "pickle weights can run code when loaded, so they are refused unless the spec sets allow_pickle",
+            bad_input=True,
+        )
+    return patterns + PICKLE_PATTERNS
+
+
+def _hub(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
+    import httpx
+    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
+    from huggingface_hub import errors as hf_errors
+
+    where = f"{spec.repo_id}@{spec.revision[:12]}"
+    cache_dir = str(spec.cache_dir) if spec.cache_dir else None
+    try:
+        info = HfApi().model_info(spec.repo_id, revision=spec.revision, files_metadata=True)
+        sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
+        patterns = _weights_allowed(sorted(sizes), spec, where)
+        wanted = {f: n for f, n in sizes.items() if any(fnmatch.fnmatch(f, p) for p in patterns)}
+        missing = {
+            f: n
+            for f, n in wanted.items()
+            if not isinstance(
+                try_to_load_from_cache(spec.repo_id, f, cache_dir=cache_dir, revision=spec.revision), str
+            )
+        }
+        need = sum(missing.values())
+        _check_disk(spec, need)
+        progress(0.1, f"downloading {len(missing)} of {len(wanted)} files ({human_bytes(need)}) of {where}")
+        snapshot = snapshot_download(
+            spec.repo_id, revision=spec.revision, cache_dir=cache_dir, allow_patterns=patterns
+        )
+    except hf_errors.RevisionNotFoundError as e:
+        raise BuildFailure(
+            "revision_not_found", f"revision {spec.revision} does not exist in {spec.repo_id}", bad_input=True
+        ) from e
+    except hf_errors.GatedRepoError as e:
+        raise BuildFailure(
+            "gated", f"{spec.repo_id} is gated and this token has no access", bad_input=True
+        ) from e
+    except hf_errors.RepositoryNotFoundError as e:
+        raise BuildFailure(
+            "repo_not_found", f"{spec.repo_id} does not exist or is private", bad_input=True
+        ) from e
+    except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError, OSError) as e:
+        raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
+    return {
+        "snapshot_dir": snapshot,
+        "files": sorted(wanted),
+        "total_bytes": sum(wanted.values()),
+        "downloaded_bytes": need,
+    }
+
+
+def _check_disk(spec: BuildSpec, need: int) -> None:
+    """Fail before downloading when the cache's disk cannot hold the missing files plus the reserve."""
+    probe = Path(spec.cache_dir) if spec.cache_dir else _default_cache()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free - need < spec.disk_reserve_bytes:
+        raise BuildFailure(
+            "disk_full",
+            f"not enough disk at {probe}: the download needs {human_bytes(need)} and "
+            f"{human_bytes(spec.disk_reserve_bytes)} must stay free, but only {human_bytes(free)} is free",
+        )
+
+
+def _default_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)

@@ -1,0 +1,121 @@
+"""GPTQ through GPTQModel: quantize, save in GPTQ format, and reload the saved artifact to validate it.
+
+quantize writes GPTQModel's checkpoint into the work dir (that is the stage's durable result, so a rerun
+never quantizes twice); export copies it to the output dir, whose root is the repo to publish — GPTQ
+repos are loaded from their root (`GPTQModel.load(repo_id)`), unlike the seed's ``trt-llm/`` layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from builders.artifacts import hash_folder
+from builders.calibration import load_calibration
+from builders.context import BuildContext, with_oom_retry
+from builders.spec import MANIFEST_NAME
+
+
+def _gptqmodel() -> Any:
+    # GPTQModel sizes its CPU pool as (cores + 1) // 2 and then refuses to start with fewer than 2
+    # workers (toolchains.md); give small machines the 2 it needs unless the user chose a number.
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, ((os.cpu_count() or 1) + 1) // 2)))
+    import gptqmodel
+
+    return gptqmodel
+
+
+def supported_model_types() -> list[str]:
+    _gptqmodel()
+    from gptqmodel.models.auto import SUPPORTED_MODELS
+
+    return SUPPORTED_MODELS
+
+
+def quantize(ctx: BuildContext) -> dict[str, Any]:
+    gptqmodel = _gptqmodel()
+    spec, recipe = ctx.spec, ctx.spec.recipe
+    ctx.release_model()
+    calib = load_calibration(recipe, ctx.tokenizer())
+    data = [{"input_ids": s, "attention_mask": [1] * len(s)} for s in calib.samples]
+    qcfg = gptqmodel.QuantizeConfig(
+        bits=recipe.gptq_bits, group_size=recipe.gptq_group_size, desc_act=recipe.gptq_desc_act
+    )
+
+    def attempt(batch_size: int, number: int) -> Any:
+        ctx.progress(0.1, f"GPTQ: quantizing layer by layer with {len(data)} samples, batch {batch_size}")
+        model = gptqmodel.GPTQModel.load(
+            str(ctx.snapshot_dir), qcfg, device=ctx.torch_device, trust_remote_code=spec.trust_remote_code
+        )
+        ctx.inject_oom(number)
+        model.quantize(data, batch_size=batch_size)
+        return model
+
+    model, batch_used, retries = with_oom_retry(ctx, recipe.calib_batch_size, attempt)
+    ctx.hold()
+    target = ctx.work_dir / "quantize" / "gptq"
+    partial = target.with_name("gptq.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    ctx.progress(0.9, "saving the GPTQ checkpoint")
+    model.save(str(partial))
+    del model
+    shutil.rmtree(target, ignore_errors=True)
+    partial.replace(target)
+    return {
+        "calibration": {
+            "dataset": calib.name,
+            "samples": len(calib.samples),
+            "seq_len": calib.seq_len,
+            "tokens": calib.tokens,
+            "batch_size": batch_used,
+            "oom_retries": retries,
+        },
+        "checkpoint_dir": str(target),
+        "outputs": [str(target)],
+    }
+
+
+def export(ctx: BuildContext) -> dict[str, Any]:
+    source = ctx.details("quantize")["checkpoint_dir"]
+    out = ctx.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.iterdir():  # a previous attempt's files; the manifest is rewritten at the end
+        if stale.name != MANIFEST_NAME:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    ctx.progress(0.3, "copying the GPTQ checkpoint to the output dir")
+    shutil.copytree(source, out, dirs_exist_ok=True)
+    qcfg = json.loads((out / "quantize_config.json").read_text())
+    artifacts = [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME]
+    return {
+        "quantization": {
+            "format": "gptq",
+            "producer": "gptqmodel",
+            "producer_version": _producer_version(qcfg),
+            "quant_algo": "W4A16_GPTQ" if qcfg.get("bits") == 4 else f"W{qcfg.get('bits')}A16_GPTQ",
+            "group_size": qcfg.get("group_size"),
+            "bits": qcfg.get("bits"),
+            "desc_act": qcfg.get("desc_act"),
+            "checkpoint": ".",
+            "checkpoint_kind": "gptq",
+            "config_file": "quantize_config.json",
+            "config": qcfg,
+        },
+        "artifacts": artifacts,
+        "outputs": [str(out / "quantize_config.json")],
+    }
+
+
+def _producer_version(qcfg: dict[str, Any]) -> str | None:
+    for entry in qcfg.get("meta", {}).get("quantizer", []):
+        if str(entry).startswith("gptqmodel:"):
+            return str(entry).split(":", 1)[1]
+    return None
+
+
+def reload(ctx: BuildContext) -> Any:
+    """The saved artifact loaded back by GPTQModel, as a user would load it (its HF model inside)."""
+    gptqmodel = _gptqmodel()
+    loaded = gptqmodel.GPTQModel.load(str(ctx.out_dir), device=ctx.torch_device)
+    return loaded.model

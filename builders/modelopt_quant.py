@@ -1,0 +1,209 @@
+"""ModelOpt formats (fp8, int8_sq, int4_awq, w4a8_awq, nvfp4): calibrate, evaluate, export.
+
+quantize: `mtq.quantize` with the `mtq.*_CFG` of DESIGN.md (AWQ block size and KV-cache entries applied
+as ModelOpt's hf_ptq applies them), then the fake-quantized model's perplexity and a sample are measured
+*before* export (export packs the weights in place; the model cannot run afterwards), then the quantized
+state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a freshly loaded base model,
+so calibration — the long part — never runs twice.
+
+export: the unified HF checkpoint (`export_hf_checkpoint`) into ``trt-llm/checkpoints/``, except int8_sq,
+which, as in hf_ptq, only exists as a legacy TensorRT-LLM checkpoint. When the engines stage is about to
+run trtllm-build it asks `export_legacy` for the legacy checkpoint (`export_tensorrt_llm_checkpoint`),
+written into the work dir from the restored quantized state.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from builders.artifacts import hash_folder
+from builders.calibration import batches, load_calibration
+from builders.checks import EXPECTED_ALGO
+from builders.context import BuildContext, with_oom_retry
+from builders.hfmodel import generate_sample, perplexity
+from builders.spec import AWQ_FORMATS, BuildSpec
+
+CONFIG_NAMES = {
+    "fp8": "FP8_DEFAULT_CFG",
+    "int8_sq": "INT8_SMOOTHQUANT_CFG",
+    "int4_awq": "INT4_AWQ_CFG",
+    "w4a8_awq": "W4A8_AWQ_BETA_CFG",
+    "nvfp4": "NVFP4_DEFAULT_CFG",
+}
+# ModelOpt 0.47 ships an FP8 KV preset (mtq.FP8_KV_CFG) but none for INT8; this entry is the INT8 twin of
+# the FP8 one (8-bit integer instead of E4M3), which its legacy exporter labels kv_cache_quant_algo INT8.
+_INT8_KV_ENTRIES = [{"quantizer_name": "*[kv]_bmm_quantizer", "cfg": {"num_bits": 8, "axis": None}}]
+CHECKPOINT = Path("trt-llm") / "checkpoints"
+STATE_FILE = "modelopt_state.pth"
+
+
+def quant_config(spec: BuildSpec) -> dict[str, Any]:
+    """The `mtq` config for the spec: the format's constant, its AWQ block size, its KV-cache entries."""
+    import modelopt.torch.quantization as mtq
+
+    cfg = copy.deepcopy(getattr(mtq, CONFIG_NAMES[spec.format]))
+    if spec.format in AWQ_FORMATS:
+        entry = next(e for e in reversed(cfg["quant_cfg"]) if e.get("quantizer_name") == "*weight_quantizer")
+        weight = entry["cfg"][0] if isinstance(entry["cfg"], list) else entry["cfg"]
+        weight["block_sizes"][-1] = spec.recipe.awq_block_size
+    if spec.recipe.kv_cache == "fp8":
+        cfg = mtq.update_quant_cfg_with_kv_cache_quant(cfg, mtq.FP8_KV_CFG["quant_cfg"])
+    elif spec.recipe.kv_cache == "int8":
+        cfg = mtq.update_quant_cfg_with_kv_cache_quant(cfg, _INT8_KV_ENTRIES)
+    return cfg
+
+
+def quantize(ctx: BuildContext) -> dict[str, Any]:
+    import modelopt.torch.opt as mto
+    import modelopt.torch.quantization as mtq
+
+    spec = ctx.spec
+    tokenizer = ctx.tokenizer()
+    ctx.progress(0.01, f"loading calibration data {spec.recipe.calib_dataset}")
+    calib = load_calibration(spec.recipe, tokenizer)
+    cfg = quant_config(spec)
+    passes = 2 if spec.format in AWQ_FORMATS else 1  # awq_lite caches statistics, then searches
+    done = [0.0]
+
+    def attempt(batch_size: int, number: int) -> Any:
+        model = ctx.base_model(fresh=number > 0)
+        total = -(-len(calib.samples) // batch_size)
+        calls = [0]
+
+        def forward_loop(m: Any) -> None:
+            calls[0] += 1
+            for i, batch in enumerate(batches(calib, batch_size, tokenizer.pad_token_id, ctx.torch_device)):
+                ctx.inject_oom(number)
+                m(**batch, use_cache=False)
+                done[0] = max(done[0], ((calls[0] - 1) + (i + 1) / total) / passes)
+                ctx.progress(
+                    0.05 + 0.75 * min(done[0], 1.0), f"calibration pass {calls[0]}, batch {i + 1}/{total}"
+                )
+                ctx.hold()
+
+        return mtq.quantize(model, cfg, forward_loop)
+
+    model, batch_used, retries = with_oom_retry(ctx, spec.recipe.calib_batch_size, attempt)
+    ctx.keep_model(model, "quantized")
+    ctx.progress(0.85, "measuring the fake-quantized model on the held-out text")
+    fake_quant = _fake_quant_eval(ctx, model, tokenizer)
+    state = ctx.work_dir / "quantize" / STATE_FILE
+    state.parent.mkdir(parents=True, exist_ok=True)
+    partial = state.with_suffix(".partial")
+    mto.save(model, str(partial))
+    partial.replace(state)
+    return {
+        "calibration": {
+            "dataset": calib.name,
+            "samples": len(calib.samples),
+            "seq_len": calib.seq_len,
+            "tokens": calib.tokens,
+            "batch_size": batch_used,
+            "oom_retries": retries,
+            "awq_block_size": spec.recipe.awq_block_size if spec.format in AWQ_FORMATS else None,
+        },
+        "quant_config": CONFIG_NAMES[spec.format],
+        "kv_cache": spec.recipe.kv_cache,
+        **fake_quant,
+        "state_file": str(state),
+        "outputs": [str(state)],
+    }
+
+
+def _fake_quant_eval(ctx: BuildContext, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Perplexity and a sample of the fake-quantized model; on CPU some kernels (NVFP4) need CUDA."""
+    from builders.validate import eval_text
+
+    v = ctx.spec.validation
+    try:
+        ppl = perplexity(model, tokenizer, eval_text(v), v.eval_tokens, v.eval_seq_len)
+        sample = generate_sample(model, tokenizer, v.prompt, v.generate_tokens)
+    except (AssertionError, RuntimeError, NotImplementedError) as e:
+        if ctx.device.kind == "cuda" or "cuda" not in str(e).lower():
+            raise
+        return {
+            "quantized_perplexity": None,
+            "not_measured": f"fake-quant {ctx.spec.format} needs CUDA here: {e}",
+        }
+    return {"quantized_perplexity": ppl, "sample": sample}
+
+
+def quantized_model(ctx: BuildContext, fresh: bool = False) -> Any:
+    """The calibrated model: the one in memory, or the base model with the saved ModelOpt state restored."""
+    import modelopt.torch.opt as mto
+
+    if ctx.model_kind == "quantized" and not fresh:
+        return ctx.model
+    model = ctx.base_model(fresh=True)
+    mto.restore(model, ctx.details("quantize")["state_file"])
+    ctx.keep_model(model, "quantized")
+    return model
+
+
+def export(ctx: BuildContext) -> dict[str, Any]:
+    import torch
+    from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
+
+    from builders.hfmodel import load_tokenizer
+
+    spec = ctx.spec
+    final = ctx.out_dir / CHECKPOINT
+    partial = final.with_name(".checkpoints.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    decoder = ctx.details("load")["decoder_type"]
+    model = quantized_model(ctx)
+    legacy_only = spec.format == "int8_sq"
+    ctx.progress(
+        0.2, "exporting the legacy TensorRT-LLM checkpoint" if legacy_only else "exporting the HF checkpoint"
+    )
+    with torch.inference_mode():
+        if legacy_only:
+            export_tensorrt_llm_checkpoint(model, decoder, None, partial, 1, 1)
+        else:
+            export_hf_checkpoint(model, export_dir=partial)
+    ctx.release_model()  # export packed its weights in place: it cannot run any more
+    load_tokenizer(ctx.snapshot_dir, spec, fix_padding=False).save_pretrained(partial)
+    ctx.hold()
+    shutil.rmtree(final, ignore_errors=True)
+    partial.replace(final)
+    config_file = "config.json" if legacy_only else "hf_quant_config.json"
+    exported = json.loads((final / config_file).read_text())
+    quant = exported.get("quantization", {})
+    ctx.progress(0.9, "hashing artifacts")
+    return {
+        "quantization": {
+            "format": spec.format,
+            "producer": "modelopt",
+            "producer_version": exported.get("producer", {}).get("version"),
+            "quant_algo": quant.get("quant_algo"),
+            "kv_cache_quant_algo": quant.get("kv_cache_quant_algo"),
+            "group_size": quant.get("group_size"),
+            "checkpoint": CHECKPOINT.as_posix(),
+            "checkpoint_kind": "trtllm_legacy" if legacy_only else "hf_unified",
+            "config_file": (CHECKPOINT / config_file).as_posix(),
+            "config": exported,
+        },
+        "expected_algo": EXPECTED_ALGO[spec.format],
+        "legacy_checkpoint": str(final) if legacy_only else None,
+        "artifacts": hash_folder(ctx.out_dir, CHECKPOINT),
+        "outputs": [str(final)],
+    }
+
+
+def export_legacy(ctx: BuildContext) -> Path:
+    """The legacy checkpoint trtllm-build reads, into the work dir (engines stage, GPU workers only)."""
+    import torch
+    from modelopt.torch.export import export_tensorrt_llm_checkpoint
+
+    target = ctx.work_dir / "legacy-checkpoint"
+    shutil.rmtree(target, ignore_errors=True)
+    ctx.progress(0.1, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
+    model = quantized_model(ctx, fresh=True)
+    with torch.inference_mode():
+        export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, target, 1, 1)
+    ctx.release_model()
+    return target

@@ -1,0 +1,489 @@
+"""The contract between the bot and one build: a `BuildSpec` goes in, a `Manifest` comes out.
+
+Both are plain pydantic models written as JSON files, so the bot (which never imports torch) and a worker
+(which never needs FastAPI) share nothing but this module. A worker runs `python -m builders run SPEC.json`,
+prints `Progress` lines on stdout and leaves `manifest.json` in the spec's output directory.
+
+A build's identity is `BuildSpec.key()`: a hash of the upstream repo and pinned sha, the format, the
+recipe fields that format uses and the versions of the toolchain that produces it (DESIGN.md, decision 3).
+Engine settings, target SMs and directories are not part of it: they say where and for which GPUs, not what.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from datetime import datetime, timezone
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+Format = Literal["fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq"]
+FORMATS: tuple[str, ...] = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
+MODELOPT_FORMATS = frozenset({"fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4"})
+AWQ_FORMATS = frozenset({"int4_awq", "w4a8_awq"})
+KvCache = Literal["fp8", "int8", "none"]
+
+STAGES: tuple[str, ...] = ("fetch", "load", "quantize", "export", "engines", "validate", "manifest")
+DEFAULT_CALIBRATION = "cnn_dailymail"
+MANIFEST_NAME = "manifest.json"
+
+# Distribution names (as pip knows them) of each toolchain, read without importing anything heavy.
+TOOLCHAIN_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",),
+    "transformers": ("transformers",),
+    "modelopt": ("nvidia-modelopt",),
+    "gptqmodel": ("gptqmodel", "GPTQModel"),
+    "tensorrt_llm": ("tensorrt_llm", "tensorrt-llm"),
+}
+# Which toolchains produce a format's artifact, hence enter its key.
+_KEY_TOOLCHAINS = {
+    "modelopt": ("torch", "transformers", "modelopt"),
+    "gptq": ("torch", "transformers", "gptqmodel"),
+}
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- BuildSpec
+
+
+class Recipe(_Model):
+    """How to quantize: calibration data and the format's own knobs (defaults follow ModelOpt's hf_ptq)."""
+
+    calib_dataset: str = Field(
+        DEFAULT_CALIBRATION,
+        description="'cnn_dailymail' (ModelOpt's default, needs the Hub) or a local .txt/.jsonl file/folder.",
+    )
+    calib_samples: int = Field(512, ge=1, le=100_000, description="Number of calibration samples.")
+    calib_seq_len: int = Field(
+        512, ge=8, le=131_072, description="Tokens per calibration sample (truncated)."
+    )
+    calib_batch_size: int = Field(1, ge=1, le=1024, description="Calibration batch; halved once on CUDA OOM.")
+    awq_block_size: int = Field(128, description="AWQ weight group size (int4_awq, w4a8_awq).")
+    kv_cache: KvCache = Field("none", description="KV-cache quantization (ModelOpt formats).")
+    gptq_bits: Literal[2, 3, 4, 8] = 4
+    gptq_group_size: int = Field(128, description="GPTQ group size; -1 for per-channel.")
+    gptq_desc_act: bool = Field(False, description="GPTQ activation order (TensorRT-LLM cannot serve it).")
+
+    def for_format(self, fmt: str) -> dict[str, Any]:
+        """The fields that change the artifact of `fmt`; only these enter the build key."""
+        common = {
+            "calib_dataset": self.calib_dataset,
+            "calib_samples": self.calib_samples,
+            "calib_seq_len": self.calib_seq_len,
+        }
+        if fmt == "gptq":
+            return common | {
+                "gptq_bits": self.gptq_bits,
+                "gptq_group_size": self.gptq_group_size,
+                "gptq_desc_act": self.gptq_desc_act,
+            }
+        used = common | {"kv_cache": self.kv_cache}
+        if fmt in AWQ_FORMATS:
+            used["awq_block_size"] = self.awq_block_size
+        return used
+
+
+class EngineSettings(_Model):
+    """What `trtllm-build` is told (TensorRT-LLM <= 1.2); the card reports these values."""
+
+    max_batch_size: int = Field(8, ge=1)
+    max_input_len: int = Field(2048, ge=1)
+    max_output_len: int = Field(512, ge=1)
+    max_seq_len: int | None = Field(None, ge=2, description="Default: max_input_len + max_output_len.")
+    kv_cache_type: Literal["paged", "continuous"] = "paged"
+    gemm_plugin: str = Field("auto", pattern=r"^[a-z0-9_]+$")
+    timeout_s: int = Field(3 * 3600, ge=1, description="Give up on one engine build after this long.")
+
+    @property
+    def seq_len(self) -> int:
+        return self.max_seq_len or self.max_input_len + self.max_output_len
+
+
+class ValidationSettings(_Model):
+    """How the artifact is checked after it is made; none of this changes the artifact."""
+
+    eval_text: Path | None = Field(
+        None, description="Held-out text; default: the shipped builders/data/heldout.txt."
+    )
+    eval_tokens: int = Field(2048, ge=16, description="Tokens of the held-out text scored for perplexity.")
+    eval_seq_len: int = Field(256, ge=8, description="Window length for perplexity.")
+    generate_tokens: int = Field(8, ge=1, le=512, description="Tokens generated greedily as a sample.")
+    prompt: str = Field("It was a dark and stormy night;", min_length=1)
+    max_perplexity_increase: float = Field(
+        0.5, gt=0, description="Fail when quantized perplexity exceeds base by more than this fraction."
+    )
+    require_perplexity: bool = Field(
+        True, description="Fail when the quantized perplexity cannot be measured on this device."
+    )
+
+
+class BuildSpec(_Model):
+    """One build: (model, revision, format, recipe), the SMs to compile engines for, and where to work."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    repo_id: str | None = Field(None, description="Upstream Hub repo, e.g. 'org/model'.")
+    revision: str | None = Field(None, description="Pinned 40-hex commit sha of repo_id.")
+    local_dir: Path | None = Field(None, description="A local model folder instead of a Hub repo.")
+    format: Format
+    recipe: Recipe = Field(default_factory=Recipe)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    target_sms: list[int] = Field(default_factory=list, description="SMs to build engines for, e.g. [90].")
+    engines_required: bool = Field(False, description="Fail when an engine for a target SM was not built.")
+    work_dir: Path = Field(description="Stage records and intermediates; a rerun resumes from here.")
+    output_dir: Path = Field(description="Artifacts (the repo layout to publish) and manifest.json.")
+    cache_dir: Path | None = Field(None, description="Shared download cache; default: the HF cache.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    allow_pickle: bool = Field(False, description="Allow .bin/.pt weights when there are no safetensors.")
+    trust_remote_code: bool = False
+    disk_reserve_bytes: int = Field(1 << 30, ge=0, description="Free space to keep after downloading.")
+    toolchain: dict[str, str] | None = Field(
+        None, description="Worker toolchain versions for key(); default: what this interpreter has installed."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BuildSpec:
+        if (self.repo_id is None) == (self.local_dir is None):
+            raise ValueError("give exactly one of repo_id (with revision) or local_dir")
+        if self.repo_id is not None:
+            if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", self.repo_id):
+                raise ValueError(f"not a Hub repo id: {self.repo_id!r}")
+            if self.revision is None or not _SHA_RE.match(self.revision):
+                raise ValueError("revision must be the pinned 40-hex commit sha of repo_id")
+        if self.format == "gptq" and self.recipe.kv_cache != "none":
+            raise ValueError(
+                "kv_cache applies to ModelOpt formats; GPTQ checkpoints carry no KV-cache scales"
+            )
+        if self.recipe.kv_cache == "int8" and self.format != "int8_sq":
+            raise ValueError(
+                "kv_cache int8 exists only in legacy TensorRT-LLM checkpoints (int8_sq); ModelOpt's unified "
+                "checkpoint takes fp8 or none"
+            )
+        if self.recipe.awq_block_size not in (32, 64, 128, 256):
+            raise ValueError("awq_block_size must be 32, 64, 128 or 256")
+        if self.recipe.gptq_group_size != -1 and self.recipe.gptq_group_size <= 0:
+            raise ValueError("gptq_group_size must be positive or -1")
+        return self
+
+    # -- identity
+
+    def key(self, toolchain: dict[str, str] | None = None) -> str:
+        """A stable 64-hex hash of what the artifact depends on: source, format, recipe, toolchain."""
+        versions = toolchain or self.toolchain or installed_toolchain()
+        producer = "gptq" if self.format == "gptq" else "modelopt"
+        payload = {
+            "schema": SCHEMA_VERSION,
+            "source": {"repo_id": self.repo_id, "revision": self.revision}
+            if self.repo_id
+            else {"local": _folder_fingerprint(self.local_dir)},
+            "format": self.format,
+            "recipe": self.recipe.for_format(self.format),
+            "toolchain": {name: versions.get(name) for name in _KEY_TOOLCHAINS[producer]},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def producer(self) -> str:
+        return "gptqmodel" if self.format == "gptq" else "modelopt"
+
+    @property
+    def source_label(self) -> str:
+        return f"{self.repo_id}@{self.revision}" if self.repo_id else str(self.local_dir)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.output_dir / MANIFEST_NAME
+
+    # -- files
+
+    def write(self, path: Path) -> Path:
+        write_json_atomic(path, self.model_dump(mode="json"))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> BuildSpec:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def installed_toolchain() -> dict[str, str]:
+    """Versions of the toolchains this interpreter can import, from package metadata (nothing imported)."""
+    found: dict[str, str] = {}
+    for name, dists in TOOLCHAIN_DISTRIBUTIONS.items():
+        for dist in dists:
+            try:
+                found[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def _folder_fingerprint(folder: Path | None) -> str:
+    """Names, sizes and mtimes of a local model folder: changes whenever its files do."""
+    root = Path(folder or ".").resolve()
+    entries = sorted(
+        (p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    )
+    return hashlib.sha256(json.dumps([str(root), entries]).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- Progress
+
+
+class Progress(_Model):
+    """One line the worker prints on stdout: `{"stage", "fraction", "message"}` (+ optional extras)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage: str
+    fraction: float = Field(ge=0.0, le=1.0, description="Progress within the stage.")
+    message: str = ""
+
+    @classmethod
+    def parse_line(cls, line: str) -> Progress | None:
+        """The progress in a stdout line, or None for anything else (the worker's stdout is only these)."""
+        try:
+            return cls.model_validate_json(line)
+        except ValidationError:
+            return None
+
+    @property
+    def overall(self) -> float:
+        """Progress of the whole build, counting each stage as an equal share."""
+        index = STAGES.index(self.stage) if self.stage in STAGES else 0
+        return min(1.0, (index + self.fraction) / len(STAGES))
+
+
+# ---------------------------------------------------------------------------------------------- Manifest
+
+
+class StageStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class StageRecord(_Model):
+    """What one stage did. `runs` counts starts across reruns; `resumed` means taken from an earlier run."""
+
+    name: str
+    status: StageStatus = StageStatus.pending
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    wall_s: float | None = None
+    peak_rss_bytes: int | None = Field(
+        None, description="Peak resident memory of the worker during the stage."
+    )
+    cuda_peak_bytes: int | None = Field(None, description="torch.cuda.max_memory_allocated during the stage.")
+    runs: int = 0
+    resumed: bool = False
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Toolchain(_Model):
+    python: str
+    torch: str | None = None
+    transformers: str | None = None
+    modelopt: str | None = None
+    gptqmodel: str | None = None
+    tensorrt_llm: str | None = None
+    cuda: str | None = Field(None, description="CUDA version torch was built with (None on CPU builds).")
+    driver: str | None = Field(None, description="NVIDIA driver version (None without a GPU).")
+    platform: str = ""
+
+
+class Device(_Model):
+    kind: Literal["cpu", "cuda"]
+    name: str = Field(description="GPU name, or the CPU model.")
+    sm: int | None = Field(None, description="Compute capability as an SM number, e.g. 90 for 9.0.")
+    memory_bytes: int | None = None
+    count: int = 1
+    cpu_count: int | None = None
+
+
+class SourceRecord(_Model):
+    repo_id: str | None = None
+    revision: str | None = None
+    local_dir: str | None = None
+    snapshot_dir: str | None = None
+    files: list[str] = Field(default_factory=list)
+    total_bytes: int = 0
+    downloaded_bytes: int = Field(
+        0, description="Bytes this build fetched; 0 when the shared cache had them."
+    )
+    architecture: str | None = None
+    model_type: str | None = None
+    dtype: str | None = None
+    num_parameters: int | None = None
+
+
+class CalibrationRecord(_Model):
+    dataset: str
+    samples: int
+    seq_len: int
+    batch_size: int = Field(description="Batch size actually used (after an OOM retry, the smaller one).")
+    awq_block_size: int | None = None
+    oom_retries: int = 0
+    tokens: int | None = None
+
+
+class QuantizationRecord(_Model):
+    format: str
+    producer: str
+    producer_version: str | None = None
+    quant_algo: str | None = None
+    kv_cache_quant_algo: str | None = None
+    group_size: int | None = None
+    bits: int | None = None
+    desc_act: bool | None = None
+    checkpoint: str | None = Field(None, description="Artifact folder, relative to the output dir.")
+    checkpoint_kind: Literal["hf_unified", "trtllm_legacy", "gptq"] | None = None
+    config_file: str | None = Field(
+        None, description="The quantization config file, relative to the output dir."
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="That file's content, as exported.")
+    calibration: CalibrationRecord | None = None
+
+
+class Artifact(_Model):
+    path: str = Field(description="POSIX path relative to the output dir.")
+    size: int
+    sha256: str
+    kind: Literal["checkpoint", "tokenizer", "engine", "config"]
+
+
+class EngineRecord(_Model):
+    sm: int
+    status: Literal["built", "not_built", "failed"]
+    reason: str = ""
+    path: str | None = Field(None, description="Engine folder relative to the output dir, when built.")
+    tensorrt_llm: str | None = None
+    cuda: str | None = None
+    build_s: float | None = None
+
+
+class Check(_Model):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Perplexity(_Model):
+    text: str = Field(description="Name of the held-out text.")
+    tokens: int
+    seq_len: int
+    base: float | None = None
+    quantized: float | None = None
+    delta: float | None = Field(None, description="quantized - base")
+    delta_pct: float | None = Field(None, description="100 * (quantized - base) / base")
+    method: str = Field(
+        "", description="How the quantized model was run (fake-quant, reloaded artifact, ...)."
+    )
+    not_measured: str | None = Field(None, description="Why the quantized perplexity is missing, if it is.")
+
+
+class Sample(_Model):
+    prompt: str
+    output: str
+    new_tokens: int
+
+
+class ValidationRecord(_Model):
+    ok: bool
+    reload: str = Field("", description="What was loaded back and how.")
+    checks: list[Check] = Field(default_factory=list)
+    perplexity: Perplexity | None = None
+    sample: Sample | None = None
+    reason: str | None = Field(None, description="Why validation failed.")
+
+
+class BuildError(_Model):
+    stage: str
+    kind: str = Field(description="Stable label: invalid_spec, revision_not_found, no_safetensors, ...")
+    message: str
+    bad_input: bool = Field(False, description="The spec or the upstream repo is at fault, not the worker.")
+
+
+class Manifest(_Model):
+    """Everything measured about one build; the publisher and the bot read only this."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    key: str = Field("", description="BuildSpec.key(); empty when the spec itself was invalid.")
+    status: Literal["running", "succeeded", "failed"] = "running"
+    started_at: datetime
+    finished_at: datetime | None = None
+    wall_s: float | None = None
+    spec: BuildSpec | None = Field(None, description="The spec as run; None when it did not validate.")
+    toolchain: Toolchain | None = None
+    device: Device | None = None
+    source: SourceRecord | None = None
+    stages: list[StageRecord] = Field(default_factory=list)
+    quantization: QuantizationRecord | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
+    engines: list[EngineRecord] = Field(default_factory=list)
+    validation: ValidationRecord | None = None
+    errors: list[BuildError] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def stage(self, name: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def write(self, path: Path) -> Path:
+        write_json_atomic(path, self.model_dump(mode="json"))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader (or a rerun after a kill) sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def python_version() -> str:
+    return ".".join(map(str, sys.version_info[:3]))

@@ -1,0 +1,129 @@
+"""What a handler receives: the event, a Hub facade, the store, options, a logger tagged with the delivery.
+
+The dispatcher builds one `Context` per event, outside the handler, so handlers hold no plumbing (probot's
+`context`). The collaborators are Protocols: the bot passes its real `Hub`, planner and executor, and a
+test can pass the same real objects pointed at hubsim and a temporary database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.webhooks import HubWebhook
+from builders.spec import FORMATS, BuildSpec
+from state import EventRecord, Store
+
+
+class HubPort(Protocol):
+    """The Hub calls handlers make (`bot.hub.Hub` implements them; errors are `bot.errors.HubError`s)."""
+
+    def model_info(self, repo_id: str, revision: str | None = None, files_metadata: bool = False) -> Any: ...
+
+    def resolve_revision(self, repo_id: str, revision: str | None = None) -> str: ...
+
+    def list_commits(self, repo_id: str, revision: str | None = None) -> list[Any]: ...
+
+    def discussion(self, repo_id: str, num: int) -> Any: ...
+
+    def reply(self, repo_id: str, num: int, text: str) -> str: ...
+
+    def edit_comment(self, repo_id: str, num: int, comment_id: str, text: str) -> None: ...
+
+    def org_members(self, org: str) -> list[str] | None: ...
+
+
+class PlannerPort(Protocol):
+    """Eligibility for one revision, and the BuildSpecs (one per format, its SMs listed) to queue."""
+
+    def plan(self, repo_id: str, revision: str) -> Any: ...
+
+    def specs(
+        self, plan: Any, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+    ) -> list[BuildSpec]: ...
+
+
+class ExecutorPort(Protocol):
+    """What handlers ask of the executor: start looking at a queued job, stop a job."""
+
+    def submit(self, job_id: int) -> None: ...
+
+    def cancel(self, job_id: int) -> bool: ...
+
+
+class ReviewsPort(Protocol):
+    """The publisher's reactions to a maintainer's decision on one of the bot's pull requests."""
+
+    def on_pr_merged(self, repo_id: str, num: int) -> Any: ...
+
+    def on_pr_closed(self, repo_id: str, num: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """The settings handlers obey, resolved once (the bot's name comes from its token when not configured)."""
+
+    bot_name: str
+    namespace: str
+    bot_user: str = ""  # the token's user, who writes the bot's comments and commits (default: bot_name)
+    maintainers: frozenset[str] = frozenset()
+    allowlist: frozenset[str] = frozenset()
+    command_rate_limit: int = 10
+    command_rate_window_s: int = 3600
+    formats: tuple[str, ...] = FORMATS
+    publisher_name: str = "quantbot"
+
+    def __post_init__(self) -> None:
+        if not self.bot_user:
+            object.__setattr__(self, "bot_user", self.bot_name)
+
+    def is_bot(self, user: str | None) -> bool:
+        """Whether `user` is the bot itself (its mention name or its token's user)."""
+        return user is not None and user in (self.bot_name, self.bot_user)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, bot_user: str) -> Options:
+        return cls(
+            bot_name=settings.bot_name or bot_user,
+            namespace=settings.namespace or bot_user,
+            bot_user=bot_user,
+            maintainers=frozenset(settings.maintainers),
+            allowlist=frozenset(settings.allowlist),
+            command_rate_limit=settings.command_rate_limit,
+            command_rate_window_s=settings.command_rate_window_s,
+            publisher_name=settings.publisher_name,
+        )
+
+
+@dataclass
+class Context:
+    """One event and everything a handler may use to act on it."""
+
+    event: EventRecord
+    hook: HubWebhook
+    hub: HubPort
+    store: Store
+    options: Options
+    planner: PlannerPort
+    executor: ExecutorPort | None = None
+    reviews: ReviewsPort | None = None
+    log: logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("handlers"), {})
+    )
+
+    @property
+    def repo(self) -> str:
+        """The repo the event is about (`owner/name`)."""
+        return self.hook.repo.name
+
+
+def tagged_logger(name: str, delivery_id: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose lines start with the delivery id, so one event's lines can be found together."""
+
+    class _Tagged(logging.LoggerAdapter[logging.Logger]):
+        def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+            return f"[{delivery_id[:12]}] {msg}", kwargs
+
+    return _Tagged(logging.getLogger(name), {})

@@ -1,0 +1,272 @@
+"""Slash commands in discussions and PRs: `/quantize`, `/formats`, `/status`, `/cancel`, `/retry`, `/help`.
+
+A comment is read once (the store keys commands by comment id), answered with one reply comment that the bot
+then edits in place as the builds it started progress (`handlers.replies`). Anyone may ask for `/formats`,
+`/status` and `/help`; starting, cancelling or retrying builds is for the repo's owner, the members of the
+org that owns it (asked of the Hub), the configured maintainers and the allowlist. Everyone is rate limited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bot.errors import HubError
+from handlers.commands import Command, help_text, parse_command
+from handlers.context import Context, Options
+from handlers.plans import eligible_sms, skip_reasons
+from handlers.replies import job_line, refresh, render
+from handlers.router import HANDLED, IGNORED, REFUSED, Router
+from handlers.upstream import enqueue_specs
+from state import CommandStatus, GuardFailed, JobStatus
+
+router = Router()
+
+MAX_STORED_TEXT = 2000
+BUILD_COMMANDS = frozenset({"quantize", "cancel", "retry"})
+CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass
+class Answer:
+    """What a command comes to: the reply's opening text and the builds the reply then follows."""
+
+    intro: str
+    build_keys: list[str] = field(default_factory=list)
+
+
+@router.register("discussion.comment", action="create")
+def on_comment(ctx: Context) -> str:
+    return _from_hook(ctx)
+
+
+@router.register("discussion", action="create")
+def on_new_discussion(ctx: Context) -> str:
+    """The opening post of a new discussion or PR is a comment too."""
+    return _from_hook(ctx)
+
+
+def _from_hook(ctx: Context) -> str:
+    comment, discussion = ctx.hook.comment, ctx.hook.discussion
+    if comment is None or discussion is None or comment.hidden or not comment.content:
+        return IGNORED
+    return handle(ctx, discussion.num, comment.id, comment.content)
+
+
+def handle(ctx: Context, num: int, comment_id: str, text: str) -> str:
+    """Answer one comment, if it is a command for the bot and nobody answered it before."""
+    options = ctx.options
+    command = parse_command(text, options.bot_name, options.formats)
+    if command is None:
+        return IGNORED
+    author = _author(ctx, num, comment_id)
+    if author is None or options.is_bot(author):
+        return IGNORED
+    record, created = ctx.store.commands.record(
+        repo=ctx.repo,
+        discussion_num=num,
+        comment_id=comment_id,
+        author=author,
+        text=text[:MAX_STORED_TEXT],
+        parsed={"name": command.name, "formats": list(command.formats), "sms": list(command.sms)},
+    )
+    unanswered = record.reply_comment_id is None and record.status in (
+        CommandStatus.RECEIVED,
+        CommandStatus.FAILED,
+    )
+    if not created and not unanswered:  # a retry after the Hub failed mid-answer goes on; a redelivery stops
+        ctx.log.info("comment %s in %s#%d was answered before", comment_id, ctx.repo, num)
+        return IGNORED
+    given = ctx.store.commands.count_since(
+        author, datetime.now(UTC) - timedelta(seconds=options.command_rate_window_s)
+    )
+    if given > options.command_rate_limit:
+        note = f"rate limited ({given} commands in {options.command_rate_window_s}s)"
+        if given == options.command_rate_limit + 1:  # say it once, then stay quiet
+            _answer(ctx, record.id, num, Answer(_rate_limited(author, options)), CommandStatus.REFUSED, note)
+        else:
+            ctx.store.commands.update(record.id, status=CommandStatus.REFUSED, reason=note)
+        return REFUSED
+    if command.name in BUILD_COMMANDS and not may_build(ctx, author):
+        answer = Answer(_refusal(ctx, author))
+        _answer(ctx, record.id, num, answer, CommandStatus.REFUSED, f"{author} may not build here")
+        return REFUSED
+    answer = _RUN[command.name](ctx, command, author, num)
+    _answer(ctx, record.id, num, answer, CommandStatus.REPLIED if answer.build_keys else CommandStatus.DONE)
+    return HANDLED
+
+
+def may_build(ctx: Context, user: str) -> bool:
+    """The repo's owner, its org's members, the maintainers and the allowlist may start builds."""
+    options = ctx.options
+    if user in options.maintainers or user in options.allowlist:
+        return True
+    owner = ctx.repo.split("/")[0]
+    if user == owner:
+        return True
+    members = ctx.hub.org_members(owner)
+    return bool(members) and user in members
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    sha = ctx.hub.resolve_revision(ctx.repo)
+    plan = ctx.planner.plan(ctx.repo, sha)
+    where = f"`{ctx.repo}` at `{sha[:12]}`"
+    if plan.skipped:
+        return Answer(f"@{author}, I can't build {where}: {plan.skipped}")
+    lines = []
+    eligible = eligible_sms(plan)
+    for fmt in command.formats:
+        if fmt not in eligible:
+            reasons = "; ".join(skip_reasons(plan, fmt)[:2])
+            lines.append(f"- `{fmt}` is not eligible: {reasons}")
+    targets = {t.target.sm for t in plan.targets}
+    lines += [
+        f"- sm{sm} is not one of my target SMs ({_sms(sorted(targets))})"
+        for sm in command.sms
+        if sm not in targets
+    ]
+    specs = ctx.planner.specs(plan, formats=command.formats, sms=command.sms)
+    asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
+    intro = f"@{author} asked for {asked} of {where}."
+    notes = ["", *lines] if lines else []
+    if not specs:
+        return Answer("\n".join([intro, "", "Nothing to build.", *notes]))
+    enqueue_specs(ctx, ctx.repo, specs)
+    return Answer("\n".join([intro, *notes]), [spec.key() for spec in specs])
+
+
+def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    sha = ctx.hub.resolve_revision(ctx.repo)
+    plan = ctx.planner.plan(ctx.repo, sha)
+    head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {plan.policy}):"
+    if plan.skipped:
+        return Answer(f"{head}\n\nNone: {plan.skipped}")
+    eligible = eligible_sms(plan)
+    lines = [f"- **{fmt}**: {_sms(sms)}" for fmt, sms in eligible.items()] or ["- none"]
+    skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
+    if skipped:
+        lines += ["", "Not eligible:"]
+        lines += [f"- `{fmt}`: {'; '.join(skip_reasons(plan, fmt)[:2])}" for fmt in skipped]
+    return Answer("\n".join([head, "", *lines]))
+
+
+def _status(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    jobs = ctx.store.jobs.list(repo=ctx.repo, newest_first=True, limit=10)
+    if not jobs:
+        return Answer(f"No builds of `{ctx.repo}` yet. Type `/quantize` to start one.")
+    lines = [job_line(job, ctx.store.releases.find(build_key=job.build_key)) for job in jobs]
+    return Answer("\n".join([f"The latest builds of `{ctx.repo}`:", "", *lines]))
+
+
+def _cancel(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    keys = {key for c in ctx.store.commands.in_discussion(ctx.repo, num) for key in c.build_keys}
+    jobs = ctx.store.jobs.list(CANCELLABLE, build_keys=keys) if keys else []
+    cancelled = [job for job in jobs if _cancel_job(ctx, job.id)]
+    if not cancelled:
+        return Answer(
+            f"@{author}, there is nothing to cancel: no build started in this discussion is running."
+        )
+    return Answer(f"@{author}, cancelled {len(cancelled)} build(s).", [job.build_key for job in cancelled])
+
+
+def _retry(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    retried = []
+    for job in ctx.store.jobs.list(RETRYABLE, repo=ctx.repo):
+        publish_only = job.status is JobStatus.FAILED and (job.manifest or {}).get("status") == "succeeded"
+        target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
+        ctx.store.jobs.transition(job.id, {job.status}, target, note=f"/retry by {author}")
+        if ctx.executor is not None:
+            ctx.executor.submit(job.id)
+        retried.append(job.build_key)
+    if not retried:
+        return Answer(f"@{author}, no failed or cancelled builds of `{ctx.repo}` to retry.")
+    return Answer(f"@{author}, retrying {len(retried)} build(s) of `{ctx.repo}`.", retried)
+
+
+def _help(ctx: Context, command: Command, author: str, num: int) -> Answer:
+    text = help_text(ctx.options.formats)
+    return Answer(f"{command.error}\n\n{text}" if command.error else text)
+
+
+_RUN: dict[str, Callable[[Context, Command, str, int], Answer]] = {
+    "quantize": _quantize,
+    "formats": _formats,
+    "status": _status,
+    "cancel": _cancel,
+    "retry": _retry,
+    "help": _help,
+}
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def _answer(
+    ctx: Context, command_id: int, num: int, answer: Answer, status: CommandStatus, reason: str | None = None
+) -> None:
+    """Post the reply (rendered with the builds' state now), then remember it on the command."""
+    store = ctx.store
+    command = store.commands.get(command_id)
+    parsed = dict(command.parsed or {}) | {"intro": answer.intro}
+    command = store.commands.update(command_id, parsed=parsed, build_keys=answer.build_keys)
+    jobs = store.jobs.list(build_keys=answer.build_keys) if answer.build_keys else []
+    text = render(
+        command, jobs, {job.build_key: store.releases.find(build_key=job.build_key) for job in jobs}
+    )
+    try:
+        reply_id = ctx.hub.reply(ctx.repo, num, text)
+    except HubError as e:
+        store.commands.update(command_id, status=CommandStatus.FAILED, reason=f"could not reply: {e}")
+        raise
+    store.commands.update(command_id, status=status, reply_comment_id=reply_id, reason=reason)
+    seen = {reply_id: text}
+    for key in answer.build_keys:  # a build may have moved while the reply was being posted
+        refresh(store, ctx.hub, key, seen)
+
+
+def _author(ctx: Context, num: int, comment_id: str) -> str | None:
+    """Who wrote the comment: webhooks carry only the author's id, the discussion's events carry the name."""
+    details = ctx.hub.discussion(ctx.repo, num)
+    return next((e.author for e in details.events if e.id == comment_id), None)
+
+
+def _cancel_job(ctx: Context, job_id: int) -> bool:
+    if ctx.executor is not None:
+        return ctx.executor.cancel(job_id)
+    try:
+        ctx.store.jobs.transition(job_id, CANCELLABLE, JobStatus.CANCELLED, note="cancelled by command")
+    except GuardFailed:
+        return False
+    return True
+
+
+def _sms(sms: list[int]) -> str:
+    return ", ".join(f"sm{sm}" for sm in sms)
+
+
+def _rate_limited(author: str, options: Options) -> str:
+    limit, window = options.command_rate_limit, options.command_rate_window_s
+    return (
+        f"@{author}, you have sent more than {limit} commands in the last {window // 60} minutes, so I am "
+        "ignoring your commands for a while. Please try again later."
+    )
+
+
+def _refusal(ctx: Context, author: str) -> str:
+    owner = ctx.repo.split("/")[0]
+    who = [f"the owner of this repo (`{owner}`) and the members of its organisation"]
+    if ctx.options.maintainers:
+        who.append("my maintainers (" + ", ".join(f"`{m}`" for m in sorted(ctx.options.maintainers)) + ")")
+    if ctx.options.allowlist:
+        who.append("the users on my allowlist")
+    names = ", ".join(who[:-1]) + " and " + who[-1] if len(who) > 1 else who[0]
+    return (
+        f"Sorry @{author}, only {names} can start, cancel or retry builds here. Anyone can use `/formats`, "
+        "`/status` and `/help`; you can ask one of them to run the command for you."
+    )

@@ -1,0 +1,116 @@
+"""Upstream changes: a new revision of a watched model, or a new fine-tune of a watched base, becomes jobs.
+
+`repo.content` updates of `refs/heads/main` on a watched repo (or a repo of a watched author), and new repos
+whose card names a watched `base_model`, are planned at their pinned sha; every eligible BuildSpec (one per
+format, listing its SMs) is queued once under its build key. Ignored: other refs (PR refs `refs/pr/N`, other
+branches, tags), repos in the bot's namespace or holding its releases, and commits the bot made — so the
+bot's own work never triggers it again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from handlers.context import Context
+from handlers.router import HANDLED, IGNORED, Router
+from state import Watch, WatchKind
+
+router = Router()
+
+MAIN = "refs/heads/main"
+_PR_TITLE = re.compile(r"\(#(\d+)\)\s*$")
+
+
+@router.register("repo.content", action="update")
+def on_push(ctx: Context) -> str:
+    """A push: only a new sha on `main` of a model repo matters."""
+    hook = ctx.hook
+    if hook.repo.type != "model":
+        return IGNORED
+    main = next((r for r in hook.updated_refs or () if r.ref == MAIN and r.new_sha), None)
+    if main is None:
+        refs = ", ".join(r.ref for r in hook.updated_refs or ()) or "no refs"
+        ctx.log.info("%s: %s updated, not main; ignored", ctx.repo, refs)
+        return IGNORED
+    return release_revision(ctx, ctx.repo, main.new_sha)
+
+
+@router.register("repo", action="create")
+def on_new_repo(ctx: Context) -> str:
+    """A new model repo: a release only if its card already names a watched base model."""
+    hook = ctx.hook
+    if hook.repo.type != "model" or hook.repo.head_sha is None:
+        return IGNORED
+    return release_revision(ctx, ctx.repo, hook.repo.head_sha)
+
+
+def release_revision(ctx: Context, repo: str, sha: str) -> str:
+    """Plan `repo` at `sha` and queue one job per eligible spec, unless the revision is not for the bot."""
+    if _is_own_repo(ctx, repo):
+        ctx.log.info("%s is one of the bot's own repos; ignored", repo)
+        return IGNORED
+    watch = find_watch(ctx, repo, sha)
+    if watch is None:
+        ctx.log.info("%s is not watched; ignored", repo)
+        return IGNORED
+    if _is_own_commit(ctx, repo, sha):
+        ctx.log.info("%s@%s is the bot's own commit; ignored", repo, sha[:12])
+        return IGNORED
+    plan = ctx.planner.plan(repo, sha)
+    if plan.skipped:
+        ctx.log.info("%s@%s: nothing to build: %s", repo, sha[:12], plan.skipped)
+        return HANDLED
+    specs = ctx.planner.specs(plan, formats=watch.formats, sms=watch.sms)
+    queued = enqueue_specs(ctx, repo, specs)
+    ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
+    return HANDLED
+
+
+def enqueue_specs(ctx: Context, repo: str, specs: Iterable[Any]) -> list[Any]:
+    """Queue each spec under its build key (an existing key is left alone); returns the jobs made now."""
+    made = []
+    for spec in specs:
+        label = f"{spec.format} @ {str(spec.revision)[:12]}"
+        job, created = ctx.store.jobs.enqueue(
+            spec.key(), spec.model_dump(mode="json"), repo=repo, label=label, source_event_id=ctx.event.id
+        )
+        if created:
+            made.append(job)
+            if ctx.executor is not None:
+                ctx.executor.submit(job.id)
+    return made
+
+
+def find_watch(ctx: Context, repo: str, sha: str) -> Watch | None:
+    """The watch covering `repo`: on the repo itself, on its author, or on the base model its card names."""
+    watches = ctx.store.watches
+    found = watches.find(WatchKind.REPO, repo) or watches.find(WatchKind.AUTHOR, repo.split("/")[0])
+    if found is not None:
+        return found
+    bases = {w.target: w for w in watches.list(WatchKind.BASE_MODEL)}
+    if not bases:
+        return None
+    card = ctx.hub.model_info(repo, revision=sha).card_data
+    named = card.to_dict().get("base_model") if card is not None else None
+    for base in [named] if isinstance(named, str) else named or []:
+        if isinstance(base, str) and base in bases:
+            return bases[base]
+    return None
+
+
+def _is_own_repo(ctx: Context, repo: str) -> bool:
+    return repo.split("/")[0] == ctx.options.namespace or bool(ctx.store.releases.find(repo_id=repo))
+
+
+def _is_own_commit(ctx: Context, repo: str, sha: str) -> bool:
+    """The bot authored the commit, or it merges one of the bot's pull requests on this repo."""
+    commits = ctx.hub.list_commits(repo, revision=sha)
+    if not commits:
+        return False
+    head = commits[0]
+    if any(ctx.options.is_bot(author) for author in head.authors or []):
+        return True
+    merged = _PR_TITLE.search(head.title or "")
+    return bool(merged and ctx.store.releases.find(repo_id=repo, pr_number=int(merged.group(1))))

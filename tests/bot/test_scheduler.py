@@ -1,0 +1,92 @@
+"""The poller finds what webhooks missed (once, with the webhook's own dedup key); housekeeping retries
+failed publishes with backoff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.hub import Hub
+from bot.scheduler import Poller
+from bot.settings import load_settings
+from state import JobStatus, Store, WatchKind, open_store, revision_key, sqlite_url
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(sqlite_url(tmp_path))
+    yield opened
+    opened.close()
+
+
+def _poller(hubsim, store: Store, calls: list[str]) -> Poller:
+    settings = load_settings(None, hf_endpoint=hubsim.url, publish_backoff_s=60, publish_retries=2)
+    hub = Hub(endpoint=hubsim.url, token=hubsim.token)
+    return Poller(
+        settings, store, hub, wake=lambda: calls.append("wake"), submit=lambda: calls.append("submit")
+    )
+
+
+def _commit(hubsim, repo: str, path: str, text: str) -> str:
+    return hubsim.api.upload_file(path_or_fileobj=text.encode(), path_in_repo=path, repo_id=repo).oid
+
+
+def test_the_poll_records_changes_made_after_the_watch_once(
+    hubsim, repo_factory: Callable[..., str], store: Store
+) -> None:
+    calls: list[str] = []
+    poller = _poller(hubsim, store, calls)
+    repo, fine_tune = repo_factory("watched"), repo_factory("fine-tune")
+    _commit(hubsim, repo, "a.txt", "before the watch")
+    store.watches.add(WatchKind.REPO, repo, formats=["gptq"])
+    store.watches.add(WatchKind.BASE_MODEL, "someone/base")
+    assert poller.poll_watches() == 0 and calls == []  # nothing changed since the watches were added
+
+    sha = _commit(hubsim, repo, "b.txt", "after the watch")
+    tuned = _commit(hubsim, fine_tune, "README.md", "---\nbase_model: someone/base\n---\n# tuned\n")
+    assert poller.poll_watches() == 2 and calls == ["wake"]
+    events = {e.repo: e for e in store.events.pending()}
+    assert events[repo].dedup_key == revision_key("repo.content", "update", repo, f"refs/heads/main@{sha}")
+    assert events[fine_tune].dedup_key.endswith(tuned)
+    assert poller.poll_watches() == 0  # the same revisions again: already recorded
+
+
+def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: Store) -> None:
+    calls: list[str] = []
+    poller = _poller(hubsim, store, calls)
+    job, _ = store.jobs.enqueue("k" * 64, {"format": "gptq"}, repo="alice/m")
+    store.jobs.claim("w", 60)
+    store.jobs.transition(
+        job.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
+    )
+    store.jobs.claim_publish("w", 60)
+    store.jobs.transition(
+        job.id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner="w", error="publish failed: 503"
+    )
+
+    now = datetime.now(UTC)
+    poller.housekeeping(now + timedelta(seconds=30))
+    assert store.jobs.get(job.id).status is JobStatus.FAILED and calls == []  # backoff of 60 s not over
+    poller.housekeeping(now + timedelta(seconds=61))
+    assert store.jobs.get(job.id).status is JobStatus.BUILT and calls == ["submit"]
+
+
+def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim, store: Store) -> None:
+    poller = _poller(hubsim, store, [])
+    built, _ = store.jobs.enqueue("b" * 64, {"format": "gptq"}, repo="alice/m")
+    store.jobs.claim("w", 60)
+    store.jobs.transition(built.id, {JobStatus.RUNNING}, JobStatus.FAILED, owner="w", error="quantize: OOM")
+    published, _ = store.jobs.enqueue("p" * 64, {"format": "gptq"}, repo="alice/m")
+    store.jobs.claim("w", 60)
+    store.jobs.transition(
+        published.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
+    )
+    for _ in range(3):  # publish_retries=2: the first failure and two retries
+        store.jobs.claim_publish("w", 60)
+        store.jobs.transition(published.id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner="w", error="x")
+        poller.housekeeping(datetime.now(UTC) + timedelta(days=1))
+    assert store.jobs.get(built.id).status is JobStatus.FAILED
+    assert store.jobs.get(published.id).status is JobStatus.FAILED

@@ -1,0 +1,57 @@
+"""`quantbot watch`: add, list and remove watches in the bot's database; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli, main
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main([*args])
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("QUANTBOT_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_add_list_remove() -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["watch", "add", "repo", "alice/model", "--formats", "gptq,FP8", "--sm", "90,sm89"]
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.strip() == "watching repo alice/model: gptq, fp8; sm90, sm89; approval"
+    runner.invoke(cli, ["watch", "add", "author", "acme", "--approval", "auto"])
+    listed = runner.invoke(cli, ["watch", "list"]).output.splitlines()
+    assert listed[0].split()[:2] == ["repo", "alice/model"]
+    assert listed[1].split()[:2] == ["author", "acme"] and listed[1].endswith(
+        "every eligible format; every target SM; auto"
+    )
+    assert runner.invoke(cli, ["watch", "remove", "repo", "alice/model"]).exit_code == 0
+    assert "alice/model" not in runner.invoke(cli, ["watch", "list"]).output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["watch", "add", "repo", "alice/model", "--formats", "int3"], "unknown format(s) int3"),
+        (["watch", "add", "author", "alice/model"], "author watches take a user or org name"),
+        (["watch", "add", "repo", "alice"], "repo watches take a repo id"),
+        (["watch", "add", "repo", "a/b", "--sm", "ninety"], "is not an SM number"),
+        (["watch", "remove", "repo", "nobody/none"], "no repo watch on nobody/none"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(args, capsys)
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

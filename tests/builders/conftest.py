@@ -1,0 +1,35 @@
+"""Fixtures for the builders: the tiny Llama, its upstream repo on hubsim, and the session's builds.
+
+Worker processes inherit the test environment: HF_ENDPOINT points at hubsim and the HF cache is the
+session's temporary one, so every build downloads from hubsim into one cache shared by all builds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from buildkit import Builder, Upstream
+
+from builders.tiny import build_tiny_llama, push_upstream
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LlamaForCausalLM with its tokenizer (built once per session)."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_upstream(hubsim: Any, tiny_model_dir: Path) -> Upstream:
+    """The tiny Llama published on hubsim as an upstream model (apache-2.0 in its card)."""
+    repo_id = f"{hubsim.user}/tiny-llama-{uuid.uuid4().hex[:8]}"
+    sha = push_upstream(tiny_model_dir, repo_id, endpoint=hubsim.url, token=hubsim.token)
+    return Upstream(repo_id, sha, tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def builder(tmp_path_factory: pytest.TempPathFactory, tiny_upstream: Upstream) -> Builder:
+    return Builder(tmp_path_factory.mktemp("builds"), tiny_upstream)

@@ -1,0 +1,64 @@
+"""The seed's filled TensorRT-LLM card and the parameters it shows, shared by the card tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXAMPLE_SOURCE = "https://huggingface.co/TheDrummer/Magidonia-24B-v4.3"
+
+# A verbatim copy of ../shared/seeds/trtllm-card-filled-example.md, so the test runs from a clean clone.
+FILLED_EXAMPLE = Path(__file__).parent / "data" / "trtllm-card-filled-example.md"
+
+# The parameters the filled example shows, under the names bot/cards.py gives them (every key the template
+# reads; None = not shown in the example, so left out).
+EXAMPLE_PARAMETERS = {
+    "metadata": {
+        "license": "other",
+        "license_name": "other",
+        "license_link": EXAMPLE_SOURCE,
+        "base_model": "TheDrummer/Magidonia-24B-v4.3",
+        "base_model_relation": "quantized",
+        "tags": ["tensorrt-llm", "quantized", "int4_awq", "4-bit"],
+        "language": ["en"],
+        "pipeline_tag": "text-generation",
+    },
+    "model_name": "TheDrummer/Magidonia-24B-v4.3",
+    "quant_method_upper": "INT4-AWQ",
+    "source_model_link": EXAMPLE_SOURCE,
+    "w_bit": 4,
+    "kv_cache_dtype": "int8",
+    "kv_cache_type": "paged",
+    "kv_reuse": "enabled",
+    "group_size": 128,
+    "tensorrt_llm_version": "1.2.0rc5",
+    "modelopt_version": None,
+    "max_batch_size": 64,
+    "max_input_len": 5525,
+    "max_output_len": 150,
+    "sm_arch": "sm90",
+    "gpu_name": "NVIDIA H100 NVL",
+    "cuda_toolkit": "13.0",
+    "quantized_on": None,
+    "build_time": None,
+    "generated_at": "2026-01-03 18:54:59 UTC",
+    "engines": [{"label": "sm90_trt-llm-1.2.0rc5_cuda13.0"}],
+    "engine_note": None,
+    "artifact_sizes": [],
+    "calib_dataset": None,
+    "calib_size": 64,
+    "calib_seqlen": 5675,
+    "awq_block_size": 128,
+    "calib_batch_size": 16,
+    "validation": None,
+    "min_compute_capability": "9.0",
+    "gpu_arch_note": "Hopper / H100",
+    "quant_portability_note": (
+        "INT4-AWQ checkpoints are portable across sm89/sm90+ GPUs; rebuild engines for the target GPU (e.g., "
+        "H100/H200/B200/Blackwell, L40S, 4090/RTX) or reuse one of the prebuild engines in case they match "
+        "your GPU."
+    ),
+    "manifest_file": None,
+    "license_display": "other",
+    "license_link": EXAMPLE_SOURCE,
+    "gated_note": None,
+}

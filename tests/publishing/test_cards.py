@@ -1,0 +1,244 @@
+"""Cards rendered from real build manifests: one per canonical format, every one free of placeholders, with
+metadata that huggingface_hub parses and hubsim's validate-yaml accepts, and values taken from the manifest.
+
+fp8, int4_awq and gptq are real CPU builds. The other formats (w4a8_awq, int8_sq, nvfp4) and a build with a
+TensorRT engine need a GPU or TensorRT-LLM, which this machine lacks: their manifests are a real build's
+manifest with only the format's own fields changed. They test the card's logic for those formats, not a build.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from huggingface_hub import ModelCard
+
+from bot.cards import Byline, Upstream, card_context, render_release_card
+from builders.spec import Device, EngineRecord, Manifest, Toolchain
+from tests.publishing.example_card import EXAMPLE_PARAMETERS
+
+pytestmark = pytest.mark.slow
+
+SEED_VENDOR_TEXT = (
+    "Innova",
+    "innova",
+    "support@",
+    "llama3-gptq",
+    "llama-3",
+    "16GB+ VRAM",
+    "Latency",
+    "Throughput",
+)
+
+
+def _upstream(repo_id: str, revision: str, endpoint: str, **card: object) -> Upstream:
+    meta = {
+        "license": "other",
+        "license_name": "tiny-llama-license",
+        "license_link": "LICENSE",
+        "language": ["en"],
+    }
+    return Upstream.from_card(repo_id, revision, {**meta, **card}, endpoint=endpoint, files=["LICENSE"])
+
+
+def _variant(manifest: Manifest, fmt: str, quant_algo: str, **quant: object) -> Manifest:
+    spec = manifest.spec.model_copy(update={"format": fmt})
+    quantization = manifest.quantization.model_copy(update={"format": fmt, "quant_algo": quant_algo, **quant})
+    return manifest.model_copy(update={"spec": spec, "quantization": quantization})
+
+
+def _with_engine(manifest: Manifest) -> Manifest:
+    """As the same build would record it on an H100 worker in TensorRT-LLM 1.2.0rc5's container."""
+    label = "sm90_trt-llm-1.2.0rc5_cuda13.0"
+    engine = EngineRecord(
+        sm=90, status="built", path=f"trt-llm/engines/{label}", tensorrt_llm="1.2.0rc5", cuda="13.0"
+    )
+    return manifest.model_copy(
+        update={
+            "engines": [engine],
+            "device": Device(kind="cuda", name="NVIDIA H100 NVL", sm=90),
+            "toolchain": Toolchain(python="3.12.3", modelopt="0.37.0", tensorrt_llm="1.2.0rc5", cuda="13.0"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def manifests(builds, upstream) -> dict[str, Manifest]:
+    sha = upstream.revisions[0]
+    real = {
+        fmt: Manifest.read(builds.get(upstream.repo_id, sha, fmt) / "manifest.json")
+        for fmt in ("fp8", "int4_awq", "gptq")
+    }
+    return {
+        **real,
+        "w4a8_awq": _variant(real["int4_awq"], "w4a8_awq", "W4A8_AWQ"),
+        "nvfp4": _variant(real["fp8"], "nvfp4", "NVFP4", group_size=16),
+        "int8_sq": _variant(real["fp8"], "int8_sq", "W8A8_SQ_PER_CHANNEL", checkpoint_kind="trtllm_legacy"),
+        "int4_awq+engine": _with_engine(real["int4_awq"]),
+    }
+
+
+def _render(manifest: Manifest, upstream: Upstream, hubsim) -> str:
+    return render_release_card(
+        manifest,
+        upstream,
+        repo_id=f"{hubsim.user}/release",
+        endpoint=hubsim.url,
+        byline=Byline("quantbot", None),
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["fp8", "int4_awq", "gptq", "w4a8_awq", "nvfp4", "int8_sq", "int4_awq+engine"]
+)
+def test_card_for_every_format_is_complete_and_valid(name: str, manifests, upstream, hubsim) -> None:
+    manifest = manifests[name]
+    facts = _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url)
+    card = _render(manifest, facts, hubsim)
+
+    assert "{{" not in card and "None" not in card
+    meta = ModelCard(card).data.to_dict()
+    assert meta["base_model"] == upstream.repo_id
+    assert meta["base_model_relation"] == "quantized"
+    assert meta["license"] == "other" and meta["license_name"] == "tiny-llama-license"
+    assert meta["license_link"] == f"{hubsim.url}/{upstream.repo_id}/blob/{manifest.spec.revision}/LICENSE"
+    assert meta["language"] == ["en"]
+    assert manifest.spec.format in meta["tags"] or "gptq" in meta["tags"]
+    answer = httpx.post(f"{hubsim.url}/api/validate-yaml", json={"content": card, "repoType": "model"})
+    assert answer.status_code == 200 and answer.json()["errors"] == []
+
+
+def test_cpu_build_card_says_what_was_measured_and_nothing_else(manifests, upstream, hubsim) -> None:
+    manifest = manifests["int4_awq"]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+    ppl = manifest.validation.perplexity
+
+    assert f"| **ModelOpt Version** | `{manifest.quantization.producer_version}` |" in card
+    assert f"| **Quantized On** | CPU ({manifest.device.name}) |" in card
+    assert f"| **Calibration Size** | {manifest.quantization.calibration.samples} samples |" in card
+    assert f"{ppl.base:.3f}" in card and f"{ppl.quantized:.3f}" in card
+    assert "No TensorRT engine was built for this release (TensorRT-LLM is not installed" in card
+    # Without an engine, where the checkpoint runs comes from TensorRT-LLM's hardware matrix (W4A16 AWQ:
+    # Y from Ampere to Hopper), and the GPU requirement agrees with it.
+    assert (
+        "INT4-AWQ checkpoints run on Ampere, Ada Lovelace and Hopper GPUs (sm80/sm86/sm87/sm89/sm90)" in card
+    )
+    assert "Compute Capability ≥ 8.0 (Ampere)" in card
+    # No engine, no GPU, no TensorRT-LLM here: those rows are left out, never guessed.
+    for absent in (
+        "**GPU** |",
+        "**SM Architecture**",
+        "**Max Batch Size**",
+        "**TensorRT-LLM Version**",
+        "engines/sm",
+    ):
+        assert absent not in card
+
+
+def test_engine_build_card_names_the_engine_gpu_and_limits(manifests, upstream, hubsim) -> None:
+    manifest = manifests["int4_awq+engine"]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+
+    assert "  engines/sm90_trt-llm-1.2.0rc5_cuda13.0/" in card
+    assert "| **SM Architecture** | sm90 |" in card and "| **GPU** | NVIDIA H100 NVL |" in card
+    assert f"| **Max Batch Size** | {manifest.spec.engine.max_batch_size} |" in card
+    assert "Compute Capability ≥ 9.0 (Hopper / H100)" in card
+    assert "portable across sm89/sm90+ GPUs" in card
+
+
+def test_card_context_supplies_exactly_the_parameters_of_the_seed_example(
+    manifests, upstream, hubsim
+) -> None:
+    """The example test renders the template from a hand-written parameter set; this binds that set to
+    what the publisher really passes, so the two cannot drift apart."""
+    manifest = manifests["int4_awq+engine"]
+    context = card_context(
+        manifest,
+        _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url),
+        repo_id="x/y",
+        endpoint=hubsim.url,
+        byline=Byline("quantbot"),
+    )
+    assert set(context) == set(EXAMPLE_PARAMETERS)
+
+
+def test_gptq_card_replaces_the_seed_vendor_with_the_publisher(manifests, upstream, hubsim) -> None:
+    manifest = manifests["gptq"]
+    facts = _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url)
+    card = render_release_card(
+        manifest,
+        facts,
+        repo_id="acme/tiny-GPTQ",
+        endpoint=hubsim.url,
+        byline=Byline("Acme Quant", "https://acme.test"),
+    )
+    ppl = manifest.validation.perplexity
+
+    assert not [text for text in SEED_VENDOR_TEXT if text in card]
+    assert "author={Acme Quant}" in card and "*Quantized by [Acme Quant](https://acme.test)*" in card
+    assert f"| Base model ({upstream.repo_id}) | {ppl.base:.3f} |" in card
+    assert f"| GPTQ 4-bit (this model) | {ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%) |" in card
+    assert "GPTQModel.load(\n    model_id," in card and 'model_id = "acme/tiny-GPTQ"' in card
+    assert "Task Evaluation" not in card  # no task was evaluated, so the seed's table is left out
+
+
+def test_gptq_card_without_measured_perplexity_has_no_perplexity_table(manifests, upstream, hubsim) -> None:
+    manifest = manifests["gptq"]
+    unmeasured = manifest.model_copy(
+        update={"validation": manifest.validation.model_copy(update={"perplexity": None})}
+    )
+    card = _render(unmeasured, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+
+    assert "Perplexity" not in card and "| Model | " not in card
+
+
+def test_licence_with_a_standard_id_carries_no_name_or_link(manifests, upstream, hubsim) -> None:
+    manifest = manifests["fp8"]
+    facts = Upstream.from_card(
+        upstream.repo_id, manifest.spec.revision, {"license": "apache-2.0"}, endpoint=hubsim.url
+    )
+    meta = ModelCard(_render(manifest, facts, hubsim)).data.to_dict()
+
+    assert meta["license"] == "apache-2.0"
+    assert "license_name" not in meta and "license_link" not in meta
+    assert "language" not in meta  # the base model states none, so the release states none
+
+
+def test_licence_link_absolute_stays_and_missing_falls_back_to_the_model_page(hubsim) -> None:
+    link = "https://example.org/LICENSE.txt"
+    absolute = Upstream.from_card(
+        "o/m", "a" * 40, {"license": "other", "license_link": link}, endpoint=hubsim.url
+    )
+    bare = Upstream.from_card("o/m", "a" * 40, {"license": "other"}, endpoint=hubsim.url)
+
+    assert absolute.licence_metadata() == {"license": "other", "license_name": "other", "license_link": link}
+    assert bare.licence_metadata()["license_link"] == f"{hubsim.url}/o/m"
+
+
+def test_the_card_never_reads_a_value_the_manifest_does_not_hold(manifests, upstream, hubsim) -> None:
+    """Strip the optional measurements from a real manifest: the card shrinks, and still renders cleanly."""
+    manifest = manifests["fp8"]
+    bare = manifest.model_copy(update={"validation": None, "toolchain": None, "device": None, "wall_s": None})
+    card = _render(bare, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+
+    assert "{{" not in card and "None" not in card
+    assert "## Validation" not in card and "**Build Time**" not in card and "**Quantized On**" not in card
+    ModelCard(card)
+
+
+def test_a_gated_base_model_carries_its_gate_prompt_and_a_note(manifests, upstream, hubsim) -> None:
+    manifest = manifests["fp8"]
+    prompt = "You agree to the Tiny Llama terms."
+    facts = Upstream.from_card(
+        upstream.repo_id,
+        manifest.spec.revision,
+        {"license": "llama3.1", "extra_gated_prompt": prompt},
+        endpoint=hubsim.url,
+        gated="manual",
+    )
+    card = _render(manifest, facts, hubsim)
+    meta = ModelCard(card).data.to_dict()
+
+    assert meta["license"] == "llama3.1" and meta["extra_gated_prompt"] == prompt
+    assert "Access to the base model is gated" in card
+    answer = httpx.post(f"{hubsim.url}/api/validate-yaml", json={"content": card, "repoType": "model"})
+    assert answer.json()["errors"] == []
