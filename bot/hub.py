@@ -131,7 +131,9 @@ class Hub:
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
                 raise translate(e, repo_id) from e
             except hf_errors.LocalTokenNotFoundError as e:
-                raise HubAuthError("no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id) from e
+                raise HubAuthError(
+                    "no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id
+                ) from e
 
     def whoami(self) -> dict[str, Any]:
         return self.call(self.api.whoami)

@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the data dir.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        "FULL", description="SQLite fsync per commit (FULL) or per checkpoint (NORMAL: a power cut may lose the last)."
+        "FULL",
+        description="SQLite fsync per commit (FULL) or per checkpoint (NORMAL: a power cut loses the last).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
 

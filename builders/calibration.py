@@ -28,6 +28,17 @@ class CalibrationSet:
     def tokens(self) -> int:
         return sum(len(s) for s in self.samples)
 
+    def record(self, batch_size: int, oom_retries: int) -> dict[str, Any]:
+        """What the manifest says of the calibration a build actually ran."""
+        return {
+            "dataset": self.name,
+            "samples": len(self.samples),
+            "seq_len": self.seq_len,
+            "tokens": self.tokens,
+            "batch_size": batch_size,
+            "oom_retries": oom_retries,
+        }
+
 
 def load_calibration(recipe: Recipe, tokenizer: Any) -> CalibrationSet:
     """The recipe's samples, tokenized and truncated to ``calib_seq_len``."""

@@ -64,14 +64,7 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     shutil.rmtree(target, ignore_errors=True)
     partial.replace(target)
     return {
-        "calibration": {
-            "dataset": calib.name,
-            "samples": len(calib.samples),
-            "seq_len": calib.seq_len,
-            "tokens": calib.tokens,
-            "batch_size": batch_used,
-            "oom_retries": retries,
-        },
+        "calibration": calib.record(batch_used, retries),
         "checkpoint_dir": str(target),
         "outputs": [str(target)],
     }

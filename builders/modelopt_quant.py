@@ -97,15 +97,8 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     mto.save(model, str(partial))
     partial.replace(state)
     return {
-        "calibration": {
-            "dataset": calib.name,
-            "samples": len(calib.samples),
-            "seq_len": calib.seq_len,
-            "tokens": calib.tokens,
-            "batch_size": batch_used,
-            "oom_retries": retries,
-            "awq_block_size": spec.recipe.awq_block_size if spec.format in AWQ_FORMATS else None,
-        },
+        "calibration": calib.record(batch_used, retries)
+        | {"awq_block_size": spec.recipe.awq_block_size if spec.format in AWQ_FORMATS else None},
         "quant_config": CONFIG_NAMES[spec.format],
         "kv_cache": spec.recipe.kv_cache,
         **fake_quant,

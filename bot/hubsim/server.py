@@ -7,13 +7,11 @@ printed only once the port really accepts connections, and Ctrl+C / SIGTERM stop
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -113,14 +111,19 @@ class HubsimServer:
         self.hub.webhooks.close()
 
     def serve_forever(self) -> None:
-        """Block until Ctrl+C or SIGTERM (or the server dies), then stop cleanly."""
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        """Block until Ctrl+C or SIGTERM (or the server dies), then stop cleanly.
+
+        The signals only set a flag: a KeyboardInterrupt raised inside `Thread.join` can leave the thread's
+        lock in a state that breaks the interpreter's shutdown, so the main thread waits on an Event instead.
+        """
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with contextlib.suppress(KeyboardInterrupt):
-                while self._thread is not None and self._thread.is_alive():
-                    self._thread.join(0.5)
+            while not stop.is_set() and self._thread is not None and self._thread.is_alive():
+                stop.wait(0.5)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.stop()
 
     def __enter__(self) -> HubsimServer:
@@ -128,7 +131,3 @@ class HubsimServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt

@@ -23,7 +23,7 @@ SEED_VENDOR_TEXT = (
     "innova",
     "support@",
     "llama3-gptq",
-    "llama-3",
+    "- llama-3\n",  # the seed's tag line (an upstream named tiny-llama-3… must not trip it)
     "16GB+ VRAM",
     "Latency",
     "Throughput",
