@@ -26,7 +26,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any, Protocol
 from bot.errors import QuantbotError
 from bot.settings import Settings
 from bot.targets import local_gpus
+from bot.worker import worker_argv, worker_env, write_spec
 from builders.spec import BuildSpec, Manifest, Progress
 from handlers.replies import refresh
 from state import GuardFailed, Job, JobStatus, LeaseLost, ReleaseKind, ReleaseStatus, Store, WatchKind
@@ -107,7 +107,6 @@ class LocalExecutor:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.lease_s = settings.lease_s
         self.poll_s = poll_s
-        self.command = list(settings.worker_command) or [sys.executable]
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._publish_wake = threading.Event()
@@ -206,19 +205,15 @@ class LocalExecutor:
 
     def _launch(self, spec: BuildSpec, slot: Slot, attempt: int) -> subprocess.Popen[bytes]:
         work = Path(spec.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
         _stop_stale_worker(work)
-        spec_path = spec.write(work / "spec.json")
-        env = os.environ | slot.env | {"PYTHONUNBUFFERED": "1", "HF_ENDPOINT": self.settings.hf_endpoint}
-        if self.settings.token():
-            env["HF_TOKEN"] = self.settings.token() or ""
+        spec_path = write_spec(spec)
         with (work / f"worker-{attempt}.log").open("ab") as stderr:
             process = subprocess.Popen(
-                [*self.command, "-m", "builders", "run", str(spec_path)],
+                worker_argv(self.settings, spec_path),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=env,
+                env=worker_env(self.settings, slot.env),
                 start_new_session=True,  # its own process group: a stop reaches its children too
             )
         assert process.stdout is not None

@@ -8,7 +8,6 @@ progress bar on stderr, and prints the manifest's path and a summary. The worker
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,9 +19,9 @@ import click
 
 from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
+from bot.settings import Settings
+from bot.worker import worker_argv, worker_env, write_spec
 from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
-
-WORKER = [sys.executable, "-m", "builders", "run"]
 
 
 @click.command()
@@ -89,8 +88,7 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
             "output_dir": (out or settings.data_dir / "builds" / name).resolve(),
         }
     )
-    env = {"HF_ENDPOINT": settings.hf_endpoint} | ({"HF_TOKEN": settings.token()} if settings.token() else {})
-    returncode = run_worker(spec, _progress_bar(), env)
+    returncode = run_worker(settings, spec, _progress_bar())
     manifest = _read_manifest(spec)
     click.echo(summary(manifest, spec.manifest_path))
     if returncode != 0 or not manifest.ok:
@@ -103,22 +101,18 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
         )
 
 
-def run_worker(
-    spec: BuildSpec, on_progress: Callable[[Progress], None], env: dict[str, str] | None = None
-) -> int:
+def run_worker(settings: Settings, spec: BuildSpec, on_progress: Callable[[Progress], None]) -> int:
     """Run one build in a worker process; call ``on_progress`` for each progress line; return its exit code.
 
     The spec is written into its work dir; the worker's stderr goes to ``worker.log`` beside it.
     """
-    work = Path(spec.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    spec_path = spec.write(work / "spec.json")
-    with open(work / "worker.log", "ab") as log:
+    spec_path = write_spec(spec)
+    with open(spec_path.parent / "worker.log", "ab") as log:
         proc = subprocess.Popen(
-            [*WORKER, str(spec_path)],
+            worker_argv(settings, spec_path),
             stdout=subprocess.PIPE,
             stderr=log,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
+            env=worker_env(settings),
             text=True,
         )
         assert proc.stdout is not None
