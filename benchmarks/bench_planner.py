@@ -36,7 +36,7 @@ MISTRAL = {
 _IMPORT_PROBE = """
 import sys, time
 t = time.perf_counter()
-import bot.planner, bot.facts, bot.targets
+import bot.eligibility.planner, bot.eligibility.facts, bot.eligibility.targets
 ms = (time.perf_counter() - t) * 1000
 print(ms, sorted({"torch", "transformers"} & set(sys.modules)))
 """
@@ -62,9 +62,9 @@ def main() -> int:
             folder = Path(tmp)
             (folder / "config.json").write_text(json.dumps(MISTRAL))
 
-        from bot.facts import facts_from_dir
-        from bot.planner import plan
-        from bot.targets import resolve_targets
+        from bot.eligibility.facts import facts_from_dir
+        from bot.eligibility.planner import plan
+        from bot.eligibility.targets import resolve_targets
 
         def one_plan() -> object:
             targets = resolve_targets(list(SMS), gpus=[])
@@ -82,7 +82,10 @@ def main() -> int:
     median = statistics.median(timings)
     p95 = sorted(timings)[int(len(timings) * 0.95) - 1]
     print(f"model: {folder if args.model_dir else 'Mistral-7B config (temp dir)'}, SMs {list(SMS)}")
-    print(f"import bot.planner (fresh interpreter): {import_ms:.1f} ms; torch/transformers imported: {heavy}")
+    print(
+        f"import bot.eligibility.planner (fresh interpreter): {import_ms:.1f} ms; "
+        f"torch/transformers imported: {heavy}"
+    )
     print(f"first plan (reads and validates the matrix files): {first_ms:.2f} ms")
     print(f"warm plan from the local folder, {args.runs} runs: median {median:.3f} ms, p95 {p95:.3f} ms")
     ok = median < TARGET_MS and heavy == "[]"

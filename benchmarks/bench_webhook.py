@@ -1,6 +1,7 @@
 """Benchmark the webhook endpoint: start-to-ready time, idle RSS, and acknowledgement latency under load.
 
-Each run starts a server process twice (uvicorn on loopback, `bot.server:app_from_settings`: the webhook app
+Each run starts a server process twice (uvicorn on loopback,
+`bot.intake.server:app_from_settings`: the webhook app
 of `quantbot serve` without the dispatcher, so only acknowledgement is measured; SQLite in a temporary data
 dir), first on a new data dir, then on the database the first start made, timing each from spawn to the first
 200 from /healthz. It reads the second one's idle RSS, then drives it at a fixed rate with distinct valid
@@ -151,7 +152,7 @@ def _start_server(data_dir: Path, port: int, args: argparse.Namespace) -> tuple[
         "-m",
         "uvicorn",
         "--factory",
-        "bot.server:app_from_settings",
+        "bot.intake.server:app_from_settings",
         "--host",
         "127.0.0.1",
     ]

@@ -119,7 +119,7 @@ class HubUnavailable(HubError, ConnectionError):
 
 
 class MatrixError(ConfigError):
-    """A support-matrix data file under bot/matrices is malformed; the message names the file and entry."""
+    """A support-matrix data file (bot/eligibility/matrices) is malformed; the message names the entry."""
 
 
 class ModelConfigError(QuantbotError, ValueError):
@@ -155,7 +155,7 @@ class NoWriteAccess(PublishError, PermissionError):
     """The token may not write to the release repo and falling back to a pull request is not allowed."""
 
 
-# --- Webhooks (bot/webhooks.py, bot/server.py) ---
+# --- Webhooks (bot/intake/webhooks.py, bot/intake/server.py) ---
 
 
 class WebhookError(QuantbotError, ValueError):

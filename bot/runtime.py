@@ -20,14 +20,14 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from bot import publisher as publishing
-from bot.buildplan import BuildPlanner
-from bot.dispatcher import Dispatcher
+from bot.eligibility.specs import BuildPlanner
 from bot.errors import ConfigError
-from bot.executor import LocalExecutor, Slot
+from bot.execution.executor import LocalExecutor, Slot
 from bot.hub import Hub
-from bot.scheduler import Poller, Scheduler
-from bot.server import create_app, open_configured_store
+from bot.intake.dispatcher import Dispatcher
+from bot.intake.scheduler import Poller, Scheduler
+from bot.intake.server import create_app, open_configured_store
+from bot.publishing import publisher as publishing
 from bot.settings import Settings
 from builders.spec import Recipe, ValidationSettings
 from handlers.context import Options

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
-    # --- the bot: commands, executor, poller (bot/dispatcher.py, bot/executor.py, bot/scheduler.py) ---
+    # --- the bot: commands, executor, poller (bot/intake/, bot/execution/) ---
     bot_name: str | None = Field(
         None, description="Name commands mention (@name); default: the token's user."
     )
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     @field_validator("trtllm_repo_template", "gptq_repo_template")
     @classmethod
     def _repo_template(cls, value: str) -> str:
-        from bot.naming import check_template
+        from bot.publishing.naming import check_template
 
         try:
             check_template(value)

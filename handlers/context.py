@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.webhooks import HubWebhook
+from bot.intake.webhooks import HubWebhook
 from builders.spec import FORMATS, BuildSpec
 from state import EventRecord, Store
 

@@ -1,8 +1,8 @@
-"""Reading a plan (`bot.planner.Plan`) the way replies and job creation need it."""
+"""Reading a plan (`bot.eligibility.planner.Plan`) the way replies and job creation need it."""
 
 from __future__ import annotations
 
-from bot.planner import Plan
+from bot.eligibility.planner import Plan
 from builders.spec import FORMATS
 
 

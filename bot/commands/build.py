@@ -19,8 +19,8 @@ import click
 
 from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
+from bot.execution.launch import worker_argv, worker_env, write_spec
 from bot.settings import Settings
-from bot.worker import worker_argv, worker_env, write_spec
 from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from bot.cli import settings_from
+from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
+from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
+from bot.eligibility.targets import GIB, Target, parse_sms, resolve_targets
 from bot.errors import UsageError
-from bot.facts import ModelFacts, facts_from_dir, facts_from_hub
-from bot.planner import Plan, PlanOptions, TargetPlan, plan
-from bot.targets import GIB, Target, parse_sms, resolve_targets
 
 
 @click.command()

@@ -1,6 +1,7 @@
 """`quantbot publish <build dir>`: release a finished build as a repo or a pull request; prints its URL.
 
-The mode and the approval mode decide where it goes (see `bot.publisher`); the outcome goes to stderr as
+The mode and the approval mode decide where it goes (see `bot.publishing.publisher`); the outcome goes to
+stderr as
 one line, the URL alone to stdout, so scripts can capture it.
 """
 
@@ -34,7 +35,7 @@ def command(
     """Publish BUILD_DIR (a folder holding a successful build's manifest.json)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from bot.publisher import Publisher
+    from bot.publishing.publisher import Publisher
 
     if repo_id is not None:
         try:

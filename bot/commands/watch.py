@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.cli import settings_from
+from bot.eligibility.targets import parse_sms
 from bot.errors import UsageError
-from bot.targets import parse_sms
 from builders.spec import FORMATS
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ _KINDS = ("repo", "author", "base_model")
 
 def _store(ctx: click.Context) -> Store:
     """The bot's database (state is imported here, not at the top, so that `--help` stays fast)."""
-    from bot.server import open_configured_store
+    from bot.intake.server import open_configured_store
 
     return open_configured_store(settings_from(ctx))
 

@@ -93,7 +93,7 @@ def command() -> None:
 def sync(ctx: click.Context, url: str | None) -> None:
     """Register or update the bot's webhook for the watch list."""
     from bot.hub import Hub
-    from bot.server import open_configured_store
+    from bot.intake.server import open_configured_store
 
     settings = settings_from(ctx)
     if url is None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.dispatcher import Dispatcher
 from bot.errors import HubUnavailable
-from bot.webhooks import event_from_payload
+from bot.intake.dispatcher import Dispatcher
+from bot.intake.webhooks import event_from_payload
 from handlers.context import Context, Options
 from handlers.router import HANDLED, Router
 from state import Store, open_store, sqlite_url
@@ -97,7 +97,7 @@ def test_the_dispatcher_thread_wakes_on_notify(store: Store) -> None:
 def test_a_hub_outage_leaves_the_event_pending_and_it_is_retried(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.dispatcher.RETRY_FIRST_S", 0.0)
+    monkeypatch.setattr("bot.intake.dispatcher.RETRY_FIRST_S", 0.0)
     tries: list[int] = []
     router = Router()
 

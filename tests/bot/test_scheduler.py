@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.hub import Hub
-from bot.scheduler import Poller
+from bot.intake.scheduler import Poller
 from bot.settings import load_settings
 from state import JobStatus, Store, WatchKind, open_store, revision_key, sqlite_url
 

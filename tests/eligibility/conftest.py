@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.matrices import DATA_DIR
+from bot.eligibility.matrices import DATA_DIR
 
 MISTRAL_7B = {
     "architectures": ["MistralForCausalLM"],

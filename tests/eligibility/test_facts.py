@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ModelConfigError
-from bot.facts import (
+from bot.eligibility.facts import (
     build_facts,
     estimate_parameters,
     facts_from_dir,
     is_text_generation,
     safetensors_header_counts,
 )
+from bot.errors import ModelConfigError
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.eligibility.matrices import FORMATS, load_matrices
 from bot.errors import ConfigError, MatrixError
-from bot.matrices import FORMATS, load_matrices
 
 EditCopy = Callable[[str, Callable[[str], str]], Path]
 

@@ -10,8 +10,8 @@ import pytest
 from huggingface_hub import CommitOperationAdd
 
 from bot.cli import main
+from bot.eligibility.facts import facts_from_hub
 from bot.errors import ModelConfigError, RepoNotFound, RevisionNotFound
-from bot.facts import facts_from_hub
 from bot.hub import Hub
 
 CARD = "---\nlicense: apache-2.0\npipeline_tag: text-generation\n---\n# A model\n"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.facts import ModelFacts, build_facts
-from bot.matrices import FORMATS
-from bot.planner import Plan, PlanOptions, plan
-from bot.targets import GIB, Target, target_for
+from bot.eligibility.facts import ModelFacts, build_facts
+from bot.eligibility.matrices import FORMATS
+from bot.eligibility.planner import Plan, PlanOptions, plan
+from bot.eligibility.targets import GIB, Target, target_for
 
 ALL_SMS = (80, 86, 87, 89, 90, 100, 103, 120, 121)
 FAMILY = {80: "ampere", 86: "ampere", 87: "ampere", 89: "ada", 90: "hopper"}
@@ -283,7 +283,8 @@ def test_plan_json_shape(configs: dict[str, Any]) -> None:
 
 def test_importing_the_planner_imports_neither_torch_nor_transformers() -> None:
     code = (
-        "import sys, bot.planner, bot.facts, bot.targets, bot.matrices\n"
+        "import sys, bot.eligibility.planner, bot.eligibility.facts, bot.eligibility.targets\n"
+        "import bot.eligibility.matrices\n"
         "print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     )
     result = subprocess.run(

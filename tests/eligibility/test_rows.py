@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.matrices import load_matrices
+from bot.eligibility.matrices import load_matrices
 
 LLAMA = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.eligibility.targets import GIB, GPU, local_gpus, parse_sms, resolve_targets, target_for
 from bot.errors import UnknownSM, UsageError
-from bot.targets import GIB, GPU, local_gpus, parse_sms, resolve_targets, target_for
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.commands import Command, help_text, parse_command
+from handlers.slash_syntax import Command, help_text, parse_command
 
 FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
 

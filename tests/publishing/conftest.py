@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bot.hub import Hub
-from bot.publisher import Publisher
+from bot.publishing.publisher import Publisher
 from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec, Recipe, ValidationSettings
 from builders.tiny import build_tiny_llama, calibration_text_path, push_upstream

@@ -9,8 +9,8 @@ EXAMPLE_SOURCE = "https://huggingface.co/TheDrummer/Magidonia-24B-v4.3"
 # A verbatim copy of ../shared/seeds/trtllm-card-filled-example.md, so the test runs from a clean clone.
 FILLED_EXAMPLE = Path(__file__).parent / "data" / "trtllm-card-filled-example.md"
 
-# The parameters the filled example shows, under the names bot/cards.py gives them (every key the template
-# reads; None = not shown in the example, so left out).
+# The parameters the filled example shows, under the names bot/publishing/cards.py gives them (every key the
+# template reads; None = not shown in the example, so left out).
 EXAMPLE_PARAMETERS = {
     "metadata": {
         "license": "other",

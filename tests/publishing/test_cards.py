@@ -12,7 +12,7 @@ import httpx
 import pytest
 from huggingface_hub import ModelCard
 
-from bot.cards import Byline, Upstream, card_context, render_release_card
+from bot.publishing.cards import Byline, Upstream, card_context, render_release_card
 from builders.spec import Device, EngineRecord, Manifest, Toolchain
 from tests.publishing.example_card import EXAMPLE_PARAMETERS
 

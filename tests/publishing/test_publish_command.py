@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import BuildDirError
-from bot.release import check_artifacts, load_manifest
+from bot.publishing.release import check_artifacts, load_manifest
 
 pytestmark = pytest.mark.slow
 

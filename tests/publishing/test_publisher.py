@@ -16,8 +16,8 @@ from huggingface_hub.errors import GatedRepoError
 
 from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, UsageError
 from bot.hub import MAX_ATTEMPTS
-from bot.publisher import Publisher, on_pr_closed, on_pr_merged, reply_text
-from bot.release import ReleaseTag
+from bot.publishing.publisher import Publisher, on_pr_closed, on_pr_merged, reply_text
+from bot.publishing.release import ReleaseTag
 from builders.spec import Artifact, Device, EngineRecord, Manifest
 from state.models import ReleaseKind, ReleaseStatus
 
@@ -372,7 +372,7 @@ def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
 
 
 def test_reply_text_names_the_release_and_its_figures(builds, upstream) -> None:
-    from bot.publisher import PublishResult
+    from bot.publishing.publisher import PublishResult
 
     manifest = _manifest(builds.get(upstream.repo_id, upstream.revisions[0], "fp8"))
     result = PublishResult(

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from bot.server import create_app
+from bot.intake.server import create_app
 from bot.settings import load_settings
 from state import Store, open_store, sqlite_url
 

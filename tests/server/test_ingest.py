@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import event as sa_event
 
-from bot.ingest import EventWriter
+from bot.intake.ingest import EventWriter
 from state import NewEvent, open_store, sqlite_url
 
 

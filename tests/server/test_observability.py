@@ -97,7 +97,7 @@ FOOTPRINT = textwrap.dedent(
     """
     import json, os, sys, tempfile, threading, time
     import httpx, uvicorn
-    from bot.server import create_app
+    from bot.intake.server import create_app
     from bot.settings import load_settings
     from state import open_store, sqlite_url
 

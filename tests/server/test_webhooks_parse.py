@@ -1,4 +1,4 @@
-"""bot.webhooks without a server: bytes and headers in, an Event or a typed error out."""
+"""bot.intake.webhooks without a server: bytes and headers in, an Event or a typed error out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.errors import WebhookForbidden, WebhookUnauthorized
-from bot.webhooks import event_from_payload, parse_webhook
+from bot.intake.webhooks import event_from_payload, parse_webhook
 
 
 def _body(payload) -> bytes:

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.facts import ModelFacts
-from bot.matrices import FORMATS, Matrices, Matrix, load_matrices
-from bot.targets import GIB, Target
+from bot.eligibility.facts import ModelFacts
+from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices
+from bot.eligibility.targets import GIB, Target
 
 Policy = Literal["strict", "permissive"]
 _DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.eligibility.targets import local_gpus
 from bot.errors import QuantbotError
+from bot.execution.launch import worker_argv, worker_env, write_spec
 from bot.settings import Settings
-from bot.targets import local_gpus
-from bot.worker import worker_argv, worker_env, write_spec
 from builders.spec import BuildSpec, Manifest, Progress
 from handlers.replies import refresh
 from state import GuardFailed, Job, JobStatus, LeaseLost, ReleaseKind, ReleaseStatus, Store, WatchKind

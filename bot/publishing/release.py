@@ -19,9 +19,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.cards import Byline, Upstream, artifact_folders, human_size, render_release_card, render_template
 from bot.errors import BuildDirError
-from bot.naming import display_format
+from bot.publishing.cards import (
+    Byline,
+    Upstream,
+    artifact_folders,
+    human_size,
+    render_release_card,
+    render_template,
+)
+from bot.publishing.naming import display_format
 from builders.spec import MANIFEST_NAME, Manifest
 
 _MARKER = re.compile(r"<!-- quantbot:release (\{.*?\}) -->")

@@ -16,8 +16,8 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import HubError
+from bot.intake.webhooks import event_from_payload
 from bot.settings import Settings
-from bot.webhooks import event_from_payload
 from state import GuardFailed, JobStatus, Store, Watch, WatchKind
 from state.dedup import digest
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bot.eligibility.matrices import Matrices, RowMatch, load_matrices
 from bot.errors import EntryNotFound, HubError, ModelConfigError
-from bot.matrices import Matrices, RowMatch, load_matrices
 
 if TYPE_CHECKING:
     from bot.hub import Hub

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from bot.eligibility.matrices import Matrices, load_matrices
 from bot.errors import UnknownSM, UsageError
-from bot.matrices import Matrices, load_matrices
 
 GIB = 1024**3
 

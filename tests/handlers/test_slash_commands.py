@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.hub import Hub
-from bot.webhooks import event_from_payload
-from handlers import discussion_commands
+from bot.intake.webhooks import event_from_payload
+from handlers import slash_commands
 from handlers.context import Context, Options
 from handlers.router import HANDLED, IGNORED, REFUSED
 from state import CommandStatus, Store, open_store, sqlite_url
@@ -70,7 +70,7 @@ def _run(hubsim, store: Store, payload: dict[str, Any], **options: Any) -> str:
         planner=None,  # type: ignore[arg-type]  (no command below gets as far as planning)
         log=logging.LoggerAdapter(logging.getLogger("test"), {}),
     )
-    return discussion_commands.on_comment(ctx)
+    return slash_commands.on_comment(ctx)
 
 
 def _replies(hubsim, repo: str) -> list[str]:
@@ -113,9 +113,9 @@ def test_owners_org_members_maintainers_and_the_allowlist_may_build(hubsim, watc
     )
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
     ctx = Context(event=None, hook=parsed.hook, hub=hub, store=store, options=options, planner=None)  # type: ignore[arg-type]
-    assert discussion_commands.may_build(ctx, hubsim.user)  # a member of the org that owns the repo
-    assert discussion_commands.may_build(ctx, "maya") and discussion_commands.may_build(ctx, "al")
-    assert not discussion_commands.may_build(ctx, hubsim.other_user)
+    assert slash_commands.may_build(ctx, hubsim.user)  # a member of the org that owns the repo
+    assert slash_commands.may_build(ctx, "maya") and slash_commands.may_build(ctx, "al")
+    assert not slash_commands.may_build(ctx, hubsim.other_user)
 
 
 def test_the_rate_limit_answers_once_then_stays_quiet(hubsim, watched, store: Store) -> None:

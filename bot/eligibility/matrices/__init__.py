@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from bot.eligibility.matrices.rows import RowMapping, RowMatch, parse_rows
+from bot.eligibility.matrices.tables import FORMATS, OPTIONS, Cell, Checker, Matrix, parse_matrix
 from bot.errors import MatrixError
-from bot.matrices.rows import RowMapping, RowMatch, parse_rows
-from bot.matrices.tables import FORMATS, OPTIONS, Cell, Checker, Matrix, parse_matrix
 
 __all__ = [
     "DATA_DIR",

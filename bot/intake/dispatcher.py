@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from bot.errors import HubRateLimited, HubUnavailable, WebhookError
-from bot.webhooks import event_from_payload
-from handlers import discussion_commands, reviews, upstream
+from bot.intake.webhooks import event_from_payload
+from handlers import reviews, slash_commands, upstream
 from handlers.context import Context, ExecutorPort, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
 from handlers.router import FAILED, Router, routing_fields
 from state import EventRecord, GuardFailed, Store
@@ -32,7 +32,7 @@ RETRY = "retry"  # not an outcome the store records: the event stays pending
 
 def default_router() -> Router:
     """Every feature's routes, merged."""
-    return Router(upstream.router, discussion_commands.router, reviews.router)
+    return Router(upstream.router, slash_commands.router, reviews.router)
 
 
 class Dispatcher:

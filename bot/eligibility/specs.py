@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from bot.facts import facts_from_hub
+from bot.eligibility.facts import facts_from_hub
+from bot.eligibility.planner import Plan, PlanOptions, plan
+from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
-from bot.planner import Plan, PlanOptions, plan
 from bot.settings import Settings
-from bot.targets import resolve_targets
 from builders.spec import BuildSpec, Recipe, ValidationSettings, installed_toolchain
 from handlers.plans import eligible_sms
 

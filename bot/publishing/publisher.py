@@ -29,11 +29,11 @@ from typing import Any, Literal
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 
-from bot.cards import Byline, Upstream, render_template
 from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, UsageError
 from bot.hub import Hub
-from bot.naming import display_format, release_repo_id
-from bot.release import (
+from bot.publishing.cards import Byline, Upstream, render_template
+from bot.publishing.naming import display_format, release_repo_id
+from bot.publishing.release import (
     Release,
     ReleaseTag,
     card_is_untouched,

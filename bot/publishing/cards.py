@@ -20,10 +20,10 @@ import yaml
 from huggingface_hub import ModelCard
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from bot.eligibility.facts import card_metadata
+from bot.eligibility.matrices import load_matrices
 from bot.errors import CardError
-from bot.facts import card_metadata
-from bot.matrices import load_matrices
-from bot.naming import display_format
+from bot.publishing.naming import display_format
 from builders.spec import AWQ_FORMATS, DEFAULT_CALIBRATION, MANIFEST_NAME, Artifact, Manifest
 
 if TYPE_CHECKING:
@@ -391,7 +391,7 @@ def _cuda(manifest: Manifest, built: list[Any]) -> str | None:
 
 
 def _supported_sms(fmt: str) -> list[int]:
-    """The SMs whose row of TensorRT-LLM's hardware matrix marks the format `Y` (bot/matrices)."""
+    """The SMs whose row of TensorRT-LLM's hardware matrix marks the format `Y` (bot/eligibility/matrices)."""
     m = load_matrices()
     column = m.trtllm_hardware.column_for(fmt)
     if column is None:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.errors import HubError
-from handlers.commands import Command, help_text, parse_command
 from handlers.context import Context, Options
 from handlers.plans import eligible_sms, skip_reasons
 from handlers.replies import job_line, refresh, render
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
+from handlers.slash_syntax import Command, help_text, parse_command
 from handlers.upstream import enqueue_specs
 from state import CommandStatus, GuardFailed, JobStatus
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.matrices.tables import Checker, Matrix
+from bot.eligibility.matrices.tables import Checker, Matrix
 
 _RULE_KEYS = frozenset({"row", "when", "name_contains", "why"})
 _OPERATORS = frozenset({"one_of", "at_least", "at_most", "present"})

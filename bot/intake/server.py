@@ -24,12 +24,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.dashboard.metrics import make_registry
+from bot.dashboard.status_page import status_context
 from bot.errors import WebhookError, WebhookTooLarge
-from bot.ingest import EventWriter
-from bot.metrics import make_registry
+from bot.intake.ingest import EventWriter
+from bot.intake.webhooks import parse_body, verify_secret
 from bot.settings import Settings, load_settings
-from bot.status_page import status_context
-from bot.webhooks import parse_body, verify_secret
 from state import NewEvent, Store, open_store, sqlite_url
 
 if TYPE_CHECKING:
@@ -164,6 +164,6 @@ def open_configured_store(settings: Settings) -> Store:
 
 
 def app_from_settings() -> FastAPI:
-    """For `uvicorn --factory bot.server:app_from_settings`: the endpoint alone, on the settings in effect."""
+    """For `uvicorn --factory bot.intake.server:app_from_settings`: the endpoint alone, on the settings."""
     settings = load_settings()
     return create_app(settings, open_configured_store(settings))

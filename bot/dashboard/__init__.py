@@ -1,0 +1,1 @@
+"""What the bot shows about itself: the status page and Prometheus metrics."""

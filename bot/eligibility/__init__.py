@@ -1,0 +1,1 @@
+"""Eligibility: model facts × support matrices × GPU targets → the plan and the BuildSpecs to queue."""
