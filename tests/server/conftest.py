@@ -171,7 +171,7 @@ def make_server(tmp_path) -> Iterator[Callable[..., BotServer]]:
         stack.callback(store.close)
         notified: list[int] = []
 
-        def record(event_id: int) -> None:
+        def record(event_id: int, event: Any) -> None:
             notified.append(event_id)
             if on_event is not None:
                 on_event(event_id)
