@@ -10,6 +10,7 @@ Fixtures:
   whose only member is `.user`), `.server` (the `HubService`: state, `faults`, `webhooks`, `page_size`),
   `fail(...)` to inject faults, `wait_for_delivery(...)` to wait for webhook deliveries.
 - `repo_factory`: makes uniquely named repos and deletes them after the test.
+- `store`: a fresh, migrated SQLite store in the test's tmp_path (tests/state runs on PostgreSQL too).
 - `payloads`: fresh copies of the recorded Hub webhook payloads in tests/samples/ (docs/hub-api-contract.md,
   section 6: Example A, a PR opened, from the hub-docs; a commit on main; a discussion comment with a
   command; a PR merged), by file stem. The server and the dispatcher tests both use them.
@@ -57,6 +58,7 @@ from huggingface_hub import HfApi  # noqa: E402  (after the environment above, o
 from bot.hubsim import Directory, HubService, HubsimServer, Org, User  # noqa: E402
 from bot.hubsim.faults import Fault  # noqa: E402
 from bot.hubsim.webhooks import Delivery  # noqa: E402
+from state import Store, open_store, sqlite_url  # noqa: E402
 
 
 @dataclass
@@ -156,3 +158,10 @@ SAMPLES = Path(__file__).parent / "samples"
 def payloads() -> dict[str, dict[str, Any]]:
     """Fresh copies of the recorded webhook payloads by name (`main_commit`, ...): safe to change."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(SAMPLES.glob("*.json"))}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(sqlite_url(tmp_path))
+    yield opened
+    opened.close()

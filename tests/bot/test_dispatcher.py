@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,14 +13,7 @@ from bot.intake.dispatcher import Dispatcher
 from bot.intake.webhooks import Event, event_from_payload
 from handlers.context import Context, Options
 from handlers.router import HANDLED, IGNORED, Router
-from state import Store, open_store, sqlite_url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
+from state import Store
 
 
 @pytest.fixture

@@ -3,23 +3,13 @@ failed publishes with backoff."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
-from state import JobStatus, Store, WatchKind, open_store, revision_key, sqlite_url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
+from state import JobStatus, Store, WatchKind, revision_key
 
 
 def _poller(hubsim, store: Store, calls: list[str]) -> Poller:

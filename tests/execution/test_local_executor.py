@@ -20,7 +20,7 @@ from bot.execution.local import PID_FILE, LocalExecutor
 from bot.execution.slots import Slot
 from bot.settings import load_settings
 from builders.spec import BuildSpec
-from state import BuildChange, JobStatus, Store, open_store, sqlite_url
+from state import BuildChange, JobStatus, Store
 
 PRELUDE = """
 import json, sys, time
@@ -56,13 +56,6 @@ HANGS = (
 say("quantize", 0.1); time.sleep(120)
 """
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

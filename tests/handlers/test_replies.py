@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from handlers.replies import close, following, reply_state
-from state import CommandStatus, JobStatus, ReleaseKind, ReleaseStatus, Store, open_store, sqlite_url
+from state import CommandStatus, JobStatus, ReleaseKind, ReleaseStatus, Store
 
 SHA = "ab" * 20
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
 
 
 def _job(store: Store, key: str, fmt: str = "gptq") -> int:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.intake.webhooks import event_from_payload
 from handlers import reviews
 from handlers.context import Context, Options
 from handlers.router import HANDLED, IGNORED
-from state import BuildChange, ReleaseKind, ReleaseStatus, Store, open_store, sqlite_url
+from state import BuildChange, ReleaseKind, ReleaseStatus, Store
 
 REPO = "some-user/some-repo"  # the repo of tests/samples/pr_merged.json (PR #3)
 
@@ -37,13 +33,6 @@ class Publisher:
     def on_pr_closed(self, repo_id: str, num: int) -> Outcome | None:
         self.calls.append(("closed", repo_id, num))
         return Outcome(self.status) if self.status else None
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
 
 
 def _run(store: Store, payload: dict[str, Any], publisher: Publisher) -> str:

@@ -4,8 +4,7 @@ own repos and commits, other refs and unwatched repos never do. A real store, a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from handlers import upstream
 from handlers.context import Context, Options
 from handlers.inputs import Eligibility
 from handlers.router import HANDLED, IGNORED
-from state import BuildChange, JobStatus, Store, WatchKind, open_store, sqlite_url
+from state import BuildChange, JobStatus, Store, WatchKind
 
 
 class Planner:
@@ -36,13 +35,6 @@ class Planner:
 
     def specs(self, eligibility: Eligibility, **narrow: Any) -> list[Any]:
         return self.maker.specs(eligibility, **narrow)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
