@@ -20,9 +20,11 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from bot.eligibility.specs import BuildPlanner
+from bot.eligibility.specs import SpecMaker
 from bot.errors import ConfigError
-from bot.execution.executor import LocalExecutor, Slot
+from bot.execution.local import LocalExecutor
+from bot.execution.reply_updater import ReplyUpdater
+from bot.execution.slots import Slot
 from bot.hub import Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.scheduler import Poller, Scheduler
@@ -65,35 +67,35 @@ class Bot:
     poller: Poller
     scheduler: Scheduler
     app: Any
+    replies: ReplyUpdater
 
     @classmethod
-    def assemble(
-        cls, settings: Settings, *, slots: list[Slot] | None = None, housekeeping_s: float = 15.0
-    ) -> Bot:
+    def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
         """Open the store and connect to the Hub (whoami names the bot); nothing runs until `start`."""
         hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
         bot_user = str(hub.whoami()["name"])
         options = Options.from_settings(settings, bot_user=bot_user)
         store = open_configured_store(settings)
         publisher = publishing.Publisher(hub, settings)
-        executor = LocalExecutor(settings, store, hub, publisher, slots=slots)
+        executor = LocalExecutor(settings, store, publisher, slots=slots)
         dispatcher = Dispatcher(
             store,
             hub=hub,
             options=options,
-            planner=BuildPlanner(settings, hub),
-            executor=executor,
+            planner=SpecMaker(settings, hub),
             reviews=_Reviews(hub, bot_user),
         )
-        poller = Poller(settings, store, hub, wake=dispatcher.wake, submit=lambda: executor.submit(0))
+        poller = Poller(settings, store, hub, wake=dispatcher.wake)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
         scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)
         app = create_app(settings, store, on_event=dispatcher.wake)
-        return cls(settings, store, hub, options, executor, dispatcher, poller, scheduler, app)
+        replies = ReplyUpdater(store, hub)
+        return cls(settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies)
 
     def start_workers(self) -> Bot:
         """Start everything but the HTTP server."""
+        self.replies.start()
         self.executor.start()
         self.dispatcher.start()
         self.scheduler.start()
@@ -104,6 +106,7 @@ class Bot:
         self.scheduler.stop()
         self.dispatcher.stop()
         self.executor.stop()
+        self.replies.stop()
         self.store.close()
 
 

@@ -1,8 +1,10 @@
 """What a handler receives: the event, a Hub facade, the store, options, a logger tagged with the delivery.
 
 The dispatcher builds one `Context` per event, outside the handler, so handlers hold no plumbing (probot's
-`context`). The collaborators are Protocols: the bot passes its real `Hub`, planner and executor, and a
-test can pass the same real objects pointed at hubsim and a temporary database.
+`context`). The collaborators are Protocols: the bot passes its real `Hub`, planner and reviews, and a
+test can pass the same real objects pointed at hubsim and a temporary database. Handlers never import the
+bot: what they read comes as the plain data of `handlers.inputs`, and the jobs they queue, cancel or retry
+reach the executor through the store's change listeners.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.intake.webhooks import HubWebhook
 from builders.spec import FORMATS, BuildSpec
+from handlers.inputs import Eligibility, HubWebhook
 from state import EventRecord, Store
 
 
@@ -38,19 +40,11 @@ class HubPort(Protocol):
 class PlannerPort(Protocol):
     """Eligibility for one revision, and the BuildSpecs (one per format, its SMs listed) to queue."""
 
-    def plan(self, repo_id: str, revision: str) -> Any: ...
+    def eligibility(self, repo_id: str, revision: str) -> Eligibility: ...
 
     def specs(
-        self, plan: Any, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+        self, eligibility: Eligibility, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
     ) -> list[BuildSpec]: ...
-
-
-class ExecutorPort(Protocol):
-    """What handlers ask of the executor: start looking at a queued job, stop a job."""
-
-    def submit(self, job_id: int) -> None: ...
-
-    def cancel(self, job_id: int) -> bool: ...
 
 
 class ReviewsPort(Protocol):
@@ -107,7 +101,6 @@ class Context:
     store: Store
     options: Options
     planner: PlannerPort
-    executor: ExecutorPort | None = None
     reviews: ReviewsPort | None = None
     log: logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("handlers"), {})

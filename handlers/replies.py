@@ -1,21 +1,16 @@
 """The bot's reply to a command: one comment, re-rendered from the store whenever its builds move.
 
-The text is a pure function of the command record, its jobs and their releases, so whoever notices a
-change (the command handler, the executor, the reviews handler) renders the same reply and edits the same
-comment; an edit that would not change the text is skipped.
+The text is a pure function of the command record, its jobs and their releases, so whoever renders it (the
+command handler when it answers, the bot's reply updater when the store reports a change) gets the same
+reply for the same state. Rendering only: posting and editing are the callers' business.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
-from bot.errors import HubError
 from state import Command, CommandStatus, GuardFailed, Job, JobStatus, Release, ReleaseStatus, Store
-
-log = logging.getLogger(__name__)
 
 _RELEASE_WORDS = {
     ReleaseStatus.OPEN: "ready for review (published when a maintainer merges it)",
@@ -78,36 +73,12 @@ def following(store: Store, build_key: str, limit: int = 1000) -> list[Command]:
     ]
 
 
+def close(store: Store, command_id: int) -> None:
+    """A reply whose builds are all finished stops following them (another thread may have closed it)."""
+    with contextlib.suppress(GuardFailed):
+        store.commands.update(command_id, from_statuses=[CommandStatus.REPLIED], status=CommandStatus.DONE)
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def refresh(store: Store, hub: Any, build_key: str, seen: MutableMapping[str, str] | None = None) -> None:
-    """Edit the replies that follow `build_key` to show where it is now; close those whose builds are done.
-
-    `seen` remembers the last text posted per comment (the executor keeps one) so that a heartbeat that
-    changed nothing visible costs no Hub call. A failed edit is logged: the next change retries it.
-    """
-    for command in following(store, build_key):
-        text, done = reply_state(store, command)
-        comment_id = command.reply_comment_id
-        if comment_id and (seen is None or seen.get(comment_id) != text):
-            try:
-                hub.edit_comment(command.repo, command.discussion_num, comment_id, text)
-            except HubError as e:
-                log.warning(
-                    "could not edit reply %s in %s#%s: %s",
-                    comment_id,
-                    command.repo,
-                    command.discussion_num,
-                    e,
-                )
-                continue
-            if seen is not None:
-                seen[comment_id] = text
-        if done:
-            with contextlib.suppress(GuardFailed):  # another thread closed it first
-                store.commands.update(
-                    command.id, from_statuses=[CommandStatus.REPLIED], status=CommandStatus.DONE
-                )

@@ -2,7 +2,8 @@
 
 The event only says that a PR's status changed; the publisher's reactions read the PR from the Hub (the Hub,
 not a possibly late or reordered webhook, decides) and say what it means for the release. A declined
-release is final: the publisher finds the closed PR by its key and never opens it again.
+release is final: the publisher finds the closed PR by its key and never opens it again. The store tells
+the bot's reply updater of the release's new status, which re-renders the replies that follow the build.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 
 from handlers.context import Context
-from handlers.replies import refresh
 from handlers.router import HANDLED, IGNORED, Router
 from state import GuardFailed, ReleaseStatus
 
@@ -40,7 +40,6 @@ def on_pull_request_status(ctx: Context) -> str:
     sources, target = _MOVES[outcome.status]
     for release in releases:
         with contextlib.suppress(GuardFailed):  # already there (a redelivery)
-            ctx.store.releases.set_status(release.id, sources, target)
-        refresh(ctx.store, ctx.hub, release.build_key)
+            ctx.store.releases.set_status(release.id, sources, target)  # replies follow (bot side)
     ctx.log.info("%s#%d %s: release %s", ctx.repo, discussion.num, discussion.status, target.value)
     return HANDLED

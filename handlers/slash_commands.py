@@ -14,19 +14,16 @@ from datetime import UTC, datetime, timedelta
 
 from bot.errors import HubError
 from handlers.context import Context, Options
-from handlers.plans import eligible_sms, skip_reasons
-from handlers.replies import job_line, refresh, render
+from handlers.replies import close, job_line, reply_state
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
 from handlers.slash_syntax import Command, help_text, parse_command
 from handlers.upstream import enqueue_specs
-from state import CommandStatus, GuardFailed, JobStatus
+from state import CANCELLABLE, RETRYABLE, CommandStatus
 
 router = Router()
 
 MAX_STORED_TEXT = 2000
 BUILD_COMMANDS = frozenset({"quantize", "cancel", "retry"})
-CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
-RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 @dataclass
@@ -115,23 +112,20 @@ def may_build(ctx: Context, user: str) -> bool:
 
 def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
     sha = ctx.hub.resolve_revision(ctx.repo)
-    plan = ctx.planner.plan(ctx.repo, sha)
+    eligibility = ctx.planner.eligibility(ctx.repo, sha)
     where = f"`{ctx.repo}` at `{sha[:12]}`"
-    if plan.skipped:
-        return Answer(f"@{author}, I can't build {where}: {plan.skipped}")
+    if eligibility.refused:
+        return Answer(f"@{author}, I can't build {where}: {eligibility.refused}")
     lines = []
-    eligible = eligible_sms(plan)
     for fmt in command.formats:
-        if fmt not in eligible:
-            reasons = "; ".join(skip_reasons(plan, fmt)[:2])
+        if fmt not in eligibility.eligible:
+            reasons = "; ".join(eligibility.skip_reasons(fmt)[:2])
             lines.append(f"- `{fmt}` is not eligible: {reasons}")
-    targets = {t.target.sm for t in plan.targets}
+    targets = sorted(eligibility.target_sms)
     lines += [
-        f"- sm{sm} is not one of my target SMs ({_sms(sorted(targets))})"
-        for sm in command.sms
-        if sm not in targets
+        f"- sm{sm} is not one of my target SMs ({_sms(targets)})" for sm in command.sms if sm not in targets
     ]
-    specs = ctx.planner.specs(plan, formats=command.formats, sms=command.sms)
+    specs = ctx.planner.specs(eligibility, formats=command.formats, sms=command.sms)
     asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
     intro = f"@{author} asked for {asked} of {where}."
     notes = ["", *lines] if lines else []
@@ -143,16 +137,16 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
 
 def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     sha = ctx.hub.resolve_revision(ctx.repo)
-    plan = ctx.planner.plan(ctx.repo, sha)
-    head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {plan.policy}):"
-    if plan.skipped:
-        return Answer(f"{head}\n\nNone: {plan.skipped}")
-    eligible = eligible_sms(plan)
+    eligibility = ctx.planner.eligibility(ctx.repo, sha)
+    head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {eligibility.policy}):"
+    if eligibility.refused:
+        return Answer(f"{head}\n\nNone: {eligibility.refused}")
+    eligible = eligibility.eligible
     lines = [f"- **{fmt}**: {_sms(sms)}" for fmt, sms in eligible.items()] or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]
-        lines += [f"- `{fmt}`: {'; '.join(skip_reasons(plan, fmt)[:2])}" for fmt in skipped]
+        lines += [f"- `{fmt}`: {'; '.join(eligibility.skip_reasons(fmt)[:2])}" for fmt in skipped]
     return Answer("\n".join([head, "", *lines]))
 
 
@@ -167,7 +161,8 @@ def _status(ctx: Context, command: Command, author: str, num: int) -> Answer:
 def _cancel(ctx: Context, command: Command, author: str, num: int) -> Answer:
     keys = {key for c in ctx.store.commands.in_discussion(ctx.repo, num) for key in c.build_keys}
     jobs = ctx.store.jobs.list(CANCELLABLE, build_keys=keys) if keys else []
-    cancelled = [job for job in jobs if _cancel_job(ctx, job.id)]
+    # The executor running a cancelled job hears of it from the store and stops its process.
+    cancelled = [job for job in jobs if ctx.store.lifecycle.cancel(job.id, note="cancelled by command")]
     if not cancelled:
         return Answer(
             f"@{author}, there is nothing to cancel: no build started in this discussion is running."
@@ -176,14 +171,8 @@ def _cancel(ctx: Context, command: Command, author: str, num: int) -> Answer:
 
 
 def _retry(ctx: Context, command: Command, author: str, num: int) -> Answer:
-    retried = []
-    for job in ctx.store.jobs.list(RETRYABLE, repo=ctx.repo):
-        publish_only = job.status is JobStatus.FAILED and (job.manifest or {}).get("status") == "succeeded"
-        target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
-        ctx.store.jobs.transition(job.id, {job.status}, target, note=f"/retry by {author}")
-        if ctx.executor is not None:
-            ctx.executor.submit(job.id)
-        retried.append(job.build_key)
+    jobs = ctx.store.jobs.list(RETRYABLE, repo=ctx.repo)
+    retried = [job.build_key for job in jobs if ctx.store.lifecycle.retry(job, note=f"/retry by {author}")]
     if not retried:
         return Answer(f"@{author}, no failed or cancelled builds of `{ctx.repo}` to retry.")
     return Answer(f"@{author}, retrying {len(retried)} build(s) of `{ctx.repo}`.", retried)
@@ -210,40 +199,37 @@ _RUN: dict[str, Callable[[Context, Command, str, int], Answer]] = {
 def _answer(
     ctx: Context, command_id: int, num: int, answer: Answer, status: CommandStatus, reason: str | None = None
 ) -> None:
-    """Post the reply (rendered with the builds' state now), then remember it on the command."""
+    """Post the reply (rendered with the builds' state now), then remember it on the command.
+
+    From then on the bot's reply updater edits it as its builds change; a build that moved while the reply
+    was being posted (before the updater could know the reply) is caught up here."""
     store = ctx.store
     command = store.commands.get(command_id)
     parsed = dict(command.parsed or {}) | {"intro": answer.intro}
     command = store.commands.update(command_id, parsed=parsed, build_keys=answer.build_keys)
-    jobs = store.jobs.list(build_keys=answer.build_keys) if answer.build_keys else []
-    text = render(
-        command, jobs, {job.build_key: store.releases.find(build_key=job.build_key) for job in jobs}
-    )
+    text, _ = reply_state(store, command)
     try:
         reply_id = ctx.hub.reply(ctx.repo, num, text)
     except HubError as e:
         store.commands.update(command_id, status=CommandStatus.FAILED, reason=f"could not reply: {e}")
         raise
-    store.commands.update(command_id, status=status, reply_comment_id=reply_id, reason=reason)
-    seen = {reply_id: text}
-    for key in answer.build_keys:  # a build may have moved while the reply was being posted
-        refresh(store, ctx.hub, key, seen)
+    command = store.commands.update(command_id, status=status, reply_comment_id=reply_id, reason=reason)
+    if status is not CommandStatus.REPLIED:
+        return
+    now, done = reply_state(store, command)
+    if now != text:
+        try:
+            ctx.hub.edit_comment(ctx.repo, num, reply_id, now)
+        except HubError as e:  # the updater edits it again on the next change
+            ctx.log.warning("could not update reply %s in %s#%d: %s", reply_id, ctx.repo, num, e)
+    if done:
+        close(store, command_id)
 
 
 def _author(ctx: Context, num: int, comment_id: str) -> str | None:
     """Who wrote the comment: webhooks carry only the author's id, the discussion's events carry the name."""
     details = ctx.hub.discussion(ctx.repo, num)
     return next((e.author for e in details.events if e.id == comment_id), None)
-
-
-def _cancel_job(ctx: Context, job_id: int) -> bool:
-    if ctx.executor is not None:
-        return ctx.executor.cancel(job_id)
-    try:
-        ctx.store.jobs.transition(job_id, CANCELLABLE, JobStatus.CANCELLED, note="cancelled by command")
-    except GuardFailed:
-        return False
-    return True
 
 
 def _sms(sms: list[int]) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
+from builders.spec import BuildSpec
 from handlers.context import Context
 from handlers.router import HANDLED, IGNORED, Router
-from state import Watch, WatchKind
+from state import Job, Watch, WatchKind
 
 router = Router()
 
@@ -58,18 +58,20 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
     if _is_own_commit(ctx, repo, sha):
         ctx.log.info("%s@%s is the bot's own commit; ignored", repo, sha[:12])
         return IGNORED
-    plan = ctx.planner.plan(repo, sha)
-    if plan.skipped:
-        ctx.log.info("%s@%s: nothing to build: %s", repo, sha[:12], plan.skipped)
+    eligibility = ctx.planner.eligibility(repo, sha)
+    if eligibility.refused:
+        ctx.log.info("%s@%s: nothing to build: %s", repo, sha[:12], eligibility.refused)
         return HANDLED
-    specs = ctx.planner.specs(plan, formats=watch.formats, sms=watch.sms)
+    specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms)
     queued = enqueue_specs(ctx, repo, specs)
     ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
     return HANDLED
 
 
-def enqueue_specs(ctx: Context, repo: str, specs: Iterable[Any]) -> list[Any]:
-    """Queue each spec under its build key (an existing key is left alone); returns the jobs made now."""
+def enqueue_specs(ctx: Context, repo: str, specs: Iterable[BuildSpec]) -> list[Job]:
+    """Queue each spec under its build key (an existing key is left alone); returns the jobs made now.
+
+    The executor hears of a new job from the store's change listeners."""
     made = []
     for spec in specs:
         label = f"{spec.format} @ {str(spec.revision)[:12]}"
@@ -78,8 +80,6 @@ def enqueue_specs(ctx: Context, repo: str, specs: Iterable[Any]) -> list[Any]:
         )
         if created:
             made.append(job)
-            if ctx.executor is not None:
-                ctx.executor.submit(job.id)
     return made
 
 

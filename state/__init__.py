@@ -3,11 +3,13 @@
 Imports nothing of the rest of the project. The public surface is below; `state.store` shows the API in use.
 """
 
+from state.changes import BuildChange, Changes
 from state.db import sqlite_url
 from state.dedup import comment_key, delivery_key, revision_key
 from state.errors import GuardFailed, IllegalTransition, LeaseLost, NotFound, StateError
 from state.events import NewEvent, Recorded
 from state.jobs import Histogram
+from state.lifecycle import CANCELLABLE, RETRYABLE, JobLifecycle
 from state.migrate import migrate
 from state.models import (
     ACTIVE_JOB_STATUSES,
@@ -30,6 +32,11 @@ from state.store import Store, open_store
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
+    "CANCELLABLE",
+    "RETRYABLE",
+    "BuildChange",
+    "Changes",
+    "JobLifecycle",
     "JOB_TRANSITIONS",
     "TERMINAL_JOB_STATUSES",
     "ApprovalMode",

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import case, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
+from state.changes import BuildChange, Changes
 from state.db import Database, insert_ignoring_conflict
 from state.errors import GuardFailed, IllegalTransition, LeaseLost, NotFound
 from state.models import (
@@ -42,10 +43,15 @@ class Histogram:
 
 
 class JobStore:
-    """The `jobs` and `job_events` tables."""
+    """The `jobs` and `job_events` tables: the state machine's guarded moves, each told to `changes`.
 
-    def __init__(self, db: Database) -> None:
+    Callers outside `state` move jobs through `state.lifecycle.JobLifecycle`, which names why each move
+    happens; these methods are its primitives.
+    """
+
+    def __init__(self, db: Database, changes: Changes | None = None) -> None:
         self._db = db
+        self.changes = changes or Changes()
 
     # -- creating and reading ------------------------------------------------------------------------
 
@@ -76,6 +82,8 @@ class JobStore:
             if new_id is not None:
                 s.add(JobEvent(job_id=new_id, from_status=None, to_status=JobStatus.QUEUED, at=now))
             job = s.execute(select(Job).where(Job.build_key == build_key)).scalar_one()
+        if new_id is not None:
+            self.changes.emit(BuildChange(build_key, job.id, JobStatus.QUEUED))
         return job, new_id is not None
 
     def get(self, job_id: int) -> Job:
@@ -85,11 +93,6 @@ class JobStore:
         if job is None:
             raise NotFound("job", job_id)
         return job
-
-    def get_by_key(self, build_key: str) -> Job | None:
-        """The job for a build key, if one was ever queued."""
-        with self._db.read() as s:
-            return s.execute(select(Job).where(Job.build_key == build_key)).scalar_one_or_none()
 
     def list(
         self,
@@ -145,6 +148,7 @@ class JobStore:
                 return None
             _record_duration(job, source, target, now)
             s.add(JobEvent(job_id=job.id, from_status=source, to_status=target, at=now, worker=worker))
+        self.changes.emit(BuildChange(job.build_key, job.id, target, source))
         return job
 
     def transition(
@@ -197,6 +201,7 @@ class JobStore:
                     job_id=job_id, from_status=before, to_status=to_state, at=now, worker=owner, note=note
                 )
             )
+        self.changes.emit(BuildChange(job.build_key, job_id, to_state, before))
         return job
 
     def heartbeat(
@@ -227,6 +232,9 @@ class JobStore:
             job = s.execute(stmt).scalar_one_or_none()
             if job is None:
                 self._raise_guard(s, job_id, LEASED, owner)
+        if message is not None:
+            stage = message.split(":", 1)[0]
+            self.changes.emit(BuildChange(job.build_key, job_id, job.status, job.status, stage))
         return job
 
     def requeue_expired(self, now: datetime | None = None, max_attempts: int | None = None) -> list[int]:
@@ -243,27 +251,27 @@ class JobStore:
             (JobStatus.PUBLISHING, JobStatus.BUILT, true()),
         ]
         moved: list[int] = []
+        changes: list[BuildChange] = []
         with self._db.write() as s:
             for source, target, extra in moves:
                 values = _entering(target, now)
                 if target is JobStatus.FAILED:
                     values["error"] = f"lease expired after {max_attempts} attempts"
-                ids = (
-                    s.execute(
-                        update(Job)
-                        .where(Job.status == source, Job.lease_expires_at < now, extra)
-                        .values(values)
-                        .returning(Job.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                    .scalars()
-                    .all()
-                )
+                rows = s.execute(
+                    update(Job)
+                    .where(Job.status == source, Job.lease_expires_at < now, extra)
+                    .values(values)
+                    .returning(Job.id, Job.build_key)
+                    .execution_options(synchronize_session=False)
+                ).all()
                 s.add_all(
                     JobEvent(job_id=i, from_status=source, to_status=target, at=now, note="lease expired")
-                    for i in ids
+                    for i, _ in rows
                 )
-                moved += ids
+                moved += [i for i, _ in rows]
+                changes += [BuildChange(key, i, target, source) for i, key in rows]
+        for change in changes:
+            self.changes.emit(change)
         return moved
 
     @staticmethod

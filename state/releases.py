@@ -6,6 +6,7 @@ from collections.abc import Collection
 
 from sqlalchemy import select, update
 
+from state.changes import BuildChange, Changes
 from state.db import Database
 from state.errors import GuardFailed, IllegalTransition, NotFound
 from state.models import Release, ReleaseKind, ReleaseStatus, utcnow
@@ -30,10 +31,11 @@ RELEASE_TRANSITIONS: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
 
 
 class ReleaseStore:
-    """The `releases` table."""
+    """The `releases` table; every new release and status change is told to `changes`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: Changes | None = None) -> None:
         self._db = db
+        self.changes = changes or Changes()
 
     def record(
         self,
@@ -56,6 +58,7 @@ class ReleaseStore:
         )  # fmt: skip
         with self._db.write() as s:
             s.add(release)
+        self.changes.emit(BuildChange(build_key))
         return release
 
     def get(self, release_id: int) -> Release:
@@ -110,6 +113,7 @@ class ReleaseStore:
                 if current is None:
                     raise NotFound("release", release_id)
                 raise GuardFailed("release", release_id, sources, current)
+        self.changes.emit(BuildChange(release.build_key))
         return release
 
     def recent(self, limit: int = 20) -> list[Release]:

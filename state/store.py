@@ -2,9 +2,10 @@
 
     store = open_store("sqlite:////var/lib/quantbot/quantbot.db")   # migrates to the newest schema
     store.events.record(...)      store.events.pending()      store.events.mark_processed(...)
-    store.jobs.enqueue(key, spec, repo=...)   store.jobs.claim(worker, lease_s)
-    store.jobs.transition(job_id, {JobStatus.RUNNING}, JobStatus.BUILT, owner=worker, manifest=...)
-    store.jobs.heartbeat(job_id, worker, lease_s, progress=0.4)   store.jobs.requeue_expired()
+    store.jobs.enqueue(key, spec, repo=...)   store.jobs.heartbeat(job_id, worker, lease_s, progress=0.4)
+    store.lifecycle.claim_build(worker, lease_s)   store.lifecycle.built(job_id, worker, manifest)
+    store.lifecycle.cancel(job_id)   store.lifecycle.requeue_expired()   (every move of a job's status)
+    store.changes.listen(callback)   (told of every job move, progress and release change, in-process)
     store.releases.record(...)    store.commands.record(...)   store.watches.add(...)
 
 Every method is its own transaction and returns detached rows (plain attribute access, no lazy loading);
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from state.changes import Changes
 from state.commands import CommandStore
 from state.db import Database, make_engine
 from state.events import EventStore
 from state.jobs import JobStore
+from state.lifecycle import JobLifecycle
 from state.migrate import migrate
 from state.releases import ReleaseStore
 from state.watches import WatchStore
@@ -29,9 +32,11 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.changes = Changes()
         self.events = EventStore(db)
-        self.jobs = JobStore(db)
-        self.releases = ReleaseStore(db)
+        self.jobs = JobStore(db, self.changes)
+        self.lifecycle = JobLifecycle(self.jobs)
+        self.releases = ReleaseStore(db, self.changes)
         self.commands = CommandStore(db)
         self.watches = WatchStore(db)
 

@@ -10,6 +10,10 @@ Fixtures:
   whose only member is `.user`), `.server` (the `HubService`: state, `faults`, `webhooks`, `page_size`),
   `fail(...)` to inject faults, `wait_for_delivery(...)` to wait for webhook deliveries.
 - `repo_factory`: makes uniquely named repos and deletes them after the test.
+- `store`: a fresh, migrated SQLite store in the test's tmp_path (tests/state runs on PostgreSQL too).
+- `payloads`: fresh copies of the recorded Hub webhook payloads in tests/samples/ (docs/hub-api-contract.md,
+  section 6: Example A, a PR opened, from the hub-docs; a commit on main; a discussion comment with a
+  command; a PR merged), by file stem. The server and the dispatcher tests both use them.
 
 After each test using hubsim, its faults and page size are reset, and any exception that escaped a
 hubsim handler (it answers a JSON 500, which a client retry could hide) fails the test.
@@ -18,6 +22,7 @@ hubsim handler (it answers a JSON 500, which a client retry could hide) fails th
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -26,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +58,7 @@ from huggingface_hub import HfApi  # noqa: E402  (after the environment above, o
 from bot.hubsim import Directory, HubService, HubsimServer, Org, User  # noqa: E402
 from bot.hubsim.faults import Fault  # noqa: E402
 from bot.hubsim.webhooks import Delivery  # noqa: E402
+from state import Store, open_store, sqlite_url  # noqa: E402
 
 
 @dataclass
@@ -142,3 +149,19 @@ def repo_factory(hubsim: Hubsim) -> Iterator[Callable[..., str]]:
     yield make
     for repo_id, repo_type, token in made:
         hubsim.api_for(token).delete_repo(repo_id, repo_type=repo_type, missing_ok=True)
+
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@pytest.fixture
+def payloads() -> dict[str, dict[str, Any]]:
+    """Fresh copies of the recorded webhook payloads by name (`main_commit`, ...): safe to change."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(SAMPLES.glob("*.json"))}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(sqlite_url(tmp_path))
+    yield opened
+    opened.close()

@@ -9,7 +9,6 @@ progress bar on stderr, and prints the manifest's path and a summary. The worker
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 
 from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
-from bot.execution.launch import worker_argv, worker_env, write_spec
+from bot.execution.launch import Worker
 from bot.settings import Settings
 from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
 
@@ -106,21 +105,9 @@ def run_worker(settings: Settings, spec: BuildSpec, on_progress: Callable[[Progr
 
     The spec is written into its work dir; the worker's stderr goes to ``worker.log`` beside it.
     """
-    spec_path = write_spec(spec)
-    with open(spec_path.parent / "worker.log", "ab") as log:
-        proc = subprocess.Popen(
-            worker_argv(settings, spec_path),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=worker_env(settings),
-            text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            progress = Progress.parse_line(line)
-            if progress is not None:
-                on_progress(progress)
-        return proc.wait()
+    Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
+    worker = Worker.start(settings, spec, log_path=Path(spec.work_dir) / "worker.log")
+    return worker.wait(on_progress)
 
 
 def _source(model: str, revision: str | None, settings: Any) -> dict[str, Any]:

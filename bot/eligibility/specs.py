@@ -1,4 +1,7 @@
-"""From a revision to the BuildSpecs to queue: facts from the Hub, the plan, then one spec per format.
+"""From a revision to the BuildSpecs to queue: facts from the Hub, the planner's `Plan`, one spec per format.
+
+`SpecMaker` is what handlers reach through their `PlannerPort`: it hands them the plan as plain data
+(`handlers.inputs.Eligibility`), and turns that back into specs for the formats and SMs they pick.
 
 Quantize once, compile per SM (DESIGN.md, decision 2): a format eligible on several SMs is one BuildSpec
 listing them all. The spec's key (`BuildSpec.key()`) is computed against the toolchain of the interpreter
@@ -18,8 +21,8 @@ from bot.eligibility.planner import Plan, PlanOptions, plan
 from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
 from bot.settings import Settings
-from builders.spec import BuildSpec, Recipe, ValidationSettings, installed_toolchain
-from handlers.plans import eligible_sms
+from builders.spec import FORMATS, BuildSpec, Recipe, ValidationSettings, installed_toolchain
+from handlers.inputs import Eligibility
 
 _PLACEHOLDER = Path("/unset")
 
@@ -35,8 +38,32 @@ def worker_toolchain(worker_command: Sequence[str]) -> dict[str, str]:
     return json.loads(done.stdout)
 
 
-class BuildPlanner:
-    """The planner the handlers use: `plan(repo, sha)` then `specs(plan, formats=..., sms=...)`."""
+def eligibility_of(result: Plan) -> Eligibility:
+    """The plan as handlers read it: each format eligible somewhere with its SMs, and every skip's reason."""
+    facts = result.facts
+    if facts.revision is None:
+        raise ValueError(f"plan of {facts.name} has no pinned revision")
+    found: dict[str, list[int]] = {}
+    skips: dict[str, list[str]] = {}
+    for target_plan in result.targets:
+        sm = target_plan.target.sm
+        for eligible in target_plan.eligible:
+            found.setdefault(eligible.format, []).append(sm)
+        for skipped in target_plan.skipped:
+            skips.setdefault(skipped.format, []).append(f"sm{sm}: {skipped.reason}")
+    return Eligibility(
+        repo_id=facts.name,
+        revision=facts.revision,
+        policy=result.policy,
+        refused=result.skipped,
+        target_sms=tuple(t.target.sm for t in result.targets),
+        eligible={fmt: found[fmt] for fmt in FORMATS if fmt in found},
+        skips=skips,
+    )
+
+
+class SpecMaker:
+    """A revision's eligibility (`eligibility(repo, sha)`), then its specs (`specs(eligibility, ...)`)."""
 
     def __init__(self, settings: Settings, hub: Hub) -> None:
         self.settings = settings
@@ -47,6 +74,7 @@ class BuildPlanner:
         return worker_toolchain(self.settings.worker_command)
 
     def plan(self, repo_id: str, revision: str) -> Plan:
+        """The planner's answer for `repo_id` at `revision` on the configured targets."""
         s = self.settings
         targets = resolve_targets(
             None, remote_sms=s.remote_sms, default_sms=s.target_sms, memory_gib=s.sm_memory_gib
@@ -54,17 +82,19 @@ class BuildPlanner:
         facts = facts_from_hub(self.hub, repo_id, revision=revision)
         return plan(facts, targets.targets, PlanOptions.from_settings(s))
 
-    def specs(self, result: Plan, *, formats: Sequence[str] = (), sms: Sequence[int] = ()) -> list[BuildSpec]:
+    def eligibility(self, repo_id: str, revision: str) -> Eligibility:
+        return eligibility_of(self.plan(repo_id, revision))
+
+    def specs(
+        self, eligibility: Eligibility, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+    ) -> list[BuildSpec]:
         """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given)."""
-        facts = result.facts
-        if facts.revision is None:
-            raise ValueError(f"plan of {facts.name} has no pinned revision")
         specs = []
-        for fmt, fmt_sms in eligible_sms(result).items():
+        for fmt, fmt_sms in eligibility.eligible.items():
             chosen = [sm for sm in fmt_sms if not sms or sm in sms]
             if (formats and fmt not in formats) or not chosen:
                 continue
-            specs.append(self._spec(facts.name, facts.revision, fmt, chosen))
+            specs.append(self._spec(eligibility.repo_id, eligibility.revision, fmt, chosen))
         return specs
 
     def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int]) -> BuildSpec:

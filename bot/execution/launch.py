@@ -1,18 +1,22 @@
-"""How the bot starts a build worker, shared by `quantbot build` and the executor.
+"""Starting and watching a build worker, the one way `quantbot build` and the executor both use.
 
-One place decides the command (`worker_command`, default this interpreter), where the spec file goes, and
-the environment the worker gets (the Hub endpoint and token from settings, unbuffered output), so a worker
-started by hand and one started by the bot behave the same.
+One place decides the command (`worker_command`, default this interpreter), where the spec file goes, the
+environment the worker gets (the Hub endpoint and token from settings, unbuffered output), and how its
+JSON-lines progress on stdout is read, so a worker started by hand and one started by the bot behave the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import Settings
-from builders.spec import BuildSpec
+from builders.spec import BuildSpec, Progress
 
 
 def write_spec(spec: BuildSpec) -> Path:
@@ -33,3 +37,83 @@ def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
     if settings.token():
         env["HF_TOKEN"] = settings.token() or ""
     return env | (extra or {})
+
+
+class Worker:
+    """One build worker process: `builders.spec.Progress` lines on its stdout, its stderr in a log file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], spec_path: Path, *, own_group: bool) -> None:
+        self.process = process
+        self.spec_path = spec_path
+        self.own_group = own_group
+        self._buffer = b""
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        spec: BuildSpec,
+        *,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        own_group: bool = False,
+    ) -> Worker:
+        """Write the spec and start `python -m builders run` on it.
+
+        `own_group` puts the worker in a process group of its own, so that `signal` reaches its children and
+        a terminal's Ctrl+C does not (the executor stops its builds itself); `quantbot build` leaves it in
+        the terminal's group, so Ctrl+C stops both.
+        """
+        spec_path = write_spec(spec)
+        with log_path.open("ab") as stderr:
+            process = subprocess.Popen(
+                worker_argv(settings, spec_path),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=worker_env(settings, env),
+                start_new_session=own_group,
+            )
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), False)
+        return cls(process, spec_path, own_group=own_group)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once the worker has exited (negative: killed by that signal), else None."""
+        return self.process.poll()
+
+    def progress(self) -> list[Progress]:
+        """The complete progress lines printed since the last call; never blocks."""
+        stdout = self.process.stdout
+        assert stdout is not None
+        with contextlib.suppress(BlockingIOError, ValueError):  # nothing more now; closed
+            while chunk := stdout.read(65536):
+                self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        parsed = (Progress.parse_line(line.decode("utf-8", "replace")) for line in lines)
+        return [p for p in parsed if p is not None]
+
+    def wait(self, on_progress: Callable[[Progress], object], poll_s: float = 0.5) -> int:
+        """Block until the worker exits, calling `on_progress` for each progress line; its exit code."""
+        assert self.process.stdout is not None
+        while True:
+            with contextlib.suppress(ValueError, OSError):
+                select.select([self.process.stdout], [], [], poll_s)
+            exited = self.exit_code is not None
+            for progress in self.progress():
+                on_progress(progress)
+            if exited:
+                return self.process.wait()
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the worker's process group (with `own_group`), else to the worker alone."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.own_group:  # the group outlives its leader: this reaches children left behind too
+                os.killpg(self.pid, sig)
+            else:
+                self.process.send_signal(sig)

@@ -1,7 +1,9 @@
 """The dispatcher: stored events in order, a Context for each, the handlers, and how it went, recorded.
 
-It wakes when the server stores an event (`wake`, safe to call from the event loop) and every few seconds
-anyway, so an event stored while the bot was down, or whose wake-up was lost, is still handled. A handler
+It wakes when the server or the poller stores an event (`wake`, safe to call from the event loop) and every
+few seconds anyway, so an event stored while the bot was down, or whose wake-up was lost, is still handled.
+The payload was validated where it entered; `wake` hands the parsed event on, and only an event stored before
+a restart (or whose wake-up was lost) is read back from its stored payload. A handler
 that raises marks its event `failed` with the error; the loop itself never stops for one. A Hub that is down
 or rate limiting is different: the event stays pending and is retried with backoff (a few times, then fails).
 """
@@ -13,10 +15,13 @@ import threading
 import time
 from typing import Any
 
-from bot.errors import HubRateLimited, HubUnavailable, WebhookError
-from bot.intake.webhooks import event_from_payload
+from pydantic import ValidationError
+
+from bot.errors import HubRateLimited, HubUnavailable
+from bot.intake.webhooks import Event
 from handlers import reviews, slash_commands, upstream
-from handlers.context import Context, ExecutorPort, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
+from handlers.context import Context, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
+from handlers.inputs import HubWebhook
 from handlers.router import FAILED, Router, routing_fields
 from state import EventRecord, GuardFailed, Store
 
@@ -45,7 +50,6 @@ class Dispatcher:
         hub: HubPort,
         options: Options,
         planner: PlannerPort,
-        executor: ExecutorPort | None = None,
         reviews: ReviewsPort | None = None,
         router: Router | None = None,
         sweep_s: float = SWEEP_S,
@@ -54,7 +58,6 @@ class Dispatcher:
         self.hub = hub
         self.options = options
         self.planner = planner
-        self.executor = executor
         self.reviews = reviews
         self.router = router or default_router()
         self.sweep_s = sweep_s
@@ -63,9 +66,14 @@ class Dispatcher:
         self._tries: dict[int, int] = {}  # event id → transient failures so far
         self._retry_at: dict[int, float] = {}  # event id → monotonic time before which it waits
         self._thread: threading.Thread | None = None
+        self._parsed: dict[int, HubWebhook] = {}  # event id → its payload as validated where it entered
+        self._parsed_lock = threading.Lock()
 
-    def wake(self, event_id: int | None = None) -> None:
-        """A new event is stored (only signals: callable from the server's event loop)."""
+    def wake(self, event_id: int | None = None, event: Event | None = None) -> None:
+        """A new event is stored, `event` its parse (only signals: callable from the server's event loop)."""
+        if event_id is not None and event is not None and event.hook is not None:
+            with self._parsed_lock:
+                self._parsed[event_id] = event.hook
         self._wake.set()
 
     def start(self) -> Dispatcher:
@@ -126,6 +134,8 @@ class Dispatcher:
             outcome, error = FAILED, f"{type(e).__name__}: {e}"[:MAX_ERROR]
         self._tries.pop(event.id, None)
         self._retry_at.pop(event.id, None)
+        with self._parsed_lock:
+            self._parsed.pop(event.id, None)
         try:
             self.store.events.mark_processed(event.id, outcome, error)
         except GuardFailed:
@@ -134,20 +144,24 @@ class Dispatcher:
         return outcome
 
     def _context(self, event: EventRecord, logger: Any) -> Context:
-        try:
-            parsed = event_from_payload(event.payload, event.delivery_id)
-        except WebhookError as e:  # the server validated it; a stored payload that no longer parses is a bug
-            raise ValueError(f"stored payload does not parse: {e}") from e
-        if parsed.hook is None:
-            raise ValueError(f"stored event of unhandled scope {event.scope}")
         return Context(
             event=event,
-            hook=parsed.hook,
+            hook=self._hook(event),
             hub=self.hub,
             store=self.store,
             options=self.options,
             planner=self.planner,
-            executor=self.executor,
             reviews=self.reviews,
             log=logger,
         )
+
+    def _hook(self, event: EventRecord) -> HubWebhook:
+        """The parse `wake` handed on, else the stored payload read back (validated before it was stored)."""
+        with self._parsed_lock:
+            hook = self._parsed.get(event.id)
+        if hook is not None:
+            return hook
+        try:
+            return HubWebhook.model_validate(event.payload)
+        except ValidationError as e:  # stored by an older version, or by hand: a bug to see, not to retry
+            raise ValueError(f"stored payload of event {event.id} does not parse: {e}") from e

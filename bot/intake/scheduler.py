@@ -16,9 +16,9 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import HubError
-from bot.intake.webhooks import event_from_payload
+from bot.intake.webhooks import Event, event_from_payload
 from bot.settings import Settings
-from state import GuardFailed, JobStatus, Store, Watch, WatchKind
+from state import Job, JobStatus, Store, Watch, WatchKind
 from state.dedup import digest
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,12 @@ class Poller:
         store: Store,
         hub: Any,
         *,
-        wake: Callable[[], None],
-        submit: Callable[[], None],
+        wake: Callable[[int, Event], object],
     ) -> None:
         self.settings = settings
         self.store = store
         self.hub = hub
-        self.wake = wake
-        self.submit = submit
+        self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
 
     def poll_watches(self) -> int:
         """Record an event per watched model changed since its watch was added; returns how many are new."""
@@ -58,8 +56,6 @@ class Poller:
                 if info.sha is None or (changed is not None and changed < watch.created_at):
                     continue  # a watch follows changes made after it was added
                 new += self._record(info.id, info.sha, bool(getattr(info, "private", False)))
-        if new:
-            self.wake()
         return new
 
     def _models(self, watch: Watch) -> Iterable[Any]:
@@ -83,23 +79,21 @@ class Poller:
         )
         if recorded.created:
             log.info("poll found %s@%s", repo, sha[:12])
+            self.wake(recorded.event_id, event)
         return int(recorded.created)
 
     def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases; move failed publishes back to built once their backoff has passed."""
+        """Requeue expired leases; move failed publishes back to built once their backoff has passed.
+
+        The executor hears of the jobs moved from the store's change listeners."""
         now = now or datetime.now(UTC)
-        moved = self.store.jobs.requeue_expired(now, max_attempts=self.settings.max_attempts)
+        moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
         if moved:
             log.warning("requeued jobs whose lease expired: %s", moved)
-        retried = [
-            job.id
-            for job in self.store.jobs.list({JobStatus.FAILED}, limit=500)
-            if self._retry_publish(job, now)
-        ]
-        if moved or retried:
-            self.submit()
+        for job in self.store.jobs.list({JobStatus.FAILED}, limit=500):
+            self._retry_publish(job, now)
 
-    def _retry_publish(self, job: Any, now: datetime) -> bool:
+    def _retry_publish(self, job: Job, now: datetime) -> bool:
         if (job.manifest or {}).get("status") != "succeeded":
             return False
         history = self.store.jobs.history(job.id)
@@ -113,11 +107,7 @@ class Poller:
         due = history[-1].at + timedelta(seconds=self.settings.publish_backoff_s * 2 ** (tries - 1))
         if now < due:
             return False
-        try:
-            self.store.jobs.transition(
-                job.id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {tries}"
-            )
-        except GuardFailed:
+        if self.store.lifecycle.retry_publish(job.id, tries) is None:
             return False
         log.info("retrying the publish of job %d (attempt %d)", job.id, tries + 1)
         return True

@@ -28,7 +28,7 @@ from bot.dashboard.metrics import make_registry
 from bot.dashboard.status_page import status_context
 from bot.errors import WebhookError, WebhookTooLarge
 from bot.intake.ingest import EventWriter
-from bot.intake.webhooks import parse_body, verify_secret
+from bot.intake.webhooks import Event, parse_body, verify_secret
 from bot.settings import Settings, load_settings
 from state import NewEvent, Store, open_store, sqlite_url
 
@@ -37,9 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OnEvent = Callable[[int], object]
-"""Called with a new event's id once it is committed. Runs on the event loop: it must only signal (put on a
-queue, set an `asyncio.Event` or `threading.Event`), never do the work itself."""
+OnEvent = Callable[[int, Event], object]
+"""Called with a new event's id and its parse once it is committed (the payload is validated once, here, and
+handed on). Runs on the event loop: it must only signal (put on a queue, set an `asyncio.Event` or
+`threading.Event`), never do the work itself."""
 
 
 def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = None) -> FastAPI:
@@ -81,7 +82,7 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
         if not recorded.created:
             return JSONResponse({"status": "duplicate", "event_id": recorded.event_id}, 200)
         if on_event is not None:
-            _notify(on_event, recorded.event_id)
+            _notify(on_event, recorded.event_id, event)
         return JSONResponse({"status": "queued", "event_id": recorded.event_id}, 202)
 
     async def webhook(request: Request) -> JSONResponse:
@@ -142,9 +143,9 @@ def _status_template() -> Template:
     return pages.get_template("status.html.j2")
 
 
-def _notify(on_event: OnEvent, event_id: int) -> None:
+def _notify(on_event: OnEvent, event_id: int, event: Event) -> None:
     try:
-        on_event(event_id)
+        on_event(event_id, event)
     except Exception:  # the event is stored; the dispatcher's sweep will find it
         log.exception("on_event(%s) failed", event_id)
 

@@ -1,8 +1,7 @@
 """Hub webhooks, verified and parsed with no I/O: headers and bytes in, a plain `Event` out, or a typed error.
 
-The payload models mirror huggingface_hub's `WebhookPayload` (docs/hub-api-contract.md, section 6) with two
-differences: `repo.headSha` is kept (the client's model drops it), and identifiers and shas are checked
-against the Hub's alphabets, so nothing a sender controls reaches a key, a log line or a column unchecked.
+The payload models live in `handlers.inputs` (handlers read them; this module validates into them). A payload
+is validated once, here, where it enters (the server, the poller); the parsed `Event` is handed on.
 
 A delivery is identified by the SHA-256 of its body: the Hub sends no delivery id, and a retried delivery
 carries the same bytes. The deduplication key is finer (see `state.dedup`): repo events collapse on repo +
@@ -16,11 +15,12 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from bot.errors import WebhookBadJson, WebhookBadPayload, WebhookForbidden, WebhookUnauthorized
+from handlers.inputs import Envelope, HubWebhook, PayloadModel
 from state.dedup import comment_key, delivery_key, digest, revision_key
 
 SECRET_HEADER = "X-Webhook-Secret"
@@ -28,111 +28,6 @@ VERSION = 3
 # Scopes the bot acts on. Other known scopes (repo.config) and unknown ones are acknowledged and dropped.
 HANDLED_SCOPES = frozenset({"repo", "repo.content", "discussion", "discussion.comment"})
 KNOWN_SCOPES = HANDLED_SCOPES | {"repo.config"}
-
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}"
-RepoName = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(/{_NAME})?$")]
-Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
-Ref = Annotated[str, StringConstraints(pattern=r"^refs/[\x21-\x7e]{1,250}$")]
-Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z.]{0,63}$")]
-Text = str  # bounded by the body cap; only identifiers need an alphabet
-Url = Annotated[str, StringConstraints(max_length=2048)]
-
-
-class _Model(BaseModel):
-    """Strict (no "3" for 3, no "true" for true), frozen, unknown keys ignored as the Hub adds fields."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", populate_by_name=True)
-
-
-class ObjectRef(_Model):
-    id: Id
-
-
-class Urls(_Model):
-    web: Url
-    api: Url | None = None
-
-
-class WebUrl(_Model):
-    web: Url
-
-
-class HookEvent(_Model):
-    action: Literal["create", "delete", "move", "update"]
-    scope: Scope
-
-
-class HookInfo(_Model):
-    id: Id
-    version: Literal[3]
-
-
-class Repo(_Model):
-    type: Literal["model", "dataset", "space"]
-    name: RepoName
-    id: Id
-    private: bool
-    url: Urls
-    owner: ObjectRef
-    head_sha: Sha | None = Field(None, alias="headSha")
-    subdomain: Text | None = None
-    tags: list[Text] | None = None
-
-
-class Changes(_Model):
-    base: Text
-    merge_commit_id: Sha | None = Field(None, alias="mergeCommitId")
-
-
-class Discussion(_Model):
-    id: Id
-    num: Annotated[int, Field(ge=0, lt=2**31)]
-    author: ObjectRef
-    url: Urls
-    title: Text
-    is_pull_request: bool = Field(alias="isPullRequest")
-    status: Literal["open", "closed", "merged", "draft"]
-    changes: Changes | None = None
-    pinned: bool | None = None
-
-
-class Comment(_Model):
-    id: Id
-    author: ObjectRef
-    hidden: bool
-    content: Text | None = None
-    url: WebUrl
-
-
-class MovedTo(_Model):
-    name: RepoName
-    owner: ObjectRef
-
-
-class UpdatedRef(_Model):
-    ref: Ref
-    old_sha: Sha | None = Field(None, alias="oldSha")
-    new_sha: Sha | None = Field(None, alias="newSha")
-
-
-class HubWebhook(_Model):
-    """A version-3 Hub webhook payload."""
-
-    event: HookEvent
-    repo: Repo
-    discussion: Discussion | None = None
-    comment: Comment | None = None
-    webhook: HookInfo
-    moved_to: MovedTo | None = Field(None, alias="movedTo")
-    updated_refs: list[UpdatedRef] | None = Field(None, alias="updatedRefs", max_length=1000)
-
-
-class _Envelope(_Model):
-    """Just enough to route a payload: what happened, and which webhook version describes it."""
-
-    event: HookEvent
-    webhook: HookInfo
 
 
 @dataclass(frozen=True)
@@ -188,7 +83,7 @@ def event_from_payload(payload: Any, delivery_id: str) -> Event:
     hook = payload.get("webhook")
     if isinstance(hook, dict) and "version" in hook and hook["version"] != VERSION:
         raise WebhookBadPayload(f"unsupported webhook version {_short(hook['version'])} (expected {VERSION})")
-    envelope = _validate(_Envelope, payload)
+    envelope = _validate(Envelope, payload)
     scope, action = _normalise(envelope.event.scope, envelope.event.action)
     if scope not in HANDLED_SCOPES:
         return Event(delivery_id, scope, action, payload, None, delivery_key(delivery_id))
@@ -221,7 +116,7 @@ def _dedup_key(scope: str, action: str, hook: HubWebhook, delivery_id: str) -> s
     return delivery_key(delivery_id)
 
 
-def _validate(model: type[_Model], payload: dict[str, Any]) -> Any:
+def _validate(model: type[PayloadModel], payload: dict[str, Any]) -> Any:
     try:
         return model.model_validate(payload)
     except ValidationError as e:

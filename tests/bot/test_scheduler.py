@@ -3,31 +3,20 @@ failed publishes with backoff."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
-from state import JobStatus, Store, WatchKind, open_store, revision_key, sqlite_url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
+from state import JobStatus, Store, WatchKind, revision_key
 
 
 def _poller(hubsim, store: Store, calls: list[str]) -> Poller:
     settings = load_settings(None, hf_endpoint=hubsim.url, publish_backoff_s=60, publish_retries=2)
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
-    return Poller(
-        settings, store, hub, wake=lambda: calls.append("wake"), submit=lambda: calls.append("submit")
-    )
+    store.changes.listen(lambda change: calls.append(f"{change.status.value}") if change.moved else None)
+    return Poller(settings, store, hub, wake=lambda event_id, event: calls.append(f"wake {event.repo}"))
 
 
 def _commit(hubsim, repo: str, path: str, text: str) -> str:
@@ -47,7 +36,8 @@ def test_the_poll_records_changes_made_after_the_watch_once(
 
     sha = _commit(hubsim, repo, "b.txt", "after the watch")
     tuned = _commit(hubsim, fine_tune, "README.md", "---\nbase_model: someone/base\n---\n# tuned\n")
-    assert poller.poll_watches() == 2 and calls == ["wake"]
+    assert poller.poll_watches() == 2  # each new event handed on to the dispatcher, parsed
+    assert sorted(calls) == sorted([f"wake {repo}", f"wake {fine_tune}"])
     events = {e.repo: e for e in store.events.pending()}
     assert events[repo].dedup_key == revision_key("repo.content", "update", repo, f"refs/heads/main@{sha}")
     assert events[fine_tune].dedup_key.endswith(tuned)
@@ -66,12 +56,14 @@ def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: 
     store.jobs.transition(
         job.id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner="w", error="publish failed: 503"
     )
+    calls.clear()
 
     now = datetime.now(UTC)
     poller.housekeeping(now + timedelta(seconds=30))
     assert store.jobs.get(job.id).status is JobStatus.FAILED and calls == []  # backoff of 60 s not over
     poller.housekeeping(now + timedelta(seconds=61))
-    assert store.jobs.get(job.id).status is JobStatus.BUILT and calls == ["submit"]
+    assert store.jobs.get(job.id).status is JobStatus.BUILT
+    assert calls == ["built"]  # the move the executor's publish step hears of
 
 
 def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim, store: Store) -> None:

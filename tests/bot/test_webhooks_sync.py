@@ -4,8 +4,6 @@ watch list changes; typed users and orgs, base models left to the poller."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,14 +11,7 @@ from bot.commands.webhooks import sync_webhook
 from bot.errors import UsageError
 from bot.hub import Hub
 from bot.settings import load_settings
-from state import Store, WatchKind, open_store, sqlite_url
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
+from state import Store, WatchKind
 
 
 def test_create_then_unchanged_then_updated(hubsim, store: Store) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +17,9 @@ from bot.intake.webhooks import event_from_payload
 from handlers import slash_commands
 from handlers.context import Context, Options
 from handlers.router import HANDLED, IGNORED, REFUSED
-from state import CommandStatus, Store, open_store, sqlite_url
+from state import CommandStatus, Store
 
 DEAD_URL = "http://127.0.0.1:9/hook"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """A real bot server for the server tests: uvicorn in a thread on a free loopback port, SQLite in tmp_path.
 
-Payloads are the ones of docs/hub-api-contract.md, section 6, verbatim: Example A (a PR opened, from the
-hub-docs) and the three assembled ones (a commit on main, a discussion comment with a command, a PR merged).
+Payloads are the recorded ones under tests/samples/ (the `payloads` fixture of tests/conftest.py), which the
+dispatcher tests use too.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -24,98 +23,6 @@ from bot.settings import load_settings
 from state import Store, open_store, sqlite_url
 
 SECRET = "test-webhook-secret"
-
-PR_OPENED = {
-    "event": {"action": "create", "scope": "discussion"},
-    "repo": {
-        "type": "model", "name": "openai-community/gpt2", "id": "621ffdc036468d709f17434d", "private": False,
-        "url": {
-            "web": "https://huggingface.co/openai-community/gpt2",
-            "api": "https://huggingface.co/api/models/openai-community/gpt2",
-        },
-        "owner": {"id": "628b753283ef59b5be89e937"},
-    },
-    "discussion": {
-        "id": "6399f58518721fdd27fc9ca9", "title": "Update co2 emissions",
-        "url": {
-            "web": "https://huggingface.co/openai-community/gpt2/discussions/19",
-            "api": "https://huggingface.co/api/models/openai-community/gpt2/discussions/19",
-        },
-        "status": "open", "author": {"id": "61d2f90c3c2083e1c08af22d"}, "num": 19, "isPullRequest": True,
-        "changes": {"base": "refs/heads/main"},
-    },
-    "comment": {
-        "id": "6399f58518721fdd27fc9caa", "author": {"id": "61d2f90c3c2083e1c08af22d"},
-        "content": "Add co2 emissions information to the model card", "hidden": False,
-        "url": {"web": "https://huggingface.co/openai-community/gpt2/discussions/19#6399f58518721fdd27fc9caa"},
-    },
-    "webhook": {"id": "6390e855e30d9209411de93b", "version": 3},
-}  # fmt: skip
-
-_REPO = {
-    "type": "model", "name": "some-user/some-repo", "id": "6366c000a2abcdf2fd69a080", "private": False,
-    "url": {
-        "web": "https://huggingface.co/some-user/some-repo",
-        "api": "https://huggingface.co/api/models/some-user/some-repo",
-    },
-    "owner": {"id": "61d2000c3c2083e1c08af22d"},
-}  # fmt: skip
-
-MAIN_COMMIT = {
-    "event": {"action": "update", "scope": "repo.content"},
-    "repo": {**_REPO, "headSha": "575db8b7a51b6f85eb06eee540738584589f131c"},
-    "webhook": {"id": "6390e855e30d9209411de93b", "version": 3},
-    "updatedRefs": [
-        {
-            "ref": "refs/heads/main",
-            "oldSha": "ce9a4674fa833a68d5a73ec355f0ea95eedd60b7",
-            "newSha": "575db8b7a51b6f85eb06eee540738584589f131c",
-        }
-    ],
-}
-
-COMMAND_COMMENT = {
-    "event": {"action": "create", "scope": "discussion.comment"},
-    "repo": _REPO,
-    "discussion": {
-        "id": "639885d811ae2bad2b7ba461", "title": "Please evaluate this model", "num": 4,
-        "isPullRequest": False, "status": "open",
-        "url": {
-            "web": "https://huggingface.co/some-user/some-repo/discussions/4",
-            "api": "https://huggingface.co/api/models/some-user/some-repo/discussions/4",
-        },
-        "author": {"id": "61d2000c3c2083e1c08af22d"},
-    },
-    "comment": {
-        "id": "6398872887bfcfb93a306f18", "author": {"id": "61d2000c3c2083e1c08af22d"},
-        "content": "@my-bot /run-eval --task mmlu", "hidden": False,
-        "url": {"web": "https://huggingface.co/some-user/some-repo/discussions/4#6398872887bfcfb93a306f18"},
-    },
-    "webhook": {"id": "6390e855e30d9209411de93b", "version": 3},
-}  # fmt: skip
-
-PR_MERGED = {
-    "event": {"action": "update", "scope": "discussion"},
-    "repo": _REPO,
-    "discussion": {
-        "id": "639885d811ae2bad2b7ba461", "title": "Update config.json", "num": 3, "isPullRequest": True,
-        "status": "merged",
-        "url": {
-            "web": "https://huggingface.co/some-user/some-repo/discussions/3",
-            "api": "https://huggingface.co/api/models/some-user/some-repo/discussions/3",
-        },
-        "author": {"id": "61d2000c3c2083e1c08af22d"},
-        "changes": {"base": "refs/heads/main", "mergeCommitId": "575db8b7a51b6f85eb06eee540738584589f131c"},
-    },
-    "webhook": {"id": "6390e855e30d9209411de93b", "version": 3},
-}  # fmt: skip
-
-CONTRACT_PAYLOADS = {
-    "pr_opened": PR_OPENED,
-    "main_commit": MAIN_COMMIT,
-    "command_comment": COMMAND_COMMENT,
-    "pr_merged": PR_MERGED,
-}
 
 
 @dataclass
@@ -171,7 +78,7 @@ def make_server(tmp_path) -> Iterator[Callable[..., BotServer]]:
         stack.callback(store.close)
         notified: list[int] = []
 
-        def record(event_id: int) -> None:
+        def record(event_id: int, event: Any) -> None:
             notified.append(event_id)
             if on_event is not None:
                 on_event(event_id)
@@ -189,9 +96,3 @@ def make_server(tmp_path) -> Iterator[Callable[..., BotServer]]:
 def bot(make_server: Callable[..., BotServer]) -> BotServer:
     """A bot server on the default settings with the test secret."""
     return make_server()
-
-
-@pytest.fixture
-def payloads() -> dict[str, dict[str, Any]]:
-    """Fresh copies of the contract's payloads, safe to change in a test."""
-    return copy.deepcopy(CONTRACT_PAYLOADS)

@@ -1,0 +1,293 @@
+"""The local executor: builds in worker processes on this machine, one per slot, each under a lease.
+
+- one slot per local GPU (its process sees only that GPU through `CUDA_VISIBLE_DEVICES`), or one CPU slot
+  when there is none. A free slot claims the oldest queued job (running, leased) and starts a worker on it
+  (`bot.execution.launch.Worker`) in a process group of its own;
+- `poll()` reads the worker's progress lines, renews the lease (heartbeat) and records progress; a lease lost
+  (the job was cancelled, or requeued because it looked dead) stops the process: SIGTERM to the group,
+  SIGKILL after a grace period. A cancel is heard from the store's change listeners and acted on at once;
+- when a process exits, `_finish` decides the job's outcome in one place: built with the manifest, failed
+  with the reason, given back to the queue (shutdown), or left alone (cancelled);
+- the publish step (`bot.execution.publish_step`) publishes what was built, in a thread of its own.
+
+A bot killed mid-build loses nothing: the job's lease expires, housekeeping requeues it, and the builder,
+rerun on the same work dir, resumes after its last finished stage. A stale builder of the dead bot, found
+through the pid file in the work dir, is stopped before the new one starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.execution.launch import Worker
+from bot.execution.publish_step import PublishStep
+from bot.execution.slots import Slot, default_slots
+from bot.settings import Settings
+from builders.spec import BuildSpec, Manifest
+from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 10.0
+PID_FILE = "worker.pid"
+
+
+@dataclass
+class _Running:
+    """A build in a slot: its job, its worker and what the worker last said."""
+
+    job: Job
+    worker: Worker
+    stage: str = ""
+    progress: float = 0.0
+    message: str = ""
+    beat_at: float = field(default_factory=time.monotonic)
+    stop_reason: str | None = None  # "cancelled", "shutdown", "lease lost"
+    kill_at: float | None = None
+
+
+class LocalExecutor:
+    """Builds in local processes (one per slot) and publishes what they built."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        publisher: Any,
+        *,
+        slots: list[Slot] | None = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.slots = slots if slots is not None else default_slots()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.lease_s = settings.lease_s
+        self.poll_s = poll_s
+        self.publish_step = PublishStep(
+            store, publisher, owner=f"{self.worker}:publish", lease_s=self.lease_s
+        )
+        self._runs: dict[str, _Running] = {}  # slot name → its build
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._cancelled: set[int] = set()  # job ids cancelled elsewhere, to stop on the next poll
+        self._thread: threading.Thread | None = None
+        self._unlisten: Any = None
+
+    # ------------------------------------------------------------------------------------- the interface
+
+    def start(self) -> LocalExecutor:
+        """Requeue jobs whose lease expired (a previous run died), then build and publish in threads."""
+        self._stopping.clear()
+        self._unlisten = self.store.changes.listen(self._on_change)
+        self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
+        self._thread = threading.Thread(target=self._loop, name="quantbot-builds", daemon=True)
+        self._thread.start()
+        self.publish_step.start()
+        return self
+
+    def stop(self, timeout: float = STOP_GRACE_S + 5) -> None:
+        """Stop the builds (their jobs go back to the queue, to resume on the next start) and the threads."""
+        self._stopping.set()
+        with self._lock:
+            for slot in self.slots:
+                self._stop(slot, "shutdown")
+        self._wake.set()
+        self.publish_step.stop(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._unlisten is not None:
+            self._unlisten()
+
+    def poll(self) -> None:
+        with self._lock:
+            self._stop_cancelled()
+            for slot in self.slots:
+                if slot.name in self._runs:
+                    self._tend(slot)
+                if slot.name not in self._runs and not self._stopping.is_set():
+                    self._start_next(slot)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._runs)
+
+    # --------------------------------------------------------------------------------- running and stopping
+
+    def _on_change(self, change: BuildChange) -> None:
+        """From the store, in whichever thread moved the job: only take note, `poll` acts."""
+        if not change.moved:
+            return
+        if change.status is JobStatus.CANCELLED and change.job_id is not None:
+            with self._lock:
+                self._cancelled.add(change.job_id)
+        if change.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
+            self._wake.set()
+
+    def _stop_cancelled(self) -> None:
+        cancelled, self._cancelled = self._cancelled, set()
+        for slot in self.slots:
+            run = self._runs.get(slot.name)
+            if run is not None and run.job.id in cancelled:
+                self._stop(slot, "cancelled")
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception:  # the store failed this round; the next round tries again
+                log.exception("executor poll failed")
+            if self._stopping.is_set() and not self.busy():
+                return
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _start_next(self, slot: Slot) -> None:
+        owner = self._owner(slot)
+        job = self.store.lifecycle.claim_build(owner, self.lease_s)
+        if job is None:
+            return
+        try:
+            spec = BuildSpec.model_validate(job.spec)
+            worker = self._launch(spec, slot, job.attempts)
+        except (OSError, ValueError) as e:
+            log.error("job %d could not start: %s", job.id, e)
+            self.store.lifecycle.start_failed(job.id, owner, f"could not start the build: {e}")
+            return
+        self._runs[slot.name] = _Running(job, worker)
+        log.info("job %d (%s) started in slot %s, pid %d", job.id, job.label, slot.name, worker.pid)
+
+    def _launch(self, spec: BuildSpec, slot: Slot, attempt: int) -> Worker:
+        work = Path(spec.work_dir)
+        _stop_stale_worker(work)
+        work.mkdir(parents=True, exist_ok=True)
+        worker = Worker.start(
+            self.settings, spec, log_path=work / f"worker-{attempt}.log", env=slot.env, own_group=True
+        )
+        (work / PID_FILE).write_text(f"{worker.pid}\n{worker.spec_path}\n")
+        return worker
+
+    def _tend(self, slot: Slot) -> None:
+        run = self._runs[slot.name]
+        stage_changed = self._read_progress(run)
+        now = time.monotonic()
+        if run.stop_reason is None and (stage_changed or now - run.beat_at >= self.lease_s / 4):
+            self._beat(slot, run)
+        if run.kill_at is not None and now >= run.kill_at and run.worker.exit_code is None:
+            run.worker.signal(signal.SIGKILL)
+            run.kill_at = None
+        if run.worker.exit_code is not None:
+            self._read_progress(run)
+            del self._runs[slot.name]
+            self._finish(slot, run)
+
+    def _beat(self, slot: Slot, run: _Running) -> None:
+        """Renew the lease and record progress (the store tells the reply updater of the new stage)."""
+        run.beat_at = time.monotonic()
+        try:
+            self.store.jobs.heartbeat(
+                run.job.id,
+                self._owner(slot),
+                self.lease_s,
+                progress=run.progress,
+                message=run.message or None,
+            )
+        except LeaseLost as e:
+            log.warning("job %d: %s; stopping its build", run.job.id, e)
+            self._stop(slot, "cancelled" if e.actual is JobStatus.CANCELLED else "lease lost")
+
+    @staticmethod
+    def _read_progress(run: _Running) -> bool:
+        """Take the progress lines the worker printed; True when the stage changed."""
+        stage_changed = False
+        for progress in run.worker.progress():
+            stage_changed |= progress.stage != run.stage
+            run.stage, run.progress = progress.stage, progress.overall
+            run.message = f"{progress.stage}: {progress.message}"[:500]
+        return stage_changed
+
+    def _stop(self, slot: Slot, reason: str) -> None:
+        run = self._runs.get(slot.name)
+        if run is None or run.stop_reason is not None:
+            return
+        run.stop_reason = reason
+        run.worker.signal(signal.SIGTERM)
+        run.kill_at = time.monotonic() + STOP_GRACE_S
+
+    def _finish(self, slot: Slot, run: _Running) -> None:
+        """The one place a build's outcome becomes the job's status."""
+        job, owner = run.job, self._owner(slot)
+        spec = BuildSpec.model_validate(job.spec)
+        (Path(spec.work_dir) / PID_FILE).unlink(missing_ok=True)
+        manifest = _read_manifest(spec)
+        code = run.worker.exit_code
+        lifecycle = self.store.lifecycle
+        try:
+            if run.stop_reason in ("cancelled", "lease lost"):
+                log.info("job %d stopped (%s)", job.id, run.stop_reason)
+            elif run.stop_reason == "shutdown":
+                lifecycle.give_back(job.id, owner, "bot shutting down")
+            elif manifest is not None and manifest.ok:
+                lifecycle.built(job.id, owner, manifest.model_dump(mode="json"))
+            else:
+                log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
+                dumped = manifest.model_dump(mode="json") if manifest else None
+                lifecycle.build_failed(job.id, owner, _failure(manifest, code, log_path), dumped)
+        except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
+            log.warning("job %d finished (exit %s) but %s", job.id, code, e)
+        log.info("job %d process exited with %s", job.id, code)
+
+    def _owner(self, slot: Slot) -> str:
+        return f"{self.worker}:{slot.name}"
+
+
+def _read_manifest(spec: BuildSpec) -> Manifest | None:
+    try:
+        return Manifest.read(spec.manifest_path)
+    except (OSError, ValueError):
+        return None
+
+
+def _failure(manifest: Manifest | None, code: int | None, log_path: Path) -> str:
+    """Why a build failed, in one line: the manifest's error, else the worker's last words."""
+    if manifest is not None and manifest.errors:
+        error = manifest.errors[0]
+        return f"{error.stage}: {error.message}"[:1000]
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        tail = lines[-1][:300] if lines else ""
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return f"the builder stopped ({how}) without a manifest" + (f": {tail}" if tail else "")
+
+
+def _stop_stale_worker(work: Path) -> None:
+    """Stop a builder that a dead bot left running on this work dir (its pid file names it)."""
+    try:
+        pid_text, spec_path = (work / PID_FILE).read_text().split("\n")[:2]
+        pid = int(pid_text)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if "builders" not in cmdline or spec_path not in cmdline:
+        return  # the pid was reused by something else
+    log.warning("stopping a stale builder (pid %d) left on %s", pid, work)
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        if not Path(f"/proc/{pid}").exists():
+            return

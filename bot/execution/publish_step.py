@@ -1,0 +1,128 @@
+"""The publish step: built jobs become releases, one at a time, in a thread of its own.
+
+It claims the oldest built job (publishing, leased; the lease is renewed while the publisher works), runs
+the publisher on the build's output and records the release it made (or found). A failure leaves the job
+failed with the reason; housekeeping retries the publish after a backoff. It hears of newly built jobs from
+the store's change listeners, and looks every few seconds anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from bot.errors import QuantbotError
+from state import BuildChange, GuardFailed, Job, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
+
+log = logging.getLogger(__name__)
+
+SWEEP_S = 5.0
+
+
+class PublishStep:
+    """Publishes built jobs with `publisher` (`bot.publishing.publisher.Publisher`)."""
+
+    def __init__(self, store: Store, publisher: Any, *, owner: str, lease_s: float) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.owner = owner
+        self.lease_s = lease_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unlisten: Any = None
+
+    def start(self) -> PublishStep:
+        self._stopping.clear()
+        self._unlisten = self.store.changes.listen(self._on_change)
+        self._thread = threading.Thread(target=self._loop, name="quantbot-publish", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float) -> None:
+        """Stop after the publish in hand (if that outlasts `timeout`, its lease lapses and it is retried)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._unlisten is not None:
+            self._unlisten()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _on_change(self, change: BuildChange) -> None:
+        if change.moved and change.status is JobStatus.BUILT:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                job = self.store.lifecycle.claim_publish(self.owner, self.lease_s)
+            except Exception:
+                log.exception("claiming a job to publish failed")
+                job = None
+            if job is None:
+                self._wake.wait(SWEEP_S)
+                self._wake.clear()
+                continue
+            self.publish(job)
+
+    def publish(self, job: Job) -> None:
+        """Publish one built job (already claimed: publishing) and record the release it made."""
+        keep_alive = threading.Event()
+        beats = threading.Thread(target=self._keep_lease, args=(job.id, keep_alive), daemon=True)
+        beats.start()
+        try:
+            result = self.publisher.publish(Path(job.spec["output_dir"]), approval=self._approval(job.repo))
+        except QuantbotError as e:
+            self._failed(job, str(e))
+        except Exception as e:  # a bug: keep the job, say what happened, let housekeeping retry
+            log.exception("publishing job %d failed", job.id)
+            self._failed(job, f"{type(e).__name__}: {e}")
+        else:
+            self._record_release(job, result)
+            self.store.lifecycle.published(job.id, self.owner, result.message)
+            log.info("job %d published: %s (%s)", job.id, result.url, result.status.value)
+        finally:
+            keep_alive.set()
+            beats.join()
+
+    def _failed(self, job: Job, error: str) -> None:
+        log.warning("publishing job %d failed: %s", job.id, error)
+        self.store.lifecycle.publish_failed(job.id, self.owner, error)
+
+    def _keep_lease(self, job_id: int, done: threading.Event) -> None:
+        while not done.wait(self.lease_s / 4):
+            try:
+                self.store.jobs.heartbeat(job_id, self.owner, self.lease_s)
+            except GuardFailed:
+                return
+
+    def _record_release(self, job: Job, result: Any) -> None:
+        status = ReleaseStatus.PUBLISHED if result.status is ReleaseStatus.MERGED else result.status
+        pr_number = result.pr_number if result.kind is ReleaseKind.PR else None
+        releases = self.store.releases
+        known = releases.find(build_key=job.build_key, repo_id=result.repo_id, pr_number=pr_number)
+        if not known:
+            releases.record(
+                build_key=job.build_key, repo_id=result.repo_id, kind=result.kind, url=result.url,
+                pr_number=pr_number, job_id=job.id, status=status,
+            )  # fmt: skip
+        for release in known:
+            if release.status is not status:
+                with contextlib.suppress(GuardFailed, ValueError):
+                    releases.set_status(release.id, {release.status}, status)
+        for num in result.superseded:
+            for old in releases.find(repo_id=result.repo_id, pr_number=num):
+                with contextlib.suppress(GuardFailed, ValueError):
+                    releases.set_status(old.id, {ReleaseStatus.OPEN}, ReleaseStatus.SUPERSEDED)
+
+    def _approval(self, upstream: str) -> str | None:
+        """The watch's approval mode for this upstream, else None (the publisher's configured default)."""
+        watches = self.store.watches
+        watch = watches.find(WatchKind.REPO, upstream) or watches.find(
+            WatchKind.AUTHOR, upstream.split("/")[0]
+        )
+        return watch.approval.value if watch is not None else None

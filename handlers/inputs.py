@@ -1,0 +1,138 @@
+"""What handlers receive from the bot, as plain data: the parsed Hub webhook and a revision's eligibility.
+
+Both sides import this module (the bot parses into it, handlers read it), and it imports nothing of the
+project, so data flows one way: bot → handlers, never back.
+
+The payload models mirror huggingface_hub's `WebhookPayload` (docs/hub-api-contract.md, section 6) with two
+differences: `repo.headSha` is kept (the client's model drops it), and identifiers and shas are checked
+against the Hub's alphabets, so nothing a sender controls reaches a key, a log line or a column unchecked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}"
+RepoName = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(/{_NAME})?$")]
+Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+Ref = Annotated[str, StringConstraints(pattern=r"^refs/[\x21-\x7e]{1,250}$")]
+Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z.]{0,63}$")]
+Text = str  # bounded by the body cap; only identifiers need an alphabet
+Url = Annotated[str, StringConstraints(max_length=2048)]
+
+
+class PayloadModel(BaseModel):
+    """Strict (no "3" for 3, no "true" for true), frozen, unknown keys ignored as the Hub adds fields."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", populate_by_name=True)
+
+
+class ObjectRef(PayloadModel):
+    id: Id
+
+
+class Urls(PayloadModel):
+    web: Url
+    api: Url | None = None
+
+
+class WebUrl(PayloadModel):
+    web: Url
+
+
+class HookEvent(PayloadModel):
+    action: Literal["create", "delete", "move", "update"]
+    scope: Scope
+
+
+class HookInfo(PayloadModel):
+    id: Id
+    version: Literal[3]
+
+
+class Repo(PayloadModel):
+    type: Literal["model", "dataset", "space"]
+    name: RepoName
+    id: Id
+    private: bool
+    url: Urls
+    owner: ObjectRef
+    head_sha: Sha | None = Field(None, alias="headSha")
+    subdomain: Text | None = None
+    tags: list[Text] | None = None
+
+
+class Changes(PayloadModel):
+    base: Text
+    merge_commit_id: Sha | None = Field(None, alias="mergeCommitId")
+
+
+class Discussion(PayloadModel):
+    id: Id
+    num: Annotated[int, Field(ge=0, lt=2**31)]
+    author: ObjectRef
+    url: Urls
+    title: Text
+    is_pull_request: bool = Field(alias="isPullRequest")
+    status: Literal["open", "closed", "merged", "draft"]
+    changes: Changes | None = None
+    pinned: bool | None = None
+
+
+class Comment(PayloadModel):
+    id: Id
+    author: ObjectRef
+    hidden: bool
+    content: Text | None = None
+    url: WebUrl
+
+
+class MovedTo(PayloadModel):
+    name: RepoName
+    owner: ObjectRef
+
+
+class UpdatedRef(PayloadModel):
+    ref: Ref
+    old_sha: Sha | None = Field(None, alias="oldSha")
+    new_sha: Sha | None = Field(None, alias="newSha")
+
+
+class HubWebhook(PayloadModel):
+    """A version-3 Hub webhook payload."""
+
+    event: HookEvent
+    repo: Repo
+    discussion: Discussion | None = None
+    comment: Comment | None = None
+    webhook: HookInfo
+    moved_to: MovedTo | None = Field(None, alias="movedTo")
+    updated_refs: list[UpdatedRef] | None = Field(None, alias="updatedRefs", max_length=1000)
+
+
+class Envelope(PayloadModel):
+    """Just enough to route a payload: what happened, and which webhook version describes it."""
+
+    event: HookEvent
+    webhook: HookInfo
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Which formats one revision may get on which SMs, and why not the others (from the planner)."""
+
+    repo_id: str
+    revision: str
+    policy: str
+    refused: str | None  # the whole-model refusal, if any: then nothing is eligible
+    target_sms: tuple[int, ...] = ()
+    eligible: dict[str, list[int]] = field(default_factory=dict)  # format → SMs, canonical format order
+    skips: dict[str, list[str]] = field(default_factory=dict)  # format → one reason per SM that refused it
+
+    def skip_reasons(self, fmt: str) -> list[str]:
+        """Why `fmt` is not eligible, one line per SM that refused it."""
+        return [self.refused] if self.refused else self.skips.get(fmt, [])

@@ -1,0 +1,101 @@
+"""The one owner of job status: every move of a job, named for why it happens.
+
+The executor, housekeeping and the `/cancel` and `/retry` commands ask this module; none of them picks
+source and target statuses itself, so what each move may start from is decided here, once, on top of the
+guarded primitives of `state.jobs` (which refuse any edge `JOB_TRANSITIONS` lacks). A move whose guard does
+not hold raises `GuardFailed` (or `LeaseLost` for a worker that no longer holds the lease), except where the
+method says it answers None.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from state.errors import GuardFailed
+from state.jobs import JobStore
+from state.models import Job, JobStatus
+
+CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobLifecycle:
+    """Moves of jobs, for the executor, housekeeping and commands."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self._jobs = jobs
+
+    # -- building ------------------------------------------------------------------------------------
+
+    def claim_build(self, worker: str, lease_s: float) -> Job | None:
+        """The oldest queued job, now running and leased to `worker`; None when the queue is empty."""
+        return self._jobs.claim(worker, lease_s)
+
+    def start_failed(self, job_id: int, owner: str, error: str) -> Job | None:
+        """The claimed build could not even start (bad spec, no worker command)."""
+        return self._quietly(job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, error=error)
+
+    def built(self, job_id: int, owner: str, manifest: dict[str, Any]) -> Job:
+        """The worker finished and its manifest says the build succeeded: ready to publish."""
+        return self._jobs.transition(
+            job_id, {JobStatus.RUNNING}, JobStatus.BUILT, owner=owner, manifest=manifest,
+            progress_message="built",
+        )  # fmt: skip
+
+    def build_failed(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
+        """The worker failed (its manifest says why, or it died without one)."""
+        return self._jobs.transition(
+            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error
+        )
+
+    def give_back(self, job_id: int, owner: str, note: str) -> Job:
+        """The bot is stopping: the build goes back to the queue and resumes on the next start."""
+        return self._jobs.transition(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
+
+    # -- publishing ----------------------------------------------------------------------------------
+
+    def claim_publish(self, worker: str, lease_s: float) -> Job | None:
+        """The oldest built job, now publishing and leased to `worker`; None when there is none."""
+        return self._jobs.claim_publish(worker, lease_s)
+
+    def published(self, job_id: int, owner: str, message: str) -> Job | None:
+        """The release was made (None if the job was moved meanwhile, e.g. cancelled)."""
+        return self._quietly(
+            job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, progress_message=message
+        )
+
+    def publish_failed(self, job_id: int, owner: str, error: str) -> Job | None:
+        """The publish step failed; housekeeping may retry it (`retry_publish`)."""
+        return self._quietly(
+            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}"
+        )
+
+    def retry_publish(self, job_id: int, attempt: int) -> Job | None:
+        """Housekeeping's backoff has passed: a failed publish of a good build goes back to built."""
+        return self._quietly(job_id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {attempt}")
+
+    # -- housekeeping and commands -------------------------------------------------------------------
+
+    def requeue_expired(self, now: datetime | None = None, max_attempts: int | None = None) -> list[int]:
+        """Jobs whose worker stopped renewing its lease go back (or fail after `max_attempts`)."""
+        return self._jobs.requeue_expired(now, max_attempts=max_attempts)
+
+    def cancel(self, job_id: int, note: str = "cancelled") -> Job | None:
+        """Cancel a queued, running or built job (its executor stops the process); None if past that."""
+        return self._quietly(job_id, CANCELLABLE, JobStatus.CANCELLED, note=note)
+
+    def retry(self, job: Job, note: str) -> Job | None:
+        """Retry a failed or cancelled job: only the publish when the build itself succeeded."""
+        publish_only = job.status is JobStatus.FAILED and (job.manifest or {}).get("status") == "succeeded"
+        target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
+        if job.status not in RETRYABLE:
+            return None
+        return self._quietly(job.id, {job.status}, target, note=note)
+
+    def _quietly(self, job_id: int, sources: set[JobStatus] | frozenset[JobStatus], target: JobStatus,
+                 **fields: Any) -> Job | None:  # fmt: skip
+        with contextlib.suppress(GuardFailed):
+            return self._jobs.transition(job_id, sources, target, **fields)
+        return None

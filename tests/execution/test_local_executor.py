@@ -1,0 +1,172 @@
+"""The local executor on a real store with real worker processes: what a worker says and leaves becomes the
+job's status, a cancel stops the process, a shutdown gives the job back.
+
+The workers are short Python scripts speaking the worker protocol (`builders.spec.Progress` lines on stdout,
+the manifest in the output dir, the exit code), started through `worker_command` as a container command
+would be; the real builder runs in tests/e2e and tests/builders.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.execution.local import PID_FILE, LocalExecutor
+from bot.execution.slots import Slot
+from bot.settings import load_settings
+from builders.spec import BuildSpec
+from state import BuildChange, JobStatus, Store
+
+PRELUDE = """
+import json, sys, time
+spec = json.load(open(sys.argv[-1]))
+def say(stage, fraction, message=""):
+    print(json.dumps({"stage": stage, "fraction": fraction, "message": message}), flush=True)
+def manifest(status, errors=()):
+    with open(spec["output_dir"] + "/manifest.json", "w") as f:
+        json.dump({"status": status, "started_at": "2025-01-01T00:00:00Z", "errors": list(errors)}, f)
+"""
+BUILDS = (
+    PRELUDE
+    + """
+say("fetch", 0.5, "config.json"); say("quantize", 0.5, "layer 1 of 2"); manifest("succeeded")
+"""
+)
+FAILS_WITH_MANIFEST = (
+    PRELUDE
+    + """
+say("fetch", 1.0); manifest("failed", [{"stage": "load", "kind": "no_safetensors", "message": "no weights"}])
+sys.exit(1)
+"""
+)
+DIES = (
+    PRELUDE
+    + """
+say("fetch", 0.2); print("Segmentation fault in libfoo", file=sys.stderr, flush=True); sys.exit(3)
+"""
+)
+HANGS = (
+    PRELUDE
+    + """
+say("quantize", 0.1); time.sleep(120)
+"""
+)
+
+
+@pytest.fixture
+def executor(store: Store, tmp_path: Path) -> Iterator[Callable[[str], LocalExecutor]]:
+    made: list[LocalExecutor] = []
+
+    def make(script: str) -> LocalExecutor:
+        path = tmp_path / f"worker{len(made)}.py"
+        path.write_text(script)
+        settings = load_settings(
+            None, data_dir=tmp_path, worker_command=[sys.executable, str(path)], lease_s=20
+        )
+        made.append(LocalExecutor(settings, store, publisher=None, slots=[Slot("cpu")], poll_s=0.05))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.stop(timeout=20)
+
+
+def _queue(store: Store, tmp_path: Path, name: str = "m") -> int:
+    model = tmp_path / name
+    model.mkdir(exist_ok=True)
+    spec = BuildSpec(
+        local_dir=model,
+        format="gptq",
+        work_dir=tmp_path / f"{name}-work",
+        output_dir=tmp_path / f"{name}-out",
+    )
+    Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+    return store.jobs.enqueue(spec.key(), spec.model_dump(mode="json"), repo=name, label=name)[0].id
+
+
+def _poll_until(executor: LocalExecutor, done: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the executor did not get there"
+        executor.poll()
+        time.sleep(0.05)
+
+
+def test_a_build_that_succeeds_is_built_with_its_manifest_and_progress(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    heard: list[BuildChange] = []
+    store.changes.listen(heard.append)
+    ex = executor(BUILDS)
+    _poll_until(ex, lambda: store.jobs.get(job_id).status is JobStatus.BUILT)
+    job = store.jobs.get(job_id)
+    assert job.manifest["status"] == "succeeded" and job.progress == 1.0 and job.attempts == 1
+    assert [(c.status, c.before) for c in heard if c.moved] == [
+        (JobStatus.RUNNING, JobStatus.QUEUED), (JobStatus.BUILT, JobStatus.RUNNING),
+    ]  # fmt: skip
+    assert "quantize" in {c.stage for c in heard if not c.moved}  # progress reached the store's listeners
+    assert not (tmp_path / "m-work" / PID_FILE).exists() and not ex.busy()
+
+
+def test_a_failed_build_says_why_from_its_manifest(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(FAILS_WITH_MANIFEST)
+    _poll_until(ex, lambda: store.jobs.get(job_id).status is JobStatus.FAILED)
+    job = store.jobs.get(job_id)
+    assert job.error == "load: no weights" and job.manifest["errors"][0]["kind"] == "no_safetensors"
+
+
+def test_a_worker_that_dies_without_a_manifest_is_failed_with_its_last_words(
+    executor, store, tmp_path
+) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(DIES)
+    _poll_until(ex, lambda: store.jobs.get(job_id).status is JobStatus.FAILED)
+    assert store.jobs.get(job_id).error == (
+        "the builder stopped (exit code 3) without a manifest: Segmentation fault in libfoo"
+    )
+
+
+def test_a_worker_command_that_cannot_start_fails_the_job_not_the_executor(store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    settings = load_settings(None, data_dir=tmp_path, worker_command=[str(tmp_path / "no-such-python")])
+    ex = LocalExecutor(settings, store, publisher=None, slots=[Slot("cpu")])
+    ex.poll()
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.FAILED and job.error.startswith("could not start the build: ")
+    assert not ex.busy()
+
+
+def test_a_cancel_heard_from_the_store_stops_the_process(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(HANGS)
+    ex.start()  # listening to the store from now on
+    deadline = time.monotonic() + 30
+    while (tmp_path / "m-work" / PID_FILE).exists() is False or store.jobs.get(job_id).progress == 0:
+        assert time.monotonic() < deadline, "the build did not start"
+        time.sleep(0.05)
+    pid = int((tmp_path / "m-work" / PID_FILE).read_text().split()[0])
+    assert store.lifecycle.cancel(job_id, note="cancelled by command") is not None  # what /cancel does
+    while ex.busy():
+        assert time.monotonic() < deadline, "the cancelled build kept running"
+        time.sleep(0.05)
+    assert store.jobs.get(job_id).status is JobStatus.CANCELLED  # left alone once the process ended
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_shutdown_gives_the_running_job_back_to_the_queue(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(HANGS).start()
+    deadline = time.monotonic() + 30
+    while store.jobs.get(job_id).status is not JobStatus.RUNNING:
+        assert time.monotonic() < deadline, "the build did not start"
+        time.sleep(0.05)
+    ex.stop(timeout=20)
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.QUEUED and job.lease_owner is None  # the next start resumes it
+    assert store.jobs.history(job_id)[-1].note == "bot shutting down"

@@ -1,0 +1,116 @@
+"""Upstream changes: a new sha on main of a watched model becomes one job per eligible format, once; the bot's
+own repos and commits, other refs and unwatched repos never do. A real store, a real Hub client on hubsim."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.eligibility.specs import SpecMaker
+from bot.hub import Hub
+from bot.intake.webhooks import event_from_payload
+from bot.settings import load_settings
+from handlers import upstream
+from handlers.context import Context, Options
+from handlers.inputs import Eligibility
+from handlers.router import HANDLED, IGNORED
+from state import BuildChange, JobStatus, Store, WatchKind
+
+
+class Planner:
+    """The PlannerPort with a fixed answer (plain data, as the port hands it); specs by the real SpecMaker."""
+
+    def __init__(self, settings: Any, eligible: dict[str, list[int]], refused: str | None = None) -> None:
+        self.maker = SpecMaker(settings, hub=None)  # type: ignore[arg-type]
+        self.eligible, self.refused = eligible, refused
+        self.asked: list[tuple[str, str]] = []
+
+    def eligibility(self, repo_id: str, revision: str) -> Eligibility:
+        self.asked.append((repo_id, revision))
+        sms = tuple(sorted({sm for s in self.eligible.values() for sm in s}))
+        return Eligibility(repo_id, revision, "strict", self.refused, sms, dict(self.eligible))
+
+    def specs(self, eligibility: Eligibility, **narrow: Any) -> list[Any]:
+        return self.maker.specs(eligibility, **narrow)
+
+
+@pytest.fixture
+def upstream_repo(hubsim, repo_factory: Callable[..., str]) -> tuple[str, str]:
+    repo = repo_factory("upstream")
+    sha = hubsim.api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=repo).oid
+    return repo, sha
+
+
+def _push(payloads: dict[str, Any], repo: str, sha: str, ref: str = "refs/heads/main") -> dict[str, Any]:
+    payload = payloads["main_commit"]
+    payload["repo"]["name"], payload["repo"]["headSha"] = repo, sha
+    payload["updatedRefs"] = [{"ref": ref, "oldSha": None, "newSha": sha}]
+    return payload
+
+
+def _run(hubsim, store: Store, payload: dict[str, Any], planner: Planner, **options: Any) -> str:
+    parsed = event_from_payload(payload, "delivery")
+    recorded = store.events.record(
+        delivery_id=parsed.delivery_id, scope=parsed.scope, action=parsed.action, payload=payload,
+        dedup_key=parsed.dedup_key, repo=parsed.repo,
+    )  # fmt: skip
+    ctx = Context(
+        event=store.events.get(recorded.event_id),
+        hook=parsed.hook,
+        hub=Hub(endpoint=hubsim.url, token=hubsim.token),
+        store=store,
+        options=Options(**({"bot_name": "quantbot", "namespace": "quantbot"} | options)),
+        planner=planner,
+        log=logging.LoggerAdapter(logging.getLogger("test"), {}),
+    )
+    return upstream.on_push(ctx)
+
+
+def test_a_new_sha_of_a_watched_model_queues_one_job_per_format_once(
+    hubsim, store: Store, upstream_repo, payloads, tmp_path
+) -> None:
+    repo, sha = upstream_repo
+    store.watches.add(WatchKind.REPO, repo, formats=["gptq", "fp8"], sms=[90])
+    planner = Planner(
+        load_settings(None, data_dir=tmp_path), {"fp8": [89, 90], "gptq": [86, 90], "nvfp4": [100]}
+    )
+    heard: list[BuildChange] = []
+    store.changes.listen(heard.append)
+    assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED
+    assert planner.asked == [(repo, sha)]
+    jobs = store.jobs.list(repo=repo)
+    assert sorted((j.spec["format"], tuple(j.spec["target_sms"]), j.spec["revision"]) for j in jobs) == [
+        ("fp8", (90,), sha),
+        ("gptq", (90,), sha),
+    ]  # fmt: skip  (the watch's formats and SMs; nvfp4 is not asked for)
+    assert {(c.job_id, c.status) for c in heard} == {(j.id, JobStatus.QUEUED) for j in jobs}  # executor hears
+    assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED  # the same revision again
+    assert len(store.jobs.list(repo=repo)) == 2
+
+
+def test_a_refused_model_is_handled_with_nothing_queued(
+    hubsim, store: Store, upstream_repo, payloads, tmp_path
+):
+    repo, sha = upstream_repo
+    store.watches.add(WatchKind.REPO, repo)
+    planner = Planner(load_settings(None, data_dir=tmp_path), {}, refused="already quantized")
+    assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED
+    assert store.jobs.list(repo=repo) == []
+
+
+def test_what_is_not_a_new_revision_for_the_bot_is_ignored(
+    hubsim, store: Store, upstream_repo, payloads, tmp_path
+) -> None:
+    repo, sha = upstream_repo
+    planner = Planner(load_settings(None, data_dir=tmp_path), {"gptq": [90]})
+    assert _run(hubsim, store, _push(payloads, repo, sha), planner) == IGNORED  # not watched
+    store.watches.add(WatchKind.AUTHOR, repo.split("/")[0])
+    assert _run(hubsim, store, _push(payloads, repo, sha, ref="refs/pr/1"), planner) == IGNORED
+    assert _run(hubsim, store, _push(payloads, repo, sha, ref="refs/heads/dev"), planner) == IGNORED
+    own = _push(payloads, repo, sha)
+    assert _run(hubsim, store, own, planner, bot_user=hubsim.user) == IGNORED  # the bot's own commit
+    assert _run(hubsim, store, own, planner, namespace=repo.split("/")[0]) == IGNORED  # its namespace
+    assert planner.asked == [] and store.jobs.list(repo=repo) == []
