@@ -134,7 +134,7 @@ def test_files_tree_blob_commits_and_commit_pages(web, hubsim, repo_factory, mod
         commit_message="Fix the notes",
     )  # fmt: skip
     tree = web.get(f"/{repo}/tree/main").text
-    assert f'href="/{repo}/tree/main/nested">nested</a>' in tree
+    assert f'href="/{repo}/tree/main/nested">nested/</a>' in tree
     assert f'href="/{repo}/blob/main/config.json">config.json</a>' in tree
     assert "2.05 kB" in tree  # model.safetensors, in the Hub's decimal units
     assert "3 commits" in tree
@@ -179,7 +179,7 @@ def test_a_pull_request_thread_shows_comments_edits_status_changes_and_files(web
     assert "This comment has been hidden" in html and "a secret" not in html
     assert 'status to <span class="badge merged">merged</span>' in html
     assert f'href="/{repo}/blob/refs%2Fpr%2F{num}/notes.md"' in html
-    assert '<span class="add">+# hello</span>' in html
+    assert '<span class="hunk">@@ -0,0 +1 @@</span>\n<span class="add">+# hello</span>\n' in html
     listing = web.get(f"/{repo}/discussions").text
     assert f'href="/{repo}/discussions/{num}"' in listing and "pull request" in listing
     assert "Add the notes" not in web.get(f"/{repo}/discussions?status=open").text
