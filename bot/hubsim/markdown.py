@@ -1,7 +1,8 @@
 """Markdown → HTML for model cards and comments, sanitised so nothing a repo owner or commenter writes runs.
 
 Cards use HTML (`<details>`, `<img>`, `<div align=center>`), so raw HTML is parsed like on the Hub and then
-sanitised with nh3 (ammonia): no `<script>`, no `on*=` attributes, no `style` except a table cell's
+sanitised with nh3 (ammonia); bare URLs become links, as on the Hub (the bot's replies hold
+release URLs): no `<script>`, no `on*=` attributes, no `style` except a table cell's
 `text-align` (what markdown-it writes for aligned columns), and links only to http(s), mailto and
 relative URLs.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 import nh3
 from markdown_it import MarkdownIt
 
-_PARSER = MarkdownIt("commonmark", {"html": True, "linkify": False}).enable(["table", "strikethrough"])
+_PARSER = MarkdownIt("commonmark", {"html": True, "linkify": True})
+_PARSER.enable(["table", "strikethrough", "linkify"])
 _CELL_ATTRIBUTES = {"align", "colspan", "rowspan", "style"}
 _ATTRIBUTES = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},

@@ -39,7 +39,7 @@ model = AutoModelForCausalLM.from_pretrained("{repo}")
 <img src="missing.png" onerror="document.title = 'pwned'">
 <script>document.title = 'pwned'</script>
 """
-REPLY = "Released **GPTQ 4-bit** in this pull request.\n\n| format | status |\n|---|---|\n| GPTQ | ready |"
+REPLY = "Released **GPTQ 4-bit**: {url}\n\n| format | status |\n|---|---|\n| GPTQ | ready |"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def release(hubsim):
         repo, [CommitOperationAdd("notes.md", b"# notes\n")], commit_message="Add notes",
         commit_description="Could you add a GPTQ 8-bit build?", create_pr=True,
     )  # fmt: skip
-    api.comment_discussion(repo, pr.pr_num, REPLY)
+    api.comment_discussion(repo, pr.pr_num, REPLY.format(url=f"{hubsim.url}/{repo}"))
     api.change_discussion_status(repo, pr.pr_num, "closed", comment="Closing: 8-bit is not planned.")
     yield base, repo, pr.pr_num
     for repo_id in (repo, base):
@@ -107,6 +107,9 @@ def test_discussion_shows_the_thread_with_the_bots_reply(page, hubsim, release):
     assert reply.find_element("css selector", ".head b").text == hubsim.user
     assert reply.find_element("css selector", "strong").text == "GPTQ 4-bit"
     assert reply.find_element("css selector", "table").is_displayed()
+    reply.find_element("css selector", f'a[href="{hubsim.url}/{repo}"]').click()  # a bare URL is a link
+    assert page.text("h1") == repo.replace("/", " / ")
+    page.driver.back()
     assert "changed pull request status to closed" in timeline
     assert "Closing: 8-bit is not planned." in timeline
     assert "notes.md" in page.text("#files-changed + ul")

@@ -166,7 +166,7 @@ def test_a_pull_request_thread_shows_comments_edits_status_changes_and_files(web
     num = pr.pr_num
     first = hubsim.other_api.get_discussion_details(repo, num).events[0]
     hubsim.other_api.edit_discussion_comment(repo, num, first.id, "Second **bold** version")
-    hubsim.api.comment_discussion(repo, num, "| ok |\n|---|\n| yes |")
+    hubsim.api.comment_discussion(repo, num, "| ok |\n|---|\n| yes |\n\nSee https://example.org/a_b.")
     hidden = hubsim.api.comment_discussion(repo, num, "a secret")
     hubsim.api.hide_discussion_comment(repo, num, hidden.id)
     hubsim.api.rename_discussion(repo, num, "Add the notes")
@@ -176,6 +176,7 @@ def test_a_pull_request_thread_shows_comments_edits_status_changes_and_files(web
     assert "Second <strong>bold</strong> version" in html and "edited 1 time" in html
     assert "Earlier versions (1)" in html and "First <strong>bold</strong> version" in html
     assert "<td>yes</td>" in html
+    assert '<a href="https://example.org/a_b" rel="noopener noreferrer">https://example.org/a_b</a>.' in html
     assert "This comment has been hidden" in html and "a secret" not in html
     assert 'status to <span class="badge merged">merged</span>' in html
     assert f'href="/{repo}/blob/refs%2Fpr%2F{num}/notes.md"' in html
