@@ -137,11 +137,12 @@ def repo_page(call: Call) -> Response:
     commit = repo.head
     facts = views.derived(call.hub, commit)
     readme = _text(call, commit, "README.md")
+    files = (_file_url(repo, "blob", "main", ""), _file_url(repo, "resolve", "main", ""))
     return html(
         "repo.html.j2",
         **_repo_context(call, repo, "card"),
         facts=facts,
-        card_html=render(cards.card_text(readme)) if readme is not None else None,
+        card_html=render(cards.card_text(readme), files) if readme is not None else None,
         metadata=_metadata(facts),
         base_models=_base_models(call, facts),
         children=_children(call, repo),

@@ -59,7 +59,8 @@ def family(hubsim, repo_factory, model_folder):
         repo_id=base, path_or_fileobj=_readme("# The base\n", license="mit"), path_in_repo="README.md"
     )
     quant = repo_factory("quant")
-    card = "# Quantized\n\n| format | bits |\n|---|--:|\n| FP8 | 8 |\n"
+    card = "# Quantized\n\n| format | bits |\n|---|--:|\n| FP8 | 8 |\n\n"
+    card += "[manifest](manifest.json) ![plot](plot.png)\n"
     meta = {"license": "apache-2.0", "base_model": base, "base_model_relation": "quantized"}
     hubsim.api.upload_file(
         repo_id=quant,
@@ -89,6 +90,8 @@ def test_model_page_shows_the_card_its_metadata_and_base_model(web, family):
     assert "<dt>Tags</dt><dd>fp8, quantbot</dd>" in html
     assert f'<a href="/{base}">{base}</a>' in html and "<dd>quantized</dd>" in html
     assert f'href="/{quant}/tree/main"' in html and "Files and versions" in html
+    assert f'<a href="/{quant}/blob/main/manifest.json"' in html  # relative links point into the repo
+    assert f'<img src="/{quant}/resolve/main/plot.png" alt="plot">' in html
     assert "---" not in html.split('id="card"')[1].split("</article>")[0]  # the front matter is not shown
 
 
