@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.hubsim.api_repos import REPO, repo_id, repo_url, visible_repo
 from bot.hubsim.errors import ApiError, bad_request, entry_not_found
+from bot.hubsim.mediatypes import media_type
 from bot.hubsim.routing import Call, Router
 from bot.hubsim.service import Changes
 from bot.hubsim.store import check_path
@@ -140,7 +141,8 @@ def _b64(text: Any, what: str) -> bytes:
 
 
 def resolve(call: Call) -> Response:
-    """A file's bytes with `X-Repo-Commit`, `ETag` (git blob sha1) and `Content-Length`; `Range` honoured."""
+    """A file's bytes with `X-Repo-Commit`, `ETag` (git blob sha1), `Content-Length` and a text or binary
+    `Content-Type` (see `mediatypes`); `Range` honoured."""
     repo = visible_repo(call)
     call.hub.check_gate(call.user, repo)
     commit_ = repo.resolve(call.params["rev"])
@@ -156,20 +158,16 @@ def resolve(call: Call) -> Response:
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
     }
-    size = call.hub.blobs.size(oid)
+    size, content_type = call.hub.blobs.size(oid), media_type(path)
     if call.request.method == "HEAD":
-        return Response(
-            b"", headers={**headers, "Content-Length": str(size)}, media_type="application/octet-stream"
-        )
+        return Response(b"", headers={**headers, "Content-Length": str(size)}, media_type=content_type)
     data = call.hub.read(oid)
     wanted = _range(call.request.headers.get("range"), size)
     if wanted is None:
-        return Response(data, headers=headers, media_type="application/octet-stream")
+        return Response(data, headers=headers, media_type=content_type)
     start, end = wanted
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return Response(
-        data[start : end + 1], status_code=206, headers=headers, media_type="application/octet-stream"
-    )
+    return Response(data[start : end + 1], status_code=206, headers=headers, media_type=content_type)
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:

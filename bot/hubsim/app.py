@@ -16,15 +16,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import api_admin, api_discussions, api_files, api_repos
+from bot.hubsim import api_admin, api_discussions, api_files, api_repos, pages
 from bot.hubsim.errors import ApiError, unauthorized
-from bot.hubsim.routing import Call, Router, split_raw_path
+from bot.hubsim.routing import Call, Handler, Router, split_raw_path
 from bot.hubsim.service import HubService
 from bot.hubsim.users import User
 
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "_hubsim"
+API_PREFIX = "api"
 
 
 def build_router() -> Router:
@@ -35,12 +36,20 @@ def build_router() -> Router:
     return router
 
 
+def build_page_router() -> Router:
+    """hubsim's web pages, consulted only for a GET the API has no route for."""
+    router = Router()
+    pages.register(router)
+    return router
+
+
 class HubsimApp:
     """The ASGI callable serving one `HubService`."""
 
     def __init__(self, hub: HubService) -> None:
         self.hub = hub
         self.router = build_router()
+        self.pages = build_page_router()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -63,7 +72,7 @@ class HubsimApp:
             is_admin = bool(segments) and segments[0] == ADMIN_PREFIX
             if not is_admin and (fault := self.hub.faults.take(method, "/" + "/".join(segments))):
                 raise fault.error()
-            handler, params = self.router.match(method, segments)
+            handler, params = self._route(method, segments)
             user = None if is_admin else self._caller(request)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
@@ -76,6 +85,19 @@ class HubsimApp:
             response = error_response(ApiError(500, f"hubsim internal error: {type(e).__name__}: {e}"))
         self.hub.requests.append((method, request.url.path, response.status_code))
         return response
+
+    def _route(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]]:
+        """The API's route; else, for a GET outside `/api/` and `/_hubsim/`, a page; else the API's 404."""
+        try:
+            return self.router.match(method, segments)
+        except ApiError as no_route:
+            api_only = segments[0] in (API_PREFIX, ADMIN_PREFIX)
+            if no_route.status != 404 or method not in ("GET", "HEAD") or api_only:
+                raise
+            try:
+                return self.pages.match(method, segments)
+            except ApiError:
+                raise no_route from None
 
     def _caller(self, request: Request) -> User | None:
         """The user a bearer token names; None without a token; 401 for a token nobody has."""

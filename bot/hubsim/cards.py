@@ -40,6 +40,12 @@ def card_data(readme: str) -> dict[str, Any]:
     return json_safe(data)
 
 
+def card_text(readme: str) -> str:
+    """The README without its front matter: what the Hub renders as the card."""
+    match = _FRONT_MATTER.match(readme)
+    return readme[match.end() :].lstrip("\r\n") if match else readme
+
+
 def json_file(content: bytes | None) -> dict[str, Any] | None:
     """A JSON object file's content, or None when absent or not a JSON object."""
     if content is None:
