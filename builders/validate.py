@@ -133,8 +133,7 @@ def _quality_checks(ppl: Perplexity, sample: dict | None, v: ValidationSettings)
         Check(
             name="perplexity within bound",
             ok=ppl.quantized <= limit,
-            detail=f"base {ppl.base:.3f}, quantized {ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%), "
-            f"limit {limit:.3f}",
+            detail=f"base {ppl.base_figure()}, quantized {ppl.quantized_figure()}, limit {limit:.3f}",
         ),
         Check(
             name="generates tokens",
