@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,23 +84,13 @@ class CountingApp:
 
 
 def start_hubsim() -> tuple[str, str, CountingApp]:
-    import uvicorn
-
     from bot.hubsim import Directory, HubService, User
     from bot.hubsim.app import HubsimApp
+    from bot.threaded_server import ThreadedServer
 
     user = User("bench", "hf_bench_token")
     app = CountingApp(HubsimApp(HubService(Directory([user], []))))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
+    url = ThreadedServer(app, name="hubsim", lifespan="off").start().url
     os.environ["HF_ENDPOINT"] = url
     return url, user.token, app
 

@@ -1,8 +1,8 @@
 """The `quantbot` command: a thin group that loads each command's module only when it runs.
 
 Lazy loading keeps `quantbot --help` fast and keeps one command's heavy imports out of the others.
-Errors become one line on stderr with an exit code per kind (`QuantbotError.exit_code`); set
-`QUANTBOT_DEBUG=1` to see the traceback instead.
+Errors become one line on stderr with an exit code: quantbot's own per kind (`QuantbotError.exit_code`),
+those of the libraries below it by `_FOREIGN_ERRORS`; set `QUANTBOT_DEBUG=1` to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -75,20 +75,42 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 def settings_from(ctx: click.Context) -> Any:
-    """The settings for this invocation (the `--config` file, the environment, the defaults)."""
+    """The settings for this invocation (the `--config` file, the environment, the defaults); their
+    `log_level` applies from here on."""
     from bot.settings import load_settings
 
     root = ctx.find_root()
     if "settings" not in root.obj:
         root.obj["settings"] = load_settings(root.obj.get("config"))
+        logging.getLogger().setLevel(root.obj["settings"].log_level)
     return root.obj["settings"]
+
+
+# Errors of the libraries quantbot stands on that a user can meet (a database that cannot be reached, a job
+# changed by someone else meanwhile, a file or folder the process may not use): (module that defines the
+# class, class name, what the line starts with, exit code). Looked up by module so `--help` imports none.
+_FOREIGN_ERRORS: list[tuple[str, str, str, int]] = [
+    ("sqlalchemy.exc", "SQLAlchemyError", "database error", 1),
+    ("state.errors", "GuardFailed", "the job or release changed meanwhile", 1),
+]
+
+
+def _one_line(error: Exception) -> tuple[str, int] | None:
+    """The line and exit code for an error quantbot does not raise itself; None for a real bug."""
+    for module, name, what, code in _FOREIGN_ERRORS:
+        kind = getattr(sys.modules.get(module), name, None)
+        if kind is not None and isinstance(error, kind):
+            detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+            return f"{what}: {detail[0] if detail else type(error).__name__}", code
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}", 1
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group and turn quantbot's errors into one line and an exit code."""
-    logging.basicConfig(
-        level=os.environ.get("QUANTBOT_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
     except click.exceptions.Abort:
@@ -104,3 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except Exception as e:
+        described = _one_line(e)
+        if described is None or os.environ.get("QUANTBOT_DEBUG"):
+            raise
+        click.echo(f"Error: {described[0]}", err=True)
+        sys.exit(described[1])

@@ -18,7 +18,8 @@ The tree::
     │   ├── BuildDirError          a build directory without a complete, successful manifest (exit 2)
     │   ├── CardError              a card would hold a placeholder or metadata the Hub cannot parse
     │   └── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
-    ├── HubsimStartError           hubsim could not listen on its host and port (exit 1)
+    ├── ServerStartError           an HTTP server (the bot's, hubsim's) could not listen on its host and port
+    │   └── HubsimStartError       hubsim's, named for the command that starts it (exit 1)
     ├── BuildFailed                a build's worker failed; its manifest says why (exit 1, or 2 for bad input)
     └── HubError                   the Hub answered with an error (keeps response, request id, message)
         ├── RepoNotFound           the repo does not exist or is hidden from this token (exit 2)
@@ -195,12 +196,16 @@ class WebhookBadPayload(WebhookError):
     status_code = 422
 
 
-# ---------------------------------------------------------------- hubsim (the local Hub emulator)
+# ---------------------------------------------------------------- HTTP servers (bot/threaded_server.py)
+
+
+class ServerStartError(QuantbotError):
+    """An HTTP server could not listen on its host and port (address in use, no permission)."""
+
+
 # hubsim's HTTP error answers are not quantbot errors: they live in bot/hubsim/errors.py.
-
-
-class HubsimStartError(QuantbotError):
-    """hubsim could not listen on its host and port (address in use, no permission)."""
+class HubsimStartError(ServerStartError):
+    """hubsim could not listen on its host and port."""
 
 
 # ---------------------------------------------------------------- builds (bot side of builders/)

@@ -152,9 +152,6 @@ class Hub:
             raise HubError(f"the Hub gave no commit sha for {repo_id}@{revision or 'main'}", repo_id=repo_id)
         return sha
 
-    def list_files(self, repo_id: str, revision: str | None = None) -> list[str]:
-        return self.call(self.api.list_repo_files, repo_id, revision=revision, repo_id=repo_id)
-
     def download(self, repo_id: str, filename: str, revision: str | None = None) -> Path:
         path = self.call(
             hf_hub_download,

@@ -5,16 +5,18 @@ Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows 
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from builders.spec import Recipe, ValidationSettings
 
 DEFAULT_SMS = [80, 89, 90, 100, 120]
 
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
         "FULL",
         description="SQLite fsync per commit (FULL) or per checkpoint (NORMAL: a power cut loses the last).",
     )
-    log_level: str = Field("INFO", description="Python logging level.")
+    log_level: str = Field("WARNING", description="Python logging level (INFO logs each event and job).")
 
     # --- the bot: commands, executor, poller (bot/intake/, bot/execution/) ---
     bot_name: str | None = Field(
@@ -153,6 +155,27 @@ class Settings(BaseSettings):
         except ConfigError as e:
             raise ValueError(e.message) from None
         return value
+
+    @field_validator("build_recipe", "build_validation")
+    @classmethod
+    def _build_fields(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Checked against the builders' own models now, so `serve` refuses a bad recipe at start rather
+        than failing every build it plans."""
+        model = Recipe if info.field_name == "build_recipe" else ValidationSettings
+        try:
+            model(**value)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ValueError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_name(cls, value: str) -> str:
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError(f"{value!r} is not a logging level (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+        return level
 
     @field_validator("hf_endpoint")
     @classmethod
@@ -217,5 +240,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        # A validator's own ValueError reads as it was written, without pydantic's "Value error, " prefix.
+        error = first.get("ctx", {}).get("error")
+        message = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+        raise ConfigError(f"invalid setting {where}: {message}") from None
     return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.failures import BuildFailure
+from builders.hfmodel import load_model, load_tokenizer
 from builders.progress import Reporter
 from builders.spec import BuildSpec, Device, StageRecord
 
@@ -85,8 +86,6 @@ class BuildContext:
 
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from builders.hfmodel import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.snapshot_dir, self.spec)
         return self._tokenizer
 
@@ -94,8 +93,6 @@ class BuildContext:
         """The upstream model as loaded from the snapshot (reloaded when asked fresh or not in memory)."""
         if fresh or self.model_kind != "base":
             self.release_model()
-            from builders.hfmodel import load_model
-
             self.model = load_model(self.snapshot_dir, self.spec, self.torch_device)
             self.model_kind = "base"
         return self.model

@@ -1,8 +1,7 @@
 """Loading the upstream model with transformers, and the two measurements every build makes on it.
 
-The architecture is checked from config.json before any weight is read, so an unsupported model fails in
-a second with a reason, not after a long load. Perplexity is scored on the held-out text in
-non-overlapping windows; the sample is a short greedy generation.
+Perplexity is scored on the held-out text in non-overlapping windows; the sample is a short greedy
+generation. Nothing here knows of build stages: the stages (`load`, `validate`, the producers) call in.
 """
 
 from __future__ import annotations
@@ -23,64 +22,6 @@ def read_config(snapshot: Path) -> dict[str, Any]:
         return json.loads((Path(snapshot) / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise BuildFailure("not_a_model", f"cannot read config.json of the model: {e}", bad_input=True) from e
-
-
-def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any]:
-    """Facts about the model; fails when the format's toolchain cannot handle its architecture."""
-    archs = config.get("architectures") or []
-    model_type = config.get("model_type")
-    if not archs:
-        raise BuildFailure(
-            "unsupported_architecture",
-            "config.json does not name the model's architecture ('architectures' is empty); "
-            "ModelOpt's export and GPTQModel both need it",
-            bad_input=True,
-        )
-    arch = archs[0]
-    if not arch.endswith("ForCausalLM"):
-        raise BuildFailure(
-            "unsupported_architecture",
-            f"{arch} is not a causal language model (…ForCausalLM)",
-            bad_input=True,
-        )
-    if config.get("auto_map") and not spec.trust_remote_code and not _transformers_knows(model_type):
-        raise BuildFailure(
-            "unsupported_architecture",
-            f"{arch} ({model_type}) needs the repo's own code (auto_map); trust_remote_code is off",
-            bad_input=True,
-        )
-    facts = {
-        "architecture": arch,
-        "model_type": model_type,
-        "dtype": config.get("dtype") or config.get("torch_dtype"),
-    }
-    if spec.format == "gptq":
-        from builders.gptq import supported_model_types
-
-        if str(model_type).lower() not in supported_model_types():
-            raise BuildFailure(
-                "unsupported_architecture",
-                f"GPTQModel does not support model_type {model_type!r}",
-                bad_input=True,
-            )
-    else:
-        from modelopt.torch.export.model_utils import MODEL_NAME_TO_TYPE
-
-        decoder = next((v for k, v in MODEL_NAME_TO_TYPE.items() if k.lower() in arch.lower()), None)
-        if decoder is None:
-            raise BuildFailure(
-                "unsupported_architecture",
-                f"ModelOpt cannot export {arch}: no decoder type matches it",
-                bad_input=True,
-            )
-        facts["decoder_type"] = decoder
-    return facts
-
-
-def _transformers_knows(model_type: str | None) -> bool:
-    from transformers import CONFIG_MAPPING
-
-    return model_type in CONFIG_MAPPING
 
 
 def load_tokenizer(snapshot: Path, spec: BuildSpec, fix_padding: bool = True) -> Any:
@@ -158,28 +99,3 @@ def generate_sample(model: Any, tokenizer: Any, prompt: str, new_tokens: int) ->
         "output": tokenizer.decode(new, skip_special_tokens=True),
         "new_tokens": int(new.numel()),
     }
-
-
-def load_stage(ctx: Any) -> dict[str, Any]:
-    """load: check the architecture, load the upstream model, and score it on the held-out text."""
-    from builders.validate import eval_text, eval_text_path
-
-    spec, v = ctx.spec, ctx.spec.validation
-    config = read_config(ctx.snapshot_dir)
-    facts = check_architecture(config, spec)
-    ctx.progress(0.1, f"loading {facts['architecture']} on {ctx.torch_device}")
-    tokenizer = ctx.tokenizer()
-    model = ctx.base_model()
-    ctx.progress(0.6, "measuring the base model on the held-out text")
-    ppl = perplexity(model, tokenizer, eval_text(v), v.eval_tokens, v.eval_seq_len)
-    facts |= {
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "num_layers": config.get("num_hidden_layers"),
-        "base_perplexity": ppl["perplexity"],
-        "eval_tokens": ppl["tokens"],
-        "eval_text": eval_text_path(v).name,
-    }
-    if spec.format == "gptq":
-        ctx.release_model()  # GPTQModel loads its own copy
-    return facts

@@ -24,7 +24,7 @@ from builders.artifacts import hash_folder
 from builders.calibration import batches, load_calibration
 from builders.checks import EXPECTED_ALGO
 from builders.context import BuildContext, with_oom_retry
-from builders.hfmodel import generate_sample, perplexity
+from builders.hfmodel import generate_sample, load_tokenizer, perplexity
 from builders.spec import AWQ_FORMATS, BuildSpec
 
 CONFIG_NAMES = {
@@ -140,8 +140,6 @@ def quantized_model(ctx: BuildContext, fresh: bool = False) -> Any:
 def export(ctx: BuildContext) -> dict[str, Any]:
     import torch
     from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
-
-    from builders.hfmodel import load_tokenizer
 
     spec = ctx.spec
     final = ctx.out_dir / CHECKPOINT

@@ -54,7 +54,7 @@ def main(spec_path: Path) -> int:
 
 
 def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, Any]]]:
-    from builders import fetch, hfmodel, trtllm, validate
+    from builders import fetch, load, trtllm, validate
 
     if fmt == "gptq":
         from builders import gptq as producer
@@ -62,7 +62,7 @@ def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, A
         from builders import modelopt_quant as producer
     return {
         "fetch": lambda ctx: fetch.fetch(ctx.spec, ctx.progress),
-        "load": hfmodel.load_stage,
+        "load": load.load_stage,
         "quantize": producer.quantize,
         "export": producer.export,
         "engines": trtllm.engines,

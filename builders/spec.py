@@ -400,6 +400,18 @@ class Perplexity(_Model):
     )
     not_measured: str | None = Field(None, description="Why the quantized perplexity is missing, if it is.")
 
+    # Every card, PR description, CLI summary and validation check writes a perplexity with these two.
+    def base_figure(self) -> str:
+        """`12.345`: the base model's perplexity."""
+        return f"{self.base:.3f}" if self.base is not None else "not measured"
+
+    def quantized_figure(self) -> str:
+        """`12.987 (+5.20%)`: the quantized model's perplexity and its change from the base model's."""
+        if self.quantized is None:
+            return f"not measured: {self.not_measured}" if self.not_measured else "not measured"
+        change = f" ({self.delta_pct:+.2f}%)" if self.delta_pct is not None else ""
+        return f"{self.quantized:.3f}{change}"
+
 
 class Sample(_Model):
     prompt: str

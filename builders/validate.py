@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from builders import checks as structure
+from builders import gptq
 from builders.context import BuildContext
 from builders.failures import BuildFailure
 from builders.hfmodel import generate_sample, perplexity
 from builders.spec import AWQ_FORMATS, Check, Perplexity, Sample, ValidationRecord, ValidationSettings
+from builders.tiny import heldout_text_path
 
 KV_ALGO = {"fp8": "FP8", "int8": "INT8", "none": None}
 
 
 def eval_text_path(v: ValidationSettings) -> Path:
-    from builders.tiny import heldout_text_path
-
     return Path(v.eval_text) if v.eval_text else heldout_text_path()
 
 
@@ -89,8 +89,6 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _reload_and_measure(ctx: BuildContext) -> dict[str, Any]:
-    from builders import gptq
-
     v = ctx.spec.validation
     tokenizer = ctx.tokenizer()
     model = gptq.reload(ctx)
@@ -135,8 +133,7 @@ def _quality_checks(ppl: Perplexity, sample: dict | None, v: ValidationSettings)
         Check(
             name="perplexity within bound",
             ok=ppl.quantized <= limit,
-            detail=f"base {ppl.base:.3f}, quantized {ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%), "
-            f"limit {limit:.3f}",
+            detail=f"base {ppl.base_figure()}, quantized {ppl.quantized_figure()}, limit {limit:.3f}",
         ),
         Check(
             name="generates tokens",

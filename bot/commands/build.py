@@ -176,13 +176,9 @@ def summary(m: Manifest, path: Path) -> str:
                      + (f", kv-cache {q.kv_cache_quant_algo}" if q.kv_cache_quant_algo else ""))  # fmt: skip
     ppl = m.validation.perplexity if m.validation else None
     if ppl and ppl.base is not None:
-        quantized = (
-            f"{ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%)"
-            if ppl.quantized is not None
-            else f"not measured: {ppl.not_measured}"
-        )
         lines.append(
-            f"perplexity on {ppl.text} ({ppl.tokens} tokens): base {ppl.base:.3f}, quantized {quantized}"
+            f"perplexity on {ppl.text} ({ppl.tokens} tokens): base {ppl.base_figure()}, "
+            f"quantized {ppl.quantized_figure()}"
         )
     for engine in m.engines:
         lines.append(

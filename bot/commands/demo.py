@@ -13,11 +13,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,15 +141,13 @@ class _Demo:
         click.echo("-----------------------------------------------------")
 
     def wait_for_ctrl_c(self) -> None:
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        from bot.threaded_server import wait_for_stop_signal
+
         click.echo(f"\nhubsim keeps running at {self.hubsim.url} (the bot at {self.server.url}).")
         click.echo(f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token}   # alice's token")
         click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
         click.echo("Press Ctrl+C to stop.")
-        while not stop.wait(0.5):
-            pass
+        wait_for_stop_signal()
         click.echo("Stopping.")
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    linking the new release.
 
 An interruption anywhere before step 3 leaves a draft PR holding the key; the next run finds it and
-resumes. `on_pr_merged` / `on_pr_closed` turn a maintainer's decision into a release status for the bot.
+resumes. What the Hub already holds (steps 1 and 4) is read by `ReleaseLookup` (bot/publishing/lookup.py).
 """
 
 from __future__ import annotations
@@ -31,20 +31,19 @@ from huggingface_hub.community import Discussion, DiscussionWithDetails
 
 from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, UsageError
 from bot.hub import Hub
-from bot.publishing.cards import Byline, Upstream, render_template
-from bot.publishing.naming import display_format, release_repo_id
+from bot.publishing.gptq_card import Byline
+from bot.publishing.lookup import BotPR, ReleaseLookup, Settled
+from bot.publishing.naming import release_repo_id
 from bot.publishing.release import (
     Release,
-    ReleaseTag,
-    card_is_untouched,
     check_artifacts,
     load_manifest,
-    new_engine_sms,
     pr_description,
     prepare,
-    validation_rows,
     what_changed,
 )
+from bot.publishing.rendering import render_template
+from bot.publishing.upstream import Upstream
 from bot.settings import Settings
 from builders.spec import MANIFEST_NAME, Manifest
 from state.models import ReleaseKind, ReleaseStatus
@@ -53,7 +52,6 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["repo", "pr"]
 Approval = Literal["auto", "approval"]
-_OPEN = ("open", "draft")
 
 
 @dataclass(frozen=True)
@@ -70,31 +68,6 @@ class PublishResult:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class PullRequestOutcome:
-    """A maintainer's decision on one of the bot's release PRs, as a release status."""
-
-    repo_id: str
-    pr_number: int
-    url: str
-    tag: ReleaseTag
-    status: ReleaseStatus
-
-
-@dataclass(frozen=True)
-class _BotPR:
-    """One of the bot's own PRs on a repo, with the tag from its description."""
-
-    details: DiscussionWithDetails
-    tag: ReleaseTag
-    description_id: str
-    description: str
-
-    @property
-    def status(self) -> str:
-        return self.details.status
-
-
 class Publisher:
     """Turns build directories into releases on the Hub, politely and idempotently."""
 
@@ -102,7 +75,6 @@ class Publisher:
         self.hub = hub
         self.settings = settings
         self.web = settings.hf_endpoint.rstrip("/")
-        self._history: dict[str, list[str]] = {}  # upstream repo → commit shas, newest first
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Publisher:
@@ -117,6 +89,10 @@ class Publisher:
     @property
     def bot_name(self) -> str:
         return str(self.whoami["name"])
+
+    @cached_property
+    def lookup(self) -> ReleaseLookup:
+        return ReleaseLookup(self.hub, self.bot_name)
 
     def repo_id_for(self, manifest: Manifest) -> str:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
@@ -182,10 +158,10 @@ class Publisher:
             )
         previous = self.hub.read_json(target, MANIFEST_NAME) if exists else None
         readme = self.hub.read_text(target, "README.md") if previous else None
-        prs = self._bot_prs(target) if exists else []
-        found = self._look(release, previous, readme, prs)
-        if isinstance(found, PublishResult):
-            return found
+        prs = self.lookup.bot_prs(target) if exists else []
+        found = self.lookup.settle(release.tag, release.manifest, release.card, previous, readme, prs)
+        if isinstance(found, Settled):
+            return self._result(release, found.status, found.pr, found.message)
         approval = approval or self.approval_for(release.tag.upstream, target)
         return self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
@@ -193,49 +169,13 @@ class Publisher:
 
     # ------------------------------------------------------------------------------------------- steps
 
-    def _look(
-        self, release: Release, previous: dict[str, Any] | None, readme: str | None, prs: list[_BotPR]
-    ) -> PublishResult | _BotPR | None:
-        """What the Hub already holds for this key: a final answer, the open PR to update, or nothing.
-
-        The same key can still bring something new: engines for another SM (DESIGN.md: quantize once,
-        compile per SM), or a card the bot would now write differently — replaced only while it is still the
-        bot's own text (`card_is_untouched`), never over a maintainer's edit.
-        """
-        tag = release.tag
-        on_main = bool(previous) and previous.get("key") == tag.key
-        news = on_main and bool(
-            new_engine_sms(release.manifest, previous)
-            or (card_is_untouched(readme) and readme != release.card)
-        )
-        if on_main and not news:
-            return self._result(release, ReleaseStatus.PUBLISHED, None, "already published on main")
-        for pr in prs:
-            if pr.tag.key != tag.key or pr.status in _OPEN:
-                continue
-            status = release_status(pr.details, self.bot_name)
-            if status is ReleaseStatus.MERGED and news:
-                continue  # merged before; this run adds engines or updates the card
-            message = {
-                ReleaseStatus.MERGED: "already merged",
-                ReleaseStatus.DECLINED: "a maintainer closed this release's PR; not opening it again",
-                ReleaseStatus.SUPERSEDED: "superseded by a newer upstream revision",
-            }[status]
-            return self._result(release, status, pr.details, message)
-        mine = next((p for p in prs if p.tag.key == tag.key and p.status in _OPEN), None)
-        newer = self._newer_open(release, prs)
-        if mine is None and newer is not None:
-            message = "an open PR already releases a newer revision"
-            return self._result(release, ReleaseStatus.SUPERSEDED, newer.details, message)
-        return mine
-
     def _release(
         self,
         release: Release,
         exists: bool,
         previous: dict[str, Any] | None,
-        prs: list[_BotPR],
-        mine: _BotPR | None,
+        prs: list[BotPR],
+        mine: BotPR | None,
         *,
         merge: bool,
     ) -> PublishResult:
@@ -270,14 +210,6 @@ class Publisher:
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
 
-    def _newer_open(self, release: Release, prs: list[_BotPR]) -> _BotPR | None:
-        tag = release.tag
-        for pr in prs:
-            same_series = pr.status in _OPEN and pr.tag.series == tag.series and pr.tag.key != tag.key
-            if same_series and self._is_newer(tag.upstream, pr.tag.revision, tag.revision):
-                return pr
-        return None
-
     def _create(self, target: str, upstream: Upstream) -> None:
         try:
             self.hub.create_repo(target)
@@ -309,13 +241,9 @@ class Publisher:
                 f"{e.server_message or e}"
             ) from e
         except HubUnavailable:
-            again = [
-                p
-                for p in self._bot_prs(release.repo_id)
-                if p.tag.key == release.tag.key and p.status in _OPEN
-            ]
-            if again:
-                return again[0].details
+            again = self.lookup.open_pr(release.repo_id, release.tag.key)
+            if again is not None:
+                return again.details
             return self.hub.open_pull_request(release.repo_id, release.title, description)
 
     def _upload(self, release: Release, revision: str) -> None:
@@ -360,18 +288,12 @@ class Publisher:
             return ReleaseStatus.OPEN, "no right to merge: pull request left open for the repo's maintainers"
         return ReleaseStatus.PUBLISHED, "published on main"
 
-    def _supersede(self, release: Release, prs: list[_BotPR], new_pr: Discussion | None) -> tuple[int, ...]:
+    def _supersede(self, release: Release, prs: list[BotPR], new_pr: Discussion | None) -> tuple[int, ...]:
         """Close the bot's open PRs of the same series for older upstream revisions, linking the new one."""
         new_url = new_pr.url if new_pr is not None else f"{self.web}/{release.repo_id}"
         closed = []
-        for pr in prs:
+        for pr in self.lookup.superseded_by(release.tag, prs):
             old = pr.tag
-            if pr.status not in _OPEN or old.series != release.tag.series or old.key == release.tag.key:
-                continue
-            if old.revision == release.tag.revision or self._is_newer(
-                old.upstream, old.revision, release.tag.revision
-            ):
-                continue
             comment = render_template(
                 "comment_superseded.md.j2",
                 {
@@ -384,31 +306,6 @@ class Publisher:
             self.hub.set_status(release.repo_id, pr.details.num, "closed", comment=comment)
             closed.append(pr.details.num)
         return tuple(closed)
-
-    # ---------------------------------------------------------------------------------------- lookups
-
-    def _bot_prs(self, repo_id: str) -> list[_BotPR]:
-        """The bot's own release PRs on a repo (any status), with their tags."""
-        found = []
-        for summary in self.hub.pull_requests(repo_id, author=self.bot_name):
-            details = self.hub.discussion(repo_id, summary.num)
-            first = next((e for e in details.events if e.type == "comment"), None)
-            text = getattr(first, "content", None)
-            tag = ReleaseTag.find(text)
-            if tag is not None and first is not None:
-                found.append(_BotPR(details, tag, first.id, text or ""))
-        return found
-
-    def _is_newer(self, upstream: str, candidate: str, than: str) -> bool:
-        """Whether upstream revision `candidate` came after `than`, from the upstream's commit history.
-
-        A revision missing from the history (force-pushed away) counts as older than one that is in it.
-        """
-        if upstream not in self._history:
-            self._history[upstream] = [c.commit_id for c in self.hub.list_commits(upstream)]
-        order = self._history[upstream]
-        position = {sha: i for i, sha in enumerate(order)}  # newest first
-        return position.get(candidate, len(order)) < position.get(than, len(order))
 
     def _result(
         self,
@@ -432,56 +329,3 @@ class Publisher:
             superseded=superseded,
             message=message,
         )
-
-
-# ---------------------------------------------------------------------------------- maintainer decisions
-
-
-def on_pr_merged(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
-    """A PR was merged: if it is one of the bot's releases, the release is published (MERGED)."""
-    return pull_request_outcome(hub, repo_id, num, bot_name=bot_name)
-
-
-def on_pr_closed(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
-    """A PR was closed: one of the bot's releases is DECLINED (by a maintainer) or SUPERSEDED (by the bot)."""
-    return pull_request_outcome(hub, repo_id, num, bot_name=bot_name)
-
-
-def pull_request_outcome(hub: Hub, repo_id: str, num: int, *, bot_name: str) -> PullRequestOutcome | None:
-    """The state of one of the bot's release PRs as read from the Hub now (webhooks may arrive late or
-    out of order, so the Hub, not the event, decides); None for a PR that is not the bot's release."""
-    details = hub.discussion(repo_id, num)
-    if not details.is_pull_request or details.author != bot_name:
-        return None
-    first = next((e for e in details.events if e.type == "comment"), None)
-    tag = ReleaseTag.find(getattr(first, "content", None))
-    if tag is None:
-        return None
-    status = release_status(details, bot_name)
-    return PullRequestOutcome(repo_id, num, details.url, tag, status)
-
-
-def release_status(details: DiscussionWithDetails, bot_name: str) -> ReleaseStatus:
-    """Merged → MERGED; closed by the bot (superseded) → SUPERSEDED; closed by anyone else → DECLINED."""
-    if details.status == "merged":
-        return ReleaseStatus.MERGED
-    if details.status == "closed":
-        closer = next((e.author for e in reversed(details.events) if e.type == "status-change"), None)
-        return ReleaseStatus.SUPERSEDED if closer == bot_name else ReleaseStatus.DECLINED
-    return ReleaseStatus.OPEN
-
-
-def reply_text(result: PublishResult, manifest: Manifest) -> str:
-    """The bot's reply in a discussion about a release (for the command handlers)."""
-    spec = manifest.spec
-    return render_template(
-        "comment_released.md.j2",
-        {
-            "status": result.status.value,
-            "format_display": display_format(spec.format),
-            "upstream": spec.repo_id,
-            "revision": spec.revision or "",
-            "url": result.url,
-            "validation_rows": validation_rows(manifest),
-        },
-    )

@@ -3,62 +3,31 @@ layout, and the texts (card, PR description, commit message) rendered.
 
 A build directory becomes a release only when its manifest says the build succeeded and every artifact it
 lists is on disk with the size and sha256 it records; anything else is a `BuildDirError` and nothing goes
-to the Hub. Every release carries a `ReleaseTag` — its key (`BuildSpec.key()`: upstream repo, sha, format,
-recipe, toolchain) and its series (the same without sha and toolchain) — written as a hidden marker into
-PR descriptions and commit messages, which is how the publisher finds its own earlier work.
+to the Hub. Every release carries its `ReleaseTag` (bot/publishing/lookup.py) in the PR description and
+the last commit's message, which is how the publisher finds its own earlier work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
 from bot.errors import BuildDirError
-from bot.publishing.cards import (
-    Byline,
-    Upstream,
-    artifact_folders,
-    human_size,
-    render_release_card,
-    render_template,
-)
+from bot.publishing.cards import render_release_card, stamp_card
+from bot.publishing.figures import artifact_folders, human_size, validation_rows
+from bot.publishing.gptq_card import Byline
+from bot.publishing.lookup import ReleaseTag, new_engine_sms
 from bot.publishing.naming import display_format
+from bot.publishing.rendering import render_template
+from bot.publishing.upstream import Upstream
 from builders.spec import MANIFEST_NAME, Manifest
 
-_MARKER = re.compile(r"<!-- quantbot:release (\{.*?\}) -->")
-_CARD_STAMP = re.compile(r"\n<!-- quantbot:card ([0-9a-f]{64}) -->\n*\Z")
 _HASH_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class ReleaseTag:
-    """What identifies a release on the Hub; serialised into a hidden HTML comment."""
-
-    key: str
-    series: str
-    upstream: str
-    revision: str
-    format: str
-
-    def marker(self) -> str:
-        return f"<!-- quantbot:release {json.dumps(asdict(self), sort_keys=True)} -->"
-
-    @classmethod
-    def find(cls, text: str | None) -> ReleaseTag | None:
-        """The tag in a PR description or commit message, or None (also for a malformed one)."""
-        match = _MARKER.search(text or "")
-        if match is None:
-            return None
-        try:
-            return cls(**json.loads(match.group(1)))
-        except (ValueError, TypeError):
-            return None
 
 
 @dataclass(frozen=True)
@@ -100,21 +69,6 @@ class Release:
         )
 
 
-def stamp_card(card: str) -> str:
-    """The card plus a hidden hash of itself, so a later run tells the bot's text from a maintainer's edit."""
-    body = card.rstrip("\n")
-    return f"{body}\n<!-- quantbot:card {hashlib.sha256(body.encode()).hexdigest()} -->\n"
-
-
-def card_is_untouched(readme: str | None) -> bool:
-    """Whether a README is a card the bot wrote, unedited since (its stamp matches its text)."""
-    match = _CARD_STAMP.search(readme or "")
-    if match is None:
-        return False
-    body = (readme or "")[: match.start()].rstrip("\n")
-    return hashlib.sha256(body.encode()).hexdigest() == match.group(1)
-
-
 def load_manifest(build_dir: Path) -> Manifest:
     """The build's manifest, if it is complete and the build succeeded; else a one-line BuildDirError."""
     path = Path(build_dir) / MANIFEST_NAME
@@ -141,19 +95,6 @@ def load_manifest(build_dir: Path) -> Manifest:
     if manifest.quantization is None or not manifest.artifacts:
         raise BuildDirError(f"the manifest in {build_dir} records no quantized artifacts")
     return manifest
-
-
-def series_of(manifest: Manifest) -> str:
-    """The key without sha and toolchain: builds of one upstream, format and recipe over time."""
-    spec = manifest.spec
-    payload = {"upstream": spec.repo_id, "format": spec.format, "recipe": spec.recipe.for_format(spec.format)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def tag_of(manifest: Manifest) -> ReleaseTag:
-    spec = manifest.spec
-    assert spec.repo_id is not None and spec.revision is not None  # load_manifest checked it
-    return ReleaseTag(manifest.key, series_of(manifest), spec.repo_id, spec.revision, spec.format)
 
 
 def check_artifacts(build_dir: Path, manifest: Manifest) -> None:
@@ -195,20 +136,13 @@ def prepare(
     return Release(
         build_dir=build_dir,
         manifest=manifest,
-        tag=tag_of(manifest),
+        tag=ReleaseTag.of(manifest),
         upstream=upstream,
         repo_id=repo_id,
         groups=upload_groups(build_dir, manifest),
         card=card,
         manifest_bytes=(build_dir / MANIFEST_NAME).read_bytes(),
     )
-
-
-def new_engine_sms(manifest: Manifest, previous: dict[str, Any] | None) -> set[int]:
-    """SMs this build has an engine for that the repo's current manifest (`previous`) lacks."""
-    engines = (previous or {}).get("engines") or []
-    old = {e.get("sm") for e in engines if isinstance(e, dict) and e.get("status") == "built"}
-    return {e.sm for e in manifest.engines if e.status == "built"} - old
 
 
 def what_changed(release: Release, previous: dict[str, Any] | None) -> str:
@@ -269,20 +203,6 @@ def pr_description(release: Release, *, changed: str, reason: str, publisher_nam
             "publisher_name": publisher_name,
         },
     )
-
-
-def validation_rows(manifest: Manifest) -> list[dict[str, str]]:
-    """The validation figures for PR descriptions and replies: perplexity before and after."""
-    ppl = manifest.validation.perplexity if manifest.validation else None
-    rows = []
-    if ppl and ppl.base is not None:
-        rows.append(
-            {"check": "Perplexity (base)", "result": f"{ppl.base:.3f} on `{ppl.text}`, {ppl.tokens} tokens"}
-        )
-    if ppl and ppl.quantized is not None:
-        change = f" ({ppl.delta_pct:+.2f}%)" if ppl.delta_pct is not None else ""
-        rows.append({"check": "Perplexity (quantized)", "result": f"{ppl.quantized:.3f}{change}"})
-    return rows
 
 
 def _portable_spec(manifest: Manifest) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import re
 import pytest
 import yaml
 
-from bot.publishing.cards import TRTLLM_TEMPLATE, render_card
+from bot.publishing.cards import TRTLLM_TEMPLATE
+from bot.publishing.rendering import render_card
 from tests.publishing.example_card import EXAMPLE_PARAMETERS, FILLED_EXAMPLE
 
 

@@ -12,7 +12,9 @@ import httpx
 import pytest
 from huggingface_hub import ModelCard
 
-from bot.publishing.cards import Byline, Upstream, card_context, render_release_card
+from bot.publishing.cards import card_context, render_release_card
+from bot.publishing.gptq_card import Byline
+from bot.publishing.upstream import Upstream
 from builders.spec import Device, EngineRecord, Manifest, Toolchain
 from tests.publishing.example_card import EXAMPLE_PARAMETERS
 

@@ -16,8 +16,8 @@ from huggingface_hub.errors import GatedRepoError
 
 from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, UsageError
 from bot.hub import MAX_ATTEMPTS
-from bot.publishing.publisher import Publisher, on_pr_closed, on_pr_merged, reply_text
-from bot.publishing.release import ReleaseTag
+from bot.publishing.lookup import ReleaseLookup, ReleaseTag
+from bot.publishing.publisher import Publisher
 from builders.spec import Artifact, Device, EngineRecord, Manifest
 from state.models import ReleaseKind, ReleaseStatus
 
@@ -184,7 +184,7 @@ def test_a_closed_pr_is_never_recreated(publisher, hub, builds, upstream, hubsim
         repo_id, opened.pr_number, "closed", comment="Not for us, thanks."
     )
 
-    outcome = on_pr_closed(hub, repo_id, opened.pr_number, bot_name=hubsim.user)
+    outcome = ReleaseLookup(hub, hubsim.user).on_pr_closed(repo_id, opened.pr_number)
     again = publisher.publish(build, mode="pr", repo_id=repo_id)
 
     assert outcome.status is ReleaseStatus.DECLINED and outcome.tag.key == opened.key
@@ -199,7 +199,7 @@ def test_a_merged_pr_is_the_published_release(publisher, hub, builds, upstream, 
     opened = publisher.publish(build, mode="pr", repo_id=repo_id)
     hubsim.other_api.merge_pull_request(repo_id, opened.pr_number)
 
-    outcome = on_pr_merged(hub, repo_id, opened.pr_number, bot_name=hubsim.user)
+    outcome = ReleaseLookup(hub, hubsim.user).on_pr_merged(repo_id, opened.pr_number)
     again = publisher.publish(build, mode="pr", repo_id=repo_id)
 
     assert outcome.status is ReleaseStatus.MERGED
@@ -212,7 +212,7 @@ def test_reactions_ignore_prs_that_are_not_the_bots_releases(hub, hubsim, repo_f
     theirs = hubsim.other_api.create_pull_request(
         repo_id, "Fix typo", description="<!-- quantbot:release {} -->"
     )
-    assert on_pr_merged(hub, repo_id, theirs.num, bot_name=hubsim.user) is None
+    assert ReleaseLookup(hub, hubsim.user).on_pr_merged(repo_id, theirs.num) is None
 
 
 def test_a_newer_upstream_revision_supersedes_the_open_pr(
@@ -230,7 +230,10 @@ def test_a_newer_upstream_revision_supersedes_the_open_pr(
     closed = hubsim.api.get_discussion_details(repo_id, old.pr_number)
     assert closed.status == "closed"
     assert any(new.url in getattr(e, "content", "") for e in closed.events if e.type == "comment")
-    assert on_pr_closed(hub, repo_id, old.pr_number, bot_name=hubsim.user).status is ReleaseStatus.SUPERSEDED
+    assert (
+        ReleaseLookup(hub, hubsim.user).on_pr_closed(repo_id, old.pr_number).status
+        is ReleaseStatus.SUPERSEDED
+    )
     # The old build, published again, is recognised as superseded: no PR is reopened or recreated.
     assert publisher.publish(old_build, mode="pr", repo_id=repo_id).status is ReleaseStatus.SUPERSEDED
     assert len(_bot_prs(hubsim.api, repo_id)) == 2
@@ -366,25 +369,6 @@ def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
             hf_hub_download(repo_id, "model.safetensors", endpoint=hubsim.url, token=hubsim.other_token)
     finally:
         hubsim.other_api.update_repo_settings(upstream.repo_id, gated=False)
-
-
-# ------------------------------------------------------------------------------------------------ replies
-
-
-def test_reply_text_names_the_release_and_its_figures(builds, upstream) -> None:
-    from bot.publishing.publisher import PublishResult
-
-    manifest = _manifest(builds.get(upstream.repo_id, upstream.revisions[0], "fp8"))
-    result = PublishResult(
-        ReleaseStatus.OPEN, ReleaseKind.PR, "a/b", "http://hub/a/b/discussions/3", manifest.key, 3
-    )
-    text = reply_text(result, manifest)
-
-    assert (
-        "ready for review: http://hub/a/b/discussions/3" in text
-        and "It is published when a maintainer merges it." in text
-    )
-    assert f"{manifest.validation.perplexity.quantized:.3f}" in text
 
 
 def test_an_engine_for_another_sm_is_added_to_the_release(

@@ -7,8 +7,6 @@ dispatcher tests use too.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -16,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.intake.server import create_app
 from bot.settings import load_settings
+from bot.threaded_server import ThreadedServer
 from state import Store, open_store, sqlite_url
 
 SECRET = "test-webhook-secret"
@@ -51,20 +49,8 @@ class BotServer:
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run `app` under uvicorn in a thread; yields its base URL, stops it cleanly afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with ThreadedServer(app, name="uvicorn-test", lifespan="on") as server:
+        yield server.url
 
 
 @pytest.fixture

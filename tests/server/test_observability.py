@@ -95,21 +95,18 @@ def test_status_page_when_nothing_happened(bot) -> None:
 
 FOOTPRINT = textwrap.dedent(
     """
-    import json, os, sys, tempfile, threading, time
-    import httpx, uvicorn
+    import json, os, sys, tempfile
+    import httpx
     from bot.intake.server import create_app
+    from bot.threaded_server import ThreadedServer
     from bot.settings import load_settings
     from state import open_store, sqlite_url
 
     data = tempfile.mkdtemp()
     settings = load_settings(data_dir=data, webhook_secret="s")
     app = create_app(settings, open_store(sqlite_url(data)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    server = ThreadedServer(app).start()
+    url = server.url
     hook = httpx.post(url + "/webhooks/hub", content=sys.stdin.read(), headers={"X-Webhook-Secret": "s"})
     page = httpx.get(url + "/")
     rss_kib = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS:")))
@@ -117,7 +114,7 @@ FOOTPRINT = textwrap.dedent(
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in toolchains)
     report = {"status": [hook.status_code, page.status_code], "heavy": heavy, "rss_mib": rss_kib / 1024}
     print(json.dumps(report))
-    server.should_exit = True
+    server.stop()
     """
 )
 
