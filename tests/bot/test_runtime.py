@@ -44,7 +44,8 @@ def test_assemble_names_the_bot_from_its_token_and_wires_reviews_to_the_release_
     assert bot.options.bot_user == hubsim.user and bot.options.namespace == hubsim.user
     reviews = bot.dispatcher.reviews
     assert isinstance(reviews, ReleaseLookup) and reviews.bot_name == hubsim.user
-    assert bot.dispatcher.executor is bot.executor
+    # The executor and the reply updater hear of job changes from the same store the dispatcher writes.
+    assert bot.executor.store is bot.dispatcher.store is bot.replies.store
     # Housekeeping runs twice per lease (a dead worker's job is requeued soon after its lease ends).
     housekeeping = bot.scheduler._scheduler.get_job("housekeeping")
     assert housekeeping.trigger.interval.total_seconds() == 2.0

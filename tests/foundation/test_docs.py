@@ -31,7 +31,7 @@ def test_pyproject_comments_point_at_things_that_exist() -> None:
     comments = [
         line.split("#", 1)[1] for line in (ROOT / "pyproject.toml").read_text().splitlines() if "#" in line
     ]
-    paths = [p.rstrip(".,)") for c in comments for p in re.findall(r"\b[\w.-]+/[\w./-]*", c)]
+    paths = [p.rstrip(".,)") for c in comments for p in re.findall(r"(?<![\w./-])[\w.-]+/[\w./-]*", c)]
     assert paths, "the test reads no path from pyproject.toml's comments"
     for path in paths:
         assert (ROOT / path).exists(), f"pyproject.toml's comment names {path}, which does not exist"
