@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,14 @@ def check_build_settings(settings: Settings) -> None:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, minus re-raising SIGINT / SIGTERM once it has stopped: that would kill the process
-    before the workers stop (jobs given back to the queue, the database closed)."""
+    before the workers stop (jobs given back to the queue, the database closed); plus `on_started`."""
+
+    on_started: Callable[[], None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -151,8 +159,13 @@ class BotServer:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
-    def serve_forever(self) -> None:
-        """Run until SIGINT or SIGTERM (uvicorn's handlers), then stop the workers."""
+    def serve_forever(self, on_started: Callable[[BotServer], None] | None = None) -> None:
+        """Run until SIGINT or SIGTERM (uvicorn's handlers), then stop the workers.
+
+        `on_started` is called once the socket listens, when `port` is the one taken (port 0: any free one).
+        """
+        if on_started is not None:
+            self.server.on_started = lambda: on_started(self._bound())
         self.bot.start_workers()
         try:
             self.server.run()
@@ -170,6 +183,10 @@ class BotServer:
                 self.bot.stop_workers()
                 raise RuntimeError(f"the bot's server did not start on {self.host}:{self.port}")
             time.sleep(0.02)
+        return self._bound()
+
+    def _bound(self) -> BotServer:
+        """Record the port the listening socket took."""
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
 
