@@ -269,8 +269,10 @@ class _Clock:
             self._last = time.monotonic()
 
     def doing(self, what: str) -> None:
+        """What the next "…" line names; its clock restarts only when that changes."""
         with self._lock:
-            self._doing, self._since = what, time.monotonic()
+            if what != self._doing:
+                self._doing, self._since = what, time.monotonic()
 
     def start(self) -> None:
         self._stop.clear()
@@ -314,8 +316,8 @@ class _StageBars:
         if stage != self.stage:
             self._close()
             self.stage = stage
-            self.bar = tqdm(total=100, desc=f"    job {self.job_id} {stage:<9}", unit="%", leave=True,
-                            bar_format="{desc} {bar} {n:3.0f}% {elapsed} {postfix}")  # fmt: skip
+            self.bar = tqdm(total=100, desc=f"    job {self.job_id} {stage:<9}", leave=True, file=sys.stdout,
+                            bar_format="{desc} {bar} {n:3.0f}% {elapsed}{postfix}")  # fmt: skip
         assert self.bar is not None
         self.bar.n = round(fraction * 100)
         self.bar.set_postfix_str(detail[:60], refresh=False)
