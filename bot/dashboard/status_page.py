@@ -163,7 +163,7 @@ def _release(r: Release, job: Job | None, links: _Links, now: datetime) -> dict[
 
 def _refusals(store: Store, links: _Links, now: datetime) -> list[dict[str, Any]]:
     """Slash commands and webhook events the bot refused, newest first, with what to do about each."""
-    refusals = [
+    refusals: list[dict[str, Any]] = [
         {
             "at": c.created_at,
             "who": c.author,
