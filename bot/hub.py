@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DEFAULT_ENDPOINT = "https://huggingface.co"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 4
 MAX_SLEEP_S = 30.0
@@ -52,8 +53,11 @@ def _retry_after(response: Any, attempt: int) -> float:
         return min(2.0**attempt, MAX_SLEEP_S)
 
 
-def translate(error: Exception, repo_id: str | None = None) -> HubError:
-    """Map a huggingface_hub / httpx failure to quantbot's error types, keeping the response."""
+def translate(error: Exception, repo_id: str | None = None, endpoint: str | None = None) -> HubError:
+    """Map a huggingface_hub / httpx failure to quantbot's error types, keeping the response.
+
+    An unreachable Hub is named with its endpoint and the setting that chooses it, the likeliest fix.
+    """
     response = getattr(error, "response", None)
     context = {
         "repo_id": repo_id,
@@ -70,12 +74,14 @@ def translate(error: Exception, repo_id: str | None = None) -> HubError:
         return EntryNotFound(f"file not found{where}: {context['server_message'] or error}", **context)
     if isinstance(error, hf_errors.RepositoryNotFoundError):
         return RepoNotFound(f"repo not found{where}", **context)
+    hub = f"the Hub at {endpoint or DEFAULT_ENDPOINT}"
+    hint = "check the network, or set HF_ENDPOINT to the Hub to use"
     if isinstance(error, hf_errors.LocalEntryNotFoundError):
         return HubUnavailable(
-            f"could not download from the Hub{where}: {error.__cause__ or error}", **context
+            f"could not download from {hub}{where}: {error.__cause__ or error}; {hint}", **context
         )
     if isinstance(error, httpx.TransportError):
-        return HubUnavailable(f"cannot reach the Hub{where}: {error}", **context)
+        return HubUnavailable(f"cannot reach {hub}{where}: {error}; {hint}", **context)
     status = getattr(response, "status_code", None)
     detail = context["server_message"] or str(error).splitlines()[0]
     if status in (401, 403):
@@ -106,6 +112,9 @@ class Hub:
     ) -> T:
         """Run one client call; retry 429/5xx/transport failures when `retry`, then raise a HubError.
 
+        A connection that cannot even be opened (no DNS, refused) is not retried: the Hub is not there, and
+        saying so at once beats 15 s of backoff. The bot retries the event or poll later anyway.
+
         A call that is not `idempotent` (opening a PR, posting a comment) is retried only on 429: the Hub
         refused it before acting, whereas after a 5xx or a dropped connection it may have acted, and a
         blind retry would post twice. Callers of such calls look before they try again.
@@ -117,19 +126,21 @@ class Hub:
             except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
                 response = getattr(e, "response", None)
                 status = getattr(response, "status_code", None)
-                if idempotent:
+                if isinstance(e, httpx.ConnectError):
+                    transient = False
+                elif idempotent:
                     transient = isinstance(e, httpx.TransportError) or status in RETRY_STATUSES
                 else:
                     transient = status == 429
                 attempt += 1
                 if not (retry and transient and attempt < MAX_ATTEMPTS):
-                    raise translate(e, repo_id) from e
+                    raise translate(e, repo_id, self.endpoint) from e
                 delay = _retry_after(response, attempt)
                 name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call")
                 log.warning("Hub call %s failed (%s); retry %d in %.1fs", name, status or e, attempt, delay)
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
-                raise translate(e, repo_id) from e
+                raise translate(e, repo_id, self.endpoint) from e
             except hf_errors.LocalTokenNotFoundError as e:
                 raise HubAuthError(
                     "no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id

@@ -10,6 +10,7 @@ the database is closed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +99,15 @@ class BotServer:
     def url(self) -> str:
         return self.server.url
 
-    def serve_forever(self) -> None:
-        """Serve until SIGINT or SIGTERM, then stop taking webhooks and stop the workers."""
+    def serve_forever(self, on_started: Callable[[BotServer], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then stop taking webhooks and stop the workers.
+
+        `on_started` is called once the socket listens, when `url` holds the port taken (port 0: a free one).
+        """
         self.start()
         try:
+            if on_started is not None:
+                on_started(self)
             self.server.wait()
         finally:
             self.stop()

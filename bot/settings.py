@@ -5,6 +5,7 @@ Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import shlex
@@ -13,7 +14,13 @@ from typing import Annotated, Any, Literal
 
 import tomllib
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bot.errors import ConfigError
 from builders.spec import Recipe, ValidationSettings
@@ -218,9 +225,32 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data.get("quantbot", data)
 
 
+def _config_path(config: Path | None) -> Path | None:
+    return config or (Path(os.environ["QUANTBOT_CONFIG"]) if os.environ.get("QUANTBOT_CONFIG") else None)
+
+
+def value_sources(config: Path | None = None) -> dict[str, str]:
+    """Where each setting's value comes from: `env`, `file <path>` or `default` (highest first)."""
+    path = _config_path(config)
+    file_values = _read_toml(path) if path else {}
+    from_env = EnvSettingsSource(Settings)()
+    return {
+        name: "env" if name in from_env else f"file {path}" if name in file_values else "default"
+        for name in Settings.model_fields
+    }
+
+
+def _unknown_key(key: str, origin: str) -> ConfigError:
+    """A key no setting has: name the valid ones and the nearest, not pydantic's "Extra inputs"."""
+    valid = list(Settings.model_fields)
+    near = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ConfigError(f"unknown setting {key!r}{origin}{hint}. Valid settings: {', '.join(valid)}")
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings; a bad value becomes a one-line ConfigError, not a pydantic traceback."""
-    path = config or (Path(os.environ["QUANTBOT_CONFIG"]) if os.environ.get("QUANTBOT_CONFIG") else None)
+    path = _config_path(config)
     file_values = _read_toml(path) if path else {}
 
     class _Settings(Settings):
@@ -240,6 +270,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
+        if first["type"] == "extra_forbidden":
+            raise _unknown_key(where, f" in {path}" if where in file_values else "") from None
         # A validator's own ValueError reads as it was written, without pydantic's "Value error, " prefix.
         error = first.get("ctx", {}).get("error")
         message = str(error) if first["type"] == "value_error" and error is not None else first["msg"]

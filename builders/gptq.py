@@ -50,7 +50,12 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
             str(ctx.snapshot_dir), qcfg, device=ctx.torch_device, trust_remote_code=spec.trust_remote_code
         )
         ctx.inject_oom(number)
-        model.quantize(data, batch_size=batch_size)
+        hooks = _report_batches(ctx, model, -(-len(data) // batch_size))
+        try:
+            model.quantize(data, batch_size=batch_size)
+        finally:
+            for hook in hooks:
+                hook.remove()
         return model
 
     model, batch_used, retries = with_oom_retry(ctx, recipe.calib_batch_size, attempt)
@@ -68,6 +73,25 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
         "checkpoint_dir": str(target),
         "outputs": [str(target)],
     }
+
+
+def _report_batches(ctx: BuildContext, model: Any, batches: int) -> list[Any]:
+    """GPTQModel runs the calibration batches through the decoder layers and prints nothing on our stdout:
+    a forward hook per layer reports each batch, so the quantize stage moves during calibration."""
+    node = model.extract_layers_node()
+    layers = model.model.get_submodule(node[0] if isinstance(node, list) else node)
+    total, seen = len(layers) * batches, [0]
+
+    def hook(index: int) -> Any:
+        def report(*_: Any) -> None:
+            seen[0] += 1
+            batch = (seen[0] - 1) % batches + 1
+            where = f"layer {index + 1}/{len(layers)}, batch {batch}/{batches}"
+            ctx.progress(0.1 + 0.8 * min(seen[0], total) / total, f"calibrating: {where}")
+
+        return report
+
+    return [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
 
 
 def export(ctx: BuildContext) -> dict[str, Any]:

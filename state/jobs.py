@@ -119,6 +119,17 @@ class JobStore:
         with self._db.read() as s:
             return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
+    def histories(self, job_ids: Collection[int]) -> dict[int, list[JobEvent]]:
+        """The transitions of several jobs in one query (the status page's timelines), oldest first."""
+        found: dict[int, list[JobEvent]] = {job_id: [] for job_id in job_ids}
+        if not found:
+            return found
+        query = select(JobEvent).where(JobEvent.job_id.in_(list(found))).order_by(JobEvent.id)
+        with self._db.read() as s:
+            for event in s.scalars(query):
+                found[event.job_id].append(event)
+        return found
+
     # -- moving --------------------------------------------------------------------------------------
 
     def claim(self, worker: str, lease_s: float) -> Job | None:

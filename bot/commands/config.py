@@ -1,4 +1,4 @@
-"""`quantbot config`: the settings in effect, as TOML-like lines, with secrets shown only as set."""
+"""`quantbot config`: the settings in effect, each with where it came from; secrets redacted."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from bot.cli import settings_from
 @click.command()
 @click.pass_context
 def command(ctx: click.Context) -> None:
-    """Print the effective settings (file, environment, defaults); secrets are redacted."""
+    """Print the effective settings and the source of each (default, file, env, option); secrets redacted."""
+    from bot.settings import value_sources
+
+    sources = value_sources(ctx.find_root().obj.get("config"))
     for name, value in settings_from(ctx).redacted().items():
-        click.echo(f"{name} = {json.dumps(value)}")
+        click.echo(f"{name} = {json.dumps(value)}  # {sources[name]}")

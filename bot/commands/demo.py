@@ -16,12 +16,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from tqdm import tqdm
 
 from bot.errors import QuantbotError, UsageError
 
@@ -57,12 +59,14 @@ def command(exit_: bool, port: int, keep: bool) -> None:
     )
     os.environ.pop("HF_TOKEN", None)
     demo = _Demo(root, port)
+    _CLOCK.start()
     try:
         demo.run()
         click.echo(f"\nThe demo took {time.monotonic() - started:.0f}s.")
         if not exit_:
             demo.wait_for_ctrl_c()
     finally:
+        _CLOCK.stop()
         demo.stop()
         if keep:
             click.echo(f"Data kept in {root}")
@@ -84,6 +88,7 @@ class _Demo:
     def run(self) -> None:
         from bot.hubsim import Directory, HubService, HubsimServer, User
 
+        _step(f"starting hubsim (the local Hub) and making a tiny Llama in {self.root}")
         users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)])
         self.hubsim = HubsimServer(HubService(users), port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
@@ -92,12 +97,14 @@ class _Demo:
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
         _step(f"hubsim (the local Hub) is up at {self.hubsim.url}, with users alice and quantbot")
 
+        _CLOCK.doing("making the tiny Llama (random weights, a trained tokenizer) in a worker process")
         model = self._tiny_model()
         from builders.tiny import push_upstream
 
         first = push_upstream(model, UPSTREAM, endpoint=self.hubsim.url, token=self.alice_token)
         _step(f"alice published {UPSTREAM} at {first[:12]}")
 
+        _CLOCK.doing("starting the bot")
         self._start_bot()
         bot = self.server.bot
         url = self.hubsim.url
@@ -143,7 +150,7 @@ class _Demo:
     def wait_for_ctrl_c(self) -> None:
         from bot.threaded_server import wait_for_stop_signal
 
-        click.echo(f"\nhubsim keeps running at {self.hubsim.url} (the bot at {self.server.url}).")
+        click.echo(f"\nhubsim keeps running at {self.hubsim.url}; the bot's status page: {self.server.url}/")
         click.echo(f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token}   # alice's token")
         click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
         click.echo("Press Ctrl+C to stop.")
@@ -197,28 +204,24 @@ class _Demo:
         hook = sync_webhook(bot.hub, bot.store, settings, self.server.url + "/webhooks/hub")
         watched = ", ".join(f"{w['type']} {w['name']}" for w in hook.watched)
         _step(f"the bot is up at {self.server.url}, watching {UPSTREAM} for GPTQ builds")
+        _step(f"watch its builds on the status page: {self.server.url}/")
         _step(f"its webhook on hubsim ({hook.action}) watches {watched}")
 
     def _follow(self, job_id: int) -> Any:
-        """Print the job's progress as it moves; return it once it is finished."""
+        """Show the job's progress as it moves, a bar per build stage; return it once it is finished."""
         store = self.server.bot.store
-        shown = None
         deadline = time.monotonic() + BUILD_TIMEOUT_S
-        while time.monotonic() < deadline:
-            job = store.jobs.get(job_id)
-            line = f"{job.status.value}" + (
-                f" · {job.progress:4.0%} · {job.progress_message}" if job.progress_message else ""
-            )
-            if line != shown:
-                click.echo(f"    job {job.id}: {line}")
-                shown = line
-            if job.terminal:
-                if job.status.value != "published":
-                    raise DemoError(
-                        f"job {job.id} ended {job.status.value}: {job.error or 'no reason recorded'}"
-                    )
-                return job
-            time.sleep(0.5)
+        with _StageBars(job_id) as bars:
+            while time.monotonic() < deadline:
+                job = store.jobs.get(job_id)
+                bars.show(job.status.value, job.progress, job.progress_message or "")
+                if job.terminal:
+                    if job.status.value != "published":
+                        raise DemoError(
+                            f"job {job.id} ended {job.status.value}: {job.error or 'no reason recorded'}"
+                        )
+                    return job
+                time.sleep(0.5)
         raise DemoError(f"job {job_id} did not finish within {BUILD_TIMEOUT_S:.0f}s")
 
     def _release(self, job: Any) -> Any:
@@ -238,7 +241,105 @@ class _Demo:
 
 
 def _step(text: str) -> None:
-    click.echo(f"==> {text}")
+    _CLOCK.say(f"==> {text}")
+
+
+class _Clock:
+    """Says what the demo is doing at least every `QUIET_S` seconds, so a first run never looks stuck."""
+
+    QUIET_S = 5.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last = self._since = time.monotonic()
+        self._doing = "starting"
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            tqdm.write(text)
+            self._last = time.monotonic()
+
+    def moved(self) -> None:
+        """Something visible changed (a progress bar was redrawn): that counts as saying something."""
+        with self._lock:
+            self._last = time.monotonic()
+
+    def doing(self, what: str) -> None:
+        """What the next "…" line names; its clock restarts only when that changes."""
+        with self._lock:
+            if what != self._doing:
+                self._doing, self._since = what, time.monotonic()
+
+    def start(self) -> None:
+        self._stop.clear()
+        threading.Thread(target=self._run, name="demo-clock", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            if now - self._last >= self.QUIET_S:
+                self.say(f"    … {self._doing} ({now - self._since:.0f} s)")
+
+
+_CLOCK = _Clock()
+
+
+class _StageBars:
+    """One tqdm bar per build stage (on a terminal), filled from the job's progress; plain lines otherwise."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.tty = sys.stdout.isatty()
+        self.bar: tqdm[Any] | None = None
+        self.stage = ""
+        self.shown = ""
+
+    def show(self, status: str, progress: float, message: str) -> None:
+        stage, _, detail = message.partition(": ") if ": " in message else (status, "", message)
+        fraction = (
+            _within_stage(stage, progress) if status == "running" else 1.0 if status != "queued" else 0.0
+        )
+        _CLOCK.doing(f"job {self.job_id}: {status} · {stage}")
+        if not self.tty:
+            line = f"    job {self.job_id}: {status}" + (f" · {progress:4.0%} · {message}" if message else "")
+            if line != self.shown:
+                _CLOCK.say(line)
+                self.shown = line
+            return
+        if stage != self.stage:
+            self._close()
+            self.stage = stage
+            self.bar = tqdm(total=100, desc=f"    job {self.job_id} {stage:<9}", leave=True, file=sys.stdout,
+                            bar_format="{desc} {bar} {n:3.0f}% {elapsed}{postfix}")  # fmt: skip
+        assert self.bar is not None
+        self.bar.n = round(fraction * 100)
+        self.bar.set_postfix_str(detail[:60], refresh=False)
+        self.bar.refresh()
+        _CLOCK.moved()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _StageBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+
+def _within_stage(stage: str, overall: float) -> float:
+    """The job records progress over the whole build (each stage an equal share); a bar shows one stage."""
+    from builders.spec import STAGES
+
+    if stage not in STAGES:
+        return overall
+    return min(1.0, max(0.0, overall * len(STAGES) - STAGES.index(stage)))
 
 
 def _wait(probe: Callable[[], T | None], timeout: float, what: str) -> T:

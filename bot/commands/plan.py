@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 
+from bot import units
 from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
-from bot.eligibility.targets import GIB, Target, parse_sms, resolve_targets
+from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
 
 
@@ -78,7 +79,7 @@ def render(result: Plan) -> str:
     f = result.facts
     revision = f.revision[:12] if f.revision else "local folder" if f.source == "local" else "main"
     params = (
-        f"{f.parameters / 1e9:.2f}B parameters ({f.parameters_source})" if f.parameters else "size unknown"
+        f"{units.count(f.parameters)} parameters ({f.parameters_source})" if f.parameters else "size unknown"
     )
     lines = [
         f"{f.name} @ {revision}",
@@ -115,7 +116,7 @@ def _table(tp: TargetPlan, legend: dict[str, int]) -> list[str]:
 
 
 def _where(target: Target) -> str:
-    memory = f"{target.memory_bytes / GIB:.1f} GiB" if target.memory_bytes else "memory unknown"
+    memory = units.size(target.memory_bytes) if target.memory_bytes else "memory unknown"
     if target.gpus:
         return f"{len(target.gpus)}× {target.gpu_name}, {memory}"
     return f"no local GPU, {memory}" + (" (configured)" if target.memory_source == "configured" else "")

@@ -14,22 +14,24 @@ from bot.cli import settings_from
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
-    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
-)
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, printed once taken).",
+)  # fmt: skip
 @click.pass_context
 def command(ctx: click.Context, host: str, port: int) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
+    from bot.intake.server import WEBHOOKS_DISABLED
     from bot.runtime import Bot, BotServer
 
     settings = settings_from(ctx)
     bot = Bot.assemble(settings)
-    server = BotServer(bot, host, port)
-    click.echo(
-        f"quantbot {bot.options.bot_user} serving on {server.url} (webhooks: POST {server.url}/webhooks/hub)"
-    )
     if settings.webhook_secret is None:
+        click.echo(f"warning: {WEBHOOKS_DISABLED}; the poller still finds new revisions", err=True)
+
+    def started(server: BotServer) -> None:
         click.echo(
-            "warning: no webhook_secret is set, so webhooks are refused (set QUANTBOT_WEBHOOK_SECRET)",
-            err=True,
+            f"quantbot {bot.options.bot_user} serving on {server.url}: status page {server.url}/ · "
+            f"webhooks POST {server.url}/webhooks/hub"
         )
-    server.serve_forever()
+
+    BotServer(bot, host, port).serve_forever(on_started=started)

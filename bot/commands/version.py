@@ -29,11 +29,9 @@ def _installed(name: str) -> str:
 
 
 @click.command()
-@click.option("--all", "show_all", is_flag=True, help="Also list the toolchain libraries and their versions.")
-def command(show_all: bool) -> None:
-    """Print quantbot's version (and, with --all, the libraries it drives)."""
+def command() -> None:
+    """Print quantbot's version, Python's and those of the libraries it drives (or "not installed")."""
     click.echo(f"quantbot {_installed('quantbot')}")
-    if show_all:
-        click.echo(f"python {platform.python_version()}")
-        for name in _LIBRARIES:
-            click.echo(f"{name} {_installed(name)}")
+    click.echo(f"python {platform.python_version()}")
+    for name in _LIBRARIES:
+        click.echo(f"{name} {_installed(name)}")

@@ -41,12 +41,12 @@ def command() -> None:
 )
 @click.option("--sm", "sms", help="Comma-separated SMs to build for (default: every target SM).")
 @click.option(
-    "--approval", type=click.Choice(["auto", "approval"]), default="approval", show_default=True,
-    help="Publish at once (auto) or through a pull request a maintainer merges.",
+    "--approval", type=click.Choice(["auto", "approval"]),
+    help="Publish at once (auto) or through a PR a maintainer merges (default: the `approval` setting).",
 )  # fmt: skip
 @click.pass_context
 def add(
-    ctx: click.Context, kind: str, target: str, formats: str | None, sms: str | None, approval: str
+    ctx: click.Context, kind: str, target: str, formats: str | None, sms: str | None, approval: str | None
 ) -> None:
     """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
     from state import ApprovalMode, WatchKind
@@ -65,7 +65,7 @@ def add(
             target,
             formats=chosen,
             sms=parse_sms(sms) if sms else [],
-            approval=ApprovalMode(approval),
+            approval=ApprovalMode(approval or settings_from(ctx).approval),
         )
     finally:
         store.close()

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot import units
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices
 from bot.eligibility.targets import GIB, Target
@@ -138,9 +139,9 @@ def plan(
     needed = memory_needed(facts, options)
     fits = {t.sm: _fits(t, needed) for t in targets}
     if targets and all(fit is False for fit in fits.values()):
-        memories = ", ".join(f"sm{t.sm} {_gib(t.memory_bytes)}" for t in targets)
+        memories = ", ".join(f"sm{t.sm} {_size(t.memory_bytes)}" for t in targets)
         basis = _need_basis(facts, options)
-        refusals.append(f"too large for every target GPU: needs ~{_gib(needed)} ({basis}); has {memories}")
+        refusals.append(f"too large for every target GPU: needs ~{_size(needed)} ({basis}); has {memories}")
     plans = []
     for target in targets:
         notes = _memory_notes(target, needed, fits[target.sm])
@@ -148,7 +149,7 @@ def plan(
             reason = "model refused: " + "; ".join(refusals)
             plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
         elif fits[target.sm] is False:
-            reason = f"too large for sm{target.sm} ({_describe(target)}): needs ~{_gib(needed)}"
+            reason = f"too large for sm{target.sm} ({_describe(target)}): needs ~{_size(needed)}"
             plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
         else:
             decisions = [_decide(fmt, facts, target, options.policy, m) for fmt in FORMATS]
@@ -274,7 +275,7 @@ def _memory_notes(target: Target, needed: int | None, fits: bool | None) -> tupl
     if fits is None:
         return (
             f"memory check skipped: no local sm{target.sm} GPU and no sm_memory_gib configured for it "
-            f"(needs ~{_gib(needed)})",
+            f"(needs ~{_size(needed)})",
         )
     return ()
 
@@ -282,15 +283,15 @@ def _memory_notes(target: Target, needed: int | None, fits: bool | None) -> tupl
 def _need_basis(facts: ModelFacts, options: PlanOptions) -> str:
     per = _DTYPE_BYTES.get(facts.dtype or "", 2)
     return (
-        f"{(facts.parameters or 0) / 1e9:.2f}B parameters ({facts.parameters_source}) × {per} bytes "
+        f"{units.count(facts.parameters or 0)} parameters ({facts.parameters_source}) × {per} bytes "
         f"({facts.dtype or 'bf16 assumed'}) × {options.memory_headroom} headroom"
     )
 
 
 def _describe(target: Target) -> str:
     source = target.gpu_name or target.memory_source or "memory unknown"
-    return f"{source}, {_gib(target.memory_bytes)}" if target.memory_bytes else source
+    return f"{source}, {_size(target.memory_bytes)}" if target.memory_bytes else source
 
 
-def _gib(n: int | None) -> str:
-    return f"{(n or 0) / GIB:.1f} GiB"
+def _size(n: int | None) -> str:
+    return units.size(n or 0)

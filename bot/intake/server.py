@@ -1,4 +1,4 @@
-"""The bot's HTTP face: the Hub's webhook endpoint, health, Prometheus metrics and a status page.
+"""The bot's HTTP face: the Hub's webhook endpoint, health, Prometheus metrics, a status page and its JSON.
 
 `POST /webhooks/hub` verifies, stores and acknowledges, nothing more: the event is committed before the answer
 leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dashboard.metrics import make_registry
-from bot.dashboard.status_page import status_context
+from bot.dashboard.status_page import snapshot
 from bot.errors import WebhookError, WebhookTooLarge
 from bot.intake.ingest import EventWriter
 from bot.intake.webhooks import Event, parse_body, verify_secret
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from jinja2 import Template
 
 log = logging.getLogger(__name__)
+
+WEBHOOKS_DISABLED = "webhooks are disabled: no webhook_secret is configured (set QUANTBOT_WEBHOOK_SECRET)"
 
 OnEvent = Callable[[int, Event], object]
 """Called with a new event's id and its parse once it is committed (the payload is validated once, here, and
@@ -65,7 +67,7 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
 
     async def receive(request: Request) -> JSONResponse:
         if not secret:
-            return _error(503, "webhooks are disabled: no webhook_secret is configured")
+            return _error(503, WEBHOOKS_DISABLED)
         verify_secret(request.headers, secret)
         event = parse_body(await _read_body(request, settings.webhook_max_bytes))
         if not event.handled:
@@ -106,7 +108,7 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
             store.ping()
         except SQLAlchemyError as e:
             return _error(503, f"database unavailable: {type(e).__name__}")
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "webhooks": "enabled" if secret else WEBHOOKS_DISABLED})
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -114,7 +116,11 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
 
     @app.get("/", response_class=HTMLResponse)
     def status() -> HTMLResponse:
-        return HTMLResponse(_status_template().render(status_context(store)))
+        return HTMLResponse(_status_template().render(snapshot(store, settings.hf_endpoint)))
+
+    @app.get("/api/status")
+    def status_json() -> JSONResponse:
+        return JSONResponse(snapshot(store, settings.hf_endpoint))
 
     return app
 

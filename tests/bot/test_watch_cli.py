@@ -29,7 +29,7 @@ def test_add_list_remove() -> None:
         cli, ["watch", "add", "repo", "alice/model", "--formats", "gptq,FP8", "--sm", "90,sm89"]
     )
     assert added.exit_code == 0, added.output
-    assert added.output.strip() == "watching repo alice/model: gptq, fp8; sm90, sm89; approval"
+    assert added.output.strip() == "watching repo alice/model: gptq, fp8; sm90, sm89; auto"  # the setting's
     runner.invoke(cli, ["watch", "add", "author", "acme", "--approval", "auto"])
     listed = runner.invoke(cli, ["watch", "list"]).output.splitlines()
     assert listed[0].split()[:2] == ["repo", "alice/model"]
@@ -38,6 +38,14 @@ def test_add_list_remove() -> None:
     )
     assert runner.invoke(cli, ["watch", "remove", "repo", "alice/model"]).exit_code == 0
     assert "alice/model" not in runner.invoke(cli, ["watch", "list"]).output
+
+
+def test_approval_defaults_to_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUANTBOT_APPROVAL", "approval")
+    added = CliRunner().invoke(cli, ["watch", "add", "repo", "alice/model"])
+    assert added.output.strip().endswith("; approval")
+    overridden = CliRunner().invoke(cli, ["watch", "add", "repo", "alice/other", "--approval", "auto"])
+    assert overridden.output.strip().endswith("; auto")
 
 
 @pytest.mark.parametrize(

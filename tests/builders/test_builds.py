@@ -235,3 +235,13 @@ def test_nvfp4_exports_on_cpu_but_cannot_be_measured_there(builder: Any) -> None
     assert resumed == {"fetch", "load", "quantize", "export"}
     ppl = again.manifest.validation.perplexity
     assert ppl.quantized is None and "CUDA" in ppl.not_measured and ppl.base > 1
+
+
+def test_gptq_calibration_reports_each_batch(builder: Any) -> None:
+    result = builder.run(builder.spec("gptq-progress", "gptq", recipe={"calib_batch_size": 4}))
+    assert result.returncode == 0, result.stderr[-2000:]
+    calibrating = [line for line in result.progress if line["message"].startswith("calibrating: layer 1/")]
+    batches = int(calibrating[0]["message"].rsplit("/", 1)[1])
+    assert batches > 1 and len(calibrating) >= batches  # every batch of the first layer, at least
+    fractions = [line["fraction"] for line in calibrating]
+    assert fractions == sorted(fractions) and fractions[-1] > fractions[0]

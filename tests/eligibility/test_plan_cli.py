@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,15 @@ def test_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"Error: no config.json in {tmp_path}\n"
+
+
+def test_a_tiny_model_is_sized_in_human_units(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
+    tiny = configs["mistral"] | {
+        "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "vocab_size": 512,
+        "num_attention_heads": 4, "num_key_value_heads": 4,
+    }  # fmt: skip
+    code, out, _ = quantbot(capsys, "plan", str(make_model(tiny)), "--sm", "90")
+    assert code == 0
+    header = out.splitlines()[1]
+    assert re.search(r" \d{3}\.\dK parameters \(", header), header
+    assert "0.00B" not in out and "0.0 GiB" not in out

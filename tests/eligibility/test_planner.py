@@ -239,7 +239,7 @@ def test_refuses_a_model_too_large_for_every_target_gpu(configs: dict[str, Any])
         "too large for every target GPU: needs ~104.4 GiB"
     )
     assert (
-        "46.70B parameters (estimated from config.json dimensions) × 2 bytes (bfloat16) × 1.2 headroom"
+        "46.7B parameters (estimated from config.json dimensions) × 2 bytes (bfloat16) × 1.2 headroom"
         in result.skipped
     )
     assert "sm90 80.0 GiB" in result.skipped and "sm89 48.0 GiB" in result.skipped

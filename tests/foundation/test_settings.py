@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import load_settings
+from bot.settings import load_settings, value_sources
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,10 @@ def test_toml_file_is_below_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     [
         ("policy = [", "not valid TOML"),
         ('policy = "loose"', "invalid setting policy"),
-        ('polcy = "strict"', "invalid setting polcy"),
+        (
+            'polcy = "strict"',
+            r"unknown setting 'polcy' in .*bad.toml \(did you mean 'policy'\?\)\. Valid settings: data_dir, ",
+        ),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, expected: str) -> None:
@@ -71,6 +74,25 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, expected: str)
     config.write_text(text + "\n")
     with pytest.raises(ConfigError, match=expected):
         load_settings(config)
+
+
+def test_an_unknown_key_lists_the_valid_ones_without_pydantic_words(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("zzz_qqq = 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    message = str(raised.value)
+    assert "Extra inputs" not in message and "did you mean" not in message
+    assert "unknown setting 'zzz_qqq'" in message and "webhook_secret" in message
+
+
+def test_value_sources_say_default_file_or_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "q.toml"
+    config.write_text('policy = "permissive"\nlease_s = 5\n')
+    monkeypatch.setenv("QUANTBOT_LEASE_S", "7")
+    sources = value_sources(config)
+    assert sources["policy"] == f"file {config}" and sources["lease_s"] == "env"
+    assert sources["data_dir"] == "default"
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -1,0 +1,133 @@
+"""The status page (`GET /`) and its JSON (`GET /api/status`): what a person watching the bot needs to see."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, WatchKind
+
+HUB = "http://hub.test:8765"
+SHA = "575db8b7a51b6f85eb06eee540738584589f131c"
+
+
+def _spec(fmt: str, repo: str = "org/model") -> dict[str, Any]:
+    return {"repo_id": repo, "revision": SHA, "format": fmt}
+
+
+def _busy_bot(make_server: Any) -> Any:
+    """A running GPTQ build at 42%, a queued FP8 one, a failed one, a PR release, a refusal and a watch."""
+    bot = make_server(hf_endpoint=HUB)
+    store = bot.store
+    store.watches.add(WatchKind.REPO, "org/model", formats=["gptq"], approval=ApprovalMode.AUTO)
+    running, _ = store.jobs.enqueue("k1", _spec("gptq"), repo="org/model", label="org/model gptq")
+    store.jobs.enqueue("k2", _spec("fp8"), repo="org/model", label="org/model fp8")
+    store.jobs.claim("host:12:cpu", 60)
+    store.jobs.heartbeat(running.id, "host:12:cpu", 60, progress=0.42, message="quantize: batch 3/8")
+
+    failed, _ = store.jobs.enqueue("k3", _spec("int4_awq", "org/other"), repo="org/other")
+    store.jobs.transition(
+        failed.id, {JobStatus.QUEUED}, JobStatus.FAILED, error="fetch: no safetensors weights",
+        manifest={"errors": [{"stage": "fetch", "kind": "no_safetensors", "message": "", "bad_input": True}]},
+    )  # fmt: skip
+    published, _ = store.jobs.enqueue("k0", _spec("gptq", "org/old"), repo="org/old")
+    steps = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING, JobStatus.PUBLISHED]
+    for source, target in zip(steps, steps[1:], strict=False):
+        store.jobs.transition(published.id, {source}, target)
+    store.releases.record(
+        build_key="k0", repo_id="quantbot/old-GPTQ", kind=ReleaseKind.PR, pr_number=3, job_id=published.id,
+        url=f"{HUB}/quantbot/old-GPTQ/discussions/3",
+    )  # fmt: skip
+    command, _ = store.commands.record(
+        repo="org/model", discussion_num=4, comment_id="c1", author="mallory", text="/quantize gptq"
+    )
+    store.commands.update(command.id, status=CommandStatus.REFUSED, reason="mallory may not build here")
+    return bot
+
+
+def test_page_shows_running_build_with_stage_progress_elapsed_worker_and_timeline(make_server) -> None:
+    page = _busy_bot(make_server).client.get("/").text
+
+    row = re.search(r'<tr class="job" id="job-1">(.*?)</tr>', page, re.S)
+    assert row is not None, "the running build has its own row"
+    cells = row.group(1)
+    assert f'<a href="{HUB}/org/model">org/model</a>' in cells and "<strong>gptq</strong>" in cells
+    assert f'<a href="{HUB}/org/model/tree/{SHA}">{SHA[:12]}</a>' in cells
+    assert "<strong>quantize</strong>" in cells and "batch 3/8" in cells
+    assert '<progress max="1" value="0.4200">' in cells and "42%" in cells
+    assert "host:12:cpu" in cells and re.search(r"<td>\d+ s</td>", cells)  # worker, elapsed
+    assert re.search(r"queued</span> [\d:]{8}.*running</span> [\d:]{8} <span class=\"muted\">\+\d+ s", cells)
+
+
+def test_page_shows_queue_releases_failures_refusals_and_watches(make_server) -> None:
+    page = _busy_bot(make_server).client.get("/").text
+
+    assert "<h2>Queue (1)</h2>" in page and "<strong>fp8</strong>" in page
+    release = re.search(r"<h2>Recent releases</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert f'<a href="{HUB}/org/old">org/old</a>' in release and "<td>gptq</td>" in release
+    assert f'<a href="{HUB}/quantbot/old-GPTQ/discussions/3">PR #3</a>' in release and "open" in release
+    failures = re.search(r"<h2>Failures</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "fetch: no safetensors weights" in failures and "push a new revision" in failures
+    refusals = re.search(r"<h2>Refusals</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert f'<a href="{HUB}/org/model/discussions/4">org/model#4</a>' in refusals
+    assert "mallory may not build here" in refusals and "allowlist" in refusals
+    watches = re.search(r"<h2>Watches</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "org/model" in watches and "gptq" in watches and "auto" in watches
+
+
+def test_api_status_is_the_same_snapshot_as_json(make_server) -> None:
+    bot = _busy_bot(make_server)
+    status = bot.client.get("/api/status").json()
+
+    (build,) = status["building"]
+    assert (build["upstream"], build["format"], build["revision"]) == ("org/model", "gptq", SHA)
+    assert (build["stage"], build["message"], build["progress"], build["worker"]) == (
+        "quantize", "batch 3/8", 0.42, "host:12:cpu"
+    )  # fmt: skip
+    assert [e["status"] for e in build["timeline"]] == ["queued", "running"]
+    assert status["queue"]["total"] == 1 and status["counts"]["failed"] == 1
+    (release,) = status["releases"]
+    assert (release["upstream"], release["format"], release["revision"], release["repo"], release["pr"]) == (
+        "org/old", "gptq", SHA, "quantbot/old-GPTQ", 3
+    )  # fmt: skip
+    assert status["failures"][0]["todo"] and status["refusals"][0]["todo"]
+
+
+def test_page_refreshes_in_place_with_javascript_and_by_reload_without(bot) -> None:
+    page = bot.client.get("/").text
+    assert '<noscript><meta http-equiv="refresh"' in page  # no JavaScript: the browser reloads
+    assert "fetch(location.pathname" in page and 'querySelector("main")' in page  # JavaScript: in place
+
+
+def test_page_is_bounded_with_many_jobs(bot) -> None:
+    for n in range(300):
+        bot.store.jobs.enqueue(f"k{n}", _spec("fp8", f"org/m{n}"), repo=f"org/m{n}")
+    page = bot.client.get("/").text
+    status = bot.client.get("/api/status").json()
+    assert status["queue"]["total"] == 300 and len(status["queue"]["jobs"]) == 20
+    assert "<h2>Queue (300)</h2>" in page and "and 280 more." in page
+
+
+def test_nothing_hostile_becomes_markup_or_a_link(bot) -> None:
+    bot.store.releases.record(
+        build_key="kx", repo_id="quantbot/evil", kind=ReleaseKind.REPO, url="javascript:alert(1)"
+    )
+    command, _ = bot.store.commands.record(
+        repo="org/model", discussion_num=4, comment_id="c1", author="m", text="/quantize <script>x</script>"
+    )
+    bot.store.commands.update(command.id, status=CommandStatus.REFUSED, reason="rate limited (11 in 3600s)")
+    page = bot.client.get("/").text
+    assert "javascript:" not in page and "quantbot/evil" in page
+    assert "<script>x" not in page and "&lt;script&gt;x" in page
+
+
+def test_page_when_nothing_happened(bot) -> None:
+    page = bot.client.get("/").text
+    for empty in (
+        "Nothing is being built.",
+        "The queue is empty.",
+        "No releases yet.",
+        "Nothing was refused.",
+    ):
+        assert empty in page
+    assert "quantbot watch add" in page
