@@ -80,6 +80,7 @@ class HubService:
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
         self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)
         self.signer = lfs.Signer()
+        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it is, if any
         meta = self._disk.load_meta() if self._disk else None
         saved_users = Directory.from_dict(meta["directory"]) if meta else None
         self.users = directory or saved_users or Directory.single()
@@ -418,11 +419,11 @@ class HubService:
         return self.blobs.put(lfs.Pointer(sha256, self.lfs.size(sha256)).text())
 
     def lfs_pointer(self, oid: str) -> lfs.Pointer | None:
-        """The LFS pointer blob `oid` is (None for an ordinary file)."""
-        if self.blobs.size(oid) > 200:
-            return None
-        pointer = lfs.parse_pointer(self.blobs.get(oid))
-        return pointer if pointer is not None and pointer.sha256 in self.lfs else None
+        """The LFS pointer blob `oid` is (None for an ordinary file); cached, since blobs never change."""
+        if oid not in self._pointers:
+            pointer = lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
+            self._pointers[oid] = pointer if pointer is not None and pointer.sha256 in self.lfs else None
+        return self._pointers[oid]
 
     def card_errors(self, user: User | None, repo_type: str, readme: str) -> list[str]:
         """What the Hub would refuse in this README's metadata (YAML first, then the schema)."""
