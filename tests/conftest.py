@@ -1,8 +1,10 @@
 """Test-wide set-up: every Hub call goes to an in-process hubsim on a free port.
 
-huggingface_hub reads `HF_ENDPOINT` and `HF_HOME` at import time, so they are set here, when pytest
-imports this file and before any test module imports the client. `HF_HUB_DISABLE_XET` stays unset on
-purpose: the tests prove the client works with hf_xet installed because hubsim never offers Xet.
+huggingface_hub reads `HF_ENDPOINT`, `HF_HOME` and `HF_HUB_DISABLE_XET` at import time, so they are set
+here, when pytest imports this file and before any test module imports the client. hubsim answers `lfs`
+for weights as the Hub does but does not offer Xet, and huggingface_hub >= 1.20 with hf_xet installed
+never asks the server whether Xet is offered (huggingface_hub #4507), so the client runs with
+`HF_HUB_DISABLE_XET=1`, the documented setting for a Hub without Xet, and uploads through Git LFS.
 
 Fixtures:
 - `hubsim` (session): the running emulator. `.url`, `.token`, `.user`, `.api` (an `HfApi` for that user),
@@ -50,7 +52,7 @@ os.environ["HF_HOME"] = str(_HF_HOME)
 os.environ["HF_HUB_CACHE"] = str(_HF_HOME / "hub")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-os.environ.pop("HF_HUB_DISABLE_XET", None)
+os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.pop("HF_TOKEN", None)  # never let a developer's real token reach a test
 
 from huggingface_hub import HfApi  # noqa: E402  (after the environment above, on purpose)

@@ -92,6 +92,7 @@ class _Demo:
         users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)])
         self.hubsim = HubsimServer(HubService(users), port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
+        os.environ["HF_HUB_DISABLE_XET"] = "1"  # hubsim offers LFS, not Xet (README, "hubsim")
         from huggingface_hub import HfApi
 
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
@@ -151,7 +152,10 @@ class _Demo:
         from bot.threaded_server import wait_for_stop_signal
 
         click.echo(f"\nhubsim keeps running at {self.hubsim.url}; the bot's status page: {self.server.url}/")
-        click.echo(f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token}   # alice's token")
+        click.echo(
+            f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token} HF_HUB_DISABLE_XET=1"
+            "   # alice's token"
+        )
         click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
         click.echo("Press Ctrl+C to stop.")
         wait_for_stop_signal()

@@ -1,9 +1,13 @@
 """File routes: preupload, the NDJSON commit endpoint, and `resolve` downloads (HEAD and GET).
 
-Preupload answers `uploadMode: "regular"` and `shouldIgnore: false` for every file, so every client
-version sends contents inline as base64 `file` lines and never starts LFS or Xet (hf_xet may be
-installed and `HF_HUB_DISABLE_XET` unset). An `lfsFile` line is therefore a client we did not expect,
-and gets a clear 400.
+Preupload answers `regular` or `lfs` as the Hub does (`lfs.upload_mode`). Regular files arrive inline as
+base64 `file` lines; LFS files are uploaded through the batch API (`api_lfs`) and committed as `lfsFile`
+lines, stored as pointers. `resolve` serves a regular file itself and redirects an LFS file to storage,
+with `X-Linked-Etag` (sha256) and `X-Linked-Size` on the redirect, like the Hub.
+
+hubsim does not offer Xet: huggingface_hub >= 1.20 with hf_xet installed uploads every `lfs` file through
+Xet without asking the server (huggingface_hub issues #4507, #4786), so clients run with
+`HF_HUB_DISABLE_XET=1` against hubsim and take the LFS path; a Xet token request gets a 404 that says so.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from urllib.parse import quote
 
 from starlette.responses import JSONResponse, Response
 
+from bot.hubsim import lfs
 from bot.hubsim.api_repos import REPO, repo_id, repo_url, visible_repo
 from bot.hubsim.errors import ApiError, bad_request, entry_not_found
 from bot.hubsim.mediatypes import media_type
@@ -36,10 +41,13 @@ def register(router: Router) -> None:
 
 
 def preupload(call: Call) -> Response:
-    """`{"files": [{"path", "sample", "size"}]}` → every file `regular`, with its current oid if it exists."""
+    """`{"files": [{"path", "sample", "size"}]}` → each file's `uploadMode` and, when the path exists at the
+    revision, its current `oid` (git blob sha1 for a regular file, sha256 for an LFS file)."""
     repo = visible_repo(call)
     call.hub.commit_target(call.user, repo, call.params["rev"], call.flag("create_pr"))
     tip = repo.resolve(call.params["rev"])
+    attributes = tip.files.get(".gitattributes")
+    patterns = lfs.lfs_patterns(call.hub.read(attributes) if attributes else None)
     files = call.json().get("files")
     if not isinstance(files, list):
         raise bad_request("files must be a list")
@@ -48,10 +56,12 @@ def preupload(call: Call) -> Response:
         if not isinstance(item, dict) or not isinstance(item.get("size"), int) or item["size"] < 0:
             raise bad_request("each file needs a path, a base64 sample and a size")
         path = check_path(item.get("path"))
-        _b64(item.get("sample", ""), f"sample of {path}")
-        entry: dict[str, Any] = {"path": path, "uploadMode": "regular", "shouldIgnore": False}
+        sample = _b64(item.get("sample", ""), f"sample of {path}")
+        mode = lfs.upload_mode(path, item["size"], sample, patterns)
+        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": False}
         if path in tip.files:
-            entry["oid"] = tip.files[path]
+            pointer = call.hub.lfs_pointer(tip.files[path])
+            entry["oid"] = pointer.sha256 if pointer else tip.files[path]
         answer.append(entry)
     return JSONResponse({"files": answer, "commitOid": tip.oid})
 
@@ -83,7 +93,8 @@ def commit(call: Call) -> Response:
 
 
 def parse_ndjson(body: bytes) -> tuple[dict[str, Any], Changes]:
-    """The commit header and changes; 400 with the offending line on anything malformed."""
+    """The commit header and changes; 400 with the offending line on anything malformed, and for content
+    the Hub only takes through LFS (too large, or binary and over 1 MiB) sent inline."""
     header: dict[str, Any] | None = None
     changes = Changes()
     for number, line in enumerate(body.splitlines(), start=1):
@@ -103,6 +114,8 @@ def parse_ndjson(body: bytes) -> tuple[dict[str, Any], Changes]:
                 raise bad_request(f"commit line {number}: only base64 file content is supported")
             path = check_path(value.get("path"))
             changes.puts[path] = _b64(value.get("content"), f"content of {path}")
+            if refused := lfs.needs_lfs(len(changes.puts[path]), changes.puts[path]):
+                raise bad_request(f"{refused} Offending file: {path}")
         elif key == "deletedFile":
             changes.deleted_files.append(check_path(value.get("path")))
         elif key == "deletedFolder":
@@ -110,10 +123,7 @@ def parse_ndjson(body: bytes) -> tuple[dict[str, Any], Changes]:
             check_path(folder.rstrip("/") if isinstance(folder, str) else folder)
             changes.deleted_folders.append(folder)
         elif key == "lfsFile":
-            raise bad_request(
-                f"commit line {number}: hubsim does not store LFS files; its preupload answers 'regular' "
-                "for every file, so clients send contents inline"
-            )
+            changes.lfs_puts[check_path(value.get("path"))] = _lfs_file(value, number)
         else:
             raise bad_request(f"commit line {number}: unknown key {key!r}")
     if header is None:
@@ -131,6 +141,16 @@ def _header(value: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary.strip(), "description": description, "parentCommit": parent}
 
 
+def _lfs_file(value: dict[str, Any], number: int) -> tuple[str, int | None]:
+    """`{"path", "algo": "sha256", "oid", "size"?}` (a copy leaves out `size`)."""
+    size = value.get("size")
+    if value.get("algo", "sha256") != "sha256" or not lfs.is_sha256(value.get("oid")):
+        raise bad_request(f"commit line {number}: lfsFile needs algo sha256 and a 64-hex oid")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise bad_request(f"commit line {number}: lfsFile size must be a non-negative integer")
+    return value["oid"], size
+
+
 def _b64(text: Any, what: str) -> bytes:
     if not isinstance(text, str):
         raise bad_request(f"{what} must be a base64 string")
@@ -140,9 +160,22 @@ def _b64(text: Any, what: str) -> bytes:
         raise bad_request(f"{what} is not valid base64") from None
 
 
+def file_headers(commit_oid: str, etag: str, path: str) -> dict[str, str]:
+    """The headers of a file answer: `X-Repo-Commit` (when known), `ETag`, ranges, the file name."""
+    headers = {
+        "ETag": f'"{etag}"',
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+    }
+    if commit_oid:
+        headers["X-Repo-Commit"] = commit_oid
+    return headers
+
+
 def resolve(call: Call) -> Response:
-    """A file's bytes with `X-Repo-Commit`, `ETag` (git blob sha1), `Content-Length` and a text or binary
-    `Content-Type` (see `mediatypes`); `Range` honoured."""
+    """A regular file's bytes with `X-Repo-Commit`, `ETag` (git blob sha1), `Content-Length` and a text or
+    binary `Content-Type` (see `mediatypes`), `Range` honoured; an LFS file is a 302 to storage with
+    `X-Linked-Etag` (sha256) and `X-Linked-Size`."""
     repo = visible_repo(call)
     call.hub.check_gate(call.user, repo)
     commit_ = repo.resolve(call.params["rev"])
@@ -152,21 +185,34 @@ def resolve(call: Call) -> Response:
         error.headers["X-Repo-Commit"] = commit_.oid
         raise error
     oid = commit_.files[path]
-    headers = {
-        "X-Repo-Commit": commit_.oid,
-        "ETag": f'"{oid}"',
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
-    }
-    size, content_type = call.hub.blobs.size(oid), media_type(path)
+    headers = file_headers(commit_.oid, oid, path)
+    if (pointer := call.hub.lfs_pointer(oid)) is not None:
+        location = lfs.storage_url(
+            call.hub.signer,
+            call.base_url,
+            "download",
+            pointer.sha256,
+            pointer.size,
+            commit=commit_.oid,
+            name=quote(path, safe=""),
+        )
+        headers.update(
+            {"X-Linked-Etag": f'"{pointer.sha256}"', "X-Linked-Size": str(pointer.size), "Location": location}
+        )
+        return Response(b"", status_code=302, headers=headers)
     if call.request.method == "HEAD":
-        return Response(b"", headers={**headers, "Content-Length": str(size)}, media_type=content_type)
-    data = call.hub.read(oid)
-    wanted = _range(call.request.headers.get("range"), size)
+        headers["Content-Length"] = str(call.hub.blobs.size(oid))
+        return Response(b"", headers=headers, media_type=media_type(path))
+    return byte_range(call, call.hub.read(oid), headers, media_type(path))
+
+
+def byte_range(call: Call, data: bytes, headers: dict[str, str], content_type: str) -> Response:
+    """`data`, or the part of it a `Range` header asks for (206)."""
+    wanted = _range(call.request.headers.get("range"), len(data))
     if wanted is None:
         return Response(data, headers=headers, media_type=content_type)
     start, end = wanted
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers = {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
     return Response(data[start : end + 1], status_code=206, headers=headers, media_type=content_type)
 
 

@@ -1,4 +1,4 @@
-"""Repo routes: whoami, create / delete / settings, info, listings, tree, paths-info, refs, commits,
+"""Repo routes: whoami, create / delete / move / settings, info, listings, tree, paths-info, refs, commits,
 branches and tags, validate-yaml."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import cards, views
+from bot.hubsim import views
 from bot.hubsim.errors import ApiError, bad_request, unauthorized
 from bot.hubsim.routing import Call, Router
 from bot.hubsim.store import Repo
@@ -26,6 +26,7 @@ def register(router: Router) -> None:
     router.add("POST", "/api/validate-yaml", validate_yaml)
     router.add("POST", "/api/repos/create", create_repo)
     router.add("DELETE", "/api/repos/delete", delete_repo)
+    router.add("POST", "/api/repos/move", move_repo)
     router.add("GET", "/api/{rtype}", list_repos)
     router.add("GET", REPO, repo_info)
     router.add("GET", REPO + "/revision/{rev}", repo_info)
@@ -82,18 +83,18 @@ def org_members(call: Call) -> Response:
 
 
 def validate_yaml(call: Call) -> Response:
-    """Always JSON, like the Hub: the client reads the body before it checks the status."""
+    """`{"content", "repoType"}` → `{"errors": [{"message"}], "warnings": []}`, 400 when there are errors.
+    Always JSON, like the Hub: the client reads the body before it checks the status."""
     body = call.json()
-    content = body.get("content")
+    content, repo_type = body.get("content"), body.get("repoType") or "model"
     if not isinstance(content, str):
-        return JSONResponse(
-            {"errors": [{"message": "content must be a string"}], "warnings": []}, status_code=400
-        )
-    try:
-        cards.card_data(content)
-    except cards.CardError as e:
-        return JSONResponse({"errors": [{"message": str(e)}], "warnings": []}, status_code=400)
-    return JSONResponse({"errors": [], "warnings": []})
+        errors = ['"content" must be a string']
+    elif repo_type not in ("model", "dataset", "space"):
+        errors = ['"repoType" must be one of [model, dataset, space]']
+    else:
+        errors = call.hub.card_errors(call.user, repo_type, content)
+    answer = {"errors": [{"message": e} for e in errors], "warnings": []}
+    return JSONResponse(answer, status_code=400 if errors else 200)
 
 
 def _repo_type(body: dict[str, Any]) -> str:
@@ -126,6 +127,16 @@ def delete_repo(call: Call) -> Response:
         raise bad_request("name (and organization) must be strings")
     namespace = organization or (call.user.name if call.user else "")
     call.hub.delete_repo(call.user, _repo_type(body), f"{namespace}/{name}")
+    return JSONResponse({})
+
+
+def move_repo(call: Call) -> Response:
+    """`{"fromRepo", "toRepo", "type"}` (`HfApi.move_repo`)."""
+    body = call.json()
+    ids = [body.get("fromRepo"), body.get("toRepo")]
+    if not all(isinstance(i, str) and i.count("/") == 1 for i in ids):
+        raise bad_request("fromRepo and toRepo must be repo ids (namespace/name)")
+    call.hub.move_repo(call.user, _repo_type(body), str(ids[0]), str(ids[1]))
     return JSONResponse({})
 
 

@@ -12,12 +12,13 @@ import logging
 import traceback
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from bot.hubsim import api_admin, api_discussions, api_files, api_repos, pages
-from bot.hubsim.errors import ApiError, unauthorized
+from bot.hubsim import api_admin, api_discussions, api_files, api_lfs, api_repos, pages
+from bot.hubsim.errors import ApiError, RepoMoved, unauthorized
 from bot.hubsim.routing import Call, Handler, Router, split_raw_path
 from bot.hubsim.service import HubService
 from bot.hubsim.users import User
@@ -31,7 +32,7 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files):
+    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs):
         module.register(router)
     return router
 
@@ -76,6 +77,8 @@ class HubsimApp:
             user = None if is_admin else self._caller(request)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
+        except RepoMoved as e:
+            response = moved_response(request, segments, e)
         except ApiError as e:
             response = error_response(e)
         except Exception as e:
@@ -117,6 +120,25 @@ def error_response(error: ApiError) -> Response:
     if error.code:
         headers["X-Error-Code"] = error.code
     return JSONResponse({"error": error.message, **error.body}, status_code=error.status, headers=headers)
+
+
+def moved_response(request: Request, segments: list[str], moved: RepoMoved) -> Response:
+    """The Hub's answer on a renamed repo's old name: 307 to the same path under the new name (relative,
+    so huggingface_hub follows it, keeping method and body); RepoNotFound when the name is not in the path.
+    """
+    old_ns, old_name = moved.old_id.lower().split("/")
+    new_ns, new_name = moved.new_id.split("/")
+    for i in range(len(segments) - 1):
+        name, dot_git = segments[i + 1], ""
+        if name.lower().endswith(".git") and name[:-4].lower() == old_name:
+            name, dot_git = name[:-4], ".git"
+        if segments[i].lower() == old_ns and name.lower() == old_name:
+            parts = [*segments[:i], new_ns, new_name + dot_git, *segments[i + 2 :]]
+            location = "/" + "/".join(quote(p, safe="") for p in parts)
+            if request.url.query:
+                location += "?" + request.url.query
+            return RedirectResponse(location, status_code=307)
+    return error_response(moved)
 
 
 def _header_safe(text: str) -> str:

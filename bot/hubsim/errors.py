@@ -55,3 +55,14 @@ def forbidden(message: str) -> ApiError:
 def conflict(message: str, **body: Any) -> ApiError:
     """The thing already exists, or the state does not allow the change."""
     return ApiError(409, message, **body)
+
+
+class RepoMoved(ApiError):
+    """A repo's old name after a rename or transfer: the Hub redirects it (a relative 307 to the same path
+    under the new name, which huggingface_hub follows); where the old name is not in the path, it is a
+    RepoNotFound."""
+
+    def __init__(self, old_id: str, new_id: str, anonymous: bool) -> None:
+        super().__init__(401 if anonymous else 404, f"Repository not found: {old_id}", "RepoNotFound")
+        self.old_id = old_id
+        self.new_id = new_id

@@ -147,7 +147,7 @@ def repo_page(call: Call) -> Response:
         base_models=_base_models(call, facts),
         children=_children(call, repo),
         files=len(commit.files),
-        size=sum(call.hub.blobs.size(oid) for oid in set(commit.files.values())),
+        size=sum(views.file_size(call.hub, oid) for oid in set(commit.files.values())),
     )
 
 
@@ -203,9 +203,9 @@ def _strings(value: Any) -> list[str]:
 
 
 def _text(call: Call, commit: Commit, path: str) -> str | None:
-    """A file's text (None when absent, too big or not UTF-8)."""
+    """A file's text (None when absent, too big, not UTF-8 or stored with LFS, as on the Hub)."""
     oid = commit.files.get(path)
-    if oid is None or call.hub.blobs.size(oid) > MAX_PREVIEW:
+    if oid is None or call.hub.blobs.size(oid) > MAX_PREVIEW or call.hub.lfs_pointer(oid) is not None:
         return None
     data = call.hub.read(oid)
     try:
@@ -254,7 +254,7 @@ def blob_page(call: Call) -> Response:
         rev=rev,
         path=path,
         path_parts=_crumbs(path),
-        size=call.hub.blobs.size(commit.files[path]),
+        size=views.file_size(call.hub, commit.files[path]),
         lines=text.splitlines() if text is not None else None,
         last=views.last_commit(repo, commit, path),
     )

@@ -2,9 +2,10 @@
 
 Layout::
 
-    DIR/hubsim.json                     users, orgs and webhooks
+    DIR/hubsim.json                     users, orgs, webhooks and moved repos' old names
     DIR/repos/<type>/<ns>/<name>.json   one repo: commits, refs, discussions, settings
     DIR/blobs/<oid[:2]>/<oid[2:]>       file contents (see `store.BlobStore`)
+    DIR/lfs/<sha256[:2]>/<sha256[2:]>   LFS objects
 
 A repo's document is rewritten after each change to that repo, so a restart finds everything that was
 acknowledged to a client.
@@ -37,6 +38,11 @@ class DataDir:
     def blobs(self) -> Path:
         return self.root / "blobs"
 
+    @property
+    def lfs(self) -> Path:
+        """LFS objects, by sha256."""
+        return self.root / "lfs"
+
     def load_meta(self) -> dict[str, Any] | None:
         """The saved users, orgs and hooks, or None on a fresh directory."""
         path = self.root / _META
@@ -47,9 +53,12 @@ class DataDir:
             raise ConfigError(f"{path}: unknown hubsim data format {meta.get('format')!r}")
         return meta
 
-    def save_meta(self, users: dict[str, Any], hooks: list[dict[str, Any]]) -> None:
-        """Save users, orgs and hooks."""
-        self._write(self.root / _META, {"format": _FORMAT, "directory": users, "webhooks": hooks})
+    def save_meta(
+        self, users: dict[str, Any], hooks: list[dict[str, Any]], moved: list[dict[str, str]]
+    ) -> None:
+        """Save users, orgs, hooks and the old names of moved repos."""
+        meta = {"format": _FORMAT, "directory": users, "webhooks": hooks, "moved": moved}
+        self._write(self.root / _META, meta)
 
     def load_repos(self) -> list[Repo]:
         """Every saved repo."""

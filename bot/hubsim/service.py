@@ -15,10 +15,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.hubsim import cards
+from bot.hubsim import cards, lfs, metadata
 from bot.hubsim.community import Community
 from bot.hubsim.discussions import Discussion, Event
-from bot.hubsim.errors import ApiError, bad_request, conflict, forbidden, repo_not_found, unauthorized
+from bot.hubsim.errors import (
+    ApiError,
+    RepoMoved,
+    bad_request,
+    conflict,
+    forbidden,
+    repo_not_found,
+    unauthorized,
+)
 from bot.hubsim.faults import Faults
 from bot.hubsim.persistence import DataDir
 from bot.hubsim.store import (
@@ -30,6 +38,7 @@ from bot.hubsim.store import (
     BlobStore,
     Commit,
     Repo,
+    RepoIndex,
     apply_changes,
     check_ref_name,
 )
@@ -42,9 +51,11 @@ _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 @dataclass
 class Changes:
-    """What one commit does: files to write (path → content) and files / folders to delete."""
+    """What one commit does: files to write (path → content), LFS files to point at (path → pointer to
+    content already uploaded, `size` None for a copy) and files / folders to delete."""
 
     puts: dict[str, bytes] = field(default_factory=dict)
+    lfs_puts: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     deleted_files: list[str] = field(default_factory=list)
     deleted_folders: list[str] = field(default_factory=list)
 
@@ -67,13 +78,20 @@ class HubService:
         self.faults = Faults()
         self._disk = DataDir(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
+        self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)
+        self.signer = lfs.Signer()
+        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it is, if any
         meta = self._disk.load_meta() if self._disk else None
         saved_users = Directory.from_dict(meta["directory"]) if meta else None
         self.users = directory or saved_users or Directory.single()
         self.webhooks = Webhooks([Webhook(**h) for h in meta["webhooks"]] if meta else None)
-        self.repos: dict[tuple[str, str], Repo] = {}
+        self.repos = RepoIndex()
         for repo in self._disk.load_repos() if self._disk else []:
             self.repos[(repo.type, repo.name)] = repo
+        # (type, old id in lower case) -> new id: what a moved repo's old name redirects to
+        self.moved: dict[tuple[str, str], str] = {
+            (m["type"], m["from"].lower()): m["to"] for m in (meta or {}).get("moved", [])
+        }
         self.community = Community(self)
         self.save_meta()
 
@@ -83,7 +101,9 @@ class HubService:
         """Persist users and hooks (no-op in memory)."""
         if self._disk:
             with self.lock:
-                self._disk.save_meta(self.users.to_dict(), [asdict(h) for h in self.webhooks.hooks.values()])
+                moved = [{"type": t, "from": old, "to": new} for (t, old), new in self.moved.items()]
+                hooks = [asdict(h) for h in self.webhooks.hooks.values()]
+                self._disk.save_meta(self.users.to_dict(), hooks, moved)
 
     def save(self, repo: Repo) -> None:
         """Persist one repo (no-op in memory)."""
@@ -114,8 +134,9 @@ class HubService:
         discussion: Discussion | None = None,
         comment: Event | None = None,
         config: dict[str, Any] | None = None,
+        moved_to: Repo | None = None,
     ) -> None:
-        """Queue a version-3 webhook payload for the hooks watching `repo`."""
+        """Queue a version-3 webhook payload for the hooks watching `repo` (or `moved_to`, its new name)."""
         repo_json = repo_block(repo, self.users.owner_id(repo.owner), self.endpoint, scope.startswith("repo"))
         payload: dict[str, Any] = {"event": {"action": action, "scope": scope}, "repo": repo_json}
         if discussion is not None:
@@ -126,8 +147,13 @@ class HubService:
             payload["updatedRefs"] = [{"ref": r, "oldSha": old, "newSha": new} for r, old, new in refs]
         if config is not None:
             payload["updatedConfig"] = config
+        if moved_to is not None:
+            owner = {"id": self.users.owner_id(moved_to.owner)}
+            payload["movedTo"] = {"name": moved_to.name, "owner": owner}
         self.webhooks.emit(
-            payload, repo, lambda owner: owner is None or self.can_see(self.users.users.get(owner), repo)
+            payload,
+            [repo] if moved_to is None else [repo, moved_to],
+            lambda owner: owner is None or self.can_see(self.users.users.get(owner), moved_to or repo),
         )
 
     # ---------------------------------------------------------------- permissions
@@ -152,11 +178,26 @@ class HubService:
     def repo(self, user: User | None, repo_type: str, repo_id: str, *, write: bool = False) -> Repo:
         """The repo as `user` may see it (RepoNotFound otherwise); with `write`, 403 unless they may write."""
         repo = self.repos.get((repo_type, repo_id))
+        moved = self.moved_to(repo_type, repo_id) if repo is None else None
+        if moved is not None and self.can_see(user, moved):
+            raise RepoMoved(repo_id, moved.name, anonymous=user is None)
         if repo is None or not self.can_see(user, repo):
             raise repo_not_found(repo_id, anonymous=user is None)
         if write and not self.can_write(self.require_user(user), repo):
             raise forbidden(f"You don't have the rights to change {repo_id}. Open a pull request instead.")
         return repo
+
+    def moved_to(self, repo_type: str, repo_id: str) -> Repo | None:
+        """The repo an old name now leads to, following moves in turn (None: not a moved name)."""
+        seen = set()
+        key = (repo_type, repo_id.lower())
+        while key in self.moved and key not in seen:
+            seen.add(key)
+            target = self.moved[key]
+            if (repo := self.repos.get((repo_type, target))) is not None:
+                return repo
+            key = (repo_type, target.lower())
+        return None
 
     def check_gate(self, user: User | None, repo: Repo) -> None:
         """Downloads from a gated repo need the owner's rights or a granted access request."""
@@ -187,7 +228,7 @@ class HubService:
             raise bad_request(f"Invalid repo type: {repo_type!r}")
         if not isinstance(name, str) or not _REPO_NAME.fullmatch(name) or name.endswith(".git"):
             raise bad_request(f"Invalid repo name: {name!r} (letters, digits, '-', '_', '.'; at most 96)")
-        namespace = namespace or user.name
+        namespace = self.users.canonical(namespace or user.name)
         if not self.users.namespace_exists(namespace):
             raise ApiError(404, f"Namespace not found: {namespace}")
         if not self.users.can_write(user, namespace):
@@ -204,6 +245,39 @@ class HubService:
         self.save(repo)
         self.emit("repo", "create", repo)
         return repo, True
+
+    def move_repo(self, user: User | None, repo_type: str, from_id: str, to_id: str) -> Repo:
+        """Rename or transfer a repo (`POST /api/repos/move`): the old name then redirects to the new one,
+        and hooks watching either get a `repo` `move` event with `movedTo`."""
+        user = self.require_user(user)
+        repo = self.repo(user, repo_type, from_id, write=True)
+        namespace, _, name = to_id.partition("/")
+        if not _REPO_NAME.fullmatch(name) or name.endswith(".git"):
+            raise bad_request(f"Invalid repo name: {name!r} (letters, digits, '-', '_', '.'; at most 96)")
+        namespace = self.users.canonical(namespace)
+        if not self.users.namespace_exists(namespace):
+            raise ApiError(404, f"Namespace not found: {namespace}")
+        if not self.users.can_write(user, namespace):
+            raise forbidden(f"You don't have the rights to move a repo to the namespace {namespace}")
+        new_id = f"{namespace}/{name}"
+        existing = self.repos.get((repo_type, new_id))
+        if existing is not None and existing is not repo:
+            raise conflict(f"You already have a {repo_type} repo named {existing.name}")
+        if new_id == repo.name:
+            raise bad_request(f"{repo.name} already has that name")
+        old = Repo(repo.type, repo.name, repo.owner, id=repo.id, private=repo.private)
+        old.commits, old.refs = repo.commits, repo.refs
+        del self.repos[(repo_type, repo.name)]
+        if self._disk:
+            self._disk.delete_repo(repo)
+        repo.name, repo.owner = new_id, namespace
+        self.repos[(repo_type, new_id)] = repo
+        self.moved[(repo_type, old.name.lower())] = new_id
+        self.moved.pop((repo_type, new_id.lower()), None)  # a name that is a repo again redirects no more
+        self.save(repo)
+        self.save_meta()
+        self.emit("repo", "move", old, moved_to=repo)
+        return repo
 
     def delete_repo(self, user: User | None, repo_type: str, repo_id: str) -> None:
         """Delete a repo (RepoNotFound when missing, 403 without write rights)."""
@@ -309,11 +383,12 @@ class HubService:
         ref = self.commit_target(user, repo, revision, create_pr)
         user = self.require_user(user)
         if "README.md" in changes.puts:
-            self.check_card(changes.puts["README.md"])
+            self.check_card(user, repo.type, changes.puts["README.md"])
         base = repo.resolve(parent) if create_pr and parent else repo.commits[repo.refs[ref]]
         if not create_pr and parent is not None and parent != base.oid:
             raise ApiError(412, "A commit has happened since. Please refresh and try again.")
         puts = {path: self.blobs.put(data) for path, data in changes.puts.items()}
+        puts.update({path: self._lfs_pointer(path, *ref_) for path, ref_ in changes.lfs_puts.items()})
         files = apply_changes(base.files, puts, changes.deleted_files, changes.deleted_folders)
         pr = None
         if create_pr:
@@ -333,12 +408,46 @@ class HubService:
         self.save(repo)
         self.emit("repo.content", "update", repo, refs=[(ref, old, commit.oid)])
 
-    @staticmethod
-    def check_card(readme: bytes) -> None:
-        """400 unless the README's metadata is valid YAML (the Hub refuses such commits too)."""
+    def _lfs_pointer(self, path: str, sha256: str, size: int | None) -> str:
+        """Store the pointer file for an uploaded LFS object; 400 when the object was never uploaded."""
+        if not lfs.is_sha256(sha256) or sha256 not in self.lfs:
+            raise bad_request(
+                f"Your push was rejected because an LFS pointer pointed to a file that does not exist: {path}"
+            )
+        if size is not None and size != self.lfs.size(sha256):
+            raise bad_request(f"LFS file {path}: size {size} does not match the uploaded object")
+        return self.blobs.put(lfs.Pointer(sha256, self.lfs.size(sha256)).text())
+
+    def lfs_pointer(self, oid: str) -> lfs.Pointer | None:
+        """The LFS pointer blob `oid` is (None for an ordinary file); cached, since blobs never change."""
+        if oid not in self._pointers:
+            pointer = lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
+            self._pointers[oid] = pointer if pointer is not None and pointer.sha256 in self.lfs else None
+        return self._pointers[oid]
+
+    def card_errors(self, user: User | None, repo_type: str, readme: str) -> list[str]:
+        """What the Hub would refuse in this README's metadata (YAML first, then the schema)."""
         try:
-            cards.card_data(readme.decode("utf-8"))
+            card = cards.card_data(readme)
+        except cards.CardError as e:
+            return [str(e)]
+
+        def model_exists(repo_id: str) -> bool:
+            try:
+                self.repo(user, "model", repo_id)
+            except RepoMoved:
+                return True
+            except ApiError:
+                return False
+            return True
+
+        return metadata.validate(card, repo_type, model_exists)
+
+    def check_card(self, user: User | None, repo_type: str, readme: bytes) -> None:
+        """400 unless the README's metadata is valid (the Hub refuses such commits too)."""
+        try:
+            text = readme.decode("utf-8")
         except UnicodeDecodeError:
             raise bad_request("README.md must be UTF-8 text") from None
-        except cards.CardError as e:
-            raise bad_request(str(e)) from None
+        if errors := self.card_errors(user, repo_type, text):
+            raise bad_request("\n".join([metadata.INVALID, *(f"- {e}" for e in errors)]))

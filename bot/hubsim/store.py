@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,12 @@ INITIAL_GITATTRIBUTES = b"".join(
 
 
 class BlobStore:
-    """File contents by git blob oid: in memory, or one file per blob under `root` (written atomically)."""
+    """Contents by oid (`key` of the content: the git blob sha1 for git blobs, the sha256 for LFS objects):
+    in memory, or one file per blob under `root` (written atomically)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, key: Callable[[bytes], str] = gitobjects.blob_oid) -> None:
         self._root = root
+        self._key = key
         self._memory: dict[str, bytes] = {}
         self._sizes: dict[str, int] = {}
         if root is not None:
@@ -74,7 +77,7 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store `data` (once) and return its oid."""
-        oid = gitobjects.blob_oid(data)
+        oid = self._key(data)
         if oid in self._sizes:
             return oid
         if self._root is None:
@@ -94,6 +97,11 @@ class BlobStore:
             return self._path(oid).read_bytes()
         except FileNotFoundError:
             raise KeyError(oid) from None
+
+    def __contains__(self, oid: object) -> bool:
+        if not isinstance(oid, str):
+            return False
+        return oid in self._sizes or (self._root is not None and self._path(oid).exists())
 
     def size(self, oid: str) -> int:
         """The size in bytes of blob `oid`."""
@@ -257,3 +265,27 @@ def apply_changes(
             raise bad_request(f"Cannot add file {path}: {clash} is a file")
         result[path] = oid
     return result
+
+
+class RepoIndex(dict[tuple[str, str], Repo]):
+    """Repos by `(type, id)`, with ids compared case-insensitively as the Hub does (the `Repo` keeps the
+    canonical spelling, which is what every answer shows)."""
+
+    @staticmethod
+    def _key(key: tuple[str, str]) -> tuple[str, str]:
+        return key[0], key[1].lower()
+
+    def __getitem__(self, key: tuple[str, str]) -> Repo:
+        return super().__getitem__(self._key(key))
+
+    def __setitem__(self, key: tuple[str, str], repo: Repo) -> None:
+        super().__setitem__(self._key(key), repo)
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        super().__delitem__(self._key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and super().__contains__(self._key(key))
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(self._key(key), default)

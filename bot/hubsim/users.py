@@ -129,6 +129,11 @@ class Directory:
         """True for every user and org name."""
         return namespace in self.users or namespace in self.orgs
 
+    def canonical(self, namespace: str) -> str:
+        """A user or org name as it was registered, whatever its case (names are case-insensitive)."""
+        lowered = namespace.lower()
+        return next((n for n in (*self.users, *self.orgs) if n.lower() == lowered), namespace)
+
     def can_write(self, user: User | None, namespace: str) -> bool:
         """Whether `user` may create and change repos in `namespace`."""
         if user is None or user.role != "write":

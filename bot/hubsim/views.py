@@ -1,7 +1,8 @@
 """The JSON shapes of repo info, tree entries, refs and commits, as huggingface_hub reads them.
 
-Never sends `xetHash`, `xetEnabled` or `lfs` (every file is a regular git blob here), so the client
-downloads and uploads over plain HTTP and never reaches for hf_xet.
+An LFS file is listed as the Hub lists it: `oid` is the git blob sha1 of its pointer, `size` the real size,
+and `lfs: {oid (sha256), size, pointerSize}`. Never sends `xetHash` or `xetEnabled`, so the client
+downloads over plain HTTP and never reaches for hf_xet.
 """
 
 from __future__ import annotations
@@ -86,12 +87,23 @@ def repo_info(
     if siblings:
         info["siblings"] = [_sibling(hub, path, oid, blobs) for path, oid in sorted(commit.files.items())]
         if blobs:
-            info["usedStorage"] = sum(hub.blobs.size(oid) for oid in set(commit.files.values()))
+            info["usedStorage"] = sum(file_size(hub, oid) for oid in set(commit.files.values()))
     return info
 
 
 def _sibling(hub: HubService, path: str, oid: str, blobs: bool) -> dict[str, Any]:
-    return {"rfilename": path, "size": hub.blobs.size(oid), "blobId": oid} if blobs else {"rfilename": path}
+    if not blobs:
+        return {"rfilename": path}
+    sibling: dict[str, Any] = {"rfilename": path, "size": file_size(hub, oid), "blobId": oid}
+    if (pointer := hub.lfs_pointer(oid)) is not None:
+        sibling["lfs"] = {"size": pointer.size, "sha256": pointer.sha256, "pointerSize": hub.blobs.size(oid)}
+    return sibling
+
+
+def file_size(hub: HubService, oid: str) -> int:
+    """A file's size: its content's, for an LFS file too (not its pointer's)."""
+    pointer = hub.lfs_pointer(oid)
+    return pointer.size if pointer is not None else hub.blobs.size(oid)
 
 
 def tree(
@@ -116,9 +128,11 @@ def tree(
 
 
 def file_entry(hub: HubService, repo: Repo, commit: Commit, path: str, expand: bool) -> dict[str, Any]:
-    """A file in a tree listing (`oid` = git blob sha1)."""
+    """A file in a tree listing (`oid` = git blob sha1; `lfs` for an LFS file)."""
     oid = commit.files[path]
-    entry: dict[str, Any] = {"type": "file", "oid": oid, "size": hub.blobs.size(oid), "path": path}
+    entry: dict[str, Any] = {"type": "file", "oid": oid, "size": file_size(hub, oid), "path": path}
+    if (pointer := hub.lfs_pointer(oid)) is not None:
+        entry["lfs"] = {"oid": pointer.sha256, "size": pointer.size, "pointerSize": hub.blobs.size(oid)}
     if expand:
         last = last_commit(repo, commit, path)
         entry["lastCommit"] = {"id": last.oid, "title": last.title, "date": last.date}

@@ -64,10 +64,10 @@ class Webhook:
             return False
         if not self.watched:
             return self.owner is None
-        namespace = repo.name.split("/")[0]
+        namespace = repo.name.split("/")[0].lower()
         return any(
-            (item["type"] in ("user", "org") and item["name"] == namespace)
-            or (item["type"] == repo.type and item["name"] == repo.name)
+            (item["type"] in ("user", "org") and item["name"].lower() == namespace)
+            or (item["type"] == repo.type and item["name"].lower() == repo.name.lower())
             for item in self.watched
         )
 
@@ -136,11 +136,14 @@ class Webhooks:
         self.hooks[hook.id] = hook
         return hook
 
-    def emit(self, payload: dict[str, Any], repo: Repo, visible_to: Callable[[str | None], bool]) -> None:
-        """Queue `payload` for every hook watching the repo whose owner may see it."""
+    def emit(
+        self, payload: dict[str, Any], repos: list[Repo], visible_to: Callable[[str | None], bool]
+    ) -> None:
+        """Queue `payload` once for every hook watching any of `repos` (a moved repo's old and new name)
+        whose owner may see it."""
         domain = payload["event"]["scope"].split(".")[0]
         for hook in self.hooks.values():
-            if hook.watches(repo, domain) and visible_to(hook.owner):
+            if any(hook.watches(repo, domain) for repo in repos) and visible_to(hook.owner):
                 body = {**payload, "webhook": {"id": hook.id, "version": 3}}
                 event = payload["event"]
                 self._enqueue(hook, Delivery(hook.id, hook.url, event["scope"], event["action"], body))

@@ -28,14 +28,14 @@ def test_the_poll_records_changes_made_after_the_watch_once(
 ) -> None:
     calls: list[str] = []
     poller = _poller(hubsim, store, calls)
-    repo, fine_tune = repo_factory("watched"), repo_factory("fine-tune")
+    repo, fine_tune, base = repo_factory("watched"), repo_factory("fine-tune"), repo_factory("base")
     _commit(hubsim, repo, "a.txt", "before the watch")
     store.watches.add(WatchKind.REPO, repo, formats=["gptq"])
-    store.watches.add(WatchKind.BASE_MODEL, "someone/base")
+    store.watches.add(WatchKind.BASE_MODEL, base)  # the Hub refuses a card whose base_model does not exist
     assert poller.poll_watches() == 0 and calls == []  # nothing changed since the watches were added
 
     sha = _commit(hubsim, repo, "b.txt", "after the watch")
-    tuned = _commit(hubsim, fine_tune, "README.md", "---\nbase_model: someone/base\n---\n# tuned\n")
+    tuned = _commit(hubsim, fine_tune, "README.md", f"---\nbase_model: {base}\n---\n# tuned\n")
     assert poller.poll_watches() == 2  # each new event handed on to the dispatcher, parsed
     assert sorted(calls) == sorted([f"wake {repo}", f"wake {fine_tune}"])
     events = {e.repo: e for e in store.events.pending()}

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-README = """---
+# created once per session: the Hub refuses a base_model that does not exist
+BASE_MODEL = "hubsim-org/tiny-llama"
+README = f"""---
 license: apache-2.0
-base_model: upstream-org/tiny-llama
+base_model: {BASE_MODEL}
 base_model_relation: quantized
 tags:
 - fp8
@@ -76,9 +78,16 @@ def webhook_receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+@pytest.fixture(scope="session")
+def base_model(hubsim: Any) -> str:
+    """The upstream repo the test cards name as `base_model`."""
+    hubsim.api.create_repo(BASE_MODEL, exist_ok=True)
+    return BASE_MODEL
+
+
 @pytest.fixture
-def model_folder(tmp_path: Path) -> Path:
-    """README with metadata, config.json, a nested file and a binary file."""
+def model_folder(tmp_path: Path, base_model: str) -> Path:
+    """README with metadata, config.json, a nested file and a binary file (LFS, by `.gitattributes`)."""
     folder = tmp_path / "model"
     (folder / "nested").mkdir(parents=True)
     (folder / "README.md").write_text(README)

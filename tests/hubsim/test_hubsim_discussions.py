@@ -54,7 +54,7 @@ def test_listing_pages_and_filters(hubsim, repo_factory):
 
 
 def test_upload_folder_as_pr_then_merge(hubsim, repo_factory, model_folder):
-    """upload_folder(create_pr=True) with hf_xet: create_pull_request, then commits to refs%2Fpr%2FN."""
+    """upload_folder(create_pr=True) without Xet: one commit with ?create_pr=1, LFS files included."""
     repo_id = repo_factory()
     api = hubsim.api
     before = api.model_info(repo_id).sha
@@ -69,7 +69,7 @@ def test_upload_folder_as_pr_then_merge(hubsim, repo_factory, model_folder):
     pr = api.get_discussion_details(repo_id, commit.pr_num)
     assert pr.is_pull_request and pr.target_branch == "refs/heads/main" and pr.conflicting_files == []
     assert "+++ b/config.json" in pr.diff
-    assert [e.type for e in pr.events] == ["comment", "commit"]
+    assert [e.type for e in pr.events] == ["commit"]
     api.merge_pull_request(repo_id, commit.pr_num, comment="Thanks!")
     merged = api.get_discussion_details(repo_id, commit.pr_num)
     assert merged.status == "merged"

@@ -32,13 +32,13 @@ def test_500_surfaces_as_hf_hub_http_error_then_recovers(hubsim, repo_factory):
 
 def test_a_failing_first_head_gets_one_more_try(hubsim, repo_factory, tmp_path: Path):
     repo_id = repo_factory()
-    hubsim.api.upload_file(path_or_fileobj=b"w", path_in_repo="w.bin", repo_id=repo_id)
-    hubsim.fail("/resolve/main/w.bin", status=503, method="HEAD")
+    hubsim.api.upload_file(path_or_fileobj=b"w", path_in_repo="w.txt", repo_id=repo_id)
+    hubsim.fail("/resolve/main/w.txt", status=503, method="HEAD")
     hubsim.server.requests.clear()
-    path = hf_hub_download(repo_id, "w.bin", token=hubsim.token, cache_dir=tmp_path)
+    path = hf_hub_download(repo_id, "w.txt", token=hubsim.token, cache_dir=tmp_path)
     assert Path(path).read_bytes() == b"w"
     calls = [
-        (method, status) for method, url_path, status in hubsim.server.requests if url_path.endswith("/w.bin")
+        (method, status) for method, url_path, status in hubsim.server.requests if url_path.endswith("/w.txt")
     ]
     assert calls == [("HEAD", 503), ("HEAD", 200), ("GET", 200)]
 

@@ -1,9 +1,8 @@
-"""Uploads and downloads through the real client (hf_xet installed, HF_HUB_DISABLE_XET unset)."""
+"""Uploads and downloads through the real client (LFS paths: test_hubsim_lfs.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from huggingface_hub.errors import (
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def test_hf_xet_is_installed_and_enabled():
-    """The point of the suite: the client would use Xet if hubsim offered it."""
-    from huggingface_hub.utils._runtime import is_xet_available
-
-    assert is_xet_available()
-    assert "HF_HUB_DISABLE_XET" not in os.environ
 
 
 def test_upload_folder_then_snapshot_download_round_trips_bytes(hubsim, repo_factory, model_folder, tmp_path):
@@ -127,13 +118,13 @@ def test_unchanged_upload_makes_no_commit(hubsim, repo_factory):
 
 def test_resolve_headers_and_ranges(hubsim, repo_factory):
     repo_id = repo_factory()
-    data = bytes(range(256)) * 40
-    commit = hubsim.api.upload_file(path_or_fileobj=data, path_in_repo="w/b.bin", repo_id=repo_id)
-    url = f"{hubsim.url}/{repo_id}/resolve/main/w/b.bin"
+    data = bytes(range(256)) * 40  # binary, but small and not an LFS pattern: a regular file
+    commit = hubsim.api.upload_file(path_or_fileobj=data, path_in_repo="w/b.dat", repo_id=repo_id)
+    url = f"{hubsim.url}/{repo_id}/resolve/main/w/b.dat"
     head = httpx.head(url)
     assert head.headers["x-repo-commit"] == commit.oid
     assert head.headers["content-length"] == str(len(data))
-    assert head.headers["etag"].strip('"') == hubsim.api.get_paths_info(repo_id, ["w/b.bin"])[0].blob_id
+    assert head.headers["etag"].strip('"') == hubsim.api.get_paths_info(repo_id, ["w/b.dat"])[0].blob_id
     part = httpx.get(url, headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == data[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"

@@ -226,7 +226,8 @@ def test_resolve_serves_text_files_as_text_and_weights_as_binary(web, hubsim, re
         ("model.safetensors", "application/octet-stream"),
     ):
         for method in ("GET", "HEAD"):
-            answer = web.request(method, f"/{repo}/resolve/main/{path}")
+            # model.safetensors is an LFS file: a redirect to storage, which serves it
+            answer = web.request(method, f"/{repo}/resolve/main/{path}", follow_redirects=True)
             assert answer.status_code == 200 and answer.headers["content-type"] == expected, (path, method)
     assert web.get(f"/{repo}/resolve/main/README.md").text.startswith("---\nlicense: apache-2.0")
 

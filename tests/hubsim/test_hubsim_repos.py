@@ -56,8 +56,8 @@ def test_model_info_reads_card_config_and_tags(hubsim, repo_factory, model_folde
     assert info.card_data["license"] == "apache-2.0"
     assert info.config == {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
     assert {
-        "base_model:upstream-org/tiny-llama",
-        "base_model:quantized:upstream-org/tiny-llama",
+        "base_model:hubsim-org/tiny-llama",
+        "base_model:quantized:hubsim-org/tiny-llama",
         "fp8",
         "license:apache-2.0",
         "safetensors",
@@ -87,7 +87,7 @@ def test_list_models_filters_by_base_model_and_pages(hubsim, repo_factory, model
         ids.append(repo_id)
     unrelated = repo_factory("plain")
     hubsim.server.page_size = 2  # forces Link pagination
-    found = [m.id for m in hubsim.api.list_models(filter="base_model:quantized:upstream-org/tiny-llama")]
+    found = [m.id for m in hubsim.api.list_models(filter="base_model:quantized:hubsim-org/tiny-llama")]
     assert sorted(found) == sorted(ids)
     assert unrelated not in found
     by_author = [m.id for m in hubsim.api.list_models(author=hubsim.user, search="quant")]
@@ -95,7 +95,7 @@ def test_list_models_filters_by_base_model_and_pages(hubsim, repo_factory, model
     newest = next(iter(hubsim.api.list_models(filter="fp8", sort="created_at", limit=1)))
     assert newest.id == ids[-1]
     with_card = next(iter(hubsim.api.list_models(filter="fp8", cardData=True, full=True)))
-    assert with_card.card_data["base_model"] == "upstream-org/tiny-llama"
+    assert with_card.card_data["base_model"] == "hubsim-org/tiny-llama"
     assert with_card.siblings
 
 

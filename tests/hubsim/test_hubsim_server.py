@@ -28,6 +28,8 @@ def test_state_survives_a_restart(tmp_path, model_folder, webhook_receiver):
     with HubsimServer(HubService(Directory([User("alice", "hf_alice")]), data)) as server:
         api = HfApi(endpoint=server.url, token="hf_alice")
         api.create_repo("alice/kept", private=True)
+        api.create_repo("alice/base")  # a card's base_model must exist on this hub
+        (model_folder / "README.md").write_text("---\nlicense: mit\nbase_model: alice/base\n---\n# kept\n")
         pr = api.upload_folder(repo_id="alice/kept", folder_path=model_folder, create_pr=True)
         api.comment_discussion("alice/kept", pr.pr_num, "still here?")
         api.create_branch("alice/kept", branch="dev")
@@ -167,7 +169,7 @@ def test_quantbot_hubsim_serves_the_roundtrip_example(tmp_path, webhook_receiver
         output, _ = server.communicate(timeout=20)
     assert server.returncode == 0, output
     assert output.rstrip().endswith("hubsim stopped.")
-    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token" in output
+    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token HF_HUB_DISABLE_XET=1" in output
     assert "user alice (write) token hf_alice_token" in output
 
 
