@@ -4,8 +4,11 @@
 leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
 missed wake-up loses nothing, since the dispatcher also sweeps `store.events.pending()`.
 
-Bad input is answered with a JSON 4xx naming what is wrong; an unavailable database with a 503 (the Hub
-retries). Anything else unexpected is logged with its traceback and answered with a bare JSON 500.
+What the bot does not act on (another scope, an action or repo type the Hub added) is stored as ignored, with
+the reason, and acknowledged 202: the Hub disables webhooks that keep refusing. Bad input (wrong secret, too
+big, not JSON, a payload of the wrong shape) is answered with a JSON 4xx naming what is wrong; an unavailable
+database with a 503 (the Hub retries). Anything else unexpected is logged with its traceback and answered
+with a bare JSON 500.
 This module must stay light: the server process never imports torch or the toolchains.
 """
 
@@ -68,12 +71,12 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
             return _error(503, "webhooks are disabled: no webhook_secret is configured")
         verify_secret(request.headers, secret)
         event = parse_body(await _read_body(request, settings.webhook_max_bytes))
-        if not event.handled:
-            log.info("ignored webhook scope %s (%s)", event.scope, event.delivery_id[:12])
-            return JSONResponse({"status": "ignored", "scope": event.scope}, 202)
+        if event.ignored:
+            log.info("ignored webhook %s (%s): %s", ascii(event.scope), event.delivery_id[:12], event.ignored)
         new = NewEvent(
-            event.delivery_id, event.scope, event.action, event.payload, event.dedup_key, event.repo
-        )
+            event.delivery_id, event.scope, event.action, event.payload, event.dedup_key, event.repo,
+            event.ignored,
+        )  # fmt: skip
         try:
             recorded = await writer.record(new)
         except SQLAlchemyError:
@@ -81,6 +84,9 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
             return _error(503, "event store unavailable; retry later")
         if not recorded.created:
             return JSONResponse({"status": "duplicate", "event_id": recorded.event_id}, 200)
+        if event.ignored:
+            answer = {"status": "ignored", "reason": event.ignored, "event_id": recorded.event_id}
+            return JSONResponse(answer, 202)
         if on_event is not None:
             _notify(on_event, recorded.event_id, event)
         return JSONResponse({"status": "queued", "event_id": recorded.event_id}, 202)
