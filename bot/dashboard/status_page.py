@@ -1,4 +1,5 @@
-"""What the status page (`GET /`) shows, read from the store: queue, builds under way, releases, refusals."""
+"""What the status page (`GET /`) shows, read from the store: queue, builds under way, releases, refusals, and
+the repos lately renamed on the Hub (whose watches, jobs and releases the bot moved to the new name)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from state.models import utcnow
 
 LIMIT = 20
 REFUSED = "refused"
+HANDLED = "handled"
 
 
 def status_context(store: Store) -> dict[str, Any]:
@@ -46,6 +48,10 @@ def status_context(store: Store) -> dict[str, Any]:
             for r in store.releases.recent(LIMIT)
         ],
         "refusals": refusals[:LIMIT],
+        "moves": [
+            {"at": e.received_at, "old": e.repo, "new": (e.payload.get("movedTo") or {}).get("name")}
+            for e in store.events.recent(5, outcomes=[HANDLED], scope="repo", action="move")
+        ],
         "ago": _ago_from(now),
     }
 
