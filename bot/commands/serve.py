@@ -24,9 +24,8 @@ def command(ctx: click.Context, host: str, port: int) -> None:
     settings = settings_from(ctx)
     bot = Bot.assemble(settings)
     server = BotServer(bot, host, port)
-    click.echo(
-        f"quantbot {bot.options.bot_user} serving on {server.url} (webhooks: POST {server.url}/webhooks/hub)"
-    )
+    name = bot.options.bot_user or "(named by the Hub once it answers)"
+    click.echo(f"quantbot {name} serving on {server.url} (webhooks: POST {server.url}/webhooks/hub)")
     if settings.webhook_secret is None:
         click.echo(
             "warning: no webhook_secret is set, so webhooks are refused (set QUANTBOT_WEBHOOK_SECRET)",

@@ -1,4 +1,4 @@
-"""The bot's HTTP face: the Hub's webhook endpoint, health, Prometheus metrics and a status page.
+"""The bot's HTTP face: the Hub's webhook endpoint, health and readiness, Prometheus metrics, a status page.
 
 `POST /webhooks/hub` verifies, stores and acknowledges, nothing more: the event is committed before the answer
 leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
@@ -31,6 +31,7 @@ from bot.dashboard.metrics import make_registry
 from bot.dashboard.status_page import status_context
 from bot.errors import WebhookError, WebhookTooLarge
 from bot.intake.ingest import EventWriter
+from bot.intake.readiness import HubReadiness
 from bot.intake.webhooks import Event, parse_body, verify_secret
 from bot.settings import Settings, load_settings
 from state import NewEvent, Store, open_store, sqlite_url
@@ -46,8 +47,15 @@ handed on). Runs on the event loop: it must only signal (put on a queue, set an 
 `threading.Event`), never do the work itself."""
 
 
-def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = None) -> FastAPI:
-    """The ASGI app; `store` stays the caller's to close."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    on_event: OnEvent | None = None,
+    readiness: HubReadiness | None = None,
+) -> FastAPI:
+    """The ASGI app; `store` stays the caller's to close. With `readiness`, health says whether the Hub
+    answered yet (without it, the endpoint alone: ready when the database is)."""
     registry, metrics = make_registry(store)
     writer = EventWriter(store)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
@@ -108,11 +116,22 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
+        """Liveness: 503 only when the database is gone; a Hub not answering yet is `degraded`, still 200."""
         try:
             store.ping()
         except SQLAlchemyError as e:
             return _error(503, f"database unavailable: {type(e).__name__}")
+        if readiness is not None and not readiness.ready:
+            return JSONResponse({"status": "degraded: Hub unreachable", "hub": readiness.last_error})
         return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: 200 once the database and the Hub both answered (webhooks are stored either way)."""
+        answer = healthz()
+        if answer.status_code == 200 and readiness is not None and not readiness.ready:
+            return _error(503, "the Hub has not answered yet")
+        return answer
 
     @app.get("/metrics")
     def prometheus() -> Response:
