@@ -61,7 +61,7 @@ def test_serve_starts_without_the_hub_and_handles_once_it_answers(
 
             hub = HubsimServer(HubService(Directory([User("quantbot", token)], [])), port=port).start()
             _until(lambda: client.get("/readyz").status_code == 200, "the bot to be ready")
-            assert client.get("/healthz").json() == {"status": "ok"}
+            assert client.get("/healthz").json() == {"status": "ok", "webhooks": "enabled"}
             assert server.bot.options.bot_user == "quantbot"
             event = _until(
                 lambda: (e := server.bot.store.events.get(event_id)).processed_at and e, "the event"
