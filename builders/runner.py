@@ -54,12 +54,9 @@ def main(spec_path: Path) -> int:
 
 
 def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, Any]]]:
-    from builders import fetch, hfmodel, trtllm, validate
+    from builders import fetch, gptq, hfmodel, modelopt_quant, trtllm, validate
 
-    if fmt == "gptq":
-        from builders import gptq as producer
-    else:
-        from builders import modelopt_quant as producer
+    producer = gptq if fmt == "gptq" else modelopt_quant
     return {
         "fetch": lambda ctx: fetch.fetch(ctx.spec, ctx.progress),
         "load": hfmodel.load_stage,

@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Format = Literal["fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq"]
 FORMATS: tuple[str, ...] = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from state import CommandStatus, JobStatus, Store
 from state.models import utcnow
@@ -12,29 +13,27 @@ LIMIT = 20
 REFUSED = "refused"
 
 
+class Refusal(NamedTuple):
+    """One refused slash command or webhook, as the page lists it."""
+
+    at: datetime
+    who: str
+    where: str
+    what: str
+    why: str
+
+
 def status_context(store: Store) -> dict[str, Any]:
     """The template's variables; plain values only, so the template holds no queries."""
     now = utcnow()
     refusals = [
-        {
-            "at": c.created_at,
-            "who": c.author,
-            "where": f"{c.repo}#{c.discussion_num}",
-            "what": c.text,
-            "why": c.reason or "",
-        }  # fmt: skip
+        Refusal(c.created_at, c.author, f"{c.repo}#{c.discussion_num}", c.text, c.reason or "")
         for c in store.commands.recent([CommandStatus.REFUSED], LIMIT)
     ] + [
-        {
-            "at": e.received_at,
-            "who": "",
-            "where": e.repo or "",
-            "what": f"{e.scope} {e.action}",
-            "why": e.error or "",
-        }
+        Refusal(e.received_at, "", e.repo or "", f"{e.scope} {e.action}", e.error or "")
         for e in store.events.recent(LIMIT, outcomes=[REFUSED])
     ]
-    refusals.sort(key=lambda r: r["at"], reverse=True)
+    refusals.sort(key=lambda r: r.at, reverse=True)
     return {
         "now": now,
         "counts": {status.value: n for status, n in store.jobs.counts().items()},
@@ -50,7 +49,7 @@ def status_context(store: Store) -> dict[str, Any]:
     }
 
 
-def _ago_from(now: datetime) -> Any:
+def _ago_from(now: datetime) -> Callable[[datetime | None], str]:
     """A template helper: how long before `now` a time was, in words a person reads at a glance."""
 
     def ago(when: datetime | None) -> str:
