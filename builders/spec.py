@@ -17,8 +17,8 @@ import os
 import re
 import sys
 import tempfile
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -273,7 +273,7 @@ class Progress(_Model):
 # ---------------------------------------------------------------------------------------------- Manifest
 
 
-class StageStatus(str, Enum):
+class StageStatus(StrEnum):
     pending = "pending"
     running = "running"
     succeeded = "succeeded"
@@ -465,7 +465,7 @@ class Manifest(_Model):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -98,7 +98,7 @@ class HubService:
         domains: list[str] | None = None,
         owner: str | None = None,
     ) -> Webhook:
-        """Add a hook (Python API, CLI and settings API: `url` is checked there); `watched=None` watches every repo."""
+        """Add a hook (Python API, CLI, settings API: `url` is checked here); `watched=None` watches all."""
         with self.lock:
             hook = self.webhooks.register(url, secret, watched, domains, owner)
             self.save_meta()
