@@ -43,6 +43,8 @@ from builders.spec import (
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _SPEC_DEPENDENT = ("engines", "validate", "manifest")  # stages whose result depends on more than the key
 
+StageFunction = Callable[[BuildContext], dict[str, Any]]
+
 
 def main(spec_path: Path) -> int:
     reporter = Reporter.take_stdout()
@@ -53,7 +55,7 @@ def main(spec_path: Path) -> int:
     return Runner(spec, reporter).run()
 
 
-def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, Any]]]:
+def _stage_functions(fmt: str) -> dict[str, StageFunction]:
     from builders import fetch, gptq, hfmodel, modelopt_quant, trtllm, validate
 
     producer = gptq if fmt == "gptq" else modelopt_quant
@@ -109,7 +111,9 @@ class Runner:
             failure = BuildFailure("internal", f"{type(e).__name__}: {e}".strip())
         return self._finish(manifest, records, failure, failed_stage, ran_any)
 
-    def _run_stage(self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: Callable) -> None:
+    def _run_stage(
+        self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: StageFunction
+    ) -> None:
         """Run one stage; its record (also when it fails) lands in ``records`` and on disk."""
         old = records.get(name)
         interrupted = old is not None and old.status == StageStatus.running
