@@ -181,7 +181,7 @@ class Hub:
             meta = self.call(self.api.get_safetensors_metadata, repo_id, revision=revision, repo_id=repo_id)
         except (hf_errors.NotASafetensorsRepoError, hf_errors.SafetensorsParsingError) as e:
             raise HubError(f"cannot read safetensors headers ({repo_id}): {e}", repo_id=repo_id) from e
-        return dict(meta.parameter_count)
+        return {dtype: count for dtype, count in meta.parameter_count.items()}
 
     # --- writes and community calls used by the publisher -------------------------------------------
 

@@ -9,10 +9,10 @@ import difflib
 import logging
 import os
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,

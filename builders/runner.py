@@ -43,6 +43,8 @@ from builders.spec import (
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _SPEC_DEPENDENT = ("engines", "validate", "manifest")  # stages whose result depends on more than the key
 
+StageFunction = Callable[[BuildContext], dict[str, Any]]
+
 
 def main(spec_path: Path) -> int:
     reporter = Reporter.take_stdout()
@@ -53,13 +55,10 @@ def main(spec_path: Path) -> int:
     return Runner(spec, reporter).run()
 
 
-def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, Any]]]:
-    from builders import fetch, load, trtllm, validate
+def _stage_functions(fmt: str) -> dict[str, StageFunction]:
+    from builders import fetch, gptq, load, modelopt_quant, trtllm, validate
 
-    if fmt == "gptq":
-        from builders import gptq as producer
-    else:
-        from builders import modelopt_quant as producer
+    producer = gptq if fmt == "gptq" else modelopt_quant
     return {
         "fetch": lambda ctx: fetch.fetch(ctx.spec, ctx.progress),
         "load": load.load_stage,
@@ -112,7 +111,9 @@ class Runner:
             failure = BuildFailure("internal", f"{type(e).__name__}: {e}".strip())
         return self._finish(manifest, records, failure, failed_stage, ran_any)
 
-    def _run_stage(self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: Callable) -> None:
+    def _run_stage(
+        self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: StageFunction
+    ) -> None:
         """Run one stage; its record (also when it fails) lands in ``records`` and on disk."""
         old = records.get(name)
         interrupted = old is not None and old.status == StageStatus.running

@@ -17,15 +17,15 @@ import os
 import re
 import sys
 import tempfile
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Format = Literal["fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq"]
 FORMATS: tuple[str, ...] = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
@@ -274,7 +274,7 @@ class Progress(_Model):
 # ---------------------------------------------------------------------------------------------- Manifest
 
 
-class StageStatus(str, Enum):
+class StageStatus(StrEnum):
     pending = "pending"
     running = "running"
     succeeded = "succeeded"
@@ -478,7 +478,7 @@ class Manifest(_Model):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
 from bot.execution.launch import Worker
 from bot.settings import Settings
-from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
+from builders.spec import FORMATS, BuildSpec, Manifest, Progress
 
 
 @click.command()
@@ -66,16 +66,18 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
     recipe_fields = {"kv_cache": kv_cache, "calib_dataset": calib, "calib_samples": calib_samples,
                      "calib_seq_len": calib_seq_len, "calib_batch_size": calib_batch_size}  # fmt: skip
     try:
-        spec = BuildSpec(
-            **source,
-            format=fmt,
-            recipe=Recipe(**{k: v for k, v in recipe_fields.items() if v is not None}),
-            target_sms=list(sms),
-            device=device,
-            allow_pickle=allow_pickle or settings.allow_pickle,
-            trust_remote_code=trust_remote_code or model in settings.trust_remote_code_repos,
-            work_dir=Path("."),
-            output_dir=Path("."),
+        spec = BuildSpec.model_validate(
+            {
+                **source,
+                "format": fmt,
+                "recipe": {k: v for k, v in recipe_fields.items() if v is not None},
+                "target_sms": list(sms),
+                "device": device,
+                "allow_pickle": allow_pickle or settings.allow_pickle,
+                "trust_remote_code": trust_remote_code or model in settings.trust_remote_code_repos,
+                "work_dir": Path("."),
+                "output_dir": Path("."),
+            }
         )
     except ValueError as e:
         raise UsageError(_first_error(e)) from None

@@ -38,7 +38,7 @@ DATA_DIR = Path(__file__).parent
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_BaseLoader):
     """A safe YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
