@@ -22,10 +22,13 @@ CODE_PATTERNS = ["*.py"]
 
 
 def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
-    """Make the snapshot available locally; return the fetch stage's record details."""
-    if spec.local_dir is not None:
-        return _local(spec)
-    return _hub(spec, progress)
+    """Read the calibration data first (it fails fastest), then make the model's snapshot available."""
+    from builders.calibration import fetch_calibration
+
+    calibration = fetch_calibration(spec, progress)
+    found = _local(spec) if spec.local_dir is not None else _hub(spec, progress)
+    outputs = [calibration["rows_file"]] if "rows_file" in calibration else []
+    return found | {"calibration": calibration, "outputs": outputs}
 
 
 def _local(spec: BuildSpec) -> dict:
