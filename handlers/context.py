@@ -41,7 +41,12 @@ class PlannerPort(Protocol):
     def plan(self, repo_id: str, revision: str) -> Any: ...
 
     def specs(
-        self, plan: Any, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+        self,
+        plan: Any,
+        *,
+        formats: Sequence[str] = (),
+        sms: Sequence[int] = (),
+        kv_cache_off: str | None = None,
     ) -> list[BuildSpec]: ...
 
 

@@ -131,7 +131,8 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
         for sm in command.sms
         if sm not in targets
     ]
-    specs = ctx.planner.specs(plan, formats=command.formats, sms=command.sms)
+    off = "/quantize --kv-cache none" if command.kv_cache == "none" else None
+    specs = ctx.planner.specs(plan, formats=command.formats, sms=command.sms, kv_cache_off=off)
     asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
     intro = f"@{author} asked for {asked} of {where}."
     notes = ["", *lines] if lines else []

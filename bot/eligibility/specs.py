@@ -21,6 +21,9 @@ from bot.settings import Settings
 from builders.spec import BuildSpec, Recipe, ValidationSettings, installed_toolchain
 from handlers.plans import eligible_sms
 
+# Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
+# int8_sq is left out: its legacy checkpoint takes an INT8 KV cache, asked for explicitly.
+KV_FP8_FORMATS = frozenset({"fp8", "int4_awq", "w4a8_awq", "nvfp4"})
 _PLACEHOLDER = Path("/unset")
 
 
@@ -54,8 +57,17 @@ class BuildPlanner:
         facts = facts_from_hub(self.hub, repo_id, revision=revision)
         return plan(facts, targets.targets, PlanOptions.from_settings(s))
 
-    def specs(self, result: Plan, *, formats: Sequence[str] = (), sms: Sequence[int] = ()) -> list[BuildSpec]:
-        """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given)."""
+    def specs(
+        self,
+        result: Plan,
+        *,
+        formats: Sequence[str] = (),
+        sms: Sequence[int] = (),
+        kv_cache_off: str | None = None,
+    ) -> list[BuildSpec]:
+        """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given).
+
+        `kv_cache_off` names who turned the default FP8 KV cache off (a watch, a command), if anyone."""
         facts = result.facts
         if facts.revision is None:
             raise ValueError(f"plan of {facts.name} has no pinned revision")
@@ -64,14 +76,19 @@ class BuildPlanner:
             chosen = [sm for sm in fmt_sms if not sms or sm in sms]
             if (formats and fmt not in formats) or not chosen:
                 continue
-            specs.append(self._spec(facts.name, facts.revision, fmt, chosen))
+            kv = kv_cache_default(result, fmt, chosen, off=kv_cache_off)
+            specs.append(self._spec(facts.name, facts.revision, fmt, chosen, kv))
         return specs
 
-    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int]) -> BuildSpec:
+    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int], kv: tuple[str, str]) -> BuildSpec:
         s = self.settings
         recipe = dict(s.build_recipe)
         if fmt == "gptq":
             recipe.pop("kv_cache", None)
+        elif "kv_cache" in recipe:
+            recipe.setdefault("kv_cache_reason", f"{recipe['kv_cache']}: set by the build_recipe setting")
+        else:
+            recipe["kv_cache"], recipe["kv_cache_reason"] = kv
         draft = BuildSpec(
             repo_id=repo_id,
             revision=revision,
@@ -87,3 +104,19 @@ class BuildPlanner:
         )
         folder = Path(s.data_dir) / "builds" / draft.key()[:24]
         return draft.model_copy(update={"work_dir": folder / "work", "output_dir": folder / "out"})
+
+
+def kv_cache_default(result: Plan, fmt: str, sms: Sequence[int], off: str | None = None) -> tuple[str, str]:
+    """(kv_cache, why) for a format built for `sms`: FP8 where TensorRT-LLM's model and hardware matrices
+    mark FP8 KV cache for the model on every one of them and the format takes it (as hf_ptq defaults),
+    unless `off` says who turned it off."""
+    if fmt not in KV_FP8_FORMATS:
+        return "none", f"not quantized: {fmt} takes no FP8 KV cache by default"
+    if off:
+        return "none", f"not quantized: turned off by {off}"
+    where = ", ".join(f"sm{sm}" for sm in sms) or "any target"
+    model = result.facts.model_type
+    marks = [e for t in result.targets if t.target.sm in sms for e in t.eligible if e.format == fmt]
+    if marks and len(marks) == len(sms) and all("fp8" in e.kv_cache for e in marks):
+        return "fp8", f"fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for {model} on {where}"
+    return "none", f"not quantized: TensorRT-LLM's matrices do not mark FP8 KV cache for {model} on {where}"

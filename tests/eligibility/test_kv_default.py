@@ -1,0 +1,41 @@
+"""The KV-cache default of a build: FP8 where TensorRT-LLM's matrices mark FP8 KV cache for the model on
+every target SM and the format takes it (as ModelOpt's hf_ptq defaults), unless someone turned it off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_planner import plan_for
+
+from bot.eligibility.specs import kv_cache_default
+
+
+def test_fp8_where_the_matrices_mark_it(configs: dict[str, Any]) -> None:
+    result = plan_for(configs["mistral"], (90, 89))
+    kv, why = kv_cache_default(result, "fp8", [90, 89])
+    assert kv == "fp8" and why == (
+        "fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for mistral on sm90, sm89"
+    )
+
+
+def test_none_for_formats_that_take_no_fp8_kv_cache(configs: dict[str, Any]) -> None:
+    result = plan_for(configs["qwen2"], (90,))
+    assert kv_cache_default(result, "gptq", [90])[0] == "none"
+    assert kv_cache_default(result, "int8_sq", [90]) == (
+        "none",
+        "not quantized: int8_sq takes no FP8 KV cache by default",
+    )
+
+
+def test_none_where_the_matrices_do_not_mark_it(configs: dict[str, Any]) -> None:
+    result = plan_for(configs["granite"], (90,))
+    kv, why = kv_cache_default(result, "fp8", [90])
+    assert kv == "none" and "do not mark FP8 KV cache for granite on sm90" in why
+
+
+def test_an_opt_out_wins_and_is_named(configs: dict[str, Any]) -> None:
+    result = plan_for(configs["mistral"], (90,))
+    assert kv_cache_default(result, "fp8", [90], off="/quantize --kv-cache none") == (
+        "none",
+        "not quantized: turned off by /quantize --kv-cache none",
+    )
