@@ -108,15 +108,17 @@ class BuildPlanner:
 
 def kv_cache_default(result: Plan, fmt: str, sms: Sequence[int], off: str | None = None) -> tuple[str, str]:
     """(kv_cache, why) for a format built for `sms`: FP8 where TensorRT-LLM's model and hardware matrices
-    mark FP8 KV cache for the model on every one of them and the format takes it (as hf_ptq defaults),
-    unless `off` says who turned it off."""
+    mark FP8 KV cache for the model on every one of them the format is eligible on, and the format takes
+    it (as hf_ptq defaults), unless `off` says who turned it off."""
     if fmt not in KV_FP8_FORMATS:
         return "none", f"not quantized: {fmt} takes no FP8 KV cache by default"
     if off:
         return "none", f"not quantized: turned off by {off}"
-    where = ", ".join(f"sm{sm}" for sm in sms) or "any target"
     model = result.facts.model_type
-    marks = [e for t in result.targets if t.target.sm in sms for e in t.eligible if e.format == fmt]
-    if marks and len(marks) == len(sms) and all("fp8" in e.kv_cache for e in marks):
+    marks = {
+        t.target.sm: e for t in result.targets if t.target.sm in sms for e in t.eligible if e.format == fmt
+    }
+    where = ", ".join(f"sm{sm}" for sm in (marks or sms)) or "any target"
+    if marks and all("fp8" in e.kv_cache for e in marks.values()):
         return "fp8", f"fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for {model} on {where}"
     return "none", f"not quantized: TensorRT-LLM's matrices do not mark FP8 KV cache for {model} on {where}"

@@ -188,15 +188,22 @@ def kill_when(proc: subprocess.Popen, predicate: Any, timeout: float = 240) -> l
 
 def host_leaks(out: Path, spec: BuildSpec) -> list[str]:
     """``file: needle`` for every file under ``out`` that names this machine: its build folders, the HF
-    cache, the home folder, the temp dir, the user or the host name."""
+    cache, the home folder, the temp dir (anywhere in a text), the user or the host name (as a word).
+
+    Of a safetensors file only the header is text; its tensor data is numbers, not names."""
+    import re
     import tempfile
 
     from builders.portable import host_roots
 
-    needles = {root for root, _ in host_roots(spec)} | {tempfile.gettempdir(), *machine_names()}
-    needles |= {str(Path(spec.work_dir).parent)}
+    paths = {root for root, _ in host_roots(spec)} | {tempfile.gettempdir(), str(Path(spec.work_dir).parent)}
+    names = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])") for n in machine_names()]
     found = []
     for file in sorted(p for p in out.rglob("*") if p.is_file()):
         data = file.read_bytes()
-        found += [f"{file.relative_to(out)}: {n}" for n in sorted(needles) if n.encode() in data]
+        if file.suffix == ".safetensors":
+            data = data[8 : 8 + int.from_bytes(data[:8], "little")]
+        text = data.decode("utf-8", errors="replace")
+        found += [f"{file.relative_to(out)}: {p}" for p in sorted(paths) if p in text]
+        found += [f"{file.relative_to(out)}: {n.pattern}" for n in names if n.search(text)]
     return found

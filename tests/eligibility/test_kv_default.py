@@ -39,3 +39,13 @@ def test_an_opt_out_wins_and_is_named(configs: dict[str, Any]) -> None:
         "none",
         "not quantized: turned off by /quantize --kv-cache none",
     )
+
+
+def test_only_the_sms_a_format_is_eligible_on_count(configs: dict[str, Any]) -> None:
+    """FP8 weights are not eligible on Ampere, so sm80 does not veto fp8's KV default; int4_awq is
+    eligible on both, and both hardware rows mark FP8 KV cache."""
+    result = plan_for(configs["mistral"], (80, 90))
+    kv, why = kv_cache_default(result, "fp8", [80, 90])
+    assert (kv, why.endswith("mark FP8 KV cache for mistral on sm90")) == ("fp8", True)
+    kv, why = kv_cache_default(result, "int4_awq", [80, 90])
+    assert (kv, why.endswith("mark FP8 KV cache for mistral on sm80, sm90")) == ("fp8", True)
