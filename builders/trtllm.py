@@ -39,7 +39,7 @@ def probe() -> tuple[str | None, str | None, str]:
             None,
             (
                 f"TensorRT-LLM {version} has no trtllm-build (its TensorRT engine backend ended with 1.2); "
-                "its PyTorch backend serves trt-llm/checkpoints directly with LLM(model=...)"
+                "its PyTorch backend serves the checkpoint at the repo root directly with LLM(model=...)"
             ),
         )
     tool = shutil.which("trtllm-build")
