@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from builders.calibration import fetch_calibration
 from builders.failures import BuildFailure, human_bytes
 from builders.spec import BuildSpec
 
@@ -23,14 +24,18 @@ CODE_PATTERNS = ["*.py"]
 
 
 def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict[str, Any]:
-    """Make the snapshot available locally; return the fetch stage's record details."""
+    """Read the calibration data first (it fails fastest), then make the model's snapshot available."""
+    calibration = fetch_calibration(spec, progress)
     if spec.local_dir is not None:
-        return _local(spec, spec.local_dir)
-    if spec.repo_id is None or spec.revision is None:  # the spec's validator rules this out
+        found = _local(spec, spec.local_dir)
+    elif spec.repo_id is None or spec.revision is None:  # the spec's validator rules this out
         raise BuildFailure(
             "invalid_spec", "the spec names neither local_dir nor repo_id@revision", bad_input=True
         )
-    return _hub(spec, spec.repo_id, spec.revision, progress)
+    else:
+        found = _hub(spec, spec.repo_id, spec.revision, progress)
+    outputs = [calibration["rows_file"]] if "rows_file" in calibration else []
+    return found | {"calibration": calibration, "outputs": outputs}
 
 
 def _local(spec: BuildSpec, local_dir: Path) -> dict[str, Any]:

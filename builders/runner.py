@@ -8,7 +8,8 @@ the saved quantized state or GPTQ checkpoint (quantize), the exported files (exp
 does not survive, and is reloaded by the stage that needs it (see context.py), so "load" is not rerun
 for its own sake: its record keeps the base model's measurements.
 
-The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed".
+The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed";
+it is written as published (portable.py): nothing in it names a place on this machine.
 Exit codes: 0 succeeded, 1 failed, 2 failed because of the input (the spec or the upstream repo).
 """
 
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from builders.context import BuildContext
 from builders.environment import StageMeter, detect_device, toolchain
 from builders.failures import BuildFailure
+from builders.portable import portable_manifest
 from builders.progress import Reporter
 from builders.spec import (
     MANIFEST_NAME,
@@ -229,7 +231,8 @@ class Runner:
             manifest.status = "failed" if error else "succeeded"
             manifest.finished_at = utcnow()
             manifest.wall_s = round(time.monotonic() - self.started, 3)
-        manifest.write(Path(self.spec.output_dir) / MANIFEST_NAME)
+        published = portable_manifest(manifest.model_dump(mode="json"), self.spec)
+        write_json_atomic(Path(self.spec.output_dir) / MANIFEST_NAME, published)
 
     # -- the work dir
 

@@ -130,12 +130,15 @@ class Eligibility:
     """Which formats one revision may get on which SMs, and why not the others (from the planner)."""
 
     repo_id: str
-    revision: str
+    revision: str | None  # None for a local folder: specs need a pinned revision
     policy: str
     refused: str | None  # the whole-model refusal, if any: then nothing is eligible
     target_sms: tuple[int, ...] = ()
     eligible: dict[str, list[int]] = field(default_factory=dict)  # format → SMs, canonical format order
     skips: dict[str, list[str]] = field(default_factory=dict)  # format → one reason per SM that refused it
+    model_type: str | None = None
+    # format → SMs where TensorRT-LLM's matrices mark FP8 KV cache for this model (the default KV choice)
+    fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
 
     def skip_reasons(self, fmt: str) -> list[str]:
         """Why `fmt` is not eligible, one line per SM that refused it."""

@@ -19,7 +19,8 @@ _SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
 HELP = """\
 I build quantized releases of this model. Commands (one per comment):
 
-- `/quantize [formats…] [--sm 90,89]` — build the given formats (default: every eligible format)
+- `/quantize [formats…] [--sm 90,89] [--kv-cache none]` — build the given formats (default: every eligible
+  format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache none`
 - `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
 - `/status` — show the builds of this model and their progress
 - `/cancel` — cancel the builds you started here that are still queued or running
@@ -36,6 +37,7 @@ class Command:
     name: str
     formats: tuple[str, ...] = ()
     sms: tuple[int, ...] = ()
+    kv_cache: str | None = None  # "none" turns the default FP8 KV cache off; None keeps the default
     error: str | None = None
     args: tuple[str, ...] = field(default=(), repr=False)
 
@@ -82,12 +84,18 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
         return Command(name, args=tuple(args))
     formats: list[str] = []
     sms: tuple[int, ...] = ()
+    kv_cache: str | None = None
     i = 0
     while i < len(args):
         word = args[i]
-        if word.startswith("--sm"):
+        if word.startswith(("--sm", "--kv-cache")):
             value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
             i += 1 if "=" in word else 2
+            if word.startswith("--kv-cache"):
+                if value.lower() != "none":
+                    return Command("help", error=f"`--kv-cache {value[:20]}`: only `--kv-cache none` exists")
+                kv_cache = "none"
+                continue
             sms, error = _parse_sms(value)
             if error:
                 return Command("help", error=error)
@@ -97,7 +105,7 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
             return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
-    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms)
+    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache)
 
 
 def help_text(known_formats: tuple[str, ...]) -> str:
