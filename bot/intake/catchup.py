@@ -101,6 +101,7 @@ class CatchUp:
         `command_namespaces`."""
         sources: list[tuple[str, datetime | None, Callable[[], list[Any]]]] = []
         for watch in self.store.watches.list():
+            listing: Callable[[], list[Any]]
             if watch.kind is WatchKind.REPO:
                 listing = functools.partial(_one, self.hub.model_info, watch.target)
             elif watch.kind is WatchKind.AUTHOR:
@@ -111,9 +112,9 @@ class CatchUp:
         for namespace in self.settings.command_namespaces:
             sources.append((namespace, None, functools.partial(self.hub.list_models, author=namespace)))
         found: dict[str, tuple[Any, datetime | None]] = {}
-        for name, added, listing in sources:
+        for name, added, list_models in sources:
             try:
-                infos = listing()
+                infos = list_models()
             except HubError as e:
                 log.warning("catch-up could not list %s: %s", name, e)
                 continue
