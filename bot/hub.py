@@ -241,10 +241,15 @@ class Hub:
 
     def pull_requests(self, repo_id: str, author: str | None = None) -> list[Discussion]:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
+        return self._discussions(repo_id, author=author, discussion_type="pull_request")
+
+    def open_discussions(self, repo_id: str) -> list[Discussion]:
+        """The repo's open discussions and PRs (drafts too): where commands the bot missed may wait."""
+        return self._discussions(repo_id, discussion_status="open")
+
+    def _discussions(self, repo_id: str, **filters: Any) -> list[Discussion]:
         listing = self.api.get_repo_discussions
-        return self.call(
-            lambda: list(listing(repo_id, author=author, discussion_type="pull_request")), repo_id=repo_id
-        )
+        return self.call(lambda: list(listing(repo_id, **filters)), repo_id=repo_id)
 
     def discussion(self, repo_id: str, num: int) -> DiscussionWithDetails:
         """A discussion or PR with its events (the first comment is its description)."""

@@ -69,7 +69,7 @@ class Bot:
         dispatcher = Dispatcher(
             store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
         )
-        poller = Poller(settings, store, hub, wake=dispatcher.wake)
+        poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
         scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)

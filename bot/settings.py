@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     command_rate_limit: int = Field(10, ge=1, description="Commands one user may give per rate window.")
     command_rate_window_s: int = Field(3600, ge=1, description="The rate limit's window, in seconds.")
     public_url: str | None = Field(None, description="The bot's URL as the Hub reaches it (webhooks sync).")
-    poll_interval_min: float = Field(15.0, gt=0, description="Minutes between polls of the watch list.")
+    poll_interval_min: float = Field(
+        15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
+    )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
     publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")

@@ -106,6 +106,22 @@ def event_from_payload(payload: Any, delivery_id: str) -> Event:
     return Event(delivery_id, scope, action, payload, parsed, key, parsed.repo.name)
 
 
+def repo_block(endpoint: str, repo: str, private: bool, head_sha: str | None = None) -> dict[str, Any]:
+    """A model repo as the Hub's payloads describe it, for the events the bot makes itself (the poller, the
+    catch-up); the Hub's object ids, which its API does not give, are stable digests in their alphabet."""
+    block: dict[str, Any] = {
+        "type": "model",
+        "name": repo,
+        "id": digest("repo", repo)[:24],
+        "private": private,
+        "url": {"web": f"{endpoint}/{repo}", "api": f"{endpoint}/api/models/{repo}"},
+        "owner": {"id": digest("owner", repo.split("/")[0])[:24]},
+    }
+    if head_sha is not None:
+        block["headSha"] = head_sha
+    return block
+
+
 def _ignore_reason(scope: str, action: str, payload: dict[str, Any]) -> str | None:
     """Why the bot does not act on an event it cannot refuse (None: it is for the handlers)."""
     if scope not in HANDLED_SCOPES:

@@ -4,14 +4,12 @@ ready, and handles what it stored once the Hub (a hubsim started later on the co
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
+from bot_support import free_port, until
 
 from bot.hubsim import Directory, HubService, HubsimServer, User
 from bot.runtime import Bot, BotServer
@@ -20,26 +18,12 @@ from bot.settings import load_settings
 SECRET = "offline-" + uuid.uuid4().hex
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _until(probe: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := probe()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return found
-
-
 def test_serve_starts_without_the_hub_and_handles_once_it_answers(
     tmp_path, payloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("bot.intake.readiness.FIRST_DELAY_S", 0.2)
     monkeypatch.setattr("bot.intake.readiness.MAX_DELAY_S", 0.5)
-    token, port = "hf_bot_" + uuid.uuid4().hex, _free_port()
+    token, port = "hf_bot_" + uuid.uuid4().hex, free_port()
     settings = load_settings(
         data_dir=tmp_path, hf_endpoint=f"http://127.0.0.1:{port}", hf_token=token, webhook_secret=SECRET,
         poll_interval_min=60,
@@ -60,10 +44,10 @@ def test_serve_starts_without_the_hub_and_handles_once_it_answers(
             assert server.bot.store.events.get(event_id).processed_at is None  # stored, waiting for the Hub
 
             hub = HubsimServer(HubService(Directory([User("quantbot", token)], [])), port=port).start()
-            _until(lambda: client.get("/readyz").status_code == 200, "the bot to be ready")
+            until(lambda: client.get("/readyz").status_code == 200, "the bot to be ready")
             assert client.get("/healthz").json() == {"status": "ok", "webhooks": "enabled"}
             assert server.bot.options.bot_user == "quantbot"
-            event = _until(
+            event = until(
                 lambda: (e := server.bot.store.events.get(event_id)).processed_at and e, "the event"
             )
             assert event.outcome == "ignored"  # some-user/some-repo is not watched: handled, politely

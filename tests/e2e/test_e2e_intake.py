@@ -49,7 +49,7 @@ def store(bot: BotProcess) -> Iterator[Store]:
 
 
 def _still_answers(bot: BotProcess) -> None:
-    assert httpx.get(bot.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(bot.url + "/healthz", timeout=5).json() == {"status": "ok", "webhooks": "enabled"}
 
 
 def test_a_missing_or_wrong_secret_is_refused(bot: BotProcess, store: Store) -> None:
