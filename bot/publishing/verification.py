@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bot.eligibility.matrices import load_runtimes
 from bot.execution.launch import worker_argv, worker_env
 from bot.publishing.usage import NEW_TOKENS, PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
@@ -64,7 +65,7 @@ def _worker_failed(request: VerifyRequest, why: str) -> VerificationRecord:
     )
 
 
-def verification_line(record: VerificationRecord, runtime_names: dict[str, str]) -> str:
+def verification_line(record: VerificationRecord) -> str:
     """One sentence for the card and the PR: what was checked on the downloaded release, or what failed."""
     at = f"`{record.revision[:12]}`"
     if not record.ok:
@@ -74,7 +75,8 @@ def verification_line(record: VerificationRecord, runtime_names: dict[str, str])
     config = next((c for c in record.checks if c.name == "AutoConfig"), None)
     if config is not None:
         parts.append(f"`AutoConfig` loads it ({config.detail})")
-    names = [runtime_names.get(r, r) for r in record.runtimes]
+    runtimes = {r.id: r.name for r in load_runtimes().runtimes}
+    names = [runtimes.get(r, r) for r in record.runtimes]
     if names:
         parts.append(f"the detection rules of {', '.join(names)} recognise the files")
     snippet = next((c for c in record.checks if c.name == "card snippet"), None)

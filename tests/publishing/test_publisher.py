@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 
-from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, UsageError
+from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, PublishError, UsageError
 from bot.hub import MAX_ATTEMPTS
 from bot.publishing.lookup import ReleaseLookup, ReleaseTag
 from bot.publishing.publisher import Publisher
@@ -347,7 +347,7 @@ def test_no_write_access_without_pr_fallback_is_an_error(
 
 
 def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
-    publisher, builds, upstream, hubsim, release_repo
+    settings, builds, upstream, hubsim, release_repo
 ) -> None:
     """The shared upstream is gated for this test only (the bot is granted access), then reopened."""
     hubsim.other_api.update_repo_settings(upstream.repo_id, gated="manual")
@@ -355,8 +355,12 @@ def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
     try:
         build = builds.get(upstream.repo_id, upstream.revisions[0], "gptq")
         repo_id = release_repo("gated")
+        with pytest.raises(PublishError, match="allow_gated is off"):
+            Publisher.from_settings(settings).publish(build, repo_id=repo_id)
+        assert not hubsim.api.repo_exists(repo_id)
 
-        result = publisher.publish(build, repo_id=repo_id)
+        allowed = settings.model_copy(update={"allow_gated": True})
+        result = Publisher.from_settings(allowed).publish(build, repo_id=repo_id)
 
         assert result.status is ReleaseStatus.PUBLISHED
         assert hubsim.api.model_info(repo_id).gated == "manual"
