@@ -458,7 +458,7 @@ class VerificationRecord(_Model):
     files: int = Field(0, description="Files downloaded and checked.")
     checks: list[Check] = Field(default_factory=list)
     runtimes: list[str] = Field(default_factory=list, description="Runtimes whose detection rule matches.")
-    sample: Sample | None = Field(None, description="What the card's snippet generated.")
+    output: str | None = Field(None, description="What the card's snippet printed (prompt and continuation).")
     not_run: str | None = Field(None, description="Why the card's snippet was not run, if it was not.")
     at: datetime | None = None
 

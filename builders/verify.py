@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,6 @@ from builders.artifacts import sha256_file
 from builders.spec import (
     MANIFEST_NAME,
     Check,
-    Sample,
     VerificationRecord,
     VerifyRequest,
     utcnow,
@@ -44,14 +44,14 @@ def verify(request: VerifyRequest) -> VerificationRecord:
         checks.append(download)
         files = 0
         runtimes: list[str] = []
-        sample, not_run = None, None
+        output, not_run = None, None
         if local is not None:
             hashed, files = _hashes(local, request.extra_files)
             checks.append(hashed)
             checks.append(_autoconfig(request, root / "config-cache"))
             runtimes, detection = _detect_all(local, request.rules)
             checks.append(detection)
-            sample, not_run, ran = _snippet(request, local, root / "snippet")
+            output, not_run, ran = _snippet(request, root / "snippet")
             if ran is not None:
                 checks.append(ran)
         return VerificationRecord(
@@ -61,7 +61,7 @@ def verify(request: VerifyRequest) -> VerificationRecord:
             files=files,
             checks=checks,
             runtimes=runtimes,
-            sample=sample,
+            output=output,
             not_run=not_run,
             at=utcnow(),
         )
@@ -115,8 +115,12 @@ def _hashes(local: Path, extra_files: list[str]) -> tuple[Check, int]:
 
 def _autoconfig(request: VerifyRequest, cache: Path) -> Check:
     """`AutoConfig.from_pretrained(repo_id)`: what every runtime does first, by id, not from a folder."""
+    from huggingface_hub import constants
     from transformers import AutoConfig
 
+    if constants.ENDPOINT.rstrip("/") != request.endpoint.rstrip("/"):
+        detail = f"the worker's HF_ENDPOINT is {constants.ENDPOINT}, not the release's Hub"
+        return Check(name="AutoConfig", ok=False, detail=detail)
     try:
         config = AutoConfig.from_pretrained(
             request.repo_id, revision=request.revision, cache_dir=cache, trust_remote_code=False
@@ -164,9 +168,7 @@ def _detect_all(local: Path, rules: dict[str, list[dict[str, Any]]]) -> tuple[li
     return recognised, Check(name="runtime detection", ok=bool(rules) and not missing, detail=detail)
 
 
-def _snippet(
-    request: VerifyRequest, local: Path, work: Path
-) -> tuple[Sample | None, str | None, Check | None]:
+def _snippet(request: VerifyRequest, work: Path) -> tuple[str | None, str | None, Check | None]:
     """Run the card's snippet in its own interpreter, as a user pasting it would, when this machine can."""
     if request.snippet is None:
         return None, "no snippet of the card runs on this worker (its runtimes need a GPU)", None
@@ -178,7 +180,12 @@ def _snippet(
     work.mkdir(parents=True, exist_ok=True)
     script = work / "snippet.py"
     script.write_text(request.snippet, encoding="utf-8")
-    env = os.environ | {"HF_HUB_CACHE": str(work / "cache"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    cache = _cache_as_main(request, work / "cache")
+    env = os.environ | {
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
     try:
         run = subprocess.run(
             [sys.executable, str(script)],
@@ -190,24 +197,38 @@ def _snippet(
         )
     except subprocess.TimeoutExpired:
         return None, None, Check(name="card snippet", ok=False, detail="timed out")
-    output = run.stdout.strip()
-    if run.returncode != 0 or not output:
-        tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        return None, None, Check(name="card snippet", ok=False, detail=tail[:_OUTPUT_CHARS])
     prompt = request.snippet_prompt or ""
-    sample = Sample(
-        prompt=prompt, output=output[-_OUTPUT_CHARS:], new_tokens=_new_tokens(local, prompt, output)
+    output = run.stdout[run.stdout.rfind(prompt) :].strip()  # runtimes log on stdout too
+    if run.returncode != 0 or not output:
+        return None, None, Check(name="card snippet", ok=False, detail=_error_line(run.stderr))
+    added = len(output) - len(prompt)
+    detail = f"{needs or 'python'}: it printed the prompt and {added} generated characters"
+    return output[:_OUTPUT_CHARS], None, Check(name="card snippet", ok=True, detail=detail)
+
+
+def _cache_as_main(request: VerifyRequest, cache: Path) -> Path:
+    """A Hub cache in which `main` of the repo is the commit under test (not yet merged when it is a PR), so
+    the card's snippet, which names no revision, loads exactly these files, offline."""
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(
+        request.repo_id,
+        revision=request.revision,
+        cache_dir=cache,
+        endpoint=request.endpoint,
+        token=os.environ.get("HF_TOKEN") or None,
     )
-    detail = f"ran with {needs or 'python'}: {sample.new_tokens} new tokens"
-    return sample, None, Check(name="card snippet", ok=True, detail=detail)
+    refs = cache / f"models--{request.repo_id.replace('/', '--')}" / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / "main").write_text(request.revision)
+    return cache
 
 
-def _new_tokens(local: Path, prompt: str, output: str) -> int:
-    """Tokens the snippet added after the prompt, counted with the release's own tokenizer."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(local)
-    return len(tokenizer(output)["input_ids"]) - len(tokenizer(prompt)["input_ids"])
+def _error_line(stderr: str) -> str:
+    """The exception line of a traceback (the last line of stderr is often a warning)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+    return ((errors or lines or ["no output"])[-1])[:_OUTPUT_CHARS]
 
 
 def _has_gpu() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.eligibility.matrices import load_runtimes
 from bot.execution.launch import worker_argv, worker_env
-from bot.publishing.usage import NEW_TOKENS, PROMPT, detection_rules, runnable_snippet
+from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
 from builders.spec import Check, VerificationRecord, VerifyRequest, utcnow
 
@@ -81,7 +81,7 @@ def verification_line(record: VerificationRecord) -> str:
         parts.append(f"the detection rules of {', '.join(names)} recognise the files")
     snippet = next((c for c in record.checks if c.name == "card snippet"), None)
     if snippet is not None:
-        parts.append(f"the card's snippet ran ({snippet.detail}, {NEW_TOKENS} asked)")
+        parts.append(f"the card's snippet ran on these files ({snippet.detail})")
     elif record.not_run:
         parts.append(f"no snippet was run ({record.not_run})")
     return "; ".join(parts) + "."
