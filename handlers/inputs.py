@@ -132,6 +132,9 @@ class Eligibility:
     target_sms: tuple[int, ...] = ()
     eligible: dict[str, list[int]] = field(default_factory=dict)  # format → SMs, canonical format order
     skips: dict[str, list[str]] = field(default_factory=dict)  # format → one reason per SM that refused it
+    runs_with: dict[str, str] = field(
+        default_factory=dict
+    )  # format → the runtimes that load it (runtimes.yaml)
 
     def skip_reasons(self, fmt: str) -> list[str]:
         """Why `fmt` is not eligible, one line per SM that refused it."""

@@ -14,6 +14,7 @@ import click
 
 from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
+from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
 from bot.eligibility.targets import GIB, Target, parse_sms, resolve_targets
 from bot.errors import UsageError
@@ -98,6 +99,11 @@ def render(result: Plan) -> str:
         lines += ["", *_table(target_plan, legend)]
     if legend:
         lines += ["", *(f"[{n}] {note}" for note, n in legend.items())]
+    eligible = dict.fromkeys(e.format for tp in result.targets for e in tp.eligible)
+    if eligible:
+        runtimes = load_runtimes()
+        lines += ["", "Runs with (bot/eligibility/matrices/runtimes.yaml):"]
+        lines += [f"  {fmt:<9} {runtimes.summary(fmt)}" for fmt in eligible]
     return "\n".join(lines)
 
 

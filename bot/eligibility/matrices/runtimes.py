@@ -90,6 +90,10 @@ class RuntimeTable:
         """The runtimes that load `fmt`."""
         return [(r, c) for r, c in self.cells(fmt) if c.loads]
 
+    def summary(self, fmt: str) -> str:
+        """`vLLM (sm89+), SGLang (sm89+)`: who loads `fmt` where, for one-line answers and the plan."""
+        return ", ".join(f"{r.name} ({c.sm_text})" for r, c in self.loaders(fmt)) or "no runtime in the table"
+
     def runtime(self, runtime_id: str) -> Runtime:
         return next(r for r in self.runtimes if r.id == runtime_id)
 
