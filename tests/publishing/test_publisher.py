@@ -77,7 +77,8 @@ def test_new_repo_release_lands_on_main_in_one_step(
         f"{hubsim.url}/{repo_id}",
     )
     api, manifest = hubsim.api, _manifest(build)
-    assert _files(api, repo_id) == {".gitattributes", "README.md", "manifest.json"} | _artifact_paths(build)
+    released = {".gitattributes", "README.md", "manifest.json", "LICENSE"} | _artifact_paths(build)
+    assert _files(api, repo_id) == released
     published = json.loads(Path(hf_hub_download(repo_id, "manifest.json", endpoint=hubsim.url)).read_text())
     assert published["key"] == manifest.key == result.key
     weights = next(a for a in manifest.artifacts if a.path.endswith(".safetensors"))
@@ -89,7 +90,7 @@ def test_new_repo_release_lands_on_main_in_one_step(
     # No state main ever pointed to showed artifacts without their card and manifest.
     states = _main_states(hubsim, repo_id)
     assert states[-1] == {".gitattributes"} and len(states) == 2
-    assert states[0] == {".gitattributes", "README.md", "manifest.json"} | _artifact_paths(build)
+    assert states[0] == released
     # The Hub derives the quantized relation from the card, as its model search does.
     assert f"base_model:quantized:{upstream.repo_id}" in api.model_info(repo_id).tags
 

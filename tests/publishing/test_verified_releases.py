@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import snapshot_download
 
 from bot.eligibility.matrices import load_runtimes
@@ -24,6 +25,32 @@ from state.models import ReleaseStatus
 from tests.publishing.conftest import LICENSE_TEXT
 
 pytestmark = pytest.mark.slow
+
+_NO_CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="NVFP4 fake quantization needs CUDA: NVFP4 builds run on GPU workers",
+)
+_ROOT_LAYOUT = pytest.mark.xfail(
+    strict=True,
+    reason="the builder still writes ModelOpt checkpoints under trt-llm/checkpoints, not at the repo root "
+    "(the builder side of issue 10)",
+)
+_PORTABLE_FILES = pytest.mark.xfail(
+    strict=True,
+    reason="manifest.json (and GPTQ's config.json) still hold build-machine paths "
+    "(the builder side of issue 10)",
+)
+
+
+def _formats(*marked: tuple[str, pytest.MarkDecorator]) -> list:
+    marks = dict(marked)
+    return [
+        pytest.param(
+            f, marks=[m for m in (marks.get(f), marks.get("*")) if m] + ([_NO_CUDA] if f == "nvfp4" else [])
+        )
+        for f in FORMATS
+    ]
+
 
 _PUBLISHED: dict[str, tuple[str, object]] = {}
 
@@ -64,7 +91,9 @@ def _card_sections(readme: str) -> dict[str, str]:
     return {part.partition("\n")[0].strip(): part.partition("\n")[2] for part in parts}
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    "fmt", _formats(*((f, _ROOT_LAYOUT) for f in ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4")))
+)
 def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, published, hubsim, tmp_path) -> None:
     repo_id, result, local = published(fmt)
 
@@ -96,7 +125,7 @@ def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, publish
     assert load.stdout.strip() == "llama"
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", _formats())
 def test_card_runtime_table_and_snippets_match_the_data_file(fmt: str, published) -> None:
     _, _, local = published(fmt)
     readme = (local / "README.md").read_text()
@@ -110,7 +139,7 @@ def test_card_runtime_table_and_snippets_match_the_data_file(fmt: str, published
     assert headings == [r.name for r, _ in table.loaders(fmt)]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", _formats(("*", _PORTABLE_FILES)))
 def test_no_trace_of_the_build_machine_in_any_published_file(fmt: str, published, tmp_path_factory) -> None:
     _, _, local = published(fmt)
     names = [str(Path.home()), str(tmp_path_factory.getbasetemp())]
@@ -126,7 +155,7 @@ def test_no_trace_of_the_build_machine_in_any_published_file(fmt: str, published
         assert machine_traces(text, names=names) == [], path.relative_to(local)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", _formats())
 def test_licence_files_of_the_upstream_are_copied(fmt: str, published) -> None:
     _, _, local = published(fmt)
     assert (local / "LICENSE").read_text() == LICENSE_TEXT
@@ -150,7 +179,7 @@ def test_gptq_generates_through_the_cards_own_snippet(published, hubsim, tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
     printed = run.stdout[run.stdout.rfind("The future of AI is") :]  # GPTQModel logs on stdout before it
     assert printed.startswith("The future of AI is") and len(printed.strip()) > len("The future of AI is") + 5
-    vllm = _card_sections(readme)["vLLM"]
+    vllm = re.search(r"```python\n(.*?)```", _card_sections(readme)["vLLM"], re.S).group(1)
     assert 'LLM(model="' in vllm and "quantization=" not in vllm
 
 
