@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="Per-repo approval mode, keyed by upstream or release repo id."
     )
     pr_fallback: bool = Field(True, description="Open a PR when the token may not push to the release repo.")
+    verify_uploads: bool = Field(
+        True, description="Download each release back from the Hub and check it before announcing it."
+    )
     target_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_SMS), description="SMs to plan for when no GPU is found."
     )

@@ -490,6 +490,45 @@ class ValidationRecord(_Model):
     reason: str | None = Field(None, description="Why validation failed.")
 
 
+class VerifyRequest(_Model):
+    """What the publisher asks a worker to verify of a release it has just committed to the Hub."""
+
+    repo_id: str
+    revision: str = Field(description="The commit to download (the release's last commit).")
+    endpoint: str
+    extra_files: list[str] = Field(
+        default_factory=list, description="Files the publisher added beside the build's artifacts (licences)."
+    )
+    rules: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Runtime id → its detection rule for this format (runtimes.yaml)."
+    )
+    snippet: str | None = Field(
+        None, description="The card's own Python usage snippet, run where it can run."
+    )
+    snippet_module: str | None = Field(None, description="The module the snippet imports (its runtime).")
+    snippet_gpu: bool = Field(False, description="Whether the snippet's runtime needs a GPU.")
+    snippet_prompt: str | None = Field(None, description="The prompt the snippet generates from.")
+    snippet_timeout_s: int = Field(900, ge=1)
+
+
+class VerificationRecord(_Model):
+    """What a worker found when it downloaded the release back from the Hub by its repo id."""
+
+    ok: bool
+    repo_id: str
+    revision: str = Field(description="The commit that was downloaded and checked.")
+    files: int = Field(0, description="Files downloaded and checked.")
+    checks: list[Check] = Field(default_factory=list)
+    runtimes: list[str] = Field(default_factory=list, description="Runtimes whose detection rule matches.")
+    output: str | None = Field(None, description="What the card's snippet printed (prompt and continuation).")
+    not_run: str | None = Field(None, description="Why the card's snippet was not run, if it was not.")
+    at: datetime | None = None
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
 class BuildError(_Model):
     stage: str
     kind: str = Field(description="Stable label: invalid_spec, revision_not_found, no_safetensors, ...")
@@ -517,6 +556,9 @@ class Manifest(_Model):
     artifacts: list[Artifact] = Field(default_factory=list)
     engines: list[EngineRecord] = Field(default_factory=list)
     validation: ValidationRecord | None = None
+    verification: VerificationRecord | None = Field(
+        None, description="Added by the publisher once the release was downloaded back from the Hub."
+    )
     errors: list[BuildError] = Field(default_factory=list)
 
     @property

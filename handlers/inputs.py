@@ -139,6 +139,8 @@ class Eligibility:
     model_type: str | None = None
     # format → SMs where TensorRT-LLM's matrices mark FP8 KV cache for this model (the default KV choice)
     fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
+    # format → the runtimes that load it (runtimes.yaml)
+    runs_with: dict[str, str] = field(default_factory=dict)
 
     def skip_reasons(self, fmt: str) -> list[str]:
         """Why `fmt` is not eligible, one line per SM that refused it."""

@@ -143,7 +143,11 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
     eligible = eligibility.eligible
-    lines = [f"- **{fmt}**: {_sms(sms)}" for fmt, sms in eligible.items()] or ["- none"]
+    lines = [
+        f"- **{fmt}**: {_sms(sms)}"
+        + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
+        for fmt, sms in eligible.items()
+    ] or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from bot.eligibility.facts import facts_from_hub
+from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, plan
 from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
@@ -65,6 +66,7 @@ def eligibility_of(result: Plan) -> Eligibility:
         skips=skips,
         model_type=facts.model_type,
         fp8_kv_cache=fp8_kv,
+        runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
     )
 
 

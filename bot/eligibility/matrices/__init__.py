@@ -153,3 +153,8 @@ def load_matrices(directory: Path = DATA_DIR) -> Matrices:
         rows=rows,
         sms=_parse_sms(hardware_path, hardware_data["sms"], hardware),
     )
+
+
+from bot.eligibility.matrices.runtimes import RUNTIMES_FILE, Runtime, RuntimeCell, RuntimeTable, load_runtimes  # noqa: E402
+
+__all__ += ["RUNTIMES_FILE", "Runtime", "RuntimeCell", "RuntimeTable", "load_runtimes"]
