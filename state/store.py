@@ -7,6 +7,7 @@
     store.lifecycle.cancel(job_id)   store.lifecycle.requeue_expired()   (every move of a job's status)
     store.changes.listen(callback)   (told of every job move, progress and release change, in-process)
     store.releases.record(...)    store.commands.record(...)   store.watches.add(...)
+    store.tasks.add(job_id, task_id, kind=..., queue=...)   (remote tasks of a job, and who ran them)
 
 Every method is its own transaction and returns detached rows (plain attribute access, no lazy loading);
 all are safe to call from several threads, and from several processes on the same database.
@@ -24,6 +25,7 @@ from state.jobs import JobStore
 from state.lifecycle import JobLifecycle
 from state.migrate import migrate
 from state.releases import ReleaseStore
+from state.tasks import TaskStore
 from state.watches import WatchStore
 
 
@@ -39,6 +41,7 @@ class Store:
         self.releases = ReleaseStore(db, self.changes)
         self.commands = CommandStore(db)
         self.watches = WatchStore(db)
+        self.tasks = TaskStore(db)
 
     @property
     def dialect(self) -> str:
