@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from bot.eligibility.specs import SpecMaker
 from bot.errors import ConfigError
+from bot.execution.executor import Executor
 from bot.execution.local import LocalExecutor
 from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
@@ -62,7 +63,7 @@ class Bot:
     store: Store
     hub: Hub
     options: Options
-    executor: LocalExecutor
+    executor: Executor
     dispatcher: Dispatcher
     poller: Poller
     scheduler: Scheduler
@@ -76,8 +77,7 @@ class Bot:
         bot_user = str(hub.whoami()["name"])
         options = Options.from_settings(settings, bot_user=bot_user)
         store = open_configured_store(settings)
-        publisher = publishing.Publisher(hub, settings)
-        executor = LocalExecutor(settings, store, publisher, slots=slots)
+        executor = make_executor(settings, store, hub, slots=slots)
         dispatcher = Dispatcher(
             store,
             hub=hub,
@@ -108,6 +108,16 @@ class Bot:
         self.executor.stop()
         self.replies.stop()
         self.store.close()
+
+
+def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
+    """The executor `settings.executor` names: local processes, or Celery workers on other machines."""
+    if settings.executor == "celery":
+        from bot.execution.celery_executor import CeleryExecutor
+        from bot.publishing.staged import StagedPublisher
+
+        return CeleryExecutor(settings, store, StagedPublisher(hub, settings))
+    return LocalExecutor(settings, store, publishing.Publisher(hub, settings), slots=slots)
 
 
 def check_build_settings(settings: Settings) -> None:

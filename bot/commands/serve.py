@@ -16,12 +16,19 @@ from bot.cli import settings_from
 @click.option(
     "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on."
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    help="Where builds run: local processes, or `quantbot worker`s through the broker (default: setting).",
+)
 @click.pass_context
-def command(ctx: click.Context, host: str, port: int) -> None:
+def command(ctx: click.Context, host: str, port: int, executor: str | None) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
     from bot.runtime import Bot, BotServer
 
     settings = settings_from(ctx)
+    if executor is not None:
+        settings = settings.model_copy(update={"executor": executor})
     bot = Bot.assemble(settings)
     server = BotServer(bot, host, port)
     click.echo(
