@@ -258,8 +258,7 @@ class CeleryExecutor:
                 return  # finalising now: added by a later commit once that is done
             self._late_engine(job, task, payload)
             return
-        record = payload.get("record") or {}
-        message = payload.get("error") or (f"sm{task.sm}: {record.get('status')}" if record else "done")
+        message = _summary(payload)
         self.store.tasks.update(
             task.task_id, state=TaskState.SUCCEEDED, worker=payload.get("worker"), result=payload,
             message=str(message)[:1000],
@@ -397,6 +396,19 @@ class CeleryExecutor:
             last = self._renewed.get(job.id)
             if job.lease_owner == OWNER and (last is None or now - last[1] >= self.lease_s / 4):
                 self._record(job, job.progress_message or "queued on the broker")
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    """One line for a finished task: the engine's record, where the checkpoint went, or why it failed."""
+    record = payload.get("record")
+    if record:
+        why = f" ({record['reason']})" if record.get("reason") else ""
+        return f"sm{record['sm']}: {str(record['status']).replace('_', ' ')}{why}"
+    if payload.get("error"):
+        return str(payload["error"])
+    if payload.get("draft"):
+        return f"checkpoint uploaded to {payload['draft']['url']}"
+    return f"already released: {(payload.get('final') or {}).get('message', '')}"
 
 
 def _finished_at(tasks: list[JobTask]) -> float:
