@@ -151,8 +151,12 @@ def prepare(
     endpoint: str,
     byline: Byline,
     licences: tuple[LicenceFile, ...] = (),
+    manifest_bytes: bytes | None = None,
 ) -> Release:
-    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`)."""
+    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`).
+
+    `manifest_bytes` is the manifest to publish when it is not the build dir's own (a fanned-out build's,
+    completed with the engine records of other workers)."""
     build_dir = Path(build_dir)
     card = stamp_card(
         render_release_card(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
@@ -166,7 +170,7 @@ def prepare(
         repo_id=repo_id,
         groups=upload_groups(build_dir, manifest),
         card=card,
-        manifest_bytes=(build_dir / MANIFEST_NAME).read_bytes(),
+        manifest_bytes=manifest_bytes or (build_dir / MANIFEST_NAME).read_bytes(),
         licences=licences,
         endpoint=endpoint,
         byline=byline,
