@@ -30,16 +30,6 @@ _NO_CUDA = pytest.mark.skipif(
     not torch.cuda.is_available(),
     reason="NVFP4 fake quantization needs CUDA: NVFP4 builds run on GPU workers",
 )
-_ROOT_LAYOUT = pytest.mark.xfail(
-    strict=True,
-    reason="the builder still writes ModelOpt checkpoints under trt-llm/checkpoints, not at the repo root "
-    "(the builder side of issue 10)",
-)
-_PORTABLE_FILES = pytest.mark.xfail(
-    strict=True,
-    reason="manifest.json (and GPTQ's config.json) still hold build-machine paths "
-    "(the builder side of issue 10)",
-)
 
 
 def _formats(*marked: tuple[str, pytest.MarkDecorator]) -> list:
@@ -91,9 +81,7 @@ def _card_sections(readme: str) -> dict[str, str]:
     return {part.partition("\n")[0].strip(): part.partition("\n")[2] for part in parts}
 
 
-@pytest.mark.parametrize(
-    "fmt", _formats(*((f, _ROOT_LAYOUT) for f in ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4")))
-)
+@pytest.mark.parametrize("fmt", _formats())
 def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, published, hubsim, tmp_path) -> None:
     repo_id, result, local = published(fmt)
 
@@ -139,7 +127,7 @@ def test_card_runtime_table_and_snippets_match_the_data_file(fmt: str, published
     assert headings == [r.name for r, _ in table.loaders(fmt)]
 
 
-@pytest.mark.parametrize("fmt", _formats(("*", _PORTABLE_FILES)))
+@pytest.mark.parametrize("fmt", _formats())
 def test_no_trace_of_the_build_machine_in_any_published_file(fmt: str, published, tmp_path_factory) -> None:
     _, _, local = published(fmt)
     names = [str(Path.home()), str(tmp_path_factory.getbasetemp())]
