@@ -141,12 +141,20 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {eligibility.policy}):"
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
-    eligible = eligibility.eligible
-    lines = [f"- **{fmt}**: {_sms(sms)}" for fmt, sms in eligible.items()] or ["- none"]
+    eligible, jobs = eligibility.eligible, eligibility.jobs
+    lines = [
+        f"- **{fmt}**: {_sms(sms)}"
+        + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
+        for fmt, sms in eligible.items()
+    ] or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]
         lines += [f"- `{fmt}`: {'; '.join(eligibility.skip_reasons(fmt)[:2])}" for fmt in skipped]
+    if jobs:
+        lines += ["", "Hugging Face Jobs flavours:"]
+        lines += [f"- sm{sm}: {flavor}" for sm, flavor in sorted(jobs.flavors.items())]
+        lines += ["", f"Estimated from {jobs.basis}."]
     return Answer("\n".join([head, "", *lines]))
 
 
