@@ -187,7 +187,8 @@ class BuildSpec(_Model):
         producer = "gptq" if self.format == "gptq" else "modelopt"
         payload = {
             "schema": SCHEMA_VERSION,
-            "source": {"repo_id": self.repo_id, "revision": self.revision}
+            # The Hub resolves repo ids in any case: `Org/Model` and `org/model` are one source.
+            "source": {"repo_id": self.repo_id.lower(), "revision": self.revision}
             if self.repo_id
             else {"local": _folder_fingerprint(self.local_dir)},
             "format": self.format,

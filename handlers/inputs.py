@@ -20,8 +20,10 @@ Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}"
 RepoName = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(/{_NAME})?$")]
 Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
-Ref = Annotated[str, StringConstraints(pattern=r"^refs/[\x21-\x7e]{1,250}$")]
-Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z.]{0,63}$")]
+# Any ref name git allows, in any script (valid UTF-8: pydantic refuses lone surrogates); no control chars.
+Ref = Annotated[str, StringConstraints(pattern=r"^refs/[^\x00-\x1f\x7f]{1,250}$")]
+# Scopes and actions the Hub may add tomorrow: any short word, so the bot can store and ignore them.
+Word = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,64}$")]
 Text = str  # bounded by the body cap; only identifiers need an alphabet
 Url = Annotated[str, StringConstraints(max_length=2048)]
 
@@ -46,8 +48,10 @@ class WebUrl(PayloadModel):
 
 
 class HookEvent(PayloadModel):
-    action: Literal["create", "delete", "move", "update"]
-    scope: Scope
+    """What happened; an action or scope the bot does not know is stored and ignored (bot.intake.webhooks)."""
+
+    action: Word
+    scope: Word
 
 
 class HookInfo(PayloadModel):
@@ -56,7 +60,7 @@ class HookInfo(PayloadModel):
 
 
 class Repo(PayloadModel):
-    type: Literal["model", "dataset", "space"]
+    type: Word  # model, dataset, space; the Hub adds kinds (kernel), which the bot ignores
     name: RepoName
     id: Id
     private: bool

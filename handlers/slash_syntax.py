@@ -2,13 +2,15 @@
 
 A comment is for the bot when its first non-blank line starts with `/` or with `@<bot name>`. The text is
 only split on whitespace and matched against fixed words: nothing a commenter types reaches a shell, a
-format string, or an unbounded loop.
+format string, or an unbounded loop, and what an error quotes back is made inert (`handlers.quoting`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from handlers.quoting import quote
 
 MAX_COMMAND_CHARS = 500
 COMMANDS = ("quantize", "formats", "status", "cancel", "retry", "help")
@@ -60,7 +62,7 @@ def _parse_sms(value: str) -> tuple[tuple[int, ...], str | None]:
     for part in value.split(","):
         match = _SM.match(part.strip())
         if not match:
-            return (), f"`{part.strip()[:20]}` is not an SM (write e.g. `--sm 90,89`)"
+            return (), f"{quote(part.strip(), 20)} is not an SM (write e.g. `--sm 90,89`)"
         sms.append(int(match.group(1)))
     return tuple(dict.fromkeys(sms)), None
 
@@ -75,7 +77,7 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
         return Command("help")
     name, args = words[0].lower(), words[1:]
     if name not in COMMANDS:
-        return Command("help", error=f"I don't know the command `/{name[:30]}`.")
+        return Command("help", error=f"I don't know the command {quote('/' + name, 30)}.")
     if name != "quantize":
         return Command(name, args=tuple(args))
     formats: list[str] = []
@@ -92,7 +94,7 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
             continue
         fmt = word.lower().strip(",")
         if fmt not in known_formats:
-            return Command("help", error=f"`{word[:30]}` is not a format I build.")
+            return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
     return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms)

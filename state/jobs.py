@@ -103,12 +103,13 @@ class JobStore:
         limit: int = 100,
         newest_first: bool = False,
     ) -> list[Job]:
-        """Jobs filtered by status, upstream repo and/or build keys, in queue order (or newest first)."""
+        """Jobs filtered by status, upstream repo (in any case) and/or build keys, in queue order (or newest
+        first)."""
         query = select(Job).order_by(Job.id.desc() if newest_first else Job.id).limit(limit)
         if statuses is not None:
             query = query.where(Job.status.in_(list(statuses)))
         if repo is not None:
-            query = query.where(Job.repo == repo)
+            query = query.where(func.lower(Job.repo) == repo.lower())
         if build_keys is not None:
             query = query.where(Job.build_key.in_(list(build_keys)))
         with self._db.read() as s:
