@@ -1,4 +1,6 @@
-"""``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py)."""
+"""``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py);
+``python -m builders engine SPEC.json --sm N ...``: one SM's engine from a release checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="Run the build a BuildSpec JSON file describes; resumes if rerun.")
     run.add_argument("spec", type=Path, help="Path of the BuildSpec JSON file.")
+    engine = commands.add_parser("engine", help="Build one SM's engine from a downloaded release checkpoint.")
+    engine.add_argument("spec", type=Path, help="Path of the BuildSpec JSON file (format, engine settings).")
+    engine.add_argument("--sm", type=int, required=True, help="The SM to build the engine for.")
+    engine.add_argument("--checkpoint", type=Path, required=True, help="The release's downloaded files.")
+    engine.add_argument("--out", type=Path, required=True, help="Where trt-llm/engines/<label>/ goes.")
     args = parser.parse_args(argv)
+    if args.command == "engine":
+        from builders.engine_step import main as run_engine
+
+        return run_engine(args.spec, args.sm, args.checkpoint, args.out)
     from builders.runner import main as run_build
 
     return run_build(args.spec)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import Settings
-from builders.spec import BuildSpec, Progress
+from builders.spec import BuildSpec, Manifest, Progress
 
 
 def write_spec(spec: BuildSpec) -> Path:
@@ -26,9 +27,22 @@ def write_spec(spec: BuildSpec) -> Path:
     return spec.write(work / "spec.json")
 
 
-def worker_argv(settings: Settings, spec_path: Path) -> list[str]:
+def worker_argv(settings: Settings, spec_path: Path, argv: list[str] | None = None) -> list[str]:
     """`python -m builders run SPEC.json` with the configured worker interpreter or container command."""
-    return [*(settings.worker_command or [sys.executable]), "-m", "builders", "run", str(spec_path)]
+    return [
+        *(settings.worker_command or [sys.executable]),
+        "-m",
+        "builders",
+        *(argv or ["run", str(spec_path)]),
+    ]
+
+
+def set_parent_death_signal() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (Linux `prctl(PR_SET_PDEATHSIG)`)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -57,22 +71,27 @@ class Worker:
         log_path: Path,
         env: dict[str, str] | None = None,
         own_group: bool = False,
+        die_with_parent: bool = False,
+        argv: list[str] | None = None,
     ) -> Worker:
         """Write the spec and start `python -m builders run` on it.
 
         `own_group` puts the worker in a process group of its own, so that `signal` reaches its children and
         a terminal's Ctrl+C does not (the executor stops its builds itself); `quantbot build` leaves it in
-        the terminal's group, so Ctrl+C stops both.
+        the terminal's group, so Ctrl+C stops both. `die_with_parent` has the kernel kill it (SIGKILL) when
+        the process that started it dies, however it dies: a Celery worker's pool process killed with the
+        task it runs leaves no build behind. `argv` replaces `run SPEC` (e.g. `engine SPEC --sm 89 …`).
         """
         spec_path = write_spec(spec)
         with log_path.open("ab") as stderr:
             process = subprocess.Popen(
-                worker_argv(settings, spec_path),
+                worker_argv(settings, spec_path, argv),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=worker_env(settings, env),
                 start_new_session=own_group,
+                preexec_fn=set_parent_death_signal if die_with_parent else None,
             )
         assert process.stdout is not None
         os.set_blocking(process.stdout.fileno(), False)
@@ -117,3 +136,24 @@ class Worker:
                 os.killpg(self.pid, sig)
             else:
                 self.process.send_signal(sig)
+
+
+def read_manifest(spec: BuildSpec) -> Manifest | None:
+    """The manifest the build left in its output dir; None when it left none that reads."""
+    try:
+        return Manifest.read(spec.manifest_path)
+    except (OSError, ValueError):
+        return None
+
+
+def failure_reason(manifest: Manifest | None, code: int | None, log_path: Path) -> str:
+    """Why a build failed, in one line: the manifest's error, else the worker's last words."""
+    if manifest is not None and manifest.errors:
+        error = manifest.errors[0]
+        return f"{error.stage}: {error.message}"[:1000]
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        tail = lines[-1][:300] if lines else ""
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return f"the builder stopped ({how}) without a manifest" + (f": {tail}" if tail else "")

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.execution.launch import Worker
+from bot.execution.launch import Worker, failure_reason, read_manifest
 from bot.execution.publish_step import PublishStep
 from bot.execution.slots import Slot, default_slots
 from bot.settings import Settings
-from builders.spec import BuildSpec, Manifest
+from builders.spec import BuildSpec
 from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ class LocalExecutor:
         job, owner = run.job, self._owner(slot)
         spec = BuildSpec.model_validate(job.spec)
         (Path(spec.work_dir) / PID_FILE).unlink(missing_ok=True)
-        manifest = _read_manifest(spec)
+        manifest = read_manifest(spec)
         code = run.worker.exit_code
         lifecycle = self.store.lifecycle
         try:
@@ -243,33 +243,13 @@ class LocalExecutor:
             else:
                 log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
                 dumped = manifest.model_dump(mode="json") if manifest else None
-                lifecycle.build_failed(job.id, owner, _failure(manifest, code, log_path), dumped)
+                lifecycle.build_failed(job.id, owner, failure_reason(manifest, code, log_path), dumped)
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d finished (exit %s) but %s", job.id, code, e)
         log.info("job %d process exited with %s", job.id, code)
 
     def _owner(self, slot: Slot) -> str:
         return f"{self.worker}:{slot.name}"
-
-
-def _read_manifest(spec: BuildSpec) -> Manifest | None:
-    try:
-        return Manifest.read(spec.manifest_path)
-    except (OSError, ValueError):
-        return None
-
-
-def _failure(manifest: Manifest | None, code: int | None, log_path: Path) -> str:
-    """Why a build failed, in one line: the manifest's error, else the worker's last words."""
-    if manifest is not None and manifest.errors:
-        error = manifest.errors[0]
-        return f"{error.stage}: {error.message}"[:1000]
-    tail = ""
-    with contextlib.suppress(OSError):
-        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-        tail = lines[-1][:300] if lines else ""
-    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-    return f"the builder stopped ({how}) without a manifest" + (f": {tail}" if tail else "")
 
 
 def _stop_stale_worker(work: Path) -> None:

@@ -45,7 +45,7 @@ from bot.publishing.release import (
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
 from bot.settings import Settings
-from builders.spec import MANIFEST_NAME, Manifest
+from builders.spec import MANIFEST_NAME, BuildSpec, Manifest
 from state.models import ReleaseKind, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -96,16 +96,18 @@ class Publisher:
 
     def repo_id_for(self, manifest: Manifest) -> str:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
+        return self.repo_id_for_spec(manifest.spec)
+
+    def repo_id_for_spec(self, spec: BuildSpec) -> str:
+        """The same, known before the build (a fanned-out build's workers are told where to upload)."""
         template = (
-            self.settings.gptq_repo_template
-            if manifest.spec.format == "gptq"
-            else self.settings.trtllm_repo_template
+            self.settings.gptq_repo_template if spec.format == "gptq" else self.settings.trtllm_repo_template
         )
         return release_repo_id(
             template,
             namespace=self.settings.namespace or self.bot_name,
-            upstream=str(manifest.spec.repo_id),
-            format_id=manifest.spec.format,
+            upstream=str(spec.repo_id),
+            format_id=spec.format,
         )
 
     def approval_for(self, upstream: str, repo_id: str) -> Approval:
@@ -139,33 +141,49 @@ class Publisher:
         build_dir = Path(build_dir)
         manifest = load_manifest(build_dir)
         check_artifacts(build_dir, manifest)  # before any Hub call: bad input costs nothing remote
-        target = repo_id or self.repo_id_for(manifest)
-        spec = manifest.spec
-        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
-        release = prepare(
-            build_dir,
-            manifest,
-            repo_id=target,
-            upstream=upstream,
-            endpoint=self.web,
-            byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
-        )
+        release = self._prepare(build_dir, manifest, repo_id or self.repo_id_for(manifest))
+        target = release.repo_id
         mode = mode or "repo"
         exists = self.hub.repo_exists(target)
         if mode == "pr" and not exists:
             raise UsageError(
                 f"--mode pr needs an existing repo, and {target} does not exist (use --mode repo)"
             )
+        previous, prs, found = self._on_hub(release, exists)
+        if isinstance(found, PublishResult):
+            return found
+        approval = approval or self.approval_for(release.tag.upstream, target)
+        return self._release(
+            release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
+        )
+
+    def _prepare(
+        self, build_dir: Path, manifest: Manifest, repo_id: str, manifest_bytes: bytes | None = None
+    ) -> Release:
+        spec = manifest.spec
+        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
+        return prepare(
+            build_dir,
+            manifest,
+            repo_id=repo_id,
+            upstream=upstream,
+            endpoint=self.web,
+            byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
+            manifest_bytes=manifest_bytes,
+        )
+
+    def _on_hub(
+        self, release: Release, exists: bool
+    ) -> tuple[dict[str, Any] | None, list[BotPR], PublishResult | BotPR | None]:
+        """The repo's current manifest, the bot's PRs on it, and what the lookup makes of them."""
+        target = release.repo_id
         previous = self.hub.read_json(target, MANIFEST_NAME) if exists else None
         readme = self.hub.read_text(target, "README.md") if previous else None
         prs = self.lookup.bot_prs(target) if exists else []
         found = self.lookup.settle(release.tag, release.manifest, release.card, previous, readme, prs)
         if isinstance(found, Settled):
-            return self._result(release, found.status, found.pr, found.message)
-        approval = approval or self.approval_for(release.tag.upstream, target)
-        return self._release(
-            release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
-        )
+            return previous, prs, self._result(release, found.status, found.pr, found.message)
+        return previous, prs, found
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -178,18 +196,14 @@ class Publisher:
         mine: BotPR | None,
         *,
         merge: bool,
+        artifacts: bool = True,
     ) -> PublishResult:
-        """Make sure the repo exists, fill a draft PR, then announce it (or merge it) and supersede."""
+        """Make sure the repo exists, fill a draft PR, then announce it (or merge it) and supersede.
+
+        Without `artifacts` the draft already holds them (workers uploaded them) and only the card goes up.
+        """
         target = release.repo_id
-        writable = self.can_write(target)
-        if not exists:
-            if writable is False:
-                raise NoWriteAccess(
-                    f"the token of {self.bot_name} may not create repos in {target.partition('/')[0]}"
-                )
-            self._create(target, release.upstream)
-        elif writable is not False:
-            self._match_gating(target, release.upstream)
+        writable = self._ensure_repo(release, exists)
         if merge and writable is False:
             if not self.settings.pr_fallback:
                 raise NoWriteAccess(
@@ -203,12 +217,28 @@ class Publisher:
             publisher_name=self.settings.publisher_name,
         )
         pr = mine.details if mine else self._open_pr(release, description)
-        self._upload(release, f"refs/pr/{pr.num}")
+        if artifacts:
+            self._upload_artifacts(release, f"refs/pr/{pr.num}")
+        self._commit_card(release, f"refs/pr/{pr.num}")
         if mine is not None and mine.description != description:
             self.hub.edit_comment(target, pr.num, mine.description_id, description)
         status, message = self._announce(release, pr, merge)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
+
+    def _ensure_repo(self, release: Release, exists: bool) -> bool | None:
+        """Create the release repo (or match its gating); whether the token may write it (`can_write`)."""
+        target = release.repo_id
+        writable = self.can_write(target)
+        if not exists:
+            if writable is False:
+                raise NoWriteAccess(
+                    f"the token of {self.bot_name} may not create repos in {target.partition('/')[0]}"
+                )
+            self._create(target, release.upstream)
+        elif writable is not False:
+            self._match_gating(target, release.upstream)
+        return writable
 
     def _create(self, target: str, upstream: Upstream) -> None:
         try:
@@ -246,8 +276,8 @@ class Publisher:
                 return again.details
             return self.hub.open_pull_request(release.repo_id, release.title, description)
 
-    def _upload(self, release: Release, revision: str) -> None:
-        """Artifacts folder by folder (each resumable), then the card and manifest in one last commit."""
+    def _upload_artifacts(self, release: Release, revision: str) -> None:
+        """Artifacts folder by folder (each resumable); the card and manifest follow in one last commit."""
         for group in release.groups:
             label = group.path_in_repo or "checkpoint"
             self.hub.upload_folder(
@@ -259,6 +289,8 @@ class Publisher:
                 commit_message=f"Upload {label} ({release.format_display} of {release.tag.upstream})",
                 commit_description=f"Release key: {release.tag.key}",
             )
+
+    def _commit_card(self, release: Release, revision: str) -> None:
         summary, description = release.commit_message()
         operations = [
             CommitOperationAdd("README.md", release.card.encode()),

@@ -126,9 +126,19 @@ def upload_groups(build_dir: Path, manifest: Manifest) -> tuple[UploadGroup, ...
 
 
 def prepare(
-    build_dir: Path, manifest: Manifest, *, repo_id: str, upstream: Upstream, endpoint: str, byline: Byline
+    build_dir: Path,
+    manifest: Manifest,
+    *,
+    repo_id: str,
+    upstream: Upstream,
+    endpoint: str,
+    byline: Byline,
+    manifest_bytes: bytes | None = None,
 ) -> Release:
-    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`)."""
+    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`).
+
+    `manifest_bytes` is the manifest to publish when it is not the build dir's own (a fanned-out build's,
+    completed with the engine records of other workers)."""
     build_dir = Path(build_dir)
     card = stamp_card(
         render_release_card(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
@@ -141,7 +151,7 @@ def prepare(
         repo_id=repo_id,
         groups=upload_groups(build_dir, manifest),
         card=card,
-        manifest_bytes=(build_dir / MANIFEST_NAME).read_bytes(),
+        manifest_bytes=manifest_bytes or (build_dir / MANIFEST_NAME).read_bytes(),
     )
 
 
