@@ -107,6 +107,11 @@ class Bot:
 
 def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
     """The executor `settings.executor` names: local processes, or Celery workers on other machines."""
+    if settings.executor == "hf-jobs":
+        from bot.execution.hf_jobs import HfJobsExecutor
+        from bot.publishing.staged import StagedPublisher
+
+        return HfJobsExecutor(settings, store, StagedPublisher(hub, settings))
     if settings.executor == "celery":
         from bot.execution.celery_executor import CeleryExecutor
         from bot.publishing.staged import StagedPublisher

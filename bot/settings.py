@@ -137,8 +137,22 @@ class Settings(BaseSettings):
     worker_command: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Interpreter that runs `-m builders run` (default: the bot's own)."
     )
-    executor: Literal["local", "celery"] = Field(
-        "local", description="Where builds run: processes of the bot (local) or Celery workers (celery)."
+    executor: Literal["local", "celery", "hf-jobs"] = Field(
+        "local",
+        description="Where builds run: bot processes (local), Celery workers (celery), Hub Jobs (hf-jobs).",
+    )
+    jobs_image: str = Field(
+        "quantbot-worker:latest",
+        description="Docker image of Hugging Face Jobs (the Dockerfile's worker target, as you pushed it).",
+    )
+    jobs_namespace: str | None = Field(
+        None, description="User or org the Jobs run and are billed under (default: the token's user)."
+    )
+    jobs_timeout_s: int = Field(4 * 3600, gt=0, description="Longest a Job may run before the Hub stops it.")
+    jobs_monthly_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Most USD of Jobs per calendar month (UTC); builds that would pass it are refused.",
     )
     broker_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),

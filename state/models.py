@@ -273,6 +273,10 @@ class JobTask(Base):
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    running_s: Mapped[float | None] = mapped_column(Float)  # a Hugging Face Job's billed runtime
+    cost_usd: Mapped[float | None] = mapped_column(
+        Float
+    )  # that runtime at its flavour's price (the `queue` column names it)
 
     @property
     def finished(self) -> bool:

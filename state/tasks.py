@@ -6,9 +6,10 @@ bot read them, so a bot that stops and starts again follows the same tasks inste
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from state.db import Database, insert_ignoring_conflict
 from state.models import FINISHED_TASK_STATES, Job, JobTask, TaskState, utcnow
@@ -56,6 +57,12 @@ class TaskStore:
         query = select(JobTask).where(JobTask.state.not_in(list(FINISHED_TASK_STATES))).order_by(JobTask.id)
         with self._db.read() as s:
             return list(s.scalars(query))
+
+    def spent_since(self, since: datetime) -> float:
+        """USD recorded for tasks (Hugging Face Jobs) that finished at or after `since`."""
+        query = select(func.coalesce(func.sum(JobTask.cost_usd), 0.0)).where(JobTask.finished_at >= since)
+        with self._db.read() as s:
+            return float(s.execute(query).scalar_one())
 
     def workers(self, job_ids: list[int]) -> dict[int, list[JobTask]]:
         """The tasks of some jobs (for the status page: which worker and queue runs each)."""

@@ -19,8 +19,9 @@ from bot.cli import settings_from
 )  # fmt: skip
 @click.option(
     "--executor",
-    type=click.Choice(["local", "celery"]),
-    help="Where builds run: local processes, or `quantbot worker`s through the broker (default: setting).",
+    type=click.Choice(["local", "celery", "hf-jobs"]),
+    help="Where builds run: local processes, `quantbot worker`s through the broker, or Hugging Face Jobs "
+    "(default: setting).",
 )
 @click.pass_context
 def command(ctx: click.Context, host: str, port: int, executor: str | None) -> None:
