@@ -204,6 +204,6 @@ def parse_runtimes(path: Path, data: Any) -> RuntimeTable:
 @lru_cache(maxsize=4)
 def load_runtimes(path: Path = RUNTIMES_FILE) -> RuntimeTable:
     """Read and validate runtimes.yaml (cached)."""
-    from bot.eligibility.matrices import _read  # the strict YAML reader of every matrix file
+    from bot.eligibility.matrices import read_yaml  # the strict YAML reader (the package imports this module)
 
-    return parse_runtimes(path, _read(path))
+    return parse_runtimes(path, read_yaml(path))
