@@ -29,12 +29,12 @@ def on_push(ctx: Context) -> str:
     hook = ctx.hook
     if hook.repo.type != "model":
         return IGNORED
-    main = next((r for r in hook.updated_refs or () if r.ref == MAIN and r.new_sha), None)
-    if main is None:
+    sha = next((r.new_sha for r in hook.updated_refs or () if r.ref == MAIN and r.new_sha), None)
+    if sha is None:
         refs = ", ".join(r.ref for r in hook.updated_refs or ()) or "no refs"
         ctx.log.info("%s: %s updated, not main; ignored", ctx.repo, refs)
         return IGNORED
-    return release_revision(ctx, ctx.repo, main.new_sha)
+    return release_revision(ctx, ctx.repo, sha)
 
 
 @router.register("repo", action="create")

@@ -98,14 +98,14 @@ class Publisher:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
         template = (
             self.settings.gptq_repo_template
-            if manifest.spec.format == "gptq"
+            if manifest.require_spec().format == "gptq"
             else self.settings.trtllm_repo_template
         )
         return release_repo_id(
             template,
             namespace=self.settings.namespace or self.bot_name,
-            upstream=str(manifest.spec.repo_id),
-            format_id=manifest.spec.format,
+            upstream=str(manifest.require_spec().repo_id),
+            format_id=manifest.require_spec().format,
         )
 
     def approval_for(self, upstream: str, repo_id: str) -> Approval:
@@ -140,7 +140,7 @@ class Publisher:
         manifest = load_manifest(build_dir)
         check_artifacts(build_dir, manifest)  # before any Hub call: bad input costs nothing remote
         target = repo_id or self.repo_id_for(manifest)
-        spec = manifest.spec
+        spec = manifest.require_spec()
         upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
         release = prepare(
             build_dir,
