@@ -62,7 +62,8 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
     if eligibility.refused:
         ctx.log.info("%s@%s: nothing to build: %s", repo, sha[:12], eligibility.refused)
         return HANDLED
-    specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms)
+    off = f"the watch on {watch.target}" if watch.kv_cache == "none" else None
+    specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms, kv_cache_off=off)
     queued = enqueue_specs(ctx, repo, specs)
     ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
     return HANDLED
