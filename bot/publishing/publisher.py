@@ -96,16 +96,15 @@ class Publisher:
 
     def repo_id_for(self, manifest: Manifest) -> str:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
+        spec = manifest.require_spec()
         template = (
-            self.settings.gptq_repo_template
-            if manifest.require_spec().format == "gptq"
-            else self.settings.trtllm_repo_template
+            self.settings.gptq_repo_template if spec.format == "gptq" else self.settings.trtllm_repo_template
         )
         return release_repo_id(
             template,
             namespace=self.settings.namespace or self.bot_name,
-            upstream=str(manifest.require_spec().repo_id),
-            format_id=manifest.require_spec().format,
+            upstream=str(spec.repo_id),
+            format_id=spec.format,
         )
 
     def approval_for(self, upstream: str, repo_id: str) -> Approval:
