@@ -107,7 +107,7 @@ def may_build(ctx: Context, user: str) -> bool:
     if user == owner:
         return True
     members = ctx.hub.org_members(owner)
-    return bool(members) and user in members
+    return members is not None and user in members
 
 
 # ------------------------------------------------------------------------------------------- commands

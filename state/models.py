@@ -185,6 +185,8 @@ class Watch(Base):
     formats: Mapped[list[Any]] = mapped_column(default=list)
     sms: Mapped[list[Any]] = mapped_column(default=list)
     approval: Mapped[ApprovalMode] = mapped_column(_enum(ApprovalMode), default=ApprovalMode.APPROVAL)
+    # "none": the KV cache is not quantized; None: the planner's default (FP8 where the matrices mark it).
+    kv_cache: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -103,7 +103,7 @@ class Publisher:
 
     def repo_id_for(self, manifest: Manifest) -> str:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
-        return self.repo_id_for_spec(manifest.spec)
+        return self.repo_id_for_spec(manifest.require_spec())
 
     def repo_id_for_spec(self, spec: BuildSpec) -> str:
         """The same, known before the build (a fanned-out build's workers are told where to upload)."""
@@ -178,7 +178,7 @@ class Publisher:
         manifest_bytes: bytes | None = None,
     ) -> Release:
         """The release as it will go up: upstream facts (gating refused unless allowed), licences, card."""
-        spec = manifest.spec
+        spec = manifest.require_spec()
         upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
         if upstream.gated and not self.settings.allow_gated:
             raise PublishError(
@@ -324,7 +324,7 @@ class Publisher:
         request = request_for(
             release.repo_id,
             commit,
-            release.manifest.spec.format,
+            release.manifest.require_spec().format,
             endpoint=self.web,
             extra_files=[f.path for f in release.licences],
         )
