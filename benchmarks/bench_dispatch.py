@@ -210,6 +210,7 @@ def demo_webhook_to_pr(executor: str, broker: str) -> float:
         demo.stop()
     store = open_store(sqlite_url(root / "bot"), upgrade=False)
     release = min(store.releases.find(), key=lambda r: r.created_at)
+    assert release.job_id is not None, "a release of the demo's build records its job"
     job = store.jobs.get(release.job_id)
     event = next(e for e in store.events.recent(100) if e.id == job.source_event_id)
     store.close()

@@ -62,7 +62,7 @@ class TaskStore:
         """USD recorded for tasks (Hugging Face Jobs) that finished at or after `since`."""
         query = select(func.coalesce(func.sum(JobTask.cost_usd), 0.0)).where(JobTask.finished_at >= since)
         with self._db.read() as s:
-            return float(s.execute(query).scalar_one())
+            return float(s.execute(query).scalar_one() or 0.0)
 
     def workers(self, job_ids: list[int]) -> dict[int, list[JobTask]]:
         """The tasks of some jobs (for the status page: which worker and queue runs each)."""

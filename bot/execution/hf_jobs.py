@@ -116,6 +116,8 @@ class HfJobsExecutor(CeleryExecutor):
     def _plan(self, job: Job) -> Plan:
         if job.id not in self._plans:
             spec = BuildSpec.model_validate(job.spec)
+            if spec.repo_id is None or spec.revision is None:  # the bot queues Hub revisions only
+                raise ValueError(f"job {job.id} has no Hub revision to plan")
             self._plans[job.id] = SpecMaker(self.settings, self.publisher.hub).plan(
                 spec.repo_id, spec.revision
             )

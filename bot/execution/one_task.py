@@ -54,10 +54,10 @@ def emit(key: str, value: dict[str, Any]) -> None:
 def run(settings: Settings, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run the quantize or engine task unit with `kwargs`, as a worker named after this Job would."""
     name = f"hf-job-{os.environ.get('JOB_ID') or socket.gethostname()}"
-    celery_tasks.register(_NoBroker(), celery_tasks.Place(settings, name, {}))  # type: ignore[arg-type]
+    celery_tasks.register(_NoBroker(), celery_tasks.Place(settings, name, {}))
     queue = kwargs.pop("queue", kind)
     task = _JobTask(kwargs.pop("task_id", name), queue)
     unit = celery_tasks.quantize if kind == "quantize" else celery_tasks.engine
-    result = unit(task, **kwargs)  # type: ignore[arg-type]
+    result = unit(task, **kwargs)
     emit(RESULT_KEY, result)
     return result
