@@ -26,9 +26,10 @@ from builders.spec import Check
 class Layout:
     weight_dtype: str
     packed_axis: int | None  # 0: rows (out features) halved, 1: columns (in features) halved
-    group_scale_dtype: str | None  # None: one per-tensor weight_scale
+    group_scale_dtype: str | None  # None: one weight_scale per tensor, or per output channel
     input_scale: bool
     weight_scale_2: bool
+    per_channel: bool = False  # the weight_scale has one value per output channel (rows)
 
 
 UNIFIED_LAYOUTS = {
@@ -36,6 +37,7 @@ UNIFIED_LAYOUTS = {
     "W4A16_AWQ": Layout("U8", 0, "F32", False, False),
     "W4A8_AWQ": Layout("U8", 0, "F32", True, True),
     "NVFP4": Layout("U8", 1, "F8_E4M3", True, True),
+    "W8A8_SQ_PER_CHANNEL": Layout("I8", None, None, True, False, per_channel=True),
 }
 EXPECTED_ALGO = {
     "fp8": "FP8",
@@ -147,7 +149,7 @@ def _unified_module(
         problems.append(f"{module}.weight is {weight}, expected ({layout.weight_dtype}, {shape})")
     scale = meta.get(f"{module}.weight_scale")
     if layout.group_scale_dtype is None:
-        expected_scale = _numel(scale[1]) == 1 if scale else False
+        expected_scale = _numel(scale[1]) == (rows if layout.per_channel else 1) if scale else False
     else:
         expected_scale = (
             scale == (layout.group_scale_dtype, [rows, cols // group]) if scale and group else False

@@ -7,10 +7,11 @@ state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a fr
 so calibration — the long part — never runs twice.
 
 export: the unified HF checkpoint (`export_hf_checkpoint`) at the output root, which becomes the repo root,
-so runtimes load it by repo id; except int8_sq, which, as in hf_ptq, only exists as a legacy TensorRT-LLM
-checkpoint, under ``trt-llm/checkpoints/``. When the engines stage is about to run trtllm-build it asks
-`export_legacy` for the legacy checkpoint (`export_tensorrt_llm_checkpoint`), made from the restored
-quantized state and published in ``trt-llm/checkpoints/`` as the engines' input.
+so the release loads by repo id. int8_sq also gets, as hf_ptq writes it, the legacy TensorRT-LLM checkpoint
+under ``trt-llm/checkpoints/``: the only form a runtime is known to serve (trtllm-build, TensorRT-LLM ≤ 1.2).
+For any other format the engines stage asks `export_legacy` for that checkpoint when it is about to run
+trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
+restored onto a fresh base model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -139,31 +141,27 @@ def quantized_model(ctx: BuildContext, fresh: bool = False) -> Any:
 
 def export(ctx: BuildContext) -> dict[str, Any]:
     import torch
-    from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
+    from modelopt.torch.export import export_hf_checkpoint
 
     spec, out = ctx.spec, ctx.out_dir
     partial = out / ".export.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    decoder = ctx.details("load")["decoder_type"]
     model = quantized_model(ctx)
-    legacy_only = spec.format == "int8_sq"
-    ctx.progress(
-        0.2, "exporting the legacy TensorRT-LLM checkpoint" if legacy_only else "exporting the HF checkpoint"
-    )
+    ctx.progress(0.2, "exporting the HF checkpoint")
+    if spec.recipe.kv_cache == "int8":
+        _drop_kv_cache_quantizers(model)
     with torch.inference_mode():
-        if legacy_only:
-            export_tensorrt_llm_checkpoint(model, decoder, None, partial, 1, 1)
-        else:
-            export_hf_checkpoint(model, export_dir=partial)
+        export_hf_checkpoint(model, export_dir=partial)
     ctx.release_model()  # export packed its weights in place: it cannot run any more
     load_tokenizer(ctx.snapshot_dir, spec, fix_padding=False).save_pretrained(partial)
     ctx.hold()
     clear_output(out, keep=(MANIFEST_NAME, partial.name))
-    folder = LEGACY if legacy_only else Path(".")
-    move_into(partial, out / folder)
-    scrubbed = scrub_host_paths(out / folder)
-    config_file = folder / ("config.json" if legacy_only else "hf_quant_config.json")
-    exported = json.loads((out / config_file).read_text())
+    move_into(partial, out)
+    scrubbed = scrub_host_paths(out)
+    legacy = export_legacy(ctx, at=0.5) if spec.format == "int8_sq" else None
+    if legacy is not None:
+        scrubbed += [f"{LEGACY.as_posix()}/{found}" for found in scrub_host_paths(legacy)]
+    exported = json.loads((out / "hf_quant_config.json").read_text())
     quant = exported.get("quantization", {})
     ctx.progress(0.9, "hashing artifacts")
     return {
@@ -175,44 +173,65 @@ def export(ctx: BuildContext) -> dict[str, Any]:
             "kv_cache_quant_algo": quant.get("kv_cache_quant_algo"),
             "kv_cache_reason": kv_cache_reason(spec),
             "group_size": quant.get("group_size"),
-            "checkpoint": folder.as_posix(),
-            "checkpoint_kind": "trtllm_legacy" if legacy_only else "hf_unified",
-            "config_file": config_file.as_posix(),
+            "checkpoint": ".",
+            "checkpoint_kind": "hf_unified",
+            "config_file": "hf_quant_config.json",
             "config": exported,
+            "legacy_checkpoint": LEGACY.as_posix() if legacy else None,
+            "legacy_quantization": json.loads((legacy / "config.json").read_text()).get("quantization")
+            if legacy
+            else None,
         },
         "expected_algo": EXPECTED_ALGO[spec.format],
-        "legacy_checkpoint": str(out / LEGACY) if legacy_only else None,
+        "legacy_checkpoint": str(legacy) if legacy else None,
         "host_paths_removed": scrubbed,
         "artifacts": [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME],
-        "outputs": [str(out / config_file)],
+        "outputs": [str(out / "hf_quant_config.json")] + ([str(legacy / "config.json")] if legacy else []),
     }
+
+
+def _drop_kv_cache_quantizers(model: Any) -> None:
+    """ModelOpt's unified exporter has no INT8 KV cache (it asserts FP8 or NVFP4), so the root checkpoint is
+    exported with the KV-cache quantizers off and their scales gone; the legacy checkpoint keeps them."""
+    from modelopt.torch.quantization.nn import TensorQuantizer
+
+    for name, module in model.named_modules():
+        if isinstance(module, TensorQuantizer) and fnmatch(name, _INT8_KV_ENTRIES[0]["quantizer_name"]):
+            module.disable()
+            module.reset_amax()
 
 
 def kv_cache_reason(spec: BuildSpec) -> str:
     """Why the KV cache is quantized or not: the spec's own reason, else that the recipe asked so."""
-    if spec.recipe.kv_cache_reason:
-        return spec.recipe.kv_cache_reason
-    return (
+    reason = spec.recipe.kv_cache_reason or (
         "not quantized: the recipe says kv_cache none"
         if spec.recipe.kv_cache == "none"
-        else (f"{spec.recipe.kv_cache}: asked for by the recipe")
+        else f"{spec.recipe.kv_cache}: asked for by the recipe"
     )
+    if spec.recipe.kv_cache == "int8":
+        reason += (
+            f"; in the legacy checkpoint ({LEGACY.as_posix()}) only: ModelOpt's unified checkpoint has no "
+            "INT8 KV cache, so the root checkpoint's KV cache is not quantized"
+        )
+    return reason
 
 
-def export_legacy(ctx: BuildContext) -> Path:
-    """The legacy checkpoint trtllm-build reads, published beside the engines in ``trt-llm/checkpoints``
-    (engines stage, GPU workers only): whoever rebuilds an engine for another GPU starts from it."""
+def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:
+    """The legacy checkpoint trtllm-build reads, with the tokenizer, in ``trt-llm/checkpoints``: int8_sq's
+    served form (export stage), else the engines' input, published beside them (engines stage, GPU workers
+    only) so that whoever rebuilds an engine for another GPU starts from it."""
     import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
 
     target = ctx.out_dir / LEGACY
     partial = target.with_name(".checkpoints.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    ctx.progress(0.1, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
+    ctx.progress(at, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
     model = quantized_model(ctx, fresh=True)
     with torch.inference_mode():
         export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, partial, 1, 1)
     ctx.release_model()
+    load_tokenizer(ctx.snapshot_dir, ctx.spec, fix_padding=False).save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.replace(target)
     return target

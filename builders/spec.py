@@ -418,11 +418,19 @@ class QuantizationRecord(_Model):
     bits: int | None = None
     desc_act: bool | None = None
     checkpoint: str | None = Field(None, description="Artifact folder, relative to the output dir.")
-    checkpoint_kind: Literal["hf_unified", "trtllm_legacy", "gptq"] | None = None
+    checkpoint_kind: Literal["hf_unified", "gptq"] | None = None
     config_file: str | None = Field(
         None, description="The quantization config file, relative to the output dir."
     )
     config: dict[str, Any] = Field(default_factory=dict, description="That file's content, as exported.")
+    legacy_checkpoint: str | None = Field(
+        None,
+        description="Folder of the legacy TensorRT-LLM checkpoint published beside the root checkpoint "
+        "(int8_sq: the form trtllm-build, TensorRT-LLM ≤ 1.2, reads), relative to the output dir.",
+    )
+    legacy_quantization: dict[str, Any] | None = Field(
+        None, description="That checkpoint's config.json `quantization` section, as exported."
+    )
     calibration: CalibrationRecord | None = None
 
 

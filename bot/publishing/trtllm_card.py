@@ -47,7 +47,8 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
     return {
         **shared_sections(manifest, upstream, repo_id=repo_id),
         "metadata": metadata,
-        "legacy_only": quant is not None and quant.checkpoint_kind == "trtllm_legacy",
+        "legacy_checkpoint": quant.legacy_checkpoint if quant else None,
+        "quant_algo": quant.quant_algo if quant else None,
         "model_name": upstream.repo_id,
         "quant_method_upper": upper,
         "source_model_link": upstream.url,
@@ -96,6 +97,9 @@ def _kv_cache(manifest: Manifest) -> str | None:
         return None
     if quant.kv_cache_quant_algo:
         return quant.kv_cache_quant_algo.lower()
+    legacy = (quant.legacy_quantization or {}).get("kv_cache_quant_algo")
+    if legacy:  # an INT8 KV cache exists only in the legacy checkpoint
+        return f"{legacy.lower()} in `{quant.legacy_checkpoint}/`; not quantized in the root checkpoint"
     return "not quantized (model dtype)" if manifest.require_spec().recipe.kv_cache == "none" else None
 
 

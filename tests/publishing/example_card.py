@@ -66,7 +66,8 @@ EXAMPLE_PARAMETERS = {
     "license_link": EXAMPLE_SOURCE,
     "gated_note": None,
     # Sections issue 10 adds (not in the seed's example).
-    "legacy_only": False,
+    "legacy_checkpoint": None,
+    "quant_algo": "W4A16_AWQ",
     "quantized_with": "ModelOpt 0.41.0",
     "verification_line": None,
     "runs_with": runs_with("int4_awq"),

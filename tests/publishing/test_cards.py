@@ -48,6 +48,27 @@ def _variant(manifest: Manifest, fmt: str, quant_algo: str, **quant: object) -> 
     return manifest.model_copy(update={"spec": spec, "quantization": quantization})
 
 
+def _with_legacy(manifest: Manifest) -> Manifest:
+    """As an int8_sq build with an INT8 KV cache records it: the unified root, the legacy checkpoint too."""
+    quantization = manifest.quantization.model_copy(
+        update={
+            "kv_cache_quant_algo": None,
+            "legacy_checkpoint": "trt-llm/checkpoints",
+            "legacy_quantization": {"quant_algo": "W8A8_SQ_PER_CHANNEL", "kv_cache_quant_algo": "INT8"},
+        }
+    )
+    files = [
+        Artifact(path=f"trt-llm/checkpoints/{name}", size=size, sha256="0" * 64, kind=kind)
+        for name, size, kind in (
+            ("config.json", 2048, "config"),
+            ("rank0.safetensors", 300_000, "checkpoint"),
+        )
+    ]
+    return manifest.model_copy(
+        update={"quantization": quantization, "artifacts": [*manifest.artifacts, *files]}
+    )
+
+
 def _with_engine(manifest: Manifest) -> Manifest:
     """As the same build would record it on an H100 worker in TensorRT-LLM 1.2.0rc5's container."""
     label = "sm90_trt-llm-1.2.0rc5_cuda13.0"
@@ -79,7 +100,7 @@ def manifests(builds, upstream) -> dict[str, Manifest]:
         **real,
         "w4a8_awq": _variant(real["int4_awq"], "w4a8_awq", "W4A8_AWQ"),
         "nvfp4": _variant(real["fp8"], "nvfp4", "NVFP4", group_size=16),
-        "int8_sq": _variant(real["fp8"], "int8_sq", "W8A8_SQ_PER_CHANNEL", checkpoint_kind="trtllm_legacy"),
+        "int8_sq": _with_legacy(_variant(real["fp8"], "int8_sq", "W8A8_SQ_PER_CHANNEL")),
         "int4_awq+engine": _with_engine(real["int4_awq"]),
     }
 
@@ -145,6 +166,22 @@ def test_cpu_build_card_says_what_was_measured_and_nothing_else(manifests, upstr
         "engines/sm",
     ):
         assert absent not in card
+
+
+def test_int8_sq_card_says_trtllm_build_serves_the_legacy_checkpoint(manifests, upstream, hubsim) -> None:
+    manifest = manifests["int8_sq"]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+
+    assert "Runtimes serve this release from `trt-llm/checkpoints/`" in card
+    assert "`trtllm-build` (TensorRT-LLM ≤ 1.2)" in card
+    assert "loads by its repo id with transformers' `AutoConfig`" in card
+    assert "no runtime in the table above is confirmed to serve it" in card
+    # the only snippet is trtllm-build's, from the legacy folder; nothing advises the PyTorch backend
+    assert "### trtllm-build (TensorRT-LLM ≤ 1.2)" in card and "trtllm-build --checkpoint_dir" in card
+    assert "### TensorRT-LLM (PyTorch backend)" not in card and "LLM(model=" not in card
+    assert "| **KV Cache** | int8 in `trt-llm/checkpoints/`; not quantized in the root checkpoint |" in card
+    assert "  checkpoints/\n    config.json\n    rank0.safetensors\n" in card  # the uploaded files' tree
+    assert "Reduce `--max_batch_size` or `--max_seq_len` when building the engine with `trtllm-build`" in card
 
 
 def test_engine_build_card_names_the_engine_gpu_and_limits(manifests, upstream, hubsim) -> None:
