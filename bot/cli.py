@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group and turn quantbot's errors into one line and an exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="quantbot", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
     except Exception as e:
         described = _one_line(e)
         if described is None or os.environ.get("QUANTBOT_DEBUG"):
             raise
         click.echo(f"Error: {described[0]}", err=True)
         sys.exit(described[1])
+    if isinstance(code, int) and code:  # `ctx.exit(n)`, which click returns rather than raises here
+        sys.exit(code)

@@ -127,6 +127,7 @@ def _hubsim_hygiene(request: pytest.FixtureRequest) -> Iterator[None]:
     hub: Hubsim = request.getfixturevalue("hubsim")
     hub.server.faults.clear()
     hub.server.page_size = None
+    hub.server.jobs.machine_env.clear()
     errors, hub.server.internal_errors[:] = list(hub.server.internal_errors), []
     assert not errors, "hubsim raised inside a handler:\n" + "\n".join(errors)
 

@@ -6,6 +6,9 @@ watching that repo for GPTQ builds, registers the bot's webhook on hubsim, and p
 webhook fires, the bot plans, builds and publishes. Then alice publishes a fine-tune and asks for a GPTQ
 build with `/quantize gptq` in a discussion, and the bot answers there. hubsim stays up for a look around
 (its URL and alice's token are printed) until Ctrl+C, or everything stops at once with `--exit`.
+
+`--executor celery` builds on two `quantbot worker`s it starts; `--executor hf-jobs` sends each build task to
+hubsim as a Hugging Face Job (hubsim runs it as a local process) and prints each Job's URL.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ class DemoError(QuantbotError):
 )  # fmt: skip
 @click.option("--keep", is_flag=True, help="Keep the temporary data directory (builds, database) afterwards.")
 @click.option(
-    "--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
-    help="celery: two `quantbot worker`s (sm90, sm89, on the CPU) build, through the Redis at broker_url.",
+    "--executor", type=click.Choice(["local", "celery", "hf-jobs"]), default="local", show_default=True,
+    help="celery: two `quantbot worker`s (sm90, sm89, on the CPU) build, through the Redis at broker_url; "
+    "hf-jobs: each task runs as a Job on hubsim (flavours of sm90 and sm89, as local processes).",
 )  # fmt: skip
 def command(exit_: bool, port: int, keep: bool, executor: str) -> None:
     """Run hubsim and the bot, and watch a model get released by webhook and by slash command."""
@@ -220,7 +224,7 @@ class _Demo:
             build_validation={"eval_tokens": 512, "eval_seq_len": 128},
             lease_s=30,
             executor=self.executor,
-            **({"target_sms": [90, 89]} if self.executor == "celery" else {}),
+            **({"target_sms": [90, 89]} if self.executor != "local" else {}),
         )
         if self.executor == "celery":
             self._start_workers(settings)
@@ -232,6 +236,11 @@ class _Demo:
         _step(f"the bot is up at {self.server.url}, watching {UPSTREAM} for GPTQ builds")
         _step(f"watch its builds on the status page: {self.server.url}/")
         _step(f"its webhook on hubsim ({hook.action}) watches {watched}")
+        if self.executor == "hf-jobs":
+            _step(
+                "each build task goes to hubsim as a Hugging Face Job (`quantbot task`, the token as a Job "
+                "secret) on the flavour of its SM; hubsim runs it as a local process"
+            )
 
     def _start_workers(self, settings: Any) -> None:
         """Two `quantbot worker`s on this machine's CPU, standing for an sm90 and an sm89 GPU host."""
@@ -263,13 +272,13 @@ class _Demo:
         )
 
     def _who_ran(self, job: Any) -> None:
-        """Which worker ran each task of a job (celery executor only)."""
+        """Where each task of a job ran: its worker and queue, or its Job's URL and flavour."""
         for task in self.server.bot.store.tasks.of_job(job.id):
             what = "quantize" if task.kind == "quantize" else f"engine sm{task.sm}"
-            click.echo(
-                f"    {what:<11} queue {task.queue:<8} worker {task.worker}: "
-                f"{task.state.value}, {task.message}"
-            )
+            where = f"queue {task.queue:<8} worker {task.worker}"
+            if self.executor == "hf-jobs":
+                where = f"Job {task.worker} on {task.queue}"
+            click.echo(f"    {what:<11} {where}: {task.state.value}, {task.message}")
 
     def _follow(self, job_id: int) -> Any:
         """Show the job's progress as it moves, a bar per build stage; return it once it is finished."""

@@ -20,12 +20,10 @@ from bot.errors import UsageError
 @click.pass_context
 def command(ctx: click.Context, kind: str) -> None:
     """Run one quantize or engine task with the arguments in QUANTBOT_TASK; exit 1 when it failed."""
-    from bot.execution.one_task import TASK_ENV, run
+    from bot.execution.one_task import TASK_ENV, failed, run
 
     try:
         kwargs = json.loads(os.environ[TASK_ENV])
     except (KeyError, ValueError) as e:
         raise UsageError(f"{TASK_ENV} must hold the task's arguments as a JSON object ({e})") from None
-    result = run(settings_from(ctx), kind, kwargs)
-    record = result.get("record") or {}
-    ctx.exit(1 if result.get("ok") is False or record.get("status") == "failed" else 0)
+    ctx.exit(1 if failed(run(settings_from(ctx), kind, kwargs)) else 0)

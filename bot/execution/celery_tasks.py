@@ -38,6 +38,7 @@ from builders.spec import BuildSpec, Progress
 
 STOP_GRACE_S = 10.0
 ENGINE_RECORD = "engine.json"  # what `python -m builders engine` writes (builders.engine_step.RECORD_NAME)
+BUILD_LOG = "worker.log"  # the build process's stderr, in its work dir
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def quantize(task: Task, spec: dict[str, Any], repo_id: str, beat_s: float) -> d
     if fenced(task.app, task.request.id):
         return {"skipped": "revoked before it started"} | _where(task, place)
     build = _localised(spec, place, "quantize", target_sms=[])
-    log_path = Path(build.work_dir) / "worker.log"
+    log_path = Path(build.work_dir) / BUILD_LOG
     code = _run(task, place, build, log_path, beat_s)
     manifest = read_manifest(build)
     report = _where(task, place) | {"manifest": manifest.model_dump(mode="json") if manifest else None}
@@ -103,7 +104,7 @@ def engine(
     )  # fmt: skip
     spec_path = Path(build.work_dir) / "spec.json"
     argv = ["engine", str(spec_path), "--sm", str(sm), "--checkpoint", str(checkpoint), "--out", str(out)]
-    log_path = Path(build.work_dir) / "worker.log"
+    log_path = Path(build.work_dir) / BUILD_LOG
     code = _run(task, place, build, log_path, beat_s, argv=argv)
     try:
         done = json.loads((out / ENGINE_RECORD).read_text())
@@ -141,10 +142,19 @@ def _where(task: Task, place: Place) -> dict[str, Any]:
 def _localised(spec: dict[str, Any], place: Place, part: str, **changes: Any) -> BuildSpec:
     """The bot's spec with this worker's folders (the bot's paths mean nothing on this machine)."""
     parsed = BuildSpec.model_validate(spec)
-    base = Path(place.settings.data_dir) / "builds" / f"{parsed.key()[:24]}-{part}"
+    base = _builds(place.settings) / f"{parsed.key()[:24]}-{part}"
     return parsed.model_copy(
         update={"work_dir": base / "work", "output_dir": base / "out", "cache_dir": None} | changes
     )
+
+
+def _builds(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "builds"
+
+
+def build_logs(settings: Settings) -> list[Path]:
+    """The build processes' logs under this data dir (a Job's fresh one holds its one task's)."""
+    return sorted(_builds(settings).glob(f"*/work/{BUILD_LOG}"))
 
 
 def _publisher(place: Place) -> StagedPublisher:

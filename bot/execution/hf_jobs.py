@@ -241,8 +241,6 @@ class HfJobsExecutor(CeleryExecutor):
         follower = self._finished_follower(task)
         self._spend(task, info)
         message = why or (info.status.message if info else None) or "ERROR"
-        if follower.result and follower.result.get("error"):
-            message += f": {follower.result['error']}"
         tail = "\n".join(follower.tail)
         error = f"Job {task.worker} ended in ERROR ({message}); the end of its log:\n{tail}"
         self._followers.pop(task.task_id, None)

@@ -3,8 +3,10 @@
 The task units are the Celery workers' own (`bot.execution.celery_tasks`: quantize, and one SM's engine),
 called with a stand-in for the Celery task they are bound to. Their progress reports, and their result at
 the end, go to stdout as one JSON line each (`{"quantbot_progress": …}`, `{"quantbot_result": …}`): the
-Job's log is all the bot reads of a Job, as the result backend is for Celery. A Job is never fenced (the bot
-cancels it through the Hub instead). The Hub token comes from the Job's secret `HF_TOKEN`, never printed.
+Job's log is all the bot reads of a Job, as the result backend is for Celery. A failed build's own log (its
+last `LOG_TAIL_LINES` lines), then why it failed, go to stderr before the result: the end of the Job's log
+says why, to the bot (which quotes it) and to anyone reading the Job on the Hub. A Job is never fenced (the
+bot cancels it through the Hub instead). The Hub token comes from the Job's secret `HF_TOKEN`, never printed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bot.settings import Settings
 PROGRESS_KEY = "quantbot_progress"
 RESULT_KEY = "quantbot_result"
 TASK_ENV = "QUANTBOT_TASK"  # the task's keyword arguments, as JSON (nothing secret: spec, repo, SM)
+LOG_TAIL_LINES = 20
 
 
 class _NoBroker:
@@ -59,5 +62,17 @@ def run(settings: Settings, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]
     task = _JobTask(kwargs.pop("task_id", name), queue)
     unit = celery_tasks.quantize if kind == "quantize" else celery_tasks.engine
     result = unit(task, **kwargs)
+    if failed(result):
+        for log in celery_tasks.build_logs(settings):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            sys.stderr.write("".join(f"{line}\n" for line in lines))
+        why = result.get("error") or (result.get("record") or {}).get("reason")
+        sys.stderr.write(f"the {kind} task failed: {why}\n")
+        sys.stderr.flush()
     emit(RESULT_KEY, result)
     return result
+
+
+def failed(result: dict[str, Any]) -> bool:
+    """A quantize task that failed, or an engine task whose SM's record says its build failed."""
+    return result.get("ok") is False or (result.get("record") or {}).get("status") == "failed"

@@ -1,11 +1,12 @@
 """The Hub's Jobs API as huggingface_hub calls it (`/api/jobs/…`), over `bot.hubsim.jobs`, and hubsim's
-admin route that makes the Hub lose a Job (`POST /_hubsim/jobs/{id}/delete`)."""
+admin routes: one makes the Hub lose a Job (`POST /_hubsim/jobs/{id}/delete`), one sets what the Jobs'
+machine adds to their environment (`PUT /_hubsim/jobs/environment`, a JSON object of strings)."""
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from bot.hubsim.errors import ApiError
+from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.jobs import hardware_json
 from bot.hubsim.routing import Call, Router
 
@@ -20,6 +21,7 @@ def register(router: Router) -> None:
     router.add("GET", JOBS + "/{namespace}/{job_id}/logs", logs)
     router.add("POST", JOBS + "/{namespace}/{job_id}/cancel", cancel)
     router.add("POST", "/_hubsim/jobs/{job_id}/delete", delete)
+    router.add("PUT", "/_hubsim/jobs/environment", machine_env)
 
 
 def hardware(call: Call) -> Response:
@@ -65,3 +67,12 @@ def delete(call: Call) -> Response:
         raise ApiError(404, f"Job {call.params['job_id']} not found")
     call.hub.jobs.delete(job)
     return JSONResponse({"id": job.id, "stage": job.stage})
+
+
+def machine_env(call: Call) -> Response:
+    """Replace the machine's environment for the Jobs started from now on (`{}` clears it)."""
+    env = call.json()
+    if not all(isinstance(v, str) for v in env.values()):
+        raise bad_request("the environment must be an object of strings")
+    call.hub.jobs.machine_env = dict(env)
+    return JSONResponse(env)

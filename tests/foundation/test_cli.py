@@ -159,3 +159,19 @@ def test_a_bug_is_not_disguised_as_a_one_line_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(cli.cli, "main", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         cli.main(["version"])
+
+
+@pytest.mark.parametrize(("result", "code"), [({"ok": False, "error": "oom"}, 1), ({"ok": True}, None)])
+def test_quantbot_task_exits_1_when_its_build_failed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, result: dict[str, object], code: int | None
+) -> None:
+    """A Job's stage (COMPLETED or ERROR) is its command's exit code: `ctx.exit(1)` must reach the process."""
+    from bot.execution import one_task
+
+    monkeypatch.setattr(one_task, "run", lambda *a, **k: result)
+    monkeypatch.setenv(one_task.TASK_ENV, "{}")
+    monkeypatch.setenv("QUANTBOT_DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["task", "quantize"])
+        raise SystemExit(None)  # returned: exit 0
+    assert exited.value.code == code

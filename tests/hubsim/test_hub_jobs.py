@@ -42,6 +42,21 @@ def test_logs_stream_while_the_job_runs(hubsim: Any) -> None:
     assert api.inspect_job(job_id=job.id).status.stage == "COMPLETED"
 
 
+def test_the_machine_environment_reaches_jobs_started_after_it_is_set(hubsim: Any) -> None:
+    api = hubsim.api
+    code = "import os; print(os.environ.get('QUANTBOT_BUILDERS_HOLD'), os.environ['ASKED'])"
+    machine = f"{hubsim.url}/_hubsim/jobs/environment"
+    httpx.put(machine, json={"QUANTBOT_BUILDERS_HOLD": "quantize", "ASKED": "machine"}).raise_for_status()
+    held = _run(api, code, env={"ASKED": "job"})  # what the Job asks for wins over the machine's
+    httpx.put(machine, json={}).raise_for_status()
+    plain = _run(api, code, env={"ASKED": "job"})
+    for job, expected in ((held, ["quantize job"]), (plain, ["None job"])):
+        assert api.wait_for_job(job.id, timeout=30, poll_interval=0.2).status.stage == "COMPLETED"
+        assert list(api.fetch_job_logs(job_id=job.id)) == expected
+    assert api.inspect_job(job_id=held.id).environment == {"ASKED": "job"}  # the machine's is not listed
+    assert httpx.put(machine, json={"HOLD": 1}).status_code == 400
+
+
 def test_a_failing_command_ends_in_error_with_its_exit_code(hubsim: Any) -> None:
     api = hubsim.api
     job = _run(api, "import sys; print('boom'); sys.exit(3)")
