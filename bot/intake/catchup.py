@@ -10,8 +10,9 @@ The listing gives no time of last activity, so every open discussion's details a
 most `MAX_DETAILS` of them and `MAX_REPOS` repos, and the next run goes on from the repo where it stopped.
 A repo's cutoff moves to the run's start (less `MARGIN`, for the Hub's clock) once all of it was read; a Hub
 error skips the repo until the next run, its cutoff kept. The first cutoff is the newest stored event's time
-less `MARGIN` (read when the bot is assembled, before the server stores anything new), or `FIRST_LOOK_BACK`
-ago without events; never more than `MAX_LOOK_BACK` ago, as a command that old is stale.
+less `MARGIN` (read when the bot is assembled, before the server stores anything new); a bot that has stored
+no event yet was never down, so it starts from its own start (less `MARGIN`) and answers nothing older.
+A cutoff is never more than `MAX_LOOK_BACK` ago, as a command that old is stale.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 CATCHUP_WEBHOOK_ID = "quantbot-catchup"
 MARGIN = timedelta(minutes=10)
-FIRST_LOOK_BACK = timedelta(days=1)
 MAX_LOOK_BACK = timedelta(days=7)
 MAX_REPOS = 100
 MAX_DETAILS = 200
@@ -57,7 +57,7 @@ class CatchUp:
         self.options = options  # the bot's names, known once the Hub answered
         self.record = record
         latest = store.events.latest_received_at()
-        self.first_cutoff = latest - MARGIN if latest is not None else datetime.now(UTC) - FIRST_LOOK_BACK
+        self.first_cutoff = (latest if latest is not None else datetime.now(UTC)) - MARGIN
         self.cutoffs: dict[str, datetime] = {}  # repo (lower case) → comments after this time are looked at
         self.resume_at = ""  # the repo (lower case) the next run starts from
 

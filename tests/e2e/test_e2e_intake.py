@@ -48,6 +48,16 @@ def store(bot: BotProcess) -> Iterator[Store]:
     opened.close()
 
 
+def _stored(store: Store) -> dict[tuple[str, str | None], int]:
+    """Events stored for this module's deliveries, by scope and outcome (the bot's catch-up may store
+    commands other tests left on the shared hubsim: those are not this module's concern)."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for event in store.events.recent(1000):
+        if event.scope != "discussion.comment":
+            counts[(event.scope, event.outcome)] = counts.get((event.scope, event.outcome), 0) + 1
+    return counts
+
+
 def _still_answers(bot: BotProcess) -> None:
     assert httpx.get(bot.url + "/healthz", timeout=5).json() == {"status": "ok", "webhooks": "enabled"}
 
@@ -58,7 +68,7 @@ def test_a_missing_or_wrong_secret_is_refused(bot: BotProcess, store: Store) -> 
     assert bot.post(body, secret="not-the-secret").status_code == 403
     assert bot.post(body, secret="").status_code == 403
     _still_answers(bot)
-    assert store.events.counts() == {}
+    assert _stored(store) == {}
 
 
 @pytest.mark.parametrize(
@@ -82,13 +92,13 @@ def test_malformed_payloads_get_a_4xx_and_the_server_still_answers(
     assert answer.status_code == status, answer.text
     assert "error" in answer.json()
     _still_answers(bot)
-    assert store.events.counts() == {}
+    assert _stored(store) == {}
 
 
 def test_an_unknown_scope_is_acknowledged_and_stored_as_ignored(bot: BotProcess, store: Store) -> None:
     answer = bot.post(json.dumps(_payload(event__scope="space.runtime")).encode())
     assert answer.status_code == 202 and answer.json()["status"] == "ignored"
-    assert store.events.counts() == {("space.runtime", "ignored"): 1}
+    assert _stored(store) == {("space.runtime", "ignored"): 1}
 
 
 def test_a_valid_delivery_after_all_that_is_stored_and_handled(bot: BotProcess, store: Store) -> None:
@@ -100,7 +110,7 @@ def test_a_valid_delivery_after_all_that_is_stored_and_handled(bot: BotProcess, 
     )
     assert event.scope == "repo.content"
     assert event.outcome == "ignored"  # alice/not-watched is not watched
-    assert store.jobs.list() == []
+    assert store.jobs.list(repo="alice/not-watched") == []
 
 
 def test_sigterm_stops_the_bot_cleanly(bot: BotProcess) -> None:
