@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import PurePosixPath
 from typing import Any
 
-from builders.spec import DEFAULT_CALIBRATION, Artifact, Manifest
+from builders.spec import DEFAULT_CALIBRATION, Artifact, CalibrationRecord, Manifest
 
 # Weight bits of ModelOpt's exported `quant_algo` values, when the manifest does not record `bits`.
 _QUANT_ALGO_BITS = {"FP8": 8, "W8A8_SQ_PER_CHANNEL": 8, "W4A16_AWQ": 4, "W4A8_AWQ": 4, "NVFP4": 4}
@@ -22,6 +22,13 @@ def bits(manifest: Manifest) -> int | None:
     if quant is None:
         return None
     return quant.bits or _QUANT_ALGO_BITS.get(quant.quant_algo or "")
+
+
+def calibration_note(calib: CalibrationRecord | None) -> str | None:
+    """Why fewer calibration samples were used than asked for, as the card says it beside the count."""
+    if calib is None or calib.samples_requested is None or calib.samples >= calib.samples_requested:
+        return None
+    return f"{calib.samples_requested} asked; {calib.samples_note or 'the data held no more'}"
 
 
 def dataset_label(dataset: str) -> str:

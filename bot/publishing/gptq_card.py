@@ -77,6 +77,7 @@ def gptq_context(
         "desc_act": quant.desc_act if quant else None,
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
+        "calib_note": figures.calibration_note(calib),
         "calib_seqlen": calib.seq_len if calib else None,
         "perplexity_change": f"{ppl.delta_pct:+.2f}%" if ppl and ppl.delta_pct is not None else None,
         "perplexity_rows": perplexity_rows,

@@ -73,6 +73,7 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
         "artifact_sizes": _artifact_sizes(manifest),
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
+        "calib_note": figures.calibration_note(calib),
         "calib_seqlen": calib.seq_len if calib else None,
         "awq_block_size": ((calib.awq_block_size if calib else None) or spec.recipe.awq_block_size)
         if fmt in AWQ_FORMATS

@@ -50,6 +50,7 @@ EXAMPLE_PARAMETERS = {
     "artifact_sizes": [],
     "calib_dataset": None,
     "calib_size": 64,
+    "calib_note": None,
     "calib_seqlen": 5675,
     "awq_block_size": 128,
     "calib_batch_size": 16,
