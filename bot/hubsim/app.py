@@ -17,7 +17,17 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from bot.hubsim import api_admin, api_discussions, api_files, api_jobs, api_lfs, api_repos, pages
+from bot.hubsim import (
+    api_admin,
+    api_discussions,
+    api_files,
+    api_jobs,
+    api_lfs,
+    api_repos,
+    job_pages,
+    pages,
+    signin,
+)
 from bot.hubsim.errors import ApiError, RepoMoved, unauthorized
 from bot.hubsim.routing import Call, Handler, Router, split_raw_path
 from bot.hubsim.service import HubService
@@ -38,9 +48,10 @@ def build_router() -> Router:
 
 
 def build_page_router() -> Router:
-    """hubsim's web pages, consulted only for a GET the API has no route for."""
+    """hubsim's web pages, consulted only for a request outside `/api/` the API has no route for."""
     router = Router()
-    pages.register(router)
+    for module in (signin, job_pages, pages):  # the Jobs pages before `/{ns}/{name}`, which would take them
+        module.register(router)
     return router
 
 
@@ -73,8 +84,8 @@ class HubsimApp:
             is_admin = bool(segments) and segments[0] == ADMIN_PREFIX
             if not is_admin and (fault := self.hub.faults.take(method, "/" + "/".join(segments))):
                 raise fault.error()
-            handler, params = self._route(method, segments)
-            user = None if is_admin else self._caller(request)
+            handler, params, is_page = self._route(method, segments)
+            user = None if is_admin else self._caller(request, is_page)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
         except RepoMoved as e:
@@ -89,24 +100,25 @@ class HubsimApp:
         self.hub.requests.append((method, request.url.path, response.status_code))
         return response
 
-    def _route(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]]:
-        """The API's route; else, for a GET outside `/api/` and `/_hubsim/`, a page; else the API's 404."""
+    def _route(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str], bool]:
+        """The API's route; else, outside `/api/` and `/_hubsim/`, a page; else the API's 404.
+        The flag says whether it is a page."""
         try:
-            return self.router.match(method, segments)
+            return *self.router.match(method, segments), False
         except ApiError as no_route:
-            api_only = segments[0] in (API_PREFIX, ADMIN_PREFIX)
-            if no_route.status != 404 or method not in ("GET", "HEAD") or api_only:
+            if no_route.status != 404 or segments[0] in (API_PREFIX, ADMIN_PREFIX):
                 raise
             try:
-                return self.pages.match(method, segments)
+                return *self.pages.match(method, segments), True
             except ApiError:
                 raise no_route from None
 
-    def _caller(self, request: Request) -> User | None:
-        """The user a bearer token names; None without a token; 401 for a token nobody has."""
+    def _caller(self, request: Request, is_page: bool) -> User | None:
+        """The user a bearer token names; None without a token; 401 for a token nobody has. A page also
+        takes the browser's session cookie (`signin`), ignored when stale (hubsim restarted)."""
         header = request.headers.get("authorization")
         if header is None:
-            return None
+            return signin.signed_in(self.hub, request) if is_page else None
         scheme, _, token = header.partition(" ")
         user = self.hub.users.by_token(token.strip()) if scheme.lower() == "bearer" else None
         if user is None:

@@ -3,6 +3,7 @@ request thread with the bot's reply, and a file tree; each saved as a screenshot
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import pytest
@@ -130,3 +131,16 @@ def test_file_tree_lists_files_and_opens_a_folder_and_a_file(page, release):
     page.find('#files a[href$="/blob/main/quantize/manifest.json"]').click()
     assert '{"format": "gptq"}' in page.text("#file")
     page.shoot("blob")
+
+
+def test_a_jobs_page_after_signing_in_shows_its_status_and_log(page, hubsim):
+    job = hubsim.api.run_job(image="quantbot-worker:test", command=[sys.executable, "-c", "print('built')"])
+    hubsim.api.wait_for_job(job.id, timeout=30, poll_interval=0.1)
+    page.open(f"/jobs/{hubsim.user}/{job.id}")  # Jobs are for their owner: the sign-in form comes first
+    page.find("a[href^='/login']").click()
+    page.find("input[name=token]").send_keys(hubsim.token)
+    page.find("form button").click()
+    assert page.driver.current_url == job.url
+    assert page.text("#status") == "COMPLETED"
+    assert page.text("#logs").splitlines()[-1] == "built"
+    page.shoot("job")
