@@ -244,6 +244,8 @@ class _Demo:
         env = os.environ | {
             "HF_ENDPOINT": self.hubsim.url, "HF_TOKEN": self.bot_token, "QUANTBOT_LOG_LEVEL": "INFO",
             "QUANTBOT_BROKER_URL": settings.broker(),
+            # the demo builds GPTQ only: its workers keep a spare for that and for engines, not ModelOpt
+            "QUANTBOT_WARM_TOOLCHAINS": os.environ.get("QUANTBOT_WARM_TOOLCHAINS", "gptq,engine"),
         }  # fmt: skip
         logs = []
         for sm in (90, 89):

@@ -350,6 +350,10 @@ class CeleryExecutor:
         except Exception:
             log.exception("job %d: could not add the late engine for sm%s", job.id, task.sm)
             return
+        if where is None:
+            log.info("job %d: the release's PR was declined; sm%s's engine record not added", job.id, task.sm)
+            return
+        self.store.lifecycle.late_engines(job.id, manifest)
         log.info("job %d: late engine record for sm%s added to %s", job.id, task.sm, where)
 
     # ----------------------------------------------------------------------------------- cancel, leases

@@ -3,8 +3,8 @@
 One hubsim, one bot on a fresh PostgreSQL database, a Redis server of the test's own, and workers on the
 CPU standing for GPU hosts: `--sm 90` and `--sm 89`. The cases run in order and share the set-up:
 
-1. a worker that holds every build in its quantize stage; `/cancel` → every task revoked, the build
-   process gone, no PR;
+1. a worker that holds every build in its quantize stage, run in a warm spare process; `/cancel` → every
+   task revoked, the build process gone, no PR;
 2. that worker SIGKILLed mid-quantize → the task goes to another sm90 worker, one release;
 3. a webhook delivered five times → one job, one quantize task; the bot restarted mid-build carries on;
    a plan for SMs 90 and 89 → an engine task on each SM's worker; one PR, one checkpoint, a record per SM;
@@ -128,6 +128,7 @@ def test_cancel_revokes_every_task_and_opens_no_pr(
     wait_for(lambda: _task_on(store, job.id, holding), 60, "the quantize task to start on the worker")
     wait_for(lambda: _holding(store, job.id), 120, "the build to reach its quantize stage")
     assert builds_running(holding.data_dir), "the worker runs the build in a process of its own"
+    assert builds_running(holding.data_dir, warm=True), "a spare that imported the toolchain took it"
 
     maya.comment_discussion(repo, discussion.num, "/cancel")
     wait_for(lambda: store.jobs.get(job.id).status is JobStatus.CANCELLED, 30, "the job to be cancelled")
