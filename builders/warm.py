@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 # What each kind of build imports first; a module that is not installed is left to the build to report.
@@ -33,10 +34,17 @@ def toolchain_for(fmt: str, argv: list[str] | None) -> str:
     return "gptq" if fmt == "gptq" else "modelopt"
 
 
+READY = "warm: imported"  # the line a spare writes to its log once its imports are done
+
+
 def main(toolchain: str, log: Path) -> int:
+    started, loaded = time.monotonic(), []
     for name in PRELOADS[toolchain]:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+            loaded.append(name)
+    took = time.monotonic() - started
+    print(f"{READY} {', '.join(loaded)} in {took:.1f} s, before the build", file=sys.stderr, flush=True)
     line = sys.stdin.readline()
     if not line.strip():
         log.unlink(missing_ok=True)

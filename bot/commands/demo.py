@@ -263,6 +263,13 @@ class _Demo:
             "two `quantbot worker`s are up on this CPU, standing for an sm90 and an sm89 host (queues sm90, "
             "sm89 and quantize)"
         )
+        if "gptq" in env["QUANTBOT_WARM_TOOLCHAINS"]:
+            from bot.execution.spares import warm
+
+            _CLOCK.doing("the workers' spare build processes import torch, transformers and GPTQModel")
+            folders = [self.root / f"worker-sm{sm}" for sm in (90, 89)]
+            _wait(lambda: all(warm(f, "gptq") for f in folders) or None, 120, "the workers' spares")
+            _step("each worker has a build process with its toolchain imported, waiting for a build")
 
     def _who_ran(self, job: Any) -> None:
         """Which worker ran each task of a job (celery executor only)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,7 +25,16 @@ from pathlib import Path
 from bot.execution.launch import Worker, builder_args, spawn, worker_argv, worker_env, write_spec
 from bot.settings import Settings
 from builders.spec import BuildSpec
-from builders.warm import toolchain_for
+from builders.warm import READY, toolchain_for
+
+log = logging.getLogger(__name__)
+SPOOL = Path("builds") / "warm"  # in the data dir: the spares' logs until they take a build
+
+
+def warm(data_dir: Path, toolchain: str) -> bool:
+    """Whether a spare of `toolchain` of the worker whose data dir this is has finished its imports."""
+    logs = (Path(data_dir) / SPOOL).glob(f"{toolchain}-*.log")
+    return any(READY in log.read_text(errors="replace") for log in logs)
 
 
 @dataclass
@@ -49,7 +59,7 @@ class Spares:
     def __init__(self, settings: Settings, env: dict[str, str]) -> None:
         self.settings = settings
         self.env = env  # what the slot adds to every build's environment (its CUDA_VISIBLE_DEVICES)
-        self.spool = Path(settings.data_dir) / "builds" / "warm"
+        self.spool = Path(settings.data_dir) / SPOOL
         self._idle: dict[str, _Spare] = {}
 
     def fill(self) -> None:
@@ -71,6 +81,7 @@ class Spares:
             try:
                 spare.process.stdin.write(json.dumps(order).encode() + b"\n")
                 spare.process.stdin.close()
+                log.info("build %s handed to a warm spare, pid %d", spec_path.parent, spare.process.pid)
                 return Worker(spare.process, spec_path, own_group=True)
             except BrokenPipeError:  # it died in its imports: the build starts cold instead
                 pass

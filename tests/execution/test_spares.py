@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from bot.execution.launch import Worker
-from bot.execution.spares import Spares
+from bot.execution.spares import Spares, warm
 from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec
+from builders.warm import READY
 
 
 def _engine(root: Path) -> tuple[BuildSpec, list[str], Path]:
@@ -51,7 +52,10 @@ def test_a_build_handed_to_a_warm_spare_runs_in_it_with_progress_log_and_exit(tm
     spares = Spares(_settings(tmp_path), {"CUDA_VISIBLE_DEVICES": ""})
     spares.fill()
     spare = _idle_pid(spares)
-    time.sleep(0.5)  # the spare is importing; the handed build waits for the rest, never for less
+    deadline = time.monotonic() + 60
+    while not warm(tmp_path / "data", "engine") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert warm(tmp_path / "data", "engine"), "the spare imported torch before any build came"
     spec, argv, log = _engine(tmp_path / "b1")
     try:
         worker = spares.start(spec, log, argv)
@@ -62,6 +66,7 @@ def test_a_build_handed_to_a_warm_spare_runs_in_it_with_progress_log_and_exit(tm
         record = json.loads((tmp_path / "b1" / "out" / "engine.json").read_text())
         assert record["record"]["status"] == "not_built"
         assert not list((tmp_path / "data" / "builds" / "warm").glob("*.log")), "its warm log moved"
+        assert f"{READY} torch" in log.read_text(), "the build's log says what was imported before it"
         spares.fill()
         assert _idle_pid(spares) != spare, "a used spare is replaced by a fresh process, never reused"
     finally:
