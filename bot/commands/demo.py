@@ -263,7 +263,7 @@ class _Demo:
             "two `quantbot worker`s are up on this CPU, standing for an sm90 and an sm89 host (queues sm90, "
             "sm89 and quantize)"
         )
-        if "gptq" in env["QUANTBOT_WARM_TOOLCHAINS"]:
+        if "gptq" in env["QUANTBOT_WARM_TOOLCHAINS"].split(","):
             from bot.execution.spares import warm
 
             _CLOCK.doing("the workers' spare build processes import torch, transformers and GPTQModel")
