@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "warm":
         from builders.warm import main as run_warm
 
-        return run_warm(args.toolchain, args.log)
+        return run_warm(args.toolchain, args.log, main)
     if args.command == "verify":
         from builders.verify import main as run_verify
 

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # What each kind of build imports first; a module that is not installed is left to the build to report.
@@ -37,7 +38,8 @@ def toolchain_for(fmt: str, argv: list[str] | None) -> str:
 READY = "warm: imported"  # the line a spare writes to its log once its imports are done
 
 
-def main(toolchain: str, log: Path) -> int:
+def main(toolchain: str, log: Path, builder: Callable[[list[str]], int]) -> int:
+    """Import, wait for the order, then run it with `builder` (`python -m builders`'s own main)."""
     started, loaded = time.monotonic(), []
     for name in PRELOADS[toolchain]:
         with contextlib.suppress(ImportError):
@@ -57,6 +59,4 @@ def main(toolchain: str, log: Path) -> int:
             target.write(log.read_bytes())
         os.dup2(target.fileno(), 2)
     log.unlink(missing_ok=True)
-    from builders.__main__ import main as builder
-
     return builder(list(order["argv"]))
