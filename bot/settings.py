@@ -34,6 +34,10 @@ def default_data_dir() -> Path:
     return Path(base) / "quantbot"
 
 
+WarmToolchain = Literal["gptq", "modelopt", "engine"]  # builders.warm.PRELOADS
+WARM_TOOLCHAINS: tuple[WarmToolchain, ...] = ("gptq", "modelopt", "engine")
+
+
 def _split_list(value: Any) -> Any:
     """Accept `90,89` or `a/b, c/d` from the environment as well as real lists from TOML."""
     if isinstance(value, str):
@@ -161,6 +165,10 @@ class Settings(BaseSettings):
     engine_deadline_s: float = Field(
         4 * 3600.0, gt=0, description="Seconds to wait for every SM's engine before releasing without it."
     )
+    warm_toolchains: Annotated[list[WarmToolchain], NoDecode] = Field(
+        default_factory=lambda: list(WARM_TOOLCHAINS),
+        description="Toolchains a `quantbot worker` imports before its next build (none: builds start cold).",
+    )
     broker_visibility_timeout_s: int = Field(
         24 * 3600, ge=60, description="Seconds before the broker redelivers an unacknowledged task."
     )
@@ -173,7 +181,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", "maintainers", "allowlist",
-        "command_namespaces", mode="before",
+        "command_namespaces", "warm_toolchains", mode="before",
     )  # fmt: skip
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:

@@ -1,6 +1,8 @@
 """``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py);
 ``python -m builders verify REQUEST.json RESULT.json``: check a published release (builders/verify.py).
 ``python -m builders engine SPEC.json --sm N ...``: one SM's engine from a release checkpoint.
+``python -m builders warm TOOLCHAIN --log FILE``: import a toolchain, then run the one command stdin gives
+(builders/warm.py).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from builders.warm import PRELOADS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     engine.add_argument("--sm", type=int, required=True, help="The SM to build the engine for.")
     engine.add_argument("--checkpoint", type=Path, required=True, help="The release's downloaded files.")
     engine.add_argument("--out", type=Path, required=True, help="Where trt-llm/engines/<label>/ goes.")
+    warm = commands.add_parser("warm", help="Import a toolchain, then run the builder command stdin gives.")
+    warm.add_argument("toolchain", choices=sorted(PRELOADS), help="What to import before the build.")
+    warm.add_argument("--log", type=Path, required=True, help="Where stderr goes until the build's log.")
     args = parser.parse_args(argv)
+    if args.command == "warm":
+        from builders.warm import main as run_warm
+
+        return run_warm(args.toolchain, args.log, main)
     if args.command == "verify":
         from builders.verify import main as run_verify
 

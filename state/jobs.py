@@ -250,6 +250,23 @@ class JobStore:
             self.changes.emit(BuildChange(job.build_key, job_id, job.status, job.status, stage))
         return job
 
+    def set_manifest(
+        self, job_id: int, manifest: dict[str, Any], statuses: Collection[JobStatus]
+    ) -> Job | None:
+        """Replace the manifest of a job in one of `statuses`, without moving it; None if it is in none."""
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(list(statuses)))
+            .values(manifest=manifest, updated_at=utcnow())
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            job = s.execute(stmt).scalar_one_or_none()
+        if job is not None:
+            self.changes.emit(BuildChange(job.build_key, job_id, job.status, job.status, "engines"))
+        return job
+
     def requeue_expired(
         self, now: datetime | None = None, max_attempts: int | None = None
     ) -> builtins.list[int]:

@@ -80,6 +80,11 @@ class JobLifecycle:
         """Housekeeping's backoff has passed: a failed publish of a good build goes back to built."""
         return self._quietly(job_id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {attempt}")
 
+    def late_engines(self, job_id: int, manifest: dict[str, Any]) -> Job | None:
+        """Engine records committed to a published release after it was made: the job's manifest follows
+        the release's, for the status page and whatever reads the job later (None if no longer published)."""
+        return self._jobs.set_manifest(job_id, manifest, {JobStatus.PUBLISHED})
+
     # -- housekeeping and commands -------------------------------------------------------------------
 
     def requeue_expired(self, now: datetime | None = None, max_attempts: int | None = None) -> list[int]:

@@ -253,6 +253,8 @@ class _Demo:
         env = os.environ | {
             "HF_ENDPOINT": self.hubsim.url, "HF_TOKEN": self.bot_token, "QUANTBOT_LOG_LEVEL": "INFO",
             "QUANTBOT_BROKER_URL": settings.broker(),
+            # the demo builds GPTQ only: its workers keep a spare for that and for engines, not ModelOpt
+            "QUANTBOT_WARM_TOOLCHAINS": os.environ.get("QUANTBOT_WARM_TOOLCHAINS", "gptq,engine"),
         }  # fmt: skip
         logs = []
         for sm in (90, 89):
@@ -270,6 +272,13 @@ class _Demo:
             "two `quantbot worker`s are up on this CPU, standing for an sm90 and an sm89 host (queues sm90, "
             "sm89 and quantize)"
         )
+        if "gptq" in env["QUANTBOT_WARM_TOOLCHAINS"].split(","):
+            from bot.execution.spares import warm
+
+            _CLOCK.doing("the workers' spare build processes import torch, transformers and GPTQModel")
+            folders = [self.root / f"worker-sm{sm}" for sm in (90, 89)]
+            _wait(lambda: all(warm(f, "gptq") for f in folders) or None, 120, "the workers' spares")
+            _step("each worker has a build process with its toolchain imported, waiting for a build")
 
     def _who_ran(self, job: Any) -> None:
         """Where each task of a job ran: its worker and queue, or its Job's URL and flavour."""

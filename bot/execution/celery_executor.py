@@ -342,14 +342,17 @@ class CeleryExecutor:
         if job.status is not JobStatus.PUBLISHED or not quantized or not quantized.get("draft"):
             return
         sms = list(job.spec.get("target_sms") or [])
-        manifest = _merged(quantized["manifest"], sms, self._engines(job), self.settings.engine_deadline_s)
+        merged = _merged(quantized["manifest"], sms, self._engines(job), self.settings.engine_deadline_s)
+        manifest = Manifest.model_validate(merged)
         try:
-            where = self.publisher.amend(
-                Manifest.model_validate(manifest), Draft.from_json(quantized["draft"])
-            )
+            where = self.publisher.amend(manifest, Draft.from_json(quantized["draft"]))
         except Exception:
             log.exception("job %d: could not add the late engine for sm%s", job.id, task.sm)
             return
+        if where is None:
+            log.info("job %d: the release's PR was declined; sm%s's engine record not added", job.id, task.sm)
+            return
+        self.store.lifecycle.late_engines(job.id, manifest.model_dump(mode="json"))  # as committed
         log.info("job %d: late engine record for sm%s added to %s", job.id, task.sm, where)
 
     # ----------------------------------------------------------------------------------- cancel, leases

@@ -2,7 +2,9 @@
 
 Each task runs its build the way the local executor does (`bot.execution.launch.Worker`: `python -m
 builders …` in a process of its own, `CUDA_VISIBLE_DEVICES` set to this worker's GPU), so a CUDA crash or
-an OOM ends that build and nothing else; the build dies with the task (`die_with_parent`). While it runs
+an OOM ends that build and nothing else; the build dies with the task (`die_with_parent`). The process is
+a warm spare when the worker has one for its toolchain (`bot.execution.spares`): torch, transformers and
+the toolchain already imported while the worker was idle. While it runs
 the task reports its stage as the Celery state `PROGRESS` every `beat_s` seconds; the bot reads that from the
 result backend, records it, and takes a task whose reports stop for a dead worker.
 
@@ -31,6 +33,7 @@ from huggingface_hub import snapshot_download
 
 from bot.execution.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
 from bot.execution.launch import Worker, failure_reason, read_manifest
+from bot.execution.spares import Spares
 from bot.hub import Hub
 from bot.publishing.staged import Draft, StagedPublisher, result_to_json
 from bot.settings import Settings
@@ -55,6 +58,7 @@ class Place:
 
 
 _place: Place | None = None
+_spares: Spares | None = None
 
 
 def register(app: Celery, place: Place) -> None:
@@ -127,6 +131,26 @@ def engine(
 # ------------------------------------------------------------------------------------------------ helpers
 
 
+def warm_up() -> None:
+    """In the pool process, before its first task and after each: the spares import while it is idle."""
+    _slot().fill()
+
+
+def cool_down() -> None:
+    """The pool process is ending: its idle spares end with it."""
+    if _spares is not None:
+        _spares.close()
+
+
+def _slot() -> Spares:
+    """This pool process's build slot (one build at a time, and its spares)."""
+    global _spares
+    if _spares is None:
+        place = _here()
+        _spares = Spares(place.settings, place.env)
+    return _spares
+
+
 def _here() -> Place:
     if _place is None:
         raise RuntimeError("the quantbot tasks run only in `quantbot worker` (register() was not called)")
@@ -171,10 +195,7 @@ def _run(
     task: Task, place: Place, build: BuildSpec, log_path: Path, beat_s: float, argv: list[str] | None = None
 ) -> int:
     """Run the build process to its end, reporting progress every `beat_s` and on each new stage."""
-    worker = Worker.start(
-        place.settings, build, log_path=log_path, env=place.env, own_group=True, die_with_parent=True,
-        argv=argv,
-    )  # fmt: skip
+    worker = _slot().start(build, log_path, argv)
     last: Progress | None = None
     beat, beat_at = 0, 0.0
     try:

@@ -30,12 +30,12 @@ def write_spec(spec: BuildSpec) -> Path:
 def worker_argv(settings: Settings, spec_path: Path, argv: list[str] | None = None) -> list[str]:
     """`python -m builders run SPEC.json` (or the builder command `argv` names: `verify …`, `engine …`)
     with the configured worker interpreter or container command."""
-    return [
-        *(settings.worker_command or [sys.executable]),
-        "-m",
-        "builders",
-        *(argv or ["run", str(spec_path)]),
-    ]
+    return [*(settings.worker_command or [sys.executable]), "-m", "builders", *builder_args(spec_path, argv)]
+
+
+def builder_args(spec_path: Path, argv: list[str] | None) -> list[str]:
+    """The builder command: `argv`, or by default `run SPEC.json`."""
+    return argv or ["run", str(spec_path)]
 
 
 def set_parent_death_signal() -> None:
@@ -52,6 +52,25 @@ def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[
     if settings.token():
         env["HF_TOKEN"] = settings.token() or ""
     return env | (extra or {})
+
+
+def spawn(
+    command: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    own_group: bool,
+    die_with_parent: bool,
+    stdin: int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """A builder process: progress on a non-blocking stdout pipe, stderr appended to `log_path`."""
+    with log_path.open("ab") as stderr:
+        process = subprocess.Popen(
+            command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, env=env,
+            start_new_session=own_group, preexec_fn=set_parent_death_signal if die_with_parent else None,
+        )  # fmt: skip
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    return process
 
 
 class Worker:
@@ -84,18 +103,8 @@ class Worker:
         task it runs leaves no build behind. `argv` replaces `run SPEC` (e.g. `engine SPEC --sm 89 …`).
         """
         spec_path = write_spec(spec)
-        with log_path.open("ab") as stderr:
-            process = subprocess.Popen(
-                worker_argv(settings, spec_path, argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                env=worker_env(settings, env),
-                start_new_session=own_group,
-                preexec_fn=set_parent_death_signal if die_with_parent else None,
-            )
-        assert process.stdout is not None
-        os.set_blocking(process.stdout.fileno(), False)
+        command = worker_argv(settings, spec_path, argv)
+        process = spawn(command, log_path, worker_env(settings, env), own_group, die_with_parent)
         return cls(process, spec_path, own_group=own_group)
 
     @property

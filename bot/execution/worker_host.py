@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from bot.eligibility.targets import local_gpus
 from bot.errors import UsageError
 from bot.execution.celery_app import QUANTIZE_QUEUE, make_app, sm_queue
-from bot.execution.celery_tasks import Place, register
+from bot.execution.celery_tasks import Place, cool_down, register, warm_up
 from bot.execution.launch import set_parent_death_signal
 from bot.settings import Settings
 
@@ -74,7 +74,7 @@ def seats(sm: int | None, gpus: list[int] | None) -> list[Seat]:
 
 def run_worker(settings: Settings, seat: Seat, queues: list[str] | None, loglevel: str = "INFO") -> None:
     """A Celery worker for one seat, in this process, until SIGTERM / SIGINT (warm shutdown)."""
-    from celery.signals import worker_process_init
+    from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
 
     if seat.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(seat.gpu)
@@ -82,6 +82,8 @@ def run_worker(settings: Settings, seat: Seat, queues: list[str] | None, logleve
     name = seat.node_name()
     register(app, Place(settings, name, {"CUDA_VISIBLE_DEVICES": "" if seat.gpu is None else str(seat.gpu)}))
     worker_process_init.connect(_pool_process_init, weak=False)
+    task_postrun.connect(_after_task, weak=False)
+    worker_process_shutdown.connect(_pool_process_end, weak=False)
     worker = app.Worker(
         hostname=name,
         queues=seat.queues(queues),
@@ -96,9 +98,20 @@ def run_worker(settings: Settings, seat: Seat, queues: list[str] | None, logleve
 
 
 def _pool_process_init(**_: object) -> None:
-    """The pool process dies with its worker, and stops its build on SIGTERM (a revoke that terminates)."""
+    """The pool process dies with its worker, and stops its build on SIGTERM (a revoke that terminates);
+    its warm spares start importing now, before the first task comes."""
     set_parent_death_signal()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    warm_up()
+
+
+def _after_task(**_: object) -> None:
+    """A task ended (its upload done): the spare it used is replaced now, while the slot is idle."""
+    warm_up()
+
+
+def _pool_process_end(**_: object) -> None:
+    cool_down()
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

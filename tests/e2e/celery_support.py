@@ -107,6 +107,7 @@ class WorkerProcess:
                     "hf_endpoint": self.hub.url,
                     "hf_token": self.hub.tokens["quantbot"],
                     "broker_url": self.broker_url,
+                    "warm_toolchains": ["gptq", "engine"],  # what the cases build
                 }
             )
         )
@@ -145,8 +146,9 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def builds_running(folder: Path) -> list[int]:
-    """Pids of build processes (`-m builders`) working in `folder` (a worker's data dir)."""
+def builds_running(folder: Path, warm: bool = False) -> list[int]:
+    """Pids of build processes (`-m builders`) working in `folder` (a worker's data dir); an idle spare
+    (`-m builders warm`, its stderr still in the spool) is not one. `warm`: only builds that a spare took."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -158,6 +160,13 @@ def builds_running(folder: Path) -> list[int]:
             continue
         if zombie:
             continue
-        if "builders" in cmdline and any(str(folder) in part for part in cmdline):
+        if "builders" not in cmdline or not any(str(folder) in part for part in cmdline):
+            continue
+        spare = "warm" in cmdline
+        try:
+            idle = spare and "/builds/warm/" in os.readlink(proc / "fd" / "2")
+        except OSError:
+            continue
+        if not idle and (spare or not warm):
             found.append(int(proc.name))
     return found

@@ -3,12 +3,14 @@
 One hubsim, one bot on a fresh PostgreSQL database, a Redis server of the test's own, and workers on the
 CPU standing for GPU hosts: `--sm 90` and `--sm 89`. The cases run in order and share the set-up:
 
-1. a worker that holds every build in its quantize stage; `/cancel` → every task revoked, the build
-   process gone, no PR;
+1. a worker that holds every build in its quantize stage, run in a warm spare process; `/cancel` → every
+   task revoked, the build process gone, no PR;
 2. that worker SIGKILLed mid-quantize → the task goes to another sm90 worker, one release;
 3. a webhook delivered five times → one job, one quantize task; the bot restarted mid-build carries on;
    a plan for SMs 90 and 89 → an engine task on each SM's worker; one PR, one checkpoint, a record per SM;
-4. Redis stopped when the job is submitted → the job waits queued in the store, and runs when it is back.
+4. Redis stopped when the job is submitted → the job waits queued in the store, and runs when it is back;
+5. sm89's worker away past `engine_deadline_s` → released without it; its engine, when it comes, is added
+   to the PR and to the job's manifest in the store.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ def test_cancel_revokes_every_task_and_opens_no_pr(
     wait_for(lambda: _task_on(store, job.id, holding), 60, "the quantize task to start on the worker")
     wait_for(lambda: _holding(store, job.id), 120, "the build to reach its quantize stage")
     assert builds_running(holding.data_dir), "the worker runs the build in a process of its own"
+    assert builds_running(holding.data_dir, warm=True), "a spare that imported the toolchain took it"
 
     maya.comment_discussion(repo, discussion.num, "/cancel")
     wait_for(lambda: store.jobs.get(job.id).status is JobStatus.CANCELLED, 30, "the job to be cancelled")
@@ -227,6 +230,50 @@ def test_redis_down_at_submit_the_job_waits_and_runs_when_it_is_back(
         "quantize",
         "engine",
     ]
+
+
+def test_an_engine_after_the_deadline_is_added_to_the_pr_and_to_the_jobs_manifest(
+    cbot: BotProcess, e2e_hub: E2EHub, tiny_model: Path, store: Store, redis_server: RedisServer,
+    workers: dict[str, WorkerProcess],
+) -> None:  # fmt: skip
+    cbot.stop()
+    cbot.write_config(
+        executor="celery", broker_url=redis_server.url, target_sms=[90, 89], engine_deadline_s=2
+    )
+    cbot.start()
+    if workers["sm90"].process is None:
+        workers["sm90"].start()
+    workers["sm89"].stop()  # sm89's engine task waits in its queue, past the deadline
+    repo, _ = publish_upstream(e2e_hub, tiny_model, "cel-late")
+    e2e_hub.api("maya").create_discussion(repo, "Builds", description="/quantize gptq")
+    job = wait_for(lambda: _job(store, repo), 60, "the command's job")
+    done = wait_for(lambda: _finished(store, job.id), BUILD_S, "the release without sm89's engine")
+    assert done.status is JobStatus.PUBLISHED, done.error
+    missing = {e["sm"]: e for e in done.manifest["engines"]}[89]
+    assert "engine_deadline_s" in missing["reason"]
+
+    workers["sm89"].start()
+    late = wait_for(lambda: _with_late_record(store, job.id, 89), 120, "sm89's record in the job's manifest")
+    assert late.status is JobStatus.PUBLISHED and _record(late, 89)["status"] == "not_built"
+    [release] = store.releases.find(build_key=done.build_key)
+    on_pr = json.loads(
+        Path(
+            e2e_hub.api("maya").hf_hub_download(
+                release.repo_id, "manifest.json", revision=f"refs/pr/{release.pr_number}"
+            )
+        ).read_text()
+    )
+    assert {e["sm"]: e for e in on_pr["engines"]}[89] == _record(late, 89), "the store says what the PR says"
+
+
+def _record(job: Any, sm: int) -> dict:
+    return {e["sm"]: e for e in (job.manifest or {}).get("engines", [])}[sm]
+
+
+def _with_late_record(store: Store, job_id: int, sm: int) -> Any:
+    """The job once its manifest holds `sm`'s own record instead of the deadline's placeholder."""
+    job = store.jobs.get(job_id)
+    return job if "engine_deadline_s" not in _record(job, sm)["reason"] else None
 
 
 def _delivery(hub: E2EHub, repo: str, sha: str) -> dict | None:

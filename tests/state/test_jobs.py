@@ -303,3 +303,22 @@ def test_processes_claiming_at_once_never_share_a_job(store: Store, db_url: str,
     assert all(w.returncode == 0 for w in workers)
     claimed = [job_id for out in outputs for job_id in json.loads(out)]
     assert sorted(claimed) == sorted(ids)
+
+
+def test_late_engine_records_reach_the_published_jobs_manifest_and_only_its(store: Store) -> None:
+    late = {"status": "succeeded", "engines": [{"sm": 90, "status": "not_built", "reason": "no GPU"}]}
+    job_id = _queued(store)
+    assert store.lifecycle.late_engines(job_id, late) is None, "a queued job has no release to follow"
+    store.lifecycle.claim_build("celery", 60)
+    store.lifecycle.built(job_id, "celery", {"status": "succeeded", "engines": []})
+    store.lifecycle.claim_publish("bot", 60)
+    store.lifecycle.published(job_id, "bot", "released")
+    seen: list = []
+    store.changes.listen(seen.append)
+
+    store.lifecycle.late_engines(job_id, late)
+
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.PUBLISHED and job.manifest == late
+    assert [e.to_status for e in store.jobs.history(job_id)][-1] is JobStatus.PUBLISHED, "no move recorded"
+    assert [(c.job_id, c.moved, c.stage) for c in seen] == [(job_id, False, "engines")]
