@@ -4,12 +4,17 @@ Every build of one revision downloads into the same huggingface_hub cache (the s
 HF's default), so N formats of one revision cost one download. Only safetensors weights are fetched
 unless the spec allows pickle and the repo has nothing else; free disk is checked against what is still
 missing from the cache before anything is downloaded.
+
+The Hub down, failing (5xx) or rate limiting (429) is waited out, with backoff, for up to `RETRY_FOR_S`
+(huggingface_hub resumes partial downloads); only then does the stage fail, as `hub_unavailable`, which the
+bot retries later by itself. Not found, gated and pickle-only repos fail at once.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +24,8 @@ from builders.spec import BuildSpec
 SAFE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*"]
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
 CODE_PATTERNS = ["*.py"]
+RETRY_FOR_S = 120.0  # how long a Hub outage is waited out before the stage fails
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
@@ -62,10 +69,32 @@ def _weights_allowed(files: list[str], spec: BuildSpec, where: str) -> list[str]
 
 def _hub(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
     import httpx
-    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
     from huggingface_hub import errors as hf_errors
 
     where = f"{spec.repo_id}@{spec.revision[:12]}"
+    give_up_at, delay = time.monotonic() + RETRY_FOR_S, 1.0
+    while True:
+        try:
+            return _download(spec, progress, where)
+        except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError) as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status is not None and status not in RETRY_STATUSES:
+                raise BuildFailure("hub_error", f"could not download {where}: {e}") from e
+            if time.monotonic() + delay > give_up_at:
+                raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
+            reason = str(status or type(e).__name__)
+            progress(0.05, f"the Hub is unavailable ({reason}); trying again in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        except OSError as e:  # the cache's disk, not the Hub
+            raise BuildFailure("download_failed", f"could not download {where}: {e}") from e
+
+
+def _download(spec: BuildSpec, progress: Callable[[float, str], None], where: str) -> dict:
+    """One try at the snapshot; Hub failures that may pass are left to the caller's retry."""
+    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
+    from huggingface_hub import errors as hf_errors
+
     cache_dir = str(spec.cache_dir) if spec.cache_dir else None
     try:
         info = HfApi().model_info(spec.repo_id, revision=spec.revision, files_metadata=True)
@@ -97,8 +126,6 @@ def _hub(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
         raise BuildFailure(
             "repo_not_found", f"{spec.repo_id} does not exist or is private", bad_input=True
         ) from e
-    except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError, OSError) as e:
-        raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
     return {
         "snapshot_dir": snapshot,
         "files": sorted(wanted),

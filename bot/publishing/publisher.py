@@ -6,9 +6,10 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    the key already on `main` → done (unless this build adds engines for another SM, or the bot's own card
    is out of date); a merged PR → done; a PR a maintainer closed → declined, never opened again; an open
    (or draft) PR → updated in place; an open PR for a *newer* upstream sha → this build is stale, not sent;
-2. open a **draft** PR (or reuse the one found), upload the artifacts to `refs/pr/N` folder by folder with
-   huggingface_hub's resumable `upload_folder` (a rerun skips what is already there), then commit the card
-   and `manifest.json` last;
+2. ask the Hub's `validate-yaml` about the card (`CardRefused`, with the Hub's words, before anything is
+   written: a card the Hub would refuse costs no upload), then open a **draft** PR (or reuse the one
+   found), upload the artifacts to `refs/pr/N` folder by folder with huggingface_hub's resumable
+   `upload_folder` (a rerun skips what is already there), then commit the card and `manifest.json` last;
 3. only then announce: mark the PR open for review (`approval`, or no push rights), or — `auto` mode on a
    repo the bot may write — merge it itself, so `main` changes in one step;
 4. close the bot's older open PRs of the same series (same upstream, format and recipe) with a comment
@@ -163,6 +164,7 @@ class Publisher:
         if isinstance(found, Settled):
             return self._result(release, found.status, found.pr, found.message)
         approval = approval or self.approval_for(release.tag.upstream, target)
+        self.hub.validate_card(release.card)
         return self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
         )
