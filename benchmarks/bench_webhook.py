@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -46,6 +47,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,6 +61,7 @@ from builders.spec import BuildSpec, Recipe, ValidationSettings  # noqa: E402
 SECRET = "bench-secret"
 TARGETS = {"first_start_s": 2.0, "start_s": 2.0, "idle_rss_mib": 150.0}
 P99_TARGET_MS = 25.0  # quantbot's acknowledgements, quiet and with a build running
+_SALTS = itertools.count(1)
 APPS = {"bare": "bench_webhook:bare_app", "quantbot": "bot.intake.server:app_from_settings"}
 PAYLOAD = {
     "event": {"action": "update", "scope": "repo.content"},
@@ -102,6 +106,7 @@ end
 
 function init(args)
   interval = tonumber(args[1])
+  salt = tonumber(args[2])
   sent = 0
   headers = { ["Content-Type"] = "application/json", ["X-Webhook-Secret"] = "@SECRET@" }
 end
@@ -117,7 +122,7 @@ end
 
 function request()
   sent = sent + 1
-  local sha = string.format("%08x%08x", tid, sent) .. string.rep("0", 24)
+  local sha = string.format("%08x%08x%08x", salt, tid, sent) .. string.rep("0", 16)
   return wrk.format("POST", "/webhooks/hub", headers, (template:gsub("@SHA@", sha)))
 end
 
@@ -132,11 +137,8 @@ end
 """
 
 
-def bare_app():  # -> FastAPI (uvicorn's --factory target for `bare`)
-    """The floor: read the body, check the secret, answer 202."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
+def bare_app() -> FastAPI:
+    """The floor (uvicorn's --factory target for `bare`): read the body, check the secret, answer 202."""
     app = FastAPI()
 
     @app.get("/healthz")
@@ -271,7 +273,7 @@ def _body(sha: str) -> bytes:
     return json.dumps(PAYLOAD).replace("@SHA@", sha).encode()
 
 
-def _load_wrk(port: int, rate: float, duration: int, work: Path) -> dict:
+def _load_wrk(port: int, rate: float, duration: int, work: Path, salt: int) -> dict:
     threads, connections = 1, 4
     script = work / "webhook.lua"
     body = json.dumps(PAYLOAD)
@@ -288,7 +290,7 @@ def _load_wrk(port: int, rate: float, duration: int, work: Path) -> dict:
         str(script),
     ]
     output = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}", "--", str(interval_ms)],
+        [*command, f"http://127.0.0.1:{port}", "--", str(interval_ms), str(salt)],
         capture_output=True,
         text=True,
         check=True,
@@ -299,7 +301,7 @@ def _load_wrk(port: int, rate: float, duration: int, work: Path) -> dict:
     return result
 
 
-async def _load_python(port: int, rate: float, duration: int) -> dict:
+async def _load_python(port: int, rate: float, duration: int, salt: int) -> dict:
     """Open loop: request i is sent at start + i/rate whatever happened to the ones before."""
     latencies: list[float] = []
     errors = 0
@@ -308,7 +310,7 @@ async def _load_python(port: int, rate: float, duration: int) -> dict:
 
         async def one(i: int) -> None:
             nonlocal errors
-            body = _body(f"{0xFFFF:08x}{i:08x}" + "0" * 24)
+            body = _body(f"{salt:08x}{0xFFFF:08x}{i:08x}" + "0" * 16)
             sent = time.perf_counter()
             try:
                 response = await client.post(
@@ -333,10 +335,12 @@ async def _load_python(port: int, rate: float, duration: int) -> dict:
 
 
 def _load(port: int, args: argparse.Namespace, generator: str, work: Path) -> Load:
+    """One load at the fixed rate; its commit shas differ from every other load's (none is a duplicate)."""
+    salt = next(_SALTS)
     if generator == "wrk":
-        result = _load_wrk(port, args.rate, args.duration, work)
+        result = _load_wrk(port, args.rate, args.duration, work, salt)
     else:
-        result = asyncio.run(_load_python(port, args.rate, args.duration))
+        result = asyncio.run(_load_python(port, args.rate, args.duration, salt))
     return Load(
         requests=result["requests"], rate=result["requests"] / result["duration_s"], p50_ms=result["p50_ms"],
         p90_ms=result["p90_ms"], p99_ms=result["p99_ms"], max_ms=result["max_ms"], errors=result["errors"],
