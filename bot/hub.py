@@ -197,7 +197,7 @@ class Hub:
             meta = self.call(self.api.get_safetensors_metadata, repo_id, revision=revision, repo_id=repo_id)
         except (hf_errors.NotASafetensorsRepoError, hf_errors.SafetensorsParsingError) as e:
             raise HubError(f"cannot read safetensors headers ({repo_id}): {e}", repo_id=repo_id) from e
-        return dict(meta.parameter_count)
+        return {dtype: count for dtype, count in meta.parameter_count.items()}
 
     # --- writes and community calls used by the publisher -------------------------------------------
 
@@ -282,10 +282,15 @@ class Hub:
 
     def pull_requests(self, repo_id: str, author: str | None = None) -> list[Discussion]:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
+        return self._discussions(repo_id, author=author, discussion_type="pull_request")
+
+    def open_discussions(self, repo_id: str) -> list[Discussion]:
+        """The repo's open discussions and PRs (drafts too): where commands the bot missed may wait."""
+        return self._discussions(repo_id, discussion_status="open")
+
+    def _discussions(self, repo_id: str, **filters: Any) -> list[Discussion]:
         listing = self.api.get_repo_discussions
-        return self.call(
-            lambda: list(listing(repo_id, author=author, discussion_type="pull_request")), repo_id=repo_id
-        )
+        return self.call(lambda: list(listing(repo_id, **filters)), repo_id=repo_id)
 
     def discussion(self, repo_id: str, num: int) -> DiscussionWithDetails:
         """A discussion or PR with its events (the first comment is its description)."""

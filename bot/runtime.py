@@ -1,5 +1,8 @@
 """The whole bot in one process: store, Hub client, server, dispatcher, executor, scheduler, wired once.
 
+The Hub need not answer for the bot to start: the server stores webhooks at once, and the parts that act
+start when the Hub first answers `whoami` (`bot.intake.readiness`), which names the bot.
+
 `quantbot serve` runs it in the foreground until SIGINT or SIGTERM; the demo and the end-to-end tests run
 the same object in the background (the HTTP server is in a thread either way: bot/threaded_server.py).
 Stopping is orderly: the server stops taking webhooks, the scheduler and the dispatcher finish what they
@@ -20,6 +23,7 @@ from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
 from bot.hub import Hub
 from bot.intake.dispatcher import Dispatcher
+from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller, Scheduler
 from bot.intake.server import create_app, open_configured_store
 from bot.publishing.lookup import ReleaseLookup
@@ -46,41 +50,54 @@ class Bot:
     scheduler: Scheduler
     app: Any
     replies: ReplyUpdater
+    readiness: HubReadiness
+    reviews: ReleaseLookup
 
     @classmethod
     def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
-        """Open the store and connect to the Hub (whoami names the bot); nothing runs until `start`."""
+        """Open the store and wire the parts; no Hub call (the Hub may be down). Nothing runs until `start`.
+
+        Until the Hub names the bot, `options` holds the configured `bot_name` (or nothing)."""
         hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
-        bot_user = str(hub.whoami()["name"])
+        bot_user = settings.bot_name or ""
         options = Options.from_settings(settings, bot_user=bot_user)
+        readiness = HubReadiness(hub)
         store = open_configured_store(settings)
         publisher = Publisher(hub, settings)
         executor = LocalExecutor(settings, store, publisher, slots=slots)
+        reviews = ReleaseLookup(hub, bot_user)
         dispatcher = Dispatcher(
-            store,
-            hub=hub,
-            options=options,
-            planner=SpecMaker(settings, hub),
-            reviews=ReleaseLookup(hub, bot_user),
+            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
         )
-        poller = Poller(settings, store, hub, wake=dispatcher.wake)
+        poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
         scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)
-        app = create_app(settings, store, on_event=dispatcher.wake)
+        app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub)
-        return cls(settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies)
+        return cls(
+            settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
+            reviews,
+        )  # fmt: skip
 
     def start_workers(self) -> Bot:
-        """Start everything but the HTTP server."""
+        """Start everything but the HTTP server once the Hub answers (at once if it does)."""
+        self.readiness.start(self._hub_answered)
+        return self
+
+    def _hub_answered(self, bot_user: str) -> None:
+        """The Hub named the bot: the parts that act start (events stored meanwhile are swept up)."""
+        self.options = Options.from_settings(self.settings, bot_user=bot_user)
+        self.dispatcher.options = self.options
+        self.reviews.bot_name = bot_user
         self.replies.start()
         self.executor.start()
         self.dispatcher.start()
         self.scheduler.start()
-        return self
 
     def stop_workers(self) -> None:
         """Stop everything but the HTTP server, in dependency order, and close the database."""
+        self.readiness.stop()
         self.scheduler.stop()
         self.dispatcher.stop()
         self.executor.stop()

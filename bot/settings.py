@@ -9,10 +9,10 @@ import difflib
 import logging
 import os
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="Per-repo approval mode, keyed by upstream or release repo id."
     )
     pr_fallback: bool = Field(True, description="Open a PR when the token may not push to the release repo.")
+    verify_uploads: bool = Field(
+        True, description="Download each release back from the Hub and check it before announcing it."
+    )
     target_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_SMS), description="SMs to plan for when no GPU is found."
     )
@@ -124,7 +127,9 @@ class Settings(BaseSettings):
     command_rate_limit: int = Field(10, ge=1, description="Commands one user may give per rate window.")
     command_rate_window_s: int = Field(3600, ge=1, description="The rate limit's window, in seconds.")
     public_url: str | None = Field(None, description="The bot's URL as the Hub reaches it (webhooks sync).")
-    poll_interval_min: float = Field(15.0, gt=0, description="Minutes between polls of the watch list.")
+    poll_interval_min: float = Field(
+        15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
+    )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
     publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")

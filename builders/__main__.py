@@ -1,4 +1,5 @@
-"""``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py)."""
+"""``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py);
+``python -m builders verify REQUEST.json RESULT.json``: check a published release (builders/verify.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="Run the build a BuildSpec JSON file describes; resumes if rerun.")
     run.add_argument("spec", type=Path, help="Path of the BuildSpec JSON file.")
+    verify = commands.add_parser(
+        "verify", help="Download a published release by id and check it (see builders/verify.py)."
+    )
+    verify.add_argument("request", type=Path, help="Path of the VerifyRequest JSON file.")
+    verify.add_argument("result", type=Path, help="Where to write the VerificationRecord JSON.")
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        from builders.verify import main as run_verify
+
+        return run_verify(args.request, args.result)
     from builders.runner import main as run_build
 
     return run_build(args.spec)

@@ -1,21 +1,29 @@
-"""Calibration data: ModelOpt's named datasets (cnn_dailymail by default) or local text.
+"""Calibration data: a Hub dataset read through HF_ENDPOINT (default: ModelOpt's cnn_dailymail) or local text.
 
-A local ``.txt`` file is cut into consecutive windows of ``calib_seq_len`` tokens (so a short text still
-yields full-length samples); each line of a ``.jsonl`` file is one sample (its ``text`` field); a folder
-contributes all its ``.txt`` and ``.jsonl`` files in name order. Samples are token-id lists, batched with
-left padding as ModelOpt's hf_ptq does.
+A Hub dataset is read in the fetch stage, before anything else: its revision is pinned to a commit sha,
+the first ``calib_samples`` rows of the split (or a seeded shuffle of it) are streamed with the
+`datasets` library and kept in the work dir, so a dataset that cannot be read fails the build in seconds,
+before the model is downloaded or loaded, and a rerun reads the same rows. ``bundled`` names the text
+shipped with the builders. A local ``.txt`` file is cut into consecutive windows of ``calib_seq_len``
+tokens; each line of a ``.jsonl`` file is one sample (its ``text`` field); a folder contributes all its
+``.txt`` and ``.jsonl`` files in name order. Samples are token-id lists, batched with left padding as
+ModelOpt's hf_ptq does. When fewer samples exist than were asked for, the record says why.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builders.failures import BuildFailure
-from builders.spec import Recipe
+from builders.spec import BuildSpec, Recipe
+
+BUNDLED = "bundled"
+ROWS_FILE = Path("calibration") / "rows.jsonl"
+SHUFFLE_BUFFER = 10_000
 
 
 @dataclass
@@ -23,6 +31,9 @@ class CalibrationSet:
     name: str
     samples: list[list[int]]
     seq_len: int
+    source: dict[str, Any] = field(default_factory=dict)  # Hub id, revision, split... (fetch's record)
+    requested: int | None = None
+    note: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -32,7 +43,11 @@ class CalibrationSet:
         """What the manifest says of the calibration a build actually ran."""
         return {
             "dataset": self.name,
+            "source": "local",
+            **self.source,
             "samples": len(self.samples),
+            "samples_requested": self.requested,
+            "samples_note": self.note,
             "seq_len": self.seq_len,
             "tokens": self.tokens,
             "batch_size": batch_size,
@@ -40,26 +55,137 @@ class CalibrationSet:
         }
 
 
-def load_calibration(recipe: Recipe, tokenizer: Any) -> CalibrationSet:
-    """The recipe's samples, tokenized and truncated to ``calib_seq_len``."""
-    source = recipe.calib_dataset
-    path = Path(source).expanduser()
-    if path.exists():
-        samples = _from_path(path, tokenizer, recipe.calib_seq_len, recipe.calib_samples)
-        name = path.name
-    elif "/" in source or source.endswith((".txt", ".jsonl", ".json")):
-        raise BuildFailure(
-            "calibration_missing", f"calibration file or folder not found: {source}", bad_input=True
-        )
+def bundled_text_path() -> Path:
+    from builders.tiny import calibration_text_path
+
+    return calibration_text_path()
+
+
+def unavailable(source: str, why: str) -> BuildFailure:
+    """The one error an unreadable calibration source gives: what failed, and the two ways out."""
+    return BuildFailure(
+        "calibration_unavailable",
+        f"calibration dataset {source!r} could not be read: {why}. Choose other calibration data with "
+        f"--calib (recipe.calib_dataset): a Hub dataset id, a local .txt/.jsonl file or folder, or "
+        f"'{BUNDLED}' for the text shipped with quantbot ({bundled_text_path().name})",
+        bad_input=True,
+    )
+
+
+# ------------------------------------------------------------------------------------------- fetch stage
+
+
+def fetch_calibration(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict[str, Any]:
+    """Check (local) or download (Hub) the calibration data; the fetch stage's ``calibration`` record."""
+    recipe = spec.recipe
+    if not recipe.calib_hub:
+        path = _local_path(recipe.calib_dataset)
+        if not path.exists():
+            raise BuildFailure(
+                "calibration_missing",
+                f"calibration file or folder not found: {recipe.calib_dataset} (--calib)",
+                bad_input=True,
+            )
+        return {"source": "local", "dataset": path.name}
+    dataset_id, config, split, text_field = recipe.calib_hub_source()
+    progress(0.02, f"reading calibration dataset {dataset_id} ({config or 'default'}, {split})")
+    revision = _dataset_revision(dataset_id)
+    texts, exhausted = _stream_rows(recipe, dataset_id, config, split, text_field, revision)
+    rows = Path(spec.work_dir) / ROWS_FILE
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    partial = rows.with_suffix(".partial")
+    partial.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    partial.replace(rows)
+    record: dict[str, Any] = {
+        "source": "hub",
+        "dataset": dataset_id,
+        "revision": revision,
+        "config": config,
+        "split": split,
+        "text_field": text_field,
+        "seed": recipe.calib_seed,
+        "rows_file": str(rows),
+    }
+    if exhausted and len(texts) < recipe.calib_samples:
+        record["note"] = f"split {split!r} of {dataset_id} has only {len(texts)} rows with text"
+    return record
+
+
+def _dataset_revision(dataset_id: str) -> str:
+    """The commit sha of the dataset's main branch (one small call that fails fast when it is unreachable)."""
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        info = HfApi().dataset_info(dataset_id, timeout=30)
+    except hf_errors.GatedRepoError:
+        raise unavailable(dataset_id, "it is gated and this token has no access") from None
+    except hf_errors.RepositoryNotFoundError:
+        raise unavailable(dataset_id, "no such dataset on the Hub (or it is private)") from None
+    except (hf_errors.HfHubHTTPError, httpx.HTTPError, OSError) as e:
+        why = f"the Hub did not answer ({type(e).__name__}: {str(e)[:160]})"
+        raise unavailable(dataset_id, why) from None
+    if not info.sha:
+        raise unavailable(dataset_id, "the Hub reported no revision for it")
+    return info.sha
+
+
+def _stream_rows(
+    recipe: Recipe, dataset_id: str, config: str | None, split: str, text_field: str, revision: str
+) -> tuple[list[str], bool]:
+    """The first ``calib_samples`` non-empty texts of the split (after a seeded shuffle, when asked)."""
+    from datasets import load_dataset
+
+    texts: list[str] = []
+    try:
+        ds = load_dataset(dataset_id, config, split=split, revision=revision, streaming=True)
+        if recipe.calib_seed is not None:
+            ds = ds.shuffle(seed=recipe.calib_seed, buffer_size=SHUFFLE_BUFFER)
+        for row in ds:
+            if len(texts) >= recipe.calib_samples:
+                return texts, False
+            text = row.get(text_field)
+            if not isinstance(text, str):
+                columns = ", ".join(sorted(row)) or "none"
+                why = f"its rows have no text column {text_field!r} (columns: {columns})"
+                raise unavailable(dataset_id, why)
+            if text.strip():
+                texts.append(text)
+    except BuildFailure:
+        raise
+    except Exception as e:  # datasets raises many types (missing config or split, connection, schema)
+        raise unavailable(dataset_id, f"{type(e).__name__}: {str(e)[:200]}") from None
+    if not texts:
+        raise unavailable(dataset_id, f"split {split!r} has no rows with text")
+    return texts, True
+
+
+# ----------------------------------------------------------------------------------------- quantize stage
+
+
+def load_calibration(recipe: Recipe, tokenizer: Any, fetched: dict[str, Any]) -> CalibrationSet:
+    """The recipe's samples, tokenized and truncated to ``calib_seq_len``; ``fetched`` is fetch's record."""
+    wanted, seq_len = recipe.calib_samples, recipe.calib_seq_len
+    if fetched.get("source") == "hub":
+        texts = _jsonl_texts(Path(fetched["rows_file"]))
+        samples = _truncated(texts, tokenizer, seq_len)[:wanted]
+        note = fetched.get("note")
+        source = {k: fetched[k] for k in ("source", "revision", "config", "split", "text_field", "seed")}
+        name = fetched["dataset"]
     else:
-        texts = _named_dataset(source, recipe.calib_samples)
-        samples = _truncated(texts, tokenizer, recipe.calib_seq_len)[: recipe.calib_samples]
-        name = source
+        path = _local_path(recipe.calib_dataset)
+        if not path.exists():
+            raise BuildFailure(
+                "calibration_missing", f"calibration file or folder not found: {path.name}", bad_input=True
+            )
+        samples, note = _from_path(path, tokenizer, seq_len, wanted)
+        source, name = {}, path.name
     if not samples:
-        raise BuildFailure(
-            "calibration_empty", f"calibration data {source} yielded no samples", bad_input=True
-        )
-    return CalibrationSet(name=name, samples=samples, seq_len=recipe.calib_seq_len)
+        raise BuildFailure("calibration_empty", f"calibration data {name} yielded no samples", bad_input=True)
+    if len(samples) < wanted and note is None:
+        note = f"{name} yields only {len(samples)} samples"
+    return CalibrationSet(name, samples, seq_len, source, wanted, note if len(samples) < wanted else None)
 
 
 def batches(calib: CalibrationSet, batch_size: int, pad_id: int, device: Any) -> Iterator[dict[str, Any]]:
@@ -77,18 +203,26 @@ def batches(calib: CalibrationSet, batch_size: int, pad_id: int, device: Any) ->
         yield {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _from_path(path: Path, tokenizer: Any, seq_len: int, limit: int) -> list[list[int]]:
+def _local_path(source: str) -> Path:
+    return bundled_text_path() if source == BUNDLED else Path(source).expanduser()
+
+
+def _from_path(path: Path, tokenizer: Any, seq_len: int, limit: int) -> tuple[list[list[int]], str | None]:
     files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl")) if path.is_dir() else [path]
     samples: list[list[int]] = []
+    windows = 0
     for file in files:
         if file.suffix == ".jsonl":
             samples += _truncated(_jsonl_texts(file), tokenizer, seq_len)
         else:
             ids = tokenizer(file.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
-            samples += [ids[i : i + seq_len] for i in range(0, len(ids) - seq_len // 2, seq_len)]
+            cut = [ids[i : i + seq_len] for i in range(0, len(ids) - seq_len // 2, seq_len)]
+            samples += cut
+            windows += len(cut)
         if len(samples) >= limit:
-            break
-    return samples[:limit]
+            return samples[:limit], None
+    what = f"{windows} windows of {seq_len} tokens" if windows == len(samples) else f"{len(samples)} samples"
+    return samples, f"{path.name} holds only {what}"
 
 
 def _jsonl_texts(file: Path) -> list[str]:
@@ -100,12 +234,12 @@ def _jsonl_texts(file: Path) -> list[str]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise BuildFailure(
-                "calibration_invalid", f"{file}:{number} is not JSON: {e}", bad_input=True
+                "calibration_invalid", f"{file.name}:{number} is not JSON: {e}", bad_input=True
             ) from e
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
             raise BuildFailure(
-                "calibration_invalid", f"{file}:{number} has no string 'text' field", bad_input=True
+                "calibration_invalid", f"{file.name}:{number} has no string 'text' field", bad_input=True
             )
         texts.append(text)
     return texts
@@ -118,21 +252,3 @@ def _truncated(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int]
         if len(ids) > 1:
             out.append(ids)
     return out
-
-
-def _named_dataset(name: str, count: int) -> list[str]:
-    """A dataset ModelOpt knows by name (through `datasets`; needs the Hub or a local datasets cache)."""
-    try:
-        from modelopt.torch.utils.dataset_utils import get_dataset_samples
-    except ImportError as e:
-        raise BuildFailure(
-            "calibration_unavailable", f"named dataset {name} needs nvidia-modelopt: {e}"
-        ) from e
-    try:
-        return list(get_dataset_samples(name, count))
-    except Exception as e:  # datasets raises many types (connection, missing config, auth)
-        raise BuildFailure(
-            "calibration_unavailable",
-            f"calibration dataset {name!r} could not be loaded ({type(e).__name__}: {str(e)[:200]}); "
-            "set recipe.calib_dataset to a local .txt/.jsonl file or folder",
-        ) from e

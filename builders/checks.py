@@ -134,7 +134,7 @@ def _excluded_set(base: Tensors, excluded: list[str]) -> set[str]:
 
 
 def _unified_module(
-    meta: dict, module: str, rows: int, cols: int, layout: Layout, group: int | None
+    meta: dict[str, Any], module: str, rows: int, cols: int, layout: Layout, group: int | None
 ) -> list[str]:
     weight = meta.get(f"{module}.weight")
     if weight is None:
@@ -175,7 +175,7 @@ def _unchanged_tensors(out: Tensors, base: Tensors, quantized_modules: set[str])
     )
 
 
-def _kv_scales(meta: dict, expect: dict[str, Any], suffixes: tuple[str, ...]) -> Check:
+def _kv_scales(meta: dict[str, Any], expect: dict[str, Any], suffixes: tuple[str, ...]) -> Check:
     layers = expect["num_layers"]
     found = sum(1 for n in meta if n.endswith(suffixes))
     wanted = layers * len(suffixes) if expect["kv_cache_quant_algo"] else 0

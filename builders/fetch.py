@@ -17,7 +17,9 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from builders.calibration import fetch_calibration
 from builders.failures import BuildFailure, human_bytes
 from builders.spec import BuildSpec
 
@@ -28,15 +30,23 @@ RETRY_FOR_S = 120.0  # how long a Hub outage is waited out before the stage fail
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
-    """Make the snapshot available locally; return the fetch stage's record details."""
+def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict[str, Any]:
+    """Read the calibration data first (it fails fastest), then make the model's snapshot available."""
+    calibration = fetch_calibration(spec, progress)
     if spec.local_dir is not None:
-        return _local(spec)
-    return _hub(spec, progress)
+        found = _local(spec, spec.local_dir)
+    elif spec.repo_id is None or spec.revision is None:  # the spec's validator rules this out
+        raise BuildFailure(
+            "invalid_spec", "the spec names neither local_dir nor repo_id@revision", bad_input=True
+        )
+    else:
+        found = _hub(spec, spec.repo_id, spec.revision, progress)
+    outputs = [calibration["rows_file"]] if "rows_file" in calibration else []
+    return found | {"calibration": calibration, "outputs": outputs}
 
 
-def _local(spec: BuildSpec) -> dict:
-    root = Path(spec.local_dir).resolve()
+def _local(spec: BuildSpec, local_dir: Path) -> dict[str, Any]:
+    root = local_dir.resolve()
     if not (root / "config.json").is_file():
         raise BuildFailure("not_a_model", f"{root} has no config.json", bad_input=True)
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
@@ -67,15 +77,17 @@ def _weights_allowed(files: list[str], spec: BuildSpec, where: str) -> list[str]
     return patterns + PICKLE_PATTERNS
 
 
-def _hub(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
+def _hub(
+    spec: BuildSpec, repo_id: str, revision: str, progress: Callable[[float, str], None]
+) -> dict[str, Any]:
     import httpx
     from huggingface_hub import errors as hf_errors
 
-    where = f"{spec.repo_id}@{spec.revision[:12]}"
+    where = f"{repo_id}@{revision[:12]}"
     give_up_at, delay = time.monotonic() + RETRY_FOR_S, 1.0
     while True:
         try:
-            return _download(spec, progress, where)
+            return _download(spec, repo_id, revision, progress, where)
         except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError) as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
             if status is not None and status not in RETRY_STATUSES:
@@ -90,42 +102,36 @@ def _hub(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict:
             raise BuildFailure("download_failed", f"could not download {where}: {e}") from e
 
 
-def _download(spec: BuildSpec, progress: Callable[[float, str], None], where: str) -> dict:
+def _download(
+    spec: BuildSpec, repo_id: str, revision: str, progress: Callable[[float, str], None], where: str
+) -> dict[str, Any]:
     """One try at the snapshot; Hub failures that may pass are left to the caller's retry."""
     from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
     from huggingface_hub import errors as hf_errors
 
     cache_dir = str(spec.cache_dir) if spec.cache_dir else None
     try:
-        info = HfApi().model_info(spec.repo_id, revision=spec.revision, files_metadata=True)
+        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
         sizes = {s.rfilename: s.size or 0 for s in info.siblings or []}
         patterns = _weights_allowed(sorted(sizes), spec, where)
         wanted = {f: n for f, n in sizes.items() if any(fnmatch.fnmatch(f, p) for p in patterns)}
         missing = {
             f: n
             for f, n in wanted.items()
-            if not isinstance(
-                try_to_load_from_cache(spec.repo_id, f, cache_dir=cache_dir, revision=spec.revision), str
-            )
+            if not isinstance(try_to_load_from_cache(repo_id, f, cache_dir=cache_dir, revision=revision), str)
         }
         need = sum(missing.values())
         _check_disk(spec, need)
         progress(0.1, f"downloading {len(missing)} of {len(wanted)} files ({human_bytes(need)}) of {where}")
-        snapshot = snapshot_download(
-            spec.repo_id, revision=spec.revision, cache_dir=cache_dir, allow_patterns=patterns
-        )
+        snapshot = snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns)
     except hf_errors.RevisionNotFoundError as e:
         raise BuildFailure(
-            "revision_not_found", f"revision {spec.revision} does not exist in {spec.repo_id}", bad_input=True
+            "revision_not_found", f"revision {revision} does not exist in {repo_id}", bad_input=True
         ) from e
     except hf_errors.GatedRepoError as e:
-        raise BuildFailure(
-            "gated", f"{spec.repo_id} is gated and this token has no access", bad_input=True
-        ) from e
+        raise BuildFailure("gated", f"{repo_id} is gated and this token has no access", bad_input=True) from e
     except hf_errors.RepositoryNotFoundError as e:
-        raise BuildFailure(
-            "repo_not_found", f"{spec.repo_id} does not exist or is private", bad_input=True
-        ) from e
+        raise BuildFailure("repo_not_found", f"{repo_id} does not exist or is private", bad_input=True) from e
     return {
         "snapshot_dir": snapshot,
         "files": sorted(wanted),

@@ -1,8 +1,8 @@
 """GPTQ through GPTQModel: quantize, save in GPTQ format, and reload the saved artifact to validate it.
 
 quantize writes GPTQModel's checkpoint into the work dir (that is the stage's durable result, so a rerun
-never quantizes twice); export copies it to the output dir, whose root is the repo to publish — GPTQ
-repos are loaded from their root (`GPTQModel.load(repo_id)`), unlike the seed's ``trt-llm/`` layout.
+never quantizes twice); export copies it to the output dir, whose root is the repo to publish (GPTQ repos
+are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary paths GPTQModel records.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import shutil
 from typing import Any
 
-from builders.artifacts import hash_folder
+from builders.artifacts import clear_output, hash_folder, scrub_host_paths
 from builders.calibration import load_calibration
 from builders.context import BuildContext, with_oom_retry
 from builders.spec import MANIFEST_NAME
@@ -38,7 +38,7 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     gptqmodel = _gptqmodel()
     spec, recipe = ctx.spec, ctx.spec.recipe
     ctx.release_model()
-    calib = load_calibration(recipe, ctx.tokenizer())
+    calib = load_calibration(recipe, ctx.tokenizer(), ctx.details("fetch").get("calibration", {}))
     data = [{"input_ids": s, "attention_mask": [1] * len(s)} for s in calib.samples]
     qcfg = gptqmodel.QuantizeConfig(
         bits=recipe.gptq_bits, group_size=recipe.gptq_group_size, desc_act=recipe.gptq_desc_act
@@ -97,12 +97,10 @@ def _report_batches(ctx: BuildContext, model: Any, batches: int) -> list[Any]:
 def export(ctx: BuildContext) -> dict[str, Any]:
     source = ctx.details("quantize")["checkpoint_dir"]
     out = ctx.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():  # a previous attempt's files; the manifest is rewritten at the end
-        if stale.name != MANIFEST_NAME:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    clear_output(out, keep=(MANIFEST_NAME,))
     ctx.progress(0.3, "copying the GPTQ checkpoint to the output dir")
     shutil.copytree(source, out, dirs_exist_ok=True)
+    scrubbed = scrub_host_paths(out)
     qcfg = json.loads((out / "quantize_config.json").read_text())
     artifacts = [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME]
     return {
@@ -120,6 +118,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
             "config": qcfg,
         },
         "artifacts": artifacts,
+        "host_paths_removed": scrubbed,
         "outputs": [str(out / "quantize_config.json")],
     }
 

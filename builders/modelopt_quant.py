@@ -6,10 +6,11 @@ as ModelOpt's hf_ptq applies them), then the fake-quantized model's perplexity a
 state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a freshly loaded base model,
 so calibration — the long part — never runs twice.
 
-export: the unified HF checkpoint (`export_hf_checkpoint`) into ``trt-llm/checkpoints/``, except int8_sq,
-which, as in hf_ptq, only exists as a legacy TensorRT-LLM checkpoint. When the engines stage is about to
-run trtllm-build it asks `export_legacy` for the legacy checkpoint (`export_tensorrt_llm_checkpoint`),
-written into the work dir from the restored quantized state.
+export: the unified HF checkpoint (`export_hf_checkpoint`) at the output root, which becomes the repo root,
+so runtimes load it by repo id; except int8_sq, which, as in hf_ptq, only exists as a legacy TensorRT-LLM
+checkpoint, under ``trt-llm/checkpoints/``. When the engines stage is about to run trtllm-build it asks
+`export_legacy` for the legacy checkpoint (`export_tensorrt_llm_checkpoint`), made from the restored
+quantized state and published in ``trt-llm/checkpoints/`` as the engines' input.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from builders.artifacts import hash_folder
+from builders.artifacts import LEGACY, clear_output, hash_folder, move_into, scrub_host_paths
 from builders.calibration import batches, load_calibration
 from builders.checks import EXPECTED_ALGO
 from builders.context import BuildContext, with_oom_retry
 from builders.hfmodel import generate_sample, load_tokenizer, perplexity
-from builders.spec import AWQ_FORMATS, BuildSpec
+from builders.spec import AWQ_FORMATS, MANIFEST_NAME, BuildSpec
 
 CONFIG_NAMES = {
     "fp8": "FP8_DEFAULT_CFG",
@@ -37,7 +38,6 @@ CONFIG_NAMES = {
 # ModelOpt 0.47 ships an FP8 KV preset (mtq.FP8_KV_CFG) but none for INT8; this entry is the INT8 twin of
 # the FP8 one (8-bit integer instead of E4M3), which its legacy exporter labels kv_cache_quant_algo INT8.
 _INT8_KV_ENTRIES = [{"quantizer_name": "*[kv]_bmm_quantizer", "cfg": {"num_bits": 8, "axis": None}}]
-CHECKPOINT = Path("trt-llm") / "checkpoints"
 STATE_FILE = "modelopt_state.pth"
 
 
@@ -63,8 +63,8 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
 
     spec = ctx.spec
     tokenizer = ctx.tokenizer()
-    ctx.progress(0.01, f"loading calibration data {spec.recipe.calib_dataset}")
-    calib = load_calibration(spec.recipe, tokenizer)
+    ctx.progress(0.01, f"tokenizing calibration data {spec.recipe.calib_dataset}")
+    calib = load_calibration(spec.recipe, tokenizer, ctx.details("fetch").get("calibration", {}))
     cfg = quant_config(spec)
     passes = 2 if spec.format in AWQ_FORMATS else 1  # awq_lite caches statistics, then searches
     done = [0.0]
@@ -141,9 +141,8 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     import torch
     from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
 
-    spec = ctx.spec
-    final = ctx.out_dir / CHECKPOINT
-    partial = final.with_name(".checkpoints.partial")
+    spec, out = ctx.spec, ctx.out_dir
+    partial = out / ".export.partial"
     shutil.rmtree(partial, ignore_errors=True)
     decoder = ctx.details("load")["decoder_type"]
     model = quantized_model(ctx)
@@ -159,10 +158,12 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     ctx.release_model()  # export packed its weights in place: it cannot run any more
     load_tokenizer(ctx.snapshot_dir, spec, fix_padding=False).save_pretrained(partial)
     ctx.hold()
-    shutil.rmtree(final, ignore_errors=True)
-    partial.replace(final)
-    config_file = "config.json" if legacy_only else "hf_quant_config.json"
-    exported = json.loads((final / config_file).read_text())
+    clear_output(out, keep=(MANIFEST_NAME, partial.name))
+    folder = LEGACY if legacy_only else Path(".")
+    move_into(partial, out / folder)
+    scrubbed = scrub_host_paths(out / folder)
+    config_file = folder / ("config.json" if legacy_only else "hf_quant_config.json")
+    exported = json.loads((out / config_file).read_text())
     quant = exported.get("quantization", {})
     ctx.progress(0.9, "hashing artifacts")
     return {
@@ -172,29 +173,46 @@ def export(ctx: BuildContext) -> dict[str, Any]:
             "producer_version": exported.get("producer", {}).get("version"),
             "quant_algo": quant.get("quant_algo"),
             "kv_cache_quant_algo": quant.get("kv_cache_quant_algo"),
+            "kv_cache_reason": kv_cache_reason(spec),
             "group_size": quant.get("group_size"),
-            "checkpoint": CHECKPOINT.as_posix(),
+            "checkpoint": folder.as_posix(),
             "checkpoint_kind": "trtllm_legacy" if legacy_only else "hf_unified",
-            "config_file": (CHECKPOINT / config_file).as_posix(),
+            "config_file": config_file.as_posix(),
             "config": exported,
         },
         "expected_algo": EXPECTED_ALGO[spec.format],
-        "legacy_checkpoint": str(final) if legacy_only else None,
-        "artifacts": hash_folder(ctx.out_dir, CHECKPOINT),
-        "outputs": [str(final)],
+        "legacy_checkpoint": str(out / LEGACY) if legacy_only else None,
+        "host_paths_removed": scrubbed,
+        "artifacts": [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME],
+        "outputs": [str(out / config_file)],
     }
 
 
+def kv_cache_reason(spec: BuildSpec) -> str:
+    """Why the KV cache is quantized or not: the spec's own reason, else that the recipe asked so."""
+    if spec.recipe.kv_cache_reason:
+        return spec.recipe.kv_cache_reason
+    return (
+        "not quantized: the recipe says kv_cache none"
+        if spec.recipe.kv_cache == "none"
+        else (f"{spec.recipe.kv_cache}: asked for by the recipe")
+    )
+
+
 def export_legacy(ctx: BuildContext) -> Path:
-    """The legacy checkpoint trtllm-build reads, into the work dir (engines stage, GPU workers only)."""
+    """The legacy checkpoint trtllm-build reads, published beside the engines in ``trt-llm/checkpoints``
+    (engines stage, GPU workers only): whoever rebuilds an engine for another GPU starts from it."""
     import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
 
-    target = ctx.work_dir / "legacy-checkpoint"
-    shutil.rmtree(target, ignore_errors=True)
+    target = ctx.out_dir / LEGACY
+    partial = target.with_name(".checkpoints.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     ctx.progress(0.1, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
     model = quantized_model(ctx, fresh=True)
     with torch.inference_mode():
-        export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, target, 1, 1)
+        export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, partial, 1, 1)
     ctx.release_model()
+    shutil.rmtree(target, ignore_errors=True)
+    partial.replace(target)
     return target

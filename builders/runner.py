@@ -8,7 +8,8 @@ the saved quantized state or GPTQ checkpoint (quantize), the exported files (exp
 does not survive, and is reloaded by the stage that needs it (see context.py), so "load" is not rerun
 for its own sake: its record keeps the base model's measurements.
 
-The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed".
+The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed";
+it is written as published (portable.py): nothing in it names a place on this machine.
 Exit codes: 0 succeeded, 1 failed, 2 failed because of the input (the spec or the upstream repo).
 """
 
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from builders.context import BuildContext
 from builders.environment import StageMeter, detect_device, toolchain
 from builders.failures import BuildFailure
+from builders.portable import portable_manifest
 from builders.progress import Reporter
 from builders.spec import (
     MANIFEST_NAME,
@@ -43,6 +45,8 @@ from builders.spec import (
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _SPEC_DEPENDENT = ("engines", "validate", "manifest")  # stages whose result depends on more than the key
 
+StageFunction = Callable[[BuildContext], dict[str, Any]]
+
 
 def main(spec_path: Path) -> int:
     reporter = Reporter.take_stdout()
@@ -53,13 +57,10 @@ def main(spec_path: Path) -> int:
     return Runner(spec, reporter).run()
 
 
-def _stage_functions(fmt: str) -> dict[str, Callable[[BuildContext], dict[str, Any]]]:
-    from builders import fetch, load, trtllm, validate
+def _stage_functions(fmt: str) -> dict[str, StageFunction]:
+    from builders import fetch, gptq, load, modelopt_quant, trtllm, validate
 
-    if fmt == "gptq":
-        from builders import gptq as producer
-    else:
-        from builders import modelopt_quant as producer
+    producer = gptq if fmt == "gptq" else modelopt_quant
     return {
         "fetch": lambda ctx: fetch.fetch(ctx.spec, ctx.progress),
         "load": load.load_stage,
@@ -112,7 +113,9 @@ class Runner:
             failure = BuildFailure("internal", f"{type(e).__name__}: {e}".strip())
         return self._finish(manifest, records, failure, failed_stage, ran_any)
 
-    def _run_stage(self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: Callable) -> None:
+    def _run_stage(
+        self, ctx: BuildContext, records: dict[str, StageRecord], name: str, fn: StageFunction
+    ) -> None:
         """Run one stage; its record (also when it fails) lands in ``records`` and on disk."""
         old = records.get(name)
         interrupted = old is not None and old.status == StageStatus.running
@@ -228,7 +231,8 @@ class Runner:
             manifest.status = "failed" if error else "succeeded"
             manifest.finished_at = utcnow()
             manifest.wall_s = round(time.monotonic() - self.started, 3)
-        manifest.write(Path(self.spec.output_dir) / MANIFEST_NAME)
+        published = portable_manifest(manifest.model_dump(mode="json"), self.spec)
+        write_json_atomic(Path(self.spec.output_dir) / MANIFEST_NAME, published)
 
     # -- the work dir
 

@@ -17,15 +17,15 @@ import os
 import re
 import sys
 import tempfile
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Format = Literal["fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq"]
 FORMATS: tuple[str, ...] = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
@@ -34,7 +34,11 @@ AWQ_FORMATS = frozenset({"int4_awq", "w4a8_awq"})
 KvCache = Literal["fp8", "int8", "none"]
 
 STAGES: tuple[str, ...] = ("fetch", "load", "quantize", "export", "engines", "validate", "manifest")
-DEFAULT_CALIBRATION = "cnn_dailymail"
+# ModelOpt's hf_ptq default: the "3.0.0" config of abisee/cnn_dailymail, its "article" column, read through
+# HF_ENDPOINT (the real Hub, or hubsim, which serves a small stand-in under the same id).
+DEFAULT_CALIBRATION = "abisee/cnn_dailymail"
+DEFAULT_CALIBRATION_CONFIG = "3.0.0"
+DEFAULT_CALIBRATION_FIELD = "article"
 MANIFEST_NAME = "manifest.json"
 
 # Distribution names (as pip knows them) of each toolchain, read without importing anything heavy.
@@ -65,7 +69,17 @@ class Recipe(_Model):
 
     calib_dataset: str = Field(
         DEFAULT_CALIBRATION,
-        description="'cnn_dailymail' (ModelOpt's default, needs the Hub) or a local .txt/.jsonl file/folder.",
+        description="A Hub dataset id (read through HF_ENDPOINT) or a local .txt/.jsonl file or folder.",
+    )
+    calib_config: str | None = Field(
+        None, description="Config of a Hub dataset (default: '3.0.0' for cnn_dailymail, else its default)."
+    )
+    calib_split: str = Field("train", pattern=r"^[\w.-]+$", description="Split of a Hub dataset.")
+    calib_text_field: str | None = Field(
+        None, description="Column holding the text (default: 'article' for cnn_dailymail, else 'text')."
+    )
+    calib_seed: int | None = Field(
+        None, description="Shuffle a Hub dataset with this seed; None: its first rows in order (as hf_ptq)."
     )
     calib_samples: int = Field(512, ge=1, le=100_000, description="Number of calibration samples.")
     calib_seq_len: int = Field(
@@ -74,6 +88,9 @@ class Recipe(_Model):
     calib_batch_size: int = Field(1, ge=1, le=1024, description="Calibration batch; halved once on CUDA OOM.")
     awq_block_size: int = Field(128, description="AWQ weight group size (int4_awq, w4a8_awq).")
     kv_cache: KvCache = Field("none", description="KV-cache quantization (ModelOpt formats).")
+    kv_cache_reason: str = Field(
+        "", description="Why kv_cache has its value (a default from the matrix, an opt-out); recorded only."
+    )
     gptq_bits: Literal[2, 3, 4, 8] = 4
     gptq_group_size: int = Field(128, description="GPTQ group size; -1 for per-channel.")
     gptq_desc_act: bool = Field(False, description="GPTQ activation order (TensorRT-LLM cannot serve it).")
@@ -85,6 +102,17 @@ class Recipe(_Model):
             "calib_samples": self.calib_samples,
             "calib_seq_len": self.calib_seq_len,
         }
+        if self.calib_hub:  # only non-default values enter, so keys of earlier builds stay what they were
+            common |= {
+                k: v
+                for k, v in (
+                    ("calib_config", self.calib_config),
+                    ("calib_split", self.calib_split if self.calib_split != "train" else None),
+                    ("calib_text_field", self.calib_text_field),
+                    ("calib_seed", self.calib_seed),
+                )
+                if v is not None
+            }
         if fmt == "gptq":
             return common | {
                 "gptq_bits": self.gptq_bits,
@@ -95,6 +123,30 @@ class Recipe(_Model):
         if fmt in AWQ_FORMATS:
             used["awq_block_size"] = self.awq_block_size
         return used
+
+    @property
+    def calib_hub(self) -> bool:
+        """Whether calib_dataset names a Hub dataset (an id) rather than a local file or folder."""
+        return is_hub_dataset_id(self.calib_dataset)
+
+    def calib_hub_source(self) -> tuple[str, str | None, str, str]:
+        """(dataset id, config, split, text column) of a Hub calibration dataset, defaults filled in."""
+        default = self.calib_dataset in (DEFAULT_CALIBRATION, "cnn_dailymail")
+        return (
+            DEFAULT_CALIBRATION if default else self.calib_dataset,
+            self.calib_config or (DEFAULT_CALIBRATION_CONFIG if default else None),
+            self.calib_split,
+            self.calib_text_field or (DEFAULT_CALIBRATION_FIELD if default else "text"),
+        )
+
+
+def is_hub_dataset_id(source: str) -> bool:
+    """`org/name` (or ModelOpt's bare `cnn_dailymail`) that is not an existing local path or a file name."""
+    if source == "cnn_dailymail":
+        return True
+    if Path(source).expanduser().exists() or source.startswith((".", "/", "~")):
+        return False
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source)) and not source.endswith((".txt", ".jsonl", ".json"))
 
 
 class EngineSettings(_Model):
@@ -187,7 +239,8 @@ class BuildSpec(_Model):
         producer = "gptq" if self.format == "gptq" else "modelopt"
         payload = {
             "schema": SCHEMA_VERSION,
-            "source": {"repo_id": self.repo_id, "revision": self.revision}
+            # The Hub resolves repo ids in any case: `Org/Model` and `org/model` are one source.
+            "source": {"repo_id": self.repo_id.lower(), "revision": self.revision}
             if self.repo_id
             else {"local": _folder_fingerprint(self.local_dir)},
             "format": self.format,
@@ -273,7 +326,7 @@ class Progress(_Model):
 # ---------------------------------------------------------------------------------------------- Manifest
 
 
-class StageStatus(str, Enum):
+class StageStatus(StrEnum):
     pending = "pending"
     running = "running"
     succeeded = "succeeded"
@@ -337,8 +390,16 @@ class SourceRecord(_Model):
 
 
 class CalibrationRecord(_Model):
-    dataset: str
-    samples: int
+    dataset: str = Field(description="Hub dataset id, or the local file or folder's name (never its path).")
+    source: Literal["hub", "local"] = "local"
+    revision: str | None = Field(None, description="Commit sha of the Hub dataset that was read.")
+    config: str | None = None
+    split: str | None = None
+    text_field: str | None = None
+    seed: int | None = Field(None, description="Shuffle seed; None: the first rows in order.")
+    samples: int = Field(description="Samples used.")
+    samples_requested: int | None = None
+    samples_note: str | None = Field(None, description="Why fewer samples were used than requested.")
     seq_len: int
     batch_size: int = Field(description="Batch size actually used (after an OOM retry, the smaller one).")
     awq_block_size: int | None = None
@@ -352,6 +413,7 @@ class QuantizationRecord(_Model):
     producer_version: str | None = None
     quant_algo: str | None = None
     kv_cache_quant_algo: str | None = None
+    kv_cache_reason: str | None = Field(None, description="Why the KV cache is (not) quantized.")
     group_size: int | None = None
     bits: int | None = None
     desc_act: bool | None = None
@@ -428,6 +490,45 @@ class ValidationRecord(_Model):
     reason: str | None = Field(None, description="Why validation failed.")
 
 
+class VerifyRequest(_Model):
+    """What the publisher asks a worker to verify of a release it has just committed to the Hub."""
+
+    repo_id: str
+    revision: str = Field(description="The commit to download (the release's last commit).")
+    endpoint: str
+    extra_files: list[str] = Field(
+        default_factory=list, description="Files the publisher added beside the build's artifacts (licences)."
+    )
+    rules: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Runtime id → its detection rule for this format (runtimes.yaml)."
+    )
+    snippet: str | None = Field(
+        None, description="The card's own Python usage snippet, run where it can run."
+    )
+    snippet_module: str | None = Field(None, description="The module the snippet imports (its runtime).")
+    snippet_gpu: bool = Field(False, description="Whether the snippet's runtime needs a GPU.")
+    snippet_prompt: str | None = Field(None, description="The prompt the snippet generates from.")
+    snippet_timeout_s: int = Field(900, ge=1)
+
+
+class VerificationRecord(_Model):
+    """What a worker found when it downloaded the release back from the Hub by its repo id."""
+
+    ok: bool
+    repo_id: str
+    revision: str = Field(description="The commit that was downloaded and checked.")
+    files: int = Field(0, description="Files downloaded and checked.")
+    checks: list[Check] = Field(default_factory=list)
+    runtimes: list[str] = Field(default_factory=list, description="Runtimes whose detection rule matches.")
+    output: str | None = Field(None, description="What the card's snippet printed (prompt and continuation).")
+    not_run: str | None = Field(None, description="Why the card's snippet was not run, if it was not.")
+    at: datetime | None = None
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
 class BuildError(_Model):
     stage: str
     kind: str = Field(description="Stable label: invalid_spec, revision_not_found, no_safetensors, ...")
@@ -455,6 +556,9 @@ class Manifest(_Model):
     artifacts: list[Artifact] = Field(default_factory=list)
     engines: list[EngineRecord] = Field(default_factory=list)
     validation: ValidationRecord | None = None
+    verification: VerificationRecord | None = Field(
+        None, description="Added by the publisher once the release was downloaded back from the Hub."
+    )
     errors: list[BuildError] = Field(default_factory=list)
 
     @property
@@ -477,7 +581,7 @@ class Manifest(_Model):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builders.artifacts import hash_folder
+from builders.artifacts import ENGINES, LEGACY, hash_folder
 from builders.failures import BuildFailure
 from builders.spec import BuildSpec, Device, installed_toolchain
-
-ENGINES = Path("trt-llm") / "engines"
 
 
 def probe() -> tuple[str | None, str | None, str]:
@@ -41,7 +39,7 @@ def probe() -> tuple[str | None, str | None, str]:
             None,
             (
                 f"TensorRT-LLM {version} has no trtllm-build (its TensorRT engine backend ended with 1.2); "
-                "its PyTorch backend serves trt-llm/checkpoints directly with LLM(model=...)"
+                "its PyTorch backend serves the checkpoint at the repo root directly with LLM(model=...)"
             ),
         )
     tool = shutil.which("trtllm-build")
@@ -70,17 +68,25 @@ def not_built_reason(spec: BuildSpec, device: Device, sm: int) -> str:
 def engines(ctx: Any) -> dict[str, Any]:
     """The engines stage: build what can be built here, record every SM either way."""
     spec, device = ctx.spec, ctx.device
+    shutil.rmtree(ctx.out_dir / ENGINES, ignore_errors=True)  # an earlier run's: rebuilt or not, below
+    if ctx.details("export").get("legacy_checkpoint") is None:
+        shutil.rmtree(ctx.out_dir / LEGACY, ignore_errors=True)
     if not spec.target_sms:
         return {"engines": [], "artifacts": [], "skipped": "no target SMs in the spec"}
     records: list[dict[str, Any]] = []
     artifacts: list[dict[str, Any]] = []
+    legacy: Path | None = None
     for index, sm in enumerate(spec.target_sms):
         ctx.progress(index / max(len(spec.target_sms), 1), f"engine for sm{sm}")
         reason = not_built_reason(spec, device, sm)
         if reason:
             records.append({"sm": sm, "status": "not_built", "reason": reason})
             continue
-        record = _build(ctx, sm)
+        if legacy is None:
+            legacy = _legacy_checkpoint(ctx)
+            if ctx.details("export").get("legacy_checkpoint") is None:  # made here: publish it too
+                artifacts += hash_folder(ctx.out_dir, LEGACY)
+        record = _build(ctx, sm, legacy)
         records.append(record)
         if record["status"] == "built":
             artifacts += hash_folder(ctx.out_dir, record["path"], engine=True)
@@ -101,7 +107,17 @@ def engines(ctx: Any) -> dict[str, Any]:
     return {"engines": records, "artifacts": artifacts}
 
 
-def _build(ctx: Any, sm: int) -> dict[str, Any]:
+def _legacy_checkpoint(ctx: Any) -> Path:
+    """The legacy checkpoint trtllm-build reads: int8_sq's export, else one exported now."""
+    legacy = ctx.details("export").get("legacy_checkpoint")
+    if legacy is not None:
+        return Path(legacy)
+    from builders.modelopt_quant import export_legacy
+
+    return export_legacy(ctx)
+
+
+def _build(ctx: Any, sm: int, legacy: Path) -> dict[str, Any]:
     import torch
 
     spec = ctx.spec
@@ -111,11 +127,6 @@ def _build(ctx: Any, sm: int) -> dict[str, Any]:
     final = ctx.out_dir / ENGINES / label
     partial = final.with_name(f".{label}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    legacy = ctx.details("export").get("legacy_checkpoint")
-    if legacy is None:
-        from builders.modelopt_quant import export_legacy
-
-        legacy = export_legacy(ctx)
     settings = spec.engine
     args = [
         tool,

@@ -43,6 +43,7 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
     load, quant, export = ctx.details("load"), ctx.details("quantize"), ctx.details("export")
     ckpt = ctx.out_dir / export["quantization"]["checkpoint"]
     ctx.progress(0.1, "checking the exported files against their quantization config")
+    expect: dict[str, Any]
     if spec.format == "gptq":
         expect = {
             "bits": spec.recipe.gptq_bits,
@@ -102,7 +103,9 @@ def _reload_and_measure(ctx: BuildContext) -> dict[str, Any]:
     return result
 
 
-def _perplexity_record(load: dict, measured: dict, method: str, v: ValidationSettings) -> Perplexity:
+def _perplexity_record(
+    load: dict[str, Any], measured: dict[str, Any], method: str, v: ValidationSettings
+) -> Perplexity:
     base = load["base_perplexity"]
     quantized = (measured.get("quantized_perplexity") or {}).get("perplexity")
     return Perplexity(
@@ -118,8 +121,8 @@ def _perplexity_record(load: dict, measured: dict, method: str, v: ValidationSet
     )
 
 
-def _quality_checks(ppl: Perplexity, sample: dict | None, v: ValidationSettings) -> list[Check]:
-    if ppl.quantized is None:
+def _quality_checks(ppl: Perplexity, sample: dict[str, Any] | None, v: ValidationSettings) -> list[Check]:
+    if ppl.quantized is None or ppl.base is None:  # the load stage always measures the base
         return [
             Check(
                 name="quantized perplexity measured",

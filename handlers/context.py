@@ -43,7 +43,12 @@ class PlannerPort(Protocol):
     def eligibility(self, repo_id: str, revision: str) -> Eligibility: ...
 
     def specs(
-        self, eligibility: Eligibility, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+        self,
+        eligibility: Eligibility,
+        *,
+        formats: Sequence[str] = (),
+        sms: Sequence[int] = (),
+        kv_cache_off: str | None = None,
     ) -> list[BuildSpec]: ...
 
 

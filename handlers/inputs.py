@@ -19,8 +19,10 @@ Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}"
 RepoName = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(/{_NAME})?$")]
 Sha = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
-Ref = Annotated[str, StringConstraints(pattern=r"^refs/[\x21-\x7e]{1,250}$")]
-Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z.]{0,63}$")]
+# Any ref name git allows, in any script (valid UTF-8: pydantic refuses lone surrogates); no control chars.
+Ref = Annotated[str, StringConstraints(pattern=r"^refs/[^\x00-\x1f\x7f]{1,250}$")]
+# Scopes and actions the Hub may add tomorrow: any short word, so the bot can store and ignore them.
+Word = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,64}$")]
 Text = str  # bounded by the body cap; only identifiers need an alphabet
 Url = Annotated[str, StringConstraints(max_length=2048)]
 
@@ -45,8 +47,10 @@ class WebUrl(PayloadModel):
 
 
 class HookEvent(PayloadModel):
-    action: Literal["create", "delete", "move", "update"]
-    scope: Scope
+    """What happened; an action or scope the bot does not know is stored and ignored (bot.intake.webhooks)."""
+
+    action: Word
+    scope: Word
 
 
 class HookInfo(PayloadModel):
@@ -55,7 +59,7 @@ class HookInfo(PayloadModel):
 
 
 class Repo(PayloadModel):
-    type: Literal["model", "dataset", "space"]
+    type: Word  # model, dataset, space; the Hub adds kinds (kernel), which the bot ignores
     name: RepoName
     id: Id
     private: bool
@@ -126,12 +130,17 @@ class Eligibility:
     """Which formats one revision may get on which SMs, and why not the others (from the planner)."""
 
     repo_id: str
-    revision: str
+    revision: str | None  # None for a local folder: specs need a pinned revision
     policy: str
     refused: str | None  # the whole-model refusal, if any: then nothing is eligible
     target_sms: tuple[int, ...] = ()
     eligible: dict[str, list[int]] = field(default_factory=dict)  # format → SMs, canonical format order
     skips: dict[str, list[str]] = field(default_factory=dict)  # format → one reason per SM that refused it
+    model_type: str | None = None
+    # format → SMs where TensorRT-LLM's matrices mark FP8 KV cache for this model (the default KV choice)
+    fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
+    # format → the runtimes that load it (runtimes.yaml)
+    runs_with: dict[str, str] = field(default_factory=dict)
 
     def skip_reasons(self, fmt: str) -> list[str]:
         """Why `fmt` is not eligible, one line per SM that refused it."""

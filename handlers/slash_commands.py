@@ -125,7 +125,8 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
     lines += [
         f"- sm{sm} is not one of my target SMs ({_sms(targets)})" for sm in command.sms if sm not in targets
     ]
-    specs = ctx.planner.specs(eligibility, formats=command.formats, sms=command.sms)
+    off = "/quantize --kv-cache none" if command.kv_cache == "none" else None
+    specs = ctx.planner.specs(eligibility, formats=command.formats, sms=command.sms, kv_cache_off=off)
     asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
     intro = f"@{author} asked for {asked} of {where}."
     notes = ["", *lines] if lines else []
@@ -142,7 +143,11 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
     eligible = eligibility.eligible
-    lines = [f"- **{fmt}**: {_sms(sms)}" for fmt, sms in eligible.items()] or ["- none"]
+    lines = [
+        f"- **{fmt}**: {_sms(sms)}"
+        + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
+        for fmt, sms in eligible.items()
+    ] or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]

@@ -2,13 +2,15 @@
 
 A comment is for the bot when its first non-blank line starts with `/` or with `@<bot name>`. The text is
 only split on whitespace and matched against fixed words: nothing a commenter types reaches a shell, a
-format string, or an unbounded loop.
+format string, or an unbounded loop, and what an error quotes back is made inert (`handlers.quoting`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from handlers.quoting import quote
 
 MAX_COMMAND_CHARS = 500
 COMMANDS = ("quantize", "formats", "status", "cancel", "retry", "help")
@@ -17,7 +19,8 @@ _SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
 HELP = """\
 I build quantized releases of this model. Commands (one per comment):
 
-- `/quantize [formats…] [--sm 90,89]` — build the given formats (default: every eligible format)
+- `/quantize [formats…] [--sm 90,89] [--kv-cache none]` — build the given formats (default: every eligible
+  format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache none`
 - `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
 - `/status` — show the builds of this model and their progress
 - `/cancel` — cancel the builds you started here that are still queued or running
@@ -34,6 +37,7 @@ class Command:
     name: str
     formats: tuple[str, ...] = ()
     sms: tuple[int, ...] = ()
+    kv_cache: str | None = None  # "none" turns the default FP8 KV cache off; None keeps the default
     error: str | None = None
     args: tuple[str, ...] = field(default=(), repr=False)
 
@@ -60,7 +64,7 @@ def _parse_sms(value: str) -> tuple[tuple[int, ...], str | None]:
     for part in value.split(","):
         match = _SM.match(part.strip())
         if not match:
-            return (), f"`{part.strip()[:20]}` is not an SM (write e.g. `--sm 90,89`)"
+            return (), f"{quote(part.strip(), 20)} is not an SM (write e.g. `--sm 90,89`)"
         sms.append(int(match.group(1)))
     return tuple(dict.fromkeys(sms)), None
 
@@ -75,27 +79,33 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
         return Command("help")
     name, args = words[0].lower(), words[1:]
     if name not in COMMANDS:
-        return Command("help", error=f"I don't know the command `/{name[:30]}`.")
+        return Command("help", error=f"I don't know the command {quote('/' + name, 30)}.")
     if name != "quantize":
         return Command(name, args=tuple(args))
     formats: list[str] = []
     sms: tuple[int, ...] = ()
+    kv_cache: str | None = None
     i = 0
     while i < len(args):
         word = args[i]
-        if word.startswith("--sm"):
+        if word.startswith(("--sm", "--kv-cache")):
             value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
             i += 1 if "=" in word else 2
+            if word.startswith("--kv-cache"):
+                if value.lower() != "none":
+                    return Command("help", error=f"`--kv-cache {value[:20]}`: only `--kv-cache none` exists")
+                kv_cache = "none"
+                continue
             sms, error = _parse_sms(value)
             if error:
                 return Command("help", error=error)
             continue
         fmt = word.lower().strip(",")
         if fmt not in known_formats:
-            return Command("help", error=f"`{word[:30]}` is not a format I build.")
+            return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
-    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms)
+    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache)
 
 
 def help_text(known_formats: tuple[str, ...]) -> str:

@@ -84,24 +84,27 @@ def enqueue_specs(ctx: Context, repo: str, specs: Iterable[BuildSpec]) -> list[J
 
 
 def find_watch(ctx: Context, repo: str, sha: str) -> Watch | None:
-    """The watch covering `repo`: on the repo itself, on its author, or on the base model its card names."""
+    """The watch covering `repo`: on the repo itself, on its author, or on the base model its card names.
+
+    Names match in any case, as on the Hub (`Org/Model` and `org/model` are one repo)."""
     watches = ctx.store.watches
     found = watches.find(WatchKind.REPO, repo) or watches.find(WatchKind.AUTHOR, repo.split("/")[0])
     if found is not None:
         return found
-    bases = {w.target: w for w in watches.list(WatchKind.BASE_MODEL)}
+    bases = {w.target.lower(): w for w in watches.list(WatchKind.BASE_MODEL)}
     if not bases:
         return None
     card = ctx.hub.model_info(repo, revision=sha).card_data
     named = card.to_dict().get("base_model") if card is not None else None
     for base in [named] if isinstance(named, str) else named or []:
-        if isinstance(base, str) and base in bases:
-            return bases[base]
+        if isinstance(base, str) and base.lower() in bases:
+            return bases[base.lower()]
     return None
 
 
 def _is_own_repo(ctx: Context, repo: str) -> bool:
-    return repo.split("/")[0] == ctx.options.namespace or bool(ctx.store.releases.find(repo_id=repo))
+    owner = repo.split("/")[0].lower()
+    return owner == ctx.options.namespace.lower() or bool(ctx.store.releases.find(repo_id=repo))
 
 
 def _is_own_commit(ctx: Context, repo: str, sha: str) -> bool:

@@ -105,7 +105,9 @@ class CommandStore:
 
     def in_discussion(self, repo: str, discussion_num: int) -> list[Command]:
         """The commands given in one discussion, oldest first (what /status and /cancel look at)."""
-        query = select(Command).where(Command.repo == repo, Command.discussion_num == discussion_num)
+        query = select(Command).where(
+            func.lower(Command.repo) == repo.lower(), Command.discussion_num == discussion_num
+        )
         with self._db.read() as s:
             return list(s.scalars(query.order_by(Command.id)))
 

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,10 +96,8 @@ class Database:
         self.engine.dispose()
 
 
-def insert_ignoring_conflict(dialect: str, model: Any, key: str) -> Any:
+def insert_ignoring_conflict(dialect: str, model: Any, key: str) -> Insert:
     """`INSERT … ON CONFLICT (key) DO NOTHING` for the two dialects the store runs on."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model).on_conflict_do_nothing(index_elements=[key])
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=[key])
+    return sqlite.insert(model).on_conflict_do_nothing(index_elements=[key])

@@ -28,8 +28,9 @@ def delivery_key(delivery_id: str) -> str:
 
 
 def revision_key(scope: str, action: str, repo: str, revision: str) -> str:
-    """The same repo at the same revision in the same scope (a webhook and the poller finding one commit)."""
-    return _bounded(f"{scope}:{action}:{repo}:{revision}")
+    """The same repo (in any case, as the Hub resolves it) at the same revision in the same scope: a webhook
+    and the poller finding one commit."""
+    return _bounded(f"{scope}:{action}:{repo.lower()}:{revision}")
 
 
 def comment_key(action: str, comment_id: str, version: str = "") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -13,6 +14,7 @@ from state.errors import GuardFailed, NotFound
 from state.models import EventRecord, utcnow
 
 PENDING = "pending"
+IGNORED = "ignored"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class NewEvent:
     payload: dict[str, Any]
     dedup_key: str
     repo: str | None = None
+    ignored: str | None = None  # why the bot does not act on it: stored already processed, with this reason
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class EventStore:
         results: list[Recorded] = []
         with self._db.write_connection() as connection:
             for event in events:
-                row = vars(event) | {"received_at": now}  # shallow: asdict() would copy the payload
+                row = _row(event, now)
                 new_id = connection.execute(insert, row).scalar_one_or_none()
                 if new_id is not None:
                     results.append(Recorded(new_id, True))
@@ -77,6 +80,11 @@ class EventStore:
                         Recorded(connection.execute(existing, {"key": event.dedup_key}).scalar_one(), False)
                     )
         return results
+
+    def latest_received_at(self) -> datetime | None:
+        """When the newest stored event arrived (None: none yet): where a catch-up after downtime starts."""
+        with self._db.read() as s:
+            return s.execute(select(func.max(EventRecord.received_at))).scalar_one_or_none()
 
     def get(self, event_id: int) -> EventRecord:
         """One event; NotFound if there is none with that id."""
@@ -108,12 +116,23 @@ class EventStore:
             raise NotFound("event", event_id)
         raise GuardFailed("event", event_id, {PENDING}, f"processed ({current.outcome})")
 
-    def recent(self, limit: int = 20, outcomes: list[str] | None = None) -> list[EventRecord]:
-        """The newest events, optionally only those with one of `outcomes`."""
+    def recent(
+        self,
+        limit: int = 20,
+        outcomes: list[str] | None = None,
+        *,
+        scope: str | None = None,
+        action: str | None = None,
+    ) -> list[EventRecord]:
+        """The newest events, optionally only those with one of `outcomes` (and of one scope and action)."""
         with self._db.read() as s:
             query = select(EventRecord).order_by(EventRecord.id.desc()).limit(limit)
             if outcomes is not None:
                 query = query.where(EventRecord.outcome.in_(outcomes))
+            if scope is not None:
+                query = query.where(EventRecord.scope == scope)
+            if action is not None:
+                query = query.where(EventRecord.action == action)
             return list(s.scalars(query))
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -124,3 +143,15 @@ class EventStore:
                 select(EventRecord.scope, outcome, func.count()).group_by(EventRecord.scope, outcome)
             ).all()
         return {(scope, out): n for scope, out, n in rows}
+
+
+def _row(event: NewEvent, now: datetime) -> dict[str, Any]:
+    """The columns of a new event; shallow (asdict() would copy the payload). An ignored one is processed."""
+    row = {
+        "delivery_id": event.delivery_id, "scope": event.scope, "action": event.action,
+        "payload": event.payload, "dedup_key": event.dedup_key, "repo": event.repo, "received_at": now,
+        "processed_at": None, "outcome": None, "error": None,
+    }  # fmt: skip
+    if event.ignored is not None:
+        row |= {"processed_at": now, "outcome": IGNORED, "error": event.ignored}
+    return row

@@ -9,12 +9,13 @@ two workers never wait on, let alone take, the same job; on SQLite the write loc
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
-from sqlalchemy import case, func, literal, select, true, update
+from sqlalchemy import ColumnElement, case, func, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from state.changes import BuildChange, Changes
@@ -103,18 +104,19 @@ class JobStore:
         limit: int = 100,
         newest_first: bool = False,
     ) -> list[Job]:
-        """Jobs filtered by status, upstream repo and/or build keys, in queue order (or newest first)."""
+        """Jobs filtered by status, upstream repo (in any case) and/or build keys, in queue order (or newest
+        first)."""
         query = select(Job).order_by(Job.id.desc() if newest_first else Job.id).limit(limit)
         if statuses is not None:
             query = query.where(Job.status.in_(list(statuses)))
         if repo is not None:
-            query = query.where(Job.repo == repo)
+            query = query.where(func.lower(Job.repo) == repo.lower())
         if build_keys is not None:
             query = query.where(Job.build_key.in_(list(build_keys)))
         with self._db.read() as s:
             return list(s.scalars(query))
 
-    def history(self, job_id: int) -> list[JobEvent]:
+    def history(self, job_id: int) -> builtins.list[JobEvent]:
         """Every transition of a job, oldest first."""
         with self._db.read() as s:
             return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
@@ -268,7 +270,9 @@ class JobStore:
             self.changes.emit(BuildChange(job.build_key, job_id, job.status, job.status, stage))
         return job
 
-    def requeue_expired(self, now: datetime | None = None, max_attempts: int | None = None) -> list[int]:
+    def requeue_expired(
+        self, now: datetime | None = None, max_attempts: int | None = None
+    ) -> builtins.list[int]:
         """Give back jobs whose lease ran out: running → queued, publishing → built; returns their ids.
 
         A running job that already had `max_attempts` attempts fails instead of running again.
@@ -306,7 +310,7 @@ class JobStore:
         return moved
 
     @staticmethod
-    def _raise_guard(s: Session, job_id: int, expected: Collection[JobStatus], owner: str | None) -> None:
+    def _raise_guard(s: Session, job_id: int, expected: Collection[JobStatus], owner: str | None) -> NoReturn:
         row = s.execute(select(Job.status, Job.lease_owner).where(Job.id == job_id)).one_or_none()
         if row is None:
             raise NotFound("job", job_id)
@@ -329,7 +333,10 @@ class JobStore:
         """Histogram of build (running → built) or publish (publishing → published) seconds, all jobs."""
         column = Job.build_seconds if kind == "build" else Job.publish_seconds
         bounds = sorted(buckets)
-        columns = [func.count(column), func.coalesce(func.sum(column), 0.0)]
+        columns: builtins.list[ColumnElement[Any]] = [
+            func.count(column),
+            func.coalesce(func.sum(column), 0.0),
+        ]
         columns += [func.coalesce(func.sum(case((column <= b, 1), else_=0)), 0) for b in bounds]
         with self._db.read() as s:
             count, total, *cumulative = s.execute(select(*columns)).one()

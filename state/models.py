@@ -54,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a build is: queued → running → built → publishing → published, or failed / cancelled."""
 
     QUEUED = "queued"
@@ -82,7 +82,7 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class WatchKind(str, enum.Enum):
+class WatchKind(enum.StrEnum):
     """What a watch follows: one repo, every repo of an author, or new fine-tunes of a base model."""
 
     REPO = "repo"
@@ -90,21 +90,21 @@ class WatchKind(str, enum.Enum):
     BASE_MODEL = "base_model"
 
 
-class ApprovalMode(str, enum.Enum):
+class ApprovalMode(enum.StrEnum):
     """Whether a watched upstream's builds are released at once or as a PR a maintainer approves."""
 
     AUTO = "auto"
     APPROVAL = "approval"
 
 
-class ReleaseKind(str, enum.Enum):
+class ReleaseKind(enum.StrEnum):
     """A release is a new repo of its own or a pull request on an existing one."""
 
     REPO = "repo"
     PR = "pr"
 
 
-class ReleaseStatus(str, enum.Enum):
+class ReleaseStatus(enum.StrEnum):
     """What became of a release on the Hub."""
 
     OPEN = "open"
@@ -115,7 +115,7 @@ class ReleaseStatus(str, enum.Enum):
     DECLINED = "declined"
 
 
-class CommandStatus(str, enum.Enum):
+class CommandStatus(enum.StrEnum):
     """A slash command's life: received, answered (replied), refused, finished (done) or failed."""
 
     RECEIVED = "received"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from state.changes import BuildChange, Changes
 from state.db import Database
@@ -77,12 +77,12 @@ class ReleaseStore:
         pr_number: int | None = None,
         statuses: Collection[ReleaseStatus] | None = None,
     ) -> list[Release]:
-        """Releases matching every filter given, oldest first."""
+        """Releases matching every filter given (`repo_id` in any case, as on the Hub), oldest first."""
         query = select(Release).order_by(Release.id)
         if build_key is not None:
             query = query.where(Release.build_key == build_key)
         if repo_id is not None:
-            query = query.where(Release.repo_id == repo_id)
+            query = query.where(func.lower(Release.repo_id) == repo_id.lower())
         if pr_number is not None:
             query = query.where(Release.pr_number == pr_number)
         if statuses is not None:

@@ -7,6 +7,7 @@
     store.lifecycle.cancel(job_id)   store.lifecycle.requeue_expired()   (every move of a job's status)
     store.changes.listen(callback)   (told of every job move, progress and release change, in-process)
     store.releases.record(...)    store.commands.record(...)   store.watches.add(...)
+    store.move_repo(old, new, rekey)   (a renamed repo: everything kept under its name follows)
 
 Every method is its own transaction and returns detached rows (plain attribute access, no lazy loading);
 all are safe to call from several threads, and from several processes on the same database.
@@ -23,6 +24,7 @@ from state.events import EventStore
 from state.jobs import JobStore
 from state.lifecycle import JobLifecycle
 from state.migrate import migrate
+from state.moves import Moved, Rekey, move_repo
 from state.releases import ReleaseStore
 from state.watches import WatchStore
 
@@ -44,6 +46,10 @@ class Store:
     def dialect(self) -> str:
         """`sqlite` or `postgresql`."""
         return self.db.dialect
+
+    def move_repo(self, old: str, new: str, rekey: Rekey) -> Moved:
+        """A repo was renamed on the Hub: its watches, jobs, releases and commands follow (state.moves)."""
+        return move_repo(self.db, old, new, rekey)
 
     def ping(self) -> None:
         """Raise (an SQLAlchemyError) unless the database answers a trivial query."""

@@ -1,10 +1,13 @@
-"""Watches: the upstreams the bot follows, and what it builds for each."""
+"""Watches: the upstreams the bot follows, and what it builds for each.
+
+Targets match in any case, as the Hub resolves repo ids and user names: a watch written `Org/Model` covers
+`org/model`, and adding it again in another case changes the one watch."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 
 from state.db import Database
 from state.models import ApprovalMode, Watch, WatchKind, utcnow
@@ -27,9 +30,7 @@ class WatchStore:
     ) -> Watch:
         """Follow `target`, or change what is built for it if it is already followed (empty = all)."""
         with self._db.write() as s:
-            watch = s.execute(
-                select(Watch).where(Watch.kind == kind, Watch.target == target)
-            ).scalar_one_or_none()
+            watch = s.execute(select(Watch).where(_is(kind, target))).scalar_one_or_none()
             if watch is None:
                 watch = Watch(kind=kind, target=target, created_at=utcnow())
                 s.add(watch)
@@ -41,17 +42,13 @@ class WatchStore:
     def remove(self, kind: WatchKind, target: str) -> bool:
         """Stop following `target`; False if it was not followed."""
         with self._db.write() as s:
-            deleted = s.execute(
-                delete(Watch).where(Watch.kind == kind, Watch.target == target).returning(Watch.id)
-            ).all()
+            deleted = s.execute(delete(Watch).where(_is(kind, target)).returning(Watch.id)).all()
         return bool(deleted)
 
     def find(self, kind: WatchKind, target: str) -> Watch | None:
         """The watch on `target`, if any."""
         with self._db.read() as s:
-            return s.execute(
-                select(Watch).where(Watch.kind == kind, Watch.target == target)
-            ).scalar_one_or_none()
+            return s.execute(select(Watch).where(_is(kind, target))).scalar_one_or_none()
 
     def list(self, kind: WatchKind | None = None) -> list[Watch]:
         """Every watch (of one kind), in the order they were added."""
@@ -60,3 +57,7 @@ class WatchStore:
             query = query.where(Watch.kind == kind)
         with self._db.read() as s:
             return list(s.scalars(query))
+
+
+def _is(kind: WatchKind, target: str) -> ColumnElement[bool]:
+    return (Watch.kind == kind) & (func.lower(Watch.target) == target.lower())

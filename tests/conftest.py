@@ -15,7 +15,10 @@ Fixtures:
 - `store`: a fresh, migrated SQLite store in the test's tmp_path (tests/state runs on PostgreSQL too).
 - `payloads`: fresh copies of the recorded Hub webhook payloads in tests/samples/ (docs/hub-api-contract.md,
   section 6: Example A, a PR opened, from the hub-docs; a commit on main; a discussion comment with a
-  command; a PR merged), by file stem. The server and the dispatcher tests both use them.
+  command; a PR merged), by file stem. The server and the dispatcher tests both use them. Beside them, in the
+  same shapes (huggingface_hub's `WebhookPayload`), what the Hub sends and the bot must take without a 4xx:
+  a repo moved (`movedTo`), a `repo.config` update, a push to a `kernel` repo (a type the client knows since
+  1.33), a push to a branch named outside ASCII, a space's PR ref, and an action the bot does not know.
 
 After each test using hubsim, its faults and page size are reset, and any exception that escaped a
 hubsim handler (it answers a JSON 500, which a client retry could hide) fails the test.

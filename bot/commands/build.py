@@ -20,7 +20,7 @@ from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
 from bot.execution.launch import Worker
 from bot.settings import Settings
-from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
+from builders.spec import DEFAULT_CALIBRATION, FORMATS, BuildSpec, Manifest, Progress
 
 
 @click.command()
@@ -43,8 +43,16 @@ from builders.spec import FORMATS, BuildSpec, Manifest, Progress, Recipe
 @click.option(
     "--work", "work", type=click.Path(file_okay=False, path_type=Path), help="Work folder; rerun to resume."
 )
-@click.option("--kv-cache", type=click.Choice(["fp8", "int8", "none"]), default="none", show_default=True)
-@click.option("--calib", help="Calibration data: 'cnn_dailymail' or a local .txt/.jsonl file or folder.")
+@click.option(
+    "--kv-cache", type=click.Choice(["auto", "fp8", "int8", "none"]), default="auto", show_default=True,
+    help="KV-cache quantization; auto: fp8 where TensorRT-LLM's matrices mark FP8 KV cache for the model "
+    "and the format takes it (as ModelOpt's hf_ptq defaults), else none.",
+)  # fmt: skip
+@click.option(
+    "--calib",
+    help=f"Calibration data: a Hub dataset id (default {DEFAULT_CALIBRATION}, read through the endpoint), "
+    "a local .txt/.jsonl file or folder, or 'bundled' (the text shipped with quantbot).",
+)
 @click.option("--calib-samples", type=click.IntRange(min=1), help="Calibration samples (default 512).")
 @click.option(
     "--calib-seq-len", type=click.IntRange(min=8), help="Tokens per calibration sample (default 512)."
@@ -63,19 +71,27 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
     """Quantize MODEL (a Hub repo id or a local folder) into one format and validate the result."""
     settings = settings_from(ctx)
     source = _source(model, revision, settings)
-    recipe_fields = {"kv_cache": kv_cache, "calib_dataset": calib, "calib_samples": calib_samples,
-                     "calib_seq_len": calib_seq_len, "calib_batch_size": calib_batch_size}  # fmt: skip
+    kv_reason = f"{kv_cache}: asked for with --kv-cache {kv_cache}"
+    if kv_cache == "auto":
+        kv_cache, kv_reason = _kv_cache_default(settings, source, fmt, sms)
+    elif kv_cache == "none":
+        kv_reason = "not quantized: turned off by --kv-cache none"
+    recipe_fields = {"kv_cache": kv_cache, "kv_cache_reason": kv_reason, "calib_dataset": calib,
+                     "calib_samples": calib_samples, "calib_seq_len": calib_seq_len,
+                     "calib_batch_size": calib_batch_size}  # fmt: skip
     try:
-        spec = BuildSpec(
-            **source,
-            format=fmt,
-            recipe=Recipe(**{k: v for k, v in recipe_fields.items() if v is not None}),
-            target_sms=list(sms),
-            device=device,
-            allow_pickle=allow_pickle or settings.allow_pickle,
-            trust_remote_code=trust_remote_code or model in settings.trust_remote_code_repos,
-            work_dir=Path("."),
-            output_dir=Path("."),
+        spec = BuildSpec.model_validate(
+            {
+                **source,
+                "format": fmt,
+                "recipe": {k: v for k, v in recipe_fields.items() if v is not None},
+                "target_sms": list(sms),
+                "device": device,
+                "allow_pickle": allow_pickle or settings.allow_pickle,
+                "trust_remote_code": trust_remote_code or model in settings.trust_remote_code_repos,
+                "work_dir": Path("."),
+                "output_dir": Path("."),
+            }
         )
     except ValueError as e:
         raise UsageError(_first_error(e)) from None
@@ -128,6 +144,31 @@ def _source(model: str, revision: str | None, settings: Any) -> dict[str, Any]:
     return {"repo_id": model, "revision": hub.resolve_revision(model, revision)}
 
 
+def _kv_cache_default(
+    settings: Settings, source: dict[str, Any], fmt: str, sms: tuple[int, ...]
+) -> tuple[str, str]:
+    """The planner's KV-cache default for this model, format and target SMs (the settings' when none)."""
+    from bot.eligibility.facts import facts_from_dir, facts_from_hub
+    from bot.eligibility.planner import PlanOptions, plan
+    from bot.eligibility.specs import eligibility_of, kv_cache_default
+    from bot.eligibility.targets import resolve_targets
+    from bot.hub import Hub
+
+    targets = resolve_targets(
+        list(sms) or None,
+        remote_sms=settings.remote_sms,
+        default_sms=settings.target_sms,
+        memory_gib=settings.sm_memory_gib,
+    ).targets
+    if "local_dir" in source:
+        facts = facts_from_dir(source["local_dir"])
+    else:
+        hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
+        facts = facts_from_hub(hub, source["repo_id"], revision=source["revision"])
+    result = plan(facts, targets, PlanOptions.from_settings(settings))
+    return kv_cache_default(eligibility_of(result), fmt, [t.sm for t in targets])
+
+
 def _progress_bar() -> Callable[[Progress], None]:
     """A tqdm bar on a terminal; elsewhere (logs, CI) one line per stage as it starts."""
     if not sys.stderr.isatty():
@@ -136,7 +177,9 @@ def _progress_bar() -> Callable[[Progress], None]:
         def log(p: Progress) -> None:
             if p.stage not in seen:
                 seen.add(p.stage)
-                click.echo(f"[{p.stage}] {p.message}", err=True)
+                # the outcome (and a failure's message) is printed once, after the summary
+                message = "written" if p.stage == "manifest" else p.message
+                click.echo(f"[{p.stage}] {message}", err=True)
 
         return log
     from tqdm import tqdm
@@ -185,7 +228,7 @@ def summary(m: Manifest, path: Path) -> str:
             f"engine sm{engine.sm}: {engine.status}"
             + (f" — {engine.reason}" if engine.reason else f" at {engine.path}")
         )
-    lines += [f"error in {e.stage} ({e.kind}): {e.message}" for e in m.errors]
+    lines += [f"error in {e.stage}: {e.kind}" for e in m.errors]  # its message follows, as the Error line
     return "\n".join(lines)
 
 

@@ -87,16 +87,23 @@ class _Demo:
 
     def run(self) -> None:
         from bot.hubsim import Directory, HubService, HubsimServer, User
+        from bot.hubsim.datasets import publish_calibration_dataset
+        from builders.spec import DEFAULT_CALIBRATION
 
         _step(f"starting hubsim (the local Hub) and making a tiny Llama in {self.root}")
         users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)])
-        self.hubsim = HubsimServer(HubService(users), port=self.port).start()
+        hub = HubService(users)
+        calibration = publish_calibration_dataset(hub)
+        self.hubsim = HubsimServer(hub, port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
         os.environ["HF_HUB_DISABLE_XET"] = "1"  # hubsim offers LFS, not Xet (README, "hubsim")
         from huggingface_hub import HfApi
 
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
         _step(f"hubsim (the local Hub) is up at {self.hubsim.url}, with users alice and quantbot")
+        _step(
+            f"it holds the calibration dataset {DEFAULT_CALIBRATION} at {calibration[:12]} (a small stand-in)"
+        )
 
         _CLOCK.doing("making the tiny Llama (random weights, a trained tokenizer) in a worker process")
         model = self._tiny_model()
@@ -183,7 +190,6 @@ class _Demo:
         from bot.commands.webhooks import sync_webhook
         from bot.runtime import Bot, BotServer
         from bot.settings import load_settings
-        from builders.tiny import calibration_text_path
         from state import ApprovalMode, WatchKind
 
         settings = load_settings(
@@ -194,11 +200,7 @@ class _Demo:
             webhook_secret=secrets.token_hex(16),
             approval="auto",
             command_namespaces=["alice"],
-            build_recipe={
-                "calib_dataset": str(calibration_text_path()),
-                "calib_samples": 32,
-                "calib_seq_len": 128,
-            },
+            build_recipe={"calib_samples": 32, "calib_seq_len": 128},  # the Hub's default dataset
             build_validation={"eval_tokens": 512, "eval_seq_len": 128},
             lease_s=30,
         )

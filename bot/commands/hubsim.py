@@ -1,7 +1,8 @@
 """`quantbot hubsim`: serve the local Hub emulator in the foreground.
 
-It prints the endpoint, the user and its token (a token of this local emulator, not a secret of the
-user: printing it is the point) and how to point huggingface_hub at it.
+It publishes the default calibration dataset's stand-in (bot/hubsim/datasets.py), so that builds with the
+default calibration work against it, and prints the endpoint, the user and its token (a token of this
+local emulator, not a secret of the user: printing it is the point) and how to point huggingface_hub at it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import click
 
 from bot.errors import UsageError
 from bot.hubsim import HubService, HubsimServer, create_hub
+from bot.hubsim.datasets import publish_calibration_dataset
 from bot.hubsim.errors import ApiError
+from builders.spec import DEFAULT_CALIBRATION
 
 
 @click.command()
@@ -52,6 +55,7 @@ def command(
     if webhook_secret is not None and webhook_url is None:
         raise UsageError("--webhook-secret needs --webhook URL")
     hub = create_hub(data_dir, users_file, user, token)
+    publish_calibration_dataset(hub)
     if webhook_url is not None:
         _register_cli_hook(hub, webhook_url, webhook_secret)
     server = HubsimServer(hub, host, port).start()
@@ -81,6 +85,7 @@ def _print_banner(server: HubsimServer, data_dir: Path | None) -> None:
         click.echo(f"  user {user.name} ({user.role}) token {user.token}")
     for org in hub.users.orgs.values():
         click.echo(f"  org {org.name}: {', '.join(org.members) or 'no members'}")
+    click.echo(f"  dataset {DEFAULT_CALIBRATION} (a small stand-in: the default calibration set)")
     for hook in hub.webhooks.hooks.values():
         watching = "everything" if not hook.watched else hook.watched
         click.echo(f"  webhook {hook.id} -> {hook.url} (watching {watching})")

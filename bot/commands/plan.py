@@ -15,6 +15,7 @@ import click
 from bot import units
 from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
+from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
 from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
@@ -99,6 +100,11 @@ def render(result: Plan) -> str:
         lines += ["", *_table(target_plan, legend)]
     if legend:
         lines += ["", *(f"[{n}] {note}" for note, n in legend.items())]
+    eligible = dict.fromkeys(e.format for tp in result.targets for e in tp.eligible)
+    if eligible:
+        runtimes = load_runtimes()
+        lines += ["", "Runs with (bot/eligibility/matrices/runtimes.yaml):"]
+        lines += [f"  {fmt:<9} {runtimes.summary(fmt)}" for fmt in eligible]
     return "\n".join(lines)
 
 

@@ -29,8 +29,9 @@ def command(ctx: click.Context, host: str, port: int) -> None:
         click.echo(f"warning: {WEBHOOKS_DISABLED}; the poller still finds new revisions", err=True)
 
     def started(server: BotServer) -> None:
+        name = bot.options.bot_user or "(named by the Hub once it answers)"
         click.echo(
-            f"quantbot {bot.options.bot_user} serving on {server.url}: status page {server.url}/ · "
+            f"quantbot {name} serving on {server.url}: status page {server.url}/ · "
             f"webhooks POST {server.url}/webhooks/hub"
         )
 

@@ -2,7 +2,8 @@
 
 The page and the JSON are the same snapshot, so what a person sees and what a script reads never differ.
 Every query is bounded (the newest `LIMIT` of each kind, counts from an index), so the page answers as fast
-with a hundred thousand jobs as with ten. Links point at the configured Hub (`hf_endpoint`).
+with a hundred thousand jobs as with ten. Links point at the configured Hub (`hf_endpoint`). Repos lately
+renamed on the Hub are listed too: the bot moved their watches, jobs and releases to the new name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ LIMIT = 20
 RECENT_JOBS = 10
 REFUSED = "refused"
 BUILDING = (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING)
+HANDLED = "handled"
 
 
 def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
         "failures": [job(row) | {"todo": _failure_todo(row)} for row in failed],
         "refusals": _refusals(store, links, now),
         "recent": [job(row) for row in recent],
+        "moves": _moves(store, links, now),
     }
 
 
@@ -188,6 +191,15 @@ def _refusals(store: Store, links: _Links, now: datetime) -> list[dict[str, Any]
     ]
     refusals.sort(key=lambda r: r["at"], reverse=True)
     return [r | {"at": r["at"].isoformat(), "ago": ago(now, r["at"])} for r in refusals[:LIMIT]]
+
+
+def _moves(store: Store, links: _Links, now: datetime) -> list[dict[str, Any]]:
+    """Repos the Hub renamed lately (their `move` events), whose records the bot moved to the new name."""
+    moves = []
+    for e in store.events.recent(5, outcomes=[HANDLED], scope="repo", action="move"):
+        new = (e.payload.get("movedTo") or {}).get("name")
+        moves.append({"old": e.repo, "new": new, "url": links.repo(new), "ago": ago(now, e.received_at)})
+    return moves
 
 
 def _refusal_todo(reason: str) -> str:

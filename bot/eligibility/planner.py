@@ -200,11 +200,10 @@ def memory_needed(facts: ModelFacts, options: PlanOptions) -> int | None:
 
 @dataclass(frozen=True)
 class _Verdict:
-    """What one matrix says about one format: the supporting (row, column), or the reason it says no."""
+    """What one matrix says about one format: the supporting (row, column) cell, or the reason it says no."""
 
-    row: str | None = None
-    column: str | None = None
-    reason: str | None = None
+    cell: tuple[str, str] | None = None
+    reason: str = ""
     unlisted: bool = False  # no row, no column, or a "not listed" cell: silence rather than a "no"
     column_missing: bool = False
 
@@ -220,9 +219,9 @@ def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matr
             )
     else:
         verdict = _check(m.modelopt, facts.modelopt.rows, fmt, facts.model_type)
-        if verdict.reason:
+        if verdict.cell is None:
             return Skipped(fmt, verdict.reason)
-        notes += m.modelopt.footnote_texts(verdict.row, verdict.column)
+        notes += m.modelopt.footnote_texts(*verdict.cell)
     status: Literal["supported", "untested"] = "supported"
     for verdict, relaxable in (
         (model := _check(m.trtllm_models, facts.trtllm.rows, fmt, facts.model_type), model.unlisted),
@@ -247,7 +246,7 @@ def _check(matrix: Matrix, rows: Iterable[str], fmt: str, model_type: str | None
         return _Verdict(reason=f"{matrix.label}: no row for model_type {model_type!r}", unlisted=True)
     for row in rows:
         if matrix.cell(row, column).supported:
-            return _Verdict(row, column)
+            return _Verdict(cell=(row, column))
     first = matrix.cell(rows[0], column)
     cells = " and ".join(f"{row} × {column}" for row in rows)
     verb = "are" if len(rows) > 1 else "is"

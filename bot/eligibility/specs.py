@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from bot.eligibility.facts import facts_from_hub
+from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, plan
 from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
@@ -24,6 +25,9 @@ from bot.settings import Settings
 from builders.spec import FORMATS, BuildSpec, Recipe, ValidationSettings, installed_toolchain
 from handlers.inputs import Eligibility
 
+# Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
+# int8_sq is left out: its legacy checkpoint takes an INT8 KV cache, asked for explicitly.
+KV_FP8_FORMATS = frozenset({"fp8", "int4_awq", "w4a8_awq", "nvfp4"})
 _PLACEHOLDER = Path("/unset")
 
 
@@ -41,14 +45,15 @@ def worker_toolchain(worker_command: Sequence[str]) -> dict[str, str]:
 def eligibility_of(result: Plan) -> Eligibility:
     """The plan as handlers read it: each format eligible somewhere with its SMs, and every skip's reason."""
     facts = result.facts
-    if facts.revision is None:
-        raise ValueError(f"plan of {facts.name} has no pinned revision")
     found: dict[str, list[int]] = {}
+    fp8_kv: dict[str, list[int]] = {}
     skips: dict[str, list[str]] = {}
     for target_plan in result.targets:
         sm = target_plan.target.sm
         for eligible in target_plan.eligible:
             found.setdefault(eligible.format, []).append(sm)
+            if "fp8" in eligible.kv_cache:
+                fp8_kv.setdefault(eligible.format, []).append(sm)
         for skipped in target_plan.skipped:
             skips.setdefault(skipped.format, []).append(f"sm{sm}: {skipped.reason}")
     return Eligibility(
@@ -59,6 +64,9 @@ def eligibility_of(result: Plan) -> Eligibility:
         target_sms=tuple(t.target.sm for t in result.targets),
         eligible={fmt: found[fmt] for fmt in FORMATS if fmt in found},
         skips=skips,
+        model_type=facts.model_type,
+        fp8_kv_cache=fp8_kv,
+        runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
     )
 
 
@@ -86,22 +94,37 @@ class SpecMaker:
         return eligibility_of(self.plan(repo_id, revision))
 
     def specs(
-        self, eligibility: Eligibility, *, formats: Sequence[str] = (), sms: Sequence[int] = ()
+        self,
+        eligibility: Eligibility,
+        *,
+        formats: Sequence[str] = (),
+        sms: Sequence[int] = (),
+        kv_cache_off: str | None = None,
     ) -> list[BuildSpec]:
-        """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given)."""
+        """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given).
+
+        `kv_cache_off` names who turned the default FP8 KV cache off (a watch, a command), if anyone."""
+        revision = eligibility.revision
+        if revision is None:
+            raise ValueError(f"eligibility of {eligibility.repo_id} has no pinned revision")
         specs = []
         for fmt, fmt_sms in eligibility.eligible.items():
             chosen = [sm for sm in fmt_sms if not sms or sm in sms]
             if (formats and fmt not in formats) or not chosen:
                 continue
-            specs.append(self._spec(eligibility.repo_id, eligibility.revision, fmt, chosen))
+            kv = kv_cache_default(eligibility, fmt, chosen, off=kv_cache_off)
+            specs.append(self._spec(eligibility.repo_id, revision, fmt, chosen, kv))
         return specs
 
-    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int]) -> BuildSpec:
+    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int], kv: tuple[str, str]) -> BuildSpec:
         s = self.settings
         recipe = dict(s.build_recipe)
         if fmt == "gptq":
             recipe.pop("kv_cache", None)
+        elif "kv_cache" in recipe:
+            recipe.setdefault("kv_cache_reason", f"{recipe['kv_cache']}: set by the build_recipe setting")
+        else:
+            recipe["kv_cache"], recipe["kv_cache_reason"] = kv
         draft = BuildSpec(
             repo_id=repo_id,
             revision=revision,
@@ -117,3 +140,21 @@ class SpecMaker:
         )
         folder = Path(s.data_dir) / "builds" / draft.key()[:24]
         return draft.model_copy(update={"work_dir": folder / "work", "output_dir": folder / "out"})
+
+
+def kv_cache_default(
+    eligibility: Eligibility, fmt: str, sms: Sequence[int], off: str | None = None
+) -> tuple[str, str]:
+    """(kv_cache, why) for a format built for `sms`: FP8 where TensorRT-LLM's model and hardware matrices
+    mark FP8 KV cache for the model on every one of them the format is eligible on, and the format takes
+    it (as hf_ptq defaults), unless `off` says who turned it off."""
+    if fmt not in KV_FP8_FORMATS:
+        return "none", f"not quantized: {fmt} takes no FP8 KV cache by default"
+    if off:
+        return "none", f"not quantized: turned off by {off}"
+    model = eligibility.model_type
+    marked = [sm for sm in eligibility.eligible.get(fmt, []) if sm in sms]
+    where = ", ".join(f"sm{sm}" for sm in (marked or sms)) or "any target"
+    if marked and all(sm in eligibility.fp8_kv_cache.get(fmt, []) for sm in marked):
+        return "fp8", f"fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for {model} on {where}"
+    return "none", f"not quantized: TensorRT-LLM's matrices do not mark FP8 KV cache for {model} on {where}"

@@ -33,9 +33,10 @@ def write_spec(spec: BuildSpec) -> Path:
     return spec.write(work / "spec.json")
 
 
-def worker_argv(settings: Settings, spec_path: Path) -> list[str]:
-    """`python -m builders run SPEC.json` with the configured worker interpreter or container command."""
-    return [*(settings.worker_command or [sys.executable]), "-m", "builders", "run", str(spec_path)]
+def worker_argv(settings: Settings, spec_path: Path, command: str = "run") -> list[str]:
+    """`python -m builders run SPEC.json` (or `verify REQUEST.json`) with the configured worker interpreter
+    or container command."""
+    return [*(settings.worker_command or [sys.executable]), "-m", "builders", command, str(spec_path)]
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -8,6 +8,7 @@ branch's tip as a new two-parent commit and records it as `changes.mergeCommitId
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
 from bot.hubsim import merging
@@ -65,7 +66,7 @@ class Community:
 
     def details(
         self, user: User | None, repo_type: str, repo_id: str, num: int
-    ) -> tuple[Repo, Discussion, list[str], str | None]:
+    ) -> tuple[Repo, Discussion, builtins.list[str], str | None]:
         """A discussion with, for PRs, its conflicting files and its diff."""
         repo = self.hub.repo(user, repo_type, repo_id)
         discussion = self.discussion(repo, num)
@@ -84,11 +85,13 @@ class Community:
         user: User | None,
         repo_type: str,
         repo_id: str,
-        title: str,
-        description: str,
+        title: object,
+        description: object,
         pull_request: bool,
     ) -> Discussion:
-        """`POST .../discussions`: a discussion, or a draft PR branching from the default branch."""
+        """`POST .../discussions`: a discussion, or a draft PR branching from the default branch.
+
+        The text fields are what the client sent (JSON), checked here."""
         repo = self.hub.repo(user, repo_type, repo_id)
         user = self.hub.require_user(user)
         if not isinstance(title, str) or not 3 <= len(title.strip()) <= 200:
@@ -149,8 +152,8 @@ class Community:
         if user.name != discussion.author and not self.hub.can_write(user, repo):
             raise forbidden(f"Only the author of #{discussion.num} and the repo's owners can do this")
 
-    def comment(self, user: User | None, repo_type: str, repo_id: str, num: int, text: str) -> Event:
-        """Add a comment."""
+    def comment(self, user: User | None, repo_type: str, repo_id: str, num: int, text: object) -> Event:
+        """Add a comment (`text` as the client sent it, checked here)."""
         repo, discussion, user = self._target(user, repo_type, repo_id, num)
         if not isinstance(text, str) or not text.strip():
             raise bad_request("comment must be a non-empty string")
@@ -163,7 +166,7 @@ class Community:
         return event
 
     def edit_comment(
-        self, user: User | None, repo_type: str, repo_id: str, num: int, comment_id: str, content: str
+        self, user: User | None, repo_type: str, repo_id: str, num: int, comment_id: str, content: object
     ) -> Event:
         """Replace a comment's text (its author only)."""
         repo, discussion, user = self._target(user, repo_type, repo_id, num)
@@ -193,7 +196,7 @@ class Community:
         return event
 
     def change_status(
-        self, user: User | None, repo_type: str, repo_id: str, num: int, status: str, comment: str | None
+        self, user: User | None, repo_type: str, repo_id: str, num: int, status: object, comment: str | None
     ) -> Event:
         """Open or close a discussion or PR, optionally with a comment."""
         repo, discussion, user = self._target(user, repo_type, repo_id, num)
@@ -217,7 +220,7 @@ class Community:
             self._add_comment(repo, discussion, user, comment)
         return event
 
-    def rename(self, user: User | None, repo_type: str, repo_id: str, num: int, title: str) -> Event:
+    def rename(self, user: User | None, repo_type: str, repo_id: str, num: int, title: object) -> Event:
         """Change the title."""
         repo, discussion, user = self._target(user, repo_type, repo_id, num)
         if not isinstance(title, str) or not 3 <= len(title.strip()) <= 200:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 FILE_MODE = b"100644"
 DIR_MODE = b"40000"
@@ -61,9 +61,9 @@ def stable_object_id(kind: str, name: str) -> str:
 
 def now_iso() -> str:
     """The current UTC time as the Hub writes it (`...Z`, milliseconds); the client rejects `+00:00`."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def iso_to_epoch(stamp: str) -> int:
     """Seconds since the epoch of a `...Z` timestamp made by `now_iso`."""
-    return int(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp())

@@ -10,7 +10,7 @@ shadow `/api/...`, `resolve` or the admin routes. Errors are HTML pages here, no
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -345,8 +345,8 @@ def discussion_page(call: Call) -> Response:
 
 def _ago(stamp: str) -> str:
     """`3 minutes ago` for a Hub timestamp."""
-    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    seconds = max(int((datetime.now(timezone.utc) - then).total_seconds()), 0)
+    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
     for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= length:
             count = seconds // length

@@ -112,13 +112,13 @@ class HubService:
 
     def register_webhook(
         self,
-        url: str,
+        url: object,
         secret: str | None = None,
         watched: list[dict[str, str]] | None = None,
         domains: list[str] | None = None,
         owner: str | None = None,
     ) -> Webhook:
-        """Add a hook (Python API and CLI); `watched=None` watches every repo."""
+        """Add a hook (Python API, CLI, settings API: `url` is checked here); `watched=None` watches all."""
         with self.lock:
             hook = self.webhooks.register(url, secret, watched, domains, owner)
             self.save_meta()
@@ -220,9 +220,11 @@ class HubService:
     # ---------------------------------------------------------------- repos
 
     def create_repo(
-        self, user: User | None, repo_type: str, name: str, namespace: str | None, private: bool
+        self, user: User | None, repo_type: str, name: object, namespace: str | None, private: bool
     ) -> tuple[Repo, bool]:
-        """Create a repo with the Hub's initial commit; `(repo, False)` when it already exists."""
+        """Create a repo with the Hub's initial commit; `(repo, False)` when it already exists.
+
+        `name` is what the client sent, checked here."""
         user = self.require_user(user)
         if repo_type not in REPO_TYPES:
             raise bad_request(f"Invalid repo type: {repo_type!r}")

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from bot.errors import ConfigError
 from bot.hubsim.gitobjects import stable_object_id

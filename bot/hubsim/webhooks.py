@@ -72,8 +72,8 @@ class Webhook:
         )
 
 
-def check_hook_fields(url: Any, watched: Any, domains: Any, secret: Any) -> None:
-    """Validate what the settings API received (400 on anything malformed)."""
+def check_hook_fields(url: object, watched: object, domains: object, secret: object) -> str:
+    """Validate what the settings API received (400 on anything malformed); returns the url, checked."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise bad_request("webhook url must be an http(s) URL")
     if not isinstance(watched, list) or not all(
@@ -85,6 +85,7 @@ def check_hook_fields(url: Any, watched: Any, domains: Any, secret: Any) -> None
         raise bad_request(f"domains must be a non-empty subset of {DOMAINS}")
     if secret is not None and (not isinstance(secret, str) or not secret.isascii()):
         raise bad_request("webhook secret must be an ASCII string")
+    return url
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Webhooks:
 
     def register(
         self,
-        url: str,
+        url: object,
         secret: str | None = None,
         watched: list[dict[str, str]] | None = None,
         domains: list[str] | None = None,
@@ -131,7 +132,7 @@ class Webhooks:
     ) -> Webhook:
         """Add a hook (see `Webhook` for what an empty `watched` means)."""
         domains = list(DOMAINS) if domains is None else domains
-        check_hook_fields(url, watched or [], domains, secret)
+        url = check_hook_fields(url, watched or [], domains, secret)
         hook = Webhook(url, secret, list(watched or []), domains, owner)
         self.hooks[hook.id] = hook
         return hook

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from bot.errors import HubRateLimited, HubUnavailable
 from bot.intake.webhooks import Event
-from handlers import reviews, slash_commands, upstream
+from handlers import moves, reviews, slash_commands, upstream
 from handlers.context import Context, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
 from handlers.inputs import HubWebhook
 from handlers.router import FAILED, Router, routing_fields
@@ -37,7 +37,7 @@ RETRY = "retry"  # not an outcome the store records: the event stays pending
 
 def default_router() -> Router:
     """Every feature's routes, merged."""
-    return Router(upstream.router, slash_commands.router, reviews.router)
+    return Router(upstream.router, slash_commands.router, reviews.router, moves.router)
 
 
 class Dispatcher:

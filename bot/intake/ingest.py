@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 
 from state import NewEvent, Recorded, Store
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
-_Item = tuple[NewEvent, asyncio.Future, asyncio.AbstractEventLoop]
+_Item = tuple[NewEvent, asyncio.Future[Recorded], asyncio.AbstractEventLoop]
 
 
 class EventWriter:
@@ -73,20 +74,19 @@ class EventWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Item]) -> None:
+        outcomes: Sequence[Recorded | BaseException]
         try:
-            results: list[Recorded] | None = self._store.events.record_many([event for event, _, _ in batch])
-            error: BaseException | None = None
+            outcomes = self._store.events.record_many([event for event, _, _ in batch])
         except Exception as e:  # handed to every waiting request, which answers 503 (or 500)
-            results, error = None, e
-        for index, (_, future, loop) in enumerate(batch):
-            outcome = error if results is None else results[index]
+            outcomes = [e] * len(batch)
+        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
             try:
                 loop.call_soon_threadsafe(_settle, future, outcome)
             except RuntimeError:  # that request's event loop is closed: nobody is waiting any more
                 log.debug("event writer: loop closed before its answer")
 
 
-def _settle(future: asyncio.Future, outcome: Recorded | BaseException | None) -> None:
+def _settle(future: asyncio.Future[Recorded], outcome: Recorded | BaseException) -> None:
     if future.done():  # the client went away and the request was cancelled
         return
     if isinstance(outcome, BaseException):

@@ -1,10 +1,11 @@
-"""Timed work: polling the watch list for what webhooks missed, and housekeeping of the job queue.
+"""Timed work: polling for what webhooks missed, and housekeeping of the job queue.
 
-The poll turns every watched model whose `main` changed since the watch was added into the same stored
-event a webhook would have made (same `repo.content` payload shape, same deduplication key: repo + sha), so a
-revision seen by both the webhook and the poll is handled once. Housekeeping requeues jobs whose lease
-expired (a worker died) and gives builds and publishes that failed for a transient reason another go, with
-exponential backoff (`bot.execution.retries`).
+The poll first stores the commands no webhook delivered (`bot.intake.catchup`), then turns every watched
+model whose `main` changed since the watch was added into the same stored event a webhook would have made
+(same `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the
+webhook and the poll is handled once. Housekeeping requeues jobs whose lease expired (a worker died) and gives
+builds and publishes that failed for a transient reason another go, with exponential backoff
+(`bot.execution.retries`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import HubError
 from bot.execution.retries import Retries
-from bot.intake.webhooks import Event, event_from_payload
+from bot.intake.catchup import CatchUp
+from bot.intake.webhooks import Event, event_from_payload, repo_block
 from bot.settings import Settings
+from handlers.context import Options
 from state import Store, Watch, WatchKind
-from state.dedup import digest
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,18 @@ class Poller:
         hub: Any,
         *,
         wake: Callable[[int, Event], object],
+        options: Callable[[], Options],
     ) -> None:
         self.settings = settings
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
         self.retries = Retries(settings, store)
+        self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
+
+    def poll(self) -> int:
+        """Store the commands and then the revisions webhooks missed; returns how many events are new."""
+        return self.catch_up.run() + self.poll_watches()
 
     def poll_watches(self) -> int:
         """Record an event per watched model changed since its watch was added; returns how many are new."""
@@ -58,7 +66,10 @@ class Poller:
                 changed = getattr(info, "last_modified", None)
                 if info.sha is None or (changed is not None and changed < watch.created_at):
                     continue  # a watch follows changes made after it was added
-                new += self._record(info.id, info.sha, bool(getattr(info, "private", False)))
+                payload = poll_payload(
+                    self.settings.hf_endpoint, info.id, info.sha, bool(getattr(info, "private", False))
+                )
+                new += self._record(payload, f"poll:{info.id}:{info.sha}")
         return new
 
     def _models(self, watch: Watch) -> Iterable[Any]:
@@ -68,20 +79,19 @@ class Poller:
             return self.hub.list_models(author=watch.target)
         return self.hub.list_models(filter=f"base_model:{watch.target}")
 
-    def _record(self, repo: str, sha: str, private: bool) -> int:
-        event = event_from_payload(
-            poll_payload(self.settings.hf_endpoint, repo, sha, private), f"poll:{repo}:{sha}"
-        )
+    def _record(self, payload: dict[str, Any], delivery_id: str) -> int:
+        """Store an event the bot made as a webhook would (1: new, 0: a duplicate) and wake the dispatcher."""
+        event = event_from_payload(payload, delivery_id)
         recorded = self.store.events.record(
             delivery_id=event.delivery_id[:64],
             scope=event.scope,
             action=event.action,
             payload=event.payload,
             dedup_key=event.dedup_key,
-            repo=repo,
+            repo=event.repo,
         )
         if recorded.created:
-            log.info("poll found %s@%s", repo, sha[:12])
+            log.info("%s found %s %s on %s", delivery_id.split(":")[0], event.scope, event.action, event.repo)
             self.wake(recorded.event_id, event)
         return int(recorded.created)
 
@@ -98,18 +108,9 @@ class Poller:
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:
     """A `repo.content` update of `main` as the Hub would send it (webhook id: the poller's)."""
-    owner = repo.split("/")[0]
     return {
         "event": {"action": "update", "scope": "repo.content"},
-        "repo": {
-            "type": "model",
-            "name": repo,
-            "id": digest("repo", repo)[:24],
-            "private": private,
-            "url": {"web": f"{endpoint}/{repo}", "api": f"{endpoint}/api/models/{repo}"},
-            "owner": {"id": digest("owner", owner)[:24]},
-            "headSha": sha,
-        },
+        "repo": repo_block(endpoint, repo, private, head_sha=sha),
         "updatedRefs": [{"ref": "refs/heads/main", "oldSha": None, "newSha": sha}],
         "webhook": {"id": POLL_WEBHOOK_ID, "version": 3},
     }
@@ -122,7 +123,7 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = datetime.now(UTC)
         self._scheduler.add_job(
-            _logged(poller.poll_watches), "interval", minutes=poll_minutes, next_run_time=now,
+            _logged(poller.poll), "interval", minutes=poll_minutes, next_run_time=now,
             id="poll", max_instances=1, coalesce=True,
         )  # fmt: skip
         self._scheduler.add_job(

@@ -1,11 +1,15 @@
-"""The bot's HTTP face: the Hub's webhook endpoint, health, Prometheus metrics, a status page and its JSON.
+"""The bot's HTTP face: the Hub's webhook endpoint, health and readiness, Prometheus metrics, a status page
+and its JSON.
 
 `POST /webhooks/hub` verifies, stores and acknowledges, nothing more: the event is committed before the answer
 leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
 missed wake-up loses nothing, since the dispatcher also sweeps `store.events.pending()`.
 
-Bad input is answered with a JSON 4xx naming what is wrong; an unavailable database with a 503 (the Hub
-retries). Anything else unexpected is logged with its traceback and answered with a bare JSON 500.
+What the bot does not act on (another scope, an action or repo type the Hub added) is stored as ignored, with
+the reason, and acknowledged 202: the Hub disables webhooks that keep refusing. Bad input (wrong secret, too
+big, not JSON, a payload of the wrong shape) is answered with a JSON 4xx naming what is wrong; an unavailable
+database with a 503 (the Hub retries). Anything else unexpected is logged with its traceback and answered
+with a bare JSON 500.
 This module must stay light: the server process never imports torch or the toolchains.
 """
 
@@ -28,6 +32,7 @@ from bot.dashboard.metrics import make_registry
 from bot.dashboard.status_page import snapshot
 from bot.errors import WebhookError, WebhookTooLarge
 from bot.intake.ingest import EventWriter
+from bot.intake.readiness import HubReadiness
 from bot.intake.webhooks import Event, parse_body, verify_secret
 from bot.settings import Settings, load_settings
 from state import NewEvent, Store, open_store, sqlite_url
@@ -45,8 +50,15 @@ handed on). Runs on the event loop: it must only signal (put on a queue, set an 
 `threading.Event`), never do the work itself."""
 
 
-def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = None) -> FastAPI:
-    """The ASGI app; `store` stays the caller's to close."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    on_event: OnEvent | None = None,
+    readiness: HubReadiness | None = None,
+) -> FastAPI:
+    """The ASGI app; `store` stays the caller's to close. With `readiness`, health says whether the Hub
+    answered yet (without it, the endpoint alone: ready when the database is)."""
     registry, metrics = make_registry(store)
     writer = EventWriter(store)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
@@ -70,12 +82,12 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
             return _error(503, WEBHOOKS_DISABLED)
         verify_secret(request.headers, secret)
         event = parse_body(await _read_body(request, settings.webhook_max_bytes))
-        if not event.handled:
-            log.info("ignored webhook scope %s (%s)", event.scope, event.delivery_id[:12])
-            return JSONResponse({"status": "ignored", "scope": event.scope}, 202)
+        if event.ignored:
+            log.info("ignored webhook %s (%s): %s", ascii(event.scope), event.delivery_id[:12], event.ignored)
         new = NewEvent(
-            event.delivery_id, event.scope, event.action, event.payload, event.dedup_key, event.repo
-        )
+            event.delivery_id, event.scope, event.action, event.payload, event.dedup_key, event.repo,
+            event.ignored,
+        )  # fmt: skip
         try:
             recorded = await writer.record(new)
         except SQLAlchemyError:
@@ -83,6 +95,9 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
             return _error(503, "event store unavailable; retry later")
         if not recorded.created:
             return JSONResponse({"status": "duplicate", "event_id": recorded.event_id}, 200)
+        if event.ignored:
+            answer = {"status": "ignored", "reason": event.ignored, "event_id": recorded.event_id}
+            return JSONResponse(answer, 202)
         if on_event is not None:
             _notify(on_event, recorded.event_id, event)
         return JSONResponse({"status": "queued", "event_id": recorded.event_id}, 202)
@@ -104,11 +119,25 @@ def create_app(settings: Settings, store: Store, *, on_event: OnEvent | None = N
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
+        """Liveness: 503 only when the database is gone; a Hub not answering yet is `degraded`, still 200."""
         try:
             store.ping()
         except SQLAlchemyError as e:
             return _error(503, f"database unavailable: {type(e).__name__}")
-        return JSONResponse({"status": "ok", "webhooks": "enabled" if secret else WEBHOOKS_DISABLED})
+        webhooks = "enabled" if secret else WEBHOOKS_DISABLED
+        if readiness is not None and not readiness.ready:
+            return JSONResponse(
+                {"status": "degraded: Hub unreachable", "hub": readiness.last_error, "webhooks": webhooks}
+            )
+        return JSONResponse({"status": "ok", "webhooks": webhooks})
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: 200 once the database and the Hub both answered (webhooks are stored either way)."""
+        answer = healthz()
+        if answer.status_code == 200 and readiness is not None and not readiness.ready:
+            return _error(503, "the Hub has not answered yet")
+        return answer
 
     @app.get("/metrics")
     def prometheus() -> Response:

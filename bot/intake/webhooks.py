@@ -20,19 +20,26 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.errors import WebhookBadJson, WebhookBadPayload, WebhookForbidden, WebhookUnauthorized
-from handlers.inputs import Envelope, HubWebhook, PayloadModel
+from handlers.inputs import Envelope, HubWebhook, PayloadModel, RepoName
 from state.dedup import comment_key, delivery_key, digest, revision_key
 
 SECRET_HEADER = "X-Webhook-Secret"
 VERSION = 3
-# Scopes the bot acts on. Other known scopes (repo.config) and unknown ones are acknowledged and dropped.
+# What the bot acts on. Anything else the Hub sends (another scope, a new action or repo type) is stored as
+# ignored, with the reason, and acknowledged: refusing what the Hub adds would get the webhook disabled.
 HANDLED_SCOPES = frozenset({"repo", "repo.content", "discussion", "discussion.comment"})
 KNOWN_SCOPES = HANDLED_SCOPES | {"repo.config"}
+ACTIONS = frozenset({"create", "delete", "move", "update"})
+REPO_TYPES = frozenset({"model", "dataset", "space"})
+MAX_ACTION = 16  # the events table's column
 
 
 @dataclass(frozen=True)
 class Event:
-    """One webhook delivery, verified: `hook` is the validated payload, None for a scope the bot ignores."""
+    """One webhook delivery, verified: `hook` is the validated payload, None when the bot ignores the event.
+
+    `ignored` then says why (stored with the event); `repo` is the repo it is about, when the payload names
+    one the bot can read."""
 
     delivery_id: str
     scope: str
@@ -40,16 +47,21 @@ class Event:
     payload: dict[str, Any]
     hook: HubWebhook | None
     dedup_key: str
+    repo: str | None = None
+    ignored: str | None = None
 
     @property
     def handled(self) -> bool:
-        """Whether the scope is one the bot acts on (else the delivery is acknowledged and dropped)."""
+        """Whether the bot acts on the event (else it is stored as ignored and acknowledged)."""
         return self.hook is not None
 
-    @property
-    def repo(self) -> str | None:
-        """The repo the event is about (`owner/name`), when the scope is handled."""
-        return self.hook.repo.name if self.hook else None
+
+class _RepoNamed(PayloadModel):
+    name: RepoName
+
+
+class _Named(PayloadModel):
+    repo: _RepoNamed
 
 
 def verify_secret(headers: Mapping[str, str], secret: str) -> None:
@@ -85,10 +97,50 @@ def event_from_payload(payload: Any, delivery_id: str) -> Event:
         raise WebhookBadPayload(f"unsupported webhook version {_short(hook['version'])} (expected {VERSION})")
     envelope = _validate(Envelope, payload)
     scope, action = _normalise(envelope.event.scope, envelope.event.action)
-    if scope not in HANDLED_SCOPES:
-        return Event(delivery_id, scope, action, payload, None, delivery_key(delivery_id))
+    reason = _ignore_reason(scope, action, payload)
+    if reason is not None:
+        key = delivery_key(delivery_id)
+        return Event(delivery_id, scope, action[:MAX_ACTION], payload, None, key, _repo_name(payload), reason)
     parsed = _validate(HubWebhook, payload)
-    return Event(delivery_id, scope, action, payload, parsed, _dedup_key(scope, action, parsed, delivery_id))
+    key = _dedup_key(scope, action, parsed, delivery_id)
+    return Event(delivery_id, scope, action, payload, parsed, key, parsed.repo.name)
+
+
+def repo_block(endpoint: str, repo: str, private: bool, head_sha: str | None = None) -> dict[str, Any]:
+    """A model repo as the Hub's payloads describe it, for the events the bot makes itself (the poller, the
+    catch-up); the Hub's object ids, which its API does not give, are stable digests in their alphabet."""
+    block: dict[str, Any] = {
+        "type": "model",
+        "name": repo,
+        "id": digest("repo", repo)[:24],
+        "private": private,
+        "url": {"web": f"{endpoint}/{repo}", "api": f"{endpoint}/api/models/{repo}"},
+        "owner": {"id": digest("owner", repo.split("/")[0])[:24]},
+    }
+    if head_sha is not None:
+        block["headSha"] = head_sha
+    return block
+
+
+def _ignore_reason(scope: str, action: str, payload: dict[str, Any]) -> str | None:
+    """Why the bot does not act on an event it cannot refuse (None: it is for the handlers)."""
+    if scope not in HANDLED_SCOPES:
+        return f"scope {_short(scope)} is not one the bot acts on"
+    if action not in ACTIONS:
+        return f"action {_short(action)} is not one the bot knows"
+    repo = payload.get("repo")
+    kind = repo.get("type") if isinstance(repo, dict) else None
+    if isinstance(kind, str) and kind not in REPO_TYPES:
+        return f"repo type {_short(kind)} is not one the bot knows"
+    return None
+
+
+def _repo_name(payload: dict[str, Any]) -> str | None:
+    """The repo an ignored event names, if it is a well-formed repo id (it goes into a column)."""
+    try:
+        return _validate(_Named, payload).repo.name
+    except WebhookBadPayload:
+        return None
 
 
 def _normalise(scope: str, action: str) -> tuple[str, str]:

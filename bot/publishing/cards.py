@@ -32,7 +32,7 @@ def card_context(
     """Every value a card shows, from the manifest and the upstream facts only (None = leave it out)."""
     if manifest.spec.format == "gptq":
         return gptq_context(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
-    return trtllm_context(manifest, upstream)
+    return trtllm_context(manifest, upstream, repo_id=repo_id)
 
 
 def render_release_card(

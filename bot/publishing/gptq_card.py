@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.publishing import figures
+from bot.publishing.card_sections import eval_metadata, shared_sections
 from bot.publishing.upstream import Upstream
 from builders.spec import MANIFEST_NAME, Manifest
 
@@ -61,8 +62,10 @@ def gptq_context(
         "base_model_relation": "quantized",
         **({"pipeline_tag": upstream.pipeline_tag} if upstream.pipeline_tag else {}),
         **upstream.gate_metadata(),
+        **eval_metadata(manifest, repo_id),
     }
     return {
+        **shared_sections(manifest, upstream, repo_id=repo_id),
         "metadata": metadata,
         "model_name": model_name,
         "base_model": upstream.repo_id,
@@ -75,7 +78,7 @@ def gptq_context(
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
         "calib_seqlen": calib.seq_len if calib else None,
-        "gptqmodel_version": quant.producer_version if quant else None,
+        "perplexity_change": f"{ppl.delta_pct:+.2f}%" if ppl and ppl.delta_pct is not None else None,
         "perplexity_rows": perplexity_rows,
         "validation_where": validation["where"] if validation else None,
         "validation_text": validation["text"] if validation else None,

@@ -9,7 +9,12 @@ Every release goes up the same way, so that nothing half-done is ever announced:
 2. ask the Hub's `validate-yaml` about the card (`CardRefused`, with the Hub's words, before anything is
    written: a card the Hub would refuse costs no upload), then open a **draft** PR (or reuse the one
    found), upload the artifacts to `refs/pr/N` folder by folder with huggingface_hub's resumable
-   `upload_folder` (a rerun skips what is already there), then commit the card and `manifest.json` last;
+   `upload_folder` (a rerun skips what is already there), then commit the card, `manifest.json` and the
+   upstream's licence files last;
+2b. (`verify_uploads`) have a worker download that commit by repo id and check it (`python -m builders
+   verify`: sha256 against the manifest, `AutoConfig`, the runtimes' detection rules, the card's snippet where
+   it runs), and commit the outcome into manifest and card; a failed check leaves the PR a draft with a
+   comment saying what failed;
 3. only then announce: mark the PR open for review (`approval`, or no push rights), or — `auto` mode on a
    repo the bot may write — merge it itself, so `main` changes in one step;
 4. close the bot's older open PRs of the same series (same upstream, format and recipe) with a comment
@@ -30,14 +35,16 @@ from typing import Any, Literal
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 
-from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, UsageError
+from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, PublishError, UsageError
 from bot.hub import Hub
 from bot.publishing.gptq_card import Byline
+from bot.publishing.licences import licence_files
 from bot.publishing.lookup import BotPR, ReleaseLookup, Settled
 from bot.publishing.naming import release_repo_id
 from bot.publishing.release import (
     Release,
     check_artifacts,
+    check_portable,
     load_manifest,
     pr_description,
     prepare,
@@ -45,8 +52,9 @@ from bot.publishing.release import (
 )
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
+from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
-from builders.spec import MANIFEST_NAME, Manifest
+from builders.spec import MANIFEST_NAME, Manifest, VerificationRecord
 from state.models import ReleaseKind, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -143,14 +151,10 @@ class Publisher:
         target = repo_id or self.repo_id_for(manifest)
         spec = manifest.spec
         upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
-        release = prepare(
-            build_dir,
-            manifest,
-            repo_id=target,
-            upstream=upstream,
-            endpoint=self.web,
-            byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
-        )
+        if upstream.gated and not self.settings.allow_gated:
+            raise PublishError(
+                f"{upstream.repo_id} is gated and allow_gated is off: its release is not published"
+            )
         mode = mode or "repo"
         exists = self.hub.repo_exists(target)
         if mode == "pr" and not exists:
@@ -158,6 +162,22 @@ class Publisher:
                 f"--mode pr needs an existing repo, and {target} does not exist (use --mode repo)"
             )
         previous = self.hub.read_json(target, MANIFEST_NAME) if exists else None
+        if previous and previous.get("key") == manifest.key and previous.get("verification"):
+            # the same build, already verified on the Hub: its card carries that line, and so does this one
+            manifest = manifest.model_copy(
+                update={"verification": VerificationRecord.model_validate(previous["verification"])}
+            )
+        release = prepare(
+            build_dir,
+            manifest,
+            repo_id=target,
+            upstream=upstream,
+            endpoint=self.web,
+            byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
+            licences=tuple(
+                licence_files(self.hub, upstream.repo_id, upstream.revision, upstream.licence_files)
+            ),
+        )
         readme = self.hub.read_text(target, "README.md") if previous else None
         prs = self.lookup.bot_prs(target) if exists else []
         found = self.lookup.settle(release.tag, release.manifest, release.card, previous, readme, prs)
@@ -204,10 +224,24 @@ class Publisher:
             reason="auto" if merge else "fallback" if writable is False else "approval",
             publisher_name=self.settings.publisher_name,
         )
+        check_portable("the PR description", description)
         pr = mine.details if mine else self._open_pr(release, description)
-        self._upload(release, f"refs/pr/{pr.num}")
-        if mine is not None and mine.description != description:
-            self.hub.edit_comment(target, pr.num, mine.description_id, description)
+        revision = f"refs/pr/{pr.num}"
+        commit = self._upload(release, revision)
+        if self.settings.verify_uploads:
+            release = self._verify(release, commit, revision)
+            description = pr_description(
+                release,
+                changed=what_changed(release, previous),
+                reason="auto" if merge else "fallback" if writable is False else "approval",
+                publisher_name=self.settings.publisher_name,
+            )
+        first = mine or self._own_pr(target, pr.num)
+        if first is not None and first.description != description:
+            self.hub.edit_comment(target, pr.num, first.description_id, description)
+        record = release.manifest.verification
+        if record is not None and not record.ok:
+            return self._hold(release, pr, record)
         status, message = self._announce(release, pr, merge)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
@@ -248,7 +282,48 @@ class Publisher:
                 return again.details
             return self.hub.open_pull_request(release.repo_id, release.title, description)
 
-    def _upload(self, release: Release, revision: str) -> None:
+    def _verify(self, release: Release, commit: str, revision: str) -> Release:
+        """Download the release just committed, by id, in a worker; commit the outcome (manifest, card)."""
+        request = request_for(
+            release.repo_id,
+            commit,
+            release.manifest.spec.format,
+            endpoint=self.web,
+            extra_files=[f.path for f in release.licences],
+        )
+        record = run_verification(self.settings, request)
+        log.info(
+            "verification of %s at %s: %s", release.repo_id, commit[:12], "ok" if record.ok else "failed"
+        )
+        verified = release.with_verification(record)
+        self.hub.create_commit(
+            release.repo_id,
+            [
+                CommitOperationAdd("README.md", verified.card.encode()),
+                CommitOperationAdd(MANIFEST_NAME, verified.manifest_bytes),
+            ],
+            commit_message=f"Record the verification of {commit[:12]} in the manifest and card",
+            commit_description=f"Release key: {release.tag.key}\n\n{release.tag.marker()}",
+            revision=revision,
+        )
+        return verified
+
+    def _hold(self, release: Release, pr: Discussion, record: VerificationRecord) -> PublishResult:
+        """A release that failed its check stays a draft, with a comment saying what failed."""
+        failed = "\n".join(f"- **{c.name}**: {c.detail}" for c in record.failures)
+        self.hub.comment(
+            release.repo_id,
+            pr.num,
+            f"Verification after upload failed for `{record.revision[:12]}`, so this pull request stays a "
+            f"draft:\n\n{failed}",
+        )
+        message = "verification after upload failed: " + "; ".join(c.name for c in record.failures)
+        return self._result(release, ReleaseStatus.OPEN, pr, message)
+
+    def _own_pr(self, repo_id: str, num: int) -> BotPR | None:
+        return next((p for p in self.lookup.bot_prs(repo_id) if p.details.num == num), None)
+
+    def _upload(self, release: Release, revision: str) -> str:
         """Artifacts folder by folder (each resumable), then the card and manifest in one last commit."""
         for group in release.groups:
             label = group.path_in_repo or "checkpoint"
@@ -265,14 +340,15 @@ class Publisher:
         operations = [
             CommitOperationAdd("README.md", release.card.encode()),
             CommitOperationAdd(MANIFEST_NAME, release.manifest_bytes),
+            *(CommitOperationAdd(f.path, f.content) for f in release.licences),
         ]
-        self.hub.create_commit(
+        return self.hub.create_commit(
             release.repo_id,
             operations,
             commit_message=summary,
             commit_description=description,
             revision=revision,
-        )
+        ).oid
 
     def _announce(self, release: Release, pr: Discussion, merge: bool) -> tuple[ReleaseStatus, str]:
         """Every file is in: open the draft for review, or merge it (auto mode on the bot's own repo)."""

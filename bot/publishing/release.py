@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
-from bot.errors import BuildDirError
+from bot.errors import BuildDirError, CardError
 from bot.publishing.cards import render_release_card, stamp_card
 from bot.publishing.figures import artifact_folders, human_size, validation_rows
 from bot.publishing.gptq_card import Byline
+from bot.publishing.licences import LicenceFile
 from bot.publishing.lookup import ReleaseTag, new_engine_sms
 from bot.publishing.naming import display_format
+from bot.publishing.portable import machine_traces
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
-from builders.spec import MANIFEST_NAME, Manifest
+from bot.publishing.verification import verification_line
+from builders.spec import MANIFEST_NAME, Manifest, VerificationRecord
 
 _HASH_CHUNK = 1 << 20
 
@@ -52,6 +55,9 @@ class Release:
     groups: tuple[UploadGroup, ...]
     card: str
     manifest_bytes: bytes
+    licences: tuple[LicenceFile, ...] = ()
+    endpoint: str = ""
+    byline: Byline = Byline(None)
 
     @property
     def format_display(self) -> str:
@@ -60,6 +66,17 @@ class Release:
     @property
     def title(self) -> str:
         return f"{self.format_display} release of {self.tag.upstream} at {self.tag.revision[:7]}"
+
+    def with_verification(self, record: VerificationRecord) -> Release:
+        """The release with the post-upload check in its manifest and in its card's verification line."""
+        manifest = self.manifest.model_copy(update={"verification": record})
+        card = stamp_card(
+            render_release_card(
+                manifest, self.upstream, repo_id=self.repo_id, endpoint=self.endpoint, byline=self.byline
+            )
+        )
+        data = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
+        return replace(self, manifest=manifest, card=card, manifest_bytes=data.encode())
 
     def commit_message(self) -> tuple[str, str]:
         """Summary and description of the commit that adds the card and manifest: the release's last step."""
@@ -126,13 +143,21 @@ def upload_groups(build_dir: Path, manifest: Manifest) -> tuple[UploadGroup, ...
 
 
 def prepare(
-    build_dir: Path, manifest: Manifest, *, repo_id: str, upstream: Upstream, endpoint: str, byline: Byline
+    build_dir: Path,
+    manifest: Manifest,
+    *,
+    repo_id: str,
+    upstream: Upstream,
+    endpoint: str,
+    byline: Byline,
+    licences: tuple[LicenceFile, ...] = (),
 ) -> Release:
     """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`)."""
     build_dir = Path(build_dir)
     card = stamp_card(
         render_release_card(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
     )
+    check_portable("the card", card)
     return Release(
         build_dir=build_dir,
         manifest=manifest,
@@ -142,7 +167,17 @@ def prepare(
         groups=upload_groups(build_dir, manifest),
         card=card,
         manifest_bytes=(build_dir / MANIFEST_NAME).read_bytes(),
+        licences=licences,
+        endpoint=endpoint,
+        byline=byline,
     )
+
+
+def check_portable(what: str, text: str) -> None:
+    """Refuse to publish a text the bot wrote that names this machine (a path, the host): a bug to fix."""
+    traces = machine_traces(text)
+    if traces:
+        raise CardError(f"{what} would publish this machine's {', '.join(traces[:3])}: not publishing")
 
 
 def what_changed(release: Release, previous: dict[str, Any] | None) -> str:
@@ -178,6 +213,7 @@ def pr_description(release: Release, *, changed: str, reason: str, publisher_nam
     built = sorted(e.sm for e in manifest.engines if e.status == "built")
     checkpoint_sms = [s for s in manifest.spec.target_sms if s not in built]
     device = manifest.device
+    record = manifest.verification
     files = sum(len(g.files) for g in release.groups)
     size = sum(g.size for g in release.groups)
     return render_template(
@@ -201,6 +237,7 @@ def pr_description(release: Release, *, changed: str, reason: str, publisher_nam
             "spec_json": json.dumps(_portable_spec(manifest), indent=2),
             "reason": reason,
             "publisher_name": publisher_name,
+            "verification_line": verification_line(record) if record else None,
         },
     )
 

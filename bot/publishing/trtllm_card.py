@@ -9,16 +9,15 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.eligibility.matrices import load_matrices
+from bot.eligibility.matrices import load_matrices, load_runtimes
 from bot.publishing import figures
+from bot.publishing.card_sections import eval_metadata, example_gpus, shared_sections
 from bot.publishing.naming import display_format
 from bot.publishing.upstream import Upstream
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, Manifest
 
-_ENGINE_EXAMPLES = "e.g., H100/H200/B200/Blackwell, L40S, 4090/RTX"
 
-
-def trtllm_context(manifest: Manifest, upstream: Upstream) -> dict[str, Any]:
+def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> dict[str, Any]:
     """Every value the TensorRT-LLM card shows (the seed's parameters), from the manifest and upstream."""
     spec, quant = manifest.spec, manifest.quantization
     calib = quant.calibration if quant else None
@@ -42,10 +41,13 @@ def trtllm_context(manifest: Manifest, upstream: Upstream) -> dict[str, Any]:
         **({"language": upstream.language} if upstream.language else {}),
         **({"pipeline_tag": upstream.pipeline_tag} if upstream.pipeline_tag else {}),
         **upstream.gate_metadata(),
+        **eval_metadata(manifest, repo_id),
     }
     not_built = [e for e in manifest.engines if e.status != "built"]
     return {
+        **shared_sections(manifest, upstream, repo_id=repo_id),
         "metadata": metadata,
+        "legacy_only": quant is not None and quant.checkpoint_kind == "trtllm_legacy",
         "model_name": upstream.repo_id,
         "quant_method_upper": upper,
         "source_model_link": upstream.url,
@@ -66,7 +68,7 @@ def trtllm_context(manifest: Manifest, upstream: Upstream) -> dict[str, Any]:
         "build_time": figures.duration(manifest.wall_s),
         "generated_at": figures.timestamp(manifest),
         "engines": [{"label": PurePosixPath(e.path).name} for e in built],
-        "engine_note": _engine_note(not_built) if not built else None,
+        "engine_note": _engine_note(not_built, fmt) if not built else None,
         "artifact_sizes": _artifact_sizes(manifest),
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
@@ -79,7 +81,7 @@ def trtllm_context(manifest: Manifest, upstream: Upstream) -> dict[str, Any]:
         "min_compute_capability": f"{min_sm // 10}.{min_sm % 10}" if min_sm else None,
         "gpu_arch_note": " / ".join(x for x in (family, gpu_short) if x) or None,
         "quant_portability_note": _portability_note(
-            upper, spec.target_sms, supported, engines_built=bool(built)
+            upper, spec.target_sms, supported, engines_built=bool(built), examples=example_gpus(fmt)
         ),
         "manifest_file": MANIFEST_NAME,
         "license_display": upstream.licence_display,
@@ -120,7 +122,7 @@ def _short_gpu_name(name: str) -> str:
 
 
 def _portability_note(
-    upper: str, targets: list[int], supported: list[int], *, engines_built: bool
+    upper: str, targets: list[int], supported: list[int], *, engines_built: bool, examples: str | None
 ) -> str | None:
     """Where the checkpoint runs. With engines, as the seed example writes it: the SMs the build targeted
     (`sm89/sm90+`). Without, the GPU families TensorRT-LLM's hardware matrix supports for the format."""
@@ -128,7 +130,7 @@ def _portability_note(
         across = "/".join(f"sm{s}" for s in [s for s in targets if s in supported] or supported)
         return (
             f"{upper} checkpoints are portable across {across}+ GPUs; rebuild engines for the target GPU "
-            f"({_ENGINE_EXAMPLES}) or reuse one of the prebuild engines in case they match your GPU."
+            f"({_examples(examples)}) or reuse one of the prebuild engines in case they match your GPU."
         )
     if not supported:
         return None
@@ -137,17 +139,22 @@ def _portability_note(
     named = f"{', '.join(families[:-1])} and {families[-1]}" if len(families) > 1 else families[0]
     return (
         f"{upper} checkpoints run on {named} GPUs ({'/'.join(f'sm{s}' for s in supported)}) according to "
-        f"TensorRT-LLM's hardware support matrix; build engines on the target GPU ({_ENGINE_EXAMPLES})."
+        f"TensorRT-LLM's hardware support matrix; build engines on the target GPU ({_examples(examples)})."
     )
 
 
-def _engine_note(not_built: list[Any]) -> str:
+def _examples(examples: str | None) -> str:
+    return f"e.g. {examples}" if examples else "one of the SMs above"
+
+
+def _engine_note(not_built: list[Any], fmt: str) -> str:
+    """Why there is no engine, and what runs the checkpoint instead: only runtimes that load the format."""
     reasons = sorted({e.reason for e in not_built if e.reason})
     why = f" ({'; '.join(reasons)})" if reasons else ""
-    return (
-        f"No TensorRT engine was built for this release{why}: the repo holds the quantized checkpoint "
-        "only. Build an engine from it on your GPU, or serve it with TensorRT-LLM's PyTorch backend."
-    )
+    names = [r.name for r, _ in load_runtimes().loaders(fmt)]
+    runs = f" Run it with {' or '.join(names)} (see *Runs with*)." if names else ""
+    only = "the repo holds the quantized checkpoint only"
+    return f"No TensorRT engine was built for this release{why}: {only}.{runs}"
 
 
 def _artifact_sizes(manifest: Manifest) -> list[dict[str, Any]]:

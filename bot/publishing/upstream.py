@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.eligibility.facts import card_metadata
 from bot.hub import Hub
+from bot.publishing.licences import is_licence_file
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Upstream:
     gated_prompt: str | None = None
     language: list[str] = field(default_factory=list)
     pipeline_tag: str | None = None
+    licence_files: tuple[str, ...] = ()  # LICENSE*, USE_POLICY*, NOTICE*: copied into the release
 
     @classmethod
     def from_card(
@@ -65,6 +67,7 @@ class Upstream:
             if isinstance(language, str)
             else [x for x in language or [] if isinstance(x, str)],
             pipeline_tag=_first_text(card.get("pipeline_tag")) or pipeline_tag,
+            licence_files=tuple(sorted(f for f in files if is_licence_file(f))),
         )
 
     @classmethod

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,10 +41,11 @@ def bot(hubsim, tmp_path: Path) -> Iterator[Bot]:
     yield Bot.assemble(settings)
 
 
-def test_assemble_names_the_bot_from_its_token_and_wires_reviews_to_the_release_lookup(bot, hubsim) -> None:
-    assert bot.options.bot_user == hubsim.user and bot.options.namespace == hubsim.user
+def test_assemble_wires_reviews_to_the_release_lookup_and_calls_no_hub(bot) -> None:
+    # The Hub names the bot only once it answers, after start (tests/bot/test_offline_start.py).
+    assert bot.options.bot_user == ""
     reviews = bot.dispatcher.reviews
-    assert isinstance(reviews, ReleaseLookup) and reviews.bot_name == hubsim.user
+    assert isinstance(reviews, ReleaseLookup) and reviews is bot.reviews
     # The executor and the reply updater hear of job changes from the same store the dispatcher writes.
     assert bot.executor.store is bot.dispatcher.store is bot.replies.store
     # Housekeeping runs twice per lease (a dead worker's job is requeued soon after its lease ends).
@@ -53,10 +55,14 @@ def test_assemble_names_the_bot_from_its_token_and_wires_reviews_to_the_release_
     bot.store.close()
 
 
-def test_start_serves_and_runs_the_workers_stop_ends_them_all(bot) -> None:
+def test_start_serves_and_runs_the_workers_stop_ends_them_all(bot, hubsim) -> None:
     server = BotServer(bot, port=0).start()
     try:
         assert httpx.get(server.url + "/").status_code == 200
+        deadline = time.monotonic() + 10
+        while bot.options.bot_user != hubsim.user and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bot.options.namespace == hubsim.user and bot.reviews.bot_name == hubsim.user
         assert {"quantbot-server", "quantbot-dispatcher"} <= _quantbot_threads()
     finally:
         server.stop()

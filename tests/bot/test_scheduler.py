@@ -9,14 +9,25 @@ from datetime import UTC, datetime, timedelta
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
+from handlers.context import Options
 from state import JobStatus, Store, WatchKind, revision_key
+
+
+def _options() -> Options:
+    return Options(bot_name="quantbot", namespace="quantbot")
 
 
 def _poller(hubsim, store: Store, calls: list[str]) -> Poller:
     settings = load_settings(None, hf_endpoint=hubsim.url, publish_backoff_s=60, publish_retries=2)
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
     store.changes.listen(lambda change: calls.append(f"{change.status.value}") if change.moved else None)
-    return Poller(settings, store, hub, wake=lambda event_id, event: calls.append(f"wake {event.repo}"))
+    return Poller(
+        settings,
+        store,
+        hub,
+        wake=lambda event_id, event: calls.append(f"wake {event.repo}"),
+        options=_options,
+    )
 
 
 def _commit(hubsim, repo: str, path: str, text: str) -> str:

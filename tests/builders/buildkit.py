@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.spec import BuildSpec, Manifest
-from builders.tiny import calibration_text_path
+from builders.portable import machine_names
+from builders.spec import DEFAULT_CALIBRATION, BuildSpec, Manifest
 
 # Small enough for 2 CPU cores, large enough that every calibration path (AWQ search, SmoothQuant) runs.
+# The calibration set is the default one, which hubsim serves (bot/hubsim/datasets.py).
 SMALL_RECIPE = {
-    "calib_dataset": str(calibration_text_path()),
+    "calib_dataset": DEFAULT_CALIBRATION,
     "calib_samples": 8,
     "calib_seq_len": 64,
     "calib_batch_size": 4,
@@ -68,6 +69,12 @@ class BuildResult:
     @property
     def out(self) -> Path:
         return Path(self.spec.output_dir)
+
+    @property
+    def snapshot(self) -> Path:
+        """The upstream snapshot the build read (its work dir's fetch record; the manifest omits paths)."""
+        record = json.loads((Path(self.spec.work_dir) / "stages" / "fetch.json").read_text())
+        return Path(record["details"]["snapshot_dir"])
 
 
 @dataclass
@@ -177,3 +184,26 @@ def kill_when(proc: subprocess.Popen, predicate: Any, timeout: float = 240) -> l
             return seen
         assert time.monotonic() < deadline, "worker never reached the point to kill it at"
     raise AssertionError(f"worker ended (rc {proc.wait()}) before the kill point; last lines {seen[-3:]}")
+
+
+def host_leaks(out: Path, spec: BuildSpec) -> list[str]:
+    """``file: needle`` for every file under ``out`` that names this machine: its build folders, the HF
+    cache, the home folder, the temp dir (anywhere in a text), the user or the host name (as a word).
+
+    Of a safetensors file only the header is text; its tensor data is numbers, not names."""
+    import re
+    import tempfile
+
+    from builders.portable import host_roots
+
+    paths = {root for root, _ in host_roots(spec)} | {tempfile.gettempdir(), str(Path(spec.work_dir).parent)}
+    names = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(n)}(?![A-Za-z0-9])") for n in machine_names()]
+    found = []
+    for file in sorted(p for p in out.rglob("*") if p.is_file()):
+        data = file.read_bytes()
+        if file.suffix == ".safetensors":
+            data = data[8 : 8 + int.from_bytes(data[:8], "little")]
+        text = data.decode("utf-8", errors="replace")
+        found += [f"{file.relative_to(out)}: {p}" for p in sorted(paths) if p in text]
+        found += [f"{file.relative_to(out)}: {n.pattern}" for n in names if n.search(text)]
+    return found

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from buildkit import Builder, Upstream
 
+from bot.hubsim.datasets import publish_calibration_dataset
 from builders.tiny import build_tiny_llama, push_upstream
 
 
@@ -23,8 +24,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_upstream(hubsim: Any, tiny_model_dir: Path) -> Upstream:
-    """The tiny Llama published on hubsim as an upstream model (apache-2.0 in its card)."""
+def calibration_dataset(hubsim: Any) -> str:
+    """The default calibration set on hubsim (its stand-in, as `quantbot hubsim` publishes it); its sha."""
+    return publish_calibration_dataset(hubsim.server)
+
+
+@pytest.fixture(scope="session")
+def tiny_upstream(hubsim: Any, tiny_model_dir: Path, calibration_dataset: str) -> Upstream:
+    """The tiny Llama published on hubsim as an upstream model (apache-2.0 in its card), beside the
+    default calibration dataset every build reads."""
     repo_id = f"{hubsim.user}/tiny-llama-{uuid.uuid4().hex[:8]}"
     sha = push_upstream(tiny_model_dir, repo_id, endpoint=hubsim.url, token=hubsim.token)
     return Upstream(repo_id, sha, tiny_model_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from buildkit import host_leaks
 from safetensors import safe_open
 
 pytestmark = pytest.mark.slow
@@ -92,33 +93,69 @@ def test_artifacts_are_listed_with_true_sizes_and_hashes(builder: Any, fmt: str)
     assert {a.kind for a in m.artifacts} >= {"checkpoint", "tokenizer", "config"}
 
 
+@pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "w4a8_awq", "nvfp4", "int8_sq"])
+def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
+    """The unified checkpoint is the repo root (runtimes load it by repo id); only a legacy TensorRT-LLM
+    checkpoint (int8_sq) lives under trt-llm/checkpoints; nothing else is written."""
+    result = builder.built(fmt)
+    files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
+    tokenizer = {"tokenizer.json", "tokenizer_config.json"}
+    q = result.manifest.quantization
+    if fmt == "int8_sq":
+        assert (q.checkpoint, q.checkpoint_kind) == ("trt-llm/checkpoints", "trtllm_legacy")
+        legacy = {"config.json", "rank0.safetensors"} | tokenizer
+        assert {f"trt-llm/checkpoints/{n}" for n in legacy} <= files
+        assert all(f.startswith("trt-llm/checkpoints/") for f in files - {"manifest.json"})
+        return
+    assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (".", "hf_unified", "hf_quant_config.json")
+    root = {"config.json", "hf_quant_config.json", "model.safetensors", "generation_config.json"} | tokenizer
+    assert root <= files and not any("/" in f for f in files)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(result.out)  # what a runtime given the repo id reads first
+    assert config.architectures == ["LlamaForCausalLM"]
+    assert config.quantization_config["quant_method"] == "modelopt"
+
+
 @pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "w4a8_awq", "int8_sq"])
-def test_modelopt_checkpoint_layout_and_quant_config(builder: Any, fmt: str) -> None:
+def test_modelopt_quant_config_and_calibration_record(
+    builder: Any, calibration_dataset: str, fmt: str
+) -> None:
     result = builder.built(fmt)
     ckpt = checkpoint(result)
-    assert ckpt == result.out / "trt-llm" / "checkpoints"
-    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in ckpt.iterdir()}
     q = result.manifest.quantization
     kv = result.spec.recipe.kv_cache
     if fmt == "int8_sq":  # only a legacy TensorRT-LLM checkpoint exists for SmoothQuant
-        assert q.checkpoint_kind == "trtllm_legacy" and (ckpt / "rank0.safetensors").is_file()
         quant = json.loads((ckpt / "config.json").read_text())["quantization"]
     else:
-        assert q.checkpoint_kind == "hf_unified" and (ckpt / "model.safetensors").is_file()
         quant = json.loads((ckpt / "hf_quant_config.json").read_text())["quantization"]
-        config = json.loads((ckpt / "config.json").read_text())
-        assert config["quantization_config"]["quant_method"] == "modelopt"
-        assert config["architectures"] == ["LlamaForCausalLM"]
     assert quant["quant_algo"] == ALGO[fmt] == q.quant_algo
     assert (
         quant.get("kv_cache_quant_algo")
         == {"fp8": "FP8", "int8": "INT8", "none": None}[kv]
         == q.kv_cache_quant_algo
     )
+    assert q.kv_cache_reason
     if fmt in ("int4_awq", "w4a8_awq"):
         assert quant["group_size"] == 128 == q.calibration.awq_block_size
     assert q.config["quantization"] == quant
-    assert (q.calibration.samples, q.calibration.seq_len, q.calibration.batch_size) == (8, 64, 4)
+    c = q.calibration
+    assert (c.samples, c.samples_requested, c.samples_note, c.seq_len, c.batch_size) == (8, 8, None, 64, 4)
+    assert (c.dataset, c.source, c.revision) == ("abisee/cnn_dailymail", "hub", calibration_dataset)
+    assert (c.config, c.split, c.text_field, c.seed) == ("3.0.0", "train", "article", None)
+
+
+@pytest.mark.parametrize("fmt", [*SUCCEEDING, "nvfp4"])
+def test_no_output_file_names_the_build_machine(builder: Any, fmt: str) -> None:
+    """Manifest, configs, tokenizer files, weights: no absolute path, user or host name of this machine."""
+    result = builder.built(fmt)
+    assert host_leaks(result.out, result.spec) == []
+    spec = result.manifest.spec
+    assert (str(spec.work_dir), str(spec.output_dir), spec.cache_dir) == ("work", ".", None)
+    assert (
+        result.manifest.source.snapshot_dir
+        == f"models--{builder.upstream.repo_id.replace('/', '--')}/snapshots/{builder.upstream.sha}"
+    )
 
 
 @pytest.mark.parametrize("fmt", SUCCEEDING)
@@ -207,7 +244,7 @@ def test_formats_of_one_revision_download_once(builder: Any) -> None:
     assert len(total) == 1 and total.pop() > 800_000
     downloaded = sorted(m.source.downloaded_bytes for m in manifests)
     assert downloaded[-1] == manifests[0].source.total_bytes and sum(downloaded) == downloaded[-1]
-    assert {m.source.snapshot_dir for m in manifests} == {manifests[0].source.snapshot_dir}
+    assert {builder.built(f).snapshot for f in SUCCEEDING + ["nvfp4"]} == {builder.built("fp8").snapshot}
 
 
 def test_nvfp4_exports_on_cpu_but_cannot_be_measured_there(builder: Any) -> None:

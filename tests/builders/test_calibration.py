@@ -28,7 +28,7 @@ def recipe(source: Path | str, samples: int = 4, seq_len: int = 32) -> Recipe:
 
 
 def test_a_text_file_is_cut_into_full_length_windows(tokenizer: Any) -> None:
-    calib = load_calibration(recipe(calibration_text_path(), samples=5, seq_len=64), tokenizer)
+    calib = load_calibration(recipe(calibration_text_path(), samples=5, seq_len=64), tokenizer, {})
     assert len(calib.samples) == 5 and {len(s) for s in calib.samples} == {64}
     assert tokenizer.decode(calib.samples[0]).startswith("CHAPTER I. Down the Rabbit-Hole")
     assert calib.tokens == 320 and calib.name == "calibration.txt"
@@ -38,7 +38,7 @@ def test_jsonl_lines_are_samples_truncated_to_the_sequence_length(tokenizer: Any
     path = tmp_path / "calib.jsonl"
     long = "word " * 200
     path.write_text("\n".join(json.dumps({"text": t}) for t in ["Alice was tired.", long, "The Rabbit ran."]))
-    calib = load_calibration(recipe(path, samples=10), tokenizer)
+    calib = load_calibration(recipe(path, samples=10), tokenizer, {})
     assert len(calib.samples) == 3 and max(len(s) for s in calib.samples) == 32
 
 
@@ -46,7 +46,7 @@ def test_a_folder_contributes_its_files_in_name_order(tokenizer: Any, tmp_path: 
     (tmp_path / "b.jsonl").write_text(json.dumps({"text": "The second file."}))
     (tmp_path / "a.txt").write_text("The first file, with enough words to fill a window. " * 4)
     (tmp_path / "ignored.csv").write_text("x,y")
-    calib = load_calibration(recipe(tmp_path, samples=10), tokenizer)
+    calib = load_calibration(recipe(tmp_path, samples=10), tokenizer, {})
     assert tokenizer.decode(calib.samples[0]).startswith("The first file")
     assert tokenizer.decode(calib.samples[-1]).startswith("The second file")
 
@@ -59,13 +59,13 @@ def test_bad_jsonl_names_the_line(tokenizer: Any, tmp_path: Path, content: str, 
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     with pytest.raises(BuildFailure) as failure:
-        load_calibration(recipe(path), tokenizer)
+        load_calibration(recipe(path), tokenizer, {})
     assert failure.value.kind == kind and failure.value.bad_input and "bad.jsonl:" in failure.value.message
 
 
 def test_a_missing_file_is_bad_input(tokenizer: Any, tmp_path: Path) -> None:
     with pytest.raises(BuildFailure, match="not found") as failure:
-        load_calibration(recipe(tmp_path / "nope.txt"), tokenizer)
+        load_calibration(recipe(tmp_path / "nope.txt"), tokenizer, {})
     assert failure.value.kind == "calibration_missing"
 
 

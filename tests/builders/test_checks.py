@@ -42,7 +42,7 @@ def rewrite_tensors(folder: Path, change: Any) -> None:
 def test_the_untouched_checkpoint_passes(builder: Any) -> None:
     result = builder.built("int4_awq")
     ckpt = result.out / result.manifest.quantization.checkpoint
-    base = Path(result.manifest.source.snapshot_dir)
+    base = result.snapshot
     assert failing(check_unified(ckpt, base, "int4_awq", AWQ_EXPECT)) == set()
 
 
@@ -53,7 +53,7 @@ def test_an_unquantized_layer_is_caught(builder: Any, tmp_path: Path) -> None:
     ckpt = copy_checkpoint(result, tmp_path)
     name = "model.layers.1.mlp.up_proj.weight"
     rewrite_tensors(ckpt, lambda t: t.__setitem__(name, torch.zeros(256, 128, dtype=torch.bfloat16)))
-    checks = check_unified(ckpt, Path(result.manifest.source.snapshot_dir), "int4_awq", AWQ_EXPECT)
+    checks = check_unified(ckpt, result.snapshot, "int4_awq", AWQ_EXPECT)
     assert failing(checks) == {"quantized linear layers"}
     assert name in next(c.detail for c in checks if c.name == "quantized linear layers")
 
@@ -67,7 +67,7 @@ def test_a_missing_kv_scale_and_a_nan_scale_are_caught(builder: Any, tmp_path: P
         t["model.layers.0.self_attn.q_proj.weight_scale"][0, 0] = float("nan")
 
     rewrite_tensors(ckpt, damage)
-    checks = check_unified(ckpt, Path(result.manifest.source.snapshot_dir), "int4_awq", AWQ_EXPECT)
+    checks = check_unified(ckpt, result.snapshot, "int4_awq", AWQ_EXPECT)
     assert failing(checks) == {"kv-cache scales", "scales finite"}
 
 
@@ -77,12 +77,12 @@ def test_a_config_that_claims_another_scheme_is_caught(builder: Any, tmp_path: P
     config = json.loads((ckpt / "hf_quant_config.json").read_text())
     config["quantization"]["group_size"] = 64
     (ckpt / "hf_quant_config.json").write_text(json.dumps(config))
-    checks = check_unified(ckpt, Path(result.manifest.source.snapshot_dir), "int4_awq", AWQ_EXPECT)
+    checks = check_unified(ckpt, result.snapshot, "int4_awq", AWQ_EXPECT)
     assert {"group_size", "quantized linear layers"} <= failing(checks)  # scales no longer fit 64
 
 
 def test_gptq_with_other_bits_than_asked_is_caught(builder: Any) -> None:
     result = builder.built("gptq")
     expect = {"bits": 8, "group_size": 128, "desc_act": False}
-    checks = check_gptq(result.out, Path(result.manifest.source.snapshot_dir), expect)
+    checks = check_gptq(result.out, result.snapshot, expect)
     assert failing(checks) == {"quantize_config", "gptq packed layers"}

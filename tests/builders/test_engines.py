@@ -51,7 +51,10 @@ def test_without_tensorrt_llm(installed: Install) -> None:
 def test_after_1_2_the_pytorch_backend_serves_the_checkpoint(installed: Install) -> None:
     installed("1.3.0rc1", True)
     reason = trtllm.not_built_reason(spec(), H100, 90)
-    assert "1.3.0rc1 has no trtllm-build" in reason and "PyTorch backend serves trt-llm/checkpoints" in reason
+    assert (
+        "1.3.0rc1 has no trtllm-build" in reason
+        and "PyTorch backend serves the checkpoint at the repo root" in reason
+    )
 
 
 def test_1_2_without_the_tool_on_path(installed: Install) -> None:

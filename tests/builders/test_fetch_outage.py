@@ -10,7 +10,8 @@ import pytest
 
 from builders import fetch
 from builders.failures import BuildFailure
-from builders.spec import BuildSpec
+from builders.spec import BuildSpec, Recipe
+from builders.tiny import calibration_text_path
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def snapshot_repo(hubsim, repo_factory) -> tuple[str, str]:
 def _spec(repo_id: str, sha: str, tmp_path: Path) -> BuildSpec:
     return BuildSpec(
         repo_id=repo_id, revision=sha, format="gptq", work_dir=tmp_path / "work", output_dir=tmp_path / "out",
-        cache_dir=tmp_path / "cache",
+        cache_dir=tmp_path / "cache", recipe=Recipe(calib_dataset=str(calibration_text_path())),
     )  # fmt: skip
 
 

@@ -41,8 +41,8 @@ def test_killed_worker_resumes_after_the_last_finished_stage(builder: Any) -> No
     second = records(spec)
     assert second["quantize"]["status"] == "succeeded" and second["quantize"]["runs"] == 2
     assert second["export"]["status"] == "running"
-    assert (spec.output_dir / "trt-llm" / ".checkpoints.partial").is_dir()
-    assert not (spec.output_dir / "trt-llm" / "checkpoints").exists()
+    assert (spec.output_dir / ".export.partial").is_dir()
+    assert not (spec.output_dir / "hf_quant_config.json").exists()
 
     done = builder.run(spec)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -53,7 +53,7 @@ def test_killed_worker_resumes_after_the_last_finished_stage(builder: Any) -> No
     assert runs["fetch"] == (1, True) and runs["quantize"] == (2, True)
     assert runs["export"] == (2, False) and runs["validate"] == (1, False)
     assert m.stage("export").message == "the previous run was interrupted in this stage"
-    assert not (spec.output_dir / "trt-llm" / ".checkpoints.partial").exists()
+    assert not (spec.output_dir / ".export.partial").exists()
     assert m.validation.ok and m.validation.perplexity.quantized > 1
 
     # Running a finished build again does nothing and leaves its manifest as it was.

@@ -49,7 +49,7 @@ def store(bot: BotProcess) -> Iterator[Store]:
 
 
 def _still_answers(bot: BotProcess) -> None:
-    assert httpx.get(bot.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(bot.url + "/healthz", timeout=5).json() == {"status": "ok", "webhooks": "enabled"}
 
 
 def test_a_missing_or_wrong_secret_is_refused(bot: BotProcess, store: Store) -> None:
@@ -85,10 +85,10 @@ def test_malformed_payloads_get_a_4xx_and_the_server_still_answers(
     assert store.events.counts() == {}
 
 
-def test_an_unknown_scope_is_acknowledged_and_dropped(bot: BotProcess, store: Store) -> None:
+def test_an_unknown_scope_is_acknowledged_and_stored_as_ignored(bot: BotProcess, store: Store) -> None:
     answer = bot.post(json.dumps(_payload(event__scope="space.runtime")).encode())
     assert answer.status_code == 202 and answer.json()["status"] == "ignored"
-    assert store.events.counts() == {}
+    assert store.events.counts() == {("space.runtime", "ignored"): 1}
 
 
 def test_a_valid_delivery_after_all_that_is_stored_and_handled(bot: BotProcess, store: Store) -> None:
@@ -98,6 +98,7 @@ def test_a_valid_delivery_after_all_that_is_stored_and_handled(bot: BotProcess, 
     event = wait_for(
         lambda: (e := store.events.get(event_id)).processed_at and e, 30, "the event to be handled"
     )
+    assert event.scope == "repo.content"
     assert event.outcome == "ignored"  # alice/not-watched is not watched
     assert store.jobs.list() == []
 

@@ -69,6 +69,12 @@ def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> 
     )
     assert "nvfp4     eligible" in out.split("sm120 · Blackwell(sm120)")[1]
     assert "[1] ModelOpt footnote 4:" in out
+    runs_with = out.split("Runs with (bot/eligibility/matrices/runtimes.yaml):")[1]
+    assert "int4_awq  TensorRT-LLM (PyTorch backend) (sm80+)" in runs_with
+    assert (
+        "gptq      vLLM (sm80+), SGLang (sm80+), transformers + GPTQModel / optimum (any GPU, or CPU)"
+        in runs_with
+    )
 
 
 def test_permissive_flag(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:

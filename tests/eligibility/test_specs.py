@@ -38,6 +38,9 @@ def test_the_plan_reaches_handlers_as_formats_with_their_sms_and_reasons(configs
     }  # fmt: skip
     assert [r.split(":")[0] for r in seen.skip_reasons("nvfp4")] == ["sm86", "sm90"]
     assert "int8_sq" in seen.skips and seen.skip_reasons("int8_sq")
+    # and which runtimes load each (runtimes.yaml), for /formats
+    assert set(seen.runs_with) == set(seen.eligible)
+    assert seen.runs_with["w4a8_awq"] == "TensorRT-LLM (PyTorch backend) (sm89, sm90)"
 
 
 def test_a_refused_model_gives_its_one_reason_for_every_format(configs) -> None:

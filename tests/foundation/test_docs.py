@@ -38,3 +38,19 @@ def test_pyproject_comments_point_at_things_that_exist() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for section in re.findall(r'README\.md, "([^"]+)"', "\n".join(comments)):
         assert re.search(rf"^#+ {re.escape(section)}$", readme, re.M), f"README has no section {section!r}"
+
+
+def test_the_architecture_page_names_every_module_of_the_bot_and_handlers() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [
+        str(path.relative_to(ROOT))
+        for folder in ("bot", "handlers", "state")
+        for path in (ROOT / folder).glob("**/*.py")
+        if path.name != "__init__.py"
+        and not {"hubsim", "commands"} & set(path.parts[:-1])
+        and "migrations" not in path.parts
+        and not re.search(
+            rf"`{re.escape(path.stem)}`|{re.escape(path.name)}|{re.escape(path.stem)}\.py", page
+        )
+    ]
+    assert not missing, f"docs/architecture.md does not say where these live: {missing}"

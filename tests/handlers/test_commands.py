@@ -27,6 +27,12 @@ def test_quantize_with_formats_and_sms() -> None:
     assert parse("  /QUANTIZE FP8, gptq\nthanks!") == Command("quantize", ("fp8", "gptq"))
 
 
+def test_kv_cache_none_turns_the_default_off() -> None:
+    assert parse("/quantize fp8 --kv-cache none") == Command("quantize", ("fp8",), kv_cache="none")
+    assert parse("/quantize --kv-cache=NONE --sm 90") == Command("quantize", (), (90,), kv_cache="none")
+    assert parse("/quantize fp8").kv_cache is None
+
+
 def test_mention_works_like_a_slash() -> None:
     assert parse("@quantbot quantize gptq") == Command("quantize", ("gptq",))
     assert parse("@quantbot /status") == Command("status")
@@ -39,6 +45,8 @@ def test_mention_works_like_a_slash() -> None:
         ("/quantize int3", "not a format"),
         ("/quantize gptq --sm ninety", "is not an SM"),
         ("/quantize --sm", "is not an SM"),
+        ("/quantize fp8 --kv-cache int8", "only `--kv-cache none`"),
+        ("/quantize fp8 --kv-cache", "only `--kv-cache none`"),
         ("/rm -rf /", "don't know the command"),
         ("/$(reboot)", "don't know the command"),
     ],

@@ -117,3 +117,38 @@ def test_the_rate_limit_answers_once_then_stays_quiet(hubsim, watched, store: St
     replies = _replies(hubsim, repo)
     assert len(replies) == 3 and "more than 2 commands" in replies[2]
     assert [c.status for c in reversed(store.commands.recent())][2:] == [CommandStatus.REFUSED] * 2
+
+
+HOSTILE = [
+    "/quantize `[x](http://a.invalid)`",
+    "/quantize a`[x](http://a.invalid)`b",
+    "/quantize ![i](http://a.invalid/x.png)",
+    "/quantize @someone",
+    "/quantize \u202egptq",
+    "/frobnicate[x](http://a.invalid)",
+    "/quantize gptq --sm ``9`0``",
+    "/quantize " + "a" * 400,
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    HOSTILE,
+    ids=["link-in-backticks", "link-between-backticks", "image", "mention", "rlo", "cmd", "sm", "long"],
+)
+def test_a_reply_quotes_what_a_commenter_typed_inertly(hubsim, watched, store: Store, text: str) -> None:
+    """Rendered as CommonMark (what the Hub renders), the reply holds no link, image or mention the bot did
+    not write, no bidi control, and no quote longer than the cut."""
+    from markdown_it import MarkdownIt
+
+    repo = watched()
+    assert _run(hubsim, store, _comment(hubsim, repo, text)) == HANDLED
+    [reply] = _replies(hubsim, repo)  # read back from hubsim: what the Hub holds
+    first = reply.split("\n\n")[0]
+    tokens = [t for block in MarkdownIt("commonmark").parse(first) for t in block.children or []]
+    assert not [t for t in tokens if t.type in ("link_open", "image", "html_inline")]
+    plain = "".join(t.content for t in tokens if t.type == "text")
+    assert "@" not in plain and "](" not in plain  # mentions and link syntax only inside code spans
+    assert not any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in reply)
+    assert all(len(t.content) <= 30 for t in tokens if t.type == "code_inline")
+    assert any(t.type == "code_inline" for t in tokens)

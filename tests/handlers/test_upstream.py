@@ -13,11 +13,12 @@ from bot.eligibility.specs import SpecMaker
 from bot.hub import Hub
 from bot.intake.webhooks import event_from_payload
 from bot.settings import load_settings
+from builders.spec import BuildSpec
 from handlers import upstream
 from handlers.context import Context, Options
 from handlers.inputs import Eligibility
 from handlers.router import HANDLED, IGNORED
-from state import BuildChange, JobStatus, Store, WatchKind
+from state import BuildChange, JobStatus, ReleaseKind, Store, WatchKind
 
 
 class Planner:
@@ -114,3 +115,26 @@ def test_what_is_not_a_new_revision_for_the_bot_is_ignored(
     assert _run(hubsim, store, own, planner, bot_user=hubsim.user) == IGNORED  # the bot's own commit
     assert _run(hubsim, store, own, planner, namespace=repo.split("/")[0]) == IGNORED  # its namespace
     assert planner.asked == [] and store.jobs.list(repo=repo) == []
+
+
+@pytest.mark.parametrize("kind", [WatchKind.REPO, WatchKind.AUTHOR, WatchKind.BASE_MODEL])
+def test_a_watch_written_in_another_case_fires(
+    hubsim, store: Store, repo_factory, payloads, tmp_path, kind: WatchKind
+) -> None:
+    """The Hub resolves ids in any case (hubsim's canonical name comes back in the webhook); so does a watch.
+    The jobs, keys and release lookups then find each other whichever case a name was written in."""
+    base = repo_factory("base")
+    repo = repo_factory("fine-tune")
+    card = f"---\nbase_model: {base.upper()}\n---\n"
+    sha = hubsim.api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo).oid
+    target = {WatchKind.REPO: repo, WatchKind.AUTHOR: repo.split("/")[0], WatchKind.BASE_MODEL: base}[kind]
+    store.watches.add(kind, target.swapcase())
+    planner = Planner(load_settings(None, data_dir=tmp_path), {"gptq": [90]})
+
+    assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED
+    [job] = store.jobs.list(repo=repo.upper())
+    respelled = BuildSpec.model_validate(job.spec | {"repo_id": repo.upper()})
+    assert respelled.key() == job.build_key  # one build key, whatever the case
+    assert len(store.watches.list()) == 1 and store.watches.find(kind, target.upper()) is not None
+    store.releases.record(build_key=job.build_key, repo_id=repo.upper(), kind=ReleaseKind.REPO, url="u")
+    assert store.releases.find(repo_id=repo) != []  # the bot's own repo, whatever case it was recorded in

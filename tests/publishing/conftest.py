@@ -117,14 +117,25 @@ def builds(hubsim, tmp_path_factory: pytest.TempPathFactory) -> Builds:
 
 @pytest.fixture
 def settings(hubsim) -> Settings:
+    """The publishing mechanics' settings: the post-upload verification (test_verified_releases.py) is off
+    here, so these tests do not each download their release again."""
     return load_settings(
-        hf_endpoint=hubsim.url, hf_token=hubsim.token, publisher_url="https://example.org/quantbot"
+        hf_endpoint=hubsim.url,
+        hf_token=hubsim.token,
+        publisher_url="https://example.org/quantbot",
+        verify_uploads=False,
     )
 
 
 @pytest.fixture
 def publisher(settings: Settings) -> Publisher:
     return Publisher.from_settings(settings)
+
+
+@pytest.fixture
+def verifying_publisher(settings: Settings) -> Publisher:
+    """A publisher as configured by default: each release is downloaded back and verified."""
+    return Publisher.from_settings(settings.model_copy(update={"verify_uploads": True}))
 
 
 @pytest.fixture

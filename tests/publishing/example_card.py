@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.publishing.card_sections import example_gpus
+from bot.publishing.layout import layout_tree
+from bot.publishing.usage import runs_with, usages
+
 EXAMPLE_SOURCE = "https://huggingface.co/TheDrummer/Magidonia-24B-v4.3"
 
 # A verbatim copy of ../shared/seeds/trtllm-card-filled-example.md, so the test runs from a clean clone.
@@ -61,4 +65,14 @@ EXAMPLE_PARAMETERS = {
     "license_display": "other",
     "license_link": EXAMPLE_SOURCE,
     "gated_note": None,
+    # Sections issue 10 adds (not in the seed's example).
+    "legacy_only": False,
+    "quantized_with": "ModelOpt 0.41.0",
+    "verification_line": None,
+    "runs_with": runs_with("int4_awq"),
+    "runtime_table_label": "Runtime support table",
+    "usages": usages("int4_awq", "example/Magidonia-24B-v4.3-INT4-AWQ"),
+    "layout": layout_tree(["config.json", "hf_quant_config.json", "model.safetensors"]),
+    "licence_files": [],
+    "example_gpus": example_gpus("int4_awq"),
 }

@@ -15,7 +15,7 @@ from huggingface_hub import ModelCard
 from bot.publishing.cards import card_context, render_release_card
 from bot.publishing.gptq_card import Byline
 from bot.publishing.upstream import Upstream
-from builders.spec import Device, EngineRecord, Manifest, Toolchain
+from builders.spec import Artifact, Device, EngineRecord, Manifest, Toolchain
 from tests.publishing.example_card import EXAMPLE_PARAMETERS
 
 pytestmark = pytest.mark.slow
@@ -54,9 +54,14 @@ def _with_engine(manifest: Manifest) -> Manifest:
     engine = EngineRecord(
         sm=90, status="built", path=f"trt-llm/engines/{label}", tensorrt_llm="1.2.0rc5", cuda="13.0"
     )
+    files = [
+        Artifact(path=f"trt-llm/engines/{label}/{name}", size=size, sha256="0" * 64, kind=kind)
+        for name, size, kind in (("config.json", 2048, "config"), ("rank0.engine", 3_000_000, "engine"))
+    ]
     return manifest.model_copy(
         update={
             "engines": [engine],
+            "artifacts": [*manifest.artifacts, *files],
             "device": Device(kind="cuda", name="NVIDIA H100 NVL", sm=90),
             "toolchain": Toolchain(python="3.12.3", modelopt="0.37.0", tensorrt_llm="1.2.0rc5", cuda="13.0"),
         }
@@ -114,7 +119,13 @@ def test_cpu_build_card_says_what_was_measured_and_nothing_else(manifests, upstr
     card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
     ppl = manifest.validation.perplexity
 
-    assert f"| **ModelOpt Version** | `{manifest.quantization.producer_version}` |" in card
+    assert f"| **Quantized With** | ModelOpt {manifest.quantization.producer_version} |" in card
+    assert "optimized for TensorRT-LLM" not in card and "used for quantization" not in card
+    # only the runtimes that load INT4-AWQ get a snippet: TensorRT-LLM's PyTorch backend, not vLLM
+    assert "### TensorRT-LLM (PyTorch backend)" in card and "### vLLM" not in card
+    assert "| vLLM | no | — | W4A16_AWQ is not among the quant_algo values" in card
+    # B200 does not run INT4-AWQ (hardware matrix), so no example list names it; no engine troubleshooting
+    assert "B200" not in card and "Engine fails to load" not in card
     assert f"| **Quantized On** | CPU ({manifest.device.name}) |" in card
     assert f"| **Calibration Size** | {manifest.quantization.calibration.samples} samples |" in card
     assert f"{ppl.base:.3f}" in card and f"{ppl.quantized:.3f}" in card
@@ -140,7 +151,8 @@ def test_engine_build_card_names_the_engine_gpu_and_limits(manifests, upstream, 
     manifest = manifests["int4_awq+engine"]
     card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
 
-    assert "  engines/sm90_trt-llm-1.2.0rc5_cuda13.0/" in card
+    assert "  engines/\n    sm90_trt-llm-1.2.0rc5_cuda13.0/\n" in card  # the uploaded files' tree
+    assert "Engine fails to load on different GPU" in card
     assert "| **SM Architecture** | sm90 |" in card and "| **GPU** | NVIDIA H100 NVL |" in card
     assert f"| **Max Batch Size** | {manifest.spec.engine.max_batch_size} |" in card
     assert "Compute Capability ≥ 9.0 (Hopper / H100)" in card
@@ -179,7 +191,13 @@ def test_gptq_card_replaces_the_seed_vendor_with_the_publisher(manifests, upstre
     assert "author={Acme Quant}" in card and "*Quantized by [Acme Quant](https://acme.test)*" in card
     assert f"| Base model ({upstream.repo_id}) | {ppl.base:.3f} |" in card
     assert f"| GPTQ 4-bit (this model) | {ppl.quantized:.3f} ({ppl.delta_pct:+.2f}%) |" in card
-    assert "GPTQModel.load(\n    model_id," in card and 'model_id = "acme/tiny-GPTQ"' in card
+    assert 'model_id = "acme/tiny-GPTQ"' in card and 'LLM(model="acme/tiny-GPTQ")\n' in card
+    assert "pip install transformers accelerate optimum gptqmodel" in card
+    assert (
+        "Minimal accuracy degradation" not in card and "Fast inference with specialized kernels" not in card
+    )
+    assert f"Perplexity changed by {ppl.delta_pct:+.2f}%" in card
+    assert f"| GPTQ 4-bit (this model) | {ppl.quantized:.3f}" in card
     assert "Task Evaluation" not in card  # no task was evaluated, so the seed's table is left out
 
 

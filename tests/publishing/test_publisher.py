@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import GatedRepoError
 
-from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, UsageError
+from bot.errors import HubRateLimited, HubUnavailable, NoWriteAccess, PublishError, UsageError
 from bot.hub import MAX_ATTEMPTS
 from bot.publishing.lookup import ReleaseLookup, ReleaseTag
 from bot.publishing.publisher import Publisher
@@ -77,7 +77,8 @@ def test_new_repo_release_lands_on_main_in_one_step(
         f"{hubsim.url}/{repo_id}",
     )
     api, manifest = hubsim.api, _manifest(build)
-    assert _files(api, repo_id) == {".gitattributes", "README.md", "manifest.json"} | _artifact_paths(build)
+    released = {".gitattributes", "README.md", "manifest.json", "LICENSE"} | _artifact_paths(build)
+    assert _files(api, repo_id) == released
     published = json.loads(Path(hf_hub_download(repo_id, "manifest.json", endpoint=hubsim.url)).read_text())
     assert published["key"] == manifest.key == result.key
     weights = next(a for a in manifest.artifacts if a.path.endswith(".safetensors"))
@@ -89,7 +90,7 @@ def test_new_repo_release_lands_on_main_in_one_step(
     # No state main ever pointed to showed artifacts without their card and manifest.
     states = _main_states(hubsim, repo_id)
     assert states[-1] == {".gitattributes"} and len(states) == 2
-    assert states[0] == {".gitattributes", "README.md", "manifest.json"} | _artifact_paths(build)
+    assert states[0] == released
     # The Hub derives the quantized relation from the card, as its model search does.
     assert f"base_model:quantized:{upstream.repo_id}" in api.model_info(repo_id).tags
 
@@ -347,7 +348,7 @@ def test_no_write_access_without_pr_fallback_is_an_error(
 
 
 def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
-    publisher, builds, upstream, hubsim, release_repo
+    settings, builds, upstream, hubsim, release_repo
 ) -> None:
     """The shared upstream is gated for this test only (the bot is granted access), then reopened."""
     hubsim.other_api.update_repo_settings(upstream.repo_id, gated="manual")
@@ -355,8 +356,12 @@ def test_a_gated_upstream_gives_a_gated_release_with_its_licence(
     try:
         build = builds.get(upstream.repo_id, upstream.revisions[0], "gptq")
         repo_id = release_repo("gated")
+        with pytest.raises(PublishError, match="allow_gated is off"):
+            Publisher.from_settings(settings).publish(build, repo_id=repo_id)
+        assert not hubsim.api.repo_exists(repo_id)
 
-        result = publisher.publish(build, repo_id=repo_id)
+        allowed = settings.model_copy(update={"allow_gated": True})
+        result = Publisher.from_settings(allowed).publish(build, repo_id=repo_id)
 
         assert result.status is ReleaseStatus.PUBLISHED
         assert hubsim.api.model_info(repo_id).gated == "manual"

@@ -161,7 +161,7 @@ WRONG_SHAPES = [
     ("discussion.num", "4", "discussion.num: Input should be a valid integer"),
     ("repo.private", "false", "repo.private: Input should be a valid boolean"),
     ("repo", "some-user/some-repo", "repo: Input should be a valid dictionary"),
-    ("event.action", "explode", "event.action: Input should be 'create', 'delete', 'move' or 'update'"),
+    ("event.action", 7, "event.action: Input should be a valid string"),
     ("repo.name", "../../etc/passwd", "repo.name: String should match pattern"),
     ("comment.id", "x" * 500, "comment.id: String should match pattern"),
     ("comment.url", None, "comment.url: Input should be a valid dictionary"),
@@ -207,16 +207,6 @@ def test_a_5_mb_body_gets_413(bot, declared: bool) -> None:
 def test_body_cap_is_a_setting(make_server, payloads) -> None:
     bot = make_server(webhook_max_bytes=256)
     assert bot.deliver(payloads["main_commit"]).status_code == 413
-
-
-@pytest.mark.parametrize("scope", ["collection", "space.runtime", "repo.config"])
-def test_scopes_the_bot_does_not_act_on_are_acknowledged_and_dropped(bot, payloads, scope: str) -> None:
-    payload = {"event": {"action": "update", "scope": scope}, "webhook": {"id": "abc", "version": 3}}
-
-    response = bot.deliver(payload)
-
-    assert response.status_code == 202 and response.json() == {"status": "ignored", "scope": scope}
-    assert _stored(bot) == [] and bot.notified == []
 
 
 def test_unknown_sub_scope_is_an_update_of_its_parent(bot, payloads) -> None:

@@ -38,7 +38,7 @@ DATA_DIR = Path(__file__).parent
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _StrictLoader(_BaseLoader):
     """A safe YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
@@ -153,3 +153,8 @@ def load_matrices(directory: Path = DATA_DIR) -> Matrices:
         rows=rows,
         sms=_parse_sms(hardware_path, hardware_data["sms"], hardware),
     )
+
+
+from bot.eligibility.matrices.runtimes import RUNTIMES_FILE, Runtime, RuntimeCell, RuntimeTable, load_runtimes  # noqa: E402
+
+__all__ += ["RUNTIMES_FILE", "Runtime", "RuntimeCell", "RuntimeTable", "load_runtimes"]

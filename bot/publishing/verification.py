@@ -1,0 +1,87 @@
+"""Verified after upload: the publisher has a worker download the release it just committed, by repo id, and
+reads back a `VerificationRecord` (builders/verify.py does the work: the bot process never imports
+transformers). The record goes into the manifest, one line of the card and the PR description.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bot.eligibility.matrices import load_runtimes
+from bot.execution.launch import worker_argv, worker_env
+from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
+from bot.settings import Settings
+from builders.spec import Check, VerificationRecord, VerifyRequest, utcnow
+
+_TIMEOUT_S = 1800
+
+
+def request_for(
+    repo_id: str, revision: str, fmt: str, *, endpoint: str, extra_files: list[str]
+) -> VerifyRequest:
+    """What to check of a release of `fmt`: the table's detection rules and the card's runnable snippet."""
+    usage = runnable_snippet(fmt, repo_id)
+    return VerifyRequest(
+        repo_id=repo_id,
+        revision=revision,
+        endpoint=endpoint,
+        extra_files=extra_files,
+        rules=detection_rules(fmt),
+        snippet=usage.code if usage else None,
+        snippet_module=usage.module if usage else None,
+        snippet_gpu=usage.needs_gpu if usage else False,
+        snippet_prompt=PROMPT,
+    )
+
+
+def run_verification(settings: Settings, request: VerifyRequest) -> VerificationRecord:
+    """Run `python -m builders verify` as builds run (worker_command, Hub settings in its environment)."""
+    with tempfile.TemporaryDirectory(prefix="quantbot-verify-") as tmp:
+        request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request_path.write_text(request.model_dump_json(), encoding="utf-8")
+        argv = worker_argv(settings, request_path, command="verify") + [str(result_path)]
+        try:
+            run = subprocess.run(
+                argv,
+                env=worker_env(settings, {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}),
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return _worker_failed(request, f"the verification worker ran past {_TIMEOUT_S} s")
+        if run.returncode != 0 or not result_path.is_file():
+            tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+            return _worker_failed(request, tail)
+        return VerificationRecord.model_validate_json(result_path.read_text(encoding="utf-8"))
+
+
+def _worker_failed(request: VerifyRequest, why: str) -> VerificationRecord:
+    check = Check(name="verification worker", ok=False, detail=why[:400])
+    return VerificationRecord(
+        ok=False, repo_id=request.repo_id, revision=request.revision, checks=[check], at=utcnow()
+    )
+
+
+def verification_line(record: VerificationRecord) -> str:
+    """One sentence for the card and the PR: what was checked on the downloaded release, or what failed."""
+    at = f"`{record.revision[:12]}`"
+    if not record.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in record.failures)
+        return f"**Failed** for revision {at}: {failed}."
+    parts = [f"downloaded by repo id at {at}", f"{record.files} files checked against the manifest's sha256"]
+    config = next((c for c in record.checks if c.name == "AutoConfig"), None)
+    if config is not None:
+        parts.append(f"`AutoConfig` loads it ({config.detail})")
+    runtimes = {r.id: r.name for r in load_runtimes().runtimes}
+    names = [runtimes.get(r, r) for r in record.runtimes]
+    if names:
+        parts.append(f"the detection rules of {', '.join(names)} recognise the files")
+    snippet = next((c for c in record.checks if c.name == "card snippet"), None)
+    if snippet is not None:
+        parts.append(f"the card's snippet ran on these files ({snippet.detail})")
+    elif record.not_run:
+        parts.append(f"no snippet was run ({record.not_run})")
+    return "; ".join(parts) + "."

@@ -1,0 +1,245 @@
+"""``python -m builders verify REQUEST.json RESULT.json``: check a release as its users will get it.
+
+The publisher runs this in a worker after its last commit (the bot process never imports transformers): the
+release is downloaded from the Hub at the committed revision with the real client, every file is checked
+against manifest.json, the config is loaded by repo id with `AutoConfig` (no remote code), each runtime's
+detection rule (runtimes.yaml) is applied to the downloaded files, and the card's own snippet is run where
+this machine can run it. The outcome is a `VerificationRecord`; a failed check is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from builders.artifacts import sha256_file
+from builders.spec import (
+    MANIFEST_NAME,
+    Check,
+    VerificationRecord,
+    VerifyRequest,
+    utcnow,
+    write_json_atomic,
+)
+
+# Files a release holds beside the build's artifacts: the card, the manifest, the Hub's LFS rules.
+RELEASE_FILES = frozenset({"README.md", MANIFEST_NAME, ".gitattributes"})
+_OUTPUT_CHARS = 400
+
+
+def verify(request: VerifyRequest) -> VerificationRecord:
+    """Download, hash, load the config, detect, run the snippet; every step one `Check`."""
+    os.environ["HF_ENDPOINT"] = request.endpoint  # before huggingface_hub reads its constants
+    with tempfile.TemporaryDirectory(prefix="quantbot-verify-") as tmp:
+        root = Path(tmp)
+        checks: list[Check] = []
+        local, download = _download(request, root / "release")
+        checks.append(download)
+        files = 0
+        runtimes: list[str] = []
+        output, not_run = None, None
+        if local is not None:
+            hashed, files = _hashes(local, request.extra_files)
+            checks.append(hashed)
+            checks.append(_autoconfig(request, root / "config-cache"))
+            runtimes, detection = _detect_all(local, request.rules)
+            checks.append(detection)
+            output, not_run, ran = _snippet(request, root / "snippet")
+            if ran is not None:
+                checks.append(ran)
+        return VerificationRecord(
+            ok=all(c.ok for c in checks),
+            repo_id=request.repo_id,
+            revision=request.revision,
+            files=files,
+            checks=checks,
+            runtimes=runtimes,
+            output=output,
+            not_run=not_run,
+            at=utcnow(),
+        )
+
+
+def _download(request: VerifyRequest, target: Path) -> tuple[Path | None, Check]:
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(
+            request.repo_id,
+            revision=request.revision,
+            local_dir=target,
+            endpoint=request.endpoint,
+            token=os.environ.get("HF_TOKEN") or None,
+        )
+    except Exception as e:  # any Hub or network error is the check's result
+        return None, Check(name="download", ok=False, detail=f"{type(e).__name__}: {e}"[:_OUTPUT_CHARS])
+    return Path(path), Check(name="download", ok=True, detail=f"snapshot_download at {request.revision[:12]}")
+
+
+def release_files(local: Path) -> list[str]:
+    """Every file of a downloaded release, as repo paths (huggingface_hub's own `.cache/` left out)."""
+    return sorted(
+        p.relative_to(local).as_posix()
+        for p in local.rglob("*")
+        if p.is_file() and p.relative_to(local).parts[0] != ".cache"
+    )
+
+
+def _hashes(local: Path, extra_files: list[str]) -> tuple[Check, int]:
+    """Every artifact manifest.json lists is there with its size and sha256, and nothing unlisted is."""
+    found = release_files(local)
+    try:
+        manifest = json.loads((local / MANIFEST_NAME).read_text(encoding="utf-8"))
+        artifacts = {a["path"]: a for a in manifest["artifacts"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return Check(name="sha256", ok=False, detail=f"{MANIFEST_NAME} unreadable: {e}"), len(found)
+    problems = []
+    for path, artifact in artifacts.items():
+        file = local / path
+        if not file.is_file():
+            problems.append(f"{path} missing")
+        elif file.stat().st_size != artifact["size"] or sha256_file(file) != artifact["sha256"]:
+            problems.append(f"{path} differs from {MANIFEST_NAME}")
+    unlisted = [f for f in found if f not in artifacts and f not in RELEASE_FILES | set(extra_files)]
+    problems += [f"{f} is not in {MANIFEST_NAME}" for f in unlisted]
+    detail = "; ".join(problems) if problems else f"{len(artifacts)} artifacts match {MANIFEST_NAME}"
+    return Check(name="sha256", ok=not problems, detail=detail[:_OUTPUT_CHARS]), len(found)
+
+
+def _autoconfig(request: VerifyRequest, cache: Path) -> Check:
+    """`AutoConfig.from_pretrained(repo_id)`: what every runtime does first, by id, not from a folder."""
+    from huggingface_hub import constants
+    from transformers import AutoConfig
+
+    if constants.ENDPOINT.rstrip("/") != request.endpoint.rstrip("/"):
+        detail = f"the worker's HF_ENDPOINT is {constants.ENDPOINT}, not the release's Hub"
+        return Check(name="AutoConfig", ok=False, detail=detail)
+    try:
+        config = AutoConfig.from_pretrained(
+            request.repo_id, revision=request.revision, cache_dir=cache, trust_remote_code=False
+        )
+    except Exception as e:  # the error is the result
+        return Check(name="AutoConfig", ok=False, detail=f"{type(e).__name__}: {e}"[:_OUTPUT_CHARS])
+    quant = getattr(config, "quantization_config", None)
+    method = quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", None)
+    detail = f"{type(config).__name__} (model_type {config.model_type}"
+    detail += f", quant_method {method})" if method else ")"
+    return Check(name="AutoConfig", ok=True, detail=detail)
+
+
+def _lookup(data: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def matches(local: Path, rule: list[dict[str, Any]]) -> bool:
+    """Whether a release folder satisfies one runtime's detection rule (every condition holds)."""
+    for condition in rule:
+        file = local / condition["file"]
+        if not file.is_file():
+            return False
+        if condition.get("key"):
+            try:
+                value = _lookup(json.loads(file.read_text(encoding="utf-8")), condition["key"])
+            except (OSError, ValueError):
+                return False
+            if value not in condition["values"]:
+                return False
+    return True
+
+
+def _detect_all(local: Path, rules: dict[str, list[dict[str, Any]]]) -> tuple[list[str], Check]:
+    """The runtimes the table says load this format must all recognise it in the downloaded files."""
+    recognised = [runtime for runtime, rule in rules.items() if matches(local, rule)]
+    missing = [runtime for runtime in rules if runtime not in recognised]
+    detail = f"recognised by {', '.join(recognised) or 'no runtime'}"
+    if missing:
+        detail += f"; not by {', '.join(missing)} (files or keys they read are absent)"
+    return recognised, Check(name="runtime detection", ok=bool(rules) and not missing, detail=detail)
+
+
+def _snippet(request: VerifyRequest, work: Path) -> tuple[str | None, str | None, Check | None]:
+    """Run the card's snippet in its own interpreter, as a user pasting it would, when this machine can."""
+    if request.snippet is None:
+        return None, "no snippet of the card runs on this worker (its runtimes need a GPU)", None
+    needs = request.snippet_module
+    if needs and importlib.util.find_spec(needs) is None:
+        return None, f"{needs} is not installed on this worker", None
+    if request.snippet_gpu and not _has_gpu():
+        return None, "the card's snippet needs a GPU and this worker has none", None
+    work.mkdir(parents=True, exist_ok=True)
+    script = work / "snippet.py"
+    script.write_text(request.snippet, encoding="utf-8")
+    cache = _cache_as_main(request, work / "cache")
+    env = os.environ | {
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    try:
+        run = subprocess.run(
+            [sys.executable, str(script)],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=request.snippet_timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return None, None, Check(name="card snippet", ok=False, detail="timed out")
+    prompt = request.snippet_prompt or ""
+    output = run.stdout[run.stdout.rfind(prompt) :].strip()  # runtimes log on stdout too
+    if run.returncode != 0 or not output:
+        return None, None, Check(name="card snippet", ok=False, detail=_error_line(run.stderr))
+    added = len(output) - len(prompt)
+    detail = f"{needs or 'python'}: it printed the prompt and {added} generated characters"
+    return output[:_OUTPUT_CHARS], None, Check(name="card snippet", ok=True, detail=detail)
+
+
+def _cache_as_main(request: VerifyRequest, cache: Path) -> Path:
+    """A Hub cache in which `main` of the repo is the commit under test (not yet merged when it is a PR), so
+    the card's snippet, which names no revision, loads exactly these files, offline."""
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(
+        request.repo_id,
+        revision=request.revision,
+        cache_dir=cache,
+        endpoint=request.endpoint,
+        token=os.environ.get("HF_TOKEN") or None,
+    )
+    refs = cache / f"models--{request.repo_id.replace('/', '--')}" / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    (refs / "main").write_text(request.revision)
+    return cache
+
+
+def _error_line(stderr: str) -> str:
+    """The exception line of a traceback (the last line of stderr is often a warning)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+    return ((errors or lines or ["no output"])[-1])[:_OUTPUT_CHARS]
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def main(request_path: Path, result_path: Path) -> int:
+    request = VerifyRequest.model_validate_json(Path(request_path).read_text(encoding="utf-8"))
+    record = verify(request)
+    write_json_atomic(result_path, record.model_dump(mode="json"))
+    print(json.dumps({"ok": record.ok, "failures": [c.name for c in record.failures]}))
+    return 0

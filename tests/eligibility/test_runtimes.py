@@ -1,0 +1,71 @@
+"""The runtime table (runtimes.yaml): complete, sourced, and strict about typos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.eligibility.matrices import FORMATS, RUNTIMES_FILE, load_runtimes
+from bot.eligibility.matrices.runtimes import parse_runtimes
+from bot.errors import MatrixError
+
+
+def _loaders(fmt: str) -> set[str]:
+    return {r.id for r, _ in load_runtimes().loaders(fmt)}
+
+
+def test_which_runtime_loads_which_format_as_their_detection_code_says() -> None:
+    assert _loaders("fp8") == {"vllm", "sglang", "trtllm_pytorch"}
+    assert _loaders("nvfp4") == {"vllm", "sglang", "trtllm_pytorch"}
+    assert _loaders("int4_awq") == {"trtllm_pytorch"}
+    assert _loaders("w4a8_awq") == {"trtllm_pytorch"}
+    assert _loaders("int8_sq") == {"trtllm_build"}
+    assert _loaders("gptq") == {"vllm", "sglang", "transformers", "tgi"}
+
+
+def test_every_cell_names_the_runtime_file_and_version_and_loading_cells_their_detection() -> None:
+    table = load_runtimes()
+    for runtime in table.runtimes:
+        assert set(runtime.cells) == set(FORMATS)
+        for cell in runtime.cells.values():
+            assert cell.source_file and cell.source_version
+            assert bool(cell.detect) == cell.loads
+            assert cell.loads or cell.why
+
+
+def test_sms_of_a_cell() -> None:
+    table = load_runtimes()
+    w4a8 = table.runtime("trtllm_pytorch").cells["w4a8_awq"]
+    assert (w4a8.runs_on(90), w4a8.runs_on(100), w4a8.sm_text) == (True, False, "sm89, sm90")
+    fp8 = table.runtime("vllm").cells["fp8"]
+    assert (fp8.runs_on(86), fp8.runs_on(89), fp8.sm_text) == (False, True, "sm89+")
+    assert table.runtime("transformers").cells["gptq"].sm_text == "any GPU, or CPU"
+
+
+def _broken(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load(RUNTIMES_FILE.read_text())
+    edit(data)
+    path = tmp_path / "runtimes.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda d: d["runtimes"][0]["cells"].update(fp16={"loads": False}), "vllm.cells.fp16"),
+        (lambda d: d["runtimes"][0]["cells"].pop("gptq"), "vllm.cells.gptq: missing"),
+        (lambda d: d["runtimes"][0]["cells"]["fp8"].pop("detect"), "vllm.cells.fp8.detect"),
+        (lambda d: d["runtimes"][0]["cells"]["fp8"].update(min_sm="89"), "vllm.cells.fp8.min_sm"),
+        (lambda d: d["runtimes"][1].update(id="vllm"), "duplicate runtime"),
+        (lambda d: d["runtimes"][0]["cells"]["int4_awq"].pop("why"), "vllm.cells.int4_awq.why"),
+        (lambda d: d["runtimes"][0].update(speed="fast"), "runtimes[0].speed"),
+    ],
+)
+def test_malformed_table_is_refused_naming_file_and_entry(tmp_path: Path, edit, where: str) -> None:
+    path = _broken(tmp_path, edit)
+    with pytest.raises(MatrixError) as caught:
+        parse_runtimes(path, yaml.safe_load(path.read_text()))
+    assert str(caught.value).startswith("runtimes.yaml: ") and where in str(caught.value)

@@ -1,0 +1,201 @@
+"""Releases as their users get them: each format published to hubsim, downloaded by repo id with the real
+client, loaded with `AutoConfig.from_pretrained(repo_id)`, the GPTQ card's own snippet run; the card's runtime
+table against the data file; licence copies; no trace of the build machine in any published file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import snapshot_download
+
+from bot.eligibility.matrices import load_runtimes
+from bot.publishing.portable import machine_traces
+from bot.publishing.publisher import Publisher
+from builders.spec import FORMATS, Manifest
+from state.models import ReleaseStatus
+from tests.publishing.conftest import LICENSE_TEXT
+
+pytestmark = pytest.mark.slow
+
+_NO_CUDA = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="NVFP4 fake quantization needs CUDA: NVFP4 builds run on GPU workers",
+)
+
+
+def _formats(*marked: tuple[str, pytest.MarkDecorator]) -> list:
+    marks = dict(marked)
+    return [
+        pytest.param(
+            f, marks=[m for m in (marks.get(f), marks.get("*")) if m] + ([_NO_CUDA] if f == "nvfp4" else [])
+        )
+        for f in FORMATS
+    ]
+
+
+_PUBLISHED: dict[str, tuple[str, object]] = {}
+
+
+@pytest.fixture
+def published(verifying_publisher: Publisher, builds, upstream, hubsim, tmp_path_factory):
+    """`published(fmt)` → (repo id, result, local download): built, published with verification, downloaded
+    by id (once per format for the whole module)."""
+
+    def get(fmt: str) -> tuple[str, object, Path]:
+        if fmt not in _PUBLISHED:
+            build = builds.get(upstream.repo_id, upstream.revisions[0], fmt)
+            repo_id = f"{hubsim.user}/verified-{fmt.replace('_', '-')}-{upstream.revisions[0][:6]}"
+            _PUBLISHED[fmt] = (repo_id, verifying_publisher.publish(build, repo_id=repo_id))
+        repo_id, result = _PUBLISHED[fmt]
+        merged = result.status is ReleaseStatus.PUBLISHED
+        local = Path(
+            snapshot_download(
+                repo_id,
+                revision=None if merged else f"refs/pr/{result.pr_number}",
+                endpoint=hubsim.url,
+                token=hubsim.token,
+                local_dir=tmp_path_factory.mktemp(f"download-{fmt}"),
+            )
+        )
+        return repo_id, result, local
+
+    return get
+
+
+def _hub_env(hubsim, cache: Path) -> dict[str, str]:
+    return os.environ | {"HF_ENDPOINT": hubsim.url, "HF_TOKEN": hubsim.token, "HF_HUB_CACHE": str(cache)}
+
+
+def _card_sections(readme: str) -> dict[str, str]:
+    """`### Heading` → its text, up to the next heading."""
+    parts = re.split(r"^#{2,3} ", readme, flags=re.M)[1:]
+    return {part.partition("\n")[0].strip(): part.partition("\n")[2] for part in parts}
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, published, hubsim, tmp_path) -> None:
+    repo_id, result, local = published(fmt)
+
+    manifest = Manifest.read(local / "manifest.json")
+    print(result.message)
+    assert manifest.verification is not None, "the manifest records the post-upload verification"
+    failures = [f"{c.name}: {c.detail}" for c in manifest.verification.failures]
+    assert manifest.verification.ok, failures
+    assert result.status is ReleaseStatus.PUBLISHED
+    readme = (local / "README.md").read_text()
+    assert "**Verified after upload:** downloaded by repo id" in readme
+    expected = {r.id for r, _ in load_runtimes().loaders(fmt)}
+    assert set(manifest.verification.runtimes) == expected
+
+    load = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from transformers import AutoConfig; "
+            "print(AutoConfig.from_pretrained(sys.argv[1]).model_type)",
+            repo_id,
+        ],
+        env=_hub_env(hubsim, tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert load.returncode == 0, load.stderr[-2000:]
+    assert load.stdout.strip() == "llama"
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_card_runtime_table_and_snippets_match_the_data_file(fmt: str, published) -> None:
+    _, _, local = published(fmt)
+    readme = (local / "README.md").read_text()
+    rows = re.findall(r"^\| ([^|]+?) \| (yes|no) \| ([^|]+?) \|", readme, re.M)
+    table = load_runtimes()
+    assert [(name, loads) for name, loads, _ in rows] == [
+        (r.name, "yes" if c.loads else "no") for r, c in table.cells(fmt)
+    ]
+    usage = readme[readme.index("## Usage") :]
+    headings = re.findall(r"^### (.+)$", usage.split("\n## ", 1)[0], re.M)
+    assert headings == [r.name for r, _ in table.loaders(fmt)]
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_no_trace_of_the_build_machine_in_any_published_file(fmt: str, published, tmp_path_factory) -> None:
+    _, _, local = published(fmt)
+    names = [str(Path.home()), str(tmp_path_factory.getbasetemp())]
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        if path.suffix == ".safetensors":
+            with path.open("rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                text = f.read(length).decode()
+        elif path.suffix == ".engine":
+            continue
+        else:
+            text = path.read_text(encoding="utf-8")
+        assert machine_traces(text, names=names) == [], path.relative_to(local)
+
+
+@pytest.mark.parametrize("fmt", _formats())
+def test_licence_files_of_the_upstream_are_copied(fmt: str, published) -> None:
+    _, _, local = published(fmt)
+    assert (local / "LICENSE").read_text() == LICENSE_TEXT
+    assert "[`LICENSE`](LICENSE)" in (local / "README.md").read_text()
+
+
+def test_gptq_generates_through_the_cards_own_snippet(published, hubsim, tmp_path) -> None:
+    _, _, local = published("gptq")
+    readme = (local / "README.md").read_text()
+    section = _card_sections(readme)["transformers + GPTQModel / optimum"]
+    install = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    assert install.split() == ["pip", "install", "transformers", "accelerate", "optimum", "gptqmodel"]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    run = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env=_hub_env(hubsim, tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = run.stdout[run.stdout.rfind("The future of AI is") :]  # GPTQModel logs on stdout before it
+    assert printed.startswith("The future of AI is") and len(printed.strip()) > len("The future of AI is") + 5
+    vllm = re.search(r"```python\n(.*?)```", _card_sections(readme)["vLLM"], re.S).group(1)
+    assert 'LLM(model="' in vllm and "quantization=" not in vllm
+
+
+def test_a_release_that_fails_verification_stays_a_draft_saying_why(
+    verifying_publisher, builds, upstream, hubsim, release_repo, copy_build
+) -> None:
+    """A config that no runtime can read (an unknown model_type) passes every local check, then fails the
+    download-by-id check: the PR stays a draft with a comment, and the card says it failed."""
+    build = copy_build(builds.get(upstream.repo_id, upstream.revisions[0], "gptq"))
+    config = json.loads((build / "config.json").read_text())
+    (build / "config.json").write_text(json.dumps({**config, "model_type": "not-a-model"}))
+    manifest = Manifest.read(build / "manifest.json")
+    from builders.artifacts import sha256_file
+
+    for artifact in manifest.artifacts:
+        if artifact.path == "config.json":
+            artifact.size = (build / "config.json").stat().st_size
+            artifact.sha256 = sha256_file(build / "config.json")
+    manifest.write(build / "manifest.json")
+    repo_id = release_repo("unverified")
+
+    result = verifying_publisher.publish(build, repo_id=repo_id)
+
+    assert result.status is ReleaseStatus.OPEN and "verification after upload failed" in result.message
+    pr = hubsim.api.get_discussion_details(repo_id, result.pr_number)
+    assert pr.status == "draft"
+    comments = [e.content for e in pr.events if e.type == "comment"]
+    assert any("Verification after upload failed" in c and "AutoConfig" in c for c in comments[1:])
+    readme = hubsim.api.hf_hub_download(repo_id, "README.md", revision=f"refs/pr/{result.pr_number}")
+    assert "**Verified after upload:** **Failed**" in Path(readme).read_text()
+    assert not hubsim.api.file_exists(repo_id, "config.json")  # main never got it
