@@ -65,7 +65,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "model.safetensors").write_bytes(os.urandom(1 << 20))
-            print(f"code under test: {Path(sys.modules['bot.hub'].__file__).resolve().parent.parent}")
+            print(f"code under test: {Path(str(sys.modules['bot.hub'].__file__)).resolve().parent.parent}")
             print(f"{'step':>8} {'give up s':>10} {'requests':>9} {'next attempt s':>15}  error")
             for step in ("upload", "read"):
                 seconds, requests, outcome = _time(hub, step, repo_id, folder, service)

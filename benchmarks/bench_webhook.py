@@ -208,6 +208,11 @@ class Server:
                         return time.perf_counter() - started
                 time.sleep(0.005)
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -248,12 +253,12 @@ class Builds:
         while not self._stop.is_set():
             self.started += 1
             folder = self.work / f"build-{self.started}"
-            spec = BuildSpec(
+            spec = BuildSpec.model_validate(dict(
                 local_dir=self.model, format=self.fmt, device="cpu", work_dir=folder / "work",
                 output_dir=folder / "out",
                 recipe=Recipe(calib_dataset=str(calib), calib_samples=32, calib_seq_len=128),
                 validation=ValidationSettings(eval_tokens=512, eval_seq_len=128),
-            )  # fmt: skip
+            ))  # fmt: skip
             self._worker = Worker.start(
                 settings, spec, log_path=folder / "worker.log", env=env, own_group=True, nice=nice
             )
@@ -358,7 +363,7 @@ def one_run(args: argparse.Namespace, generator: str, model: Path) -> dict:
             figures["start_s"] = bot.start()
             bare.start()
             time.sleep(1.0)  # idle: imports done, first request served, nothing in flight
-            figures["idle_rss_mib"] = _rss_mib(bot.process.pid)
+            figures["idle_rss_mib"] = _rss_mib(bot.pid)
             loads = {("bare", "quiet"): _load(bare.port, args, generator, work)}
             loads[("quantbot", "quiet")] = _load(bot.port, args, generator, work)
             with Builds(model, work / "builds", args.build_format, args.build_priority) as builds:

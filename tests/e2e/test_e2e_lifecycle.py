@@ -105,13 +105,21 @@ def test_killed_during_calibration_the_bot_re_attaches_to_its_builder_and_opens_
 ) -> None:
     [job] = store.jobs.list(repo=upstream)
     record = Path(job.spec["work_dir"]) / "stages" / "quantize.json"
-    wait_for(lambda: record.exists() and '"running"' in record.read_text(), 120, "the calibration to start")
+    calibrating = lambda: record.exists() and '"running"' in record.read_text()  # noqa: E731
+    wait_for(calibrating, BUILD_S, "the calibration to start")
     pid = int((Path(job.spec["work_dir"]) / "worker.pid").read_text().split()[0])
     assert bot.stop(signal.SIGKILL) == -signal.SIGKILL
     assert _alive(pid), "the builder died with the bot"
     assert store.jobs.get(job.id).status is JobStatus.RUNNING  # leased to a dead bot
-
-    bot.start()
+    # The tiny model calibrates in seconds, a real one for many minutes: hold the builder where it is (in
+    # calibration) until the new bot is up, as a long calibration would be.
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        bot.start()
+        wait_for(lambda: store.jobs.get(job.id).lease_owner.split(":")[1] == str(bot.process.pid), 60,
+                 "the restarted bot to take the job over")  # fmt: skip
+    finally:
+        os.killpg(pid, signal.SIGCONT)
     done = wait_for(lambda: _finished(store, job.id), BUILD_S, "the adopted build to be published")
     assert done.status is JobStatus.PUBLISHED, done.error
     assert done.attempts == 1  # never restarted: the same builder went on calibrating

@@ -16,7 +16,7 @@ from state import JobStatus, Store
 pytestmark = pytest.mark.slow
 
 OUTAGE_S = 20
-BUILD_S = 300
+BUILD_S = 420
 
 
 @pytest.fixture(scope="module")
