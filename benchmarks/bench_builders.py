@@ -152,15 +152,17 @@ def main() -> None:
             "generate_tokens": 4,
             "require_perplexity": fmt != "nvfp4",
         }
-        return BuildSpec(
-            repo_id=repo_id,
-            revision=sha,
-            format=fmt,
-            recipe=recipe,
-            validation=validation,
-            cache_dir=cache,
-            work_dir=WORK / name / "work",
-            output_dir=WORK / name / "out",
+        return BuildSpec.model_validate(
+            {
+                "repo_id": repo_id,
+                "revision": sha,
+                "format": fmt,
+                "recipe": recipe,
+                "validation": validation,
+                "cache_dir": cache,
+                "work_dir": WORK / name / "work",
+                "output_dir": WORK / name / "out",
+            }
         )
 
     # -- downloads: three formats of one revision into an empty cache

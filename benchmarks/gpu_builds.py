@@ -45,20 +45,22 @@ def main() -> None:
     model = build_tiny_llama(root / "model", hidden_size=opts.hidden, num_layers=opts.layers)
     results = []
     for fmt in opts.formats.split(","):
-        spec = BuildSpec(
-            local_dir=model,
-            format=fmt,
-            device="cuda",
-            target_sms=[sm],
-            recipe={
-                "calib_dataset": str(calibration_text_path()),
-                "calib_samples": opts.samples,
-                "calib_seq_len": opts.seq_len,
-                "calib_batch_size": opts.batch,
-                "kv_cache": "int8" if fmt == "int8_sq" else "fp8",
-            },
-            work_dir=root / fmt / "work",
-            output_dir=root / fmt / "out",
+        spec = BuildSpec.model_validate(
+            {
+                "local_dir": model,
+                "format": fmt,
+                "device": "cuda",
+                "target_sms": [sm],
+                "recipe": {
+                    "calib_dataset": str(calibration_text_path()),
+                    "calib_samples": opts.samples,
+                    "calib_seq_len": opts.seq_len,
+                    "calib_batch_size": opts.batch,
+                    "kv_cache": "int8" if fmt == "int8_sq" else "fp8",
+                },
+                "work_dir": root / fmt / "work",
+                "output_dir": root / fmt / "out",
+            }
         )
         path = spec.write(root / fmt / "spec.json")
         t0 = time.monotonic()
@@ -68,6 +70,7 @@ def main() -> None:
         (opts.out / f"{fmt}.log").write_text(done.stderr)
         m = Manifest.read(spec.manifest_path)
         ppl = m.validation.perplexity if m.validation else None
+        calib = m.quantization.calibration if m.quantization else None
         row = {
             "format": fmt,
             "exit": done.returncode,
@@ -75,7 +78,7 @@ def main() -> None:
             "process_wall_s": wall,
             "stages_s": {s.name: s.wall_s for s in m.stages},
             "cuda_peak_mib": {s.name: round((s.cuda_peak_bytes or 0) / 2**20, 1) for s in m.stages},
-            "calibration": m.quantization.calibration.model_dump() if m.quantization else None,
+            "calibration": calib.model_dump() if calib else None,
             "quant_algo": m.quantization.quant_algo if m.quantization else None,
             "kv_cache_quant_algo": m.quantization.kv_cache_quant_algo if m.quantization else None,
             "checkpoint_mib": round(sum(a.size for a in m.artifacts) / 2**20, 1),
@@ -87,9 +90,13 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
     summary = {
-        "device": m.device.model_dump(),
-        "toolchain": m.toolchain.model_dump(),
-        "model": {"hidden": opts.hidden, "layers": opts.layers, "parameters": m.source.num_parameters},
+        "device": m.device.model_dump() if m.device else None,
+        "toolchain": m.toolchain.model_dump() if m.toolchain else None,
+        "model": {
+            "hidden": opts.hidden,
+            "layers": opts.layers,
+            "parameters": m.source.num_parameters if m.source else None,
+        },
         "results": results,
     }
     (opts.out / "gpu-builds.json").write_text(json.dumps(summary, indent=2, default=str))

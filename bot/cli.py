@@ -30,6 +30,8 @@ _COMMANDS: list[tuple[str, str, str]] = [
     ),
     ("build", "build", "Quantize a model into one format in a worker process and write its manifest."),
     ("serve", "serve", "Run the bot: webhook server, builds, publishing, poller and slash commands."),
+    ("worker", "worker", 'Take build tasks from the Celery broker on a GPU host (executor = "celery").'),
+    ("task", "task", "Run one build task (quantize or one SM's engine) here, as a Hugging Face Job does."),
     ("watch", "watch", "Add, list or remove the upstream models the bot follows."),
     ("webhooks", "webhooks", "Register or update the bot's webhook on the Hub for the watch list."),
     ("demo", "demo", "Watch the bot release a model by webhook and by slash command, offline, on hubsim."),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.eligibility.specs import SpecMaker
+from bot.execution.executor import Executor
 from bot.execution.local import LocalExecutor
 from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
@@ -44,7 +45,7 @@ class Bot:
     store: Store
     hub: Hub
     options: Options
-    executor: LocalExecutor
+    executor: Executor
     dispatcher: Dispatcher
     poller: Poller
     scheduler: Scheduler
@@ -63,8 +64,7 @@ class Bot:
         options = Options.from_settings(settings, bot_user=bot_user)
         readiness = HubReadiness(hub)
         store = open_configured_store(settings)
-        publisher = Publisher(hub, settings)
-        executor = LocalExecutor(settings, store, publisher, slots=slots)
+        executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
         dispatcher = Dispatcher(
             store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
@@ -103,6 +103,21 @@ class Bot:
         self.executor.stop()
         self.replies.stop()
         self.store.close()
+
+
+def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
+    """The executor `settings.executor` names: local processes, or Celery workers on other machines."""
+    if settings.executor == "hf-jobs":
+        from bot.execution.hf_jobs import HfJobsExecutor
+        from bot.publishing.staged import StagedPublisher
+
+        return HfJobsExecutor(settings, store, StagedPublisher(hub, settings))
+    if settings.executor == "celery":
+        from bot.execution.celery_executor import CeleryExecutor
+        from bot.publishing.staged import StagedPublisher
+
+        return CeleryExecutor(settings, store, StagedPublisher(hub, settings))
+    return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
 
 
 class BotServer:

@@ -141,6 +141,33 @@ class Settings(BaseSettings):
     worker_command: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Interpreter that runs `-m builders run` (default: the bot's own)."
     )
+    executor: Literal["local", "celery", "hf-jobs"] = Field(
+        "local",
+        description="Where builds run: bot processes (local), Celery workers (celery), Hub Jobs (hf-jobs).",
+    )
+    jobs_image: str = Field(
+        "quantbot-worker:latest",
+        description="Docker image of Hugging Face Jobs (the Dockerfile's worker target, as you pushed it).",
+    )
+    jobs_namespace: str | None = Field(
+        None, description="User or org the Jobs run and are billed under (default: the token's user)."
+    )
+    jobs_timeout_s: int = Field(4 * 3600, gt=0, description="Longest a Job may run before the Hub stops it.")
+    jobs_monthly_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        description="Most USD of Jobs per calendar month (UTC); builds that would pass it are refused.",
+    )
+    broker_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Celery broker and result backend (Redis); may hold a password, so never printed.",
+    )
+    engine_deadline_s: float = Field(
+        4 * 3600.0, gt=0, description="Seconds to wait for every SM's engine before releasing without it."
+    )
+    broker_visibility_timeout_s: int = Field(
+        24 * 3600, ge=60, description="Seconds before the broker redelivers an unacknowledged task."
+    )
     build_recipe: dict[str, Any] = Field(
         default_factory=dict, description="Recipe fields for every build (calib_dataset, calib_samples...)."
     )
@@ -202,10 +229,15 @@ class Settings(BaseSettings):
         """The Hub token in clear, only for the Hub client."""
         return self.hf_token.get_secret_value() if self.hf_token else None
 
+    def broker(self) -> str:
+        """The broker URL in clear, only for the Celery app."""
+        return self.broker_url.get_secret_value()
+
     def redacted(self) -> dict[str, Any]:
         """A printable view: secrets shown as set or unset, never their value."""
         return self.model_dump(mode="json") | {
-            name: ("***" if getattr(self, name) else None) for name in ("hf_token", "webhook_secret")
+            name: ("***" if getattr(self, name) else None)
+            for name in ("hf_token", "webhook_secret", "broker_url")
         }
 
 

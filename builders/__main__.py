@@ -1,5 +1,7 @@
 """``python -m builders run SPEC.json``: run one build in this process (see builders/runner.py);
-``python -m builders verify REQUEST.json RESULT.json``: check a published release (builders/verify.py)."""
+``python -m builders verify REQUEST.json RESULT.json``: check a published release (builders/verify.py).
+``python -m builders engine SPEC.json --sm N ...``: one SM's engine from a release checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +20,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     verify.add_argument("request", type=Path, help="Path of the VerifyRequest JSON file.")
     verify.add_argument("result", type=Path, help="Where to write the VerificationRecord JSON.")
+    engine = commands.add_parser("engine", help="Build one SM's engine from a downloaded release checkpoint.")
+    engine.add_argument("spec", type=Path, help="Path of the BuildSpec JSON file (format, engine settings).")
+    engine.add_argument("--sm", type=int, required=True, help="The SM to build the engine for.")
+    engine.add_argument("--checkpoint", type=Path, required=True, help="The release's downloaded files.")
+    engine.add_argument("--out", type=Path, required=True, help="Where trt-llm/engines/<label>/ goes.")
     args = parser.parse_args(argv)
     if args.command == "verify":
         from builders.verify import main as run_verify
 
         return run_verify(args.request, args.result)
+    if args.command == "engine":
+        from builders.engine_step import main as run_engine
+
+        return run_engine(args.spec, args.sm, args.checkpoint, args.out)
     from builders.runner import main as run_build
 
     return run_build(args.spec)

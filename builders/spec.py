@@ -565,6 +565,13 @@ class Manifest(_Model):
     def ok(self) -> bool:
         return self.status == "succeeded"
 
+    def require_spec(self) -> BuildSpec:
+        """The spec as run: every build that got past validating its spec records it (a publisher or card
+        reading a manifest without one is handed a broken build directory, and says so)."""
+        if self.spec is None:
+            raise ValueError("the manifest records no build spec: the build's spec did not validate")
+        return self.spec
+
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
 

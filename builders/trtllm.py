@@ -19,7 +19,7 @@ from typing import Any
 
 from builders.artifacts import ENGINES, LEGACY, hash_folder
 from builders.failures import BuildFailure
-from builders.spec import BuildSpec, Device, installed_toolchain
+from builders.spec import BuildSpec, Device, EngineSettings, installed_toolchain
 
 
 def probe() -> tuple[str | None, str | None, str]:
@@ -118,16 +118,23 @@ def _legacy_checkpoint(ctx: Any) -> Path:
 
 
 def _build(ctx: Any, sm: int, legacy: Path) -> dict[str, Any]:
+    return build_engine(legacy, ctx.out_dir, sm, ctx.spec.engine)
+
+
+def build_engine(legacy: Path, out_dir: Path, sm: int, settings: EngineSettings) -> dict[str, Any]:
+    """Run trtllm-build on a legacy checkpoint into `out_dir/trt-llm/engines/<label>`; the engine's record.
+
+    Also what an engine task of a remote worker runs on the checkpoint it downloaded (`builders.engine_step`).
+    """
     import torch
 
-    spec = ctx.spec
     version, tool, _ = probe()
+    assert tool is not None, "build_engine is only called where not_built_reason found trtllm-build"
     cuda = torch.version.cuda
     label = f"sm{sm}_trt-llm-{version}_cuda{cuda}"
-    final = ctx.out_dir / ENGINES / label
+    final = out_dir / ENGINES / label
     partial = final.with_name(f".{label}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    settings = spec.engine
     args = [
         tool,
         "--checkpoint_dir", str(legacy),

@@ -73,6 +73,7 @@ class Options:
     command_rate_window_s: int = 3600
     formats: tuple[str, ...] = FORMATS
     publisher_name: str = "quantbot"
+    jobs_budget_usd: float | None = None  # jobs_monthly_budget_usd, when builds run as Hugging Face Jobs
 
     def __post_init__(self) -> None:
         if not self.bot_user:
@@ -93,6 +94,7 @@ class Options:
             command_rate_limit=settings.command_rate_limit,
             command_rate_window_s=settings.command_rate_window_s,
             publisher_name=settings.publisher_name,
+            jobs_budget_usd=settings.jobs_monthly_budget_usd if settings.executor == "hf-jobs" else None,
         )
 
 

@@ -10,6 +10,7 @@ against the Hub's alphabets, so nothing a sender controls reaches a key, a log l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -126,6 +127,24 @@ class Envelope(PayloadModel):
 
 
 @dataclass(frozen=True)
+class JobCosts:
+    """Where each SM's builds would run as Hugging Face Jobs, and what they are estimated to cost (USD)."""
+
+    flavors: dict[int, str]  # SM → its flavour, described ("l4x1 (L4, 24 GB, $0.80/h)")
+    quantize_usd: dict[str, dict[int, float]]  # format → SM → its quantize Job on that SM's flavour
+    engine_usd: dict[int, float]  # SM → one engine Job on its flavour
+    basis: str  # what the estimate rests on
+
+    def estimate(self, fmt: str, sms: Sequence[int]) -> float:
+        """One job: quantize once, on the cheapest of its SMs' flavours, then an engine Job per SM."""
+        placed = [sm for sm in sms if sm in self.engine_usd and sm in self.quantize_usd.get(fmt, {})]
+        if not placed:
+            return 0.0
+        quantize = min(self.quantize_usd[fmt][sm] for sm in placed)
+        return round(quantize + sum(self.engine_usd[sm] for sm in placed), 2)
+
+
+@dataclass(frozen=True)
 class Eligibility:
     """Which formats one revision may get on which SMs, and why not the others (from the planner)."""
 
@@ -141,6 +160,7 @@ class Eligibility:
     fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
     # format → the runtimes that load it (runtimes.yaml)
     runs_with: dict[str, str] = field(default_factory=dict)
+    jobs: JobCosts | None = None  # set when builds run as Hugging Face Jobs
 
     def skip_reasons(self, fmt: str) -> list[str]:
         """Why `fmt` is not eligible, one line per SM that refused it."""

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.errors import HubError
+from builders.spec import BuildSpec
+from handlers import budget
 from handlers.context import Context, Options
+from handlers.inputs import Eligibility
 from handlers.replies import close, job_line, reply_state
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
 from handlers.slash_syntax import Command, help_text, parse_command
@@ -104,7 +107,7 @@ def may_build(ctx: Context, user: str) -> bool:
     if user == owner:
         return True
     members = ctx.hub.org_members(owner)
-    return bool(members) and user in members
+    return members is not None and user in members
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -132,8 +135,20 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
     notes = ["", *lines] if lines else []
     if not specs:
         return Answer("\n".join([intro, "", "Nothing to build.", *notes]))
+    if refused := _over_budget(ctx, eligibility, specs):
+        return Answer("\n".join([intro, "", f"Not started: {refused}.", *notes]))
     enqueue_specs(ctx, ctx.repo, specs)
     return Answer("\n".join([intro, *notes]), [spec.key() for spec in specs])
+
+
+def _over_budget(ctx: Context, eligibility: Eligibility, specs: list[BuildSpec]) -> str | None:
+    """Why these builds would pass the monthly Jobs budget, if they would (builds on Hugging Face Jobs)."""
+    jobs, limit = eligibility.jobs, ctx.options.jobs_budget_usd
+    if jobs is None or limit is None:
+        return None
+    estimate = sum(jobs.estimate(spec.format, spec.target_sms) for spec in specs)
+    now = datetime.now(UTC)
+    return budget.refusal(limit, ctx.store.tasks.spent_since(budget.month_start(now)), estimate, now)
 
 
 def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
@@ -142,16 +157,21 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {eligibility.policy}):"
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
-    eligible = eligibility.eligible
+    eligible, jobs = eligibility.eligible, eligibility.jobs
     lines = [
         f"- **{fmt}**: {_sms(sms)}"
         + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
+        + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
         for fmt, sms in eligible.items()
     ] or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]
         lines += [f"- `{fmt}`: {'; '.join(eligibility.skip_reasons(fmt)[:2])}" for fmt in skipped]
+    if jobs:
+        lines += ["", "Hugging Face Jobs flavours:"]
+        lines += [f"- sm{sm}: {flavor}" for sm, flavor in sorted(jobs.flavors.items())]
+        lines += ["", f"Estimated from {jobs.basis}."]
     return Answer("\n".join([head, "", *lines]))
 
 

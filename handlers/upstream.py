@@ -29,12 +29,12 @@ def on_push(ctx: Context) -> str:
     hook = ctx.hook
     if hook.repo.type != "model":
         return IGNORED
-    main = next((r for r in hook.updated_refs or () if r.ref == MAIN and r.new_sha), None)
-    if main is None:
+    sha = next((r.new_sha for r in hook.updated_refs or () if r.ref == MAIN and r.new_sha), None)
+    if sha is None:
         refs = ", ".join(r.ref for r in hook.updated_refs or ()) or "no refs"
         ctx.log.info("%s: %s updated, not main; ignored", ctx.repo, refs)
         return IGNORED
-    return release_revision(ctx, ctx.repo, main.new_sha)
+    return release_revision(ctx, ctx.repo, sha)
 
 
 @router.register("repo", action="create")
@@ -62,7 +62,8 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
     if eligibility.refused:
         ctx.log.info("%s@%s: nothing to build: %s", repo, sha[:12], eligibility.refused)
         return HANDLED
-    specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms)
+    off = f"the watch on {watch.target}" if watch.kv_cache == "none" else None
+    specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms, kv_cache_off=off)
     queued = enqueue_specs(ctx, repo, specs)
     ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
     return HANDLED

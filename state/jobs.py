@@ -121,9 +121,9 @@ class JobStore:
         with self._db.read() as s:
             return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
-    def histories(self, job_ids: Collection[int]) -> dict[int, list[JobEvent]]:
+    def histories(self, job_ids: Collection[int]) -> dict[int, builtins.list[JobEvent]]:
         """The transitions of several jobs in one query (the status page's timelines), oldest first."""
-        found: dict[int, list[JobEvent]] = {job_id: [] for job_id in job_ids}
+        found: dict[int, builtins.list[JobEvent]] = {job_id: [] for job_id in job_ids}
         if not found:
             return found
         query = select(JobEvent).where(JobEvent.job_id.in_(list(found))).order_by(JobEvent.id)

@@ -63,6 +63,10 @@ class JobLifecycle:
         """The bot is stopping: the build goes back to the queue and resumes on the next start."""
         return self._jobs.transition(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
 
+    def unsent(self, job_id: int, owner: str, note: str) -> Job | None:
+        """The broker did not take the job's task: back to the queue, to be sent when it answers."""
+        return self._quietly(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
+
     # -- publishing ----------------------------------------------------------------------------------
 
     def claim_publish(self, worker: str, lease_s: float) -> Job | None:

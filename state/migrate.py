@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 SCRIPTS = Path(__file__).parent / "migrations"
-HEAD = "0001"  # the newest script's revision; tests/state/test_migrations.py checks it against the scripts
+HEAD = "0004"  # the newest script's revision; tests/state/test_migrations.py checks it against the scripts
 _LOCK_ID = 0x71756E74  # "qunt": any constant shared by every quantbot process
 
 
-def _config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for the shipped scripts, on `connection` (tests upgrade to old revisions)."""
     from alembic.config import Config
 
     config = Config()
@@ -45,7 +46,7 @@ def migrate(target: str | Engine) -> None:
             with connection.begin():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-                command.upgrade(_config(connection), "head")
+                command.upgrade(alembic_config(connection), "head")
     finally:
         if isinstance(target, str):
             engine.dispose()
@@ -63,7 +64,7 @@ def head_revision() -> str:
     """The newest revision the shipped scripts know."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "no migration scripts shipped"
     return head
 
@@ -74,5 +75,5 @@ def new_revision(message: str, url: str = "sqlite:///:memory:") -> None:
 
     engine = make_engine(url)
     with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
-        command.revision(_config(connection), message=message, autogenerate=True)
+        command.upgrade(alembic_config(connection), "head")
+        command.revision(alembic_config(connection), message=message, autogenerate=True)

@@ -185,6 +185,8 @@ class Watch(Base):
     formats: Mapped[list[Any]] = mapped_column(default=list)
     sms: Mapped[list[Any]] = mapped_column(default=list)
     approval: Mapped[ApprovalMode] = mapped_column(_enum(ApprovalMode), default=ApprovalMode.APPROVAL)
+    # "none": the KV cache is not quantized; None: the planner's default (FP8 where the matrices mark it).
+    kv_cache: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -235,6 +237,52 @@ class JobEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     worker: Mapped[str | None] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class TaskState(enum.StrEnum):
+    """A remote task as the bot last saw it: sent to the broker, started on a worker, then how it ended."""
+
+    SENT = "sent"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REVOKED = "revoked"
+    LOST = "lost"
+
+
+FINISHED_TASK_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.REVOKED, TaskState.LOST})
+
+
+class JobTask(Base):
+    """One task a job fanned out to a queue (its quantize task, an engine task per SM), and who ran it.
+
+    Workers never touch the database: the bot writes these rows from what the broker's result backend says.
+    """
+
+    __tablename__ = "job_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "quantize" or "engine"
+    sm: Mapped[int | None]
+    queue: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(default=1)
+    state: Mapped[TaskState] = mapped_column(_enum(TaskState), default=TaskState.SENT)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    running_s: Mapped[float | None] = mapped_column(Float)  # a Hugging Face Job's billed runtime
+    cost_usd: Mapped[float | None] = mapped_column(
+        Float
+    )  # that runtime at its flavour's price (the `queue` column names it)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_TASK_STATES
 
 
 class Release(Base):

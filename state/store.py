@@ -8,6 +8,7 @@
     store.changes.listen(callback)   (told of every job move, progress and release change, in-process)
     store.releases.record(...)    store.commands.record(...)   store.watches.add(...)
     store.move_repo(old, new, rekey)   (a renamed repo: everything kept under its name follows)
+    store.tasks.add(job_id, task_id, kind=..., queue=...)   (remote tasks of a job, and who ran them)
 
 Every method is its own transaction and returns detached rows (plain attribute access, no lazy loading);
 all are safe to call from several threads, and from several processes on the same database.
@@ -26,6 +27,7 @@ from state.lifecycle import JobLifecycle
 from state.migrate import migrate
 from state.moves import Moved, Rekey, move_repo
 from state.releases import ReleaseStore
+from state.tasks import TaskStore
 from state.watches import WatchStore
 
 
@@ -41,6 +43,7 @@ class Store:
         self.releases = ReleaseStore(db, self.changes)
         self.commands = CommandStore(db)
         self.watches = WatchStore(db)
+        self.tasks = TaskStore(db)
 
     @property
     def dialect(self) -> str:

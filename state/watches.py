@@ -6,6 +6,7 @@ Targets match in any case, as the Hub resolves repo ids and user names: a watch 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from sqlalchemy import ColumnElement, delete, func, select
 
@@ -27,8 +28,11 @@ class WatchStore:
         formats: Iterable[str] = (),
         sms: Iterable[int] = (),
         approval: ApprovalMode = ApprovalMode.APPROVAL,
+        kv_cache: Literal["none"] | None = None,
     ) -> Watch:
-        """Follow `target`, or change what is built for it if it is already followed (empty = all)."""
+        """Follow `target`, or change what is built for it if it is already followed (empty = all).
+
+        `kv_cache="none"` turns the default FP8 KV cache off for its builds; None keeps the default."""
         with self._db.write() as s:
             watch = s.execute(select(Watch).where(_is(kind, target))).scalar_one_or_none()
             if watch is None:
@@ -37,6 +41,7 @@ class WatchStore:
             watch.formats = list(formats)
             watch.sms = list(sms)
             watch.approval = approval
+            watch.kv_cache = kv_cache
         return watch
 
     def remove(self, kind: WatchKind, target: str) -> bool:

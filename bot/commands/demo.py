@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,11 @@ class DemoError(QuantbotError):
     help="Port for hubsim (0: any free port).",
 )  # fmt: skip
 @click.option("--keep", is_flag=True, help="Keep the temporary data directory (builds, database) afterwards.")
-def command(exit_: bool, port: int, keep: bool) -> None:
+@click.option(
+    "--executor", type=click.Choice(["local", "celery"]), default="local", show_default=True,
+    help="celery: two `quantbot worker`s (sm90, sm89, on the CPU) build, through the Redis at broker_url.",
+)  # fmt: skip
+def command(exit_: bool, port: int, keep: bool, executor: str) -> None:
     """Run hubsim and the bot, and watch a model get released by webhook and by slash command."""
     import importlib.util
 
@@ -58,7 +63,7 @@ def command(exit_: bool, port: int, keep: bool) -> None:
         HF_HOME=str(root / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1"
     )
     os.environ.pop("HF_TOKEN", None)
-    demo = _Demo(root, port)
+    demo = _Demo(root, port, executor)
     _CLOCK.start()
     try:
         demo.run()
@@ -75,9 +80,11 @@ def command(exit_: bool, port: int, keep: bool) -> None:
 
 
 class _Demo:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, executor: str = "local") -> None:
         self.root = root
         self.port = port
+        self.executor = executor
+        self.workers: list[subprocess.Popen[bytes]] = []
         self.hubsim: Any = None
         self.server: Any = None
         self.alice_token = "hf_alice_" + secrets.token_hex(8)
@@ -130,6 +137,7 @@ class _Demo:
         job = self._follow(job.id)
         release = self._release(job)
         _step(f"released by webhook: {release.url}")
+        self._who_ran(job)
         card = alice.hf_hub_download(release.repo_id, "README.md")
         click.echo("\n----- the release's model card (README.md) -----")
         click.echo(Path(card).read_text(encoding="utf-8").rstrip())
@@ -151,6 +159,7 @@ class _Demo:
         job = _wait(lambda: next(iter(bot.store.jobs.list(repo=FINE_TUNE)), None), 30, "the command's job")
         job = self._follow(job.id)
         self._release(job)
+        self._who_ran(job)
         final = _wait(lambda: self._final_reply(alice, discussion.num, reply.id), 60, "the reply's last edit")
         click.echo("\n----- the bot's reply, edited as the build went -----\n" + final.strip())
         click.echo("-----------------------------------------------------")
@@ -171,6 +180,13 @@ class _Demo:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        for worker in self.workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if self.hubsim is not None:
             self.hubsim.stop()
 
@@ -203,7 +219,11 @@ class _Demo:
             build_recipe={"calib_samples": 32, "calib_seq_len": 128},  # the Hub's default dataset
             build_validation={"eval_tokens": 512, "eval_seq_len": 128},
             lease_s=30,
+            executor=self.executor,
+            **({"target_sms": [90, 89]} if self.executor == "celery" else {}),
         )
+        if self.executor == "celery":
+            self._start_workers(settings)
         bot = Bot.assemble(settings)
         bot.store.watches.add(WatchKind.REPO, UPSTREAM, formats=["gptq"], approval=ApprovalMode.AUTO)
         self.server = BotServer(bot, port=0).start()
@@ -212,6 +232,44 @@ class _Demo:
         _step(f"the bot is up at {self.server.url}, watching {UPSTREAM} for GPTQ builds")
         _step(f"watch its builds on the status page: {self.server.url}/")
         _step(f"its webhook on hubsim ({hook.action}) watches {watched}")
+
+    def _start_workers(self, settings: Any) -> None:
+        """Two `quantbot worker`s on this machine's CPU, standing for an sm90 and an sm89 GPU host."""
+        from bot.execution.celery_app import broker_answers, make_app
+
+        if not broker_answers(make_app(settings)):
+            raise DemoError(
+                "--executor celery needs the Redis at broker_url (QUANTBOT_BROKER_URL): it does not answer"
+            )
+        env = os.environ | {
+            "HF_ENDPOINT": self.hubsim.url, "HF_TOKEN": self.bot_token, "QUANTBOT_LOG_LEVEL": "INFO",
+            "QUANTBOT_BROKER_URL": settings.broker(),
+        }  # fmt: skip
+        logs = []
+        for sm in (90, 89):
+            log = self.root / f"worker-sm{sm}.log"
+            argv = [sys.executable, "-c", "from bot.cli import main; main()", "worker", "--sm", str(sm)]
+            data = {"QUANTBOT_DATA_DIR": str(self.root / f"worker-sm{sm}")}
+            self.workers.append(
+                subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env | data)
+            )
+            logs.append(log)
+        _wait(
+            lambda: all(" ready." in p.read_text(errors="replace") for p in logs) or None, 60, "the workers"
+        )
+        _step(
+            "two `quantbot worker`s are up on this CPU, standing for an sm90 and an sm89 host (queues sm90, "
+            "sm89 and quantize)"
+        )
+
+    def _who_ran(self, job: Any) -> None:
+        """Which worker ran each task of a job (celery executor only)."""
+        for task in self.server.bot.store.tasks.of_job(job.id):
+            what = "quantize" if task.kind == "quantize" else f"engine sm{task.sm}"
+            click.echo(
+                f"    {what:<11} queue {task.queue:<8} worker {task.worker}: "
+                f"{task.state.value}, {task.message}"
+            )
 
     def _follow(self, job_id: int) -> Any:
         """Show the job's progress as it moves, a bar per build stage; return it once it is finished."""

@@ -17,6 +17,7 @@ from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
+from bot.eligibility.specs import job_costs
 from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
 
@@ -26,13 +27,26 @@ from bot.errors import UsageError
 @click.option("--revision", help="Branch, tag or commit of a Hub repo (default: main).")
 @click.option("--sm", "sms", help="Comma-separated SMs to plan for, e.g. 90,89 (default: local GPUs).")
 @click.option("--policy", type=click.Choice(["strict", "permissive"]), help="Override the configured policy.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery", "hf-jobs"]),
+    help="Plan for where builds run (default: setting); hf-jobs adds each SM's flavour and estimated cost.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.pass_context
 def command(
-    ctx: click.Context, model: str, revision: str | None, sms: str | None, policy: str | None, as_json: bool
+    ctx: click.Context,
+    model: str,
+    revision: str | None,
+    sms: str | None,
+    policy: str | None,
+    executor: str | None,
+    as_json: bool,
 ) -> None:
     """Plan MODEL (a Hub repo id or a local folder with a config.json)."""
     settings = settings_from(ctx)
+    if executor is not None:
+        settings = settings.model_copy(update={"executor": executor})
     chosen = parse_sms(sms) if sms else None
     targets = resolve_targets(
         chosen,
@@ -100,22 +114,40 @@ def render(result: Plan) -> str:
         lines += ["", *_table(target_plan, legend)]
     if legend:
         lines += ["", *(f"[{n}] {note}" for note, n in legend.items())]
-    eligible = dict.fromkeys(e.format for tp in result.targets for e in tp.eligible)
-    if eligible:
+    formats = dict.fromkeys(e.format for tp in result.targets for e in tp.eligible)
+    if formats:
         runtimes = load_runtimes()
         lines += ["", "Runs with (bot/eligibility/matrices/runtimes.yaml):"]
-        lines += [f"  {fmt:<9} {runtimes.summary(fmt)}" for fmt in eligible]
+        lines += [f"  {fmt:<9} {runtimes.summary(fmt)}" for fmt in formats]
+    costs = job_costs(result)
+    if costs is not None and result.flavors is not None:
+        eligible: dict[str, list[int]] = {}
+        for tp in result.targets:
+            for e in tp.eligible:
+                eligible.setdefault(e.format, []).append(tp.target.sm)
+        lines += [
+            "",
+            "As Hugging Face Jobs (quantize once on the cheapest of the SMs' flavours, an engine per SM):",
+        ]
+        lines += [
+            f"  {fmt:<9} {', '.join(f'sm{sm}' for sm in sms)}: ~${costs.estimate(fmt, sms):.2f} (estimate)"
+            for fmt, sms in eligible.items()
+        ] or ["  nothing to build"]
+        lines += ["", f"Costs are estimates: {result.flavors.basis}."]
+        lines += [f"Flavours and prices: {result.flavors.document} ({result.flavors.version})."]
     return "\n".join(lines)
 
 
 def _table(tp: TargetPlan, legend: dict[str, int]) -> list[str]:
     """One SM: eligible formats first, then skipped ones with their reasons; notes become [n] markers."""
-    lines = [f"sm{tp.target.sm} · {tp.target.hardware_row} · {_where(tp.target)}"]
+    where = f"Jobs flavour {tp.flavor.describe()}" if tp.flavor else _where(tp.target)
+    lines = [f"sm{tp.target.sm} · {tp.target.hardware_row} · {where}"]
     for e in tp.eligible:
         marks = "".join(f"[{legend.setdefault(note, len(legend) + 1)}]" for note in e.notes)
         kv = f"KV cache: {', '.join(e.kv_cache)}" if e.kv_cache else ""
+        cost = tp.estimates[e.format].describe() if e.format in tp.estimates else ""
         status = "eligible" if e.status == "supported" else e.status
-        lines.append(f"  {e.format:<9} {status:<9} {' '.join(x for x in (kv, marks) if x)}".rstrip())
+        lines.append(f"  {e.format:<9} {status:<9} {' '.join(x for x in (cost, kv, marks) if x)}".rstrip())
     lines += [f"  {s.format:<9} {'skipped':<9} {s.reason}" for s in tp.skipped]
     lines += [f"  note: {note}" for note in tp.notes]
     return lines

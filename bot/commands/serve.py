@@ -17,13 +17,21 @@ from bot.cli import settings_from
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port, printed once taken).",
 )  # fmt: skip
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery", "hf-jobs"]),
+    help="Where builds run: local processes, `quantbot worker`s through the broker, or Hugging Face Jobs "
+    "(default: setting).",
+)
 @click.pass_context
-def command(ctx: click.Context, host: str, port: int) -> None:
+def command(ctx: click.Context, host: str, port: int, executor: str | None) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
     from bot.intake.server import WEBHOOKS_DISABLED
     from bot.runtime import Bot, BotServer
 
     settings = settings_from(ctx)
+    if executor is not None:
+        settings = settings.model_copy(update={"executor": executor})
     bot = Bot.assemble(settings)
     if settings.webhook_secret is None:
         click.echo(f"warning: {WEBHOOKS_DISABLED}; the poller still finds new revisions", err=True)

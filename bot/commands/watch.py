@@ -6,7 +6,7 @@ revision on demand. After changing watches, run `quantbot webhooks sync` so the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -44,9 +44,19 @@ def command() -> None:
     "--approval", type=click.Choice(["auto", "approval"]),
     help="Publish at once (auto) or through a PR a maintainer merges (default: the `approval` setting).",
 )  # fmt: skip
+@click.option(
+    "--kv-cache", type=click.Choice(["none"]),
+    help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
+)  # fmt: skip
 @click.pass_context
 def add(
-    ctx: click.Context, kind: str, target: str, formats: str | None, sms: str | None, approval: str | None
+    ctx: click.Context,
+    kind: str,
+    target: str,
+    formats: str | None,
+    sms: str | None,
+    approval: str | None,
+    kv_cache: Literal["none"] | None,
 ) -> None:
     """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
     from state import ApprovalMode, WatchKind
@@ -66,6 +76,7 @@ def add(
             formats=chosen,
             sms=parse_sms(sms) if sms else [],
             approval=ApprovalMode(approval or settings_from(ctx).approval),
+            kv_cache=kv_cache,
         )
     finally:
         store.close()
@@ -108,4 +119,5 @@ def remove(ctx: click.Context, kind: str, target: str) -> None:
 def _what(watch: Watch) -> str:
     formats = ", ".join(watch.formats) or "every eligible format"
     sms = ", ".join(f"sm{s}" for s in watch.sms) or "every target SM"
-    return f"{formats}; {sms}; {watch.approval.value}"
+    kv = "; KV cache not quantized" if watch.kv_cache == "none" else ""
+    return f"{formats}; {sms}; {watch.approval.value}{kv}"

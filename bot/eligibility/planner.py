@@ -13,11 +13,12 @@ cell (or the missing row or column) that said no. Whole-model refusals come firs
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot import units
 from bot.eligibility.facts import ModelFacts
+from bot.eligibility.flavors import Estimate, Flavor, Flavors, load_flavors
 from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices
 from bot.eligibility.targets import GIB, Target
 
@@ -35,6 +36,7 @@ class PlanOptions:
     allowed_licenses: frozenset[str] | None = None
     allow_gated: bool = False
     memory_headroom: float = 1.2
+    jobs: bool = False  # builds run as Hugging Face Jobs: each SM on the cheapest flavour that fits
 
     @classmethod
     def from_settings(cls, settings: Any, policy: Policy | None = None) -> PlanOptions:
@@ -46,6 +48,7 @@ class PlanOptions:
             allowed_licenses=frozenset(s.lower() for s in licences) if licences is not None else None,
             allow_gated=settings.allow_gated,
             memory_headroom=settings.memory_headroom,
+            jobs=getattr(settings, "executor", "local") == "hf-jobs",
         )
 
 
@@ -72,6 +75,8 @@ class TargetPlan:
     eligible: tuple[Eligible, ...]
     skipped: tuple[Skipped, ...]
     notes: tuple[str, ...] = ()
+    flavor: Flavor | None = None  # the Jobs flavour this SM's builds run on (executor "hf-jobs")
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # format → quantize + engine on `flavor`
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class Plan:
     policy: Policy
     skipped: str | None
     targets: tuple[TargetPlan, ...] = field(default=())
+    flavors: Flavors | None = None  # set when the builds run as Hugging Face Jobs
 
     def to_json(self) -> dict[str, Any]:
         f = self.facts
@@ -120,10 +126,27 @@ class Plan:
                     ],
                     "skipped": [{"format": s.format, "reason": s.reason} for s in t.skipped],
                     "notes": list(t.notes),
+                    **_jobs_json(t),
                 }
                 for t in self.targets
             ],
+            **({"estimate_basis": self.flavors.basis} if self.flavors else {}),
         }
+
+
+def _jobs_json(t: TargetPlan) -> dict[str, Any]:
+    if t.flavor is None:
+        return {}
+    return {
+        "flavor": {
+            "name": t.flavor.name, "gpu": t.flavor.gpu, "gpus": t.flavor.gpus,
+            "memory_gb": t.flavor.memory_bytes // 10**9, "usd_per_hour": t.flavor.usd_per_hour,
+        },
+        "estimates": {
+            fmt: {"minutes": round(e.minutes, 1), "usd": e.usd, "estimate": True}
+            for fmt, e in t.estimates.items()
+        },
+    }  # fmt: skip
 
 
 def plan(
@@ -131,19 +154,31 @@ def plan(
     targets: Sequence[Target],
     options: PlanOptions | None = None,
     matrices: Matrices | None = None,
+    flavors: Flavors | None = None,
 ) -> Plan:
     """Decide every (target, format) pair: each appears exactly once, as eligible or skipped with a reason."""
     options = options or PlanOptions()
     m = matrices or load_matrices()
     refusals = model_refusals(facts, options)
     needed = memory_needed(facts, options)
-    fits = {t.sm: _fits(t, needed) for t in targets}
-    if targets and all(fit is False for fit in fits.values()):
-        memories = ", ".join(f"sm{t.sm} {_size(t.memory_bytes)}" for t in targets)
+    flavors = (flavors or load_flavors()) if options.jobs else None
+    chosen: dict[int, Flavor] = {}
+    if flavors is not None:
+        targets, chosen = _on_flavors(targets, flavors, needed)
+    no_flavor = {
+        t.sm for t in targets if flavors is not None and t.sm not in chosen and not flavors.for_sm(t.sm)
+    }
+    fits = {t.sm: _fits(t, needed) for t in targets if t.sm not in no_flavor}
+    if fits and all(fit is False for fit in fits.values()):
+        memories = ", ".join(f"sm{t.sm} {_size(t.memory_bytes)}" for t in targets if t.sm in fits)
         basis = _need_basis(facts, options)
         refusals.append(f"too large for every target GPU: needs ~{_size(needed)} ({basis}); has {memories}")
     plans = []
     for target in targets:
+        if target.sm in no_flavor:
+            reason = f"not built: no Jobs flavour has sm{target.sm}"
+            plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS)))
+            continue
         notes = _memory_notes(target, needed, fits[target.sm])
         if refusals:
             reason = "model refused: " + "; ".join(refusals)
@@ -153,15 +188,41 @@ def plan(
             plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
         else:
             decisions = [_decide(fmt, facts, target, options.policy, m) for fmt in FORMATS]
-            plans.append(
-                TargetPlan(
-                    target,
-                    tuple(d for d in decisions if isinstance(d, Eligible)),
-                    tuple(d for d in decisions if isinstance(d, Skipped)),
-                    notes,
-                )
-            )
-    return Plan(facts, options.policy, "; ".join(refusals) or None, tuple(plans))
+            eligible = tuple(d for d in decisions if isinstance(d, Eligible))
+            flavor = chosen.get(target.sm)
+            estimates = {}
+            if flavors is not None and flavor is not None:
+                estimates = {e.format: _build_estimate(flavors, e.format, facts, flavor) for e in eligible}
+            skipped = tuple(d for d in decisions if isinstance(d, Skipped))
+            plans.append(TargetPlan(target, eligible, skipped, notes, flavor, estimates))
+    return Plan(facts, options.policy, "; ".join(refusals) or None, tuple(plans), flavors)
+
+
+def _on_flavors(
+    targets: Sequence[Target], flavors: Flavors, needed: int | None
+) -> tuple[list[Target], dict[int, Flavor]]:
+    """Each SM's target with its Jobs flavour's memory: the cheapest that fits, else the largest (which
+    then fails the memory check, naming it). SMs no flavour has keep their target and get no flavour."""
+    placed, chosen = [], {}
+    for target in targets:
+        offered = flavors.for_sm(target.sm)
+        if not offered:
+            placed.append(target)
+            continue
+        flavor = flavors.cheapest(target.sm, needed)
+        if flavor is not None:
+            chosen[target.sm] = flavor
+        shown = flavor or max(offered, key=lambda f: f.memory_bytes)
+        placed.append(
+            replace(target, memory_bytes=shown.memory_bytes, memory_source=f"Jobs flavour {shown.name}")
+        )
+    return placed, chosen
+
+
+def _build_estimate(flavors: Flavors, fmt: str, facts: ModelFacts, flavor: Flavor) -> Estimate:
+    """One SM's build of `fmt` alone on `flavor`: its quantize Job plus its engine Job."""
+    quantize = flavors.quantize(fmt, facts.parameters, flavor)
+    return Estimate(flavor, quantize.minutes + flavors.engine(facts.parameters, flavor).minutes)
 
 
 def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:

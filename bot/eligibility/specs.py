@@ -23,7 +23,7 @@ from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
 from bot.settings import Settings
 from builders.spec import FORMATS, BuildSpec, Recipe, ValidationSettings, installed_toolchain
-from handlers.inputs import Eligibility
+from handlers.inputs import Eligibility, JobCosts
 
 # Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
 # int8_sq is left out: its legacy checkpoint takes an INT8 KV cache, asked for explicitly.
@@ -40,6 +40,26 @@ def worker_toolchain(worker_command: Sequence[str]) -> dict[str, str]:
         [*worker_command, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     return json.loads(done.stdout)
+
+
+def job_costs(result: Plan) -> JobCosts | None:
+    """The plan's Jobs flavours and estimated costs, as handlers read them (None unless on Jobs)."""
+    if result.flavors is None:
+        return None
+    flavors, parameters = result.flavors, result.facts.parameters
+    placed = [t for t in result.targets if t.flavor is not None]
+    return JobCosts(
+        flavors={t.target.sm: t.flavor.describe() for t in placed if t.flavor},
+        quantize_usd={
+            e.format: {
+                t.target.sm: flavors.quantize(e.format, parameters, t.flavor).usd
+                for t in placed if t.flavor and any(x.format == e.format for x in t.eligible)
+            }
+            for t in placed for e in t.eligible
+        },
+        engine_usd={t.target.sm: flavors.engine(parameters, t.flavor).usd for t in placed if t.flavor},
+        basis=flavors.basis,
+    )  # fmt: skip
 
 
 def eligibility_of(result: Plan) -> Eligibility:
@@ -67,6 +87,7 @@ def eligibility_of(result: Plan) -> Eligibility:
         model_type=facts.model_type,
         fp8_kv_cache=fp8_kv,
         runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
+        jobs=job_costs(result),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import Settings
-from builders.spec import BuildSpec, Progress
+from builders.spec import BuildSpec, Manifest, Progress
 
 PID_FILE = "worker.pid"
 
@@ -33,10 +34,23 @@ def write_spec(spec: BuildSpec) -> Path:
     return spec.write(work / "spec.json")
 
 
-def worker_argv(settings: Settings, spec_path: Path, command: str = "run") -> list[str]:
-    """`python -m builders run SPEC.json` (or `verify REQUEST.json`) with the configured worker interpreter
-    or container command."""
-    return [*(settings.worker_command or [sys.executable]), "-m", "builders", command, str(spec_path)]
+def worker_argv(settings: Settings, spec_path: Path, argv: list[str] | None = None) -> list[str]:
+    """`python -m builders run SPEC.json` (or the builder command `argv` names: `verify …`, `engine …`)
+    with the configured worker interpreter or container command."""
+    return [
+        *(settings.worker_command or [sys.executable]),
+        "-m",
+        "builders",
+        *(argv or ["run", str(spec_path)]),
+    ]
+
+
+def set_parent_death_signal() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (Linux `prctl(PR_SET_PDEATHSIG)`)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def worker_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -90,7 +104,7 @@ class Worker:
         self.spec_path = spec_path
         self.progress_path = progress_path
         self.own_group = own_group
-        self.process = process
+        self._process = process
         self.started = started
         self._offset = 0
         self._buffer = b""
@@ -105,6 +119,8 @@ class Worker:
         env: dict[str, str] | None = None,
         own_group: bool = False,
         nice: int = 0,
+        die_with_parent: bool = False,
+        argv: list[str] | None = None,
     ) -> Worker:
         """Write the spec and start `python -m builders run` on it.
 
@@ -112,18 +128,22 @@ class Worker:
         children, a terminal's Ctrl+C does not (the executor stops its builds itself) and the worker lives on
         if the bot dies; its pid file is then written for a restarted bot. `quantbot build` leaves it in the
         terminal's group, so Ctrl+C stops both. `nice` > 0 runs it at lower priority (`lower_priority`).
+        `die_with_parent` has the kernel kill it (SIGKILL) when the process that started it dies, however it
+        dies: a Celery worker's pool process killed with the task it runs leaves no build behind. `argv`
+        replaces `run SPEC` (e.g. `engine SPEC --sm 89 …`).
         """
         spec_path = write_spec(spec)
         progress_path = log_path.with_suffix(".progress")
         progress_path.unlink(missing_ok=True)
         with log_path.open("ab") as stderr, progress_path.open("ab") as stdout:
             process = subprocess.Popen(
-                worker_argv(settings, spec_path),
+                worker_argv(settings, spec_path, argv),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 env=worker_env(settings, env),
                 start_new_session=own_group,
+                preexec_fn=set_parent_death_signal if die_with_parent else None,
             )
         if nice > 0:
             lower_priority(process.pid, nice)
@@ -131,7 +151,7 @@ class Worker:
             process.pid, spec_path, progress_path, own_group=own_group, process=process,
             started=start_time(process.pid),
         )  # fmt: skip
-        if own_group:
+        if own_group and not die_with_parent:  # a build that outlives its starter: a restarted bot adopts it
             (spec_path.parent / PID_FILE).write_text(
                 f"{worker.pid}\n{spec_path}\n{worker.started}\n{progress_path}\n"
             )
@@ -153,21 +173,27 @@ class Worker:
             return None
         return cls(pid, Path(spec_path), Path(progress_path), own_group=True, started=started)
 
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The process handle of a worker started here (an adopted one has none)."""
+        assert self._process is not None, "an adopted worker is not this process's child"
+        return self._process
+
     def remove_pid_file(self) -> None:
         (self.spec_path.parent / PID_FILE).unlink(missing_ok=True)
 
     @property
     def exited(self) -> bool:
         """Whether the worker has exited."""
-        if self.process is not None:
-            return self.process.poll() is not None
+        if self._process is not None:
+            return self._process.poll() is not None
         return start_time(self.pid) != self.started
 
     @property
     def exit_code(self) -> int | None:
         """The exit code once the worker has exited (negative: killed by that signal); None while it runs,
         and for an adopted worker, whose code its parent (the dead bot) never collected."""
-        return self.process.poll() if self.process is not None else None
+        return self._process.poll() if self._process is not None else None
 
     def progress(self) -> list[Progress]:
         """The complete progress lines written since the last call; never blocks."""
@@ -182,7 +208,6 @@ class Worker:
 
     def wait(self, on_progress: Callable[[Progress], object], poll_s: float = 0.2) -> int:
         """Block until the worker (started here) exits, calling `on_progress` for each progress line."""
-        assert self.process is not None, "only a worker this process started has an exit code to wait for"
         while True:
             exited = self.exited
             for progress in self.progress():
@@ -193,10 +218,34 @@ class Worker:
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the worker's process group (with `own_group`), else to the worker alone."""
-        if self.process is None and self.exited:
+        if self._process is None and self.exited:
             return  # adopted and gone: its pid may belong to someone else by now
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if self.own_group:  # the group outlives its leader: this reaches children left behind too
                 os.killpg(self.pid, sig)
-            elif self.process is not None:
-                self.process.send_signal(sig)
+            elif self._process is not None:
+                self._process.send_signal(sig)
+
+
+def read_manifest(spec: BuildSpec) -> Manifest | None:
+    """The manifest the build left in its output dir; None when it left none that reads."""
+    try:
+        return Manifest.read(spec.manifest_path)
+    except (OSError, ValueError):
+        return None
+
+
+def failure_reason(manifest: Manifest | None, code: int | None, log_path: Path) -> str:
+    """Why a build failed, in one line: the manifest's error, else the worker's last words."""
+    if manifest is not None and manifest.errors:
+        error = manifest.errors[0]
+        return f"{error.stage}: {error.message}"[:1000]
+    tail = ""
+    with contextlib.suppress(OSError):
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        tail = lines[-1][:300] if lines else ""
+    if code is None:  # an adopted builder: the bot that started it, and collected its code, is gone
+        how = "exit code unknown"
+    else:
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    return f"the builder stopped ({how}) without a manifest" + (f": {tail}" if tail else "")

@@ -23,7 +23,6 @@ and retried by housekeeping (`bot.execution.retries`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -34,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.execution.launch import PID_FILE, Worker
+from bot.execution.launch import PID_FILE, Worker, failure_reason, read_manifest
 from bot.execution.publish_step import PublishStep
 from bot.execution.slots import Slot, default_slots
 from bot.settings import Settings
-from builders.spec import BuildSpec, Manifest
+from builders.spec import BuildSpec
 from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
 
 log = logging.getLogger(__name__)
@@ -263,7 +262,7 @@ class LocalExecutor:
         job, owner = run.job, self._owner(slot)
         spec = BuildSpec.model_validate(job.spec)
         run.worker.remove_pid_file()
-        manifest = _read_manifest(spec)
+        manifest = read_manifest(spec)
         code = run.worker.exit_code
         lifecycle = self.store.lifecycle
         try:
@@ -278,7 +277,7 @@ class LocalExecutor:
                 dumped = manifest.model_dump(mode="json") if manifest else None
                 transient = bool(manifest and manifest.errors and manifest.errors[0].kind in TRANSIENT_KINDS)
                 lifecycle.build_failed(
-                    job.id, owner, _failure(manifest, code, log_path), dumped, transient=transient
+                    job.id, owner, failure_reason(manifest, code, log_path), dumped, transient=transient
                 )
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d finished (exit %s) but %s", job.id, code, e)
@@ -286,29 +285,6 @@ class LocalExecutor:
 
     def _owner(self, slot: Slot) -> str:
         return f"{self.worker}:{slot.name}"
-
-
-def _read_manifest(spec: BuildSpec) -> Manifest | None:
-    try:
-        return Manifest.read(spec.manifest_path)
-    except (OSError, ValueError):
-        return None
-
-
-def _failure(manifest: Manifest | None, code: int | None, log_path: Path) -> str:
-    """Why a build failed, in one line: the manifest's error, else the worker's last words."""
-    if manifest is not None and manifest.errors:
-        error = manifest.errors[0]
-        return f"{error.stage}: {error.message}"[:1000]
-    tail = ""
-    with contextlib.suppress(OSError):
-        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-        tail = lines[-1][:300] if lines else ""
-    if code is None:  # an adopted builder: the bot that started it, and collected its code, is gone
-        how = "exit code unknown"
-    else:
-        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    return f"the builder stopped ({how}) without a manifest" + (f": {tail}" if tail else "")
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,20 @@ SWEEP_S = 5.0
 class PublishStep:
     """Publishes built jobs with `publisher` (`bot.publishing.publisher.Publisher`)."""
 
-    def __init__(self, store: Store, publisher: Any, *, owner: str, lease_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Any,
+        *,
+        owner: str,
+        lease_s: float,
+        release: Callable[[Job, str | None], Any] | None = None,
+    ) -> None:
+        """`release(job, approval)` makes the release of a built job (default: the publisher on the build's
+        output dir; a fanned-out build has none on this machine and brings its own)."""
         self.store = store
         self.publisher = publisher
+        self.release = release or self._publish_output
         self.owner = owner
         self.lease_s = lease_s
         self._wake = threading.Event()
@@ -76,7 +88,7 @@ class PublishStep:
         beats = threading.Thread(target=self._keep_lease, args=(job.id, keep_alive), daemon=True)
         beats.start()
         try:
-            result = self.publisher.publish(Path(job.spec["output_dir"]), approval=self._approval(job.repo))
+            result = self.release(job, self._approval(job.repo))
         except QuantbotError as e:
             self._failed(job, str(e), transient(e))
         except Exception as e:  # a bug: keep the job, say what happened, let housekeeping retry
@@ -89,6 +101,9 @@ class PublishStep:
         finally:
             keep_alive.set()
             beats.join()
+
+    def _publish_output(self, job: Job, approval: str | None) -> Any:
+        return self.publisher.publish(Path(job.spec["output_dir"]), approval=approval)
 
     def _failed(self, job: Job, error: str, retry: bool) -> None:
         then = "housekeeping retries it after a backoff" if retry else "not retried: it needs a change first"

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from bot.hubsim import api_admin, api_discussions, api_files, api_lfs, api_repos, pages
+from bot.hubsim import api_admin, api_discussions, api_files, api_jobs, api_lfs, api_repos, pages
 from bot.hubsim.errors import ApiError, RepoMoved, unauthorized
 from bot.hubsim.routing import Call, Handler, Router, split_raw_path
 from bot.hubsim.service import HubService
@@ -32,7 +32,7 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs):
+    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs):
         module.register(router)
     return router
 

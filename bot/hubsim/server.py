@@ -66,13 +66,14 @@ class HubsimServer:
     def start(self) -> HubsimServer:
         """Serve in a daemon thread; returns once the socket accepts connections."""
         self._server.start()
-        self.hub.endpoint = self.url
+        self.hub.endpoint = self.hub.jobs.endpoint = self.url
         return self
 
     def stop(self) -> None:
         """Stop serving and deliver the webhooks still queued."""
         self._server.stop()
         self.hub.webhooks.close()
+        self.hub.jobs.close()
 
     def serve_forever(self) -> None:
         """Block until Ctrl+C or SIGTERM (or the server dies), then stop cleanly."""

@@ -28,6 +28,7 @@ from bot.hubsim.errors import (
     unauthorized,
 )
 from bot.hubsim.faults import Faults
+from bot.hubsim.jobs import Jobs
 from bot.hubsim.persistence import DataDir
 from bot.hubsim.store import (
     DEFAULT_BRANCH,
@@ -93,6 +94,7 @@ class HubService:
             (m["type"], m["from"].lower()): m["to"] for m in (meta or {}).get("moved", [])
         }
         self.community = Community(self)
+        self.jobs = Jobs(self.users, self.endpoint)
         self.save_meta()
 
     # ---------------------------------------------------------------- persistence and events

@@ -287,5 +287,5 @@ class RepoIndex(dict[tuple[str, str], Repo]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, tuple) and super().__contains__(self._key(key))
 
-    def get(self, key: tuple[str, str], default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
         return super().get(self._key(key), default)

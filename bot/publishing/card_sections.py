@@ -86,7 +86,7 @@ def eval_metadata(manifest: Manifest, repo_id: str) -> dict[str, Any]:
 
 def shared_sections(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> dict[str, Any]:
     """The template values both card templates use."""
-    fmt = manifest.spec.format
+    fmt = manifest.require_spec().format
     table = load_runtimes()
     record = manifest.verification
     return {

@@ -23,14 +23,14 @@ _CARD_STAMP = re.compile(r"\n<!-- quantbot:card ([0-9a-f]{64}) -->\n*\Z")
 
 
 def template_for(manifest: Manifest) -> str:
-    return GPTQ_TEMPLATE if manifest.spec.format == "gptq" else TRTLLM_TEMPLATE
+    return GPTQ_TEMPLATE if manifest.require_spec().format == "gptq" else TRTLLM_TEMPLATE
 
 
 def card_context(
     manifest: Manifest, upstream: Upstream, *, repo_id: str, endpoint: str, byline: Byline
 ) -> dict[str, Any]:
     """Every value a card shows, from the manifest and the upstream facts only (None = leave it out)."""
-    if manifest.spec.format == "gptq":
+    if manifest.require_spec().format == "gptq":
         return gptq_context(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
     return trtllm_context(manifest, upstream, repo_id=repo_id)
 

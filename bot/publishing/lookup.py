@@ -43,7 +43,7 @@ class ReleaseTag:
     @classmethod
     def of(cls, manifest: Manifest) -> ReleaseTag:
         """The tag of a build (its spec names a Hub upstream: `load_manifest` checked it)."""
-        spec = manifest.spec
+        spec = manifest.require_spec()
         assert spec.repo_id is not None and spec.revision is not None
         return cls(manifest.key, series_of(manifest), spec.repo_id, spec.revision, spec.format)
 
@@ -64,7 +64,7 @@ class ReleaseTag:
 
 def series_of(manifest: Manifest) -> str:
     """The key without sha and toolchain: builds of one upstream, format and recipe over time."""
-    spec = manifest.spec
+    spec = manifest.require_spec()
     payload = {"upstream": spec.repo_id, "format": spec.format, "recipe": spec.recipe.for_format(spec.format)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -54,7 +54,7 @@ from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
-from builders.spec import MANIFEST_NAME, Manifest, VerificationRecord
+from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, VerificationRecord
 from state.models import ReleaseKind, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,18 @@ class Publisher:
 
     def repo_id_for(self, manifest: Manifest) -> str:
         """The release repo from the settings' name template (GPTQ or TensorRT-LLM)."""
+        return self.repo_id_for_spec(manifest.require_spec())
+
+    def repo_id_for_spec(self, spec: BuildSpec) -> str:
+        """The same, known before the build (a fanned-out build's workers are told where to upload)."""
         template = (
-            self.settings.gptq_repo_template
-            if manifest.spec.format == "gptq"
-            else self.settings.trtllm_repo_template
+            self.settings.gptq_repo_template if spec.format == "gptq" else self.settings.trtllm_repo_template
         )
         return release_repo_id(
             template,
             namespace=self.settings.namespace or self.bot_name,
-            upstream=str(manifest.spec.repo_id),
-            format_id=manifest.spec.format,
+            upstream=str(spec.repo_id),
+            format_id=spec.format,
         )
 
     def approval_for(self, upstream: str, repo_id: str) -> Approval:
@@ -149,45 +151,71 @@ class Publisher:
         manifest = load_manifest(build_dir)
         check_artifacts(build_dir, manifest)  # before any Hub call: bad input costs nothing remote
         target = repo_id or self.repo_id_for(manifest)
-        spec = manifest.spec
-        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
-        if upstream.gated and not self.settings.allow_gated:
-            raise PublishError(
-                f"{upstream.repo_id} is gated and allow_gated is off: its release is not published"
-            )
         mode = mode or "repo"
         exists = self.hub.repo_exists(target)
         if mode == "pr" and not exists:
             raise UsageError(
                 f"--mode pr needs an existing repo, and {target} does not exist (use --mode repo)"
             )
-        previous = self.hub.read_json(target, MANIFEST_NAME) if exists else None
+        previous = self._previous(target, exists)
+        release = self._prepare(build_dir, manifest, target, previous)
+        prs, found = self._on_hub(release, previous, exists)
+        if isinstance(found, PublishResult):
+            return found
+        approval = approval or self.approval_for(release.tag.upstream, target)
+        self.hub.validate_card(release.card)
+        return self._release(
+            release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
+        )
+
+    def _previous(self, target: str, exists: bool) -> dict[str, Any] | None:
+        """The manifest on the release repo's `main`, if any."""
+        return self.hub.read_json(target, MANIFEST_NAME) if exists else None
+
+    def _prepare(
+        self,
+        build_dir: Path,
+        manifest: Manifest,
+        repo_id: str,
+        previous: dict[str, Any] | None,
+        manifest_bytes: bytes | None = None,
+    ) -> Release:
+        """The release as it will go up: upstream facts (gating refused unless allowed), licences, card."""
+        spec = manifest.require_spec()
+        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
+        if upstream.gated and not self.settings.allow_gated:
+            raise PublishError(
+                f"{upstream.repo_id} is gated and allow_gated is off: its release is not published"
+            )
         if previous and previous.get("key") == manifest.key and previous.get("verification"):
             # the same build, already verified on the Hub: its card carries that line, and so does this one
             manifest = manifest.model_copy(
                 update={"verification": VerificationRecord.model_validate(previous["verification"])}
             )
-        release = prepare(
+        return prepare(
             build_dir,
             manifest,
-            repo_id=target,
+            repo_id=repo_id,
             upstream=upstream,
             endpoint=self.web,
             byline=Byline(self.settings.publisher_name, self.settings.publisher_url),
             licences=tuple(
                 licence_files(self.hub, upstream.repo_id, upstream.revision, upstream.licence_files)
             ),
+            manifest_bytes=manifest_bytes,
         )
+
+    def _on_hub(
+        self, release: Release, previous: dict[str, Any] | None, exists: bool
+    ) -> tuple[list[BotPR], PublishResult | BotPR | None]:
+        """The bot's PRs on the repo, and what they settle: a final answer, the open PR to update, or none."""
+        target = release.repo_id
         readme = self.hub.read_text(target, "README.md") if previous else None
         prs = self.lookup.bot_prs(target) if exists else []
         found = self.lookup.settle(release.tag, release.manifest, release.card, previous, readme, prs)
         if isinstance(found, Settled):
-            return self._result(release, found.status, found.pr, found.message)
-        approval = approval or self.approval_for(release.tag.upstream, target)
-        self.hub.validate_card(release.card)
-        return self._release(
-            release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
-        )
+            return prs, self._result(release, found.status, found.pr, found.message)
+        return prs, found
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -200,18 +228,14 @@ class Publisher:
         mine: BotPR | None,
         *,
         merge: bool,
+        artifacts: bool = True,
     ) -> PublishResult:
-        """Make sure the repo exists, fill a draft PR, then announce it (or merge it) and supersede."""
+        """Make sure the repo exists, fill a draft PR, then announce it (or merge it) and supersede.
+
+        Without `artifacts` the draft already holds them (workers uploaded them) and only the card goes up.
+        """
         target = release.repo_id
-        writable = self.can_write(target)
-        if not exists:
-            if writable is False:
-                raise NoWriteAccess(
-                    f"the token of {self.bot_name} may not create repos in {target.partition('/')[0]}"
-                )
-            self._create(target, release.upstream)
-        elif writable is not False:
-            self._match_gating(target, release.upstream)
+        writable = self._ensure_repo(release, exists)
         if merge and writable is False:
             if not self.settings.pr_fallback:
                 raise NoWriteAccess(
@@ -227,7 +251,9 @@ class Publisher:
         check_portable("the PR description", description)
         pr = mine.details if mine else self._open_pr(release, description)
         revision = f"refs/pr/{pr.num}"
-        commit = self._upload(release, revision)
+        if artifacts:
+            self._upload_artifacts(release, revision)
+        commit = self._commit_card(release, revision)
         if self.settings.verify_uploads:
             release = self._verify(release, commit, revision)
             description = pr_description(
@@ -245,6 +271,20 @@ class Publisher:
         status, message = self._announce(release, pr, merge)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
+
+    def _ensure_repo(self, release: Release, exists: bool) -> bool | None:
+        """Create the release repo (or match its gating); whether the token may write it (`can_write`)."""
+        target = release.repo_id
+        writable = self.can_write(target)
+        if not exists:
+            if writable is False:
+                raise NoWriteAccess(
+                    f"the token of {self.bot_name} may not create repos in {target.partition('/')[0]}"
+                )
+            self._create(target, release.upstream)
+        elif writable is not False:
+            self._match_gating(target, release.upstream)
+        return writable
 
     def _create(self, target: str, upstream: Upstream) -> None:
         try:
@@ -287,7 +327,7 @@ class Publisher:
         request = request_for(
             release.repo_id,
             commit,
-            release.manifest.spec.format,
+            release.manifest.require_spec().format,
             endpoint=self.web,
             extra_files=[f.path for f in release.licences],
         )
@@ -323,8 +363,8 @@ class Publisher:
     def _own_pr(self, repo_id: str, num: int) -> BotPR | None:
         return next((p for p in self.lookup.bot_prs(repo_id) if p.details.num == num), None)
 
-    def _upload(self, release: Release, revision: str) -> str:
-        """Artifacts folder by folder (each resumable), then the card and manifest in one last commit."""
+    def _upload_artifacts(self, release: Release, revision: str) -> None:
+        """Artifacts folder by folder (each resumable); the card and manifest follow in one last commit."""
         for group in release.groups:
             label = group.path_in_repo or "checkpoint"
             self.hub.upload_folder(
@@ -336,6 +376,9 @@ class Publisher:
                 commit_message=f"Upload {label} ({release.format_display} of {release.tag.upstream})",
                 commit_description=f"Release key: {release.tag.key}",
             )
+
+    def _commit_card(self, release: Release, revision: str) -> str:
+        """The card, the manifest and the upstream's licence files, in the last commit; its sha."""
         summary, description = release.commit_message()
         operations = [
             CommitOperationAdd("README.md", release.card.encode()),

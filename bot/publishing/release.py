@@ -61,7 +61,7 @@ class Release:
 
     @property
     def format_display(self) -> str:
-        return display_format(self.manifest.spec.format)
+        return display_format(self.manifest.require_spec().format)
 
     @property
     def title(self) -> str:
@@ -151,8 +151,12 @@ def prepare(
     endpoint: str,
     byline: Byline,
     licences: tuple[LicenceFile, ...] = (),
+    manifest_bytes: bytes | None = None,
 ) -> Release:
-    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`)."""
+    """Render the card and map the files of a build already checked (`load_manifest`, `check_artifacts`).
+
+    `manifest_bytes` is the manifest to publish when it is not the build dir's own (a fanned-out build's,
+    completed with the engine records of other workers)."""
     build_dir = Path(build_dir)
     card = stamp_card(
         render_release_card(manifest, upstream, repo_id=repo_id, endpoint=endpoint, byline=byline)
@@ -166,7 +170,7 @@ def prepare(
         repo_id=repo_id,
         groups=upload_groups(build_dir, manifest),
         card=card,
-        manifest_bytes=(build_dir / MANIFEST_NAME).read_bytes(),
+        manifest_bytes=manifest_bytes or (build_dir / MANIFEST_NAME).read_bytes(),
         licences=licences,
         endpoint=endpoint,
         byline=byline,
@@ -185,7 +189,8 @@ def what_changed(release: Release, previous: dict[str, Any] | None) -> str:
     fmt, upstream = release.format_display, release.tag.upstream
     if not previous:
         return f"First {fmt} release of {upstream} in this repository."
-    spec = previous.get("spec") if isinstance(previous.get("spec"), dict) else {}
+    recorded = previous.get("spec")
+    spec = recorded if isinstance(recorded, dict) else {}
     if spec.get("repo_id") != upstream or spec.get("format") != release.tag.format:
         return f"Adds a {fmt} release of {upstream} to this repository."
     old_revision = spec.get("revision")
@@ -211,7 +216,7 @@ def pr_description(release: Release, *, changed: str, reason: str, publisher_nam
     manifest, tag = release.manifest, release.tag
     versions = [f"{name} {version}" for name, _, version in _toolchain(manifest)]
     built = sorted(e.sm for e in manifest.engines if e.status == "built")
-    checkpoint_sms = [s for s in manifest.spec.target_sms if s not in built]
+    checkpoint_sms = [s for s in manifest.require_spec().target_sms if s not in built]
     device = manifest.device
     record = manifest.verification
     files = sum(len(g.files) for g in release.groups)
@@ -244,7 +249,7 @@ def pr_description(release: Release, *, changed: str, reason: str, publisher_nam
 
 def _portable_spec(manifest: Manifest) -> dict[str, Any]:
     """The spec with this machine's folders replaced by relative ones, so anyone can run it."""
-    spec = manifest.spec.model_dump(mode="json")
+    spec = manifest.require_spec().model_dump(mode="json")
     spec.update(work_dir="work", output_dir="out", cache_dir=None, toolchain=None)
     dataset = spec["recipe"]["calib_dataset"]
     if "/" in dataset or Path(dataset).suffix:
@@ -259,7 +264,7 @@ def _toolchain(manifest: Manifest) -> list[tuple[str, str, str]]:
     toolchain = manifest.toolchain
     producer = (
         ("GPTQModel", "gptqmodel", "gptqmodel")
-        if manifest.spec.format == "gptq"
+        if manifest.require_spec().format == "gptq"
         else ("ModelOpt", "nvidia-modelopt[hf]", "modelopt")
     )
     tools = [

@@ -19,20 +19,20 @@ from builders.spec import AWQ_FORMATS, MANIFEST_NAME, Manifest
 
 def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> dict[str, Any]:
     """Every value the TensorRT-LLM card shows (the seed's parameters), from the manifest and upstream."""
-    spec, quant = manifest.spec, manifest.quantization
+    spec, quant = manifest.require_spec(), manifest.quantization
     calib = quant.calibration if quant else None
     fmt = spec.format
     upper = display_format(fmt)
     bits = figures.bits(manifest)
     built = [e for e in manifest.engines if e.status == "built" and e.path]
     device = manifest.device
-    on_gpu = device is not None and device.kind == "cuda"
+    gpu = device if device is not None and device.kind == "cuda" else None
     matrices = load_matrices()
     supported = _supported_sms(fmt)
     engine_sms = sorted({e.sm for e in built})
     min_sm = min(engine_sms) if engine_sms else (min(supported) if supported else None)
-    family = matrices.sms[min_sm].family if min_sm in matrices.sms else None
-    gpu_short = _short_gpu_name(device.name) if on_gpu and engine_sms else None
+    family = matrices.sms[min_sm].family if min_sm is not None and min_sm in matrices.sms else None
+    gpu_short = _short_gpu_name(gpu.name) if gpu and engine_sms else None
     metadata = {
         **upstream.licence_metadata(),
         "base_model": upstream.repo_id,
@@ -62,18 +62,18 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
         "max_input_len": spec.engine.max_input_len if built else None,
         "max_output_len": spec.engine.max_output_len if built else None,
         "sm_arch": ", ".join(f"sm{s}" for s in engine_sms) or None,
-        "gpu_name": device.name if on_gpu else None,
-        "quantized_on": f"CPU ({device.name})" if device is not None and not on_gpu else None,
+        "gpu_name": gpu.name if gpu else None,
+        "quantized_on": f"CPU ({device.name})" if device is not None and gpu is None else None,
         "cuda_toolkit": _cuda(manifest, built),
         "build_time": figures.duration(manifest.wall_s),
         "generated_at": figures.timestamp(manifest),
-        "engines": [{"label": PurePosixPath(e.path).name} for e in built],
+        "engines": [{"label": PurePosixPath(e.path).name} for e in built if e.path],
         "engine_note": _engine_note(not_built, fmt) if not built else None,
         "artifact_sizes": _artifact_sizes(manifest),
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
         "calib_seqlen": calib.seq_len if calib else None,
-        "awq_block_size": (calib.awq_block_size or spec.recipe.awq_block_size)
+        "awq_block_size": ((calib.awq_block_size if calib else None) or spec.recipe.awq_block_size)
         if fmt in AWQ_FORMATS
         else None,
         "calib_batch_size": calib.batch_size if calib else None,
@@ -96,7 +96,7 @@ def _kv_cache(manifest: Manifest) -> str | None:
         return None
     if quant.kv_cache_quant_algo:
         return quant.kv_cache_quant_algo.lower()
-    return "not quantized (model dtype)" if manifest.spec.recipe.kv_cache == "none" else None
+    return "not quantized (model dtype)" if manifest.require_spec().recipe.kv_cache == "none" else None
 
 
 def _cuda(manifest: Manifest, built: list[Any]) -> str | None:

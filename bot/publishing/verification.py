@@ -41,7 +41,7 @@ def run_verification(settings: Settings, request: VerifyRequest) -> Verification
     with tempfile.TemporaryDirectory(prefix="quantbot-verify-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request_path.write_text(request.model_dump_json(), encoding="utf-8")
-        argv = worker_argv(settings, request_path, command="verify") + [str(result_path)]
+        argv = worker_argv(settings, request_path, ["verify", str(request_path), str(result_path)])
         try:
             run = subprocess.run(
                 argv,

@@ -63,3 +63,28 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     code, out, err = _run(args, capsys)
     assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_kv_cache_none_is_stored_on_the_watch_and_a_re_add_restores_the_default(data_dir: Path) -> None:
+    from state import WatchKind, open_store, sqlite_url
+
+    runner = CliRunner()
+    added = runner.invoke(cli, ["watch", "add", "repo", "alice/model", "--kv-cache", "none"])
+    assert added.exit_code == 0, added.output
+    assert added.output.strip().endswith("; KV cache not quantized")
+    assert runner.invoke(cli, ["watch", "list"]).output.strip().endswith("; KV cache not quantized")
+
+    def stored() -> str | None:
+        store = open_store(sqlite_url(data_dir))
+        try:
+            watch = store.watches.find(WatchKind.REPO, "alice/model")
+            assert watch is not None
+            return watch.kv_cache
+        finally:
+            store.close()
+
+    assert stored() == "none"
+    assert runner.invoke(cli, ["watch", "add", "repo", "alice/model"]).exit_code == 0
+    assert stored() is None
+    refused = runner.invoke(cli, ["watch", "add", "repo", "alice/model", "--kv-cache", "int4"])
+    assert refused.exit_code == 2 and "'int4' is not 'none'" in refused.output

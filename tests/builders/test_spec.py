@@ -104,6 +104,13 @@ def test_spec_and_manifest_round_trip_through_json_files(tmp_path: Path) -> None
     assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files
 
 
+def test_require_spec_names_a_manifest_whose_spec_did_not_validate() -> None:
+    s = spec()
+    assert Manifest(key=s.key(), started_at=utcnow(), spec=s).require_spec() is s
+    with pytest.raises(ValueError, match="records no build spec"):
+        Manifest(status="failed", started_at=utcnow()).require_spec()
+
+
 def test_engine_seq_len_defaults_to_input_plus_output() -> None:
     assert spec(engine={"max_input_len": 100, "max_output_len": 28}).engine.seq_len == 128
     assert spec(engine={"max_input_len": 100, "max_seq_len": 300}).engine.seq_len == 300

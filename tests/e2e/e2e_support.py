@@ -70,6 +70,7 @@ class BotProcess:
     hub: E2EHub
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    database_url: str | None = None  # default: SQLite in the data dir
 
     @property
     def config(self) -> Path:
@@ -91,29 +92,28 @@ class BotProcess:
     def write_config(self, **extra: Any) -> None:
         from builders.tiny import calibration_text_path
 
-        values: dict[str, Any] = {
-            "data_dir": str(self.root / "data"),
-            "hf_endpoint": self.hub.url,
-            "hf_token": self.hub.tokens["quantbot"],
-            "webhook_secret": SECRET,
-            "namespace": RELEASES_ORG,
-            "approval": "approval",
-            "maintainers": ["maya"],
-            "command_namespaces": ["alice"],
-            "lease_s": 6,
-            "build_recipe": {
-                "calib_dataset": str(calibration_text_path()),
-                "calib_samples": 32,
-                "calib_seq_len": 128,
-            },
-            "build_validation": {"eval_tokens": 512, "eval_seq_len": 128},
-        } | extra
-        self.config.write_text(
-            "\n".join(
-                f"{k} = {json.dumps(v) if not isinstance(v, dict) else _table(v)}" for k, v in values.items()
-            )
-            + "\n"
+        values: dict[str, Any] = (
+            {
+                "data_dir": str(self.root / "data"),
+                "hf_endpoint": self.hub.url,
+                "hf_token": self.hub.tokens["quantbot"],
+                "webhook_secret": SECRET,
+                "namespace": RELEASES_ORG,
+                "approval": "approval",
+                "maintainers": ["maya"],
+                "command_namespaces": ["alice"],
+                "lease_s": 6,
+                "build_recipe": {
+                    "calib_dataset": str(calibration_text_path()),
+                    "calib_samples": 32,
+                    "calib_seq_len": 128,
+                },
+                "build_validation": {"eval_tokens": 512, "eval_seq_len": 128},
+            }
+            | ({"database_url": self.database_url} if self.database_url else {})
+            | extra
         )
+        self.config.write_text(toml_lines(values))
 
     def start(self) -> BotProcess:
         log = (self.root / "serve.log").open("ab")
@@ -156,7 +156,7 @@ class BotProcess:
         return done
 
     def store(self) -> Store:
-        return open_store(sqlite_url(self.root / "data"), upgrade=False)
+        return open_store(self.database_url or sqlite_url(self.root / "data"), upgrade=False)
 
     def post(self, body: bytes, secret: str | None = SECRET, **headers: str) -> httpx.Response:
         if secret is not None:
@@ -165,6 +165,16 @@ class BotProcess:
 
     def log(self) -> str:
         return (self.root / "serve.log").read_text(errors="replace")
+
+
+def toml_lines(values: dict[str, Any]) -> str:
+    """A flat TOML file's text: strings, numbers, lists and inline tables."""
+    return (
+        "\n".join(
+            f"{k} = {json.dumps(v) if not isinstance(v, dict) else _table(v)}" for k, v in values.items()
+        )
+        + "\n"
+    )
 
 
 def _table(values: dict[str, Any]) -> str:

@@ -28,3 +28,11 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_configuration_table_documents_every_setting() -> None:
+    from bot.settings import Settings
+
+    table = [line for line in README.splitlines() if line.startswith("| `")]
+    missing = [name for name in Settings.model_fields if not any(f"`{name}`" in row for row in table)]
+    assert not missing, f"README's configuration table lacks {missing}"

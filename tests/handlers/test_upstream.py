@@ -24,15 +24,24 @@ from state import BuildChange, JobStatus, ReleaseKind, Store, WatchKind
 class Planner:
     """The PlannerPort with a fixed answer (plain data, as the port hands it); specs by the real SpecMaker."""
 
-    def __init__(self, settings: Any, eligible: dict[str, list[int]], refused: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        eligible: dict[str, list[int]],
+        refused: str | None = None,
+        fp8_kv_cache: dict[str, list[int]] | None = None,
+    ) -> None:
         self.maker = SpecMaker(settings, hub=None)  # type: ignore[arg-type]
-        self.eligible, self.refused = eligible, refused
+        self.eligible, self.refused, self.fp8_kv_cache = eligible, refused, fp8_kv_cache or {}
         self.asked: list[tuple[str, str]] = []
 
     def eligibility(self, repo_id: str, revision: str) -> Eligibility:
         self.asked.append((repo_id, revision))
         sms = tuple(sorted({sm for s in self.eligible.values() for sm in s}))
-        return Eligibility(repo_id, revision, "strict", self.refused, sms, dict(self.eligible))
+        return Eligibility(
+            repo_id, revision, "strict", self.refused, sms, dict(self.eligible), model_type="llama",
+            fp8_kv_cache=dict(self.fp8_kv_cache),
+        )  # fmt: skip
 
     def specs(self, eligibility: Eligibility, **narrow: Any) -> list[Any]:
         return self.maker.specs(eligibility, **narrow)
@@ -90,6 +99,30 @@ def test_a_new_sha_of_a_watched_model_queues_one_job_per_format_once(
     assert {(c.job_id, c.status) for c in heard} == {(j.id, JobStatus.QUEUED) for j in jobs}  # executor hears
     assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED  # the same revision again
     assert len(store.jobs.list(repo=repo)) == 2
+
+
+def test_a_watch_with_kv_cache_none_turns_the_default_fp8_kv_cache_off(
+    hubsim, store: Store, repo_factory: Callable[..., str], payloads, tmp_path
+) -> None:
+    plain, off = repo_factory("kv-default"), repo_factory("kv-off")
+    shas = {
+        repo: hubsim.api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=repo).oid
+        for repo in (plain, off)
+    }
+    store.watches.add(WatchKind.REPO, plain)
+    store.watches.add(WatchKind.REPO, off, kv_cache="none")
+    planner = Planner(
+        load_settings(None, data_dir=tmp_path), {"fp8": [90], "gptq": [90]}, fp8_kv_cache={"fp8": [90]}
+    )
+    for repo, sha in shas.items():
+        assert _run(hubsim, store, _push(payloads, repo, sha), planner) == HANDLED
+
+    def recipes(repo: str) -> dict[str, dict[str, Any]]:
+        return {j.spec["format"]: j.spec["recipe"] for j in store.jobs.list(repo=repo)}
+
+    assert recipes(plain)["fp8"]["kv_cache"] == "fp8"  # the matrices mark it: the default is on
+    assert recipes(off)["fp8"]["kv_cache"] == "none"
+    assert recipes(off)["fp8"]["kv_cache_reason"] == f"not quantized: turned off by the watch on {off}"
 
 
 def test_a_refused_model_is_handled_with_nothing_queued(

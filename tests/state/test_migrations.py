@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from state import migrate, open_store, sqlite_url
+from state import WatchKind, migrate, open_store, sqlite_url
 from state.db import make_engine
-from state.migrate import HEAD, current_revision, head_revision
+from state.migrate import HEAD, alembic_config, current_revision, head_revision
 from state.models import Base
 
 TABLES = {"events", "watches", "jobs", "job_events", "releases", "commands", "alembic_version"}
@@ -39,6 +39,33 @@ def test_upgrade_from_empty_then_again(empty_url: str) -> None:
 
     assert current_revision(engine) == head_revision()
     assert set(inspect(engine).get_table_names()) >= TABLES
+    engine.dispose()
+
+
+def test_a_database_at_0001_keeps_its_watches_and_gains_their_kv_cache_option(empty_url: str) -> None:
+    """0004 adds `watches.kv_cache`: a watch made before it keeps the planner's default (NULL)."""
+    from alembic import command
+
+    engine = make_engine(empty_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        connection.execute(
+            text(
+                "INSERT INTO watches (kind, target, formats, sms, approval, created_at)"
+                " VALUES ('repo', 'org/model', '[]', '[]', 'auto', '2026-01-01')"
+            )
+        )
+    assert current_revision(engine) == "0001"
+
+    migrate(empty_url)
+
+    assert current_revision(engine) == HEAD
+    store = open_store(empty_url)
+    watch = store.watches.find(WatchKind.REPO, "org/model")
+    assert watch is not None and watch.kv_cache is None
+    store.watches.add(WatchKind.REPO, "org/model", kv_cache="none")
+    assert store.watches.list()[0].kv_cache == "none"
+    store.close()
     engine.dispose()
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "RowMatch",
     "SMInfo",
     "load_matrices",
+    "read_yaml",
 ]
 
 DATA_DIR = Path(__file__).parent
@@ -85,7 +86,8 @@ class Matrices:
     sms: Mapping[int, SMInfo]
 
 
-def _read(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """A YAML data file, strictly (duplicate keys refused); a `MatrixError` names the file and line."""
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader)
     except FileNotFoundError:
@@ -137,19 +139,19 @@ def _parse_gptq(path: Path, data: Any) -> GptqSupport:
 def load_matrices(directory: Path = DATA_DIR) -> Matrices:
     """Read and validate the five data files in `directory` (cached: the planner calls this per plan)."""
     hardware_path = directory / "trtllm_hardware.yaml"
-    hardware_data = _read(hardware_path)
-    modelopt = parse_matrix(directory / "modelopt.yaml", _read(directory / "modelopt.yaml"))
-    models = parse_matrix(directory / "trtllm_models.yaml", _read(directory / "trtllm_models.yaml"))
+    hardware_data = read_yaml(hardware_path)
+    modelopt = parse_matrix(directory / "modelopt.yaml", read_yaml(directory / "modelopt.yaml"))
+    models = parse_matrix(directory / "trtllm_models.yaml", read_yaml(directory / "trtllm_models.yaml"))
     hardware = parse_matrix(hardware_path, hardware_data, extra_keys=frozenset({"sms"}))
     if not isinstance(hardware_data.get("sms"), dict):
         raise MatrixError(f"{hardware_path.name}: sms: missing (the SM → hardware row table)")
     rows_path = directory / "model_rows.yaml"
-    rows = parse_rows(rows_path, _read(rows_path), {"modelopt": modelopt, "trtllm": models})
+    rows = parse_rows(rows_path, read_yaml(rows_path), {"modelopt": modelopt, "trtllm": models})
     return Matrices(
         modelopt=modelopt,
         trtllm_models=models,
         trtllm_hardware=hardware,
-        gptqmodel=_parse_gptq(directory / "gptqmodel.yaml", _read(directory / "gptqmodel.yaml")),
+        gptqmodel=_parse_gptq(directory / "gptqmodel.yaml", read_yaml(directory / "gptqmodel.yaml")),
         rows=rows,
         sms=_parse_sms(hardware_path, hardware_data["sms"], hardware),
     )

@@ -135,7 +135,8 @@ def _cell(check: Checker, runtime: str, fmt: str, data: Any) -> RuntimeCell:
         raise check.fail(f"{entry}.loads", f"expected true or false, got {loads!r}")
     source = check.mapping(data["source"], f"{entry}.source")
     check.keys(source, frozenset({"file", "version"}), f"{entry}.source.", frozenset({"file", "version"}))
-    min_sm, sms = data.get("min_sm"), ()
+    min_sm = data.get("min_sm")
+    sms: tuple[int, ...] = ()
     if loads:
         if ("min_sm" in data) == ("sms" in data):
             raise check.fail(entry, "a loading cell gives exactly one of min_sm or sms")
@@ -204,6 +205,6 @@ def parse_runtimes(path: Path, data: Any) -> RuntimeTable:
 @lru_cache(maxsize=4)
 def load_runtimes(path: Path = RUNTIMES_FILE) -> RuntimeTable:
     """Read and validate runtimes.yaml (cached)."""
-    from bot.eligibility.matrices import _read  # the strict YAML reader of every matrix file
+    from bot.eligibility.matrices import read_yaml  # the strict YAML reader (the package imports this module)
 
-    return parse_runtimes(path, _read(path))
+    return parse_runtimes(path, read_yaml(path))

@@ -1,0 +1,195 @@
+"""What a `quantbot worker` runs: the quantize task and the engine task, each around a build process.
+
+Each task runs its build the way the local executor does (`bot.execution.launch.Worker`: `python -m
+builders …` in a process of its own, `CUDA_VISIBLE_DEVICES` set to this worker's GPU), so a CUDA crash or
+an OOM ends that build and nothing else; the build dies with the task (`die_with_parent`). While it runs
+the task reports its stage as the Celery state `PROGRESS` every `beat_s` seconds; the bot reads that from the
+result backend, records it, and takes a task whose reports stop for a dead worker.
+
+- quantize: builds and validates the checkpoint (no engines: those are the engine tasks'), then uploads
+  it to the release's draft PR (`bot.publishing.staged`); returns the manifest and the draft's pinned
+  revision, or the release the Hub already has;
+- engine: downloads the checkpoint at that revision, builds this SM's engine (or records why not) with
+  `python -m builders engine`, uploads `trt-llm/engines/<label>/` to the same PR, and returns the record.
+
+Both return JSON (with the worker's name and queue), never raise for a failed build: the bot records
+the failure. A task the bot fenced (`celery_app.fence`) returns at once without doing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from huggingface_hub import snapshot_download
+
+from bot.execution.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
+from bot.execution.launch import Worker, failure_reason, read_manifest
+from bot.hub import Hub
+from bot.publishing.staged import Draft, StagedPublisher, result_to_json
+from bot.settings import Settings
+from builders.spec import BuildSpec, Progress
+
+STOP_GRACE_S = 10.0
+ENGINE_RECORD = "engine.json"  # what `python -m builders engine` writes (builders.engine_step.RECORD_NAME)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where this worker is: its settings (broker, Hub, data dir), Celery node name, GPU environment."""
+
+    settings: Settings
+    name: str
+    env: dict[str, str]
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+
+_place: Place | None = None
+
+
+def register(app: Celery, place: Place) -> None:
+    """Register both tasks on `app`, for a worker at `place`."""
+    global _place
+    _place = place
+    app.task(name=QUANTIZE_TASK, bind=True)(quantize)
+    app.task(name=ENGINE_TASK, bind=True)(engine)
+
+
+def quantize(task: Task, spec: dict[str, Any], repo_id: str, beat_s: float) -> dict[str, Any]:
+    """Build the checkpoint and put it in the release's draft PR."""
+    place = _here()
+    if fenced(task.app, task.request.id):
+        return {"skipped": "revoked before it started"} | _where(task, place)
+    build = _localised(spec, place, "quantize", target_sms=[])
+    log_path = Path(build.work_dir) / "worker.log"
+    code = _run(task, place, build, log_path, beat_s)
+    manifest = read_manifest(build)
+    report = _where(task, place) | {"manifest": manifest.model_dump(mode="json") if manifest else None}
+    if manifest is None or not manifest.ok:
+        return report | {"ok": False, "error": failure_reason(manifest, code, log_path)}
+    _report(task, place, "publish", 0.9, "uploading the checkpoint to the release's draft PR", 0)
+    staged = _publisher(place).stage(Path(build.output_dir), repo_id)
+    if isinstance(staged, Draft):
+        return report | {"ok": True, "draft": staged.to_json()}
+    return report | {"ok": True, "final": result_to_json(staged)}
+
+
+def engine(
+    task: Task, spec: dict[str, Any], sm: int, draft: dict[str, Any], files: list[str], beat_s: float
+) -> dict[str, Any]:
+    """Build one SM's engine from the checkpoint in the draft PR and add it to that PR."""
+    place = _here()
+    report = _where(task, place) | {"sm": sm}
+    if fenced(task.app, task.request.id):
+        return report | {"skipped": "revoked before it started"}
+    pinned = Draft.from_json(draft)
+    build = _localised(spec, place, f"sm{sm}")
+    checkpoint, out = Path(build.work_dir) / "checkpoint", Path(build.output_dir)
+    _report(task, place, "engines", 0.0, f"sm{sm}: downloading the checkpoint at {pinned.revision[:12]}", 0)
+    hub = Hub(endpoint=place.settings.hf_endpoint, token=place.settings.token())
+    hub.call(
+        snapshot_download, pinned.repo_id, revision=pinned.revision, allow_patterns=files,
+        local_dir=str(checkpoint), endpoint=place.settings.hf_endpoint, token=place.settings.token(),
+        repo_id=pinned.repo_id,
+    )  # fmt: skip
+    spec_path = Path(build.work_dir) / "spec.json"
+    argv = ["engine", str(spec_path), "--sm", str(sm), "--checkpoint", str(checkpoint), "--out", str(out)]
+    log_path = Path(build.work_dir) / "worker.log"
+    code = _run(task, place, build, log_path, beat_s, argv=argv)
+    try:
+        done = json.loads((out / ENGINE_RECORD).read_text())
+    except (OSError, ValueError):
+        reason = failure_reason(None, code, log_path)
+        return report | {"record": {"sm": sm, "status": "failed", "reason": reason}, "artifacts": []}
+    record = done["record"]
+    if record["status"] == "built":
+        revision = _publisher(place).engine_revision(pinned)
+        if revision is None:
+            record = record | {"status": "not_built", "reason": "the release's PR was closed before it"}
+        else:
+            hub.upload_folder(
+                pinned.repo_id, out / record["path"], path_in_repo=record["path"], revision=revision,
+                commit_message=f"Upload {record['path']}", commit_description=f"Engine for sm{sm}",
+            )  # fmt: skip
+    return report | {"record": record, "artifacts": done["artifacts"]}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _here() -> Place:
+    if _place is None:
+        raise RuntimeError("the quantbot tasks run only in `quantbot worker` (register() was not called)")
+    return _place
+
+
+def _where(task: Task, place: Place) -> dict[str, Any]:
+    """Who ran the task: the worker's node name, its host and the queue the task came from."""
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    return {"worker": place.name, "host": place.host, "queue": queue}
+
+
+def _localised(spec: dict[str, Any], place: Place, part: str, **changes: Any) -> BuildSpec:
+    """The bot's spec with this worker's folders (the bot's paths mean nothing on this machine)."""
+    parsed = BuildSpec.model_validate(spec)
+    base = Path(place.settings.data_dir) / "builds" / f"{parsed.key()[:24]}-{part}"
+    return parsed.model_copy(
+        update={"work_dir": base / "work", "output_dir": base / "out", "cache_dir": None} | changes
+    )
+
+
+def _publisher(place: Place) -> StagedPublisher:
+    settings = place.settings
+    return StagedPublisher(Hub(endpoint=settings.hf_endpoint, token=settings.token()), settings)
+
+
+def _report(task: Task, place: Place, stage: str, progress: float, message: str, beat: int) -> None:
+    meta = {"stage": stage, "progress": progress, "message": message, "beat": beat} | _where(task, place)
+    task.update_state(state=PROGRESS, meta=meta)
+
+
+def _run(
+    task: Task, place: Place, build: BuildSpec, log_path: Path, beat_s: float, argv: list[str] | None = None
+) -> int:
+    """Run the build process to its end, reporting progress every `beat_s` and on each new stage."""
+    worker = Worker.start(
+        place.settings, build, log_path=log_path, env=place.env, own_group=True, die_with_parent=True,
+        argv=argv,
+    )  # fmt: skip
+    last: Progress | None = None
+    beat, beat_at = 0, 0.0
+    try:
+        while True:
+            exited = worker.exit_code is not None
+            news = worker.progress()
+            stage_changed = bool(news) and (last is None or news[-1].stage != last.stage)
+            last = news[-1] if news else last
+            if stage_changed or time.monotonic() - beat_at >= beat_s:
+                beat, beat_at = beat + 1, time.monotonic()
+                stage, overall = (last.stage, last.overall) if last else ("fetch", 0.0)
+                _report(task, place, stage, overall, last.message if last else "starting", beat)
+            if exited:
+                return worker.process.wait()
+            time.sleep(0.25)
+    finally:
+        _stop(worker)
+
+
+def _stop(worker: Worker) -> None:
+    """End a build still running when its task ends early (revoked and terminated, or a worker shutdown)."""
+    if worker.exit_code is not None:
+        return
+    worker.signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while worker.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker.signal(signal.SIGKILL)

@@ -1,0 +1,142 @@
+"""A release made on several machines: the checkpoint by one worker, engines by others, the card by the bot.
+
+DESIGN.md, decision 5: the quantized checkpoint travels between machines through the release's draft PR,
+pinned by revision.
+
+1. `stage` (the quantize worker): the same look on the Hub as every publish (the key already released,
+   declined or superseded ends it there), then the repo, the draft PR, and the checkpoint uploaded to it.
+   Its answer names the PR and the commit it now points at, which engine tasks download;
+2. engine tasks upload `trt-llm/engines/<label>/` to the same PR (`engine_revision` says where);
+3. `finalise` (the bot): once every SM has a record, or the deadline passed, the card and the manifest that
+   lists every engine (built or not, and why) are committed last and the PR is announced or merged, as
+   the one-machine publish does;
+4. `amend` (the bot): an engine that finished after that is added by a later commit of card and manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd
+
+from bot.errors import PublishError
+from bot.publishing.lookup import BotPR
+from bot.publishing.publisher import Approval, Publisher, PublishResult
+from bot.publishing.release import check_artifacts, load_manifest, pr_description, what_changed
+from builders.spec import MANIFEST_NAME, Manifest
+from state.models import ReleaseKind, ReleaseStatus
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The release's draft PR and the commit its checkpoint is pinned at."""
+
+    repo_id: str
+    pr_number: int
+    revision: str
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "pr_number": self.pr_number,
+            "revision": self.revision,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Draft:
+        return cls(str(data["repo_id"]), int(data["pr_number"]), str(data["revision"]), str(data["url"]))
+
+    @property
+    def ref(self) -> str:
+        return f"refs/pr/{self.pr_number}"
+
+
+def result_to_json(result: PublishResult) -> dict[str, Any]:
+    """A publish result as plain JSON (it crosses the task queue)."""
+    return {
+        "status": result.status.value, "kind": result.kind.value, "repo_id": result.repo_id,
+        "url": result.url, "key": result.key, "pr_number": result.pr_number,
+        "superseded": list(result.superseded), "message": result.message,
+    }  # fmt: skip
+
+
+def result_from_json(data: dict[str, Any]) -> PublishResult:
+    return PublishResult(
+        status=ReleaseStatus(data["status"]), kind=ReleaseKind(data["kind"]), repo_id=data["repo_id"],
+        url=data["url"], key=data["key"], pr_number=data.get("pr_number"),
+        superseded=tuple(data.get("superseded") or ()), message=data.get("message", ""),
+    )  # fmt: skip
+
+
+class StagedPublisher(Publisher):
+    """The publisher's steps, split between the worker that quantized and the bot that finalises."""
+
+    def stage(self, build_dir: Path, repo_id: str) -> Draft | PublishResult:
+        """Upload a checked build's checkpoint to the release's draft PR (opened, or found again)."""
+        build_dir = Path(build_dir)
+        manifest = load_manifest(build_dir)
+        check_artifacts(build_dir, manifest)
+        exists = self.hub.repo_exists(repo_id)
+        previous = self._previous(repo_id, exists)
+        release = self._prepare(build_dir, manifest, repo_id, previous)
+        _, found = self._on_hub(release, previous, exists)
+        if isinstance(found, PublishResult):
+            return found
+        self._ensure_repo(release, exists)
+        if found is None:
+            description = pr_description(
+                release, changed=what_changed(release, previous), reason="approval",
+                publisher_name=self.settings.publisher_name,
+            )  # fmt: skip
+            pr = self._open_pr(release, description)
+        else:
+            pr = found.details
+        draft = Draft(repo_id, pr.num, "", pr.url)
+        self._upload_artifacts(release, draft.ref)
+        return Draft(repo_id, pr.num, self.hub.resolve_revision(repo_id, draft.ref), pr.url)
+
+    def engine_revision(self, draft: Draft) -> str | None:
+        """Where an engine goes now: the draft PR while open, `main` once merged, nowhere once declined."""
+        status = self.hub.discussion(draft.repo_id, draft.pr_number).status
+        if status in ("open", "draft"):
+            return draft.ref
+        return "main" if status == "merged" else None
+
+    def finalise(self, manifest: Manifest, draft: Draft, approval: Approval | None = None) -> PublishResult:
+        """Commit the card and the complete manifest to the draft, then announce or merge it."""
+        previous = self._previous(draft.repo_id, exists=True)
+        release = self._prepare(Path("."), manifest, draft.repo_id, previous, _manifest_bytes(manifest))
+        prs, found = self._on_hub(release, previous, exists=True)
+        if isinstance(found, PublishResult):
+            return found
+        if not isinstance(found, BotPR) or found.details.num != draft.pr_number:
+            raise PublishError(f"the draft pull request {draft.url} is no longer open")
+        approval = approval or self.approval_for(release.tag.upstream, draft.repo_id)
+        return self._release(release, True, previous, prs, found, merge=approval == "auto", artifacts=False)
+
+    def amend(self, manifest: Manifest, draft: Draft) -> str | None:
+        """A late engine: card and manifest again, where the release is now; the revision, or None."""
+        revision = self.engine_revision(draft)
+        if revision is None:
+            return None
+        release = self._prepare(Path("."), manifest, draft.repo_id, None, _manifest_bytes(manifest))
+        added = sorted(e.sm for e in manifest.engines if e.status == "built")
+        self.hub.create_commit(
+            draft.repo_id,
+            [
+                CommitOperationAdd("README.md", release.card.encode()),
+                CommitOperationAdd(MANIFEST_NAME, release.manifest_bytes),
+            ],
+            commit_message=f"Add engine records ({', '.join(f'sm{s}' for s in added) or 'none built'})",
+            commit_description=f"Release key: {release.tag.key}\n\n{release.tag.marker()}",
+            revision=revision,
+        )
+        return revision
+
+
+def _manifest_bytes(manifest: Manifest) -> bytes:
+    return (manifest.model_dump_json(indent=2) + "\n").encode()
