@@ -17,6 +17,7 @@ The tree::
     ├── PublishError               a release cannot be published (exit 1)
     │   ├── BuildDirError          a build directory without a complete, successful manifest (exit 2)
     │   ├── CardError              a card would hold a placeholder or metadata the Hub cannot parse
+    │   │   └── CardRefused        the Hub's validate-yaml refused the card's metadata (its messages)
     │   └── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
     ├── ServerStartError           an HTTP server (the bot's, hubsim's) could not listen on its host and port
     │   └── HubsimStartError       hubsim's, named for the command that starts it (exit 1)
@@ -30,6 +31,7 @@ The tree::
         └── HubUnavailable         5xx or a connection failure after retries
 
 Builders (their own process) report failures through the manifest, not through these classes.
+`transient(error)` says which failures are worth another try later (the Hub down or busy).
 """
 
 from __future__ import annotations
@@ -152,8 +154,31 @@ class CardError(PublishError, ValueError):
     """A rendered card would keep a `{{` placeholder or carry metadata that does not parse."""
 
 
+class CardRefused(CardError):
+    """The Hub's `validate-yaml` refused the card's metadata; `hub_messages` are its words, one per error."""
+
+    def __init__(self, message: str, hub_messages: list[str]) -> None:
+        super().__init__(message)
+        self.hub_messages = hub_messages
+
+
 class NoWriteAccess(PublishError, PermissionError):
     """The token may not write to the release repo and falling back to a pull request is not allowed."""
+
+
+def transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed: the Hub was down, failing or rate limiting.
+
+    Everything else quantbot raises on purpose (refused card, no access, not found, bad build dir) stays
+    failed until someone changes something; an unexpected exception (a bug) is kept retryable, as a
+    bounded retry costs little and a fix deployed meanwhile then takes effect.
+    """
+    if isinstance(error, HubRateLimited | HubUnavailable):
+        return True
+    if isinstance(error, HubError) and not isinstance(error, RepoNotFound | RevisionNotFound | EntryNotFound):
+        status = error.status_code
+        return status is not None and (status >= 500 or status in (408, 429))
+    return not isinstance(error, QuantbotError)
 
 
 # --- Webhooks (bot/intake/webhooks.py, bot/intake/server.py) ---

@@ -1,9 +1,12 @@
 """The one door to the Hub: every Hub call of the bot goes through `Hub`.
 
 `Hub` wraps huggingface_hub's `HfApi` so that the rest of the bot sees only quantbot's typed errors
-(`bot.errors`), and so that reads are retried, bounded, on 429 and 5xx (honouring `Retry-After`).
-The client's own `http_backoff` covers uploads and listings; plain calls such as `model_info` or
-`create_commit` are not retried by it, which is why reads get a retry here.
+(`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`).
+
+One retry budget per request, never two nested: the client's own `http_backoff` already retries the
+preupload, LFS and storage requests of an upload (six tries, 23 s of backoff), so a failure of one of those
+is final here; plain requests such as `model_info` or the commit are not retried by the client, so they
+get this module's budget (four tries, 14 s). A publish that still fails is retried whole by housekeeping.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, Webhook
 from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
 from bot.errors import (
+    CardRefused,
     EntryNotFound,
     HubAuthError,
     HubError,
@@ -51,6 +55,18 @@ def _retry_after(response: Any, attempt: int) -> float:
         return min(float(header), MAX_SLEEP_S) if header is not None else min(2.0**attempt, MAX_SLEEP_S)
     except ValueError:
         return min(2.0**attempt, MAX_SLEEP_S)
+
+
+def _client_retried(error: Exception) -> bool:
+    """Whether the failed request is one huggingface_hub retries itself (upload paths): no second budget."""
+    try:
+        request = error.request if isinstance(error, httpx.TransportError) else error.response.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # no request attached
+        return False
+    path = request.url.path
+    if request.method == "PUT":
+        return not path.startswith("/api/")  # an LFS object to its storage URL
+    return request.method == "POST" and ("/preupload/" in path or "/info/lfs/objects/" in path)
 
 
 def translate(error: Exception, repo_id: str | None = None, endpoint: str | None = None) -> HubError:
@@ -133,7 +149,7 @@ class Hub:
                 else:
                     transient = status == 429
                 attempt += 1
-                if not (retry and transient and attempt < MAX_ATTEMPTS):
+                if not (retry and transient and attempt < MAX_ATTEMPTS) or _client_retried(e):
                     raise translate(e, repo_id, self.endpoint) from e
                 delay = _retry_after(response, attempt)
                 name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call")
@@ -238,6 +254,31 @@ class Hub:
             return self.call(self.api.create_commit, repo_id, operations, repo_id=repo_id, **kw)
         except ValueError as e:
             raise HubError(f"the Hub refused the commit to {repo_id}: {e}", repo_id=repo_id) from e
+
+    def validate_card(self, card: str) -> None:
+        """Ask the Hub's `validate-yaml` about a README's metadata; `CardRefused` (its messages) if refused.
+
+        The Hub checks this on the commit too, but the publisher asks first, so that a card the Hub would
+        refuse costs no upload."""
+        url = f"{self.api.endpoint}/api/validate-yaml"
+        headers = self.api._build_hf_headers()
+
+        def send() -> httpx.Response:
+            response = get_session().post(url, json={"content": card, "repoType": "model"}, headers=headers)
+            if response.status_code != 400:  # 400 carries the verdict; anything else failing is an error
+                hf_raise_for_status(response)
+            return response
+
+        response = self.call(send)
+        if response.status_code == 200:
+            return
+        try:
+            messages = [str(e.get("message")) for e in response.json().get("errors") or []]
+        except (ValueError, AttributeError):
+            messages = [response.text[:300]]
+        raise CardRefused(
+            "the Hub refused the card's metadata: " + "; ".join(messages or ["no reason given"]), messages
+        )
 
     def pull_requests(self, repo_id: str, author: str | None = None) -> list[Discussion]:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""

@@ -137,7 +137,11 @@ class Settings(BaseSettings):
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
     publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")
-    publish_backoff_s: float = Field(60.0, gt=0, description="First publish retry delay; doubles each time.")
+    publish_backoff_s: float = Field(30.0, gt=0, description="First publish retry delay; doubles each time.")
+    build_retries: int = Field(
+        3, ge=0, description="Times a build that failed for a transient reason (Hub down) is retried."
+    )
+    build_backoff_s: float = Field(30.0, gt=0, description="First build retry delay; doubles each time.")
     worker_command: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Interpreter that runs `-m builders run` (default: the bot's own)."
     )

@@ -4,12 +4,17 @@ Every build of one revision downloads into the same huggingface_hub cache (the s
 HF's default), so N formats of one revision cost one download. Only safetensors weights are fetched
 unless the spec allows pickle and the repo has nothing else; free disk is checked against what is still
 missing from the cache before anything is downloaded.
+
+The Hub down, failing (5xx) or rate limiting (429) is waited out, with backoff, for up to `RETRY_FOR_S`
+(huggingface_hub resumes partial downloads); only then does the stage fail, as `hub_unavailable`, which the
+bot retries later by itself. Not found, gated and pickle-only repos fail at once.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,8 @@ from builders.spec import BuildSpec
 SAFE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*"]
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
 CODE_PATTERNS = ["*.py"]
+RETRY_FOR_S = 120.0  # how long a Hub outage is waited out before the stage fails
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict[str, Any]:
@@ -74,10 +81,34 @@ def _hub(
     spec: BuildSpec, repo_id: str, revision: str, progress: Callable[[float, str], None]
 ) -> dict[str, Any]:
     import httpx
-    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
     from huggingface_hub import errors as hf_errors
 
     where = f"{repo_id}@{revision[:12]}"
+    give_up_at, delay = time.monotonic() + RETRY_FOR_S, 1.0
+    while True:
+        try:
+            return _download(spec, repo_id, revision, progress, where)
+        except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError) as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status is not None and status not in RETRY_STATUSES:
+                raise BuildFailure("hub_error", f"could not download {where}: {e}") from e
+            if time.monotonic() + delay > give_up_at:
+                raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
+            reason = str(status or type(e).__name__)
+            progress(0.05, f"the Hub is unavailable ({reason}); trying again in {delay:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        except OSError as e:  # the cache's disk, not the Hub
+            raise BuildFailure("download_failed", f"could not download {where}: {e}") from e
+
+
+def _download(
+    spec: BuildSpec, repo_id: str, revision: str, progress: Callable[[float, str], None], where: str
+) -> dict[str, Any]:
+    """One try at the snapshot; Hub failures that may pass are left to the caller's retry."""
+    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
+    from huggingface_hub import errors as hf_errors
+
     cache_dir = str(spec.cache_dir) if spec.cache_dir else None
     try:
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
@@ -101,8 +132,6 @@ def _hub(
         raise BuildFailure("gated", f"{repo_id} is gated and this token has no access", bad_input=True) from e
     except hf_errors.RepositoryNotFoundError as e:
         raise BuildFailure("repo_not_found", f"{repo_id} does not exist or is private", bad_input=True) from e
-    except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError, OSError) as e:
-        raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
     return {
         "snapshot_dir": snapshot,
         "files": sorted(wanted),

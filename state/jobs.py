@@ -217,6 +217,26 @@ class JobStore:
         self.changes.emit(BuildChange(job.build_key, job_id, to_state, before))
         return job
 
+    def take_over(self, job_id: int, from_owner: str, to_owner: str, lease_s: float, note: str) -> Job:
+        """Move a running job's lease from a dead worker to `to_owner` (the job stays running; logged).
+
+        `LeaseLost` when the job is no longer running under `from_owner` (requeued or cancelled meanwhile)."""
+        now = utcnow()
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == from_owner)
+            .values(_lease(to_owner, lease_s, now))
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            job = s.execute(stmt).scalar_one_or_none()
+            if job is None:
+                self._raise_guard(s, job_id, {JobStatus.RUNNING}, from_owner)
+            s.add(JobEvent(job_id=job_id, from_status=JobStatus.RUNNING, to_status=JobStatus.RUNNING, at=now,
+                           worker=to_owner, note=note))  # fmt: skip
+        return job
+
     def heartbeat(
         self,
         job_id: int,

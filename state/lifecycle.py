@@ -17,6 +17,8 @@ from state.errors import GuardFailed
 from state.jobs import JobStore
 from state.models import Job, JobStatus
 
+# The note on a move to failed whose cause may pass (the Hub down or busy): housekeeping retries those.
+TRANSIENT = "transient"
 CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
@@ -44,11 +46,18 @@ class JobLifecycle:
             progress_message="built",
         )  # fmt: skip
 
-    def build_failed(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
-        """The worker failed (its manifest says why, or it died without one)."""
+    def build_failed(
+        self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None, *, transient: bool = False
+    ) -> Job:
+        """The worker failed (its manifest says why, or it died without one); `transient`: worth a retry."""
         return self._jobs.transition(
-            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error
-        )
+            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error,
+            note=TRANSIENT if transient else None,
+        )  # fmt: skip
+
+    def adopt(self, job_id: int, dead_owner: str, owner: str, lease_s: float, pid: int) -> Job:
+        """A restarted bot re-attaches to the builder its dead predecessor started: the job stays running."""
+        return self._jobs.take_over(job_id, dead_owner, owner, lease_s, f"re-attached to builder pid {pid}")
 
     def give_back(self, job_id: int, owner: str, note: str) -> Job:
         """The bot is stopping: the build goes back to the queue and resumes on the next start."""
@@ -70,11 +79,12 @@ class JobLifecycle:
             job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, progress_message=message
         )
 
-    def publish_failed(self, job_id: int, owner: str, error: str) -> Job | None:
-        """The publish step failed; housekeeping may retry it (`retry_publish`)."""
+    def publish_failed(self, job_id: int, owner: str, error: str, *, transient: bool = True) -> Job | None:
+        """The publish step failed; housekeeping retries it (`retry_publish`) when `transient`."""
         return self._quietly(
-            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}"
-        )
+            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}",
+            note=TRANSIENT if transient else None,
+        )  # fmt: skip
 
     def retry_publish(self, job_id: int, attempt: int) -> Job | None:
         """Housekeeping's backoff has passed: a failed publish of a good build goes back to built."""
@@ -84,6 +94,10 @@ class JobLifecycle:
         """Engine records committed to a published release after it was made: the job's manifest follows
         the release's, for the status page and whatever reads the job later (None if no longer published)."""
         return self._jobs.set_manifest(job_id, manifest, {JobStatus.PUBLISHED})
+
+    def retry_build(self, job_id: int, attempt: int) -> Job | None:
+        """Housekeeping's backoff has passed: a build that failed for a transient reason is queued again."""
+        return self._quietly(job_id, {JobStatus.FAILED}, JobStatus.QUEUED, note=f"build retry {attempt}")
 
     # -- housekeeping and commands -------------------------------------------------------------------
 

@@ -10,14 +10,19 @@
   with the reason, given back to the queue (shutdown), or left alone (cancelled);
 - the publish step (`bot.execution.publish_step`) publishes what was built, in a thread of its own.
 
-A bot killed mid-build loses nothing: the job's lease expires, housekeeping requeues it, and the builder,
-rerun on the same work dir, resumes after its last finished stage. A stale builder of the dead bot, found
-through the pid file in the work dir, is stopped before the new one starts.
+A bot killed mid-build loses nothing, and its builder lives on (it runs in a session of its own and writes
+its progress to a file, `bot.execution.launch`). On start, a running job leased by a dead bot of this host
+whose builder is still alive (its pid file in the work dir names it) is adopted: the lease moves to this
+bot and the builder goes on where it is, calibration and all. A job requeued meanwhile re-attaches the same
+way when claimed; a builder that has died is rerun on the same work dir and resumes after its last
+finished stage.
+
+A build that failed for a transient reason (the Hub down while downloading: `hub_unavailable`) is marked so
+and retried by housekeeping (`bot.execution.retries`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.execution.launch import Worker, failure_reason, read_manifest
+from bot.execution.launch import PID_FILE, Worker, failure_reason, read_manifest
 from bot.execution.publish_step import PublishStep
 from bot.execution.slots import Slot, default_slots
 from bot.settings import Settings
@@ -38,7 +43,9 @@ from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
-PID_FILE = "worker.pid"
+# Builder failure kinds (the manifest's `errors[0].kind`) whose cause may pass: builders/fetch.py.
+TRANSIENT_KINDS = frozenset({"hub_unavailable"})
+__all__ = ["PID_FILE", "LocalExecutor"]
 
 
 @dataclass
@@ -90,6 +97,8 @@ class LocalExecutor:
         """Requeue jobs whose lease expired (a previous run died), then build and publish in threads."""
         self._stopping.clear()
         self._unlisten = self.store.changes.listen(self._on_change)
+        with self._lock:
+            self._adopt_orphans()
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
         self._thread = threading.Thread(target=self._loop, name="quantbot-builds", daemon=True)
         self._thread.start()
@@ -169,14 +178,37 @@ class LocalExecutor:
         log.info("job %d (%s) started in slot %s, pid %d", job.id, job.label, slot.name, worker.pid)
 
     def _launch(self, spec: BuildSpec, slot: Slot, attempt: int) -> Worker:
+        """Re-attach to the builder an earlier bot left running on this work dir, else start one."""
         work = Path(spec.work_dir)
-        _stop_stale_worker(work)
+        worker = Worker.adopt(work)
+        if worker is not None:
+            log.warning("re-attached to the builder (pid %d) still running on %s", worker.pid, work)
+            return worker
         work.mkdir(parents=True, exist_ok=True)
-        worker = Worker.start(
-            self.settings, spec, log_path=work / f"worker-{attempt}.log", env=slot.env, own_group=True
-        )
-        (work / PID_FILE).write_text(f"{worker.pid}\n{worker.spec_path}\n")
-        return worker
+        return Worker.start(
+            self.settings, spec, log_path=work / f"worker-{attempt}.log", env=slot.env, own_group=True,
+            nice=slot.nice,
+        )  # fmt: skip
+
+    def _adopt_orphans(self) -> None:
+        """Take over the running jobs of a dead bot of this host whose builders still run, slot for slot."""
+        host = socket.gethostname()
+        for job in self.store.jobs.list({JobStatus.RUNNING}, limit=500):
+            dead, slot = job.lease_owner or "", None
+            parts = dead.split(":")
+            if len(parts) == 3 and parts[0] == host and dead != self._owner(Slot(parts[2])):
+                slot = next((s for s in self.slots if s.name == parts[2] and s.name not in self._runs), None)
+            if slot is None or _alive(int(parts[1]) if parts[1].isdigit() else 0):
+                continue  # another host's, or its bot still lives, or no such free slot here
+            worker = Worker.adopt(Path(BuildSpec.model_validate(job.spec).work_dir))
+            if worker is None:
+                continue  # its builder died too: housekeeping requeues the job when its lease expires
+            try:
+                job = self.store.lifecycle.adopt(job.id, dead, self._owner(slot), self.lease_s, worker.pid)
+            except GuardFailed:
+                continue
+            self._runs[slot.name] = _Running(job, worker)
+            log.warning("job %d: re-attached to its builder (pid %d), slot %s", job.id, worker.pid, slot.name)
 
     def _tend(self, slot: Slot) -> None:
         run = self._runs[slot.name]
@@ -184,10 +216,10 @@ class LocalExecutor:
         now = time.monotonic()
         if run.stop_reason is None and (stage_changed or now - run.beat_at >= self.lease_s / 4):
             self._beat(slot, run)
-        if run.kill_at is not None and now >= run.kill_at and run.worker.exit_code is None:
+        if run.kill_at is not None and now >= run.kill_at and not run.worker.exited:
             run.worker.signal(signal.SIGKILL)
             run.kill_at = None
-        if run.worker.exit_code is not None:
+        if run.worker.exited:
             self._read_progress(run)
             del self._runs[slot.name]
             self._finish(slot, run)
@@ -229,7 +261,7 @@ class LocalExecutor:
         """The one place a build's outcome becomes the job's status."""
         job, owner = run.job, self._owner(slot)
         spec = BuildSpec.model_validate(job.spec)
-        (Path(spec.work_dir) / PID_FILE).unlink(missing_ok=True)
+        run.worker.remove_pid_file()
         manifest = read_manifest(spec)
         code = run.worker.exit_code
         lifecycle = self.store.lifecycle
@@ -243,7 +275,10 @@ class LocalExecutor:
             else:
                 log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
                 dumped = manifest.model_dump(mode="json") if manifest else None
-                lifecycle.build_failed(job.id, owner, failure_reason(manifest, code, log_path), dumped)
+                transient = bool(manifest and manifest.errors and manifest.errors[0].kind in TRANSIENT_KINDS)
+                lifecycle.build_failed(
+                    job.id, owner, failure_reason(manifest, code, log_path), dumped, transient=transient
+                )
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d finished (exit %s) but %s", job.id, code, e)
         log.info("job %d process exited with %s", job.id, code)
@@ -252,22 +287,6 @@ class LocalExecutor:
         return f"{self.worker}:{slot.name}"
 
 
-def _stop_stale_worker(work: Path) -> None:
-    """Stop a builder that a dead bot left running on this work dir (its pid file names it)."""
-    try:
-        pid_text, spec_path = (work / PID_FILE).read_text().split("\n")[:2]
-        pid = int(pid_text)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
-        return
-    if "builders" not in cmdline or spec_path not in cmdline:
-        return  # the pid was reused by something else
-    log.warning("stopping a stale builder (pid %d) left on %s", pid, work)
-    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.1)
-        if not Path(f"/proc/{pid}").exists():
-            return
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a bot's, from a lease owner's name)."""
+    return pid > 0 and Path(f"/proc/{pid}").exists()

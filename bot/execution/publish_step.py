@@ -2,8 +2,9 @@
 
 It claims the oldest built job (publishing, leased; the lease is renewed while the publisher works), runs
 the publisher on the build's output and records the release it made (or found). A failure leaves the job
-failed with the reason; housekeeping retries the publish after a backoff. It hears of newly built jobs from
-the store's change listeners, and looks every few seconds anyway.
+failed with the reason, marked transient when the Hub was down or busy (housekeeping then retries the
+publish after a backoff, `bot.execution.retries`) or not (a refused card, no write access: it stays
+failed). It hears of newly built jobs from the store's change listeners, and looks every few seconds anyway.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.errors import QuantbotError
+from bot.errors import QuantbotError, transient
 from state import BuildChange, GuardFailed, Job, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,10 @@ class PublishStep:
         try:
             result = self.release(job, self._approval(job.repo))
         except QuantbotError as e:
-            self._failed(job, str(e))
+            self._failed(job, str(e), transient(e))
         except Exception as e:  # a bug: keep the job, say what happened, let housekeeping retry
             log.exception("publishing job %d failed", job.id)
-            self._failed(job, f"{type(e).__name__}: {e}")
+            self._failed(job, f"{type(e).__name__}: {e}", transient(e))
         else:
             self._record_release(job, result)
             self.store.lifecycle.published(job.id, self.owner, result.message)
@@ -104,9 +105,10 @@ class PublishStep:
     def _publish_output(self, job: Job, approval: str | None) -> Any:
         return self.publisher.publish(Path(job.spec["output_dir"]), approval=approval)
 
-    def _failed(self, job: Job, error: str) -> None:
-        log.warning("publishing job %d failed: %s", job.id, error)
-        self.store.lifecycle.publish_failed(job.id, self.owner, error)
+    def _failed(self, job: Job, error: str, retry: bool) -> None:
+        then = "housekeeping retries it after a backoff" if retry else "not retried: it needs a change first"
+        log.warning("publishing job %d failed (%s): %s", job.id, then, error)
+        self.store.lifecycle.publish_failed(job.id, self.owner, error, transient=retry)
 
     def _keep_lease(self, job_id: int, done: threading.Event) -> None:
         while not done.wait(self.lease_s / 4):

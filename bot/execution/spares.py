@@ -6,7 +6,7 @@ A build process spends seconds importing torch, transformers and its toolchain b
 of that toolchain to it (builders/warm.py). The spare runs that one build and exits; a fresh spare is
 started once the task has finished, off the critical path. Nothing is forked, so every build still has a
 process of its own that no other build ran in: a CUDA crash or an OOM ends that build alone, and progress
-(its stdout), cancel (its process group is signalled) and death with the worker (the parent-death signal)
+(its progress file), cancel (its process group is signalled) and death with the worker (the parent-death signal)
 are those of a cold build. A spare takes only a build whose environment is the one it started with; any
 other build, and every build under `worker_command` (another interpreter, a container), starts cold.
 """
@@ -42,6 +42,7 @@ class _Spare:
     process: subprocess.Popen[bytes]
     env: dict[str, str]
     log: Path
+    progress: Path
 
     def usable(self, env: dict[str, str]) -> bool:
         return self.process.poll() is None and self.env == env
@@ -51,6 +52,7 @@ class _Spare:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self.log.unlink(missing_ok=True)
+        self.progress.unlink(missing_ok=True)
 
 
 class Spares:
@@ -82,7 +84,7 @@ class Spares:
                 spare.process.stdin.write(json.dumps(order).encode() + b"\n")
                 spare.process.stdin.close()
                 log.info("build %s handed to a warm spare, pid %d", spec_path.parent, spare.process.pid)
-                return Worker(spare.process, spec_path, own_group=True)
+                return Worker.of(spare.process, spec_path, spare.progress, own_group=True)
             except BrokenPipeError:  # it died in its imports: the build starts cold instead
                 pass
         if spare is not None:
@@ -103,5 +105,8 @@ class Spares:
         log = self.spool / f"{toolchain}-{os.getpid()}.log"
         env = worker_env(self.settings, self.env)
         command = worker_argv(self.settings, log, ["warm", toolchain, "--log", str(log)])
-        process = spawn(command, log, env, own_group=True, die_with_parent=True, stdin=subprocess.PIPE)
-        return _Spare(process, env, log)
+        progress = log.with_suffix(".progress")
+        process = spawn(
+            command, log, progress, env, own_group=True, die_with_parent=True, stdin=subprocess.PIPE
+        )
+        return _Spare(process, env, log, progress)

@@ -3,25 +3,27 @@
 The poll first stores the commands no webhook delivered (`bot.intake.catchup`), then turns every watched
 model whose `main` changed since the watch was added into the same stored event a webhook would have made
 (same `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the
-webhook and the poll is handled once. Housekeeping requeues jobs whose lease
-expired (a worker died) and gives failed publishes another go, with exponential backoff.
+webhook and the poll is handled once. Housekeeping requeues jobs whose lease expired (a worker died) and gives
+builds and publishes that failed for a transient reason another go, with exponential backoff
+(`bot.execution.retries`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import HubError
+from bot.execution.retries import Retries
 from bot.intake.catchup import CatchUp
 from bot.intake.webhooks import Event, event_from_payload, repo_block
 from bot.settings import Settings
 from handlers.context import Options
-from state import Job, JobStatus, Store, Watch, WatchKind
+from state import Store, Watch, WatchKind
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Poller:
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
+        self.retries = Retries(settings, store)
         self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
 
     def poll(self) -> int:
@@ -93,34 +96,14 @@ class Poller:
         return int(recorded.created)
 
     def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases; move failed publishes back to built once their backoff has passed.
+        """Requeue expired leases; retry transient failures of builds and publishes once their backoff passed.
 
         The executor hears of the jobs moved from the store's change listeners."""
         now = now or datetime.now(UTC)
         moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
         if moved:
             log.warning("requeued jobs whose lease expired: %s", moved)
-        for job in self.store.jobs.list({JobStatus.FAILED}, limit=500):
-            self._retry_publish(job, now)
-
-    def _retry_publish(self, job: Job, now: datetime) -> bool:
-        if (job.manifest or {}).get("status") != "succeeded":
-            return False
-        history = self.store.jobs.history(job.id)
-        if not history or history[-1].from_status is not JobStatus.PUBLISHING:
-            return False  # failed while building, or moved by hand: not a publish to retry
-        tries = sum(
-            1 for e in history if e.from_status is JobStatus.PUBLISHING and e.to_status is JobStatus.FAILED
-        )
-        if tries > self.settings.publish_retries:
-            return False
-        due = history[-1].at + timedelta(seconds=self.settings.publish_backoff_s * 2 ** (tries - 1))
-        if now < due:
-            return False
-        if self.store.lifecycle.retry_publish(job.id, tries) is None:
-            return False
-        log.info("retrying the publish of job %d (attempt %d)", job.id, tries + 1)
-        return True
+        self.retries.sweep(now)
 
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:

@@ -6,9 +6,11 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    the key already on `main` → done (unless this build adds engines for another SM, or the bot's own card
    is out of date); a merged PR → done; a PR a maintainer closed → declined, never opened again; an open
    (or draft) PR → updated in place; an open PR for a *newer* upstream sha → this build is stale, not sent;
-2. open a **draft** PR (or reuse the one found), upload the artifacts to `refs/pr/N` folder by folder with
-   huggingface_hub's resumable `upload_folder` (a rerun skips what is already there), then commit the card,
-   `manifest.json` and the upstream's licence files last;
+2. ask the Hub's `validate-yaml` about the card (`CardRefused`, with the Hub's words, before anything is
+   written: a card the Hub would refuse costs no upload), then open a **draft** PR (or reuse the one
+   found), upload the artifacts to `refs/pr/N` folder by folder with huggingface_hub's resumable
+   `upload_folder` (a rerun skips what is already there), then commit the card, `manifest.json` and the
+   upstream's licence files last;
 2b. (`verify_uploads`) have a worker download that commit by repo id and check it (`python -m builders
    verify`: sha256 against the manifest, `AutoConfig`, the runtimes' detection rules, the card's snippet where
    it runs), and commit the outcome into manifest and card; a failed check leaves the PR a draft with a
@@ -161,6 +163,7 @@ class Publisher:
         if isinstance(found, PublishResult):
             return found
         approval = approval or self.approval_for(release.tag.upstream, target)
+        self.hub.validate_card(release.card)
         return self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
         )

@@ -8,7 +8,10 @@ would be; the real builder runs in tests/e2e and tests/builders.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.execution import launch
 from bot.execution.local import PID_FILE, LocalExecutor
-from bot.execution.slots import Slot
+from bot.execution.slots import CPU_NICE, Slot
 from bot.settings import load_settings
 from builders.spec import BuildSpec
 from state import BuildChange, JobStatus, Store
+from state.lifecycle import TRANSIENT
 
 PRELUDE = """
 import json, sys, time
@@ -170,3 +175,119 @@ def test_a_shutdown_gives_the_running_job_back_to_the_queue(executor, store, tmp
     job = store.jobs.get(job_id)
     assert job.status is JobStatus.QUEUED and job.lease_owner is None  # the next start resumes it
     assert store.jobs.history(job_id)[-1].note == "bot shutting down"
+
+
+# -------------------------------------------------------------------- builders outlive the bot, CPU slot
+
+SLOW_BUILD = (
+    PRELUDE
+    + """
+say("quantize", 0.1, "calibrating")
+time.sleep(float(open(spec["output_dir"] + "/../hold").read()))
+say("quantize", 1.0); manifest("succeeded")
+"""
+)
+HUB_DOWN = (
+    PRELUDE
+    + """
+manifest("failed", [{"stage": "fetch", "kind": "hub_unavailable", "message": "could not download: 503"}])
+sys.exit(1)
+"""
+)
+REPORTS_PRIORITY = (
+    PRELUDE
+    + """
+import os
+group = open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None
+with open(spec["output_dir"] + "/priority.json", "w") as f:
+    json.dump({"nice": os.nice(0), "threads": os.environ.get("OMP_NUM_THREADS"), "group": group}, f)
+manifest("succeeded")
+"""
+)
+
+
+def _dead_bot(ex: LocalExecutor) -> LocalExecutor:
+    """Make `ex` lease its jobs under the name of a bot process that no longer exists."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ex.worker = f"{socket.gethostname()}:{dead.pid}"
+    return ex
+
+
+def _wait(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_restarted_bot_re_attaches_to_the_builder_a_dead_bot_left_running(
+    executor, store, tmp_path
+) -> None:
+    job_id = _queue(store, tmp_path)
+    (tmp_path / "hold").write_text("3")
+    first = _dead_bot(executor(SLOW_BUILD))
+    _poll_until(first, lambda: store.jobs.get(job_id).progress > 0)  # calibrating
+    pid = first._runs["cpu"].worker.pid
+    first._runs.clear()  # the bot dies: nothing of it tends the build any more, its builder runs on
+
+    second = executor(SLOW_BUILD).start()
+    assert second.busy() and second._runs["cpu"].worker.pid == pid  # the same process, not a new one
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.RUNNING and job.lease_owner == f"{second.worker}:cpu"
+    assert store.jobs.history(job_id)[-1].note == f"re-attached to builder pid {pid}"
+    built = lambda: any(e.to_status is JobStatus.BUILT for e in store.jobs.history(job_id))  # noqa: E731
+    _wait(built, "the adopted build to finish")  # (then published by the publish step: not this test's)
+    job = store.jobs.get(job_id)
+    assert job.attempts == 1 and job.manifest["status"] == "succeeded"  # built once, never restarted
+    assert not (tmp_path / "m-work" / PID_FILE).exists()
+
+
+def test_cancelling_an_adopted_build_stops_its_process(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    (tmp_path / "hold").write_text("120")
+    first = _dead_bot(executor(SLOW_BUILD))
+    _poll_until(first, lambda: store.jobs.get(job_id).progress > 0)
+    pid = first._runs["cpu"].worker.pid
+    first._runs.clear()
+    second = executor(SLOW_BUILD).start()
+    assert second._runs["cpu"].worker.pid == pid
+    store.lifecycle.cancel(job_id, note="cancelled by command")
+    _wait(lambda: not second.busy(), "the cancelled build to stop")
+    assert launch.start_time(pid) is None and store.jobs.get(job_id).status is JobStatus.CANCELLED
+
+
+def test_a_pid_file_naming_another_process_is_not_adopted(tmp_path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "builders", "spec.json"])
+    try:
+        started = launch.start_time(other.pid)
+        (work / PID_FILE).write_text(f"{other.pid}\n{work}/spec.json\n{started}\n{work}/p\n")
+        assert launch.Worker.adopt(work) is None  # its command line does not run this spec
+        (work / PID_FILE).write_text(f"{other.pid}\nspec.json\n{int(started) - 1}\n{work}/p\n")
+        assert launch.Worker.adopt(work) is None  # a reused pid: another start time
+        (work / PID_FILE).write_text(f"{other.pid}\nspec.json\n{started}\n{work}/p\n")
+        assert launch.Worker.adopt(work) is not None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_build_failed_by_a_hub_outage_is_marked_for_retry(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    _poll_until(executor(HUB_DOWN), lambda: store.jobs.get(job_id).status is JobStatus.FAILED)
+    assert store.jobs.history(job_id)[-1].note == TRANSIENT
+    permanent = _queue(store, tmp_path, "other")
+    _poll_until(executor(FAILS_WITH_MANIFEST), lambda: store.jobs.get(permanent).status is JobStatus.FAILED)
+    assert store.jobs.history(permanent)[-1].note is None
+
+
+def test_the_cpu_slot_builds_at_lower_priority_with_a_core_left_to_the_bot(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    _poll_until(executor(REPORTS_PRIORITY), lambda: store.jobs.get(job_id).status is JobStatus.BUILT)
+    seen = json.loads((tmp_path / "m-out" / "priority.json").read_text())
+    assert seen["nice"] == os.nice(0) + CPU_NICE
+    assert seen["threads"] == str(max(1, len(os.sched_getaffinity(0)) - 1))
+    if Path("/proc/self/autogroup").exists():  # its session's group yields to the bot's session too
+        assert seen["group"] == str(CPU_NICE)
