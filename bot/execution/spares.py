@@ -7,8 +7,9 @@ of that toolchain to it (builders/warm.py). The spare runs that one build and ex
 started once the task has finished, off the critical path. Nothing is forked, so every build still has a
 process of its own that no other build ran in: a CUDA crash or an OOM ends that build alone, and progress
 (its progress file), cancel (its process group is signalled) and death with the worker (the parent-death
-signal) are those of a cold build. A spare takes only a build whose environment is the one it started with; any
-other build, and every build under `worker_command` (another interpreter, a container), starts cold.
+signal) are those of a cold build. A spare takes only a build whose environment is the one it started
+with; any other build, and every build under `worker_command` (another interpreter, a container), starts
+cold.
 """
 
 from __future__ import annotations
