@@ -6,7 +6,7 @@ model), the sm90 engine Job on `h200`; one PR. The bot's token reaches the Jobs 
 the builders' test switches in the Jobs' machine environment (hubsim's `PUT /_hubsim/jobs/environment`): a
 Job whose build runs out of memory exits 1 and fails the build with the end of its log; a Job held in its
 quantize stage is cancelled by `/cancel`; Jobs the Hub loses (hubsim's delete route) are sent again until
-`max_attempts`. A second bot with a budget of 0 refuses a build with the budget, the spend and the reset date.
+`max_attempts` (a bot with a budget of 0: tests/e2e/test_e2e_jobs_budget.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 import pytest
 from celery_support import builds_running
 from e2e_support import BotProcess, E2EHub, publish_upstream, wait_for
+from jobs_support import forget_bot, jobs_bot
 
 from state import JobStatus, Store, TaskState
 
@@ -27,29 +28,11 @@ pytestmark = pytest.mark.slow
 BUILD_S = 300
 
 
-def _bot(e2e_hub: E2EHub, root: Path, **extra: Any) -> BotProcess:
-    running = BotProcess(root, e2e_hub)
-    running.write_config(
-        executor="hf-jobs", jobs_image="quantbot-worker:test", jobs_namespace="qb-releases",
-        target_sms=[89, 90], engine_deadline_s=300, max_attempts=2, **extra,
-    )  # fmt: skip
-    running.start()
-    running.cli("webhooks", "sync", "--url", running.url + "/webhooks/hub")
-    return running
-
-
 @pytest.fixture(scope="module")
 def jbot(e2e_hub: E2EHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
-    running = _bot(e2e_hub, tmp_path_factory.mktemp("jbot"))
+    running = jobs_bot(e2e_hub, tmp_path_factory.mktemp("jbot"))
     yield running
-    _forget(e2e_hub, running)
-
-
-def _forget(e2e_hub: E2EHub, running: BotProcess) -> None:
-    running.stop()
-    for hook in list(e2e_hub.server.hub.webhooks.hooks.values()):
-        if hook.url.startswith(running.url):
-            del e2e_hub.server.hub.webhooks.hooks[hook.id]
+    forget_bot(e2e_hub, running)
 
 
 @pytest.fixture
@@ -179,28 +162,3 @@ def test_a_job_the_hub_loses_is_sent_again_until_max_attempts(
         ("quantize", 1, TaskState.LOST), ("quantize", 2, TaskState.LOST)
     ]  # fmt: skip
     assert {e2e_hub.server.hub.jobs.jobs[t.task_id].stage for t in tasks} == {"DELETED"}
-
-
-def test_a_budget_of_zero_refuses_the_build_with_budget_spend_and_reset(
-    e2e_hub: E2EHub, tiny_model: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "poor").mkdir()
-    poor = _bot(e2e_hub, tmp_path / "poor", jobs_monthly_budget_usd=0)
-    try:
-        store = poor.store()
-        repo, _ = publish_upstream(e2e_hub, tiny_model, "jobs-poor")
-        maya = e2e_hub.api("maya")
-        discussion = maya.create_discussion(repo, "Builds", description="/quantize gptq --sm 89")
-
-        def reply() -> str | None:
-            details = maya.get_discussion_details(repo, discussion.num)
-            texts = [e.content for e in details.events if e.type == "comment" and e.author == "quantbot"]
-            return texts[-1] if texts else None
-
-        text = wait_for(reply, 60, "the bot's reply")
-        assert "Not started: this build would pass the monthly Jobs budget" in text
-        assert "of the $0.00 budget is spent this month" in text and "resets on " in text
-        assert store.jobs.list(repo=repo) == []
-        store.close()
-    finally:
-        _forget(e2e_hub, poor)
