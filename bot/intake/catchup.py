@@ -11,7 +11,7 @@ most `MAX_DETAILS` of them and `MAX_REPOS` repos, and the next run goes on from 
 A repo's cutoff moves to the run's start (less `MARGIN`, for the Hub's clock) once all of it was read; a Hub
 error skips the repo until the next run, its cutoff kept. The first cutoff is the newest stored event's time
 less `MARGIN` (read when the bot is assembled, before the server stores anything new); a bot that has stored
-no event yet was never down, so it starts from its own start (less `MARGIN`) and answers nothing older.
+no event yet was never down, so it starts from its own start and answers nothing older.
 A cutoff is never more than `MAX_LOOK_BACK` ago, as a command that old is stale.
 """
 
@@ -57,7 +57,9 @@ class CatchUp:
         self.options = options  # the bot's names, known once the Hub answered
         self.record = record
         latest = store.events.latest_received_at()
-        self.first_cutoff = (latest if latest is not None else datetime.now(UTC)) - MARGIN
+        self.first_cutoff = latest - MARGIN if latest is not None else datetime.now(UTC)
+        # a bot that had stored nothing was never down: nothing posted before it started is for it, ever
+        self.born = datetime.now(UTC) if latest is None else None
         self.cutoffs: dict[str, datetime] = {}  # repo (lower case) → comments after this time are looked at
         self.resume_at = ""  # the repo (lower case) the next run starts from
 
@@ -125,7 +127,11 @@ class CatchUp:
         return found
 
     def _cutoff(self, key: str, floor: datetime | None, now: datetime) -> datetime:
-        limits = [self.cutoffs.get(key, self.first_cutoff), now - MAX_LOOK_BACK]
+        limits = [
+            self.cutoffs.get(key, self.first_cutoff),
+            now - MAX_LOOK_BACK,
+            *([self.born] if self.born else []),
+        ]
         return max(limits if floor is None else [*limits, floor])
 
     def _comments(self, info: Any, details: DiscussionWithDetails, since: datetime) -> int:
