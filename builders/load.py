@@ -33,6 +33,7 @@ def load_stage(ctx: BuildContext) -> dict[str, Any]:
         "base_perplexity": ppl["perplexity"],
         "eval_tokens": ppl["tokens"],
         "eval_text": eval_text_path(v).name,
+        "chat_template": bool(getattr(tokenizer, "chat_template", None)),
     }
     if spec.format == "gptq":
         ctx.release_model()  # GPTQModel loads its own copy

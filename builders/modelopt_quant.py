@@ -7,10 +7,12 @@ state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a fr
 so calibration — the long part — never runs twice.
 
 export: the unified HF checkpoint (`export_hf_checkpoint`) at the output root, which becomes the repo root,
-so the release loads by repo id. int8_sq also gets, as hf_ptq writes it, the legacy TensorRT-LLM checkpoint
-under ``trt-llm/checkpoints/``: the only form a runtime is known to serve (trtllm-build, TensorRT-LLM ≤ 1.2).
-For any other format the engines stage asks `export_legacy` for that checkpoint when it is about to run
-trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
+so the release loads by repo id. int8_sq is exported, as hf_ptq writes it, as the legacy TensorRT-LLM
+checkpoint under ``trt-llm/checkpoints/`` only: the one form a runtime serves (trtllm-build, TensorRT-LLM
+≤ 1.2); no runtime reads a unified W8A8 SmoothQuant checkpoint, and transformers would run its INT8 weights
+without their scales. Its root holds the base model's config, generation config and tokenizer, and no
+weights. For any other format the engines stage asks `export_legacy` for that checkpoint when it is about to
+run trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
 restored onto a fresh base model.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ CONFIG_NAMES = {
 # the FP8 one (8-bit integer instead of E4M3), which its legacy exporter labels kv_cache_quant_algo INT8.
 _INT8_KV_ENTRIES = [{"quantizer_name": "*[kv]_bmm_quantizer", "cfg": {"num_bits": 8, "axis": None}}]
 STATE_FILE = "modelopt_state.pth"
+# The upstream's files an int8_sq release copies to its root, so that its config loads by repo id.
+_ROOT_CONFIGS = ("config.json", "generation_config.json")
 
 
 def quant_config(spec: BuildSpec) -> dict[str, Any]:
@@ -144,12 +147,12 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     from modelopt.torch.export import export_hf_checkpoint
 
     spec, out = ctx.spec, ctx.out_dir
+    if spec.format == "int8_sq":
+        return _export_legacy_release(ctx)
     partial = out / ".export.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model = quantized_model(ctx)
     ctx.progress(0.2, "exporting the HF checkpoint")
-    if spec.recipe.kv_cache == "int8":
-        _drop_kv_cache_quantizers(model)
     with torch.inference_mode():
         export_hf_checkpoint(model, export_dir=partial)
     ctx.release_model()  # export packed its weights in place: it cannot run any more
@@ -157,11 +160,34 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     ctx.hold()
     clear_output(out, keep=(MANIFEST_NAME, partial.name))
     move_into(partial, out)
+    return _exported(ctx, out / "hf_quant_config.json", checkpoint=".", kind="hf_unified", legacy=None)
+
+
+def _export_legacy_release(ctx: BuildContext) -> dict[str, Any]:
+    """int8_sq: the legacy checkpoint (weights, INT8 KV cache, tokenizer) is the release; the root holds the
+    upstream's config and generation config as they are, and the tokenizer, so those load by repo id."""
+    out = ctx.out_dir
+    clear_output(out, keep=(MANIFEST_NAME,))
+    legacy = export_legacy(ctx, at=0.2)
+    ctx.progress(0.7, "writing the base model's config and tokenizer at the repository root")
+    for name in _ROOT_CONFIGS:
+        if (ctx.snapshot_dir / name).is_file():
+            shutil.copyfile(ctx.snapshot_dir / name, out / name)
+    load_tokenizer(ctx.snapshot_dir, ctx.spec, fix_padding=False).save_pretrained(out)
+    return _exported(
+        ctx, legacy / "config.json", checkpoint=LEGACY.as_posix(), kind="trtllm_legacy", legacy=legacy
+    )
+
+
+def _exported(
+    ctx: BuildContext, config_file: Path, *, checkpoint: str, kind: str, legacy: Path | None
+) -> dict[str, Any]:
+    """The export stage's record: the quantization as the exported config says it, and the hashed files."""
+    spec, out = ctx.spec, ctx.out_dir
     scrubbed = scrub_host_paths(out)
-    legacy = export_legacy(ctx, at=0.5) if spec.format == "int8_sq" else None
     if legacy is not None:
         scrubbed += [f"{LEGACY.as_posix()}/{found}" for found in scrub_host_paths(legacy)]
-    exported = json.loads((out / "hf_quant_config.json").read_text())
+    exported = json.loads(config_file.read_text())
     quant = exported.get("quantization", {})
     ctx.progress(0.9, "hashing artifacts")
     return {
@@ -173,47 +199,28 @@ def export(ctx: BuildContext) -> dict[str, Any]:
             "kv_cache_quant_algo": quant.get("kv_cache_quant_algo"),
             "kv_cache_reason": kv_cache_reason(spec),
             "group_size": quant.get("group_size"),
-            "checkpoint": ".",
-            "checkpoint_kind": "hf_unified",
-            "config_file": "hf_quant_config.json",
+            "checkpoint": checkpoint,
+            "checkpoint_kind": kind,
+            "config_file": config_file.relative_to(out).as_posix(),
             "config": exported,
             "legacy_checkpoint": LEGACY.as_posix() if legacy else None,
-            "legacy_quantization": json.loads((legacy / "config.json").read_text()).get("quantization")
-            if legacy
-            else None,
+            "legacy_quantization": quant if legacy else None,
         },
         "expected_algo": EXPECTED_ALGO[spec.format],
         "legacy_checkpoint": str(legacy) if legacy else None,
         "host_paths_removed": scrubbed,
         "artifacts": [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME],
-        "outputs": [str(out / "hf_quant_config.json")] + ([str(legacy / "config.json")] if legacy else []),
+        "outputs": [str(config_file)],
     }
-
-
-def _drop_kv_cache_quantizers(model: Any) -> None:
-    """ModelOpt's unified exporter has no INT8 KV cache (it asserts FP8 or NVFP4), so the root checkpoint is
-    exported with the KV-cache quantizers off and their scales gone; the legacy checkpoint keeps them."""
-    from modelopt.torch.quantization.nn import TensorQuantizer
-
-    for name, module in model.named_modules():
-        if isinstance(module, TensorQuantizer) and fnmatch(name, _INT8_KV_ENTRIES[0]["quantizer_name"]):
-            module.disable()
-            module.reset_amax()
 
 
 def kv_cache_reason(spec: BuildSpec) -> str:
     """Why the KV cache is quantized or not: the spec's own reason, else that the recipe asked so."""
-    reason = spec.recipe.kv_cache_reason or (
+    return spec.recipe.kv_cache_reason or (
         "not quantized: the recipe says kv_cache none"
         if spec.recipe.kv_cache == "none"
         else f"{spec.recipe.kv_cache}: asked for by the recipe"
     )
-    if spec.recipe.kv_cache == "int8":
-        reason += (
-            f"; in the legacy checkpoint ({LEGACY.as_posix()}) only: ModelOpt's unified checkpoint has no "
-            "INT8 KV cache, so the root checkpoint's KV cache is not quantized"
-        )
-    return reason
 
 
 def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:

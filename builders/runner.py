@@ -215,7 +215,7 @@ class Runner:
             },
             **{
                 k: d["load"][k]
-                for k in ("architecture", "model_type", "dtype", "num_parameters")
+                for k in ("architecture", "model_type", "dtype", "num_parameters", "chat_template")
                 if k in d["load"]
             },
         )

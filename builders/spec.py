@@ -387,6 +387,9 @@ class SourceRecord(_Model):
     model_type: str | None = None
     dtype: str | None = None
     num_parameters: int | None = None
+    chat_template: bool | None = Field(
+        None, description="Whether the upstream's tokenizer has a chat template (cards prompt through it)."
+    )
 
 
 class CalibrationRecord(_Model):
@@ -418,15 +421,15 @@ class QuantizationRecord(_Model):
     bits: int | None = None
     desc_act: bool | None = None
     checkpoint: str | None = Field(None, description="Artifact folder, relative to the output dir.")
-    checkpoint_kind: Literal["hf_unified", "gptq"] | None = None
+    checkpoint_kind: Literal["hf_unified", "gptq", "trtllm_legacy"] | None = None
     config_file: str | None = Field(
         None, description="The quantization config file, relative to the output dir."
     )
     config: dict[str, Any] = Field(default_factory=dict, description="That file's content, as exported.")
     legacy_checkpoint: str | None = Field(
         None,
-        description="Folder of the legacy TensorRT-LLM checkpoint published beside the root checkpoint "
-        "(int8_sq: the form trtllm-build, TensorRT-LLM ≤ 1.2, reads), relative to the output dir.",
+        description="Folder of the legacy TensorRT-LLM checkpoint trtllm-build (TensorRT-LLM ≤ 1.2) reads, "
+        "relative to the output dir: int8_sq's only checkpoint (its root holds no weights).",
     )
     legacy_quantization: dict[str, Any] | None = Field(
         None, description="That checkpoint's config.json `quantization` section, as exported."

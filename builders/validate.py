@@ -63,17 +63,12 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
             if spec.format in AWQ_FORMATS
             else (16 if spec.format == "nvfp4" else None),
         }
-        legacy = export["quantization"].get("legacy_checkpoint")
-        # the unified checkpoint has no INT8 KV cache: only the legacy one carries it
-        root = expect | {"kv_cache_quant_algo": None} if spec.recipe.kv_cache == "int8" else expect
-        found = structure.check_unified(ckpt, ctx.snapshot_dir, spec.format, root)
-        if legacy:
-            found += [
-                check.model_copy(update={"name": f"{legacy}: {check.name}"})
-                for check in structure.check_legacy(
-                    ctx.out_dir / legacy, ctx.snapshot_dir, spec.format, expect
-                )
-            ]
+        if (
+            export["quantization"]["checkpoint_kind"] == "trtllm_legacy"
+        ):  # int8_sq: the legacy checkpoint only
+            found = structure.check_legacy(ckpt, ctx.snapshot_dir, spec.format, expect)
+        else:
+            found = structure.check_unified(ckpt, ctx.snapshot_dir, spec.format, expect)
         measured = quant
         reload = (
             "structural check of the exported files (no runtime for ModelOpt checkpoints on this machine)"

@@ -24,7 +24,8 @@ Q_PROJ = {
     "int4_awq": ("model.layers.0.self_attn.q_proj.weight", "U8", [64, 128]),
     "w4a8_awq": ("model.layers.0.self_attn.q_proj.weight", "U8", [64, 128]),
     "nvfp4": ("model.layers.0.self_attn.q_proj.weight", "U8", [128, 64]),
-    "int8_sq": ("model.layers.0.self_attn.q_proj.weight", "I8", [128, 128]),
+    # int8_sq's legacy checkpoint fuses q (128 rows), k (64) and v (64) into one int8 qkv matrix
+    "int8_sq": ("transformer.layers.0.attention.qkv.weight", "I8", [256, 128]),
     # 4-bit GPTQ: 128 inputs / 8 per int32 = 16 rows, one column per output
     "gptq": ("model.layers.0.self_attn.q_proj.qweight", "I32", [16, 128]),
 }
@@ -58,6 +59,7 @@ def test_build_succeeds_with_a_complete_manifest(builder: Any, fmt: str) -> None
     m = result.manifest
     assert m.status == "succeeded" and not m.errors
     assert m.key == result.spec.key()
+    assert m.source.chat_template is False  # the tiny Llama's tokenizer has none: its cards prompt plainly
     assert [s.name for s in m.stages] == [
         "fetch",
         "load",
@@ -92,28 +94,17 @@ def test_artifacts_are_listed_with_true_sizes_and_hashes(builder: Any, fmt: str)
     assert {a.kind for a in m.artifacts} >= {"checkpoint", "tokenizer", "config"}
 
 
-@pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "w4a8_awq", "nvfp4", "int8_sq"])
+@pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "w4a8_awq", "nvfp4"])
 def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
-    """The unified checkpoint is the repo root (runtimes load it by repo id); int8_sq also has the legacy
-    TensorRT-LLM checkpoint trtllm-build reads under trt-llm/checkpoints; nothing else is written."""
+    """The unified checkpoint is the repo root (runtimes load it by repo id); nothing else is written."""
     result = builder.built(fmt)
     files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
     tokenizer = {"tokenizer.json", "tokenizer_config.json"}
     q = result.manifest.quantization
     assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (".", "hf_unified", "hf_quant_config.json")
     root = {"config.json", "hf_quant_config.json", "model.safetensors", "generation_config.json"} | tokenizer
-    legacy = {f for f in files if "/" in f}
     assert root <= files
-    if fmt == "int8_sq":
-        assert q.legacy_checkpoint == "trt-llm/checkpoints"
-        assert legacy == {
-            f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | tokenizer
-        }
-        config = json.loads((result.out / "trt-llm/checkpoints/config.json").read_text())
-        assert q.legacy_quantization == config["quantization"]
-        assert {a.path for a in result.manifest.artifacts} >= legacy
-    else:
-        assert q.legacy_checkpoint is None and not legacy
+    assert q.legacy_checkpoint is None and not {f for f in files if "/" in f}
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(result.out)  # what a runtime given the repo id reads first
@@ -121,29 +112,46 @@ def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
     assert config.quantization_config["quant_method"] == "modelopt"
 
 
+def test_int8_sq_is_released_as_the_legacy_checkpoint_runtimes_serve(builder: Any) -> None:
+    """No runtime reads a unified W8A8 SmoothQuant checkpoint (and transformers would run its INT8 weights
+    without their scales): the release is TensorRT-LLM's legacy checkpoint, which trtllm-build (≤ 1.2) turns
+    into an engine; its root holds the upstream's config as it is, and the tokenizer, but no weights."""
+    result = builder.built("int8_sq")
+    files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
+    tokenizer = {"tokenizer.json", "tokenizer_config.json"}
+    legacy = {f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | tokenizer}
+    assert files == {"config.json", "generation_config.json", "manifest.json"} | tokenizer | legacy
+    q = result.manifest.quantization
+    assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (
+        "trt-llm/checkpoints",
+        "trtllm_legacy",
+        "trt-llm/checkpoints/config.json",
+    )
+    config = json.loads((result.out / "trt-llm/checkpoints/config.json").read_text())
+    assert config["architecture"] == "LlamaForCausalLM"  # what trtllm-build's PretrainedConfig reads
+    assert q.legacy_checkpoint == "trt-llm/checkpoints" and q.legacy_quantization == config["quantization"]
+    assert {a.path for a in result.manifest.artifacts} == files - {"manifest.json"}
+    for name in ("config.json", "generation_config.json"):  # the upstream's own bytes
+        assert (result.out / name).read_bytes() == (builder.upstream.model_dir / name).read_bytes()
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(result.out).architectures == ["LlamaForCausalLM"]
+
+
 @pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "w4a8_awq", "int8_sq"])
 def test_modelopt_quant_config_and_calibration_record(
     builder: Any, calibration_dataset: str, fmt: str
 ) -> None:
     result = builder.built(fmt)
-    ckpt = checkpoint(result)
     q = result.manifest.quantization
     kv = result.spec.recipe.kv_cache
-    quant = json.loads((ckpt / "hf_quant_config.json").read_text())["quantization"]
+    quant = json.loads((result.out / q.config_file).read_text())["quantization"]
     assert quant["quant_algo"] == ALGO[fmt] == q.quant_algo
     kv_algo = {"fp8": "FP8", "int8": "INT8", "none": None}[kv]
     assert q.kv_cache_reason
-    if fmt == "int8_sq":  # the INT8 KV cache exists only in the legacy checkpoint trtllm-build reads
-        legacy = json.loads((result.out / "trt-llm/checkpoints/config.json").read_text())["quantization"]
-        assert (
-            (legacy["quant_algo"], legacy["kv_cache_quant_algo"])
-            == (ALGO[fmt], kv_algo)
-            == ("W8A8_SQ_PER_CHANNEL", "INT8")
-        )
-        assert quant.get("kv_cache_quant_algo") is None is q.kv_cache_quant_algo
-        assert "root checkpoint's KV cache is not quantized" in q.kv_cache_reason
-    else:
-        assert quant.get("kv_cache_quant_algo") == kv_algo == q.kv_cache_quant_algo
+    assert quant.get("kv_cache_quant_algo") == kv_algo == q.kv_cache_quant_algo
+    if fmt == "int8_sq":  # the INT8 KV cache of the legacy checkpoint trtllm-build reads
+        assert (quant["quant_algo"], quant["kv_cache_quant_algo"]) == ("W8A8_SQ_PER_CHANNEL", "INT8")
     if fmt in ("int4_awq", "w4a8_awq"):
         assert quant["group_size"] == 128 == q.calibration.awq_block_size
     assert q.config["quantization"] == quant
@@ -176,13 +184,8 @@ def test_kv_cache_scales_are_exported(builder: Any) -> None:
     ckpt = checkpoint(builder.built("int4_awq"))
     assert tensor(ckpt, "model.layers.1.self_attn.k_proj.k_scale")[1] == []
     assert tensor(ckpt, "model.layers.1.self_attn.v_proj.v_scale")[1] == []
-    int8_sq = builder.built("int8_sq")
-    legacy = int8_sq.out / "trt-llm/checkpoints"
+    legacy = checkpoint(builder.built("int8_sq"))
     assert tensor(legacy, "transformer.layers.1.attention.kv_cache_scaling_factor") == ("F32", [1])
-    # the legacy checkpoint fuses q (128 rows), k (64) and v (64) into one int8 qkv matrix
-    assert tensor(legacy, "transformer.layers.0.attention.qkv.weight") == ("I8", [256, 128])
-    with pytest.raises(AssertionError):  # the unified root has no INT8 KV cache
-        tensor(checkpoint(int8_sq), "model.layers.1.self_attn.k_proj.k_scale")
 
 
 def test_gptq_checkpoint_is_gptq_format_at_the_output_root(builder: Any) -> None:
