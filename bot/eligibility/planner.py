@@ -6,8 +6,11 @@ format a format is eligible under the `strict` policy only when
   2. TensorRT-LLM's model matrix marks the format's column Y for the model's row, and
   3. TensorRT-LLM's hardware matrix marks it Y for the SM's row.
 `permissive` also admits what TensorRT-LLM's model matrix does not list (a `.` cell, no row, no column) as
-"untested", and says so; it never relaxes the producer's ❌/- or the hardware matrix. Every skip names the
-cell (or the missing row or column) that said no. Whole-model refusals come first and skip every format.
+"untested", and says so; it never relaxes the producer's ❌/- or the hardware matrix. A format without a
+column in TensorRT-LLM's matrices (int8_sq: only trtllm-build ≤ 1.2 serves it) is held to the runtime table
+instead: no policy admits it on an SM where no runtime loads it, and where one does, the strict skip says that
+the permissive policy would build it. Every skip names the cell (or the missing row or column) that said no.
+Whole-model refusals come first and skip every format.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Literal
 from bot import units
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.flavors import Estimate, Flavor, Flavors, load_flavors
-from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices
+from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices, load_runtimes
 from bot.eligibility.targets import GIB, Target
 
 Policy = Literal["strict", "permissive"]
@@ -289,12 +292,35 @@ def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matr
         (hardware := _check(m.trtllm_hardware, (target.hardware_row,), fmt, None), hardware.column_missing),
     ):
         if verdict.reason:
-            if policy != "permissive" or not relaxable:
-                return Skipped(fmt, verdict.reason)
+            reason, admissible = verdict.reason, relaxable
+            if verdict.column_missing:
+                reason, admissible = _without_column(reason, fmt, target.sm, policy)
+            if policy != "permissive" or not admissible:
+                return Skipped(fmt, reason)
             status = "untested"
-            notes.append(f"untested (permissive policy): {verdict.reason}")
+            notes.append(f"untested (permissive policy): {reason}")
     kv = ("fp8",) if _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
     return Eligible(fmt, producer, status, kv, tuple(dict.fromkeys(notes)))
+
+
+def _without_column(reason: str, fmt: str, sm: int, policy: Policy) -> tuple[str, bool]:
+    """A format TensorRT-LLM's matrices have no column for: the reason, saying what would make it eligible
+    on `sm`, and whether the permissive policy may admit it there (only where a runtime of the table loads
+    it)."""
+    table = load_runtimes()
+    here = [runtime.name for runtime, cell in table.loaders(fmt) if cell.runs_on(sm)]
+    if not here:
+        return (
+            f"{reason}, and no runtime loads {fmt} on sm{sm} (runtimes.yaml: {table.summary(fmt)}): "
+            "no policy makes it eligible here"
+        ), False
+    served = f"{' and '.join(here)} {'load' if len(here) > 1 else 'loads'} it on sm{sm} (runtimes.yaml)"
+    if policy == "permissive":
+        return f"{reason}; {served}", True
+    return (
+        f"{reason}; {served}, so the permissive policy builds it here as untested: set policy = "
+        '"permissive" or run `quantbot plan --policy permissive`'
+    ), True
 
 
 def _check(matrix: Matrix, rows: Iterable[str], fmt: str, model_type: str | None) -> _Verdict:

@@ -1,6 +1,6 @@
-"""The card sections every release shares, each true of this build: how to run it (the runtime table), what
-was uploaded (the artifact tree), what the post-upload check found, which tool quantized it, and the
-evaluation as `model-index` metadata so the Hub shows it.
+"""The card sections every release shares, each true of this build: how to run it and on which GPUs (the
+runtime table), what was quantized, what was uploaded (the artifact tree), what the post-upload check found,
+which tool quantized it, and the evaluation as `model-index` metadata so the Hub shows it.
 """
 
 from __future__ import annotations
@@ -11,38 +11,23 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import EvalResult
 from huggingface_hub.repocard_data import eval_results_to_model_index
 
-from bot.eligibility.matrices import load_matrices, load_runtimes
+from bot.eligibility.matrices import load_runtimes
+from bot.publishing.gpus import gpu_lines
 from bot.publishing.layout import layout_tree
-from bot.publishing.usage import runs_with, usages
+from bot.publishing.scope import quantized_scope
+from bot.publishing.usage import is_chat_model, runs_with, usages, wrong_loaders
 from bot.publishing.verification import verification_line
 from builders.spec import MANIFEST_NAME, Manifest
 
 if TYPE_CHECKING:
     from bot.publishing.upstream import Upstream
 
-# GPUs the seed names as examples, by SM; a card names only those whose SM the format runs on.
-_EXAMPLE_GPUS = (("A100", 80), ("L40S", 89), ("RTX 4090", 89), ("H100", 90), ("H200", 90), ("B200", 100))
 _PRODUCERS = {"modelopt": "ModelOpt", "gptqmodel": "GPTQModel", "gptq": "GPTQModel"}
 
 
 def release_paths(manifest: Manifest, extra_files: tuple[str, ...] | list[str]) -> list[str]:
     """Every file the release uploads: the artifacts, the licence files, the card and the manifest."""
     return sorted({a.path for a in manifest.artifacts} | set(extra_files) | {"README.md", MANIFEST_NAME})
-
-
-def example_gpus(fmt: str) -> str | None:
-    """The seed's example GPUs, kept only where TensorRT-LLM's hardware matrix marks the format (B200 is not
-    an INT4-AWQ card)."""
-    m = load_matrices()
-    column = m.trtllm_hardware.column_for(fmt)
-    if column is None:
-        return None
-    names = [
-        name
-        for name, sm in _EXAMPLE_GPUS
-        if sm in m.sms and m.trtllm_hardware.cell(m.sms[sm].row, column).supported
-    ]
-    return ", ".join(names) or None
 
 
 def quantized_with(manifest: Manifest) -> str | None:
@@ -84,18 +69,21 @@ def eval_metadata(manifest: Manifest, repo_id: str) -> dict[str, Any]:
     return out
 
 
-def shared_sections(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> dict[str, Any]:
+def shared_sections(
+    manifest: Manifest, upstream: Upstream, *, repo_id: str, kv_cache: str | None
+) -> dict[str, Any]:
     """The template values both card templates use."""
     fmt = manifest.require_spec().format
-    table = load_runtimes()
     record = manifest.verification
     return {
         "runs_with": runs_with(fmt),
-        "runtime_table_label": table.label,
-        "usages": usages(fmt, repo_id),
+        "runtime_table_label": load_runtimes().label,
+        "wrong_loaders": wrong_loaders(fmt),
+        "gpu_lines": gpu_lines(fmt),
+        "quantized_scope": quantized_scope(manifest, kv_cache),
+        "usages": usages(fmt, repo_id, chat=is_chat_model(manifest)),
         "layout": layout_tree(release_paths(manifest, upstream.licence_files)),
         "licence_files": list(upstream.licence_files),
         "verification_line": verification_line(record) if record else None,
         "quantized_with": quantized_with(manifest),
-        "example_gpus": example_gpus(fmt),
     }

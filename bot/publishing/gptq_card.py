@@ -14,6 +14,8 @@ from bot.publishing.card_sections import eval_metadata, shared_sections
 from bot.publishing.upstream import Upstream
 from builders.spec import MANIFEST_NAME, Manifest
 
+NO_KV_CACHE = "not quantized (model dtype)"  # GPTQModel quantizes weights only
+
 
 @dataclass(frozen=True)
 class Byline:
@@ -65,7 +67,7 @@ def gptq_context(
         **eval_metadata(manifest, repo_id),
     }
     return {
-        **shared_sections(manifest, upstream, repo_id=repo_id),
+        **shared_sections(manifest, upstream, repo_id=repo_id, kv_cache=NO_KV_CACHE),
         "metadata": metadata,
         "model_name": model_name,
         "base_model": upstream.repo_id,

@@ -39,6 +39,23 @@ def display_format(format_id: str) -> str:
     return FORMAT_DISPLAY.get(format_id, format_id.upper().replace("_", "-"))
 
 
+# Letters whose spoken name starts with a vowel sound: an FP8, an NVFP4, an INT4-AWQ (but a GPTQ, a W4A8-AWQ).
+_VOWEL_LETTERS = frozenset("AEFHILMNORSX")
+
+
+def with_article(phrase: str) -> str:
+    """`INT4-AWQ` → `an INT4-AWQ`, `8-bit` → `an 8-bit`: the indefinite article as the phrase is read aloud
+    (an acronym letter by letter, a number as a number, a word as a word)."""
+    head = re.split(r"[-\s]", phrase, maxsplit=1)[0]
+    if head.isdigit():  # eight…, eleven, eighteen (and their thousands) start with a vowel sound
+        vowel = head.startswith("8") or (len(head) % 3 == 2 and head[:2] in {"11", "18"})
+    elif head.isupper():
+        vowel = head[0] in _VOWEL_LETTERS
+    else:
+        vowel = head[:1].lower() in set("aeiou")
+    return f"{'an' if vowel else 'a'} {phrase}"
+
+
 def check_template(template: str) -> None:
     """Reject a repo id template with unknown placeholders or no namespace part (a ConfigError)."""
     try:

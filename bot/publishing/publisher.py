@@ -52,6 +52,7 @@ from bot.publishing.release import (
 )
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
+from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
 from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, VerificationRecord
@@ -330,6 +331,7 @@ class Publisher:
             release.manifest.require_spec().format,
             endpoint=self.web,
             extra_files=[f.path for f in release.licences],
+            chat=is_chat_model(release.manifest),
         )
         record = run_verification(self.settings, request)
         log.info(

@@ -23,7 +23,7 @@ from bot.publishing.figures import artifact_folders, human_size, validation_rows
 from bot.publishing.gptq_card import Byline
 from bot.publishing.licences import LicenceFile
 from bot.publishing.lookup import ReleaseTag, new_engine_sms
-from bot.publishing.naming import display_format
+from bot.publishing.naming import display_format, with_article
 from bot.publishing.portable import machine_traces
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
@@ -192,7 +192,7 @@ def what_changed(release: Release, previous: dict[str, Any] | None) -> str:
     recorded = previous.get("spec")
     spec = recorded if isinstance(recorded, dict) else {}
     if spec.get("repo_id") != upstream or spec.get("format") != release.tag.format:
-        return f"Adds a {fmt} release of {upstream} to this repository."
+        return f"Adds {with_article(fmt)} release of {upstream} to this repository."
     old_revision = spec.get("revision")
     if old_revision and old_revision != release.tag.revision:
         return (

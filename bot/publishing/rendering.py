@@ -16,12 +16,13 @@ from huggingface_hub import ModelCard
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bot.errors import CardError
+from bot.publishing.naming import with_article
 
 
 @cache
 def environment() -> Environment:
     """The Jinja2 environment of every quantbot template: an unknown variable is an error, not a blank."""
-    return Environment(
+    env = Environment(
         loader=PackageLoader("templates", "."),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -29,6 +30,8 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["with_article"] = with_article  # "an INT4-AWQ", "a 4-bit"
+    return env
 
 
 def render_template(name: str, context: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The TensorRT-LLM card's context: the seed example's parameters, from the manifest and upstream facts.
 
 A value the manifest does not hold is None, and the template leaves its row out (DESIGN.md, decision 8).
-Where the checkpoint runs comes from TensorRT-LLM's hardware matrix (bot/eligibility/matrices).
+Where the release runs comes from the runtime table (bot/publishing/gpus.py); engine text appears only where
+an engine path exists: the release holds TensorRT-LLM's legacy checkpoint, which `trtllm-build` reads.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.eligibility.matrices import load_matrices, load_runtimes
+from bot.eligibility.matrices import RuntimeCell, load_matrices, load_runtimes
 from bot.publishing import figures
-from bot.publishing.card_sections import eval_metadata, example_gpus, shared_sections
+from bot.publishing.card_sections import eval_metadata, shared_sections
+from bot.publishing.gpus import engine_cell, examples
 from bot.publishing.naming import display_format
 from bot.publishing.upstream import Upstream
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, Manifest
+
+LEGACY_FOLDER = "trt-llm/checkpoints"
 
 
 def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> dict[str, Any]:
@@ -27,12 +31,11 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
     built = [e for e in manifest.engines if e.status == "built" and e.path]
     device = manifest.device
     gpu = device if device is not None and device.kind == "cuda" else None
-    matrices = load_matrices()
-    supported = _supported_sms(fmt)
     engine_sms = sorted({e.sm for e in built})
-    min_sm = min(engine_sms) if engine_sms else (min(supported) if supported else None)
-    family = matrices.sms[min_sm].family if min_sm is not None and min_sm in matrices.sms else None
-    gpu_short = _short_gpu_name(gpu.name) if gpu and engine_sms else None
+    engine_path = any(a.path.startswith(f"{LEGACY_FOLDER}/") for a in manifest.artifacts)
+    cell = engine_cell(fmt) if engine_path else None
+    kv_cache = _kv_cache(manifest)
+    legacy_only = bool(quant and quant.checkpoint_kind == "trtllm_legacy")
     metadata = {
         **upstream.licence_metadata(),
         "base_model": upstream.repo_id,
@@ -45,15 +48,15 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
     }
     not_built = [e for e in manifest.engines if e.status != "built"]
     return {
-        **shared_sections(manifest, upstream, repo_id=repo_id),
+        **shared_sections(manifest, upstream, repo_id=repo_id, kv_cache=kv_cache),
         "metadata": metadata,
-        "legacy_checkpoint": quant.legacy_checkpoint if quant else None,
+        "legacy_checkpoint": LEGACY_FOLDER if legacy_only else None,
         "quant_algo": quant.quant_algo if quant else None,
         "model_name": upstream.repo_id,
         "quant_method_upper": upper,
         "source_model_link": upstream.url,
         "w_bit": bits,
-        "kv_cache_dtype": _kv_cache(manifest),
+        "kv_cache_dtype": kv_cache,
         "kv_cache_type": spec.engine.kv_cache_type if built else None,
         "kv_reuse": None,  # a runtime option of TensorRT-LLM's executor; the build does not record it
         "group_size": quant.group_size if quant else None,
@@ -69,7 +72,7 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
         "build_time": figures.duration(manifest.wall_s),
         "generated_at": figures.timestamp(manifest),
         "engines": [{"label": PurePosixPath(e.path).name} for e in built if e.path],
-        "engine_note": _engine_note(not_built, fmt) if not built else None,
+        "engine_note": _engine_note(not_built, fmt, legacy_only=legacy_only) if not built else None,
         "artifact_sizes": _artifact_sizes(manifest),
         "calib_dataset": figures.dataset_label(calib.dataset) if calib else None,
         "calib_size": calib.samples if calib else None,
@@ -80,11 +83,9 @@ def trtllm_context(manifest: Manifest, upstream: Upstream, *, repo_id: str) -> d
         else None,
         "calib_batch_size": calib.batch_size if calib else None,
         "validation": figures.validation_table(manifest),
-        "min_compute_capability": f"{min_sm // 10}.{min_sm % 10}" if min_sm else None,
-        "gpu_arch_note": " / ".join(x for x in (family, gpu_short) if x) or None,
-        "quant_portability_note": _portability_note(
-            upper, spec.target_sms, supported, engines_built=bool(built), examples=example_gpus(fmt)
-        ),
+        "engine_gpu": _engine_gpu(engine_sms, gpu.name if gpu else None),
+        "example_gpus": examples(cell) if cell else None,
+        "quant_portability_note": _portability_note(upper, engine_sms, cell),
         "manifest_file": MANIFEST_NAME,
         "license_display": upstream.licence_display,
         "license_link": upstream.licence_url,
@@ -98,9 +99,6 @@ def _kv_cache(manifest: Manifest) -> str | None:
         return None
     if quant.kv_cache_quant_algo:
         return quant.kv_cache_quant_algo.lower()
-    legacy = (quant.legacy_quantization or {}).get("kv_cache_quant_algo")
-    if legacy:  # an INT8 KV cache exists only in the legacy checkpoint
-        return f"{legacy.lower()} in `{quant.legacy_checkpoint}/`; not quantized in the root checkpoint"
     return "not quantized (model dtype)" if manifest.require_spec().recipe.kv_cache == "none" else None
 
 
@@ -111,54 +109,46 @@ def _cuda(manifest: Manifest, built: list[Any]) -> str | None:
     return manifest.toolchain.cuda if manifest.toolchain else None
 
 
-def _supported_sms(fmt: str) -> list[int]:
-    """The SMs whose row of TensorRT-LLM's hardware matrix marks the format `Y` (bot/eligibility/matrices)."""
-    m = load_matrices()
-    column = m.trtllm_hardware.column_for(fmt)
-    if column is None:
-        return []
-    return sorted(sm for sm, info in m.sms.items() if m.trtllm_hardware.cell(info.row, column).supported)
-
-
-def _short_gpu_name(name: str) -> str:
-    """`NVIDIA H100 NVL` → `H100`: the GPU model as the seed's architecture note writes it."""
-    words = name.removeprefix("NVIDIA").split()
-    return words[0] if words else name
-
-
-def _portability_note(
-    upper: str, targets: list[int], supported: list[int], *, engines_built: bool, examples: str | None
-) -> str | None:
-    """Where the checkpoint runs. With engines, as the seed example writes it: the SMs the build targeted
-    (`sm89/sm90+`). Without, the GPU families TensorRT-LLM's hardware matrix supports for the format."""
-    if engines_built:
-        across = "/".join(f"sm{s}" for s in [s for s in targets if s in supported] or supported)
-        return (
-            f"{upper} checkpoints are portable across {across}+ GPUs; rebuild engines for the target GPU "
-            f"({_examples(examples)}) or reuse one of the prebuild engines in case they match your GPU."
-        )
-    if not supported:
+def _engine_gpu(engine_sms: list[int], gpu_name: str | None) -> str | None:
+    """`sm90 only (built on NVIDIA H100 NVL, Hopper)`: an engine runs on the SM it was built on only."""
+    if not engine_sms:
         return None
-    m = load_matrices()
-    families = list(dict.fromkeys(m.sms[s].family for s in supported))
-    named = f"{', '.join(families[:-1])} and {families[-1]}" if len(families) > 1 else families[0]
+    known = load_matrices().sms
+    families = ", ".join(dict.fromkeys(known[s].family for s in engine_sms if s in known))
+    built_on = ", ".join(x for x in (f"built on {gpu_name}" if gpu_name else "", families) if x)
+    return f"{', '.join(f'sm{s}' for s in engine_sms)} only" + (f" ({built_on})" if built_on else "")
+
+
+def _portability_note(upper: str, engine_sms: list[int], cell: RuntimeCell | None) -> str | None:
+    """Engine advice, only where an engine path exists (`cell`: the SMs a TensorRT engine of the format runs
+    on). A unified checkpoint without one gets none: its runtimes load it as it is (see *Runs with*)."""
+    if cell is None:
+        return None
+    shown = examples(cell)
+    where = f"{cell.sm_text}; e.g. {shown}" if shown else cell.sm_text
+    if engine_sms:
+        return (
+            f"{upper} engines run only on the SM they were built for: for another GPU ({where}), build "
+            f"one from `{LEGACY_FOLDER}/` with `trtllm-build` (TensorRT-LLM ≤ 1.2), or reuse a prebuilt "
+            "engine if it matches your GPU."
+        )
     return (
-        f"{upper} checkpoints run on {named} GPUs ({'/'.join(f'sm{s}' for s in supported)}) according to "
-        f"TensorRT-LLM's hardware support matrix; build engines on the target GPU ({_examples(examples)})."
+        f"No engine is included: build one with `trtllm-build` on the GPU that will run it ({where}); "
+        "see *Usage*."
     )
 
 
-def _examples(examples: str | None) -> str:
-    return f"e.g. {examples}" if examples else "one of the SMs above"
-
-
-def _engine_note(not_built: list[Any], fmt: str) -> str:
-    """Why there is no engine, and what runs the checkpoint instead: only runtimes that load the format."""
+def _engine_note(not_built: list[Any], fmt: str, *, legacy_only: bool) -> str:
+    """Why there is no engine, and what runs the release instead: only runtimes that load the format."""
     reasons = sorted({e.reason for e in not_built if e.reason})
     why = f" ({'; '.join(reasons)})" if reasons else ""
     names = [r.name for r, _ in load_runtimes().loaders(fmt)]
-    runs = f" Run it with {' or '.join(names)} (see *Runs with*)." if names else ""
-    only = "the repo holds the quantized checkpoint only"
+    runs = f" Run it with {' or '.join(names)} (see *Usage*)." if names else ""
+    only = (
+        f"the repo holds TensorRT-LLM's legacy checkpoint only, in `{LEGACY_FOLDER}/`"
+        if legacy_only
+        else "the repo holds the quantized checkpoint only"
+    )
     return f"No TensorRT engine was built for this release{why}: {only}.{runs}"
 
 

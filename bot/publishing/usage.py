@@ -2,7 +2,8 @@
 loads the format, and only for those (a card never shows a command its runtime would refuse).
 
 The snippets are the card's text and the verification's script at once: the post-upload check runs the
-very snippet a user copies (`runnable_snippet`), so what the card shows is what was tried.
+very snippet a user copies (`runnable_snippet`), so what the card shows is what was tried. A chat model (its
+tokenizer has a chat template) is prompted through that template, as its users prompt it.
 """
 
 from __future__ import annotations
@@ -11,23 +12,41 @@ from dataclasses import dataclass
 
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.matrices.runtimes import Runtime, RuntimeCell
+from builders.spec import Manifest
 
 PROMPT = "The future of AI is"
 NEW_TOKENS = 32
+TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.7"
 
+_MESSAGES = 'messages = [{{"role": "user", "content": "{prompt}"}}]\n'
+_SAMPLING = "SamplingParams(max_tokens={tokens})"
+_CHAT_PROMPT = (
+    _MESSAGES + 'prompt = AutoTokenizer.from_pretrained("{tokenizer}").apply_chat_template(\n'
+    "    messages, tokenize=False, add_generation_prompt=True\n)\n"
+)
+# Python snippets: (module imported, needs a GPU, code for a plain model, code for a chat model).
 _PYTHON_SNIPPETS = {
     "vllm": (
         "vllm",
         True,
         'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
-        'outputs = llm.generate(["{prompt}"], SamplingParams(max_tokens={tokens}))\n'
+        f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
+        "print(outputs[0].outputs[0].text)\n",
+        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        + _MESSAGES
+        + f"outputs = llm.chat(messages, {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
     ),
     "trtllm_pytorch": (
         "tensorrt_llm",
         True,
         'from tensorrt_llm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
-        'outputs = llm.generate(["{prompt}"], SamplingParams(max_tokens={tokens}))\n'
+        f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
+        "print(outputs[0].outputs[0].text)\n",
+        "from tensorrt_llm import LLM, SamplingParams\nfrom transformers import AutoTokenizer\n\n"
+        'llm = LLM(model="{repo}")\n'
+        + _CHAT_PROMPT.replace("{tokenizer}", "{repo}")
+        + f"outputs = llm.generate([prompt], {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
     ),
     "transformers": (
@@ -39,18 +58,73 @@ _PYTHON_SNIPPETS = {
         'inputs = tokenizer("{prompt}", return_tensors="pt").to(model.device)\n'
         "outputs = model.generate(**inputs, max_new_tokens={tokens}, do_sample=False)\n"
         "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id)\n'
+        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto")\n'
+        + _MESSAGES
+        + "inputs = tokenizer.apply_chat_template(\n"
+        '    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True\n'
+        ").to(model.device)\n"
+        "outputs = model.generate(**inputs, max_new_tokens={tokens}, do_sample=False)\n"
+        "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n",
     ),
 }
+# Shell snippets: (plain, chat). Servers are started, then asked once; trtllm-build builds the engine from
+# the legacy checkpoint on the GPU that will run it, then TensorRT-LLM's engine runner generates with it.
+_CHAT_BODY = (
+    '{{"model": "{model}", "messages": [{{"role": "user", "content": "{prompt}"}}], "max_tokens": {tokens}}}'
+)
+_DOWNLOAD_AND_BUILD = (
+    'hf download {repo} --include "trt-llm/checkpoints/*" --local-dir release\n'
+    "trtllm-build --checkpoint_dir release/trt-llm/checkpoints --output_dir engine --gemm_plugin auto\n"
+)
+
+
+def _engine_run(setup: str, prompt_arg: str) -> str:
+    """The engine runner of TensorRT-LLM ≤ 1.2 on the engine just built, with the checkpoint's tokenizer."""
+    return (
+        _DOWNLOAD_AND_BUILD + "python - <<'EOF'\n"
+        "from tensorrt_llm import SamplingParams\n"
+        "from tensorrt_llm._tensorrt_engine import LLM  # the TensorRT engine runner\n"
+        f"{setup}\n"
+        'llm = LLM(model="engine", tokenizer="release/trt-llm/checkpoints")\n'
+        f"outputs = llm.generate([{prompt_arg}], {_SAMPLING})\n"
+        "print(outputs[0].outputs[0].text)\nEOF\n"
+    )
+
+
 _SHELL_SNIPPETS = {
-    "sglang": "python -m sglang.launch_server --model-path {repo}\n",
+    "sglang": (
+        "python -m sglang.launch_server --model-path {repo}\n"
+        "# then, once the server is up:\n"
+        "curl http://localhost:30000/v1/completions -H 'Content-Type: application/json' \\\n"
+        """  -d '{{"model": "{repo}", "prompt": "{prompt}", "max_tokens": {tokens}}}'\n""",
+        "python -m sglang.launch_server --model-path {repo}\n"
+        "# then, once the server is up:\n"
+        "curl http://localhost:30000/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+        "  -d '" + _CHAT_BODY.replace("{model}", "{repo}") + "'\n",
+    ),
     "trtllm_build": (
-        'hf download {repo} --include "trt-llm/checkpoints/*" --local-dir release\n'
-        "trtllm-build --checkpoint_dir release/trt-llm/checkpoints --output_dir engine\n"
+        _engine_run("", '"{prompt}"'),
+        _engine_run(
+            "from transformers import AutoTokenizer\n\n"
+            + _CHAT_PROMPT.replace("{tokenizer}", "release/trt-llm/checkpoints"),
+            "prompt",
+        ),
     ),
     "tgi": (
         "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
-        "  ghcr.io/huggingface/text-generation-inference:latest \\\n"
+        f"  {TGI_IMAGE} \\\n"
         "  --model-id {repo}\n"
+        "# then, once the server is up:\n"
+        "curl http://localhost:8080/generate -H 'Content-Type: application/json' \\\n"
+        """  -d '{{"inputs": "{prompt}", "parameters": {{"max_new_tokens": {tokens}}}}}'\n""",
+        "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
+        f"  {TGI_IMAGE} \\\n"
+        "  --model-id {repo}\n"
+        "# then, once the server is up:\n"
+        "curl http://localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+        "  -d '" + _CHAT_BODY.replace("{model}", "tgi") + "'\n",
     ),
 }
 
@@ -76,7 +150,7 @@ def runs_with(fmt: str) -> list[dict[str, str]]:
         rows.append(
             {
                 "runtime": runtime.name,
-                "loads": "yes" if cell.loads else "no",
+                "loads": cell.verdict,
                 "sms": cell.sm_text,
                 "detail": cell.note if cell.loads else cell.why,
                 "source": cell.source,
@@ -85,34 +159,40 @@ def runs_with(fmt: str) -> list[dict[str, str]]:
     return rows
 
 
-def usages(fmt: str, repo_id: str) -> list[Usage]:
-    """The snippets of the runtimes that load `fmt`, in the table's order."""
-    return [_usage(runtime, cell, repo_id) for runtime, cell in load_runtimes().loaders(fmt)]
+def wrong_loaders(fmt: str) -> list[dict[str, str]]:
+    """The runtimes that take a release of `fmt` without an error and compute something else: a card warns."""
+    return [
+        {"runtime": runtime.name, "why": cell.why}
+        for runtime, cell in load_runtimes().cells(fmt)
+        if cell.wrong
+    ]
 
 
-def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str) -> Usage:
+def is_chat_model(manifest: Manifest) -> bool:
+    """Whether the upstream's tokenizer has a chat template (the build recorded it): snippets use it."""
+    return bool(manifest.source and manifest.source.chat_template)
+
+
+def usages(fmt: str, repo_id: str, *, chat: bool = False) -> list[Usage]:
+    """The snippets of the runtimes that load `fmt`, in the table's order; `chat` prompts through the
+    model's chat template."""
+    return [_usage(runtime, cell, repo_id, chat) for runtime, cell in load_runtimes().loaders(fmt)]
+
+
+def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool) -> Usage:
     values = {"repo": repo_id, "prompt": PROMPT, "tokens": NEW_TOKENS}
     if runtime.id in _PYTHON_SNIPPETS:
-        module, gpu, template = _PYTHON_SNIPPETS[runtime.id]
-        return Usage(
-            runtime.id,
-            runtime.name,
-            runtime.install,
-            "python",
-            template.format(**values),
-            module,
-            gpu,
-            cell.note,
-        )
-    template = _SHELL_SNIPPETS[runtime.id]
-    return Usage(
-        runtime.id, runtime.name, runtime.install, "bash", template.format(**values), None, True, cell.note
-    )
+        module, gpu, plain, templated = _PYTHON_SNIPPETS[runtime.id]
+        code = (templated if chat else plain).format(**values)
+        return Usage(runtime.id, runtime.name, runtime.install, "python", code, module, gpu, cell.note)
+    plain, templated = _SHELL_SNIPPETS[runtime.id]
+    code = (templated if chat else plain).format(**values)
+    return Usage(runtime.id, runtime.name, runtime.install, "bash", code, None, True, cell.note)
 
 
-def runnable_snippet(fmt: str, repo_id: str) -> Usage | None:
+def runnable_snippet(fmt: str, repo_id: str, *, chat: bool = False) -> Usage | None:
     """The snippet the verification runs: a Python one, preferring one that needs no GPU."""
-    python = [u for u in usages(fmt, repo_id) if u.language == "python"]
+    python = [u for u in usages(fmt, repo_id, chat=chat) if u.language == "python"]
     return next((u for u in python if not u.needs_gpu), python[0] if python else None)
 
 

@@ -19,10 +19,11 @@ _TIMEOUT_S = 1800
 
 
 def request_for(
-    repo_id: str, revision: str, fmt: str, *, endpoint: str, extra_files: list[str]
+    repo_id: str, revision: str, fmt: str, *, endpoint: str, extra_files: list[str], chat: bool = False
 ) -> VerifyRequest:
-    """What to check of a release of `fmt`: the table's detection rules and the card's runnable snippet."""
-    usage = runnable_snippet(fmt, repo_id)
+    """What to check of a release of `fmt`: the table's detection rules and the card's runnable snippet (the
+    chat form for a chat model, as its card shows it)."""
+    usage = runnable_snippet(fmt, repo_id, chat=chat)
     return VerifyRequest(
         repo_id=repo_id,
         revision=revision,

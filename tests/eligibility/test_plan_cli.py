@@ -70,10 +70,10 @@ def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> 
     assert "nvfp4     eligible" in out.split("sm120 · Blackwell(sm120)")[1]
     assert "[1] ModelOpt footnote 4:" in out
     runs_with = out.split("Runs with (bot/eligibility/matrices/runtimes.yaml):")[1]
-    assert "int4_awq  TensorRT-LLM (PyTorch backend) (sm80+)" in runs_with
+    assert "int4_awq  TensorRT-LLM (PyTorch backend) (sm80, sm86, sm87, sm89, sm90)" in runs_with
     assert (
-        "gptq      vLLM (sm80+), SGLang (sm80+), transformers + GPTQModel / optimum (any GPU, or CPU)"
-        in runs_with
+        "gptq      vLLM (sm75+), SGLang (sm80+), transformers + GPTQModel / optimum (any GPU, or CPU), "
+        "Text Generation Inference (sm75, sm80, sm86, sm87, sm89, sm90)" in runs_with
     )
 
 
@@ -82,8 +82,15 @@ def test_permissive_flag(capsys: Any, make_model: Any, configs: dict[str, Any]) 
         capsys, "plan", str(make_model(configs["mistral"])), "--sm", "100", "--policy", "permissive", "--json"
     )
     assert code == 0
-    eligible = {e["format"]: e["status"] for e in json.loads(out)["targets"][0]["eligible"]}
-    assert eligible == {"fp8": "supported", "int8_sq": "untested", "nvfp4": "untested"}
+    blackwell = json.loads(out)["targets"][0]
+    eligible = {e["format"]: e["status"] for e in blackwell["eligible"]}
+    assert eligible == {"fp8": "supported", "nvfp4": "untested"}
+    # no runtime runs INT8 SmoothQuant on Blackwell, so not even the permissive policy offers int8_sq there
+    (int8,) = [s["reason"] for s in blackwell["skipped"] if s["format"] == "int8_sq"]
+    assert int8.endswith(
+        "no runtime loads int8_sq on sm100 (runtimes.yaml: trtllm-build (TensorRT-LLM ≤ 1.2) "
+        "(sm80, sm86, sm87, sm89, sm90)): no policy makes it eligible here"
+    )
 
 
 def test_no_gpu_and_no_sm_says_so_and_uses_the_configured_sms(

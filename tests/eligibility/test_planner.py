@@ -98,7 +98,12 @@ def test_the_issue_example_mistral(configs: dict[str, Any]) -> None:
     assert (
         decided[90]["skipped"]["gptq"] == "TensorRT-LLM model matrix: Mistral × W4A16 GPTQ is not listed (.)"
     )
-    assert decided[90]["skipped"]["int8_sq"] == "TensorRT-LLM model matrix: no column for int8_sq"
+    assert decided[90]["skipped"]["int8_sq"] == (
+        "TensorRT-LLM model matrix: no column for int8_sq; trtllm-build (TensorRT-LLM ≤ 1.2) loads it on "
+        "sm90 (runtimes.yaml), so the permissive policy builds it here as untested: "
+        'set policy = "permissive" or run `quantbot plan --policy permissive`'
+    )
+    assert decided[100]["skipped"]["int8_sq"].endswith("no policy makes it eligible here")
     assert set(decided[100]["eligible"]) == {"fp8"}
     assert (
         decided[100]["skipped"]["int4_awq"]
@@ -157,7 +162,13 @@ def test_permissive_on_a_model_outside_the_matrices(configs: dict[str, Any]) -> 
 
 def test_permissive_int8_sq_is_untested_and_says_it_has_no_column(configs: dict[str, Any]) -> None:
     int8 = by_sm(plan_for(configs["mistral"], (90,), policy="permissive"))[90]["eligible"]["int8_sq"]
-    assert int8.status == "untested" and any("no column for int8_sq" in n for n in int8.notes)
+    assert int8.status == "untested"
+    assert int8.notes == (
+        "untested (permissive policy): TensorRT-LLM model matrix: no column for int8_sq; trtllm-build "
+        "(TensorRT-LLM ≤ 1.2) loads it on sm90 (runtimes.yaml)",
+        "untested (permissive policy): TensorRT-LLM hardware matrix: no column for int8_sq; trtllm-build "
+        "(TensorRT-LLM ≤ 1.2) loads it on sm90 (runtimes.yaml)",
+    )
     mixtral = by_sm(plan_for(configs["mixtral"], (90,), policy="permissive"))[90]["skipped"]
     assert mixtral["int8_sq"] == "ModelOpt: Mixtral 8x7B, 8x22B × int8_sq is not supported (❌)"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bot.eligibility.matrices import FORMATS, RUNTIMES_FILE, load_runtimes
+from bot.eligibility.matrices import FORMATS, RUNTIMES_FILE, load_matrices, load_runtimes
 from bot.eligibility.matrices.runtimes import parse_runtimes
 from bot.errors import MatrixError
 
@@ -17,7 +18,7 @@ def _loaders(fmt: str) -> set[str]:
 
 
 def test_which_runtime_loads_which_format_as_their_detection_code_says() -> None:
-    assert _loaders("fp8") == {"vllm", "sglang", "trtllm_pytorch"}
+    assert _loaders("fp8") == {"vllm", "sglang", "trtllm_pytorch", "tgi"}
     assert _loaders("nvfp4") == {"vllm", "sglang", "trtllm_pytorch"}
     assert _loaders("int4_awq") == {"trtllm_pytorch"}
     assert _loaders("w4a8_awq") == {"trtllm_pytorch"}
@@ -39,9 +40,49 @@ def test_sms_of_a_cell() -> None:
     table = load_runtimes()
     w4a8 = table.runtime("trtllm_pytorch").cells["w4a8_awq"]
     assert (w4a8.runs_on(90), w4a8.runs_on(100), w4a8.sm_text) == (True, False, "sm89, sm90")
-    fp8 = table.runtime("vllm").cells["fp8"]
+    fp8 = table.runtime("sglang").cells["fp8"]
     assert (fp8.runs_on(86), fp8.runs_on(89), fp8.sm_text) == (False, True, "sm89+")
     assert table.runtime("transformers").cells["gptq"].sm_text == "any GPU, or CPU"
+
+
+def test_tensorrt_llm_pytorch_cells_claim_exactly_the_hardware_matrix_they_cite() -> None:
+    """The planner skips a format where TensorRT-LLM's hardware matrix says no; the table must not advise it
+    there (int4_awq and w4a8_awq have no Blackwell row marked Y)."""
+    matrices, table = load_matrices(), load_runtimes()
+    hardware = matrices.trtllm_hardware
+    for fmt, cell in table.runtime("trtllm_pytorch").cells.items():
+        column = hardware.column_for(fmt)
+        if not cell.loads or column is None:
+            continue
+        for sm, info in matrices.sms.items():
+            assert cell.runs_on(sm) == hardware.cell(info.row, column).supported, (fmt, sm)
+    awq = table.runtime("trtllm_pytorch").cells["int4_awq"]
+    assert awq.sm_text == "sm80, sm86, sm87, sm89, sm90" and not awq.runs_on(100)
+
+
+def test_transformers_cells_cite_the_transformers_the_builders_run() -> None:
+    """Builders pin transformers 5.14 (pyproject); a cell read against another line would say nothing of
+    what a user of these releases gets."""
+    builders_line = ".".join(metadata.version("transformers").split(".")[:2])
+    for cell in load_runtimes().runtime("transformers").cells.values():
+        assert f"transformers {builders_line}" in cell.source_version
+
+
+def test_a_runtime_that_loads_a_format_wrongly_says_so_in_its_verdict() -> None:
+    table = load_runtimes()
+    fp8 = table.runtime("transformers").cells["fp8"]
+    assert fp8.wrong and fp8.verdict == "no: loads wrongly" and "unrelated text" in fp8.why
+    assert table.runtime("vllm").cells["int4_awq"].verdict == "no"
+    assert table.runtime("vllm").cells["gptq"].verdict == "yes"
+
+
+def test_gptq_cells_say_which_kernel_runs_on_which_sms() -> None:
+    table = load_runtimes()
+    vllm, sglang, tgi = (table.runtime(r).cells["gptq"] for r in ("vllm", "sglang", "tgi"))
+    assert vllm.sm_text == "sm75+" and "Machete" in vllm.note and "Marlin (sm75+)" in vllm.note
+    assert sglang.sm_text == "sm80+" and "removed its non-Marlin" in sglang.note
+    assert tgi.runs_on(75) and not tgi.runs_on(100)
+    assert "Marlin on sm80+" in tgi.note and "Triton GPTQ kernel on sm75" in tgi.note
 
 
 def _broken(tmp_path: Path, edit) -> Path:
@@ -62,6 +103,8 @@ def _broken(tmp_path: Path, edit) -> Path:
         (lambda d: d["runtimes"][1].update(id="vllm"), "duplicate runtime"),
         (lambda d: d["runtimes"][0]["cells"]["int4_awq"].pop("why"), "vllm.cells.int4_awq.why"),
         (lambda d: d["runtimes"][0].update(speed="fast"), "runtimes[0].speed"),
+        (lambda d: d["runtimes"][0]["cells"]["fp8"].update(wrong=True), "vllm.cells.fp8.wrong"),
+        (lambda d: d["runtimes"][0]["cells"]["int4_awq"].update(wrong="yes"), "vllm.cells.int4_awq.wrong"),
     ],
 )
 def test_malformed_table_is_refused_naming_file_and_entry(tmp_path: Path, edit, where: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.publishing.card_sections import example_gpus
+from bot.publishing.gpus import engine_cell, examples, gpu_lines
 from bot.publishing.layout import layout_tree
-from bot.publishing.usage import runs_with, usages
+from bot.publishing.scope import Scope
+from bot.publishing.usage import runs_with, usages, wrong_loaders
 
 EXAMPLE_SOURCE = "https://huggingface.co/TheDrummer/Magidonia-24B-v4.3"
 
@@ -55,8 +56,7 @@ EXAMPLE_PARAMETERS = {
     "awq_block_size": 128,
     "calib_batch_size": 16,
     "validation": None,
-    "min_compute_capability": "9.0",
-    "gpu_arch_note": "Hopper / H100",
+    "engine_gpu": "sm90 only (built on NVIDIA H100 NVL, Hopper)",
     "quant_portability_note": (
         "INT4-AWQ checkpoints are portable across sm89/sm90+ GPUs; rebuild engines for the target GPU (e.g., "
         "H100/H200/B200/Blackwell, L40S, 4090/RTX) or reuse one of the prebuild engines in case they match "
@@ -72,9 +72,16 @@ EXAMPLE_PARAMETERS = {
     "quantized_with": "ModelOpt 0.41.0",
     "verification_line": None,
     "runs_with": runs_with("int4_awq"),
+    "wrong_loaders": wrong_loaders("int4_awq"),
+    "gpu_lines": gpu_lines("int4_awq"),
+    "quantized_scope": Scope(
+        quantized="the linear layers of every decoder block (attention and MLP projections): weights in INT4 "
+        "(AWQ, one scale per group of 128 input channels), activations in 16 bits",
+        not_quantized="`lm_head`, the token embeddings, the normalization layers",
+    ),
     "runtime_table_label": "Runtime support table",
     "usages": usages("int4_awq", "example/Magidonia-24B-v4.3-INT4-AWQ"),
     "layout": layout_tree(["config.json", "hf_quant_config.json", "model.safetensors"]),
     "licence_files": [],
-    "example_gpus": example_gpus("int4_awq"),
+    "example_gpus": examples(engine_cell("int4_awq")),
 }

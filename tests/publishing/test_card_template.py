@@ -27,7 +27,9 @@ def split_card(text: str) -> tuple[dict, list[str]]:
 
 
 # Seed lines that are not true of a build (issue 10): unmeasured adjectives, TensorRT-LLM credited with the
-# quantization, a GPU list naming cards the format does not run on, a layout the build may not have.
+# quantization, a GPU list naming cards the format does not run on, a layout the build may not have, and a
+# format-wide GPU minimum ("≥ 9.0" claims Blackwell, which runs no INT4-AWQ; issue 17): the GPU lines come
+# from the runtime table instead.
 DROPPED = (
     "- **High-Performance Inference**: Optimized for NVIDIA GPUs with TensorRT-LLM",
     "- **Production Ready**: Built for low-latency, high-throughput chat serving",
@@ -35,11 +37,13 @@ DROPPED = (
     "- **Engines**: Hardware-specific (rebuild for different GPU/CUDA versions/SMs, e.g., "
     "H100/H200/B200/Blackwell, L40S, 4090/RTX)",
     "*.safetensors",
+    "- **GPU**: NVIDIA with Compute Capability ≥ 9.0 (Hopper / H100)",
 )
 
 
-# Seed lines rewritten to be true of the build: the tool that quantized, the tree of the files uploaded (here
-# an example checkpoint without the seed's folders), troubleshooting for the runtimes that load the format.
+# Seed lines rewritten to be true of the build: the tool that quantized (and "an INT4-AWQ", not the seed's
+# "a"), the tree of the files uploaded (here an example checkpoint without the seed's folders),
+# troubleshooting for the runtimes that load the format.
 REWRITTEN = (
     "This is a INT4-AWQ quantized version of https://huggingface.co/TheDrummer/Magidonia-24B-v4.3, optimized "
     "for TensorRT-LLM inference.",
@@ -65,6 +69,21 @@ def test_the_example_parameters_keep_the_seed_lines_that_are_true_and_drop_the_o
     assert not any(line in rendered_body for line in DROPPED)
     assert "| **Quantized With** | ModelOpt 0.41.0 |" in rendered_body
     assert rendered_meta == {**expected_meta, "base_model_relation": "quantized"}
+    # the seed's first line, verbatim but for the article and the tool that quantized
+    assert (
+        "This is an INT4-AWQ quantized version of https://huggingface.co/TheDrummer/Magidonia-24B-v4.3, "
+        "quantized with ModelOpt 0.41.0." in rendered_body
+    )
+    # where it runs, per runtime and from the runtime table: the seed's engine, and no Blackwell GPU
+    assert (
+        "- **GPU (TensorRT-LLM (PyTorch backend))**: sm80, sm86, sm87, sm89, sm90: Ampere, Ada Lovelace and "
+        "Hopper GPUs (e.g. A100, L40S, RTX 4090, H100, H200)" in rendered_body
+    )
+    assert (
+        "- **GPU (engines in this release)**: sm90 only (built on NVIDIA H100 NVL, Hopper)" in rendered_body
+    )
+    gpu_lines = [line for line in rendered_body if line.startswith("- **GPU")]
+    assert len(gpu_lines) == 2 and not [line for line in gpu_lines if "B200" in line or "Blackwell" in line]
 
 
 def test_a_missing_parameter_is_an_error_not_a_blank() -> None:

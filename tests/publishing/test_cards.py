@@ -1,7 +1,8 @@
 """Cards rendered from real build manifests: one per canonical format, every one free of placeholders, with
-metadata that huggingface_hub parses and hubsim's validate-yaml accepts, and values taken from the manifest.
+metadata that huggingface_hub parses and hubsim's validate-yaml accepts, and values taken from the manifest;
+every line about runtimes and GPUs is the runtime table's own cell.
 
-fp8, int4_awq and gptq are real CPU builds. The other formats (w4a8_awq, int8_sq, nvfp4) and a build with a
+fp8, int4_awq, int8_sq and gptq are real CPU builds. The other formats (w4a8_awq, nvfp4) and a build with a
 TensorRT engine need a GPU or TensorRT-LLM, which this machine lacks: their manifests are a real build's
 manifest with only the format's own fields changed. They test the card's logic for those formats, not a build.
 """
@@ -12,8 +13,10 @@ import httpx
 import pytest
 from huggingface_hub import ModelCard
 
+from bot.eligibility.matrices import load_runtimes
 from bot.publishing.cards import card_context, render_release_card
 from bot.publishing.gptq_card import Byline
+from bot.publishing.gpus import describe
 from bot.publishing.upstream import Upstream
 from builders.spec import Artifact, Device, EngineRecord, Manifest, Toolchain
 from tests.publishing.example_card import EXAMPLE_PARAMETERS
@@ -48,36 +51,21 @@ def _variant(manifest: Manifest, fmt: str, quant_algo: str, **quant: object) -> 
     return manifest.model_copy(update={"spec": spec, "quantization": quantization})
 
 
-def _with_legacy(manifest: Manifest) -> Manifest:
-    """As an int8_sq build with an INT8 KV cache records it: the unified root, the legacy checkpoint too."""
-    quantization = manifest.quantization.model_copy(
-        update={
-            "kv_cache_quant_algo": None,
-            "legacy_checkpoint": "trt-llm/checkpoints",
-            "legacy_quantization": {"quant_algo": "W8A8_SQ_PER_CHANNEL", "kv_cache_quant_algo": "INT8"},
-        }
-    )
-    files = [
-        Artifact(path=f"trt-llm/checkpoints/{name}", size=size, sha256="0" * 64, kind=kind)
-        for name, size, kind in (
-            ("config.json", 2048, "config"),
-            ("rank0.safetensors", 300_000, "checkpoint"),
-        )
-    ]
-    return manifest.model_copy(
-        update={"quantization": quantization, "artifacts": [*manifest.artifacts, *files]}
-    )
-
-
 def _with_engine(manifest: Manifest) -> Manifest:
-    """As the same build would record it on an H100 worker in TensorRT-LLM 1.2.0rc5's container."""
+    """As the same build would record it on an H100 worker in TensorRT-LLM 1.2.0rc5's container: the engine,
+    and the legacy checkpoint the engines stage exported for trtllm-build and publishes beside it."""
     label = "sm90_trt-llm-1.2.0rc5_cuda13.0"
     engine = EngineRecord(
         sm=90, status="built", path=f"trt-llm/engines/{label}", tensorrt_llm="1.2.0rc5", cuda="13.0"
     )
     files = [
-        Artifact(path=f"trt-llm/engines/{label}/{name}", size=size, sha256="0" * 64, kind=kind)
-        for name, size, kind in (("config.json", 2048, "config"), ("rank0.engine", 3_000_000, "engine"))
+        Artifact(path=path, size=size, sha256="0" * 64, kind=kind)
+        for path, size, kind in (
+            ("trt-llm/checkpoints/config.json", 2048, "config"),
+            ("trt-llm/checkpoints/rank0.safetensors", 300_000, "checkpoint"),
+            (f"trt-llm/engines/{label}/config.json", 2048, "config"),
+            (f"trt-llm/engines/{label}/rank0.engine", 3_000_000, "engine"),
+        )
     ]
     return manifest.model_copy(
         update={
@@ -94,13 +82,12 @@ def manifests(builds, upstream) -> dict[str, Manifest]:
     sha = upstream.revisions[0]
     real = {
         fmt: Manifest.read(builds.get(upstream.repo_id, sha, fmt) / "manifest.json")
-        for fmt in ("fp8", "int4_awq", "gptq")
+        for fmt in ("fp8", "int4_awq", "int8_sq", "gptq")
     }
     return {
         **real,
         "w4a8_awq": _variant(real["int4_awq"], "w4a8_awq", "W4A8_AWQ"),
         "nvfp4": _variant(real["fp8"], "nvfp4", "NVFP4", group_size=16),
-        "int8_sq": _with_legacy(_variant(real["fp8"], "int8_sq", "W8A8_SQ_PER_CHANNEL")),
         "int4_awq+engine": _with_engine(real["int4_awq"]),
     }
 
@@ -144,19 +131,21 @@ def test_cpu_build_card_says_what_was_measured_and_nothing_else(manifests, upstr
     assert "optimized for TensorRT-LLM" not in card and "used for quantization" not in card
     # only the runtimes that load INT4-AWQ get a snippet: TensorRT-LLM's PyTorch backend, not vLLM
     assert "### TensorRT-LLM (PyTorch backend)" in card and "### vLLM" not in card
-    assert "| vLLM | no | — | W4A16_AWQ is not among the quant_algo values" in card
-    # B200 does not run INT4-AWQ (hardware matrix), so no example list names it; no engine troubleshooting
-    assert "B200" not in card and "Engine fails to load" not in card
+    assert "| vLLM | no | — | vLLM's ModelOpt loader accepts the quant_algo values" in card
+    # B200 does not run INT4-AWQ (hardware matrix, TensorRT-LLM's W4A16 GEMM), so no line names it; no engine
+    assert "B200" not in card and "Blackwell GPUs" not in card and "Engine fails to load" not in card
     assert f"| **Quantized On** | CPU ({manifest.device.name}) |" in card
     assert f"| **Calibration Size** | {manifest.quantization.calibration.samples} samples |" in card
     assert f"{ppl.base:.3f}" in card and f"{ppl.quantized:.3f}" in card
     assert "No TensorRT engine was built for this release (TensorRT-LLM is not installed" in card
-    # Without an engine, where the checkpoint runs comes from TensorRT-LLM's hardware matrix (W4A16 AWQ:
-    # Y from Ampere to Hopper), and the GPU requirement agrees with it.
+    # No format-wide minimum: the GPU line is the runtime's cell. No engine path (a unified checkpoint that
+    # trtllm-build cannot read), so no advice to build engines.
+    assert "Compute Capability" not in card
     assert (
-        "INT4-AWQ checkpoints run on Ampere, Ada Lovelace and Hopper GPUs (sm80/sm86/sm87/sm89/sm90)" in card
+        "- **GPU (TensorRT-LLM (PyTorch backend))**: sm80, sm86, sm87, sm89, sm90: Ampere, Ada Lovelace and "
+        "Hopper GPUs (e.g. A100, L40S, RTX 4090, H100, H200)" in card
     )
-    assert "Compute Capability ≥ 8.0 (Ampere)" in card
+    assert "build engines" not in card.lower() and "build one with `trtllm-build`" not in card
     # No engine, no GPU, no TensorRT-LLM here: those rows are left out, never guessed.
     for absent in (
         "**GPU** |",
@@ -168,20 +157,35 @@ def test_cpu_build_card_says_what_was_measured_and_nothing_else(manifests, upstr
         assert absent not in card
 
 
-def test_int8_sq_card_says_trtllm_build_serves_the_legacy_checkpoint(manifests, upstream, hubsim) -> None:
+def test_int8_sq_card_publishes_the_legacy_checkpoint_and_runs_its_engine(
+    manifests, upstream, hubsim
+) -> None:
     manifest = manifests["int8_sq"]
     card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
 
-    assert "Runtimes serve this release from `trt-llm/checkpoints/`" in card
-    assert "`trtllm-build` (TensorRT-LLM ≤ 1.2)" in card
-    assert "loads by its repo id with transformers' `AutoConfig`" in card
-    assert "no runtime in the table above is confirmed to serve it" in card
-    # the only snippet is trtllm-build's, from the legacy folder; nothing advises the PyTorch backend
-    assert "### trtllm-build (TensorRT-LLM ≤ 1.2)" in card and "trtllm-build --checkpoint_dir" in card
-    assert "### TensorRT-LLM (PyTorch backend)" not in card and "LLM(model=" not in card
-    assert "| **KV Cache** | int8 in `trt-llm/checkpoints/`; not quantized in the root checkpoint |" in card
+    # what the release is: TensorRT-LLM's legacy checkpoint, no weights at the root
+    assert "This is an INT8-SQ quantized version" in card
+    assert (
+        "This release is TensorRT-LLM's legacy checkpoint in `trt-llm/checkpoints/` (`W8A8_SQ_PER_CHANNEL`)"
+        in card
+    )
+    assert "The repository root holds the base model's config and tokenizer only" in card
+    assert "one checkpoint" not in card and "for TensorRT-LLM versions that read it" not in card
     assert "  checkpoints/\n    config.json\n    rank0.safetensors\n" in card  # the uploaded files' tree
+    assert "model.safetensors" not in card and "hf_quant_config.json" not in card
+    # how to run it: build the engine, then run it; nothing advises the PyTorch backend
+    assert "### trtllm-build (TensorRT-LLM ≤ 1.2)" in card and "trtllm-build --checkpoint_dir" in card
+    assert "from tensorrt_llm._tensorrt_engine import LLM" in card
+    assert 'llm = LLM(model="engine", tokenizer="release/trt-llm/checkpoints")' in card
+    assert "### TensorRT-LLM (PyTorch backend)" not in card
+    assert "No engine is included: build one with `trtllm-build` on the GPU that will run it" in card
+    assert "the repo holds TensorRT-LLM's legacy checkpoint only, in `trt-llm/checkpoints/`" in card
     assert "Reduce `--max_batch_size` or `--max_seq_len` when building the engine with `trtllm-build`" in card
+    assert "Blackwell GPUs" not in card  # INT8 SmoothQuant GEMMs stop at sm90
+    assert (
+        "- **Quantized**: the linear layers of every decoder block (attention and MLP projections): "
+        "weights in INT8 (one scale per output channel) and activations in INT8" in card
+    )
 
 
 def test_engine_build_card_names_the_engine_gpu_and_limits(manifests, upstream, hubsim) -> None:
@@ -192,8 +196,91 @@ def test_engine_build_card_names_the_engine_gpu_and_limits(manifests, upstream, 
     assert "Engine fails to load on different GPU" in card
     assert "| **SM Architecture** | sm90 |" in card and "| **GPU** | NVIDIA H100 NVL |" in card
     assert f"| **Max Batch Size** | {manifest.spec.engine.max_batch_size} |" in card
-    assert "Compute Capability ≥ 9.0 (Hopper / H100)" in card
-    assert "portable across sm89/sm90+ GPUs" in card
+    assert "- **GPU (engines in this release)**: sm90 only (built on NVIDIA H100 NVL, Hopper)" in card
+    # an engine path exists here (the engines stage published the legacy checkpoint it built from)
+    assert (
+        "INT4-AWQ engines run only on the SM they were built for: for another GPU (sm80, sm86, sm87, sm89, "
+        "sm90; e.g. A100, L40S, RTX 4090, H100, H200), build one from `trt-llm/checkpoints/` with "
+        "`trtllm-build` (TensorRT-LLM ≤ 1.2)" in card
+    )
+    assert "sm90+" not in card and "B200" not in card
+
+
+@pytest.mark.parametrize("name", ["fp8", "int4_awq", "gptq", "w4a8_awq", "nvfp4", "int8_sq"])
+def test_the_cards_print_the_runtime_table_cell_for_cell(name: str, manifests, upstream, hubsim) -> None:
+    """Every runtime row, GPU line and snippet of a card is its cell of runtimes.yaml, for every format."""
+    manifest = manifests[name]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+    gptq = name == "gptq"
+    for runtime, cell in load_runtimes().cells(manifest.spec.format):
+        detail = cell.note if cell.loads else cell.why
+        assert f"| {runtime.name} | {cell.verdict} | {cell.sm_text} | {detail} | {cell.source} |" in card
+        gpu_line = f"- **{runtime.name}**: " if gptq else f"- **GPU ({runtime.name})**: "
+        assert (f"{gpu_line}{describe(cell)}\n" in card) == cell.loads, runtime.id
+        assert (f"\n### {runtime.name}\n" in card) == cell.loads, runtime.id
+        assert (f"**Do not load this release with {runtime.name}**: {cell.why}." in card) == cell.wrong
+
+
+@pytest.mark.parametrize(
+    ("name", "opening"),
+    [
+        ("fp8", "This is an FP8 quantized"),
+        ("int8_sq", "This is an INT8-SQ quantized"),
+        ("int4_awq", "This is an INT4-AWQ quantized"),
+        ("w4a8_awq", "This is a W4A8-AWQ quantized"),
+        ("nvfp4", "This is an NVFP4 quantized"),
+        ("gptq", "This is a 4-bit GPTQ quantized"),
+    ],
+)
+def test_cards_open_with_the_right_article(name: str, opening: str, manifests, upstream, hubsim) -> None:
+    manifest = manifests[name]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+    assert opening in card
+
+
+def test_a_card_names_the_quantized_scope_from_the_exported_config(manifests, upstream, hubsim) -> None:
+    fp8 = manifests["fp8"]
+    card = _render(fp8, _upstream(upstream.repo_id, fp8.spec.revision, hubsim.url), hubsim)
+    excluded = fp8.quantization.config["quantization"]["exclude_modules"]
+    assert excluded == ["lm_head", "model.embed_tokens"]  # ModelOpt's own list, read from the build
+    assert (
+        "- **Quantized**: the linear layers of every decoder block (attention and MLP projections): "
+        "weights and activations in FP8 (E4M3, one scale per tensor)" in card
+    )
+    assert (
+        "- **Not quantized**: `lm_head`, `model.embed_tokens`, the normalization layers, the KV cache" in card
+    )
+    gptq = manifests["gptq"]
+    card = _render(gptq, _upstream(upstream.repo_id, gptq.spec.revision, hubsim.url), hubsim)
+    assert (
+        "weights in 4-bit integers (GPTQ, one scale and zero point per group of 128 input channels)" in card
+    )
+    assert (
+        "- **Not quantized**: `lm_head`, the token embeddings, the normalization layers, the KV cache" in card
+    )
+
+
+def test_an_fp8_card_warns_that_transformers_loads_it_wrongly(manifests, upstream, hubsim) -> None:
+    manifest = manifests["fp8"]
+    card = _render(manifest, _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url), hubsim)
+    assert "| transformers + GPTQModel / optimum | no: loads wrongly | — |" in card
+    assert "**Do not load this release with transformers + GPTQModel / optimum**: transformers has no" in card
+    assert "generates unrelated text" in card
+    # TGI's default loader takes the FP8 weights with their scales: it is advised, on the SMs it builds for
+    assert "### Text Generation Inference" in card
+    assert "- **GPU (Text Generation Inference)**: sm80, sm86, sm87, sm89, sm90:" in card
+
+
+def test_a_chat_model_is_prompted_through_its_chat_template(manifests, upstream, hubsim) -> None:
+    gptq = manifests["gptq"]
+    chat = gptq.model_copy(update={"source": gptq.source.model_copy(update={"chat_template": True})})
+    facts = _upstream(upstream.repo_id, gptq.spec.revision, hubsim.url)
+    plain, templated = _render(gptq, facts, hubsim), _render(chat, facts, hubsim)
+    assert "apply_chat_template" not in plain and "llm.chat(" not in plain
+    assert 'tokenizer("The future of AI is", return_tensors="pt")' in plain
+    assert 'messages = [{"role": "user", "content": "The future of AI is"}]' in templated
+    assert "tokenizer.apply_chat_template(" in templated and "outputs = llm.chat(messages" in templated
+    assert "/v1/chat/completions" in templated and "/v1/chat/completions" not in plain
 
 
 def test_card_context_supplies_exactly_the_parameters_of_the_seed_example(

@@ -31,10 +31,42 @@ def test_gptq_snippets_let_vllm_pick_marlin_and_transformers_runs_on_cpu() -> No
     assert chosen is not None and (chosen.runtime, chosen.needs_gpu) == ("transformers", False)
 
 
-def test_int8_sq_is_advised_only_for_trtllm_build() -> None:
+def test_int8_sq_is_advised_only_for_trtllm_build_and_shows_how_to_run_the_engine() -> None:
     (only,) = usages("int8_sq", REPO)
-    assert only.runtime == "trtllm_build" and "trtllm-build --checkpoint_dir" in only.code
+    assert only.runtime == "trtllm_build"
+    lines = only.code.splitlines()
+    build = lines.index(
+        "trtllm-build --checkpoint_dir release/trt-llm/checkpoints --output_dir engine --gemm_plugin auto"
+    )
+    # after the build, TensorRT-LLM's engine runner generates with that engine and the checkpoint's tokenizer
+    assert lines[build + 1] == "python - <<'EOF'" and lines[-1] == "EOF"
+    assert "from tensorrt_llm._tensorrt_engine import LLM  # the TensorRT engine runner" in lines
+    assert 'llm = LLM(model="engine", tokenizer="release/trt-llm/checkpoints")' in lines
     assert runnable_snippet("int8_sq", REPO) is None
+
+
+def test_chat_snippets_prompt_through_the_chat_template() -> None:
+    chat = {u.runtime: u.code for u in usages("gptq", REPO, chat=True)}
+    plain = {u.runtime: u.code for u in usages("gptq", REPO)}
+    assert set(chat) == set(plain)
+    assert "apply_chat_template(" in chat["transformers"]
+    assert "apply_chat_template" not in plain["transformers"]
+    assert "llm.chat(messages" in chat["vllm"] and "llm.generate([" in plain["vllm"]
+    assert "/v1/chat/completions" in chat["sglang"] and "/v1/completions" in plain["sglang"]
+    assert "/v1/chat/completions" in chat["tgi"] and "/generate" in plain["tgi"]
+    (engine,) = usages("int8_sq", REPO, chat=True)
+    assert 'AutoTokenizer.from_pretrained("release/trt-llm/checkpoints").apply_chat_template(' in engine.code
+    assert runnable_snippet("gptq", REPO, chat=True).code == chat["transformers"]
+
+
+def test_an_fp8_release_is_advised_for_tgi_in_the_image_the_table_read() -> None:
+    tgi = {u.runtime: u for u in usages("fp8", REPO)}["tgi"]
+    assert "ghcr.io/huggingface/text-generation-inference:3.3.7" in tgi.code and "3.3.7" in tgi.install
+    assert detection_rules("fp8")["tgi"][0] == {
+        "file": "config.json",
+        "key": "quantization_config.quant_method",
+        "values": ["modelopt"],
+    }
 
 
 def test_layout_tree_lists_the_files_given() -> None:

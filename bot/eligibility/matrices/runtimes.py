@@ -18,7 +18,7 @@ from bot.eligibility.matrices.tables import FORMATS, Checker
 RUNTIMES_FILE = Path(__file__).parent / "runtimes.yaml"
 
 _RUNTIME_KEYS = frozenset({"id", "name", "install", "cells"})
-_CELL_KEYS = frozenset({"loads", "min_sm", "sms", "note", "why", "detect", "source"})
+_CELL_KEYS = frozenset({"loads", "min_sm", "sms", "note", "why", "wrong", "detect", "source"})
 _DETECT_KEYS = frozenset({"file", "key", "values"})
 
 
@@ -45,6 +45,7 @@ class RuntimeCell:
     sms: tuple[int, ...]
     note: str
     why: str
+    wrong: bool  # loads without an error but computes something else: cards warn against it
     detect: tuple[Detect, ...]
     source_file: str
     source_version: str
@@ -62,6 +63,13 @@ class RuntimeCell:
         if self.sms:
             return ", ".join(f"sm{s}" for s in self.sms)
         return f"sm{self.min_sm}+" if self.min_sm else "any GPU, or CPU"
+
+    @property
+    def verdict(self) -> str:
+        """The "Loads it" column: `yes`, `no`, or `no: loads wrongly` for a runtime that fails silently."""
+        if self.loads:
+            return "yes"
+        return "no: loads wrongly" if self.wrong else "no"
 
     @property
     def source(self) -> str:
@@ -152,6 +160,9 @@ def _cell(check: Checker, runtime: str, fmt: str, data: Any) -> RuntimeCell:
                 raise check.fail(f"{entry}.{key}", "only a cell with loads: true has it")
         why = check.text(data.get("why"), f"{entry}.why")
         detect = ()
+    wrong = data.get("wrong", False)
+    if not isinstance(wrong, bool) or (wrong and loads):
+        raise check.fail(f"{entry}.wrong", "true only on a cell with loads: false (it loads, but wrongly)")
     return RuntimeCell(
         runtime=runtime,
         format=fmt,
@@ -160,6 +171,7 @@ def _cell(check: Checker, runtime: str, fmt: str, data: Any) -> RuntimeCell:
         sms=sms,
         note=check.text(data["note"], f"{entry}.note") if "note" in data else "",
         why=why,
+        wrong=wrong,
         detect=detect,
         source_file=check.text(source["file"], f"{entry}.source.file"),
         source_version=check.text(str(source["version"]), f"{entry}.source.version"),
