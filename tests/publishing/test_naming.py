@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
-from bot.publishing.naming import display_format, release_repo_id
+from bot.publishing.naming import display_format, release_repo_id, with_article
 from bot.settings import load_settings
 
 UPSTREAM = "TheDrummer/Magidonia-24B-v4.3"
@@ -65,3 +65,25 @@ def test_display_names_of_every_canonical_format() -> None:
         "nvfp4": "NVFP4",
         "gptq": "GPTQ",
     }
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("FP8", "an FP8"),
+        ("INT8-SQ", "an INT8-SQ"),
+        ("INT4-AWQ", "an INT4-AWQ"),
+        ("NVFP4", "an NVFP4"),
+        ("W4A8-AWQ", "a W4A8-AWQ"),
+        ("GPTQ", "a GPTQ"),
+        ("4-bit", "a 4-bit"),
+        ("8-bit", "an 8-bit"),
+        ("16-bit", "a 16-bit"),
+        ("18-bit", "an 18-bit"),
+        ("update", "an update"),
+        ("release", "a release"),
+    ],
+)
+def test_the_article_follows_how_the_phrase_is_read(phrase: str, expected: str) -> None:
+    """Acronyms letter by letter ("an eff-pee-eight"), numbers as numbers ("an eight-bit")."""
+    assert with_article(phrase) == expected
