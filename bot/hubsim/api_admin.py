@@ -1,5 +1,6 @@
 """The Hub's webhook settings API (`/api/settings/webhooks`, as `HfApi.create_webhook` & co call it) and
-hubsim's own admin routes under `/_hubsim/` (health, fault injection, delivery log; no auth: local only)."""
+hubsim's own admin routes under `/_hubsim/` (health, fault injection, delivery log, rate limits and request
+counts; no auth: local only)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from bot.hubsim.errors import ApiError, bad_request
+from bot.hubsim.ratelimit import WINDOW_S
 from bot.hubsim.routing import Call, Router
 from bot.hubsim.webhooks import Webhook, check_hook_fields
 
@@ -27,6 +29,10 @@ def register(router: Router) -> None:
     router.add("POST", "/_hubsim/faults", add_fault)
     router.add("DELETE", "/_hubsim/faults", clear_faults)
     router.add("GET", "/_hubsim/deliveries", deliveries)
+    router.add("GET", "/_hubsim/rate-limits", rate_limits)
+    router.add("POST", "/_hubsim/rate-limits", set_rate_limits)
+    router.add("DELETE", "/_hubsim/rate-limits", reset_rate_limits)
+    router.add("GET", "/_hubsim/requests", request_counts)
 
 
 def _owner(call: Call) -> str:
@@ -141,3 +147,53 @@ def deliveries(call: Call) -> Response:
     """The webhook delivery log, oldest first (`?scope=` filters)."""
     scope = call.query("scope")
     return JSONResponse([d.to_dict() for d in call.hub.webhooks.deliveries() if scope in (None, d.scope)])
+
+
+def rate_limits(call: Call) -> Response:
+    """Whether limits are on, each plan's quotas, users' own quotas, and the requests refused so far."""
+    limits = call.hub.rate_limits
+    refused = limits.counted()[1]
+    return JSONResponse(
+        {
+            "enabled": limits.enabled,
+            "windowSeconds": WINDOW_S,
+            "plans": {name: vars(quota) for name, quota in limits.plans.items()},
+            "users": limits.user_quotas,
+            "refused": [{"caller": c, "bucket": b, "count": n} for (c, b), n in sorted(refused.items())],
+        }
+    )
+
+
+def set_rate_limits(call: Call) -> Response:
+    """`{"enabled"?: bool, "user"?: name, "plan"?: name, "quotas"?: {"api": 20, ...}}`: turn limits on or
+    off, and set quotas of one user (enforced even while limits are off) or of a plan (default `free`)."""
+    body = call.json()
+    enabled, user, plan = body.get("enabled"), body.get("user"), body.get("plan")
+    quotas = body.get("quotas", {})
+    if enabled is not None and not isinstance(enabled, bool):
+        raise bad_request("enabled must be a boolean")
+    if not isinstance(quotas, dict) or (user is not None and user not in call.hub.users.users):
+        raise bad_request("quotas must be an object, and user the name of a hubsim user")
+    for bucket, limit in quotas.items():
+        call.hub.rate_limits.set_quota(bucket, limit, user=user, plan=plan)
+    if enabled is not None:
+        call.hub.rate_limits.enabled = enabled
+    return rate_limits(call)
+
+
+def reset_rate_limits(call: Call) -> Response:
+    """Forget users' own quotas, current windows and request counts."""
+    call.hub.rate_limits.reset()
+    return JSONResponse({})
+
+
+def request_counts(call: Call) -> Response:
+    """Requests counted since the last reset, `[{"caller", "bucket", "route", "count"}]` (`?caller=`)."""
+    caller = call.query("caller")
+    return JSONResponse(
+        [
+            {"caller": c, "bucket": b, "route": r, "count": n}
+            for (c, b, r), n in sorted(call.hub.rate_limits.counted()[0].items())
+            if caller in (None, c)
+        ]
+    )

@@ -87,11 +87,20 @@ Handler = Callable[[Call], Response]
 
 
 @dataclass
-class _Route:
+class Route:
+    """One route; calling it calls its handler; `label` (`GET /api/{rtype}/{ns}/{name}`) names it."""
+
     method: str
     parts: list[str]
     handler: Handler
     fixed: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} /{'/'.join(self.parts)}"
+
+    def __call__(self, call: Call) -> Response:
+        return self.handler(call)
 
 
 class Router:
@@ -99,20 +108,21 @@ class Router:
     (zero or more segments, joined by "/"), `{rtype}` one of models|datasets|spaces (as model|...)."""
 
     def __init__(self) -> None:
-        self._routes: list[_Route] = []
+        self._routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, **fixed: str) -> None:
-        self._routes.append(_Route(method, pattern.strip("/").split("/"), handler, fixed))
+        self._routes.append(Route(method, pattern.strip("/").split("/"), handler, fixed))
 
-    def match(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]]:
-        """The handler and path parameters (404 for no route, 405 for a known path with another method)."""
+    def match(self, method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
+        """The route (a handler) and path parameters (404 for no route, 405 for a known path with another
+        method)."""
         allowed = []
         for route in self._routes:
             params = _match(route.parts, segments)
             if params is None:
                 continue
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route.handler, {**route.fixed, **params}
+                return route, {**route.fixed, **params}
             allowed.append(route.method)
         path = "/" + "/".join(segments)
         if allowed:

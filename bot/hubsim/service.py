@@ -30,6 +30,7 @@ from bot.hubsim.errors import (
 from bot.hubsim.faults import Faults
 from bot.hubsim.jobs import Jobs
 from bot.hubsim.persistence import DataDir
+from bot.hubsim.ratelimit import RateLimits
 from bot.hubsim.store import (
     DEFAULT_BRANCH,
     HEADS,
@@ -77,6 +78,7 @@ class HubService:
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=2000)  # (method, path, status), newest last
         self.derived_cache: dict[str, Any] = {}  # commit oid -> card/config/tags (views.derived)
         self.faults = Faults()
+        self.rate_limits = RateLimits()  # off until enabled; counts every request either way
         self._disk = DataDir(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
         self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)

@@ -4,8 +4,11 @@ Rules (the Hub's, simplified): a user writes in their own namespace and in every
 token with role `read` writes nowhere; anyone authenticated may open discussions and pull requests on a
 repo they can see. A users file (JSON or TOML) looks like::
 
-    users = [{name = "alice", token = "hf_alice"}, {name = "bob", token = "hf_bob", role = "read"}]
+    users = [{name = "alice", token = "hf_alice", plan = "pro"},
+             {name = "bob", token = "hf_bob", role = "read"}]
     orgs = [{name = "acme", members = ["alice"]}]
+
+A user's `plan` (default `free`) sets its rate limits (`ratelimit.PLANS`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.hubsim.gitobjects import stable_object_id
+from bot.hubsim.ratelimit import USER_PLANS
 
 DEFAULT_USER = "hubsim-user"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
@@ -33,12 +37,13 @@ def new_token() -> str:
 
 @dataclass
 class User:
-    """A Hub user and the one token it authenticates with."""
+    """A Hub user, the one token it authenticates with, and its plan (its rate limits, `isPro`)."""
 
     name: str
     token: str
     role: str = "write"
     fullname: str | None = None
+    plan: str = "free"
 
     @property
     def id(self) -> str:
@@ -97,7 +102,7 @@ class Directory:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "users") -> Directory:
-        """Build from `{"users": [{name, token, role?, fullname?}], "orgs": [{name, members}]}`."""
+        """Build from `{"users": [{name, token, role?, fullname?, plan?}], "orgs": [{name, members}]}`."""
         try:
             users = [User(**u) for u in data["users"]]
             orgs = [Org(**o) for o in data.get("orgs", [])]
@@ -107,6 +112,8 @@ class Directory:
             ) from e
         if bad := [u.name for u in users if u.role not in ("read", "write")]:
             raise ConfigError(f"{source}: role must be 'read' or 'write' (users {bad})")
+        if bad := [u.name for u in users if u.plan not in USER_PLANS]:
+            raise ConfigError(f"{source}: plan must be one of {', '.join(USER_PLANS)} (users {bad})")
         return cls(users, orgs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +165,7 @@ class Directory:
             "fullname": user.fullname or user.name,
             "email": None,
             "emailVerified": False,
-            "isPro": False,
+            "isPro": user.plan == "pro",
             "canPay": False,
             "avatarUrl": "",
             "periodEnd": None,

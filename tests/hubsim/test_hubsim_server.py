@@ -99,8 +99,9 @@ def test_users_file_with_orgs_and_a_read_only_token(tmp_path):
         "users = [",
         '{"users": []}',
         '{"users": [{"name": "a", "token": "t"}], "orgs": [{"name": "o", "members": ["ghost"]}]}',
+        '{"users": [{"name": "a", "token": "t", "plan": "platinum"}]}',
     ],
-    ids=["no-token", "bad-toml", "no-users", "unknown-member"],
+    ids=["no-token", "bad-toml", "no-users", "unknown-member", "unknown-plan"],
 )
 def test_bad_users_files_are_config_errors(tmp_path, content):
     path = tmp_path / ("users.toml" if content.startswith("users") else "users.json")
@@ -171,6 +172,7 @@ def test_quantbot_hubsim_serves_the_roundtrip_example(tmp_path, webhook_receiver
     assert output.rstrip().endswith("hubsim stopped.")
     assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token HF_HUB_DISABLE_XET=1" in output
     assert "user alice (write) token hf_alice_token" in output
+    assert "rate limits: on, per 5 minutes for a free user 1000 API" in output
 
 
 def test_a_busy_port_is_one_line_exit_1():
@@ -193,8 +195,19 @@ def test_a_busy_port_is_one_line_exit_1():
         ["--users", "users.json", "--user", "x"],
         ["--port", "0"],
         ["--webhook", "ftp://x"],
+        ["--quota", "api=lots"],
+        ["--quota", "gpus=5"],
+        ["--quota", "platinum.api=5"],
     ],
-    ids=["secret-without-url", "users-and-user", "bad-port", "bad-webhook-url"],
+    ids=[
+        "secret-without-url",
+        "users-and-user",
+        "bad-port",
+        "bad-webhook-url",
+        "quota-nan",
+        "quota-bucket",
+        "quota-plan",
+    ],
 )
 def test_cli_usage_errors_are_one_line_exit_2(tmp_path, args):
     (tmp_path / "users.json").write_text('{"users": [{"name": "a", "token": "t"}]}')
