@@ -1,6 +1,6 @@
 """The Hub's webhook settings API (`/api/settings/webhooks`, as `HfApi.create_webhook` & co call it) and
 hubsim's own admin routes under `/_hubsim/` (health, fault injection, delivery log, rate limits and request
-counts; no auth: local only)."""
+counts, a repo's downloads and likes; no auth: local only)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from bot.hubsim import popularity
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.ratelimit import WINDOW_S
 from bot.hubsim.routing import Call, Router
@@ -33,6 +34,7 @@ def register(router: Router) -> None:
     router.add("POST", "/_hubsim/rate-limits", set_rate_limits)
     router.add("DELETE", "/_hubsim/rate-limits", reset_rate_limits)
     router.add("GET", "/_hubsim/requests", request_counts)
+    router.add("POST", "/_hubsim/{rtype}/{ns}/{name}/stats", set_stats)
 
 
 def _owner(call: Call) -> str:
@@ -197,3 +199,10 @@ def request_counts(call: Call) -> Response:
             if caller in (None, c)
         ]
     )
+
+
+def set_stats(call: Call) -> Response:
+    """`{"downloads"?, "downloadsAllTime"?, "likes"?, "trendingScore"?}`: what the Hub would have counted."""
+    repo_id = f"{call.params['ns']}/{call.params['name']}"
+    stats = popularity.set_stats(call.hub, call.params["rtype"], repo_id, call.json())
+    return JSONResponse({key: getattr(stats, field) for key, field in popularity.STAT_KEYS.items()})

@@ -23,6 +23,7 @@ from bot.hubsim import (
     api_files,
     api_jobs,
     api_lfs,
+    api_likes,
     api_repos,
     job_pages,
     pages,
@@ -43,7 +44,7 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs):
+    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes):
         module.register(router)
     return router
 

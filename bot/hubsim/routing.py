@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes, urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.service import HubService
@@ -84,6 +84,22 @@ class Call:
 
 
 Handler = Callable[[Call], Response]
+
+
+def paged(
+    call: Call, items: list[Any], default_size: int, render: Callable[[Any], Any] | None = None
+) -> Response:
+    """One page of `items` from `?cursor=` on, with a `Link: <next>; rel="next"` while more remain; `render`
+    shapes each item of the page (and only those: a listing builds only what it sends)."""
+    size = call.hub.page_size or default_size
+    start = call.int_query("cursor", 0)
+    if start < 0:
+        raise bad_request("cursor must be >= 0")
+    page = items[start : start + size]
+    headers = {}
+    if start + size < len(items):
+        headers["Link"] = f'<{call.url_with(cursor=str(start + size))}>; rel="next"'
+    return JSONResponse([render(item) for item in page] if render else page, headers=headers)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from bot.hubsim import gitobjects
 from bot.hubsim.discussions import Discussion
 from bot.hubsim.errors import bad_request, entry_not_found, revision_not_found
+from bot.hubsim.popularity import Stats
 
 DEFAULT_BRANCH = "main"
 HEADS, TAGS, PRS = "refs/heads/", "refs/tags/", "refs/pr/"
@@ -158,6 +159,7 @@ class Repo:
     refs: dict[str, str] = field(default_factory=dict)
     discussions: list[Discussion] = field(default_factory=list)
     gate_grants: list[str] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
 
     @property
     def head(self) -> Commit:
@@ -221,6 +223,8 @@ class Repo:
         data = dict(data)
         data["commits"] = {oid: Commit(**c) for oid, c in data["commits"].items()}
         data["discussions"] = [Discussion.from_dict(d) for d in data["discussions"]]
+        if "stats" in data:
+            data["stats"] = Stats(**data["stats"])
         return cls(**data)
 
 

@@ -73,9 +73,10 @@ def repo_info(
         "private": repo.private,
         "gated": repo.gated,
         "disabled": False,
-        "downloads": 0,
-        "likes": 0,
-        "trendingScore": 0,
+        "downloads": repo.stats.downloads,
+        "downloadsAllTime": repo.stats.downloads_all_time,
+        "likes": repo.stats.likes,
+        "trendingScore": repo.stats.trending_score,
         "tags": facts.tags,
     }
     if repo.type == "model":

@@ -18,6 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from bot.errors import ConfigError
 from bot.hubsim import Directory, HubService, HubsimServer, User, create_hub
+from bot.hubsim.popularity import set_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANTBOT = [sys.executable, "-c", "from bot.cli import main; main()"]
@@ -38,11 +39,13 @@ def test_state_survives_a_restart(tmp_path, model_folder, webhook_receiver):
             webhook_receiver.url, "k", [{"type": "user", "name": "alice"}], owner="alice"
         )
         before = api.model_info("alice/kept", revision="refs/pr/1", files_metadata=True)
+        set_stats(server.hub, "model", "alice/kept", {"downloads": 12, "likes": 3})
 
     with HubsimServer(HubService(data_dir=data)) as server:  # users come back from the data dir too
         api = HfApi(endpoint=server.url, token="hf_alice")
         after = api.model_info("alice/kept", revision="refs/pr/1", files_metadata=True)
         assert after.sha == before.sha and after.private
+        assert (after.downloads, after.likes) == (12, 3)
         assert [(s.rfilename, s.size) for s in after.siblings] == [
             (s.rfilename, s.size) for s in before.siblings
         ]

@@ -1,0 +1,58 @@
+"""Likes: liking (a signed-in browser only), unliking, a repo's likers and a user's liked repos.
+
+Routes as huggingface_hub calls them: `DELETE /api/{type}s/{id}/like` (`HfApi.unlike`), `GET
+/api/{type}s/{id}/likers` (`list_repo_likers`, items `{user, fullname, avatarUrl}`), `GET
+/api/users/{user}/likes` (`list_liked_repos`, items `{createdAt, repo: {name, type}}`), both paged by `Link`.
+`POST .../like` takes the browser's session cookie and refuses a token (hubsim's words; the Hub stopped
+taking likes from scripts, huggingface_hub #2739).
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from bot.hubsim import popularity, signin
+from bot.hubsim.api_repos import REPO, visible_repo
+from bot.hubsim.errors import ApiError, forbidden, unauthorized
+from bot.hubsim.routing import Call, Router, paged
+
+
+def register(router: Router) -> None:
+    router.add("POST", REPO + "/like", like)
+    router.add("DELETE", REPO + "/like", unlike)
+    router.add("GET", REPO + "/likers", likers)
+    router.add("GET", "/api/users/{user}/likes", liked_repos)
+
+
+def like(call: Call) -> Response:
+    if call.user is not None:
+        raise forbidden("Liking a repo is possible on the website only, not with an access token")
+    user = signin.signed_in(call.hub, call.request)
+    if user is None:
+        raise unauthorized("Sign in to like a repo")
+    popularity.like(call.hub, user, visible_repo(call))
+    return JSONResponse({})
+
+
+def unlike(call: Call) -> Response:
+    user = call.hub.require_user(call.user)
+    popularity.unlike(call.hub, user, visible_repo(call))
+    return JSONResponse({})
+
+
+def likers(call: Call) -> Response:
+    repo = visible_repo(call)
+    users = call.hub.users.users
+    names = sorted(repo.stats.likers, key=repo.stats.likers.__getitem__, reverse=True)
+    found = [
+        {"user": name, "fullname": (users[name].fullname if name in users else None) or name, "avatarUrl": ""}
+        for name in names
+    ]
+    return paged(call, found, default_size=1000)
+
+
+def liked_repos(call: Call) -> Response:
+    username = call.params["user"]
+    if username not in call.hub.users.users:
+        raise ApiError(404, f"User not found: {username}")
+    return paged(call, popularity.liked_by(call.hub, call.user, username), default_size=1000)
