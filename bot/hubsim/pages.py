@@ -265,11 +265,18 @@ def blob_page(call: Call) -> Response:
 
 
 def commits_page(call: Call) -> Response:
-    """The history of a revision, newest first."""
+    """The history of a revision, newest first, each commit with the tags that point at it."""
     repo = _repo(call)
     rev, commit = _revision(repo, call)
+    tags: dict[str, list[str]] = {}
+    for name, oid in sorted(repo.refs_under(TAGS).items()):
+        tags.setdefault(oid, []).append(name)
     return html(
-        "commits.html.j2", **_repo_context(call, repo, "files"), rev=rev, history=repo.history(commit)
+        "commits.html.j2",
+        **_repo_context(call, repo, "files"),
+        rev=rev,
+        history=repo.history(commit),
+        tags=tags,
     )
 
 
