@@ -1,6 +1,6 @@
 """The Hub's webhook settings API (`/api/settings/webhooks`, as `HfApi.create_webhook` & co call it) and
 hubsim's own admin routes under `/_hubsim/` (health, fault injection, delivery log, rate limits and request
-counts, a repo's downloads and likes; no auth: local only)."""
+counts, a repo's downloads and likes, a user's saved hardware; no auth: local only)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import popularity
+from bot.hubsim import popularity, profiles
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.ratelimit import WINDOW_S
 from bot.hubsim.routing import Call, Router
@@ -35,6 +35,7 @@ def register(router: Router) -> None:
     router.add("DELETE", "/_hubsim/rate-limits", reset_rate_limits)
     router.add("GET", "/_hubsim/requests", request_counts)
     router.add("POST", "/_hubsim/{rtype}/{ns}/{name}/stats", set_stats)
+    router.add("PUT", "/_hubsim/users/{user}/hardware", set_hardware)
 
 
 def _owner(call: Call) -> str:
@@ -206,3 +207,11 @@ def set_stats(call: Call) -> Response:
     repo_id = f"{call.params['ns']}/{call.params['name']}"
     stats = popularity.set_stats(call.hub, call.params["rtype"], repo_id, call.json())
     return JSONResponse({key: getattr(stats, field) for key, field in popularity.STAT_KEYS.items()})
+
+
+def set_hardware(call: Call) -> Response:
+    """`{"items": [{"sku": [type, provider, model], "mem", "num", "isPrimary"?}], "public"?: true}`: what the
+    user saved in their Hub settings (`profiles`)."""
+    body = call.json()
+    user = profiles.set_hardware(call.hub, call.params["user"], body.get("items"), body.get("public", True))
+    return JSONResponse({"items": user.hardware, "public": user.hardware_public})

@@ -1,8 +1,7 @@
-"""Likes: liking (a signed-in browser only), unliking, a repo's likers and a user's liked repos.
+"""Likes of a repo: liking (a signed-in browser only), unliking, its likers (a user's likes: `api_users`).
 
 Routes as huggingface_hub calls them: `DELETE /api/{type}s/{id}/like` (`HfApi.unlike`), `GET
-/api/{type}s/{id}/likers` (`list_repo_likers`, items `{user, fullname, avatarUrl}`), `GET
-/api/users/{user}/likes` (`list_liked_repos`, items `{createdAt, repo: {name, type}}`), both paged by `Link`.
+/api/{type}s/{id}/likers` (`list_repo_likers`, items `{user, fullname, avatarUrl}`, paged by `Link`).
 `POST .../like` takes the browser's session cookie and refuses a token (hubsim's words; the Hub stopped
 taking likes from scripts, huggingface_hub #2739).
 """
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.hubsim import popularity, signin
 from bot.hubsim.api_repos import REPO, visible_repo
-from bot.hubsim.errors import ApiError, forbidden, unauthorized
+from bot.hubsim.errors import forbidden, unauthorized
 from bot.hubsim.routing import Call, Router, paged
 
 
@@ -21,7 +20,6 @@ def register(router: Router) -> None:
     router.add("POST", REPO + "/like", like)
     router.add("DELETE", REPO + "/like", unlike)
     router.add("GET", REPO + "/likers", likers)
-    router.add("GET", "/api/users/{user}/likes", liked_repos)
 
 
 def like(call: Call) -> Response:
@@ -49,10 +47,3 @@ def likers(call: Call) -> Response:
         for name in names
     ]
     return paged(call, found, default_size=1000)
-
-
-def liked_repos(call: Call) -> Response:
-    username = call.params["user"]
-    if username not in call.hub.users.users:
-        raise ApiError(404, f"User not found: {username}")
-    return paged(call, popularity.liked_by(call.hub, call.user, username), default_size=1000)

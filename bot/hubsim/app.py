@@ -25,6 +25,7 @@ from bot.hubsim import (
     api_lfs,
     api_likes,
     api_repos,
+    api_users,
     job_pages,
     pages,
     signin,
@@ -44,7 +45,7 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes):
+    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes, api_users):
         module.register(router)
     return router
 
