@@ -57,6 +57,7 @@ def register(router: Router) -> None:
         router.add("GET", base + "/commit/{sha}", _page(commit_page), rtype=repo_type)
         router.add("GET", base + "/discussions", _page(discussions_page), rtype=repo_type)
         router.add("GET", base + "/discussions/{num}", _page(discussion_page), rtype=repo_type)
+        router.add("POST", base + "/discussions/{num}/pin", _page(pin_toggle), rtype=repo_type)
     router.add("GET", "/datasets", _page(lambda call: listing(call, "dataset")))
     router.add("GET", "/models", _page(lambda call: listing(call, "model")))
     router.add("GET", "/{ns}", _page(owner_page))
@@ -194,10 +195,15 @@ def like_toggle(call: Call) -> Response:
     """The like button: a signed-in user likes the repo, or no longer does; others are sent to sign in."""
     repo = _repo(call)
     if call.user is None:
-        return RedirectResponse(f"/login?next={quote(repo_url('', repo))}", status_code=303)
+        return _sign_in_first(repo_url("", repo))
     toggle = popularity.unlike if call.user.name in repo.stats.likers else popularity.like
     toggle(call.hub, call.user, repo)
     return RedirectResponse(repo_url("", repo), status_code=303)
+
+
+def _sign_in_first(back_to: str) -> Response:
+    """A button pressed by a browser nobody signed in: the sign-in form, then back to the page."""
+    return RedirectResponse(f"/login?next={quote(back_to)}", status_code=303)
 
 
 def _strings(value: Any) -> list[str]:
@@ -320,6 +326,7 @@ def discussions_page(call: Call) -> Response:
     repo = _repo(call)
     status, kind = call.query("status") or "all", call.query("type") or "all"
     found = call.hub.community.list(call.user, repo.type, repo.name, kind, status, None)
+    found.sort(key=lambda d: not d.pinned)  # pinned first, the rest newest first as listed
     return html(
         "discussions.html.j2",
         **_repo_context(call, repo, "community"),
@@ -327,6 +334,20 @@ def discussions_page(call: Call) -> Response:
         shown_status=status,
         shown_kind=kind,
     )
+
+
+def pin_toggle(call: Call) -> Response:
+    """The owners' "Pin" button of a thread: pin it to the top of the community tab, or unpin it."""
+    repo = _repo(call)
+    number = call.params["num"]
+    if not number.isdigit():
+        raise ApiError(404, f"Discussion not found: {number}")
+    thread = f"{repo_url('', repo)}/discussions/{number}"
+    if call.user is None:
+        return _sign_in_first(thread)
+    pinned = call.hub.community.discussion(repo, int(number)).pinned
+    call.hub.community.pin(call.user, repo.type, repo.name, int(number), not pinned)
+    return RedirectResponse(thread, status_code=303)
 
 
 def discussion_page(call: Call) -> Response:
@@ -347,6 +368,7 @@ def discussion_page(call: Call) -> Response:
         discussion=discussion,
         conflicts=conflicts,
         changes=changes,
+        can_pin=call.user is not None and call.hub.can_write(call.user, repo),
         diff=(diff or "")[:MAX_PREVIEW],
     )
 
