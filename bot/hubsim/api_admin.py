@@ -1,6 +1,6 @@
 """The Hub's webhook settings API (`/api/settings/webhooks`, as `HfApi.create_webhook` & co call it) and
 hubsim's own admin routes under `/_hubsim/` (health, fault injection, delivery log, rate limits and request
-counts, a repo's downloads and likes, a user's saved hardware; no auth: local only)."""
+counts, a repo's downloads and likes, a user's saved hardware, many repos at once; no auth: local only)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import popularity, profiles
+from bot.hubsim import popularity, profiles, seeding
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.ratelimit import WINDOW_S
 from bot.hubsim.routing import Call, Router
@@ -36,6 +36,7 @@ def register(router: Router) -> None:
     router.add("GET", "/_hubsim/requests", request_counts)
     router.add("POST", "/_hubsim/{rtype}/{ns}/{name}/stats", set_stats)
     router.add("PUT", "/_hubsim/users/{user}/hardware", set_hardware)
+    router.add("POST", "/_hubsim/seed", seed)
 
 
 def _owner(call: Call) -> str:
@@ -215,3 +216,9 @@ def set_hardware(call: Call) -> Response:
     body = call.json()
     user = profiles.set_hardware(call.hub, call.params["user"], body.get("items"), body.get("public", True))
     return JSONResponse({"items": user.hardware, "public": user.hardware_public})
+
+
+def seed(call: Call) -> Response:
+    """`{"repos": [{"id", "type"?, "private"?, "files"?, "stats"?}]}`: many repos at once (`seeding`)."""
+    made = seeding.seed(call.hub, call.json().get("repos"))
+    return JSONResponse({"made": len(made), "sha": {repo.name: repo.head.oid for repo in made}})

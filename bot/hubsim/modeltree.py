@@ -18,21 +18,12 @@ from bot.hubsim.store import Repo
 from bot.hubsim.users import User
 
 RELATIONS = ("quantized", "finetune", "adapter", "merge")  # in the order the model page lists them
-_PREFIX = "base_model:"
 
 
 def parents(hub: HubService, repo: Repo) -> tuple[str | None, list[str]]:
     """The relation and the base model ids the card names (None and [] for a model without any)."""
-    relation, bases = None, []
-    for tag in views.derived(hub, repo.head).tags:
-        if not tag.startswith(_PREFIX):
-            continue
-        kind, _, rest = tag[len(_PREFIX) :].partition(":")
-        if kind in RELATIONS and rest:
-            relation = relation or kind
-        else:
-            bases.append(tag[len(_PREFIX) :])
-    return relation, bases
+    facts = views.derived(hub, repo.head)
+    return facts.relation, facts.base_models
 
 
 def base_models(hub: HubService, repo: Repo) -> dict[str, Any] | None:
@@ -52,9 +43,9 @@ def children(hub: HubService, viewer: User | None, repo: Repo) -> dict[str, list
     found: dict[str, list[Repo]] = {relation: [] for relation in RELATIONS}
     wanted = repo.name.lower()
     for other in hub.visible_repos(viewer, "model"):
-        relation, bases = parents(hub, other)
-        if relation is not None and any(base.lower() == wanted for base in bases):
-            found[relation].append(other)
+        facts = views.derived(hub, other.head)
+        if facts.relation is not None and any(base.lower() == wanted for base in facts.base_models):
+            found[facts.relation].append(other)
     for group in found.values():
         group.sort(key=lambda child: child.last_modified, reverse=True)
     return {relation: group for relation, group in found.items() if group}

@@ -51,6 +51,11 @@ REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 
+def valid_repo_name(name: object) -> bool:
+    """Whether the Hub takes `name` as the name part of a repo id."""
+    return isinstance(name, str) and bool(_REPO_NAME.fullmatch(name)) and not name.endswith(".git")
+
+
 @dataclass
 class Changes:
     """What one commit does: files to write (path → content), LFS files to point at (path → pointer to
@@ -311,7 +316,11 @@ class HubService:
 
     def visible_repos(self, user: User | None, repo_type: str) -> list[Repo]:
         """Every repo of a type that `user` may see."""
-        return [r for (t, _), r in self.repos.items() if t == repo_type and self.can_see(user, r)]
+        return [
+            r
+            for (t, _), r in self.repos.items()
+            if t == repo_type and (not r.private or self.can_see(user, r))
+        ]
 
     def read(self, oid: str) -> bytes:
         """A blob's content."""

@@ -22,6 +22,7 @@ from bot.hubsim.popularity import Stats
 
 DEFAULT_BRANCH = "main"
 HEADS, TAGS, PRS = "refs/heads/", "refs/tags/", "refs/pr/"
+MAIN_REF = HEADS + DEFAULT_BRANCH
 _SHA = re.compile(r"[0-9a-f]{40}")
 _BAD_REF = re.compile(r"(^|/)\.|\.\.|[\x00-\x20~^:?*\[\\]|//|/$|^/|\.lock$|@\{")
 
@@ -164,7 +165,7 @@ class Repo:
     @property
     def head(self) -> Commit:
         """The tip of the default branch."""
-        return self.commits[self.refs[HEADS + DEFAULT_BRANCH]]
+        return self.commits[self.refs[MAIN_REF]]
 
     def refs_under(self, prefix: str) -> dict[str, str]:
         """Short name → commit oid for refs under `prefix` (e.g. branches under `refs/heads/`)."""
