@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 
 from bot.hubsim import popularity, signin
-from bot.hubsim.api_repos import REPO, visible_repo
+from bot.hubsim.api_repos import REPO, repo_id, visible_repo
 from bot.hubsim.errors import forbidden, unauthorized
 from bot.hubsim.routing import Call, Router, paged
 
@@ -28,7 +28,7 @@ def like(call: Call) -> Response:
     user = signin.signed_in(call.hub, call.request)
     if user is None:
         raise unauthorized("Sign in to like a repo")
-    popularity.like(call.hub, user, visible_repo(call))
+    popularity.like(call.hub, user, call.hub.repo(user, call.params["rtype"], repo_id(call)))
     return JSONResponse({})
 
 

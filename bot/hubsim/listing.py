@@ -87,7 +87,7 @@ def info(call: Call, repo: Repo, commit: Commit, expand: list[str] | None) -> di
     answer = views.repo_info(hub, repo, commit, blobs=blobs)
     if expand is None:
         return answer
-    if "baseModels" in expand and (bases := modeltree.base_models(hub, repo)) is not None:
+    if "baseModels" in expand and (bases := modeltree.base_models(hub, commit)) is not None:
         answer["baseModels"] = bases
     if "childrenModelCount" in expand:
         answer["childrenModelCount"] = modeltree.children_count(hub, call.user, repo)

@@ -14,21 +14,21 @@ from typing import Any
 
 from bot.hubsim import views
 from bot.hubsim.service import HubService
-from bot.hubsim.store import Repo
+from bot.hubsim.store import Commit, Repo
 from bot.hubsim.users import User
 
 RELATIONS = ("quantized", "finetune", "adapter", "merge")  # in the order the model page lists them
 
 
-def parents(hub: HubService, repo: Repo) -> tuple[str | None, list[str]]:
+def parents(hub: HubService, commit: Commit) -> tuple[str | None, list[str]]:
     """The relation and the base model ids the card names (None and [] for a model without any)."""
-    facts = views.derived(hub, repo.head)
+    facts = views.derived(hub, commit)
     return facts.relation, facts.base_models
 
 
-def base_models(hub: HubService, repo: Repo) -> dict[str, Any] | None:
-    """`baseModels` of `model_info` (None when the card names no base model)."""
-    relation, bases = parents(hub, repo)
+def base_models(hub: HubService, commit: Commit) -> dict[str, Any] | None:
+    """`baseModels` of `model_info` at a commit (None when its card names no base model)."""
+    relation, bases = parents(hub, commit)
     if not bases:
         return None
     models = []

@@ -179,7 +179,7 @@ def _metadata(facts: views.Derived) -> list[tuple[str, list[str]]]:
 
 def _base_models(call: Call, repo: Repo) -> list[dict[str, Any]]:
     """The card's `base_model`s, each with its relation and whether hubsim has it."""
-    relation, bases = modeltree.parents(call.hub, repo)
+    relation, bases = modeltree.parents(call.hub, repo.head)
     return [{"id": base, "relation": relation, "exists": ("model", base) in call.hub.repos} for base in bases]
 
 
