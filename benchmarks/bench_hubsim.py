@@ -8,7 +8,8 @@ downloads and likes. It times:
   extrapolated to all of them) the client's way, `create_repo` then `upload_file` of the card and config;
 - what the bot's poller asks for, through `HfApi` (requests per second, the median of `--rounds` calls):
   an author's models by last modification (limit 100, `expand` sha, lastModified, cardData), a base
-  model's fine-tunes the same way, the first page of all models (1,000 items), `model_info`, and
+  model's fine-tunes the same way (and as one plain GET, without the client's parsing), the first page of
+  all models (1,000 items), `model_info`, and
   `model_info(expand=["childrenModelCount"])` of a base model with ~500 fine-tunes;
 - `model_info` with rate limits enforced against not enforced (the cost of counting and the headers).
 
@@ -76,13 +77,11 @@ def main() -> int:
 
     users = [User(f"author-{i}", f"hf_author_{i}") for i in range(AUTHORS)] + [User("bot", "hf_bot")]
     hub = HubService(Directory(users, [Org("upstream", ["bot"])]))
-    with HubsimServer(hub) as server:
+    with HubsimServer(hub) as server, httpx.Client(base_url=server.url, timeout=600) as raw:
         repos = _layout(args.repos)
         started = time.perf_counter()
         for i in range(0, len(repos), BATCH):
-            httpx.post(
-                f"{server.url}/_hubsim/seed", json={"repos": repos[i : i + BATCH]}, timeout=600
-            ).raise_for_status()
+            raw.post("/_hubsim/seed", json={"repos": repos[i : i + BATCH]}).raise_for_status()
         seeded = time.perf_counter() - started
         print(f"hubsim with {len(hub.repos):,} repos ({BASES} base models, {AUTHORS} authors)")
         print(f"  made through /_hubsim/seed: {seeded:.1f} s ({len(repos) / seeded:,.0f} repos/s)")
@@ -113,7 +112,16 @@ def main() -> int:
                     filter="base_model:upstream/base-3", sort="lastModified", limit=100, expand=expand
                 )
             ),
-            "first page of all models (1,000 items)": lambda: httpx.get(f"{server.url}/api/models").json(),
+            "the same, one GET without the client (hubsim's share)": lambda: raw.get(
+                "/api/models",
+                params={
+                    "filter": "base_model:upstream/base-3",
+                    "sort": "lastModified",
+                    "limit": 100,
+                    "expand": expand,
+                },
+            ).json(),
+            "first page of all models (1,000 items)": lambda: raw.get("/api/models").json(),
             "model_info": lambda: api.model_info("author-7/tune-7"),
             "model_info childrenModelCount (~500 children)": lambda: api.model_info(
                 "upstream/base-3", expand=["childrenModelCount"]
