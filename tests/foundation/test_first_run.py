@@ -67,7 +67,7 @@ def test_config_says_where_each_value_comes_from(tmp_path: Path) -> None:
     done = _quantbot("--config", str(config), "config", env=_env(tmp_path, QUANTBOT_LEASE_S="7"))
     lines = dict(line.split(" = ", 1) for line in done.communicate(timeout=60)[0].splitlines())
     assert lines["policy"] == f'"permissive"  # file {config}'
-    assert lines["lease_s"] == "7.0  # env" and lines["log_level"] == '"WARNING"  # default'
+    assert lines["lease_s"] == "7.0  # env QUANTBOT_LEASE_S" and lines["log_level"] == '"WARNING"  # default'
 
 
 @pytest.fixture
