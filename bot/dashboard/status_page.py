@@ -21,8 +21,9 @@ BUILDING = (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING)
 HANDLED = "handled"
 
 
-def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
-    """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems."""
+def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems;
+    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything)."""
     now = utcnow()
     links = _Links(hub_url)
     counts = {status.value: n for status, n in store.jobs.counts().items()}
@@ -39,6 +40,7 @@ def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
     return {
         "as_of": now.isoformat(),
         "hub": hub_url,
+        "hub_problem": hub_problem,
         "counts": counts,
         "watches": [
             {
