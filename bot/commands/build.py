@@ -277,13 +277,17 @@ class _Talk:
         click.echo(f"[{self.latest.stage}{clock}] {news}", err=True)
         self.said_at, self.said = time.monotonic(), message
 
+    def heartbeat(self) -> None:
+        """Each second: redraw the bar (its clock moves), or repeat the news after `QUIET_S` of silence."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.refresh()
+            elif self.latest is not None and time.monotonic() - self.said_at >= QUIET_S:
+                self._say(self.describe(self.latest))
+
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
-            with self._lock:
-                if self._bar is not None:
-                    self._bar.refresh()
-                elif self.latest is not None and time.monotonic() - self.said_at >= QUIET_S:
-                    self._say(self.describe(self.latest))
+            self.heartbeat()
 
     def __enter__(self) -> _Talk:
         threading.Thread(target=self._tick, name="build-progress", daemon=True).start()

@@ -36,9 +36,9 @@ def test_pyproject_comments_point_at_things_that_exist() -> None:
     assert paths, "the test reads no path from pyproject.toml's comments"
     for path in paths:
         assert (ROOT / path).exists(), f"pyproject.toml's comment names {path}, which does not exist"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for section in re.findall(r'README\.md, "([^"]+)"', "\n".join(comments)):
-        assert re.search(rf"^#+ {re.escape(section)}$", readme, re.M), f"README has no section {section!r}"
+    for document, section in re.findall(r'([\w/.-]+\.md), "([^"]+)"', "\n".join(comments)):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert re.search(rf"^#+ {re.escape(section)}$", text, re.M), f"{document} has no section {section!r}"
 
 
 def test_the_architecture_page_names_every_module_of_the_bot_and_handlers() -> None:
@@ -106,3 +106,20 @@ def test_every_path_the_cli_and_the_documents_cite_exists(tmp_path: Path) -> Non
         if not (ROOT / path).exists() and not (ROOT / "docs" / path).exists()
     )
     assert not missing, "cited but not in the repository:\n" + "\n".join(missing)
+
+
+def test_the_configuration_page_documents_every_setting_and_only_settings() -> None:
+    from bot.settings import Settings
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert set(Settings.model_fields) - documented == set(), "settings docs/configuration.md lacks"
+    assert documented - set(Settings.model_fields) == set(), "docs/configuration.md documents no such setting"
+
+
+def test_compose_points_at_a_section_that_exists() -> None:
+    compose = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    document, section = re.search(r'\(([\w/.-]+\.md), "([^"]+)"\)', compose.replace("\n# ", " ")).groups()
+    text = (ROOT / document).read_text(encoding="utf-8")
+    assert re.search(rf"^#+ {re.escape(section)}$", text, re.M), f"{document} has no section {section!r}"
