@@ -233,7 +233,7 @@ class _Talk:
         with self._lock:
             new_stage = self.latest is None or p.stage != self.latest.stage
             if new_stage:
-                self.stage_started = time.monotonic()
+                self.stage_started, self.said = time.monotonic(), ""
             self.latest = p
             self._count(p)
             if self._bar is not None:

@@ -23,13 +23,15 @@ def test_without_a_terminal_a_line_per_stage_then_one_every_few_seconds(
     clock = [100.0]
     monkeypatch.setattr(build.time, "monotonic", lambda: clock[0])
     talk = build._Talk(tty=False)
+    talk(_line("fetch", "started"))
     talk(_line("load", "started"))
     talk(_line("load", "loading the base model"))  # the same stage: no line of its own
     for _ in range(25):  # 25 quiet seconds, a heartbeat each second
         clock[0] += 1.0
         talk.heartbeat()
-    talk(_line("quantize", "started"))
+    talk(_line("quantize", "started"))  # news of its own, though the words are load's first
     assert capsys.readouterr().err.splitlines() == [
+        "[fetch] started",
         "[load] started",
         f"[load {build.QUIET_S:.0f} s] loading the base model",
         f"[load {2 * build.QUIET_S:.0f} s] … loading the base model",  # no news: said as such
