@@ -107,7 +107,6 @@ class _Demo:
         calibration = publish_calibration_dataset(hub)
         self.hubsim = HubsimServer(hub, port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
-        os.environ["HF_HUB_DISABLE_XET"] = "1"  # hubsim offers LFS, not Xet (README, "hubsim")
         from huggingface_hub import HfApi
 
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
@@ -172,10 +171,7 @@ class _Demo:
         from bot.threaded_server import wait_for_stop_signal
 
         click.echo(f"\nhubsim keeps running at {self.hubsim.url}; the bot's status page: {self.server.url}/")
-        click.echo(
-            f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token} HF_HUB_DISABLE_XET=1"
-            "   # alice's token"
-        )
+        click.echo(f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token}   # alice's token")
         click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
         click.echo("Press Ctrl+C to stop.")
         wait_for_stop_signal()

@@ -32,6 +32,7 @@ from bot.hubsim.errors import ApiError, RepoMoved, unauthorized
 from bot.hubsim.routing import Call, Handler, Router, split_raw_path
 from bot.hubsim.service import HubService
 from bot.hubsim.users import User
+from bot.hubsim.xet import cas_api, hub_api
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs):
+    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, hub_api, cas_api):
         module.register(router)
     return router
 
@@ -85,7 +86,7 @@ class HubsimApp:
             if not is_admin and (fault := self.hub.faults.take(method, "/" + "/".join(segments))):
                 raise fault.error()
             handler, params, is_page = self._route(method, segments)
-            user = None if is_admin else self._caller(request, is_page)
+            user = None if is_admin or cas_api.own_auth(segments) else self._caller(request, is_page)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
         except RepoMoved as e:
@@ -106,7 +107,11 @@ class HubsimApp:
         try:
             return *self.router.match(method, segments), False
         except ApiError as no_route:
-            if no_route.status != 404 or segments[0] in (API_PREFIX, ADMIN_PREFIX):
+            if (
+                no_route.status != 404
+                or segments[0] in (API_PREFIX, ADMIN_PREFIX)
+                or cas_api.own_auth(segments)
+            ):
                 raise
             try:
                 return *self.pages.match(method, segments), True

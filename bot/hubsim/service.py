@@ -45,6 +45,7 @@ from bot.hubsim.store import (
 )
 from bot.hubsim.users import Directory, User
 from bot.hubsim.webhooks import Webhook, Webhooks, comment_block, discussion_block, repo_block
+from bot.hubsim.xet.storage import XetStorage
 
 REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -80,8 +81,9 @@ class HubService:
         self._disk = DataDir(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
         self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)
+        self.xet = XetStorage(self._disk.xet if self._disk else None)
         self.signer = lfs.Signer()
-        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it is, if any
+        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it holds, if any
         meta = self._disk.load_meta() if self._disk else None
         saved_users = Directory.from_dict(meta["directory"]) if meta else None
         self.users = directory or saved_users or Directory.single()
@@ -413,21 +415,42 @@ class HubService:
         self.emit("repo.content", "update", repo, refs=[(ref, old, commit.oid)])
 
     def _lfs_pointer(self, path: str, sha256: str, size: int | None) -> str:
-        """Store the pointer file for an uploaded LFS object; 400 when the object was never uploaded."""
-        if not lfs.is_sha256(sha256) or sha256 not in self.lfs:
+        """Store the pointer file for content uploaded through LFS or Xet (commits name both by sha256);
+        400 when no such content was uploaded."""
+        stored = self.large_size(sha256) if lfs.is_sha256(sha256) else None
+        if stored is None:
             raise bad_request(
                 f"Your push was rejected because an LFS pointer pointed to a file that does not exist: {path}"
             )
-        if size is not None and size != self.lfs.size(sha256):
+        if size is not None and size != stored:
             raise bad_request(f"LFS file {path}: size {size} does not match the uploaded object")
-        return self.blobs.put(lfs.Pointer(sha256, self.lfs.size(sha256)).text())
+        return self.blobs.put(lfs.Pointer(sha256, stored).text())
+
+    def large_size(self, sha256: str) -> int | None:
+        """The size of content uploaded through LFS or Xet, by sha256 (None: never uploaded)."""
+        if sha256 in self.lfs:
+            return self.lfs.size(sha256)
+        xet_file = self.xet.file_by_sha256(sha256)
+        return xet_file.size if xet_file is not None else None
+
+    def large_content(self, sha256: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes `[start, end)` of content uploaded through LFS or Xet (KeyError: never uploaded)."""
+        if sha256 in self.lfs:
+            return self.lfs.get(sha256)[start:end]
+        xet_file = self.xet.file_by_sha256(sha256)
+        if xet_file is None:
+            raise KeyError(sha256)
+        return self.xet.read(xet_file, start, end)
 
     def lfs_pointer(self, oid: str) -> lfs.Pointer | None:
-        """The LFS pointer blob `oid` is (None for an ordinary file); cached, since blobs never change."""
+        """The LFS pointer blob `oid` is, when its content was uploaded (None for an ordinary file); the
+        parse is cached, since blobs never change."""
         if oid not in self._pointers:
-            pointer = lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
-            self._pointers[oid] = pointer if pointer is not None and pointer.sha256 in self.lfs else None
-        return self._pointers[oid]
+            self._pointers[oid] = (
+                lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
+            )
+        pointer = self._pointers[oid]
+        return pointer if pointer is not None and self.large_size(pointer.sha256) is not None else None
 
     def card_errors(self, user: User | None, repo_type: str, readme: str) -> list[str]:
         """What the Hub would refuse in this README's metadata (YAML first, then the schema)."""

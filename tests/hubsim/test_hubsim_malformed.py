@@ -95,7 +95,11 @@ CASES = [
     ("PUT", "/api/models/{repo}/settings", b'{"gated": "sometimes"}', 400),
     ("PUT", "/api/models/{repo}/settings", b'{"visibility": "secret"}', 400),
     ("GET", "/api/models?sort=size", b"", 400),
-    ("GET", "/api/models/{repo}/xet-read-token/main", b"", 404),
+    ("GET", "/api/models/{repo}/xet-read-token/no-such-branch", b"", 404),
+    ("GET", "/api/models/{repo}/xet-write-token/{sha}", b"", 400),
+    ("GET", "/_xet/v1/reconstructions/" + "0" * 64, b"", 401),  # a Hub token is no Xet token
+    ("PUT", "/_xet-storage/uploads/no-such-grant?sig=x", b"x", 403),
+    ("GET", "/_xet-storage/xorbs/" + "0" * 64 + "?ranges=0-1&sig=x", b"", 403),
     ("GET", "/no/such/route/at/all", b"", 404),
     ("PATCH", "/api/models/{repo}", b"", 405),
 ]

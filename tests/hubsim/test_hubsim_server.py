@@ -169,7 +169,7 @@ def test_quantbot_hubsim_serves_the_roundtrip_example(tmp_path, webhook_receiver
         output, _ = server.communicate(timeout=20)
     assert server.returncode == 0, output
     assert output.rstrip().endswith("hubsim stopped.")
-    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token HF_HUB_DISABLE_XET=1" in output
+    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token\n" in output
     assert "user alice (write) token hf_alice_token" in output
 
 
