@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import struct
 from pathlib import Path
 
 import httpx
@@ -205,19 +204,6 @@ def test_the_cas_refuses_a_xorb_that_does_not_hash_to_its_name_and_a_grant_uploa
     assert httpx.post(f"{cas}/v1/xorb-grants/default/{name}", json=grant, headers=write).status_code == 200
 
 
-def _shard(files: list[shard.FileInfo]) -> bytes:
-    """An upload shard (no footer) holding `files`, no new xorbs."""
-    out = bytearray(shard.TAG + struct.pack("<QQ", shard.HEADER_VERSION, 0))
-    for f in files:
-        flags = shard.WITH_VERIFICATION | shard.WITH_METADATA
-        out += f.hash + struct.pack("<IIQ", flags, len(f.terms), 0)
-        for t in f.terms:
-            out += t.xorb + struct.pack("<IIII", 0, t.size, t.start, t.end)
-        out += b"".join(v + bytes(16) for v in f.verification or [])
-        out += (f.sha256 or bytes(32)) + bytes(16)
-    return bytes(out + shard.BOOKEND + shard.BOOKEND)
-
-
 def test_a_shard_naming_a_xorb_never_uploaded_is_refused(hubsim, repo_factory):
     """The spec's 400 on v1; on v2 the stream has begun, so the refusal is its final `error` frame."""
     repo_id = repo_factory()
@@ -231,9 +217,9 @@ def test_a_shard_naming_a_xorb_never_uploaded_is_refused(hubsim, repo_factory):
         [hashes.verification_hash([chunk])],
         hashes.from_hex(hashlib.sha256(data).hexdigest()),
     )
-    v1 = httpx.post(f"{cas}/v1/shards", content=_shard([file]), headers=write)
+    v1 = httpx.post(f"{cas}/v1/shards", content=shard.serialize_upload(shard.Shard([file])), headers=write)
     assert v1.status_code == 400 and "was never uploaded" in v1.json()["error"]
-    v2 = httpx.post(f"{cas}/v2/shards", content=_shard([file]), headers=write)
+    v2 = httpx.post(f"{cas}/v2/shards", content=shard.serialize_upload(shard.Shard([file])), headers=write)
     frames = [json.loads(line) for line in v2.text.splitlines()]
     assert v2.status_code == 200 and frames[-1]["type"] == "error" and frames[-1]["retryable"] is False
     assert hashlib.sha256(data).hexdigest() not in hubsim.server.xet.by_sha256

@@ -10,6 +10,7 @@
   `POST /v1/xorbs/{prefix}/{xorb}` takes the body directly (the client's older path);
 - `POST /v1/shards` (`{"result": 0|1}`) and `POST /v2/shards` (NDJSON progress frames ending in `result`, or
   in an `error` frame: the stream has started, so a refusal is signalled in it);
+- hubsim's admin routes `POST /_hubsim/xet/expire-tokens` and `GET /_hubsim/xet/stats`;
 - `POST /v1/telemetry`, at the root of the CAS's host as hf_xet sends it (accepted and counted), and
   `HEAD /v1/files/{file}` (its size).
 
@@ -54,6 +55,8 @@ def register(router: Router) -> None:
     router.add("POST", cas + "/v1/xorbs/{prefix}/{xorb}", upload_xorb)
     router.add("POST", "/v1/telemetry", telemetry)  # hf_xet posts it at the CAS host's root
     router.add("GET", cas + "/v1/files/{file}", file_size)
+    router.add("POST", "/_hubsim/xet/expire-tokens", expire_tokens)
+    router.add("GET", "/_hubsim/xet/stats", stats)
     storage = "/" + STORAGE_PREFIX
     router.add("PUT", storage + "/uploads/{grant}", store_grant)
     router.add("GET", storage + "/xorbs/{xorb}", fetch_xorb_range)
@@ -311,3 +314,22 @@ def telemetry(call: Call) -> Response:
     call.json()
     call.hub.xet.stats.telemetry += 1
     return JSONResponse({}, status_code=202)
+
+
+def expire_tokens(call: Call) -> Response:
+    """Admin: every Xet token handed out stops working now (a token expiring mid-upload)."""
+    return JSONResponse({"expired": call.hub.xet.expire_tokens()})
+
+
+def stats(call: Call) -> Response:
+    """Admin: what the CAS received (xorb bodies per xorb, shards, dedupe queries and hits, telemetry)."""
+    received = call.hub.xet.stats
+    return JSONResponse(
+        {
+            "xorb_bodies": dict(received.xorb_bodies),
+            "shards": received.shards,
+            "dedupe_queries": received.dedupe_queries,
+            "dedupe_hits": received.dedupe_hits,
+            "telemetry": received.telemetry,
+        }
+    )

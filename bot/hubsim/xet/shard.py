@@ -144,6 +144,24 @@ def parse(data: bytes) -> Shard:
     return shard
 
 
+def serialize_upload(shard: Shard) -> bytes:
+    """A shard as a client uploads it (no footer): every file with verification entries and sha256."""
+    out = bytearray(TAG + struct.pack("<QQ", HEADER_VERSION, 0))
+    for f in shard.files:
+        flags = (WITH_VERIFICATION if f.verification else 0) | (WITH_METADATA if f.sha256 else 0)
+        out += f.hash + struct.pack("<IIQ", flags, len(f.terms), 0)
+        for t in f.terms:
+            out += t.xorb + struct.pack("<IIII", 0, t.size, t.start, t.end)
+        out += b"".join(v + bytes(16) for v in f.verification or [])
+        out += f.sha256 + bytes(16) if f.sha256 else b""
+    out += BOOKEND
+    for x in shard.xorbs:
+        out += x.hash + struct.pack("<IIII", 0, len(x.chunks), x.size, x.serialized_size)
+        for c in x.chunks:
+            out += c.hash + struct.pack("<IIII", c.offset, c.size, c.flags, 0)
+    return bytes(out + BOOKEND)
+
+
 def dedupe_shard(xorbs: list[XorbInfo], key: bytes, valid_for_s: int = 14 * 24 * 3600) -> bytes:
     """A global dedupe answer: `xorbs` with their chunk hashes HMAC'd by `key`, lookup tables, footer."""
     out = bytearray(TAG + struct.pack("<QQ", HEADER_VERSION, FOOTER_SIZE))

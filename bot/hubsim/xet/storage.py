@@ -28,6 +28,7 @@ from bot.hubsim.xet.shard import GLOBAL_DEDUP_CHUNK, FileInfo, Shard, XorbChunk,
 DEDUPE_MODULUS = 1024  # a chunk is indexed for global dedupe when its hash's last u64 is 0 mod this
 TOKEN_TTL_S = 3600
 GRANT_TTL_S = 900
+SERVER_CHUNK = 64 * 1024
 
 
 class ShardRefused(ValueError):
@@ -216,6 +217,36 @@ class XetStorage:
             return []
         self.stats.dedupe_hits += 1
         return [stored.info or _info(name or b"", stored)]
+
+    def add_file(self, data: bytes) -> FileInfo:
+        """Store `data` as a client would upload it (hubsim's own files: the calibration stand-in): cut
+        into fixed 64 KiB chunks, stored uncompressed in xorbs of at most 64 MiB, registered by a shard."""
+        pieces = [data[i : i + SERVER_CHUNK] for i in range(0, len(data), SERVER_CHUNK)]
+        nodes = [(hashes.chunk_hash(p), len(p)) for p in pieces]
+        per_xorb = xorb.MAX_XORB_SIZE // (SERVER_CHUNK + xorb.HEADER_SIZE)
+        terms, verification, infos = [], [], []
+        for at in range(0, len(pieces), per_xorb):
+            group, group_nodes = pieces[at : at + per_xorb], nodes[at : at + per_xorb]
+            name = hashes.xorb_hash(group_nodes)
+            body = b"".join(
+                bytes([0]) + len(p).to_bytes(3, "little") + bytes([0]) + len(p).to_bytes(3, "little") + p
+                for p in group
+            )
+            self.put_xorb(name, body)
+            offsets = [sum(size for _, size in group_nodes[:i]) for i in range(len(group))]
+            infos.append(
+                XorbInfo(
+                    name,
+                    [XorbChunk(h, o, s) for (h, s), o in zip(group_nodes, offsets, strict=True)],
+                    len(body),
+                )
+            )
+            terms.append(shard_format.Term(name, sum(s for _, s in group_nodes), 0, len(group)))
+            verification.append(hashes.verification_hash([h for h, _ in group_nodes]))
+        sha256 = hashes.from_hex(hashlib.sha256(data).hexdigest())
+        file = FileInfo(hashes.file_hash(nodes), terms, verification, sha256)
+        self.register_shard(Shard([file], infos), shard_format.serialize_upload(Shard([file], infos)))
+        return file
 
     # ------------------------------------------------------------------ content
 
