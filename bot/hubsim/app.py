@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.hubsim import (
@@ -71,7 +71,10 @@ class HubsimApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # a client killed mid-upload: nobody to answer, nothing to keep
+            return
         response = self.handle(request, body)
         trace_id = request.headers.get("x-amzn-trace-id") or uuid.uuid4().hex
         response.headers["X-Request-Id"] = trace_id

@@ -223,7 +223,7 @@ class XetStorage:
         into fixed 64 KiB chunks, stored uncompressed in xorbs of at most 64 MiB, registered by a shard."""
         pieces = [data[i : i + SERVER_CHUNK] for i in range(0, len(data), SERVER_CHUNK)]
         nodes = [(hashes.chunk_hash(p), len(p)) for p in pieces]
-        per_xorb = xorb.MAX_XORB_SIZE // (SERVER_CHUNK + xorb.HEADER_SIZE)
+        per_xorb = xorb.MAX_XORB_SIZE // SERVER_CHUNK
         terms, verification, infos = [], [], []
         for at in range(0, len(pieces), per_xorb):
             group, group_nodes = pieces[at : at + per_xorb], nodes[at : at + per_xorb]
