@@ -4,7 +4,9 @@ They run in a network namespace of their own (`unshare`), so that the ports they
 theirs whatever else runs on the machine, with a home folder of their own and none of the caller's HF_* or
 QUANTBOT_* variables: a new user's shell. The one thing the test adds is what a user does between the
 lines without typing it: waiting for a server started with `&` to listen before the next line. A settings
-file (`QUANTBOT_CONFIG`) only makes the GPTQ calibration small enough for a test.
+file (`QUANTBOT_CONFIG`) only makes the GPTQ calibration small enough for a test, and the machine's
+compiled GPTQModel kernels (`~/.cache/gptqmodel`) are shared with that home, as a user's machine keeps
+them: compiling them again takes minutes on a busy 2-core machine.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ def test_the_readme_local_hub_steps_release_a_model_as_printed(tiny_model: Path,
     work = tmp_path / "work"
     shutil.copytree(tiny_model, work / "my-model")
     (work / "settings.toml").write_text(SETTINGS)
+    kernels = Path.home() / ".cache" / "gptqmodel"
+    if kernels.is_dir():
+        (work / "home" / ".cache").mkdir(parents=True)
+        (work / "home" / ".cache" / "gptqmodel").symlink_to(kernels)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "QUANTBOT_"))}
     env |= {
         "HOME": str(work / "home"),
