@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import anycrc
@@ -240,7 +241,10 @@ def grant(call: Call) -> Response:
 def store_grant(call: Call) -> Response:
     """A grant's URL: the xorb body, with the length and CRC-64/NVME announced (412 when already sent)."""
     found = call.hub.xet.grants.get(call.params["grant"])
-    if found is None or not call.hub.signer.check("xet-upload", found.id, found.length, call.query("sig")):
+    sig = call.query("sig")
+    if found is None or not call.hub.signer.check("xet-upload", found.id, found.length, sig):
+        raise ApiError(403, "Request has expired or its signature does not match")
+    if found.expires < time.time():
         raise ApiError(403, "Request has expired or its signature does not match")
     if found.data is not None:
         raise ApiError(412, "At least one of the pre-conditions you specified did not hold")

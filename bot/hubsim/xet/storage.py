@@ -96,7 +96,9 @@ class XetStorage:
     # ------------------------------------------------------------------ tokens
 
     def issue(self, write: bool, repo: tuple[str, str]) -> Token:
-        token = Token("xet_" + secrets.token_urlsafe(24), write, repo, int(time.time()) + self.token_ttl_s)
+        now = int(time.time())
+        self.tokens = {k: t for k, t in self.tokens.items() if t.expires > now - TOKEN_TTL_S}  # drop the old
+        token = Token("xet_" + secrets.token_urlsafe(24), write, repo, now + self.token_ttl_s)
         self.tokens[token.value] = token
         return token
 
@@ -126,7 +128,9 @@ class XetStorage:
         return True
 
     def new_grant(self, name: bytes, length: int, crc64: int) -> Grant:
-        grant = Grant(secrets.token_hex(16), name, length, crc64, time.time() + GRANT_TTL_S)
+        now = time.time()
+        self.grants = {k: g for k, g in self.grants.items() if g.expires > now}
+        grant = Grant(secrets.token_hex(16), name, length, crc64, now + GRANT_TTL_S)
         self.grants[grant.id] = grant
         return grant
 
