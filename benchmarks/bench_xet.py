@@ -4,8 +4,9 @@ Starts hubsim on loopback and, for each round, makes a model folder (two 100 MiB
 random bytes, which neither compress nor deduplicate, plus a config and a tokenizer file), then, with the
 client as installed (Xet) and with Xet turned off (as an older client or `HF_HUB_DISABLE_XET=1` makes it:
 Git LFS), times `HfApi.upload_folder` to a new repo and `snapshot_download` of it into an empty cache. The
-two arms alternate which goes first. Each round has new content, so that Xet's deduplication against an
-earlier round does not count as upload speed. Prints each round and the medians.
+two arms alternate which goes first. Each arm of each round has content of its own, so that neither
+deduplication against an earlier upload (Xet's chunks; hubsim's LFS batch API, which asks for no upload of
+content it holds in Xet) counts as upload speed. Prints each round and the medians.
 
     python benchmarks/bench_xet.py [--rounds 3] [--mib 200]
 """
@@ -80,14 +81,14 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-xet-") as tmp:
             scratch = Path(tmp)
             for round_ in range(args.rounds):
-                folder = make_folder(scratch, args.mib)
                 order = ARMS if round_ % 2 == 0 else ARMS[::-1]
                 for arm in order:
+                    folder = make_folder(scratch, args.mib)
                     up, down = run_arm(arm, api, user.name, folder, scratch)
+                    shutil.rmtree(folder)
                     times[arm]["upload"].append(up)
                     times[arm]["download"].append(down)
                     print(f"round {round_ + 1} {arm:>3}: upload {up:6.2f} s  download {down:6.2f} s")
-                shutil.rmtree(folder)
     finally:
         server.stop()
     print(f"\nmedians over {args.rounds} rounds ({args.mib} MiB):")
