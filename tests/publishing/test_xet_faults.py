@@ -72,12 +72,19 @@ def test_a_cas_that_fails_once_costs_a_client_retry_and_the_release_lands(
     assert info.xet_hash and info.size == 3 * MIB
 
 
-@pytest.mark.parametrize(("status", "error"), [(429, "HubRateLimited"), (500, "HubUnavailable")])
+@pytest.mark.parametrize(
+    ("path", "status", "error"),
+    [
+        (r"^/_xet/v1/xorb-grants/", 429, "HubRateLimited"),
+        (r"^/_xet/v1/xorb-grants/", 500, "HubUnavailable"),
+        (r"/xet-write-token/", 429, "HubRateLimited"),  # the Hub's token route, which hf_xet calls itself
+    ],
+)
 def test_a_cas_that_keeps_failing_fails_the_upload_as_transient_and_commits_nothing(
-    hubsim, repo_factory, tmp_path, status, error
+    hubsim, repo_factory, tmp_path, path, status, error
 ):
     repo_id = repo_factory(f"xet-{status}")
-    fault = hubsim.fail(r"^/_xet/v1/xorb-grants/", status, method="POST", times=100)
+    fault = hubsim.fail(path, status, times=100)
     child = _child_upload(hubsim, repo_id, _folder(tmp_path), HF_XET_CLIENT_RETRY_MAX_ATTEMPTS="2")
     outcome = json.loads(child.communicate(timeout=120)[0])
     assert outcome["error"] == error and outcome["transient"], outcome  # housekeeping retries the publish
