@@ -41,16 +41,25 @@ def register(router: Router) -> None:
 
 
 def preupload(call: Call) -> Response:
-    """`{"files": [{"path", "sample", "size"}]}` → each file's `uploadMode` and, when the path exists at the
-    revision, its current `oid` (git blob sha1 for a regular file, sha256 for an LFS file)."""
+    """`{"files": [{"path", "sample", "size"}], "gitIgnore"?}` → each file's `uploadMode`, `shouldIgnore`
+    (by the `gitIgnore` sent, else the revision's `.gitignore`) and, when the path exists at the revision,
+    its current `oid` (git blob sha1 for a regular file, sha256 for an LFS file)."""
     repo = visible_repo(call)
     call.hub.commit_target(call.user, repo, call.params["rev"], call.flag("create_pr"))
     tip = repo.resolve(call.params["rev"])
     attributes = tip.files.get(".gitattributes")
     patterns = lfs.lfs_patterns(call.hub.read(attributes) if attributes else None)
-    files = call.json().get("files")
+    body = call.json()
+    files, gitignore = body.get("files"), body.get("gitIgnore")
     if not isinstance(files, list):
         raise bad_request("files must be a list")
+    if not isinstance(gitignore, str):
+        gitignore = (
+            call.hub.read(tip.files[".gitignore"]).decode("utf-8", "replace")
+            if ".gitignore" in tip.files
+            else ""
+        )
+    ignores = lfs.ignore_patterns(gitignore)
     answer = []
     for item in files:
         if not isinstance(item, dict) or not isinstance(item.get("size"), int) or item["size"] < 0:
@@ -58,7 +67,7 @@ def preupload(call: Call) -> Response:
         path = check_path(item.get("path"))
         sample = _b64(item.get("sample", ""), f"sample of {path}")
         mode = lfs.upload_mode(path, item["size"], sample, patterns)
-        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": False}
+        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": lfs.tracked(path, ignores)}
         if path in tip.files:
             pointer = call.hub.lfs_pointer(tip.files[path])
             entry["oid"] = pointer.sha256 if pointer else tip.files[path]

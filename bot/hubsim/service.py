@@ -210,9 +210,13 @@ class HubService:
             and not self.can_write(user, repo)
             and (user is None or user.name not in repo.gate_grants)
         ):
-            raise ApiError(
-                401 if user is None else 403, f"Access to model {repo.name} is restricted.", "GatedRepo"
-            )
+            message = f"Access to model {repo.name} is restricted."
+            if user is not None:  # the Hub's words to a signed-in user without access
+                message = (
+                    f"Access to model {repo.name} is restricted and you are not in the authorized list. "
+                    f"Visit {self.endpoint}/{repo.name} to ask for access."
+                )
+            raise ApiError(401 if user is None else 403, message, "GatedRepo")
 
     def grant_access(self, repo_type: str, repo_id: str, username: str) -> None:
         """Python API: let `username` download from a gated repo."""
@@ -326,7 +330,7 @@ class HubService:
         repo = self.repo(user, repo_type, repo_id, write=True)
         ref = (HEADS if kind == "branch" else TAGS) + check_ref_name(name)
         if ref in repo.refs:
-            raise conflict(f"Reference already exists: {ref}")
+            raise conflict(f"Reference {ref} already exists")
         target = repo.resolve(start) if start else repo.head
         repo.refs[ref] = target.oid
         self.save(repo)
@@ -337,9 +341,9 @@ class HubService:
         repo = self.repo(user, repo_type, repo_id, write=True)
         ref = (HEADS if kind == "branch" else TAGS) + name
         if ref == HEADS + DEFAULT_BRANCH:
-            raise ApiError(403, "Cannot delete the default branch")
+            raise ApiError(403, f"Cannot delete {ref}: it is the default branch")
         if ref not in repo.refs:
-            raise ApiError(404, f"Reference not found: {ref}", "RevisionNotFound")
+            raise ApiError(404, f"Invalid rev id: {name}", "RevisionNotFound")
         old = repo.refs.pop(ref)
         self.save(repo)
         self.emit("repo.content", "update", repo, refs=[(ref, old, None)])
@@ -359,9 +363,9 @@ class HubService:
             if pr.status == "merged":
                 raise bad_request(f"Pull request #{pr.num} is already merged")
             return ref
-        if ref is None or not ref.startswith(HEADS):
-            if ref is None and not re.fullmatch(r"[0-9a-f]{40}", revision):
-                raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if ref is None:  # a commit sha too: the Hub commits (and opens PRs) on branches only
+            raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if not ref.startswith(HEADS):
             raise bad_request(f"Can only commit to a branch or a pull request ref, not {revision}")
         if not create_pr and not self.can_write(user, repo):
             raise forbidden(
@@ -392,7 +396,9 @@ class HubService:
             self.check_card(user, repo.type, changes.puts["README.md"])
         base = repo.resolve(parent) if create_pr and parent else repo.commits[repo.refs[ref]]
         if not create_pr and parent is not None and parent != base.oid:
-            raise ApiError(412, "A commit has happened since. Please refresh and try again.")
+            raise ApiError(
+                412, "The branch was updated since you opened this page. Please refresh and try again."
+            )
         puts = {path: self.blobs.put(data) for path, data in changes.puts.items()}
         puts.update({path: self._lfs_pointer(path, *ref_) for path, ref_ in changes.lfs_puts.items()})
         files = apply_changes(base.files, puts, changes.deleted_files, changes.deleted_folders)
