@@ -4,6 +4,6 @@
 - `xorb`: serialized xorbs read, checked against their name, and decompressed;
 - `shard`: shards read (uploads) and written (global dedupe answers);
 - `storage`: the CAS's state (xorbs, registered files, dedupe index, tokens, grants) and its checks;
-- `cas_api`: the CAS's HTTP routes under `/_xet/` and its signed storage URLs under `/_xet-storage/`;
+- `cas_api`: the CAS's HTTP routes under `/_xet/{store}/` and its signed storage URLs under `/_xet-storage/`;
 - `hub_api`: the Hub's `xet-read-token` / `xet-write-token` routes and the Xet headers of `resolve`.
 """

@@ -1,4 +1,5 @@
-"""The CAS server's HTTP API (huggingface.co/docs/xet, "CAS API"), as hf_xet 1.8 calls it, under `/_xet/`.
+"""The CAS server's HTTP API (huggingface.co/docs/xet, "CAS API") as hf_xet 1.8 calls it, under
+`/_xet/{store}/` (see `cas_url`):
 
 - `GET /v1/reconstructions/{file}` and `GET /v2/reconstructions/{file}` (a `Range` header selects bytes):
   the file's terms, trimmed to whole chunks around the range, with `offset_into_first_range`, and signed
@@ -46,7 +47,7 @@ NDJSON = "application/x-ndjson"
 
 
 def register(router: Router) -> None:
-    cas = "/" + CAS_PREFIX
+    cas = "/" + CAS_PREFIX + "/{store}"
     for version in ("v1", "v2"):
         router.add("GET", f"{cas}/{version}/reconstructions/{{file}}", reconstruction, version=version)
         router.add("POST", f"{cas}/{version}/shards", upload_shard, version=version)
@@ -68,12 +69,16 @@ def own_auth(segments: list[str]) -> bool:
     return segments[:1] in ([CAS_PREFIX], [STORAGE_PREFIX]) or segments == ["v1", "telemetry"]
 
 
-def cas_url(base_url: str) -> str:
-    """The CAS endpoint the Hub's token answers name (`casUrl`)."""
-    return f"{base_url}/{CAS_PREFIX}"
+def cas_url(call: Call) -> str:
+    """The CAS endpoint the Hub's token answers name (`casUrl`): `/_xet/{store}`, `store` naming this
+    storage, since clients key their local caches (shards of xorbs they may skip) by that URL: a client
+    must not skip xorbs that another hubsim, or this one before an in-memory restart, held."""
+    return f"{call.base_url}/{CAS_PREFIX}/{call.hub.xet.id}"
 
 
 def _token(call: Call, *, write: bool = False) -> Token:
+    if call.params.get("store", call.hub.xet.id) != call.hub.xet.id:
+        raise ApiError(404, "No such CAS here: its storage is gone (hubsim restarted without --data?)")
     scheme, _, value = (call.request.headers.get("authorization") or "").partition(" ")
     token = call.hub.xet.token(value.strip()) if scheme.lower() == "bearer" else None
     if token is None:

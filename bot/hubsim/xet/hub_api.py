@@ -45,7 +45,7 @@ def token(call: Call) -> Response:
     else:
         call.hub.commit_target(call.user, repo, revision, False)
     issued = call.hub.xet.issue(write, (repo.type, repo.name))
-    cas = cas_url(call.base_url)
+    cas = cas_url(call)
     headers = {
         "X-Xet-Cas-Url": cas,
         "X-Xet-Access-Token": issued.value,
@@ -58,7 +58,7 @@ def file_headers(call: Call, repo: Repo, commit_oid: str, file: FileInfo) -> dic
     """What `resolve` adds for a Xet file: its id, and where to get a read token and its reconstruction."""
     file_id = hashes.to_hex(file.hash)
     token_url = f"{call.base_url}/api/{repo.type}s/{repo.name}/xet-read-token/{quote(commit_oid)}"
-    reconstruction = f"{cas_url(call.base_url)}/v1/reconstructions/{file_id}"
+    reconstruction = f"{cas_url(call)}/v1/reconstructions/{file_id}"
     return {
         "X-Xet-Hash": file_id,
         "Link": f'<{token_url}>; rel="xet-auth", <{reconstruction}>; rel="xet-reconstruction-info"',

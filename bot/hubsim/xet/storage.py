@@ -90,6 +90,7 @@ class XetStorage:
         self.dedupe_key = secrets.token_bytes(hashes.HASH_SIZE)  # protects chunk hashes in dedupe answers
         self.stats = Stats()
         self._memory: dict[bytes, bytes] = {}
+        self.id = secrets.token_hex(8)  # names this storage in the CAS URL (`cas_api.cas_url`)
         if root is not None:
             self._load(root)
 
@@ -295,6 +296,11 @@ class XetStorage:
         self.xorbs[name] = StoredXorb(chunks, len(data))
 
     def _load(self, root: Path) -> None:
+        id_file = root / "id"
+        if id_file.exists():
+            self.id = id_file.read_text().strip()
+        else:
+            atomic_write(id_file, self.id.encode())
         for index_path in sorted((root / "xorbs").glob("*/*.json")):
             chunks = [
                 xorb.Chunk(bytes.fromhex(h), s, a, b) for h, s, a, b in json.loads(index_path.read_text())
