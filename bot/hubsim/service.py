@@ -328,10 +328,10 @@ class HubService:
     ) -> None:
         """Create a branch (`kind="branch"`) or tag at `start` (default: the default branch)."""
         repo = self.repo(user, repo_type, repo_id, write=True)
+        target = repo.resolve(start) if start else repo.head  # an unknown revision first, as the Hub
         ref = (HEADS if kind == "branch" else TAGS) + check_ref_name(name)
         if ref in repo.refs:
             raise conflict(f"Reference {ref} already exists")
-        target = repo.resolve(start) if start else repo.head
         repo.refs[ref] = target.oid
         self.save(repo)
         self.emit("repo.content", "update", repo, refs=[(ref, None, target.oid)])
