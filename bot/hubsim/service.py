@@ -272,7 +272,7 @@ class HubService:
         new_id = f"{namespace}/{name}"
         existing = self.repos.get((repo_type, new_id))
         if existing is not None and existing is not repo:
-            raise conflict(f"You already have a {repo_type} repo named {existing.name}")
+            raise conflict(f"A {repo_type} repository called {existing.name} already exists")
         if new_id == repo.name:
             raise bad_request(f"{repo.name} already has that name")
         old = Repo(repo.type, repo.name, repo.owner, id=repo.id, private=repo.private)
