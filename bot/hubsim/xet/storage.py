@@ -238,14 +238,7 @@ class XetStorage:
                 for p in group
             )
             self.put_xorb(name, body)
-            offsets = [sum(size for _, size in group_nodes[:i]) for i in range(len(group))]
-            infos.append(
-                XorbInfo(
-                    name,
-                    [XorbChunk(h, o, s) for (h, s), o in zip(group_nodes, offsets, strict=True)],
-                    len(body),
-                )
-            )
+            infos.append(_info(name, self.xorbs[name]))
             terms.append(shard_format.Term(name, sum(s for _, s in group_nodes), 0, len(group)))
             verification.append(hashes.verification_hash([h for h, _ in group_nodes]))
         sha256 = hashes.from_hex(hashlib.sha256(data).hexdigest())
