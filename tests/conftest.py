@@ -1,10 +1,8 @@
 """Test-wide set-up: every Hub call goes to an in-process hubsim on a free port.
 
-huggingface_hub reads `HF_ENDPOINT`, `HF_HOME` and `HF_HUB_DISABLE_XET` at import time, so they are set
-here, when pytest imports this file and before any test module imports the client. hubsim answers `lfs`
-for weights as the Hub does but does not offer Xet, and huggingface_hub >= 1.20 with hf_xet installed
-never asks the server whether Xet is offered (huggingface_hub #4507), so the client runs with
-`HF_HUB_DISABLE_XET=1`, the documented setting for a Hub without Xet, and uploads through Git LFS.
+huggingface_hub reads `HF_ENDPOINT` and `HF_HOME` at import time, so they are set here, when pytest
+imports this file and before any test module imports the client. The client runs as installed: with
+hf_xet, it uploads and downloads weights through Xet, as against the Hub (hubsim's CAS, bot/hubsim/xet/).
 
 Fixtures:
 - `hubsim` (session): the running emulator. `.url`, `.token`, `.user`, `.api` (an `HfApi` for that user),
@@ -12,6 +10,8 @@ Fixtures:
   whose only member is `.user`), `.server` (the `HubService`: state, `faults`, `webhooks`, `page_size`),
   `fail(...)` to inject faults, `wait_for_delivery(...)` to wait for webhook deliveries.
 - `repo_factory`: makes uniquely named repos and deletes them after the test.
+- `lfs_client`: the client with Xet turned off for one test (an older client, or a user who set
+  `HF_HUB_DISABLE_XET`): it uploads and downloads through Git LFS, which hubsim keeps offering.
 - `store`: a fresh, migrated SQLite store in the test's tmp_path (tests/state runs on PostgreSQL too).
 - `payloads`: fresh copies of the recorded Hub webhook payloads in tests/samples/ (docs/hub-api-contract.md,
   section 6: Example A, a PR opened, from the hub-docs; a commit on main; a discussion comment with a
@@ -66,9 +66,8 @@ os.environ["HF_HOME"] = str(_HF_HOME)
 os.environ["HF_HUB_CACHE"] = str(_HF_HOME / "hub")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-os.environ["HF_HUB_DISABLE_XET"] = "1"
 
-from huggingface_hub import HfApi  # noqa: E402  (after the environment above, on purpose)
+from huggingface_hub import HfApi, constants  # noqa: E402  (after the environment above, on purpose)
 
 from bot.hubsim import Directory, HubService, HubsimServer, Org, User  # noqa: E402
 from bot.hubsim.faults import Fault  # noqa: E402
@@ -140,6 +139,12 @@ def _hubsim_hygiene(request: pytest.FixtureRequest) -> Iterator[None]:
     hub.server.jobs.machine_env.clear()
     errors, hub.server.internal_errors[:] = list(hub.server.internal_errors), []
     assert not errors, "hubsim raised inside a handler:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def lfs_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub without Xet, as `HF_HUB_DISABLE_XET=1` makes it (read at import, so patched here)."""
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
 
 
 @pytest.fixture

@@ -114,7 +114,6 @@ class _Demo:
         calibration = publish_calibration_dataset(hub)
         self.hubsim = HubsimServer(hub, port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
-        os.environ["HF_HUB_DISABLE_XET"] = "1"  # hubsim offers LFS, not Xet (README, "hubsim")
         from huggingface_hub import HfApi
 
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
@@ -195,7 +194,7 @@ class _Demo:
             )
         lines += [
             "Use the local Hub from a shell as alice (hf, huggingface_hub, curl):",
-            f"  export HF_ENDPOINT={hub} HF_TOKEN={self.alice_token} HF_HUB_DISABLE_XET=1",
+            f"  export HF_ENDPOINT={hub} HF_TOKEN={self.alice_token}",
             f"  curl {hub}/api/models?author=quantbot",
             "Press Ctrl+C to stop.",
         ]
