@@ -24,7 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from bot.errors import HubError  # noqa: E402  (after the environment above, on purpose)

@@ -68,7 +68,7 @@ def _module_exists(module: str) -> bool:
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="QUANTBOT_CONFIG",
-    help="TOML settings file (keys as in the README's configuration table).",
+    help="TOML settings file (keys as in docs/configuration.md).",
 )
 @click.pass_context
 def cli(ctx: click.Context, config: Path | None) -> None:

@@ -4,9 +4,11 @@
 (`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`).
 
 One retry budget per request, never two nested: the client's own `http_backoff` already retries the
-preupload, LFS and storage requests of an upload (six tries, 23 s of backoff), so a failure of one of those
-is final here; plain requests such as `model_info` or the commit are not retried by the client, so they
-get this module's budget (four tries, 14 s). A publish that still fails is retried whole by housekeeping.
+preupload, Xet token, LFS and storage requests of an upload (six tries, 23 s of backoff), and hf_xet
+retries every request to the Xet CAS itself (a 429 or 5xx there surfaces as a `ConnectionError` once its
+budget is spent), so a failure of one of those is final here; plain requests such as `model_info` or the
+commit are not retried by the client, so they get this module's budget (four tries, 14 s). A publish that
+still fails is retried whole by housekeeping.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def _client_retried(error: Exception) -> bool:
     path = request.url.path
     if request.method == "PUT":
         return not path.startswith("/api/")  # an LFS object to its storage URL
+    if request.method == "GET":
+        return "/xet-write-token/" in path or "/xet-read-token/" in path
     return request.method == "POST" and ("/preupload/" in path or "/info/lfs/objects/" in path)
 
 
@@ -98,6 +102,10 @@ def translate(error: Exception, repo_id: str | None = None, endpoint: str | None
         )
     if isinstance(error, httpx.TransportError):
         return HubUnavailable(f"cannot reach {hub}{where}: {error}; {hint}", **context)
+    if isinstance(error, ConnectionError):  # hf_xet: a CAS request that failed through its retries
+        if str(error).startswith("Rate limited"):
+            return HubRateLimited(f"rate limited by the Hub's Xet storage{where}: {error}", **context)
+        return HubUnavailable(f"the Hub's Xet storage failed{where}: {error}", **context)
     status = getattr(response, "status_code", None)
     detail = context["server_message"] or str(error).splitlines()[0]
     if status in (401, 403):
@@ -156,6 +164,10 @@ class Hub:
                 log.warning("Hub call %s failed (%s); retry %d in %.1fs", name, status or e, attempt, delay)
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
+                raise translate(e, repo_id, self.endpoint) from e
+            except ConnectionError as e:  # hf_xet's, after its own retries: the client's budget is spent
+                if isinstance(e, HubError):
+                    raise
                 raise translate(e, repo_id, self.endpoint) from e
             except hf_errors.LocalTokenNotFoundError as e:
                 raise HubAuthError(

@@ -1,25 +1,32 @@
 """quantbot's settings: defaults, a TOML file, then `QUANTBOT_*` (and the Hub's own) environment variables.
 
-Secrets are `SecretStr`, so a repr, a log line or `quantbot config` never shows them.
+A table or a list is written in the environment as in the TOML file (`QUANTBOT_SM_MEMORY_GIB='{90 = 80}'`,
+`QUANTBOT_TARGET_SMS='[90, 89]'`), as JSON, or for a list also as `90,89`; anything else is one error line
+naming the variable and the form it takes. Secrets are `SecretStr`, so a repr, a log line or `quantbot config`
+never shows them; URLs show their credentials masked.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import shlex
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from bot.errors import ConfigError
@@ -38,11 +45,31 @@ WarmToolchain = Literal["gptq", "modelopt", "engine"]  # builders.warm.PRELOADS
 WARM_TOOLCHAINS: tuple[WarmToolchain, ...] = ("gptq", "modelopt", "engine")
 
 
+def parse_notation(text: str) -> Any:
+    """A table or list as the TOML file writes it (`{90 = 80}`, `[90, 89]`), or as JSON; ValueError if
+    neither."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return tomllib.loads(f"value = {text}")["value"]
+
+
 def _split_list(value: Any) -> Any:
-    """Accept `90,89` or `a/b, c/d` from the environment as well as real lists from TOML."""
+    """Accept `90,89`, `a/b, c/d` or `[90, 89]` from the environment as well as real lists from TOML."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        return parse_notation(value)
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def mask_credentials(url: str) -> str:
+    """`scheme://user:***@host/…`: a URL with its password hidden and everything else as it is."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class Settings(BaseSettings):
@@ -79,7 +106,9 @@ class Settings(BaseSettings):
         "auto", description="Release straight to bot-owned repos (auto) or through a PR a maintainer merges."
     )
     approval_repos: dict[str, Literal["auto", "approval"]] = Field(
-        default_factory=dict, description="Per-repo approval mode, keyed by upstream or release repo id."
+        default_factory=dict,
+        description="Per-repo approval mode, keyed by upstream or release repo id.",
+        examples=['{"org/model" = "approval"}'],
     )
     pr_fallback: bool = Field(True, description="Open a PR when the token may not push to the release repo.")
     verify_uploads: bool = Field(
@@ -103,7 +132,9 @@ class Settings(BaseSettings):
     )
     allow_gated: bool = Field(False, description="Build gated upstream models.")
     sm_memory_gib: dict[int, float] = Field(
-        default_factory=dict, description="GPU memory (GiB) assumed for SMs without a local GPU."
+        default_factory=dict,
+        description="GPU memory (GiB) assumed for SMs without a local GPU.",
+        examples=["{90 = 80, 89 = 48}"],
     )
     memory_headroom: float = Field(
         1.2, gt=0, description="GPU memory a quantization needs, as a multiple of the model's weight bytes."
@@ -177,10 +208,14 @@ class Settings(BaseSettings):
         24 * 3600, ge=60, description="Seconds before the broker redelivers an unacknowledged task."
     )
     build_recipe: dict[str, Any] = Field(
-        default_factory=dict, description="Recipe fields for every build (calib_dataset, calib_samples...)."
+        default_factory=dict,
+        description="Recipe fields for every build (calib_dataset, calib_samples...).",
+        examples=["{calib_samples = 128, calib_seq_len = 256}"],
     )
     build_validation: dict[str, Any] = Field(
-        default_factory=dict, description="Validation fields for every build (eval_tokens, prompt...)."
+        default_factory=dict,
+        description="Validation fields for every build (eval_tokens, prompt...).",
+        examples=["{eval_tokens = 512}"],
     )
 
     @field_validator(
@@ -242,11 +277,46 @@ class Settings(BaseSettings):
         return self.broker_url.get_secret_value()
 
     def redacted(self) -> dict[str, Any]:
-        """A printable view: secrets shown as set or unset, never their value."""
+        """A printable view: secrets shown as set or unset, never their value; URLs with their credentials
+        masked (which Redis or database is meant stays visible)."""
         return self.model_dump(mode="json") | {
-            name: ("***" if getattr(self, name) else None)
-            for name in ("hf_token", "webhook_secret", "broker_url")
+            "hf_token": "***" if self.hf_token else None,
+            "webhook_secret": "***" if self.webhook_secret else None,
+            "broker_url": mask_credentials(self.broker()),
+            "database_url": mask_credentials(self.database_url) if self.database_url else None,
         }
+
+
+def env_names(name: str) -> list[str]:
+    """The environment variables a setting is read from, in the order they are looked at."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices if str(choice) != name]
+    return [f"QUANTBOT_{name.upper()}"]
+
+
+def expected_form(name: str) -> str | None:
+    """How a table or list setting is written in the environment, for the error that names it."""
+    field = Settings.model_fields[name]
+    if get_origin(field.annotation) is dict:
+        example = (field.examples or ["{key = value}"])[0]
+        return f"a table such as '{example}' (as in the TOML file) or JSON"
+    if "list[" in str(field.annotation):
+        return "a list such as '90,89' or '[90, 89]' (as in the TOML file)"
+    return None
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, with tables written as in the TOML file or as JSON; a value that is neither is one
+    ConfigError naming the variable and the form it takes."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if NoDecode in field.metadata or not isinstance(value, str):
+            return value
+        try:
+            return parse_notation(value)
+        except ValueError:
+            raise ConfigError(f"{env_names(field_name)[0]} is not {expected_form(field_name)}") from None
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -279,14 +349,17 @@ def _config_path(config: Path | None) -> Path | None:
 
 
 def value_sources(config: Path | None = None) -> dict[str, str]:
-    """Where each setting's value comes from: `env`, `file <path>` or `default` (highest first)."""
+    """Where each setting's value comes from: `env VARIABLE`, `file <path>` or `default` (highest first)."""
     path = _config_path(config)
     file_values = _read_toml(path) if path else {}
-    from_env = EnvSettingsSource(Settings)()
-    return {
-        name: "env" if name in from_env else f"file {path}" if name in file_values else "default"
-        for name in Settings.model_fields
-    }
+    present = {key.upper() for key in os.environ}
+    sources = {}
+    for name in Settings.model_fields:
+        variable = next((v for v in env_names(name) if v.upper() in present), None)
+        sources[name] = (
+            f"env {variable}" if variable else f"file {path}" if name in file_values else "default"
+        )
+    return sources
 
 
 def _unknown_key(key: str, origin: str) -> ConfigError:
@@ -312,10 +385,14 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return init_settings, env_settings, _TomlSource(settings_cls, file_values)
+            return init_settings, _EnvSource(settings_cls), _TomlSource(settings_cls, file_values)
 
     try:
         loaded = _Settings(**overrides)
+    except SettingsError as e:
+        if isinstance(e.__cause__, ConfigError):
+            raise e.__cause__ from None
+        raise
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
@@ -324,5 +401,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         # A validator's own ValueError reads as it was written, without pydantic's "Value error, " prefix.
         error = first.get("ctx", {}).get("error")
         message = str(error) if first["type"] == "value_error" and error is not None else first["msg"]
+        setting = str(first["loc"][0]) if first["loc"] else ""
+        source = value_sources(config).get(setting, "") if setting not in overrides else ""
+        if source.startswith("env "):
+            raise ConfigError(f"invalid {source[4:]} ({where}): {message}") from None
         raise ConfigError(f"invalid setting {where}: {message}") from None
     return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})

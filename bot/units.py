@@ -1,4 +1,4 @@
-"""Numbers as people read them: `426.6K` parameters, `0.8 MiB`, `15.2 GiB`."""
+"""Numbers as people read them: `426.6K` parameters, `0.8 MiB`, `15.2 GiB`, `3 min 05 s`."""
 
 from __future__ import annotations
 
@@ -20,3 +20,13 @@ def size(n: float) -> str:
         if abs(n) >= unit * 0.75:
             return f"{n / unit:.1f} {suffix}"
     return f"{int(n)} B"
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 04 min`: short enough for a table cell or a progress line."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"

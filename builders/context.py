@@ -64,8 +64,10 @@ class BuildContext:
 
     # -- progress and test hooks
 
-    def progress(self, fraction: float, message: str = "") -> None:
-        self.reporter.emit(self.stage, fraction, message)
+    def progress(self, fraction: float, message: str = "", **counts: int) -> None:
+        """Report the stage's progress; `step` and `steps` count calibration work (batches through
+        layers), from which a reader can tell the rate and the time left."""
+        self.reporter.emit(self.stage, fraction, message, **counts)
 
     def hold(self) -> None:
         """Wait here forever when a test asked to hold this stage (it will kill the worker)."""

@@ -7,9 +7,11 @@ are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from builders.artifacts import clear_output, hash_folder, scrub_host_paths
@@ -47,15 +49,14 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     def attempt(batch_size: int, number: int) -> Any:
         ctx.progress(0.1, f"GPTQ: quantizing layer by layer with {len(data)} samples, batch {batch_size}")
         model = gptqmodel.GPTQModel.load(
-            str(ctx.snapshot_dir), qcfg, device=ctx.torch_device, trust_remote_code=spec.trust_remote_code
-        )
+            str(Path(ctx.snapshot_dir).resolve()), qcfg, device=ctx.torch_device,
+            trust_remote_code=spec.trust_remote_code,
+        )  # fmt: skip
         ctx.inject_oom(number)
-        hooks = _report_batches(ctx, model, -(-len(data) // batch_size))
-        try:
+        _report_layers(ctx, model)
+        # GPTQModel writes its per-layer logs into `logs/` under the current directory: the work dir's.
+        with contextlib.chdir(ctx.work_dir):
             model.quantize(data, batch_size=batch_size)
-        finally:
-            for hook in hooks:
-                hook.remove()
         return model
 
     model, batch_used, retries = with_oom_retry(ctx, recipe.calib_batch_size, attempt)
@@ -75,23 +76,21 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
-def _report_batches(ctx: BuildContext, model: Any, batches: int) -> list[Any]:
-    """GPTQModel runs the calibration batches through the decoder layers and prints nothing on our stdout:
-    a forward hook per layer reports each batch, so the quantize stage moves during calibration."""
+def _report_layers(ctx: BuildContext, model: Any) -> None:
+    """GPTQModel quantizes layer by layer, each in groups of modules: it runs the calibration batches through
+    a group (forward), then solves it (quant). Its looper tells the model's `subset_callback` of each step
+    (GPTQModel 7.6, `looper/module_looper.py`), which becomes the quantize stage's progress, with counts."""
     node = model.extract_layers_node()
-    layers = model.model.get_submodule(node[0] if isinstance(node, list) else node)
-    total, seen = len(layers) * batches, [0]
+    layers = len(model.model.get_submodule(node[0] if isinstance(node, list) else node))
 
-    def hook(index: int) -> Any:
-        def report(*_: Any) -> None:
-            seen[0] += 1
-            batch = (seen[0] - 1) % batches + 1
-            where = f"layer {index + 1}/{len(layers)}, batch {batch}/{batches}"
-            ctx.progress(0.1 + 0.8 * min(seen[0], total) / total, f"calibrating: {where}")
+    def event(*, stage: str, layer_idx: int, subset_index: int, subset_total: int, **_: Any) -> None:
+        total = layers * subset_total
+        step = min(layer_idx * subset_total + subset_index + (stage == "quant_complete"), total)
+        what = "calibrating" if stage.startswith("forward") else "quantizing"
+        where = f"layer {layer_idx + 1}/{layers}, module group {subset_index + 1}/{subset_total}"
+        ctx.progress(0.1 + 0.8 * step / total, f"{what}: {where}", step=step, steps=total)
 
-        return report
-
-    return [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
+    model.subset_callback = event
 
 
 def export(ctx: BuildContext) -> dict[str, Any]:

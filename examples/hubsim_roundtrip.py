@@ -1,7 +1,7 @@
 """A plain huggingface_hub round trip against hubsim (or any Hub): nothing here knows about quantbot.
 
     quantbot hubsim --port 8765            # prints its user and token
-    export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=<the printed token> HF_HUB_DISABLE_XET=1
+    export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=<the printed token>
     python examples/hubsim_roundtrip.py
 
 It creates a repo, uploads a folder as a pull request, merges it, downloads a snapshot, and checks that a

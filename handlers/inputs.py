@@ -116,7 +116,8 @@ class HubWebhook(PayloadModel):
     comment: Comment | None = None
     webhook: HookInfo
     moved_to: MovedTo | None = Field(None, alias="movedTo")
-    updated_refs: list[UpdatedRef] | None = Field(None, alias="updatedRefs", max_length=1000)
+    # no cap on the count: the Hub's mirror pushes name thousands of refs (the body's size is capped instead)
+    updated_refs: list[UpdatedRef] | None = Field(None, alias="updatedRefs")
 
 
 class Envelope(PayloadModel):

@@ -2,25 +2,39 @@
 
 The bot never imports torch: this command writes a `BuildSpec` (revision pinned to a sha through
 `bot.hub.Hub`), starts ``python -m builders run SPEC.json``, turns the worker's JSON-lines progress into a
-progress bar on stderr, and prints the manifest's path and a summary. The worker's own logs go to
-``worker.log`` in the build's work dir.
+progress bar on stderr (on a terminal; elsewhere a line per stage and at least every 10 s), calibration with
+its steps and the time left, and prints the manifest's path and a summary. The build writes nothing outside
+its work and output folders: the worker's log is ``worker.log`` in the work dir, beside the toolchain's own
+``logs/``.
+
+On a machine without a GPU the calibration is smaller than ModelOpt's hf_ptq default (512 samples of 512
+tokens, an hour's work on a CPU for a model of a few million parameters): `CPU_CALIBRATION`, unless
+`--calib-samples`, `--calib-seq-len` or the `build_recipe` setting say otherwise. The manifest and the card
+record the size used.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bot import units
 from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
 from bot.execution.launch import Worker
 from bot.settings import Settings
-from builders.spec import DEFAULT_CALIBRATION, FORMATS, BuildSpec, Manifest, Progress
+from builders.spec import DEFAULT_CALIBRATION, FORMATS, BuildSpec, Manifest, Progress, Recipe
+
+# Calibration without a GPU: a tiny model (0.4M parameters) builds in about a minute on 2 cores with it.
+CPU_CALIBRATION = {"calib_samples": 64, "calib_seq_len": 256}
+QUIET_S = 10.0  # without a terminal, a line at least this often
 
 
 @click.command()
@@ -53,10 +67,16 @@ from builders.spec import DEFAULT_CALIBRATION, FORMATS, BuildSpec, Manifest, Pro
     help=f"Calibration data: a Hub dataset id (default {DEFAULT_CALIBRATION}, read through the endpoint), "
     "a local .txt/.jsonl file or folder, or 'bundled' (the text shipped with quantbot).",
 )
-@click.option("--calib-samples", type=click.IntRange(min=1), help="Calibration samples (default 512).")
 @click.option(
-    "--calib-seq-len", type=click.IntRange(min=8), help="Tokens per calibration sample (default 512)."
-)
+    "--calib-samples", type=click.IntRange(min=1),
+    help=f"Calibration samples (default {Recipe().calib_samples}; "
+    f"{CPU_CALIBRATION['calib_samples']} without a GPU).",
+)  # fmt: skip
+@click.option(
+    "--calib-seq-len", type=click.IntRange(min=8),
+    help=f"Tokens per calibration sample (default {Recipe().calib_seq_len}; "
+    f"{CPU_CALIBRATION['calib_seq_len']} without a GPU).",
+)  # fmt: skip
 @click.option(
     "--calib-batch-size", type=click.IntRange(min=1), help="Calibration batch (halved once on OOM)."
 )
@@ -79,12 +99,20 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
     recipe_fields = {"kv_cache": kv_cache, "kv_cache_reason": kv_reason, "calib_dataset": calib,
                      "calib_samples": calib_samples, "calib_seq_len": calib_seq_len,
                      "calib_batch_size": calib_batch_size}  # fmt: skip
+    recipe = settings.build_recipe | {k: v for k, v in recipe_fields.items() if v is not None}
+    if not {"calib_samples", "calib_seq_len"} <= set(recipe) and not _has_gpu(device):
+        recipe = CPU_CALIBRATION | recipe
+        click.echo(
+            f"note: no GPU: calibrating on {recipe['calib_samples']} samples of {recipe['calib_seq_len']} "
+            "tokens (--calib-samples and --calib-seq-len change it)",
+            err=True,
+        )
     try:
         spec = BuildSpec.model_validate(
             {
                 **source,
                 "format": fmt,
-                "recipe": {k: v for k, v in recipe_fields.items() if v is not None},
+                "recipe": recipe,
                 "target_sms": list(sms),
                 "device": device,
                 "allow_pickle": allow_pickle or settings.allow_pickle,
@@ -103,7 +131,8 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
             "output_dir": (out or settings.data_dir / "builds" / name).resolve(),
         }
     )
-    returncode = run_worker(settings, spec, _progress_bar())
+    with _Talk(sys.stderr.isatty()) as talk:
+        returncode = run_worker(settings, spec, talk)
     manifest = _read_manifest(spec)
     click.echo(summary(manifest, spec.manifest_path))
     if returncode != 0 or not manifest.ok:
@@ -169,31 +198,105 @@ def _kv_cache_default(
     return kv_cache_default(eligibility_of(result), fmt, [t.sm for t in targets])
 
 
-def _progress_bar() -> Callable[[Progress], None]:
-    """A tqdm bar on a terminal; elsewhere (logs, CI) one line per stage as it starts."""
-    if not sys.stderr.isatty():
-        seen: set[str] = set()
+def _has_gpu(device: str) -> bool:
+    """Whether the build will calibrate on a GPU: asked for one, or left to `auto` where NVML finds one."""
+    if device != "auto":
+        return device == "cuda"
+    from bot.eligibility.targets import local_gpus
 
-        def log(p: Progress) -> None:
-            if p.stage not in seen:
-                seen.add(p.stage)
+    return bool(local_gpus())
+
+
+class _Talk:
+    """The worker's progress as a person follows it: a tqdm bar on a terminal (redrawn every second, so its
+    clock moves), elsewhere a line per stage as it starts and then at least every `QUIET_S` seconds; while
+    the builder counts its calibration steps, each line says how many are done and about how long is left."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.latest: Progress | None = None
+        self.said_at = time.monotonic()
+        self.said = ""
+        self.stage_started = time.monotonic()
+        self._rate: tuple[str, float, int] | None = None  # (what is counted, when, step) at the first count
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._bar: Any = None
+        if tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {postfix}"
+            )
+
+    def __call__(self, p: Progress) -> None:
+        with self._lock:
+            new_stage = self.latest is None or p.stage != self.latest.stage
+            if new_stage:
+                self.stage_started, self.said = time.monotonic(), ""
+            self.latest = p
+            self._count(p)
+            if self._bar is not None:
+                self._bar.set_description(p.stage)
+                self._bar.set_postfix_str(self.describe(p)[:80], refresh=False)
+                self._bar.update(max(0.0, round(100 * p.overall, 1) - self._bar.n))
+                if p.stage == "manifest":
+                    self._bar.close()
+            elif new_stage:
                 # the outcome (and a failure's message) is printed once, after the summary
-                message = "written" if p.stage == "manifest" else p.message
-                click.echo(f"[{p.stage}] {message}", err=True)
+                self._say("written" if p.stage == "manifest" else p.message)
 
-        return log
-    from tqdm import tqdm
+    def describe(self, p: Progress) -> str:
+        """The message, with the calibration's steps done and the time left where the builder counts them."""
+        step, steps = getattr(p, "step", None), getattr(p, "steps", None)
+        if not isinstance(step, int) or not isinstance(steps, int) or not steps:
+            return p.message
+        left = self._left(step, steps)
+        eta = f" · about {units.duration(left)} left" if left is not None else ""
+        return f"{p.message} · step {step}/{steps}{eta}"
 
-    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed} {postfix}")
+    def _count(self, p: Progress) -> None:
+        """Remember when the counted work started, to tell its rate (a new count restarts it)."""
+        step, steps = getattr(p, "step", None), getattr(p, "steps", None)
+        what = f"{p.stage}/{steps}"
+        if isinstance(step, int) and (self._rate is None or self._rate[0] != what):
+            self._rate = (what, time.monotonic(), step)
 
-    def update(p: Progress) -> None:
-        bar.set_description(p.stage)
-        bar.set_postfix_str(p.message[:60], refresh=False)
-        bar.update(max(0.0, round(100 * p.overall, 1) - bar.n))
-        if p.stage == "manifest":
-            bar.close()
+    def _left(self, step: int, steps: int) -> float | None:
+        if self._rate is None or step <= self._rate[2]:
+            return None
+        _, since, first = self._rate
+        return (steps - step) * (time.monotonic() - since) / (step - first)
 
-    return update
+    def _say(self, message: str) -> None:
+        """One line: the stage, how long it has run, and the news (`…` when there is none since the last)."""
+        assert self.latest is not None
+        elapsed = time.monotonic() - self.stage_started
+        clock = f" {units.duration(elapsed)}" if elapsed >= 1 else ""
+        news = f"… {message}" if message == self.said else message
+        click.echo(f"[{self.latest.stage}{clock}] {news}", err=True)
+        self.said_at, self.said = time.monotonic(), message
+
+    def heartbeat(self) -> None:
+        """Each second: redraw the bar (its clock moves), or repeat the news after `QUIET_S` of silence."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.refresh()
+            elif self.latest is not None and time.monotonic() - self.said_at >= QUIET_S:
+                self._say(self.describe(self.latest))
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self.heartbeat()
+
+    def __enter__(self) -> _Talk:
+        threading.Thread(target=self._tick, name="build-progress", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _read_manifest(spec: BuildSpec) -> Manifest:

@@ -4,11 +4,13 @@ It starts hubsim (the local Hub) with two users, `alice` (a model author) and `q
 a tiny Llama as `alice/tiny-llama`, starts the bot (SQLite and a local executor in a temporary data dir)
 watching that repo for GPTQ builds, registers the bot's webhook on hubsim, and pushes a new revision: the
 webhook fires, the bot plans, builds and publishes. Then alice publishes a fine-tune and asks for a GPTQ
-build with `/quantize gptq` in a discussion, and the bot answers there. hubsim stays up for a look around
-(its URL and alice's token are printed) until Ctrl+C, or everything stops at once with `--exit`.
+build with `/quantize gptq` in a discussion, and the bot answers there. Then the demo prints, once, what to
+open (the releases, the status page, alice's token and the `export` line for a shell) and stays quiet while
+hubsim and the bot keep running for a look around until Ctrl+C; `--exit` stops everything at once instead.
 
 `--executor celery` builds on two `quantbot worker`s it starts; `--executor hf-jobs` sends each build task to
-hubsim as a Hugging Face Job (hubsim runs it as a local process) and prints each Job's URL.
+hubsim as a Hugging Face Job (hubsim runs it as a local process) under the org `quantbot-jobs`, whose members
+are the bot and alice, so that alice's token opens the Job pages it prints.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ T = TypeVar("T")
 
 UPSTREAM = "alice/tiny-llama"
 FINE_TUNE = "alice/tiny-llama-instruct"
+JOBS_NAMESPACE = "quantbot-jobs"  # the org the bot's Jobs run under (hf-jobs): the bot and alice are members
 BUILD_TIMEOUT_S = 900.0
 
 
@@ -71,8 +74,10 @@ def command(exit_: bool, port: int, keep: bool, executor: str) -> None:
     _CLOCK.start()
     try:
         demo.run()
+        _CLOCK.stop()  # the story is told: from here on the screen holds still
         click.echo(f"\nThe demo took {time.monotonic() - started:.0f}s.")
         if not exit_:
+            click.echo(demo.summary())
             demo.wait_for_ctrl_c()
     finally:
         _CLOCK.stop()
@@ -93,21 +98,22 @@ class _Demo:
         self.server: Any = None
         self.alice_token = "hf_alice_" + secrets.token_hex(8)
         self.bot_token = "hf_quantbot_" + secrets.token_hex(8)
+        self.releases: list[str] = []
 
     # ------------------------------------------------------------------------------------------ the story
 
     def run(self) -> None:
-        from bot.hubsim import Directory, HubService, HubsimServer, User
+        from bot.hubsim import Directory, HubService, HubsimServer, Org, User
         from bot.hubsim.datasets import publish_calibration_dataset
         from builders.spec import DEFAULT_CALIBRATION
 
         _step(f"starting hubsim (the local Hub) and making a tiny Llama in {self.root}")
-        users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)])
+        orgs = [Org(JOBS_NAMESPACE, ["quantbot", "alice"])] if self.executor == "hf-jobs" else []
+        users = Directory([User("alice", self.alice_token), User("quantbot", self.bot_token)], orgs)
         hub = HubService(users)
         calibration = publish_calibration_dataset(hub)
         self.hubsim = HubsimServer(hub, port=self.port).start()
         os.environ["HF_ENDPOINT"] = self.hubsim.url  # before huggingface_hub is imported, which reads it
-        os.environ["HF_HUB_DISABLE_XET"] = "1"  # hubsim offers LFS, not Xet (README, "hubsim")
         from huggingface_hub import HfApi
 
         alice = HfApi(endpoint=self.hubsim.url, token=self.alice_token)
@@ -141,6 +147,7 @@ class _Demo:
         job = self._follow(job.id)
         release = self._release(job)
         _step(f"released by webhook: {release.url}")
+        self.releases.append(release.url)
         self._who_ran(job)
         card = alice.hf_hub_download(release.repo_id, "README.md")
         click.echo("\n----- the release's model card (README.md) -----")
@@ -162,22 +169,40 @@ class _Demo:
         )
         job = _wait(lambda: next(iter(bot.store.jobs.list(repo=FINE_TUNE)), None), 30, "the command's job")
         job = self._follow(job.id)
-        self._release(job)
+        self.releases.append(self._release(job).url)
         self._who_ran(job)
         final = _wait(lambda: self._final_reply(alice, discussion.num, reply.id), 60, "the reply's last edit")
         click.echo("\n----- the bot's reply, edited as the build went -----\n" + final.strip())
         click.echo("-----------------------------------------------------")
 
+    def summary(self) -> str:
+        """What to open once the demo is over, said once: the Hub, the releases, the status page, alice's
+        token (and, for Jobs, where their pages are), and the line that points a shell's `hf` at hubsim."""
+        hub = self.hubsim.url
+        lines = [
+            "",
+            "Everything keeps running until Ctrl+C:",
+            f"  the local Hub (hubsim)  {hub}/",
+            *(f"  a release               {url}" for url in self.releases),
+            f"  the bot's status page   {self.server.url}/",
+            f"  alice's token           {self.alice_token}   (sign in at {hub}/login to see what she sees)",
+        ]
+        if self.executor == "hf-jobs":
+            lines.append(
+                f"  the bot's Jobs          {hub}/jobs/{JOBS_NAMESPACE}   (shown to the members of "
+                f"{JOBS_NAMESPACE}, the bot and alice: sign in with alice's token)"
+            )
+        lines += [
+            "Use the local Hub from a shell as alice (hf, huggingface_hub, curl):",
+            f"  export HF_ENDPOINT={hub} HF_TOKEN={self.alice_token}",
+            f"  curl {hub}/api/models?author=quantbot",
+            "Press Ctrl+C to stop.",
+        ]
+        return "\n".join(lines)
+
     def wait_for_ctrl_c(self) -> None:
         from bot.threaded_server import wait_for_stop_signal
 
-        click.echo(f"\nhubsim keeps running at {self.hubsim.url}; the bot's status page: {self.server.url}/")
-        click.echo(
-            f"  export HF_ENDPOINT={self.hubsim.url} HF_TOKEN={self.alice_token} HF_HUB_DISABLE_XET=1"
-            "   # alice's token"
-        )
-        click.echo(f"  curl {self.hubsim.url}/api/models?author=quantbot")
-        click.echo("Press Ctrl+C to stop.")
         wait_for_stop_signal()
         click.echo("Stopping.")
 
@@ -220,6 +245,7 @@ class _Demo:
             webhook_secret=secrets.token_hex(16),
             approval="auto",
             command_namespaces=["alice"],
+            **({"jobs_namespace": JOBS_NAMESPACE} if self.executor == "hf-jobs" else {}),
             build_recipe={"calib_samples": 32, "calib_seq_len": 128},  # the Hub's default dataset
             build_validation={"eval_tokens": 512, "eval_seq_len": 128},
             lease_s=30,
@@ -239,7 +265,8 @@ class _Demo:
         if self.executor == "hf-jobs":
             _step(
                 "each build task goes to hubsim as a Hugging Face Job (`quantbot task`, the token as a Job "
-                "secret) on the flavour of its SM; hubsim runs it as a local process"
+                f"secret) on the flavour of its SM, under the org {JOBS_NAMESPACE} (members: the bot and "
+                "alice, so alice's token opens the Jobs' pages); hubsim runs it as a local process"
             )
 
     def _start_workers(self, settings: Any) -> None:
@@ -393,7 +420,7 @@ class _StageBars:
                 self.shown = line
             return
         if stage != self.stage:
-            self._close()
+            self._close(finished=status != "failed")  # the job moved on: the stage it left is done
             self.stage = stage
             self.bar = tqdm(total=100, desc=f"    job {self.job_id} {stage:<9}", leave=True, file=sys.stdout,
                             bar_format="{desc} {bar} {n:3.0f}% {elapsed}{postfix}")  # fmt: skip
@@ -403,8 +430,11 @@ class _StageBars:
         self.bar.refresh()
         _CLOCK.moved()
 
-    def _close(self) -> None:
+    def _close(self, finished: bool = False) -> None:
         if self.bar is not None:
+            if finished and self.bar.n < 100:
+                self.bar.n = 100
+                self.bar.refresh()
             self.bar.close()
             self.bar = None
 
@@ -412,7 +442,7 @@ class _StageBars:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._close()
+        self._close(finished=exc[0] is None)
 
 
 def _within_stage(stage: str, overall: float) -> float:
@@ -425,6 +455,7 @@ def _within_stage(stage: str, overall: float) -> float:
 
 
 def _wait(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    _CLOCK.doing(f"waiting for {what}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = probe()

@@ -130,6 +130,6 @@ def _print_banner(server: HubsimServer, data_dir: Path | None) -> None:
         click.echo(f"  webhook {hook.id} -> {hook.url} (watching {watching})")
     first = server.default_user
     click.echo("Use it from another shell:")
-    click.echo(f"  export HF_ENDPOINT={server.url} HF_TOKEN={first.token} HF_HUB_DISABLE_XET=1")
+    click.echo(f"  export HF_ENDPOINT={server.url} HF_TOKEN={first.token}")
     click.echo("  python -c \"from huggingface_hub import HfApi; print(HfApi().whoami()['name'])\"")
     click.echo("Press Ctrl+C to stop.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +18,7 @@ from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
-from bot.eligibility.specs import job_costs
+from bot.eligibility.specs import build_kv_cache, eligibility_of, job_costs
 from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
 
@@ -61,7 +62,7 @@ def command(
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(render(result))
+        click.echo(render(result, settings.build_recipe))
 
 
 def _facts(model: str, revision: str | None, settings: object) -> ModelFacts:
@@ -89,8 +90,9 @@ def _facts(model: str, revision: str | None, settings: object) -> ModelFacts:
     return facts_from_hub(hub, model, revision=revision)
 
 
-def render(result: Plan) -> str:
-    """The plan as text: a header about the model, then one table per SM."""
+def render(result: Plan, recipe: dict[str, Any] | None = None) -> str:
+    """The plan as text: a header about the model, then one table per SM; each eligible format with its
+    KV cache as the build (one for all its SMs, with the `build_recipe` setting) will set it."""
     f = result.facts
     revision = f.revision[:12] if f.revision else "local folder" if f.source == "local" else "main"
     params = (
@@ -109,13 +111,19 @@ def render(result: Plan) -> str:
         lines += ["", f"Refused: {result.skipped}"]
         lines += ["", "Targets: " + ", ".join(f"sm{t.target.sm} {t.target.family}" for t in result.targets)]
         return "\n".join(lines)
+    eligibility = eligibility_of(result)
+    kv = {
+        fmt: build_kv_cache(eligibility, fmt, sms, recipe or {}) for fmt, sms in eligibility.eligible.items()
+    }
     legend: dict[str, int] = {}
     for target_plan in result.targets:
-        lines += ["", *_table(target_plan, legend)]
+        lines += ["", *_table(target_plan, legend, kv)]
     if legend:
         lines += ["", *(f"[{n}] {note}" for note, n in legend.items())]
     formats = dict.fromkeys(e.format for tp in result.targets for e in tp.eligible)
     if formats:
+        lines += ["", "KV cache, as each build sets it (one build for all of a format's SMs):"]
+        lines += [f"  {fmt:<9} {kv[fmt][1]}" for fmt in formats]
         runtimes = load_runtimes()
         lines += ["", "Runs with (bot/eligibility/matrices/runtimes.yaml):"]
         lines += [f"  {fmt:<9} {runtimes.summary(fmt)}" for fmt in formats]
@@ -138,13 +146,13 @@ def render(result: Plan) -> str:
     return "\n".join(lines)
 
 
-def _table(tp: TargetPlan, legend: dict[str, int]) -> list[str]:
+def _table(tp: TargetPlan, legend: dict[str, int], kv_cache: dict[str, tuple[str, str]]) -> list[str]:
     """One SM: eligible formats first, then skipped ones with their reasons; notes become [n] markers."""
     where = f"Jobs flavour {tp.flavor.describe()}" if tp.flavor else _where(tp.target)
     lines = [f"sm{tp.target.sm} · {tp.target.hardware_row} · {where}"]
     for e in tp.eligible:
         marks = "".join(f"[{legend.setdefault(note, len(legend) + 1)}]" for note in e.notes)
-        kv = f"KV cache: {', '.join(e.kv_cache)}" if e.kv_cache else ""
+        kv = f"KV cache: {kv_cache[e.format][0]}"
         cost = tp.estimates[e.format].describe() if e.format in tp.estimates else ""
         status = "eligible" if e.status == "supported" else e.status
         lines.append(f"  {e.format:<9} {status:<9} {' '.join(x for x in (cost, kv, marks) if x)}".rstrip())

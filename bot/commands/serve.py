@@ -2,6 +2,9 @@
 
 Runs until SIGINT or SIGTERM; then it stops taking webhooks, lets the dispatcher finish the event in hand,
 stops the builds (their jobs go back to the queue and resume on the next start) and closes the database.
+Without a Hub token it refuses to start: the bot could not say who it is, build, publish or reply, and would
+only look healthy. `--allow-anonymous` starts it anyway (webhooks stored, the status page says why nothing
+happens).
 """
 
 from __future__ import annotations
@@ -9,6 +12,12 @@ from __future__ import annotations
 import click
 
 from bot.cli import settings_from
+from bot.errors import UsageError
+
+NO_TOKEN = (
+    "no Hub token: set HF_TOKEN (or hf_token in the config file) to a token of the bot's account, "
+    "or pass --allow-anonymous to start without one"
+)
 
 
 @click.command()
@@ -23,13 +32,19 @@ from bot.cli import settings_from
     help="Where builds run: local processes, `quantbot worker`s through the broker, or Hugging Face Jobs "
     "(default: setting).",
 )
+@click.option(
+    "--allow-anonymous", is_flag=True,
+    help="Start without a Hub token: webhooks are stored; nothing is built or published until one is set.",
+)  # fmt: skip
 @click.pass_context
-def command(ctx: click.Context, host: str, port: int, executor: str | None) -> None:
+def command(ctx: click.Context, host: str, port: int, executor: str | None, allow_anonymous: bool) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
     from bot.intake.server import WEBHOOKS_DISABLED
     from bot.runtime import Bot, BotServer
 
     settings = settings_from(ctx)
+    if settings.hf_token is None and not allow_anonymous:
+        raise UsageError(NO_TOKEN)
     if executor is not None:
         settings = settings.model_copy(update={"executor": executor})
     bot = Bot.assemble(settings)

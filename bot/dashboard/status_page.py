@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.units import duration
 from state import CommandStatus, Job, JobStatus, Release, Store
-from state.models import JobEvent, utcnow
+from state.models import JobEvent, JobTask, utcnow
 
 LIMIT = 20
 RECENT_JOBS = 10
@@ -21,8 +22,9 @@ BUILDING = (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING)
 HANDLED = "handled"
 
 
-def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
-    """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems."""
+def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems;
+    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything)."""
     now = utcnow()
     links = _Links(hub_url)
     counts = {status.value: n for status, n in store.jobs.counts().items()}
@@ -30,15 +32,19 @@ def snapshot(store: Store, hub_url: str) -> dict[str, Any]:
     queued = store.jobs.list([JobStatus.QUEUED], limit=LIMIT)
     failed = store.jobs.list([JobStatus.FAILED], limit=LIMIT // 2, newest_first=True)
     recent = store.jobs.list(limit=RECENT_JOBS, newest_first=True)
-    timelines = store.jobs.histories({job.id for job in (*building, *failed, *recent)})
+    shown = {job.id for job in (*building, *failed, *recent)}
+    timelines = store.jobs.histories(shown)
+    tasks = store.tasks.workers(sorted(shown))
     discussions = _discussions(store, links)
 
     def job(row: Job) -> dict[str, Any]:
-        return _job(row, now, links, timelines.get(row.id, []), discussions.get(row.build_key))
+        found = tasks.get(row.id, [])
+        return _job(row, now, links, timelines.get(row.id, []), discussions.get(row.build_key), found)
 
     return {
         "as_of": now.isoformat(),
         "hub": hub_url,
+        "hub_problem": hub_problem,
         "counts": counts,
         "watches": [
             {
@@ -85,7 +91,12 @@ def _web(url: str | None) -> bool:
 
 
 def _job(
-    row: Job, now: datetime, links: _Links, events: list[JobEvent], discussion: str | None
+    row: Job,
+    now: datetime,
+    links: _Links,
+    events: list[JobEvent],
+    discussion: str | None,
+    tasks: list[JobTask],
 ) -> dict[str, Any]:
     spec = row.spec or {}
     upstream, revision = spec.get("repo_id") or row.repo, spec.get("revision")
@@ -113,6 +124,7 @@ def _job(
         "queued_ago": ago(now, row.created_at),
         "error": row.error,
         "discussion_url": discussion,
+        "tasks": [_task(task) for task in tasks],
         "timeline": [
             {
                 "status": e.to_status.value,
@@ -124,6 +136,19 @@ def _job(
             }
             for e in events
         ],
+    }
+
+
+def _task(task: JobTask) -> dict[str, Any]:
+    """A task of a job fanned out to workers: what it builds, where it ran (a worker's name, or a Job's
+    URL on the Hub) and on which queue (a Celery queue, or the Job's flavour)."""
+    return {
+        "what": "quantize" if task.kind == "quantize" else f"engine sm{task.sm}",
+        "queue": task.queue,
+        "worker": task.worker,
+        "worker_url": task.worker if _web(task.worker) else None,
+        "state": task.state.value,
+        "attempt": task.attempt,
     }
 
 
@@ -221,16 +246,6 @@ def _failure_todo(job: Job) -> str:
     return (
         "Comment `/retry` in the model's discussion, or run `quantbot build` on the spec to see the full log."
     )
-
-
-def duration(seconds: float) -> str:
-    """`42 s`, `3 min 05 s`, `2 h 04 min`: short enough for a table cell."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def ago(now: datetime, when: datetime | None) -> str:

@@ -26,6 +26,10 @@ from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices, l
 from bot.eligibility.targets import GIB, Target
 
 Policy = Literal["strict", "permissive"]
+# Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
+# int8_sq is left out (its legacy checkpoint takes an INT8 KV cache, asked for explicitly), and so is gptq
+# (GPTQ checkpoints carry no KV-cache scales).
+KV_FP8_FORMATS = frozenset({"fp8", "int4_awq", "w4a8_awq", "nvfp4"})
 _DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
 
 
@@ -299,7 +303,7 @@ def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matr
                 return Skipped(fmt, reason)
             status = "untested"
             notes.append(f"untested (permissive policy): {reason}")
-    kv = ("fp8",) if _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
+    kv = ("fp8",) if fmt in KV_FP8_FORMATS and _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
     return Eligible(fmt, producer, status, kv, tuple(dict.fromkeys(notes)))
 
 

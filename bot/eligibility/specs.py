@@ -15,19 +15,17 @@ import subprocess
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from bot.eligibility.facts import facts_from_hub
 from bot.eligibility.matrices import load_runtimes
-from bot.eligibility.planner import Plan, PlanOptions, plan
+from bot.eligibility.planner import KV_FP8_FORMATS, Plan, PlanOptions, plan
 from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
 from bot.settings import Settings
 from builders.spec import FORMATS, BuildSpec, Recipe, ValidationSettings, installed_toolchain
 from handlers.inputs import Eligibility, JobCosts
 
-# Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
-# int8_sq is left out: its legacy checkpoint takes an INT8 KV cache, asked for explicitly.
-KV_FP8_FORMATS = frozenset({"fp8", "int4_awq", "w4a8_awq", "nvfp4"})
 _PLACEHOLDER = Path("/unset")
 
 
@@ -133,7 +131,7 @@ class SpecMaker:
             chosen = [sm for sm in fmt_sms if not sms or sm in sms]
             if (formats and fmt not in formats) or not chosen:
                 continue
-            kv = kv_cache_default(eligibility, fmt, chosen, off=kv_cache_off)
+            kv = build_kv_cache(eligibility, fmt, chosen, self.settings.build_recipe, off=kv_cache_off)
             specs.append(self._spec(eligibility.repo_id, revision, fmt, chosen, kv))
         return specs
 
@@ -142,8 +140,6 @@ class SpecMaker:
         recipe = dict(s.build_recipe)
         if fmt == "gptq":
             recipe.pop("kv_cache", None)
-        elif "kv_cache" in recipe:
-            recipe.setdefault("kv_cache_reason", f"{recipe['kv_cache']}: set by the build_recipe setting")
         else:
             recipe["kv_cache"], recipe["kv_cache_reason"] = kv
         draft = BuildSpec(
@@ -179,3 +175,16 @@ def kv_cache_default(
     if marked and all(sm in eligibility.fp8_kv_cache.get(fmt, []) for sm in marked):
         return "fp8", f"fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for {model} on {where}"
     return "none", f"not quantized: TensorRT-LLM's matrices do not mark FP8 KV cache for {model} on {where}"
+
+
+def build_kv_cache(
+    eligibility: Eligibility, fmt: str, sms: Sequence[int], recipe: dict[str, Any], off: str | None = None
+) -> tuple[str, str]:
+    """(kv_cache, why) as the build of `fmt` for `sms` will have it: none for GPTQ, the `build_recipe`
+    setting's where it names one, else the default (`kv_cache_default`). `quantbot plan` shows this."""
+    if fmt == "gptq":
+        return "none", "not quantized: GPTQ checkpoints carry no KV-cache scales"
+    if "kv_cache" in recipe:
+        kv = str(recipe["kv_cache"])
+        return kv, str(recipe.get("kv_cache_reason") or f"{kv}: set by the build_recipe setting")
+    return kv_cache_default(eligibility, fmt, sms, off)

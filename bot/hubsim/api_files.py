@@ -5,9 +5,10 @@ base64 `file` lines; LFS files are uploaded through the batch API (`api_lfs`) an
 lines, stored as pointers. `resolve` serves a regular file itself and redirects an LFS file to storage,
 with `X-Linked-Etag` (sha256) and `X-Linked-Size` on the redirect, like the Hub.
 
-hubsim does not offer Xet: huggingface_hub >= 1.20 with hf_xet installed uploads every `lfs` file through
-Xet without asking the server (huggingface_hub issues #4507, #4786), so clients run with
-`HF_HUB_DISABLE_XET=1` against hubsim and take the LFS path; a Xet token request gets a 404 that says so.
+huggingface_hub with hf_xet uploads every `lfs` file through Xet instead (bot/hubsim/xet/): the same
+`lfsFile` commit line then names content that a shard registered, by its sha256, and `resolve` adds the
+Xet headers (`X-Xet-Hash`, `Link: <...xet-read-token...>; rel="xet-auth"`) to the storage redirect, where a
+client without Xet reads the same bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -23,13 +23,13 @@ from starlette.responses import JSONResponse, Response
 
 from bot.hubsim import lfs
 from bot.hubsim.api_repos import REPO, repo_id, repo_url, visible_repo
-from bot.hubsim.errors import ApiError, bad_request, entry_not_found
+from bot.hubsim.byteranges import byte_range
+from bot.hubsim.errors import bad_request, entry_not_found
 from bot.hubsim.mediatypes import media_type
 from bot.hubsim.routing import Call, Router
 from bot.hubsim.service import Changes
 from bot.hubsim.store import check_path
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+from bot.hubsim.xet import hub_api
 
 
 def register(router: Router) -> None:
@@ -41,16 +41,25 @@ def register(router: Router) -> None:
 
 
 def preupload(call: Call) -> Response:
-    """`{"files": [{"path", "sample", "size"}]}` → each file's `uploadMode` and, when the path exists at the
-    revision, its current `oid` (git blob sha1 for a regular file, sha256 for an LFS file)."""
+    """`{"files": [{"path", "sample", "size"}], "gitIgnore"?}` → each file's `uploadMode`, `shouldIgnore`
+    (by the `gitIgnore` sent, else the revision's `.gitignore`) and, when the path exists at the revision,
+    its current `oid` (git blob sha1 for a regular file, sha256 for an LFS file)."""
     repo = visible_repo(call)
     call.hub.commit_target(call.user, repo, call.params["rev"], call.flag("create_pr"))
     tip = repo.resolve(call.params["rev"])
     attributes = tip.files.get(".gitattributes")
     patterns = lfs.lfs_patterns(call.hub.read(attributes) if attributes else None)
-    files = call.json().get("files")
+    body = call.json()
+    files, gitignore = body.get("files"), body.get("gitIgnore")
     if not isinstance(files, list):
         raise bad_request("files must be a list")
+    if not isinstance(gitignore, str):
+        gitignore = (
+            call.hub.read(tip.files[".gitignore"]).decode("utf-8", "replace")
+            if ".gitignore" in tip.files
+            else ""
+        )
+    ignores = lfs.ignore_patterns(gitignore)
     answer = []
     for item in files:
         if not isinstance(item, dict) or not isinstance(item.get("size"), int) or item["size"] < 0:
@@ -58,7 +67,7 @@ def preupload(call: Call) -> Response:
         path = check_path(item.get("path"))
         sample = _b64(item.get("sample", ""), f"sample of {path}")
         mode = lfs.upload_mode(path, item["size"], sample, patterns)
-        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": False}
+        entry: dict[str, Any] = {"path": path, "uploadMode": mode, "shouldIgnore": lfs.tracked(path, ignores)}
         if path in tip.files:
             pointer = call.hub.lfs_pointer(tip.files[path])
             entry["oid"] = pointer.sha256 if pointer else tip.files[path]
@@ -199,35 +208,10 @@ def resolve(call: Call) -> Response:
         headers.update(
             {"X-Linked-Etag": f'"{pointer.sha256}"', "X-Linked-Size": str(pointer.size), "Location": location}
         )
+        if (xet_file := call.hub.xet.file_by_sha256(pointer.sha256)) is not None:
+            headers.update(hub_api.file_headers(call, repo, commit_.oid, xet_file))
         return Response(b"", status_code=302, headers=headers)
     if call.request.method == "HEAD":
         headers["Content-Length"] = str(call.hub.blobs.size(oid))
         return Response(b"", headers=headers, media_type=media_type(path))
     return byte_range(call, call.hub.read(oid), headers, media_type(path))
-
-
-def byte_range(call: Call, data: bytes, headers: dict[str, str], content_type: str) -> Response:
-    """`data`, or the part of it a `Range` header asks for (206)."""
-    wanted = _range(call.request.headers.get("range"), len(data))
-    if wanted is None:
-        return Response(data, headers=headers, media_type=content_type)
-    start, end = wanted
-    headers = {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
-    return Response(data[start : end + 1], status_code=206, headers=headers, media_type=content_type)
-
-
-def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The byte range a single-range `Range` header asks for (None: send everything); 416 if unsatisfiable."""
-    match = _RANGE.fullmatch((header or "").strip())
-    if match is None or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    if first == "":
-        start, end = max(size - int(last), 0), size - 1
-    else:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        error = ApiError(416, f"Range not satisfiable: {header} (size {size})")
-        error.headers["Content-Range"] = f"bytes */{size}"
-        raise error
-    return start, end

@@ -4,17 +4,21 @@
 (a signed storage URL the client PUTs the raw bytes to, without its token) and a `verify` href (POSTed
 `{oid, size}` with the token), or no `actions` when the object is already stored, so the client skips it.
 It never offers `multipart` (no `chunk_size`) nor `xet`: the answer's `transfer` is always `basic`.
-Downloads of LFS files are redirected by `resolve` to the same storage (see `lfs.storage_base`).
+Downloads of LFS files are redirected by `resolve` to the same storage (see `lfs.storage_base`). Objects
+are known by sha256 whichever way they were uploaded: one stored through Xet needs no upload, and
+downloads as any other (what a client without Xet gets from the Hub).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
 from bot.hubsim import lfs
-from bot.hubsim.api_files import byte_range, file_headers
+from bot.hubsim.api_files import file_headers
+from bot.hubsim.byteranges import ranged
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.mediatypes import media_type
 from bot.hubsim.routing import Call, Router
@@ -72,7 +76,7 @@ def _object(call: Call, operation: str, obj: dict[str, Any], verify_href: str) -
         error = {"code": 422, "message": "Invalid object: oid or size"}
         return {"oid": str(oid), "size": size, "error": error}
     assert isinstance(oid, str)
-    stored = oid in call.hub.lfs
+    stored = call.hub.large_size(oid) is not None  # through LFS or Xet: the Hub serves both by sha256
     item: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
     if operation == "download":
         if not stored:
@@ -93,7 +97,7 @@ def verify(call: Call) -> Response:
     call.hub.require_user(call.user)
     body = call.json()
     oid, size = str(body.get("oid")), body.get("size")
-    if not lfs.is_sha256(oid) or oid not in call.hub.lfs or call.hub.lfs.size(oid) != size:
+    if not lfs.is_sha256(oid) or call.hub.large_size(oid) != size:
         raise ApiError(404, f"LFS object {oid} of size {size} was not uploaded")
     return JSONResponse({"oid": oid, "size": size}, media_type=LFS_JSON)
 
@@ -115,9 +119,11 @@ def store_object(call: Call) -> Response:
 
 
 def serve_object(call: Call) -> Response:
-    """The download `Location`: the object's bytes, `Range` honoured (no token needed: the URL is signed)."""
+    """The download `Location`: the object's bytes, `Range` honoured (no token needed: the URL is signed).
+    Content uploaded through Xet is served the same way, rebuilt from its xorbs, as the Hub serves it to
+    clients that do not speak Xet."""
     oid, size = _signed(call, "download")
-    if oid not in call.hub.lfs:
+    if call.hub.large_size(oid) is None:
         raise ApiError(404, f"LFS object not found: {oid}")
     name = call.query("name") or oid
     headers = file_headers(call.query("commit") or "", oid, name)
@@ -125,4 +131,5 @@ def serve_object(call: Call) -> Response:
     if call.request.method == "HEAD":
         headers["Content-Length"] = str(size)
         return Response(b"", headers=headers, media_type=media_type(name))
-    return byte_range(call, call.hub.lfs.get(oid), headers, media_type(name))
+    read = functools.partial(call.hub.large_content, oid)
+    return ranged(call, size, read, headers, media_type(name))

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import listing, views
+from bot.hubsim import cards, listing, views
 from bot.hubsim.errors import ApiError, bad_request, unauthorized
 from bot.hubsim.routing import Call, Router, paged
 from bot.hubsim.store import Repo
@@ -69,8 +69,9 @@ def org_members(call: Call) -> Response:
 
 
 def validate_yaml(call: Call) -> Response:
-    """`{"content", "repoType"}` → `{"errors": [{"message"}], "warnings": []}`, 400 when there are errors.
-    Always JSON, like the Hub: the client reads the body before it checks the status."""
+    """`{"content", "repoType"}` → `{"errors": [{"message"}], "warnings": [{"message"}]}`, 400 when there are
+    errors; a card without metadata gets the Hub's warning. Always JSON, like the Hub: the client reads the
+    body before it checks the status."""
     body = call.json()
     content, repo_type = body.get("content"), body.get("repoType") or "model"
     if not isinstance(content, str):
@@ -79,7 +80,10 @@ def validate_yaml(call: Call) -> Response:
         errors = ['"repoType" must be one of [model, dataset, space]']
     else:
         errors = call.hub.card_errors(call.user, repo_type, content)
-    answer = {"errors": [{"message": e} for e in errors], "warnings": []}
+    warnings = []
+    if isinstance(content, str) and not errors and not cards.card_data(content):
+        warnings.append({"message": "empty or missing yaml metadata in repo card"})
+    answer = {"errors": [{"message": e} for e in errors], "warnings": warnings}
     return JSONResponse(answer, status_code=400 if errors else 200)
 
 

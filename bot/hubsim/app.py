@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.hubsim import (
@@ -30,11 +30,12 @@ from bot.hubsim import (
     pages,
     signin,
 )
-from bot.hubsim.errors import ApiError, RepoMoved, unauthorized
+from bot.hubsim.errors import ApiError, RepoMoved, repo_not_found, unauthorized
 from bot.hubsim.ratelimit import ANONYMOUS, Usage, bucket_of
-from bot.hubsim.routing import Call, Handler, Route, Router, split_raw_path
+from bot.hubsim.routing import REPO_TYPES, Call, Handler, Route, Router, split_raw_path
 from bot.hubsim.service import HubService
 from bot.hubsim.users import User
+from bot.hubsim.xet import cas_api, hub_api
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes, api_users):
+    api = (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes, api_users)
+    for module in (*api, hub_api, cas_api):
         module.register(router)
     return router
 
@@ -73,7 +75,10 @@ class HubsimApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # a client killed mid-upload: nobody to answer, nothing to keep
+            return
         response = self.handle(request, body)
         trace_id = request.headers.get("x-amzn-trace-id") or uuid.uuid4().hex
         response.headers["X-Request-Id"] = trace_id
@@ -88,8 +93,8 @@ class HubsimApp:
             is_admin = bool(segments) and segments[0] == ADMIN_PREFIX
             if not is_admin and (fault := self.hub.faults.take(method, "/" + "/".join(segments))):
                 raise fault.error()
-            handler, params, is_page = self._route(method, segments)
-            user = None if is_admin else self._caller(request, is_page)
+            handler, params, is_page = self._route(method, segments, "authorization" not in request.headers)
+            user = None if is_admin or cas_api.own_auth(segments) else self._caller(request, is_page)
             usage = None if is_admin else self._take(request, segments, user, is_page, handler)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
@@ -107,17 +112,27 @@ class HubsimApp:
         self.hub.requests.append((method, request.url.path, response.status_code))
         return response
 
-    def _route(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str], bool]:
-        """The API's route; else, outside `/api/` and `/_hubsim/`, a page; else the API's 404.
-        The flag says whether it is a page."""
+    def _route(
+        self, method: str, segments: list[str], anonymous: bool
+    ) -> tuple[Handler, dict[str, str], bool]:
+        """The API's route; else, outside `/api/` and `/_hubsim/`, a page; else the API's 404 (the Hub's
+        RepoNotFound for a repo route naming a repo without namespace). The flag says whether it is a page."""
         try:
             return *self.router.match(method, segments), False
         except ApiError as no_route:
-            if no_route.status != 404 or segments[0] in (API_PREFIX, ADMIN_PREFIX):
+            if no_route.status == 404 and (name := _lone_repo_name(segments)) is not None:
+                raise repo_not_found(name, anonymous) from None
+            if (
+                no_route.status != 404
+                or segments[0] in (API_PREFIX, ADMIN_PREFIX)
+                or cas_api.own_auth(segments)
+            ):
                 raise
             try:
                 return *self.pages.match(method, segments), True
             except ApiError:
+                if (name := _lone_repo_name(segments)) is not None:
+                    raise repo_not_found(name, anonymous) from None
                 raise no_route from None
 
     def _take(
@@ -143,6 +158,24 @@ class HubsimApp:
         if user is None:
             raise unauthorized()
         return user
+
+
+# What follows a repo id in the Hub's repo routes: with one segment before it, the id has no namespace.
+_REPO_ROUTES = frozenset(
+    {"revision", "tree", "paths-info", "refs", "commits", "commit", "preupload", "discussions", "settings",
+     "branch", "tag", "like", "xet-read-token", "xet-write-token", "super-squash", "lfs-files", "resolve"}
+)  # fmt: skip
+
+
+def _lone_repo_name(segments: list[str]) -> str | None:
+    """The repo id of a repo route that names it without a namespace (`/api/models/gpt2/revision/main`,
+    `/gpt2/resolve/main/x`): hubsim holds no such repo; the Hub answers RepoNotFound for those it lacks."""
+    api = segments[:1] == [API_PREFIX] and len(segments) >= 3 and segments[1] in REPO_TYPES
+    if api and (len(segments) == 3 or segments[3] in _REPO_ROUTES):
+        return segments[2]
+    if len(segments) >= 3 and segments[1] == "resolve":
+        return segments[0]
+    return None
 
 
 def error_response(error: ApiError) -> Response:

@@ -8,7 +8,8 @@ per paragraph). Its card says what it is, and a release's manifest records the d
 so a build calibrated on the stand-in never passes for one calibrated on the real corpus.
 
 The dataset repo is served by hubsim's ordinary routes (dataset info, revision, tree, paths-info,
-resolve with ranges), which are the ones `datasets` calls.
+resolve with ranges), which are the ones `datasets` calls. Its data file is stored in hubsim's Xet
+storage, as the Hub stores datasets' data files, so a build downloads it through Xet.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import secrets
 from importlib import resources
 
 from bot.hubsim.service import Changes, HubService
+from bot.hubsim.store import INITIAL_GITATTRIBUTES
 from bot.hubsim.users import Org, User
+from bot.hubsim.xet import hashes
 from builders.spec import DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_CONFIG, DEFAULT_CALIBRATION_FIELD
 
 SPLIT = "train"
 DATA_FILE = f"{DEFAULT_CALIBRATION_CONFIG}/{SPLIT}-00000-of-00001.jsonl"
+GITATTRIBUTES = INITIAL_GITATTRIBUTES + b"*.jsonl filter=lfs diff=lfs merge=lfs -text\n"
 
 
 def calibration_rows() -> list[str]:
@@ -70,7 +74,11 @@ def publish_calibration_dataset(hub: HubService) -> str:
             json.dumps({"id": f"{i:05d}", DEFAULT_CALIBRATION_FIELD: row}) + "\n"
             for i, row in enumerate(rows)
         )
-        changes = Changes(puts={"README.md": dataset_card(len(rows)).encode(), DATA_FILE: data.encode()})
+        stored = hub.xet.add_file(data.encode())
+        changes = Changes(
+            puts={"README.md": dataset_card(len(rows)).encode(), ".gitattributes": GITATTRIBUTES},
+            lfs_puts={DATA_FILE: (hashes.to_hex(stored.sha256 or b""), stored.size)},
+        )
         commit, _ = hub.commit(
             owner, "dataset", DEFAULT_CALIBRATION, "main", changes,
             "Add the calibration stand-in", "", None, create_pr=False,

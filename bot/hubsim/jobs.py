@@ -5,9 +5,9 @@ What huggingface_hub's `run_job`, `inspect_job`, `fetch_job_logs`, `cancel_job`,
 pulled, and the command runs with hubsim's own interpreter first on `PATH`, in a fresh folder that is its
 `HOME` (an empty Hub cache, as in a new container), with the Job's environment and secrets and nothing of
 hubsim's environment but `PATH`, `PYTHONPATH` and the locale. `HF_ENDPOINT` is this hub (in a real Job the
-default endpoint is the Hub itself) and `HF_HUB_DISABLE_XET=1` (hubsim offers no Xet). `machine_env` (set
-with hubsim's admin route) is what the Job's machine adds, as a container image's `ENV` would: tests put the
-builders' hold and fault switches there, to hold a Job mid-build or make it fail, as the Job asked nothing.
+default endpoint is the Hub itself). `machine_env` (set with hubsim's admin route) is what the Job's machine
+adds, as a container image's `ENV` would: tests put the builders' hold and fault switches there, to hold a
+Job mid-build or make it fail, as the Job asked nothing.
 
 Stages as the Hub names them: `SCHEDULING` until the process starts, `RUNNING`, then `COMPLETED` (exit 0),
 `ERROR` (another exit code, or the timeout: "Job timeout after N s"; the Hub's default timeout is 30 min),
@@ -264,7 +264,7 @@ class Jobs:
         env = {name: os.environ[name] for name in _PASSED_ON if name in os.environ}
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "/usr/bin:/bin")])
         env |= self.machine_env
-        env |= {"HOME": str(job.folder), "HF_ENDPOINT": self.endpoint, "HF_HUB_DISABLE_XET": "1"}
+        env |= {"HOME": str(job.folder), "HF_ENDPOINT": self.endpoint}
         env |= {k: str(v) for k, v in (job.spec.get("environment") or {}).items()}
         return env | {k: str(v) for k, v in (job.spec.get("secrets") or {}).items()}
 

@@ -83,8 +83,19 @@ def lfs_patterns(gitattributes: bytes | None) -> list[tuple[str, bool]]:
     return found
 
 
+def ignore_patterns(gitignore: str) -> list[tuple[str, bool]]:
+    """`(pattern, ignored)` per line of a `.gitignore` (`!pattern` re-includes), for `tracked`."""
+    found = []
+    for line in gitignore.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            found.append((line[1:], False) if line.startswith("!") else (line, True))
+    return found
+
+
 def tracked(path: str, patterns: list[tuple[str, bool]]) -> bool:
-    """Whether `.gitattributes` puts `path` in LFS (the last matching line wins, as in git)."""
+    """Whether the patterns (of `.gitattributes`, or `.gitignore`) select `path` (the last matching line
+    wins, as in git)."""
     result = False
     for pattern, is_lfs in patterns:
         if _matches(path, pattern):

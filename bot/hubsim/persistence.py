@@ -6,6 +6,7 @@ Layout::
     DIR/repos/<type>/<ns>/<name>.json   one repo: commits, refs, discussions, settings
     DIR/blobs/<oid[:2]>/<oid[2:]>       file contents (see `store.BlobStore`)
     DIR/lfs/<sha256[:2]>/<sha256[2:]>   LFS objects
+    DIR/xet/xorbs/, DIR/xet/shards/     Xet storage: xorbs and the shards that registered files
 
 A repo's document is rewritten after each change to that repo, so a restart finds everything that was
 acknowledged to a client.
@@ -42,6 +43,11 @@ class DataDir:
     def lfs(self) -> Path:
         """LFS objects, by sha256."""
         return self.root / "lfs"
+
+    @property
+    def xet(self) -> Path:
+        """Xet storage (`xet.storage`)."""
+        return self.root / "xet"
 
     def load_meta(self) -> dict[str, Any] | None:
         """The saved users, orgs and hooks, or None on a fresh directory."""

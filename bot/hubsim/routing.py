@@ -145,12 +145,6 @@ class Router:
             raise ApiError(
                 405, f"Method {method} not allowed on {path} (allowed: {', '.join(sorted(set(allowed)))})"
             )
-        if "/xet-" in path:
-            raise ApiError(
-                404,
-                "hubsim does not offer Xet storage: run the client with HF_HUB_DISABLE_XET=1 and it uploads "
-                "and downloads through Git LFS",
-            )
         raise ApiError(404, f"hubsim does not implement {method} {path}")
 
 

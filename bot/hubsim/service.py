@@ -46,6 +46,7 @@ from bot.hubsim.store import (
 )
 from bot.hubsim.users import Directory, User
 from bot.hubsim.webhooks import Webhook, Webhooks, comment_block, discussion_block, repo_block
+from bot.hubsim.xet.storage import XetStorage
 
 REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -87,8 +88,9 @@ class HubService:
         self._disk = DataDir(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
         self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)
+        self.xet = XetStorage(self._disk.xet if self._disk else None)
         self.signer = lfs.Signer()
-        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it is, if any
+        self._pointers: dict[str, lfs.Pointer | None] = {}  # blob oid -> the LFS pointer it holds, if any
         meta = self._disk.load_meta() if self._disk else None
         saved_users = Directory.from_dict(meta["directory"]) if meta else None
         self.users = directory or saved_users or Directory.single()
@@ -215,9 +217,13 @@ class HubService:
             and not self.can_write(user, repo)
             and (user is None or user.name not in repo.gate_grants)
         ):
-            raise ApiError(
-                401 if user is None else 403, f"Access to model {repo.name} is restricted.", "GatedRepo"
-            )
+            message = f"Access to model {repo.name} is restricted."
+            if user is not None:  # the Hub's words to a signed-in user without access
+                message = (
+                    f"Access to model {repo.name} is restricted and you are not in the authorized list. "
+                    f"Visit {self.endpoint}/{repo.name} to ask for access."
+                )
+            raise ApiError(401 if user is None else 403, message, "GatedRepo")
 
     def grant_access(self, repo_type: str, repo_id: str, username: str) -> None:
         """Python API: let `username` download from a gated repo."""
@@ -273,7 +279,7 @@ class HubService:
         new_id = f"{namespace}/{name}"
         existing = self.repos.get((repo_type, new_id))
         if existing is not None and existing is not repo:
-            raise conflict(f"You already have a {repo_type} repo named {existing.name}")
+            raise conflict(f"A {repo_type} repository called {existing.name} already exists")
         if new_id == repo.name:
             raise bad_request(f"{repo.name} already has that name")
         old = Repo(repo.type, repo.name, repo.owner, id=repo.id, private=repo.private)
@@ -333,10 +339,10 @@ class HubService:
     ) -> None:
         """Create a branch (`kind="branch"`) or tag at `start` (default: the default branch)."""
         repo = self.repo(user, repo_type, repo_id, write=True)
+        target = repo.resolve(start) if start else repo.head  # an unknown revision first, as the Hub
         ref = (HEADS if kind == "branch" else TAGS) + check_ref_name(name)
         if ref in repo.refs:
-            raise conflict(f"Reference already exists: {ref}")
-        target = repo.resolve(start) if start else repo.head
+            raise conflict(f"Reference {ref} already exists")
         repo.refs[ref] = target.oid
         self.save(repo)
         self.emit("repo.content", "update", repo, refs=[(ref, None, target.oid)])
@@ -346,9 +352,9 @@ class HubService:
         repo = self.repo(user, repo_type, repo_id, write=True)
         ref = (HEADS if kind == "branch" else TAGS) + name
         if ref == HEADS + DEFAULT_BRANCH:
-            raise ApiError(403, "Cannot delete the default branch")
+            raise ApiError(403, f"Cannot delete {ref}: it is the default branch")
         if ref not in repo.refs:
-            raise ApiError(404, f"Reference not found: {ref}", "RevisionNotFound")
+            raise ApiError(404, f"Invalid rev id: {name}", "RevisionNotFound")
         old = repo.refs.pop(ref)
         self.save(repo)
         self.emit("repo.content", "update", repo, refs=[(ref, old, None)])
@@ -368,9 +374,9 @@ class HubService:
             if pr.status == "merged":
                 raise bad_request(f"Pull request #{pr.num} is already merged")
             return ref
-        if ref is None or not ref.startswith(HEADS):
-            if ref is None and not re.fullmatch(r"[0-9a-f]{40}", revision):
-                raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if ref is None:  # a commit sha too: the Hub commits (and opens PRs) on branches only
+            raise ApiError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        if not ref.startswith(HEADS):
             raise bad_request(f"Can only commit to a branch or a pull request ref, not {revision}")
         if not create_pr and not self.can_write(user, repo):
             raise forbidden(
@@ -401,7 +407,9 @@ class HubService:
             self.check_card(user, repo.type, changes.puts["README.md"])
         base = repo.resolve(parent) if create_pr and parent else repo.commits[repo.refs[ref]]
         if not create_pr and parent is not None and parent != base.oid:
-            raise ApiError(412, "A commit has happened since. Please refresh and try again.")
+            raise ApiError(
+                412, "The branch was updated since you opened this page. Please refresh and try again."
+            )
         puts = {path: self.blobs.put(data) for path, data in changes.puts.items()}
         puts.update({path: self._lfs_pointer(path, *ref_) for path, ref_ in changes.lfs_puts.items()})
         files = apply_changes(base.files, puts, changes.deleted_files, changes.deleted_folders)
@@ -424,21 +432,42 @@ class HubService:
         self.emit("repo.content", "update", repo, refs=[(ref, old, commit.oid)])
 
     def _lfs_pointer(self, path: str, sha256: str, size: int | None) -> str:
-        """Store the pointer file for an uploaded LFS object; 400 when the object was never uploaded."""
-        if not lfs.is_sha256(sha256) or sha256 not in self.lfs:
+        """Store the pointer file for content uploaded through LFS or Xet (commits name both by sha256);
+        400 when no such content was uploaded."""
+        stored = self.large_size(sha256) if lfs.is_sha256(sha256) else None
+        if stored is None:
             raise bad_request(
                 f"Your push was rejected because an LFS pointer pointed to a file that does not exist: {path}"
             )
-        if size is not None and size != self.lfs.size(sha256):
+        if size is not None and size != stored:
             raise bad_request(f"LFS file {path}: size {size} does not match the uploaded object")
-        return self.blobs.put(lfs.Pointer(sha256, self.lfs.size(sha256)).text())
+        return self.blobs.put(lfs.Pointer(sha256, stored).text())
+
+    def large_size(self, sha256: str) -> int | None:
+        """The size of content uploaded through LFS or Xet, by sha256 (None: never uploaded)."""
+        if sha256 in self.lfs:
+            return self.lfs.size(sha256)
+        xet_file = self.xet.file_by_sha256(sha256)
+        return xet_file.size if xet_file is not None else None
+
+    def large_content(self, sha256: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes `[start, end)` of content uploaded through LFS or Xet (KeyError: never uploaded)."""
+        if sha256 in self.lfs:
+            return self.lfs.get(sha256)[start:end]
+        xet_file = self.xet.file_by_sha256(sha256)
+        if xet_file is None:
+            raise KeyError(sha256)
+        return self.xet.read(xet_file, start, end)
 
     def lfs_pointer(self, oid: str) -> lfs.Pointer | None:
-        """The LFS pointer blob `oid` is (None for an ordinary file); cached, since blobs never change."""
+        """The LFS pointer blob `oid` is, when its content was uploaded (None for an ordinary file); the
+        parse is cached, since blobs never change."""
         if oid not in self._pointers:
-            pointer = lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
-            self._pointers[oid] = pointer if pointer is not None and pointer.sha256 in self.lfs else None
-        return self._pointers[oid]
+            self._pointers[oid] = (
+                lfs.parse_pointer(self.blobs.get(oid)) if self.blobs.size(oid) <= 200 else None
+            )
+        pointer = self._pointers[oid]
+        return pointer if pointer is not None and self.large_size(pointer.sha256) is not None else None
 
     def card_errors(self, user: User | None, repo_type: str, readme: str) -> list[str]:
         """What the Hub would refuse in this README's metadata (YAML first, then the schema)."""

@@ -17,13 +17,14 @@ from typing import Any
 
 from bot.hubsim import gitobjects
 from bot.hubsim.discussions import Discussion
-from bot.hubsim.errors import bad_request, entry_not_found, revision_not_found
+from bot.hubsim.errors import ApiError, bad_request, entry_not_found, revision_not_found
 from bot.hubsim.popularity import Stats
 
 DEFAULT_BRANCH = "main"
 HEADS, TAGS, PRS = "refs/heads/", "refs/tags/", "refs/pr/"
 MAIN_REF = HEADS + DEFAULT_BRANCH
 _SHA = re.compile(r"[0-9a-f]{40}")
+_SHORT_SHA = re.compile(r"[0-9a-f]{7,39}")
 _BAD_REF = re.compile(r"(^|/)\.|\.\.|[\x00-\x20~^:?*\[\\]|//|/$|^/|\.lock$|@\{")
 
 # What the Hub puts in the first commit of a new repo.
@@ -187,6 +188,10 @@ class Repo:
             return self.commits[self.refs[ref]]
         if _SHA.fullmatch(revision) and revision in self.commits:
             return self.commits[revision]
+        if _SHORT_SHA.fullmatch(revision):  # an abbreviated sha, as git takes it when it is unambiguous
+            matches = [oid for oid in self.commits if oid.startswith(revision)]
+            if len(matches) == 1:
+                return self.commits[matches[0]]
         raise revision_not_found(revision)
 
     def add_commit(
@@ -237,9 +242,12 @@ def check_ref_name(name: str) -> str:
 
 
 def check_path(path: Any) -> str:
-    """A repo-relative file path: non-empty, no `..`, no leading slash, no `.git/` (400 otherwise)."""
-    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path or "\x00" in path:
+    """A repo-relative file path: non-empty, no `..`, no leading slash, no `.git/` (400 otherwise). A
+    backslash is an ordinary character, as on the Hub (clients guard their own file systems)."""
+    if not isinstance(path, str) or not path or path.startswith("/") or "\x00" in path:
         raise bad_request(f"Invalid path in repo: {path!r}")
+    if path == ".." or path.startswith(("../", "..\\")):  # the Hub refuses a path leaving the repo: 422
+        raise ApiError(422, f"Invalid path in repo: {path!r} (relative paths are forbidden)")
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts) or parts[0] == ".git":
         raise bad_request(f"Invalid path in repo: {path!r}")
@@ -253,6 +261,9 @@ def apply_changes(
     result = dict(files)
     for path in deleted_files:
         if path not in result:
+            if any(other.startswith(path + "/") for other in result):  # a folder: the Hub deletes it too
+                deleted_folders = [*deleted_folders, path]
+                continue
             raise entry_not_found(f"{path} (a file with this name doesn't exist)")
         del result[path]
     for folder in deleted_folders:

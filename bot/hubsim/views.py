@@ -1,8 +1,8 @@
 """The JSON shapes of repo info, tree entries, refs and commits, as huggingface_hub reads them.
 
 An LFS file is listed as the Hub lists it: `oid` is the git blob sha1 of its pointer, `size` the real size,
-and `lfs: {oid (sha256), size, pointerSize}`. Never sends `xetHash` or `xetEnabled`, so the client
-downloads over plain HTTP and never reaches for hf_xet.
+and `lfs: {oid (sha256), size, pointerSize}`; a file stored through Xet also has `xetHash`, its Xet file id
+(which lets huggingface_hub download it through Xet without asking `resolve` first).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bot.hubsim import cards, gitobjects
 from bot.hubsim.errors import entry_not_found
 from bot.hubsim.service import HubService
 from bot.hubsim.store import HEADS, PRS, TAGS, Commit, Repo
+from bot.hubsim.xet import hashes
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ def file_entry(hub: HubService, repo: Repo, commit: Commit, path: str, expand: b
     entry: dict[str, Any] = {"type": "file", "oid": oid, "size": file_size(hub, oid), "path": path}
     if (pointer := hub.lfs_pointer(oid)) is not None:
         entry["lfs"] = {"oid": pointer.sha256, "size": pointer.size, "pointerSize": hub.blobs.size(oid)}
+        if (xet_file := hub.xet.file_by_sha256(pointer.sha256)) is not None:
+            entry["xetHash"] = hashes.to_hex(xet_file.hash)
     if expand:
         last = last_commit(repo, commit, path)
         entry["lastCommit"] = {"id": last.oid, "title": last.title, "date": last.date}

@@ -143,13 +143,20 @@ def create_app(
     def prometheus() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    def hub_problem() -> str | None:
+        """Why the bot cannot act yet (the Hub has not answered `whoami`), for the status page's banner."""
+        if readiness is None or readiness.ready:
+            return None
+        return readiness.last_error or "the Hub has not answered yet"
+
     @app.get("/", response_class=HTMLResponse)
     def status() -> HTMLResponse:
-        return HTMLResponse(_status_template().render(snapshot(store, settings.hf_endpoint)))
+        page = snapshot(store, settings.hf_endpoint, hub_problem=hub_problem())
+        return HTMLResponse(_status_template().render(page))
 
     @app.get("/api/status")
     def status_json() -> JSONResponse:
-        return JSONResponse(snapshot(store, settings.hf_endpoint))
+        return JSONResponse(snapshot(store, settings.hf_endpoint, hub_problem=hub_problem()))
 
     return app
 

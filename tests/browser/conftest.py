@@ -2,17 +2,15 @@
 
 Chromium and chromedriver come from Debian (`chromium`, `chromium-driver`; `.ci/browser-deps` installs them
 with the `selenium` client), so nothing is downloaded at test time and the driver always matches the
-browser. A machine without them fails these tests with the command to run, rather than skipping them.
+browser. Where they are missing the tests are skipped with the command that installs them (the
+`chromium` and `chromedriver` fixtures of tests/conftest.py); CI installs them and runs these tests.
 
-`page.shoot(name)` saves a full-page PNG as `out/screenshots/<test>-<name>.png` (or under
-`$QUANTBOT_SCREENSHOTS`); the folder is git-ignored and kept after the run for a person or CI to look at.
+`page.shoot(name)` saves a full-page PNG as `<test>-<name>.png` in the `screenshots` folder.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,37 +18,20 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(os.environ.get("QUANTBOT_SCREENSHOTS") or ROOT / "out" / "screenshots")
-INSTALL = "run .ci/browser-deps (apt-get install -y chromium chromium-driver; pip install selenium)"
 WIDTH, MIN_HEIGHT, MAX_HEIGHT = 1280, 900, 4000
 
 
-def _executable(env: str, *names: str) -> str | None:
-    """`$env` when set, else the first of `names` on PATH; None unless it is an executable file."""
-    found = os.environ.get(env) or next(filter(None, map(shutil.which, names)), None)
-    return found if found and os.access(found, os.X_OK) and Path(found).is_file() else None
-
-
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(chromium: str, chromedriver: str, webdriver: Any) -> Iterator[Any]:
     """A headless Chromium driven by chromedriver (`selenium.webdriver.Chrome`)."""
-    chromium = _executable("QUANTBOT_CHROMIUM", "chromium", "chromium-browser")
-    driver_path = _executable("QUANTBOT_CHROMEDRIVER", "chromedriver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail(f"The browser tests need the selenium package: {INSTALL}", pytrace=False)
-    if chromium is None or driver_path is None:
-        missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", driver_path)) if not p)
-        pytest.fail(f"The browser tests need {missing}: {INSTALL}", pytrace=False)
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(argument)
     options.add_argument(f"--window-size={WIDTH},{MIN_HEIGHT}")
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -65,6 +46,7 @@ class Page:
     driver: Any
     base_url: str
     test_name: str
+    screenshots: Path
 
     def open(self, path: str) -> Page:
         """Load `base_url + path` and wait for it (selenium's `get` returns once the page has loaded)."""
@@ -92,8 +74,7 @@ class Page:
         height = min(max(int(layout["cssContentSize"]["height"]), MIN_HEIGHT), MAX_HEIGHT)
         metrics = {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False}
         self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{self.test_name}-{name}.png"
+        path = self.screenshots / f"{self.test_name}-{name}.png"
         try:
             assert self.driver.save_screenshot(str(path)), f"Chromium saved no screenshot at {path}"
         finally:
@@ -102,7 +83,7 @@ class Page:
 
 
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Page:
-    """A `Page` on hubsim (the session's `hubsim` fixture); other servers: `Page(browser, url, name)`."""
+def page(browser: Any, screenshots: Path, request: pytest.FixtureRequest) -> Page:
+    """A `Page` on hubsim (the session's `hubsim` fixture); other servers: `Page(browser, url, name, …)`."""
     hubsim = request.getfixturevalue("hubsim")
-    return Page(browser, hubsim.url, re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name))
+    return Page(browser, hubsim.url, re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name), screenshots)

@@ -118,14 +118,17 @@ class Builder:
     def cli(
         self, name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess:
-        """``quantbot build ARGS --out --work`` in a subprocess (work and output under ``name``)."""
+        """``quantbot build ARGS --out --work`` in a subprocess (work and output under ``name``), started in
+        a folder of its own (``name/cwd``), where a build must leave nothing."""
         where = ["--out", str(self.root / name / "out"), "--work", str(self.root / name / "work")]
+        (self.root / name / "cwd").mkdir(parents=True, exist_ok=True)
         return subprocess.run(
             [*CLI, "build", *args, *where],
             capture_output=True,
             text=True,
             timeout=timeout,
             env=os.environ | (env or {}),
+            cwd=self.root / name / "cwd",
         )
 
     def built(self, fmt: str) -> BuildResult:

@@ -290,11 +290,15 @@ def test_nvfp4_exports_on_cpu_but_cannot_be_measured_there(builder: Any) -> None
     assert ppl.quantized is None and "CUDA" in ppl.not_measured and ppl.base > 1
 
 
-def test_gptq_calibration_reports_each_batch(builder: Any) -> None:
+def test_gptq_reports_each_layers_calibration_and_quantization_with_counts(builder: Any) -> None:
     result = builder.run(builder.spec("gptq-progress", "gptq", recipe={"calib_batch_size": 4}))
     assert result.returncode == 0, result.stderr[-2000:]
-    calibrating = [line for line in result.progress if line["message"].startswith("calibrating: layer 1/")]
-    batches = int(calibrating[0]["message"].rsplit("/", 1)[1])
-    assert batches > 1 and len(calibrating) >= batches  # every batch of the first layer, at least
-    fractions = [line["fraction"] for line in calibrating]
+    counted = [line for line in result.progress if "steps" in line]
+    layers = int(counted[0]["message"].split("layer 1/")[1].split(",")[0])
+    for layer in range(1, layers + 1):  # every layer, not only the first
+        assert any(f"calibrating: layer {layer}/{layers}," in line["message"] for line in counted)
+        assert any(f"quantizing: layer {layer}/{layers}," in line["message"] for line in counted)
+    steps = [line["step"] for line in counted]
+    assert steps == sorted(steps) and steps[-1] == counted[-1]["steps"] > layers
+    fractions = [line["fraction"] for line in counted]
     assert fractions == sorted(fractions) and fractions[-1] > fractions[0]

@@ -58,7 +58,7 @@ def test_a_job_quantizes_once_on_the_cheapest_flavour(configs: dict[str, Any]) -
     expected = flavors.quantize("fp8", params, l4).usd + flavors.engine(params, l4).usd
     expected += flavors.engine(params, h200).usd
     assert costs.estimate("fp8", [89, 90]) == pytest.approx(expected, abs=0.01)
-    assert "toolchains.md" in costs.basis  # the estimate states its basis
+    assert "https://docs.vllm.ai/projects/llm-compressor/" in costs.basis  # the estimate states its basis
 
 
 def test_without_jobs_the_plan_has_no_flavours(configs: dict[str, Any]) -> None:

@@ -77,6 +77,27 @@ def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> 
     )
 
 
+def test_the_kv_cache_is_shown_as_the_build_will_set_it(
+    capsys: Any, make_model: Any, configs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPTQ builds carry no KV-cache scales; an FP8 KV cache is the default only where every SM of the one
+    build marks it; the `build_recipe` setting overrides the default as the build does."""
+    folder = str(make_model(configs["qwen2"]))
+    code, out, _ = quantbot(capsys, "plan", folder, "--sm", "90,89")
+    assert code == 0
+    hopper = out.split("sm90 · Hopper")[1].split("sm89")[0]
+    assert "gptq      eligible  KV cache: none" in hopper and "fp8       eligible  KV cache: fp8" in hopper
+    kv = out.split("KV cache, as each build sets it (one build for all of a format's SMs):")[1]
+    assert "gptq      not quantized: GPTQ checkpoints carry no KV-cache scales" in kv
+    assert "fp8       fp8 by default: TensorRT-LLM's matrices mark FP8 KV cache for qwen2 on sm90, sm89" in kv
+    code, out, _ = quantbot(capsys, "plan", folder, "--sm", "90", "--json")
+    eligible = {e["format"]: e["kv_cache"] for e in json.loads(out)["targets"][0]["eligible"]}
+    assert eligible["gptq"] == [] and eligible["fp8"] == ["fp8"]
+    monkeypatch.setenv("QUANTBOT_BUILD_RECIPE", '{kv_cache = "none"}')
+    code, out, _ = quantbot(capsys, "plan", folder, "--sm", "90")
+    assert "fp8       eligible  KV cache: none" in out and "fp8       none: set by the build_recipe" in out
+
+
 def test_permissive_flag(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
     code, out, _ = quantbot(
         capsys, "plan", str(make_model(configs["mistral"])), "--sm", "100", "--policy", "permissive", "--json"

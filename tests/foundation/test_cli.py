@@ -103,9 +103,9 @@ def test_a_data_dir_the_process_cannot_make_is_one_line(tmp_path: Path) -> None:
 def test_a_bad_build_recipe_stops_serve_before_it_listens(tmp_path: Path) -> None:
     env = _env(tmp_path, QUANTBOT_BUILD_RECIPE='{"calib_samples": "many"}', HF_ENDPOINT="http://127.0.0.1:1")
     result = _run("serve", "--port", "1", env=env)
-    _one_line_error(result, 2, "invalid setting build_recipe: calib_samples:")
+    _one_line_error(result, 2, "invalid QUANTBOT_BUILD_RECIPE (build_recipe): calib_samples:")
     unknown = _run("serve", env=_env(tmp_path, QUANTBOT_BUILD_VALIDATION='{"eval_tokenz": 5}'))
-    _one_line_error(unknown, 2, "invalid setting build_validation: eval_tokenz:")
+    _one_line_error(unknown, 2, "invalid QUANTBOT_BUILD_VALIDATION (build_validation): eval_tokenz:")
 
 
 def test_log_level_from_the_settings_applies_to_the_command(tmp_path: Path) -> None:

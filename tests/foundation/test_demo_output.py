@@ -1,9 +1,12 @@
-"""The demo never goes quiet: a line at least every few seconds, and a bar per build stage on a terminal."""
+"""The demo never goes quiet while it works (a line at least every few seconds, a bar per build stage on a
+terminal, finished stages drawn finished), and once it is over says what to open, once."""
 
 from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,12 +40,56 @@ def test_a_bar_per_stage_filled_within_the_stage(monkeypatch: pytest.MonkeyPatch
     assert "job 7 export" in text and " 20% " in text
 
 
-def test_without_a_terminal_each_change_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    with demo._StageBars(3) as bars:
-        for _ in range(3):
-            bars.show("running", 0.1, "load: loading")
-        bars.show("built", 1.0, "built")
-    assert capsys.readouterr().out.splitlines() == [
-        "    job 3: running ·  10% · load: loading",
-        "    job 3: built · 100% · built",
-    ]
+def test_a_stage_the_job_left_is_drawn_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress is sampled: a job seen at 0% of quantize and then in export finished quantize meanwhile,
+    and a job seen at 40% of validate and then published finished validate."""
+    screen = io.StringIO()
+    screen.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(demo.sys, "stdout", screen)
+    with demo._StageBars(7) as bars:
+        bars.show("running", 2.0 / 7, "quantize: started")
+        bars.show("running", 3.1 / 7, "export: copying")
+        bars.show("running", 5.4 / 7, "validate: perplexity")
+    drawn = {stage: _last_percent(screen.getvalue(), stage) for stage in ("quantize", "export", "validate")}
+    assert drawn == {"quantize": 100, "export": 100, "validate": 100}
+
+
+def test_a_failed_stage_stays_drawn_where_it_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = io.StringIO()
+    screen.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(demo.sys, "stdout", screen)
+    with pytest.raises(demo.DemoError), demo._StageBars(7) as bars:
+        bars.show("running", 2.4 / 7, "quantize: calibrating")
+        raise demo.DemoError("job 7 ended failed")
+    assert _last_percent(screen.getvalue(), "quantize") == 40
+
+
+def _last_percent(screen: str, stage: str) -> int:
+    """The percentage a stage's bar was last drawn at (tqdm redraws a bar in place with `\\r`)."""
+    draws = [d for d in screen.replace("\n", "\r").split("\r") if f"job 7 {stage} " in d]
+    return int(draws[-1].split("%")[0].split()[-1])
+
+
+def _finished_demo(executor: str) -> Any:
+    finished = demo._Demo(Path("/unused"), 0, executor)
+    finished.hubsim = SimpleNamespace(url="http://127.0.0.1:8765")
+    finished.server = SimpleNamespace(url="http://127.0.0.1:40001")
+    finished.releases = ["http://127.0.0.1:8765/quantbot/tiny-llama-GPTQ"]
+    return finished
+
+
+def test_the_summary_says_what_to_open_and_how_to_use_the_local_hub() -> None:
+    finished = _finished_demo("local")
+    lines = finished.summary().splitlines()
+    assert "  the local Hub (hubsim)  http://127.0.0.1:8765/" in lines
+    assert "  a release               http://127.0.0.1:8765/quantbot/tiny-llama-GPTQ" in lines
+    assert "  the bot's status page   http://127.0.0.1:40001/" in lines
+    assert any(line.startswith(f"  alice's token           {finished.alice_token}") for line in lines)
+    assert f"  export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN={finished.alice_token}" in "\n".join(lines)
+    assert lines[-1] == "Press Ctrl+C to stop." and "Jobs" not in "\n".join(lines)
+
+
+def test_the_jobs_demo_says_alices_token_opens_the_job_pages() -> None:
+    summary = _finished_demo("hf-jobs").summary()
+    assert f"  the bot's Jobs          http://127.0.0.1:8765/jobs/{demo.JOBS_NAMESPACE}" in summary
+    assert "the bot and alice: sign in with alice's token" in summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -35,9 +36,9 @@ def test_pyproject_comments_point_at_things_that_exist() -> None:
     assert paths, "the test reads no path from pyproject.toml's comments"
     for path in paths:
         assert (ROOT / path).exists(), f"pyproject.toml's comment names {path}, which does not exist"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for section in re.findall(r'README\.md, "([^"]+)"', "\n".join(comments)):
-        assert re.search(rf"^#+ {re.escape(section)}$", readme, re.M), f"README has no section {section!r}"
+    for document, section in re.findall(r'([\w/.-]+\.md), "([^"]+)"', "\n".join(comments)):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert re.search(rf"^#+ {re.escape(section)}$", text, re.M), f"{document} has no section {section!r}"
 
 
 def test_the_architecture_page_names_every_module_of_the_bot_and_handlers() -> None:
@@ -54,3 +55,71 @@ def test_the_architecture_page_names_every_module_of_the_bot_and_handlers() -> N
         )
     ]
     assert not missing, f"docs/architecture.md does not say where these live: {missing}"
+
+
+# A path as documents and the CLI cite it: a top-level folder of the repository and what is under it, or a
+# Markdown file named on its own (`DESIGN.md`) outside a command example (whose files are the reader's own).
+# URL paths (`/api/status`) and placeholders are not paths.
+_CITED_PATH = re.compile(r"(?<![\w/.:<{-])(\.?[A-Za-z_][\w-]*(?:/[\w.-]+)+/?|[\w-]+\.md)(?![\w/{<])")
+
+
+def _cli_texts(tmp_path: Path) -> dict[str, str]:
+    """What the CLI prints that may cite a file: every command's help and a plan's notes (Jobs included)."""
+    from click.testing import CliRunner
+
+    from bot.cli import _COMMANDS, cli
+
+    runner, texts = CliRunner(), {}
+    commands = [[]] + [[name] for name, _, _ in _COMMANDS]
+    commands += [["watch", sub] for sub in ("add", "list", "remove")] + [["webhooks", "sync"]]
+    for args in commands:
+        texts[" ".join(["quantbot", *args, "--help"])] = runner.invoke(cli, [*args, "--help"]).output
+    model = tmp_path / "model"
+    model.mkdir()
+    config = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+              "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
+              "num_key_value_heads": 8, "vocab_size": 32000, "torch_dtype": "bfloat16"}  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config))
+    plan = runner.invoke(cli, ["plan", str(model), "--sm", "90,89", "--executor", "hf-jobs"])
+    assert plan.exit_code == 0, plan.output
+    texts["quantbot plan --executor hf-jobs"] = plan.output
+    return texts
+
+
+def test_every_path_the_cli_and_the_documents_cite_exists(tmp_path: Path) -> None:
+    texts = {str(d.relative_to(ROOT)): d.read_text(encoding="utf-8") for d in DOCUMENTS}
+    texts["templates/status.html.j2"] = (ROOT / "templates" / "status.html.j2").read_text(encoding="utf-8")
+    texts |= _cli_texts(tmp_path)
+    roots = {p.name for p in ROOT.iterdir()} - {"out"}  # out/ is made by the tests themselves
+    cited = {
+        (where, path)
+        for where, text in texts.items()
+        for path in _CITED_PATH.findall(text)
+        if path.split("/")[0] in roots
+        or "/" not in path
+        and path in _CITED_PATH.findall(re.sub(r"```.*?```", "", text, flags=re.S))
+    }
+    assert len(cited) > 20, cited  # the pattern finds what the documents cite
+    missing = sorted(
+        f"{where}: {path}"
+        for where, path in cited
+        if not (ROOT / path).exists() and not (ROOT / "docs" / path).exists()
+    )
+    assert not missing, "cited but not in the repository:\n" + "\n".join(missing)
+
+
+def test_the_configuration_page_documents_every_setting_and_only_settings() -> None:
+    from bot.settings import Settings
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert set(Settings.model_fields) - documented == set(), "settings docs/configuration.md lacks"
+    assert documented - set(Settings.model_fields) == set(), "docs/configuration.md documents no such setting"
+
+
+def test_compose_points_at_a_section_that_exists() -> None:
+    compose = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    document, section = re.search(r'\(([\w/.-]+\.md), "([^"]+)"\)', compose.replace("\n# ", " ")).groups()
+    text = (ROOT / document).read_text(encoding="utf-8")
+    assert re.search(rf"^#+ {re.escape(section)}$", text, re.M), f"{document} has no section {section!r}"

@@ -67,7 +67,7 @@ def test_config_says_where_each_value_comes_from(tmp_path: Path) -> None:
     done = _quantbot("--config", str(config), "config", env=_env(tmp_path, QUANTBOT_LEASE_S="7"))
     lines = dict(line.split(" = ", 1) for line in done.communicate(timeout=60)[0].splitlines())
     assert lines["policy"] == f'"permissive"  # file {config}'
-    assert lines["lease_s"] == "7.0  # env" and lines["log_level"] == '"WARNING"  # default'
+    assert lines["lease_s"] == "7.0  # env QUANTBOT_LEASE_S" and lines["log_level"] == '"WARNING"  # default'
 
 
 @pytest.fixture
@@ -94,3 +94,28 @@ def test_serve_on_port_0_prints_its_port_and_says_webhooks_are_off(tmp_path: Pat
         serve.send_signal(signal.SIGTERM)
         _, err = serve.communicate(timeout=30)
     assert "warning: webhooks are disabled: no webhook_secret" in err and "QUANTBOT_WEBHOOK_SECRET" in err
+
+
+def test_serve_without_a_token_refuses_to_start_in_one_line(tmp_path: Path, hub: HubsimServer) -> None:
+    done = _quantbot("serve", "--port", "0", env=_env(tmp_path, HF_ENDPOINT=hub.url))
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("Error: no Hub token: set HF_TOKEN") and "--allow-anonymous" in err
+
+
+def test_serve_allowed_anonymous_shows_the_degraded_hub_as_a_banner(
+    tmp_path: Path, hub: HubsimServer
+) -> None:
+    serve = _quantbot("serve", "--port", "0", "--allow-anonymous", env=_env(tmp_path, HF_ENDPOINT=hub.url))
+    try:
+        assert serve.stdout is not None
+        url = re.search(r"serving on (http://127\.0\.0\.1:\d+)", serve.stdout.readline()).group(1)
+        status = httpx.get(f"{url}/api/status", timeout=10).json()
+        assert status["hub_problem"]  # the Hub does not know an anonymous bot
+        page = httpx.get(f"{url}/", timeout=10).text
+        assert 'class="banner" role="alert"' in page
+        assert f"cannot work with the Hub at {hub.url}</strong>" in page
+        assert "quantbot watch add repo ORG/MODEL" in page  # the empty watch list's hint runs as written
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=30)

@@ -91,10 +91,65 @@ def test_value_sources_say_default_file_or_env(tmp_path: Path, monkeypatch: pyte
     config.write_text('policy = "permissive"\nlease_s = 5\n')
     monkeypatch.setenv("QUANTBOT_LEASE_S", "7")
     sources = value_sources(config)
-    assert sources["policy"] == f"file {config}" and sources["lease_s"] == "env"
+    assert sources["policy"] == f"file {config}" and sources["lease_s"] == "env QUANTBOT_LEASE_S"
     assert sources["data_dir"] == "default"
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("QUANTBOT_SM_MEMORY_GIB", "{90 = 80, 89 = 48}", {90: 80.0, 89: 48.0}),  # as the TOML file writes it
+        ("QUANTBOT_SM_MEMORY_GIB", '{"90": 80}', {90: 80.0}),  # JSON
+        ("QUANTBOT_BUILD_RECIPE", "{calib_samples = 128, calib_seq_len = 256}", None),
+        ("QUANTBOT_APPROVAL_REPOS", '{"org/model" = "approval"}', {"org/model": "approval"}),
+        ("QUANTBOT_TARGET_SMS", "[90, 89]", [90, 89]),
+        ("QUANTBOT_TARGET_SMS", "90, 89", [90, 89]),
+    ],
+)
+def test_tables_and_lists_from_the_environment_as_the_toml_file_writes_them(
+    monkeypatch: pytest.MonkeyPatch, name: str, text: str, expected: object
+) -> None:
+    monkeypatch.setenv(name, text)
+    setting = name.removeprefix("QUANTBOT_").lower()
+    value = getattr(load_settings(), setting)
+    assert value == (expected if expected is not None else {"calib_samples": 128, "calib_seq_len": 256})
+    assert value_sources()[setting] == f"env {name}"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("QUANTBOT_SM_MEMORY_GIB", "{90 = eighty}", "QUANTBOT_SM_MEMORY_GIB is not a table such as '{90"),
+        ("QUANTBOT_SM_MEMORY_GIB", "{90 = -}", "(as in the TOML file) or JSON"),
+        ("QUANTBOT_BUILD_RECIPE", "calib_samples=128", "QUANTBOT_BUILD_RECIPE is not a table such as"),
+        ("QUANTBOT_BUILD_RECIPE", "{calib_samples = 0}", "invalid QUANTBOT_BUILD_RECIPE (build_recipe): "),
+        ("QUANTBOT_TARGET_SMS", "9x,89", "invalid QUANTBOT_TARGET_SMS (target_sms.0): Input should be"),
+        ("QUANTBOT_TARGET_SMS", "[90, 89", "invalid QUANTBOT_TARGET_SMS (target_sms): "),
+    ],
+)
+def test_a_table_or_list_that_does_not_read_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, text: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert expected in message and "\n" not in message and "pydantic" not in message.lower()
+
+
+def test_config_shows_where_secrets_come_from_and_urls_with_credentials_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("QUANTBOT_DATABASE_URL", "postgresql+psycopg://bot:pg_secret@db.example:5432/quantbot")
+    settings, sources = load_settings(), value_sources()
+    shown = settings.redacted()
+    assert (shown["hf_token"], sources["hf_token"]) == ("***", "env HF_TOKEN")
+    assert shown["database_url"] == "postgresql+psycopg://bot:***@db.example:5432/quantbot"
+    assert (shown["broker_url"], sources["broker_url"]) == ("redis://127.0.0.1:6379/0", "default")
+    assert shown["webhook_secret"] is None and "pg_secret" not in str(shown)

@@ -24,6 +24,8 @@ def test_the_calibration_stand_in_streams_at_a_pinned_revision(hubsim: Any) -> N
     info = hubsim.api.dataset_info(DEFAULT_CALIBRATION)
     assert info.sha == sha and DATA_FILE in {s.rfilename for s in info.siblings}
     assert "stand-in" in (info.card_data or {}).get("pretty_name", "")
+    [data] = hubsim.api.get_paths_info(DEFAULT_CALIBRATION, [DATA_FILE], repo_type="dataset", revision=sha)
+    assert data.xet_hash  # in Xet storage, as the Hub keeps datasets' data files: builds read it through Xet
     rows = datasets.load_dataset(
         DEFAULT_CALIBRATION, DEFAULT_CALIBRATION_CONFIG, split="train", revision=sha, streaming=True
     )

@@ -54,7 +54,7 @@ def test_listing_pages_and_filters(hubsim, repo_factory):
     assert list(hubsim.api.get_repo_discussions(repo_id, author=hubsim.other_user)) == []
 
 
-def test_upload_folder_as_pr_then_merge(hubsim, repo_factory, model_folder):
+def test_upload_folder_as_pr_then_merge(hubsim, repo_factory, model_folder, lfs_client):
     """upload_folder(create_pr=True) without Xet: one commit with ?create_pr=1, LFS files included."""
     repo_id = repo_factory()
     api = hubsim.api

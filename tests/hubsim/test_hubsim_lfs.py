@@ -1,17 +1,20 @@
-"""Weights through Git LFS as on the Hub: preupload's choice, the batch API, pointers, storage redirects."""
+"""Weights through Git LFS as on the Hub: preupload's choice, the batch API, pointers, storage redirects.
+
+The client here runs without Xet (`lfs_client`), as older clients and users who turn Xet off do; Xet is
+tested in test_hubsim_xet.py."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import logging
 from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+pytestmark = pytest.mark.usefixtures("lfs_client")
 
 MIB = 1024 * 1024
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB of binary "weights"
@@ -208,47 +211,3 @@ def test_batch_never_offers_xet_or_multipart(hubsim, repo_factory):
     assert bad["error"]["code"] == 422
     anonymous = httpx.post(f"{hubsim.url}/{repo_id}.git/info/lfs/objects/batch", json=body)
     assert anonymous.status_code == 401
-
-
-@pytest.fixture
-def xet_available(monkeypatch):
-    """The client as installed by default (hf_xet present, HF_HUB_DISABLE_XET unset)."""
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
-    from huggingface_hub.utils._runtime import is_xet_available
-
-    assert is_xet_available()
-
-
-def test_with_xet_available_the_client_falls_back_to_lfs_where_it_cannot_use_xet(
-    hubsim, repo_factory, xet_available, caplog
-):
-    """A buffer cannot go through Xet, so the client falls back to the LFS batch API by itself."""
-    repo_id = repo_factory()
-    hubsim.server.requests.clear()
-    with caplog.at_level(logging.WARNING, logger="huggingface_hub"):
-        hubsim.api.upload_file(
-            path_or_fileobj=io.BytesIO(WEIGHTS), path_in_repo="w.safetensors", repo_id=repo_id
-        )
-    assert "Falling back to HTTP upload" in caplog.text
-    assert ("POST", f"/{repo_id}.git/info/lfs/objects/batch") in _calls(hubsim)
-    assert not [p for _, p in _calls(hubsim) if "xet" in p]
-    assert (
-        hubsim.api.get_paths_info(repo_id, ["w.safetensors"])[0].lfs.sha256
-        == hashlib.sha256(WEIGHTS).hexdigest()
-    )
-
-
-def test_with_xet_available_a_file_upload_asks_for_xet_and_hubsim_says_it_is_not_offered(
-    hubsim, repo_factory, xet_available, tmp_path
-):
-    """huggingface_hub >= 1.20 picks Xet without asking (issue #4507): hubsim answers the token request
-    404 and nothing is committed; that is why clients run against hubsim with HF_HUB_DISABLE_XET=1."""
-    repo_id = repo_factory()
-    weights = tmp_path / "w.safetensors"
-    weights.write_bytes(WEIGHTS)
-    with pytest.raises(Exception):  # noqa: B017 (hf_xet raises its own error types)
-        hubsim.api.upload_file(path_or_fileobj=weights, path_in_repo="w.safetensors", repo_id=repo_id)
-    assert ("GET", f"/api/models/{repo_id}/xet-write-token/main", 404) in hubsim.server.requests
-    assert [f.rfilename for f in hubsim.api.model_info(repo_id).siblings] == [".gitattributes"]
-    answer = httpx.get(f"{hubsim.url}/api/models/{repo_id}/xet-write-token/main", headers=_auth(hubsim))
-    assert "HF_HUB_DISABLE_XET=1" in answer.json()["error"]

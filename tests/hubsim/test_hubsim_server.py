@@ -58,6 +58,16 @@ def test_state_survives_a_restart(tmp_path, model_folder, webhook_receiver):
             cache_dir=tmp_path / "cache",
         )
         assert Path(path).read_bytes() == (model_folder / "config.json").read_bytes()
+        weights = hf_hub_download(  # uploaded through Xet: its xorbs and shard were kept too
+            "alice/kept",
+            "model.safetensors",
+            revision="refs/pr/1",
+            endpoint=server.url,
+            token="hf_alice",
+            cache_dir=tmp_path / "cache",
+        )
+        assert Path(weights).read_bytes() == (model_folder / "model.safetensors").read_bytes()
+        assert server.hub.xet.files  # the index was rebuilt from the stored shards
         details = api.get_discussion_details("alice/kept", pr.pr_num)
         assert details.events[-1].content == "still here?"
         assert {b.name for b in api.list_repo_refs("alice/kept").branches} == {"main", "dev"}
@@ -173,7 +183,7 @@ def test_quantbot_hubsim_serves_the_roundtrip_example(tmp_path, webhook_receiver
         output, _ = server.communicate(timeout=20)
     assert server.returncode == 0, output
     assert output.rstrip().endswith("hubsim stopped.")
-    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token HF_HUB_DISABLE_XET=1" in output
+    assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token\n" in output
     assert "user alice (write) token hf_alice_token" in output
     assert "rate limits: on, per 5 minutes for a free user 1000 API" in output
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, WatchKind
+from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, TaskState, WatchKind
 
 HUB = "http://hub.test:8765"
 SHA = "575db8b7a51b6f85eb06eee540738584589f131c"
@@ -91,6 +91,34 @@ def test_api_status_is_the_same_snapshot_as_json(make_server) -> None:
         "org/old", "gptq", SHA, "quantbot/old-GPTQ", 3
     )  # fmt: skip
     assert status["failures"][0]["todo"] and status["refusals"][0]["todo"]
+
+
+def test_page_names_the_worker_or_job_that_ran_each_task(make_server) -> None:
+    """A fanned-out build's tasks (a quantize, an engine per SM) each say where they ran: a Celery worker's
+    name and queue, or a Hugging Face Job's page and flavour; a task not started yet says so."""
+    bot = make_server(hf_endpoint=HUB)
+    store = bot.store
+    celery, _ = store.jobs.enqueue("c1", _spec("gptq"), repo="org/model")
+    store.tasks.add(celery.id, "t-q", kind="quantize", queue="quantize")
+    store.tasks.update("t-q", state=TaskState.SUCCEEDED, worker="celery@gpu-a")
+    store.tasks.add(celery.id, "t-90", kind="engine", queue="sm90", sm=90)
+    store.tasks.update("t-90", state=TaskState.STARTED, worker="celery@gpu-b")
+    store.tasks.add(celery.id, "t-89", kind="engine", queue="sm89", sm=89)
+    jobs, _ = store.jobs.enqueue("j1", _spec("fp8"), repo="org/model")
+    store.tasks.add(jobs.id, "job-1", kind="quantize", queue="l4x1")
+    store.tasks.update("job-1", state=TaskState.STARTED, worker=f"{HUB}/jobs/quantbot-jobs/job-1")
+
+    page = bot.client.get("/").text
+    recent = re.search(r"<h2>Recent jobs</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "<th>ran on</th>" in recent
+    assert "quantize: celery@gpu-a" in recent and "quantize · succeeded" in recent
+    assert "engine sm90: celery@gpu-b" in recent and "sm90 · started" in recent
+    assert 'engine sm89: <span class="muted">not started</span>' in recent
+    assert f'quantize: <a href="{HUB}/jobs/quantbot-jobs/job-1">' in recent and "l4x1 · started" in recent
+    (shown,) = [j for j in bot.client.get("/api/status").json()["recent"] if j["id"] == celery.id]
+    assert [(t["what"], t["worker"]) for t in shown["tasks"]] == [
+        ("quantize", "celery@gpu-a"), ("engine sm90", "celery@gpu-b"), ("engine sm89", None)
+    ]  # fmt: skip
 
 
 def test_page_refreshes_in_place_with_javascript_and_by_reload_without(bot) -> None:

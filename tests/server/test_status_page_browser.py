@@ -1,14 +1,14 @@
 """The bot's status page in headless Chromium during a build: the progress bar a person watches is drawn.
 
 Debian's `chromium` is driven from Python (`--dump-dom` after the page's scripts ran, `--screenshot`); the
-screenshot is saved under `$BROWSER_SCREENSHOTS` (CI keeps that folder) or the test's tmp dir.
+screenshot is saved in the `screenshots` folder (tests/conftest.py). Without chromium the test is skipped with
+the command that installs it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,20 +16,20 @@ import pytest
 
 from state import ApprovalMode, WatchKind
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = pytest.mark.browser
 SHA = "575db8b7a51b6f85eb06eee540738584589f131c"
 
 
-def _chromium(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args]
+def _chromium(chromium: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=90, env=os.environ | {"HOME": str(home)}
     )
 
 
-def test_status_page_shows_a_running_build_with_its_progress_bar(make_server, tmp_path: Path) -> None:
+def test_status_page_shows_a_running_build_with_its_progress_bar(
+    make_server, chromium: str, screenshots: Path, tmp_path: Path
+) -> None:
     bot = make_server(hf_endpoint="http://127.0.0.1:8765")
     store = bot.store
     store.watches.add(WatchKind.REPO, "alice/tiny-llama", formats=["gptq"], approval=ApprovalMode.AUTO)
@@ -40,14 +40,12 @@ def test_status_page_shows_a_running_build_with_its_progress_bar(make_server, tm
         job.id, "host:4242:cpu", 60, progress=0.42, message="quantize: calibrating: batch 3/8"
     )
 
-    dom = _chromium("--virtual-time-budget=4000", "--dump-dom", bot.url + "/", home=tmp_path).stdout
+    dom = _chromium(chromium, "--virtual-time-budget=4000", "--dump-dom", bot.url + "/", home=tmp_path).stdout
     bar = re.search(r'<progress max="1" value="([\d.]+)">', dom)
     assert bar is not None and float(bar.group(1)) == pytest.approx(0.42), dom[:2000]
     assert "<strong>quantize</strong>" in dom and "calibrating: batch 3/8" in dom and "host:4242:cpu" in dom
     assert "<title>quantbot status</title>" in dom
 
-    shots = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    shot = shots / "status-page-during-build.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1280,900", bot.url + "/", home=tmp_path)
+    shot = screenshots / "status-page-during-build.png"
+    _chromium(chromium, f"--screenshot={shot}", "--window-size=1280,900", bot.url + "/", home=tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -48,3 +48,16 @@ def test_the_stored_payload_parses_to_the_same_event(payloads) -> None:
     assert again == received
     assert again.dedup_key == "comment:create:6398872887bfcfb93a306f18"
     assert again.hook.comment.content == "@my-bot /run-eval --task mmlu"
+
+
+def test_a_push_with_thousands_of_refs_is_taken_and_keyed_by_all_of_them(payloads) -> None:
+    """A mirror push of tags names more than 1,000 refs; its key covers them all, in any order."""
+    push = payloads["main_commit"]
+    refs = [{"ref": f"refs/tags/v{i}", "oldSha": None, "newSha": f"{i:040x}"} for i in range(3000)]
+    push["updatedRefs"] = [*push["updatedRefs"], *refs]
+    body = _body(push)
+    assert len(body) < 1024 * 1024  # within the default webhook_max_bytes
+    event = parse_webhook({"X-Webhook-Secret": "s"}, body, "s")
+    assert event.handled and len(event.hook.updated_refs) == 3001
+    shuffled = {**push, "updatedRefs": list(reversed(push["updatedRefs"]))}
+    assert event_from_payload(shuffled, "other").dedup_key == event.dedup_key
