@@ -92,7 +92,7 @@ def main() -> int:
             repo_id = f"bot/client-{i}"
             api.create_repo(repo_id)
             files = [
-                CommitOperationAdd("README.md", b"# tiny\n"),
+                CommitOperationAdd("README.md", b"---\nlicense: mit\n---\n# tiny\n"),
                 CommitOperationAdd("config.json", CONFIG.encode()),
             ]
             api.create_commit(repo_id, files, commit_message="Upload folder")
