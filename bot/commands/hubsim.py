@@ -33,12 +33,26 @@ from builders.spec import DEFAULT_CALIBRATION
     "--users",
     "users_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="JSON or TOML file: users = [{name, token}], orgs = [{name, members}].",
+    help="JSON or TOML file: users = [{name, token, plan?}], orgs = [{name, members}].",
 )
 @click.option("--user", help="Name of the single user when there is no users file (default: hubsim-user).")
 @click.option("--token", help="Token of that user (default: a new random one, kept in --data).")
 @click.option("--webhook", "webhook_url", help="Deliver every event of every repo to this URL.")
 @click.option("--webhook-secret", help="Sent as X-Webhook-Secret with each delivery to --webhook.")
+@click.option(
+    "--rate-limits/--no-rate-limits",
+    default=True,
+    show_default=True,
+    help="Enforce the Hub's rate limits (per user and plan, 5-minute windows, 429 with RateLimit headers).",
+)
+@click.option(
+    "--quota",
+    "quotas",
+    multiple=True,
+    metavar="[PLAN.]BUCKET=N",
+    help="A quota per 5 minutes instead of the Hub's (buckets api, resolvers, pages; plan free unless "
+    "named, e.g. pro.api=3000, anonymous.pages=50). Repeatable.",
+)
 def command(
     host: str,
     port: int,
@@ -48,6 +62,8 @@ def command(
     token: str | None,
     webhook_url: str | None,
     webhook_secret: str | None,
+    rate_limits: bool,
+    quotas: tuple[str, ...],
 ) -> None:
     """Run hubsim, a local Hugging Face Hub that the huggingface_hub client works against unchanged."""
     if users_file is not None and (user or token):
@@ -55,6 +71,9 @@ def command(
     if webhook_secret is not None and webhook_url is None:
         raise UsageError("--webhook-secret needs --webhook URL")
     hub = create_hub(data_dir, users_file, user, token)
+    hub.rate_limits.enabled = rate_limits
+    for quota in quotas:
+        _set_quota(hub, quota)
     publish_calibration_dataset(hub)
     if webhook_url is not None:
         _register_cli_hook(hub, webhook_url, webhook_secret)
@@ -62,6 +81,17 @@ def command(
     _print_banner(server, data_dir)
     server.serve_forever()
     click.echo("hubsim stopped.")
+
+
+def _set_quota(hub: HubService, text: str) -> None:
+    """`[PLAN.]BUCKET=N` from `--quota`."""
+    key, _, value = text.partition("=")
+    plan, _, bucket = key.rpartition(".")
+    try:
+        hub.rate_limits.set_quota(bucket.strip(), int(value), plan=plan.strip() or None)
+    except (ValueError, ApiError) as e:
+        reason = e.message if isinstance(e, ApiError) else "N must be a whole number"
+        raise UsageError(f"--quota {text}: {reason} (expected [PLAN.]BUCKET=N)") from e
 
 
 def _register_cli_hook(hub: HubService, url: str, secret: str | None) -> None:
@@ -81,6 +111,15 @@ def _print_banner(server: HubsimServer, data_dir: Path | None) -> None:
     hub = server.hub
     click.echo(f"hubsim: a local Hugging Face Hub at {server.url}")
     click.echo(f"  state: {data_dir if data_dir else 'in memory (use --data DIR to keep it)'}")
+    limits = hub.rate_limits
+    if limits.enabled:
+        free = limits.plans["free"]
+        click.echo(
+            f"  rate limits: on, per 5 minutes for a free user {free.api} API, {free.resolvers} resolver, "
+            f"{free.pages} page requests (--no-rate-limits turns them off)"
+        )
+    else:
+        click.echo("  rate limits: off")
     for user in hub.users.users.values():
         click.echo(f"  user {user.name} ({user.role}) token {user.token}")
     for org in hub.users.orgs.values():

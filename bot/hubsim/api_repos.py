@@ -8,13 +8,12 @@ from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse, Response
 
-from bot.hubsim import cards, views
+from bot.hubsim import cards, listing, views
 from bot.hubsim.errors import ApiError, bad_request, unauthorized
-from bot.hubsim.routing import Call, Router
+from bot.hubsim.routing import Call, Router, paged
 from bot.hubsim.store import Repo
 
 REPO = "/api/{rtype}/{ns}/{name}"
-_SORT_KEYS = {"lastModified", "createdAt", "downloads", "likes", "trendingScore", "id"}
 
 
 def register(router: Router) -> None:
@@ -27,7 +26,7 @@ def register(router: Router) -> None:
     router.add("POST", "/api/repos/create", create_repo)
     router.add("DELETE", "/api/repos/delete", delete_repo)
     router.add("POST", "/api/repos/move", move_repo)
-    router.add("GET", "/api/{rtype}", list_repos)
+    router.add("GET", "/api/{rtype}", listing.list_repos)
     router.add("GET", REPO, repo_info)
     router.add("GET", REPO + "/revision/{rev}", repo_info)
     router.add("PUT", REPO + "/settings", update_settings)
@@ -52,19 +51,6 @@ def visible_repo(call: Call, *, write: bool = False) -> Repo:
 def repo_url(base_url: str, repo: Repo) -> str:
     prefix = "" if repo.type == "model" else f"{repo.type}s/"
     return f"{base_url}/{prefix}{repo.name}"
-
-
-def paged(call: Call, items: list[Any], default_size: int) -> Response:
-    """One page of `items` from `?cursor=` on, with a `Link: <next>; rel="next"` while more remain."""
-    size = call.hub.page_size or default_size
-    start = call.int_query("cursor", 0)
-    if start < 0:
-        raise bad_request("cursor must be >= 0")
-    page = items[start : start + size]
-    headers = {}
-    if start + size < len(items):
-        headers["Link"] = f'<{call.url_with(cursor=str(start + size))}>; rel="next"'
-    return JSONResponse(page, headers=headers)
 
 
 def whoami(call: Call) -> Response:
@@ -159,43 +145,11 @@ def update_settings(call: Call) -> Response:
 
 
 def repo_info(call: Call) -> Response:
+    """`model_info` & co, with `expand` as the Hub takes it (`listing.info`)."""
     repo = visible_repo(call)
+    expand = listing.expanded(call, call.params["rtype"], detail=True)
     commit = repo.resolve(call.params.get("rev", "main"))
-    return JSONResponse(views.repo_info(call.hub, repo, commit, blobs=call.flag("blobs")))
-
-
-def list_repos(call: Call) -> Response:
-    """`list_models` & co: author, search, filter (each must match a tag, the id or the author),
-    pipeline_tag, gated, sort; `full` / `cardData` / `config` add fields, `expand` picks them."""
-    hub, rtype = call.hub, call.params["rtype"]
-    author, searches = call.query("author"), [s.lower() for s in call.query_list("search")]
-    filters = [f for value in call.query_list("filter") for f in value.split(",") if f]
-    pipeline, gated = call.query("pipeline_tag"), call.query("gated")
-    sort = call.query("sort")
-    if sort is not None and sort not in _SORT_KEYS:
-        raise bad_request(f"sort must be one of {sorted(_SORT_KEYS)}")
-    found = []
-    for repo in hub.visible_repos(call.user, rtype):
-        facts = views.derived(hub, repo.head)
-        if (author and repo.owner != author) or any(s not in repo.name.lower() for s in searches):
-            continue
-        if any(f not in facts.tags and f not in (repo.name, repo.owner) for f in filters):
-            continue
-        if (pipeline and facts.pipeline_tag != pipeline) or (
-            gated and (gated.lower() == "true") != bool(repo.gated)
-        ):
-            continue
-        found.append(repo)
-    expand = call.query_list("expand") + call.query_list("expand[]")
-    full = call.flag("full") or bool(expand)
-    card, config = call.flag("cardData") or bool(expand), call.flag("config") or bool(expand)
-    items = [views.repo_info(hub, repo, repo.head, card=card, config=config, siblings=full) for repo in found]
-    if expand:
-        items = [{k: v for k, v in item.items() if k in ("_id", "id", *expand)} for item in items]
-    if sort:
-        items.sort(key=lambda item: item.get(sort) or 0, reverse=call.query("direction") != "1")
-    limit = call.int_query("limit", 0)
-    return paged(call, items, default_size=min(limit, 1000) if limit > 0 else 1000)
+    return JSONResponse(listing.info(call, repo, commit, expand))
 
 
 def tree(call: Call) -> Response:

@@ -23,13 +23,16 @@ from bot.hubsim import (
     api_files,
     api_jobs,
     api_lfs,
+    api_likes,
     api_repos,
+    api_users,
     job_pages,
     pages,
     signin,
 )
 from bot.hubsim.errors import ApiError, RepoMoved, repo_not_found, unauthorized
-from bot.hubsim.routing import REPO_TYPES, Call, Handler, Router, split_raw_path
+from bot.hubsim.ratelimit import ANONYMOUS, Usage, bucket_of
+from bot.hubsim.routing import REPO_TYPES, Call, Handler, Route, Router, split_raw_path
 from bot.hubsim.service import HubService
 from bot.hubsim.users import User
 from bot.hubsim.xet import cas_api, hub_api
@@ -43,7 +46,8 @@ API_PREFIX = "api"
 def build_router() -> Router:
     """Every route hubsim serves."""
     router = Router()
-    for module in (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, hub_api, cas_api):
+    api = (api_admin, api_repos, api_discussions, api_files, api_lfs, api_jobs, api_likes, api_users)
+    for module in (*api, hub_api, cas_api):
         module.register(router)
     return router
 
@@ -83,6 +87,7 @@ class HubsimApp:
     def handle(self, request: Request, body: bytes) -> Response:
         """The answer to one request (never raises)."""
         method = request.method
+        usage = None
         try:
             segments = split_raw_path(request.scope.get("raw_path") or request.url.path.encode())
             is_admin = bool(segments) and segments[0] == ADMIN_PREFIX
@@ -90,6 +95,7 @@ class HubsimApp:
                 raise fault.error()
             handler, params, is_page = self._route(method, segments, "authorization" not in request.headers)
             user = None if is_admin or cas_api.own_auth(segments) else self._caller(request, is_page)
+            usage = None if is_admin else self._take(request, segments, user, is_page, handler)
             with self.hub.lock:
                 response = handler(Call(request, body, user, self.hub, params))
         except RepoMoved as e:
@@ -101,6 +107,8 @@ class HubsimApp:
             self.hub.internal_errors.append(f"{method} {request.url.path}\n{detail}")
             log.error("hubsim internal error on %s %s:\n%s", method, request.url.path, detail)
             response = error_response(ApiError(500, f"hubsim internal error: {type(e).__name__}: {e}"))
+        if usage is not None:
+            response.headers.update(usage.headers())
         self.hub.requests.append((method, request.url.path, response.status_code))
         return response
 
@@ -126,6 +134,18 @@ class HubsimApp:
                 if (name := _lone_repo_name(segments)) is not None:
                     raise repo_not_found(name, anonymous) from None
                 raise no_route from None
+
+    def _take(
+        self, request: Request, segments: list[str], user: User | None, is_page: bool, handler: Handler
+    ) -> Usage | None:
+        """Count the request in its rate-limit bucket (by user, by IP address when anonymous): its usage
+        for the `RateLimit` headers when the caller is limited; a 429 once their quota is spent."""
+        if user is None:
+            caller, plan = f"{ANONYMOUS}@{request.client.host if request.client else '-'}", ANONYMOUS
+        else:
+            caller, plan = user.name, user.plan
+        route = handler.label if isinstance(handler, Route) else request.url.path
+        return self.hub.rate_limits.take(caller, plan, bucket_of(segments, is_page), route)
 
     def _caller(self, request: Request, is_page: bool) -> User | None:
         """The user a bearer token names; None without a token; 401 for a token nobody has. A page also

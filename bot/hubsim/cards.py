@@ -112,13 +112,20 @@ def tags(card: dict[str, Any], config: dict[str, Any] | None, paths: list[str]) 
     found += _strings(card.get("tags"))
     found += _strings(card.get("language"))
     found += [f"dataset:{d}" for d in _strings(card.get("datasets"))]
-    bases = _strings(card.get("base_model"))
+    relation, bases = lineage(card, config, paths)
     if bases:
-        relation = _relation(card, config, paths, bases)
         found += [f"base_model:{b}" for b in bases] + [f"base_model:{relation}:{b}" for b in bases]
     found += [f"license:{lic}" for lic in _strings(card.get("license"))]
     found.append("region:us")
     return list(dict.fromkeys(found))
+
+
+def lineage(
+    card: dict[str, Any], config: dict[str, Any] | None, paths: list[str]
+) -> tuple[str | None, list[str]]:
+    """The card's base models and the relation to them (None and [] for a model that names none)."""
+    bases = _strings(card.get("base_model"))
+    return (_relation(card, config, paths, bases) if bases else None), bases
 
 
 def _relation(card: dict[str, Any], config: dict[str, Any] | None, paths: list[str], bases: list[str]) -> str:

@@ -1,8 +1,11 @@
 """Discussions and pull requests: opening, commenting, status and title changes, merging.
 
 Rules: anyone authenticated who can see a repo may open discussions and PRs and comment; a discussion's
-author or the repo's owners may change its status or title; only a comment's author edits it; only the
-repo's owners merge. Merging applies the PR's changes (its branch point → its head) onto the base
+author or the repo's owners may change its status or title; only a comment's author edits it (in place:
+the earlier versions stay in its history); only the repo's owners merge and pin. Pinning is the Hub's
+website's (its community tab shows pinned discussions first, and `pinned` is in the listings and in webhook
+payloads); neither huggingface_hub nor the Hub's documented API has a route for it, so hubsim offers the
+page's button only. Merging applies the PR's changes (its branch point → its head) onto the base
 branch's tip as a new two-parent commit and records it as `changes.mergeCommitId`.
 """
 
@@ -255,6 +258,14 @@ class Community:
         pr.merge_commit_id = commit.oid
         self.hub.move_ref(repo, pr.base_ref, commit, old=target.oid)
         return self._set_status(repo, pr, user, "merged", comment)
+
+    def pin(self, user: User | None, repo_type: str, repo_id: str, num: int, pinned: bool) -> Discussion:
+        """Pin a discussion to the top of the community tab, or unpin it (the repo's owners only)."""
+        repo = self.hub.repo(user, repo_type, repo_id, write=True)
+        discussion = self.discussion(repo, num)
+        discussion.pinned = pinned
+        self.hub.save(repo)
+        return discussion
 
     @staticmethod
     def pr_number(ref: str) -> int:

@@ -45,6 +45,7 @@ class Discussion:
     base_ref: str = "refs/heads/main"
     base_oid: str | None = None
     merge_commit_id: str | None = None
+    pinned: bool = False
 
     @property
     def git_ref(self) -> str:
@@ -148,7 +149,7 @@ def summary_json(discussion: Discussion, repo_name: str, repo_type: str) -> dict
         "author": author_json(discussion.author),
         "repo": {"name": repo_name, "type": repo_type},
         "numComments": sum(1 for e in discussion.events if e.type == "comment"),
-        "pinned": False,
+        "pinned": discussion.pinned,
         "topReactions": [],
     }
 

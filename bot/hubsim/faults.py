@@ -2,7 +2,7 @@
 
 Reliability tests arm a fault (method + a regex searched in the decoded request path), run the client
 and check how it copes. A 429 carries `RateLimit: "api";r=0;t=N`, `RateLimit-Policy` and `Retry-After: N`
-like the Hub's, so huggingface_hub's `http_backoff` sleeps `N + 1` seconds before it retries.
+like the Hub's (`ratelimit`), so huggingface_hub's `http_backoff` sleeps `N + 1` seconds before it retries.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.gitobjects import object_id
+from bot.hubsim.ratelimit import RateLimitExceeded, Usage
 
 
 @dataclass
@@ -40,20 +41,9 @@ class Fault:
     def error(self) -> ApiError:
         """The answer to give."""
         if self.status == 429:
-            return RateLimited(self.retry_after)
+            spent = Usage("api", 500, 0, self.retry_after)
+            return RateLimitExceeded(spent, "You have been rate-limited (hubsim injected fault)")
         return ApiError(self.status, f"hubsim injected fault: {self.status}")
-
-
-class RateLimited(ApiError):
-    """A 429 with the Hub's rate-limit headers."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(429, "You have been rate-limited (hubsim injected fault)")
-        self.headers = {
-            "RateLimit": f'"api";r=0;t={retry_after}',
-            "RateLimit-Policy": '"fixed window";"api";q=500;w=300',
-            "Retry-After": str(retry_after),
-        }
 
 
 class Faults:

@@ -8,7 +8,8 @@ here are the ones users have quoted from the Hub:
   `upload_folder` failures, raised as `ValueError: Invalid metadata in README.md.`);
 - `"model-index[0].results[0].metrics" must be an array`, `"model-index[0].results[0].dataset.config"
   must be a string` (Joi paths, quoted from `validate-yaml` 400 answers);
-- `base_model_relation` takes `adapter`, `merge`, `quantized` or `finetune` (hub-docs model-cards.md).
+- `base_model_relation` takes `adapter`, `merge`, `quantized` or `finetune` (hub-docs model-cards.md);
+- `new_version` names one existing model (hub-docs model-cards.md; the message is `base_model`'s shape).
 Licence ids are hub-docs' repositories-licenses.md list; `model-index` follows hub-docs' modelcard.md
 (required: `name`, `results`, each with `task.type`, `dataset.type`, `dataset.name` and `metrics` with
 `type` and `value`; `source.url` when `source` is given).
@@ -117,7 +118,9 @@ def validate(card: dict[str, Any], repo_type: str, model_exists: Callable[[str],
         _one_or_many(card["license"], "license", errors, _license)
     if repo_type == "model":
         if "base_model" in card:
-            _one_or_many(card["base_model"], "base_model", errors, _base_model(model_exists))
+            _one_or_many(card["base_model"], "base_model", errors, _model_id("base_model", model_exists))
+        if "new_version" in card:
+            _model_id("new_version", model_exists)(card["new_version"], "new_version", errors)
         if "base_model_relation" in card and card["base_model_relation"] not in RELATIONS:
             errors.append(f'"base_model_relation" must be one of [{", ".join(RELATIONS)}]')
         if "model-index" in card:
@@ -141,12 +144,14 @@ def _license(value: Any, path: str, errors: list[str]) -> None:
         errors.append(f'"{path}" must be one of [{", ".join(LICENSE_IDS)}]')
 
 
-def _base_model(model_exists: Callable[[str], bool]) -> Check:
+def _model_id(field: str, model_exists: Callable[[str], bool]) -> Check:
+    """A check that a value is the id of an existing model (the message names `field`, not the item)."""
+
     def check(value: Any, path: str, errors: list[str]) -> None:
         if not isinstance(value, str) or not model_exists(value):
             shown = value if isinstance(value, str) else repr(value)
             errors.append(
-                f'"base_model" with value "{shown}" is not valid. Use a model id from https://hf.co/models.'
+                f'"{field}" with value "{shown}" is not valid. Use a model id from https://hf.co/models.'
             )
 
     return check

@@ -1,8 +1,10 @@
 """hubsim's web pages at the Hub's own URLs, server-rendered and readable without JavaScript.
 
 `/` lists recent repos, `/{owner}` a user's or org's repos, `/{repo}` shows the card rendered with its
-metadata and model tree (base model, and on a base model its quantizations), then files, commits and
-discussions under the same paths as on huggingface.co; datasets live under `/datasets/`. The API answers
+metadata, downloads and likes (a signed-in user likes it there, as on the Hub), the notice of a newer
+version (`new_version`), and the model tree (base models, and on a base model its quantizations, finetunes,
+adapters and merges with their counts), then files, commits and discussions under the same paths as on
+huggingface.co; datasets live under `/datasets/`. The API answers
 first: these routes are only tried for a GET the API has no route for (see `app.HubsimApp`), so they never
 shadow `/api/...`, `resolve` or the admin routes. Errors are HTML pages here, not the API's JSON.
 """
@@ -17,7 +19,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.hubsim import cards, merging, views
+from bot.hubsim import cards, merging, modeltree, popularity, versions, views
 from bot.hubsim.api_repos import repo_url
 from bot.hubsim.discussions import CLOSED_STATUSES
 from bot.hubsim.errors import ApiError, entry_not_found
@@ -48,12 +50,14 @@ def register(router: Router) -> None:
     for prefix, repo_type in _PREFIXES:
         base = prefix + "/{ns}/{name}"
         router.add("GET", base, _page(repo_page), rtype=repo_type)
+        router.add("POST", base + "/like", _page(like_toggle), rtype=repo_type)
         router.add("GET", base + "/tree/{rev}/{path*}", _page(tree_page), rtype=repo_type)
         router.add("GET", base + "/blob/{rev}/{path*}", _page(blob_page), rtype=repo_type)
         router.add("GET", base + "/commits/{rev}", _page(commits_page), rtype=repo_type)
         router.add("GET", base + "/commit/{sha}", _page(commit_page), rtype=repo_type)
         router.add("GET", base + "/discussions", _page(discussions_page), rtype=repo_type)
         router.add("GET", base + "/discussions/{num}", _page(discussion_page), rtype=repo_type)
+        router.add("POST", base + "/discussions/{num}/pin", _page(pin_toggle), rtype=repo_type)
     router.add("GET", "/datasets", _page(lambda call: listing(call, "dataset")))
     router.add("GET", "/models", _page(lambda call: listing(call, "model")))
     router.add("GET", "/{ns}", _page(owner_page))
@@ -144,8 +148,10 @@ def repo_page(call: Call) -> Response:
         facts=facts,
         card_html=render(cards.card_text(readme), files) if readme is not None else None,
         metadata=_metadata(facts),
-        base_models=_base_models(call, facts),
+        base_models=_base_models(call, repo),
         children=_children(call, repo),
+        newer=versions.latest(call.hub, call.user, repo) if repo.type == "model" else None,
+        liked=call.user is not None and call.user.name in repo.stats.likers,
         files=len(commit.files),
         size=sum(views.file_size(call.hub, oid) for oid in set(commit.files.values())),
     )
@@ -171,29 +177,33 @@ def _metadata(facts: views.Derived) -> list[tuple[str, list[str]]]:
     return [(label, values) for label, values in rows if values]
 
 
-def _base_models(call: Call, facts: views.Derived) -> list[dict[str, Any]]:
+def _base_models(call: Call, repo: Repo) -> list[dict[str, Any]]:
     """The card's `base_model`s, each with its relation and whether hubsim has it."""
-    relation = next(
-        (tag.split(":")[1] for tag in facts.tags if tag.count(":") >= 2 and tag.startswith("base_model:")),
-        None,
-    )
-    return [
-        {"id": base, "relation": relation, "exists": ("model", base) in call.hub.repos}
-        for base in _strings(facts.card.get("base_model"))
-    ]
+    relation, bases = modeltree.parents(call.hub, repo.head)
+    return [{"id": base, "relation": relation, "exists": ("model", base) in call.hub.repos} for base in bases]
 
 
 def _children(call: Call, repo: Repo) -> list[tuple[str, list[Repo]]]:
-    """Repos whose card names this one as `base_model`, grouped by relation (quantizations first)."""
+    """Models whose card names this one as `base_model`, by relation (quantizations first)."""
     if repo.type != "model":
         return []
-    groups: dict[str, list[Repo]] = {relation: [] for relation in _RELATIONS}
-    for other in _recent(call, "model"):
-        tags = views.derived(call.hub, other.head).tags
-        for relation in _RELATIONS:
-            if f"base_model:{relation}:{repo.name}" in tags:
-                groups[relation].append(other)
-    return [(_RELATIONS[relation], found) for relation, found in groups.items() if found]
+    found = modeltree.children(call.hub, call.user, repo)
+    return [(_RELATIONS[relation], group) for relation, group in found.items()]
+
+
+def like_toggle(call: Call) -> Response:
+    """The like button: a signed-in user likes the repo, or no longer does; others are sent to sign in."""
+    repo = _repo(call)
+    if call.user is None:
+        return _sign_in_first(repo_url("", repo))
+    toggle = popularity.unlike if call.user.name in repo.stats.likers else popularity.like
+    toggle(call.hub, call.user, repo)
+    return RedirectResponse(repo_url("", repo), status_code=303)
+
+
+def _sign_in_first(back_to: str) -> Response:
+    """A button pressed by a browser nobody signed in: the sign-in form, then back to the page."""
+    return RedirectResponse(f"/login?next={quote(back_to)}", status_code=303)
 
 
 def _strings(value: Any) -> list[str]:
@@ -261,11 +271,18 @@ def blob_page(call: Call) -> Response:
 
 
 def commits_page(call: Call) -> Response:
-    """The history of a revision, newest first."""
+    """The history of a revision, newest first, each commit with the tags that point at it."""
     repo = _repo(call)
     rev, commit = _revision(repo, call)
+    tags: dict[str, list[str]] = {}
+    for name, oid in sorted(repo.refs_under(TAGS).items()):
+        tags.setdefault(oid, []).append(name)
     return html(
-        "commits.html.j2", **_repo_context(call, repo, "files"), rev=rev, history=repo.history(commit)
+        "commits.html.j2",
+        **_repo_context(call, repo, "files"),
+        rev=rev,
+        history=repo.history(commit),
+        tags=tags,
     )
 
 
@@ -309,6 +326,7 @@ def discussions_page(call: Call) -> Response:
     repo = _repo(call)
     status, kind = call.query("status") or "all", call.query("type") or "all"
     found = call.hub.community.list(call.user, repo.type, repo.name, kind, status, None)
+    found.sort(key=lambda d: not d.pinned)  # pinned first, the rest newest first as listed
     return html(
         "discussions.html.j2",
         **_repo_context(call, repo, "community"),
@@ -316,6 +334,20 @@ def discussions_page(call: Call) -> Response:
         shown_status=status,
         shown_kind=kind,
     )
+
+
+def pin_toggle(call: Call) -> Response:
+    """The owners' "Pin" button of a thread: pin it to the top of the community tab, or unpin it."""
+    repo = _repo(call)
+    number = call.params["num"]
+    if not number.isdigit():
+        raise ApiError(404, f"Discussion not found: {number}")
+    thread = f"{repo_url('', repo)}/discussions/{number}"
+    if call.user is None:
+        return _sign_in_first(thread)
+    pinned = call.hub.community.discussion(repo, int(number)).pinned
+    call.hub.community.pin(call.user, repo.type, repo.name, int(number), not pinned)
+    return RedirectResponse(thread, status_code=303)
 
 
 def discussion_page(call: Call) -> Response:
@@ -336,6 +368,7 @@ def discussion_page(call: Call) -> Response:
         discussion=discussion,
         conflicts=conflicts,
         changes=changes,
+        can_pin=call.user is not None and call.hub.can_write(call.user, repo),
         diff=(diff or "")[:MAX_PREVIEW],
     )
 

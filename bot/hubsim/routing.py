@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes, urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bot.hubsim.errors import ApiError, bad_request
 from bot.hubsim.service import HubService
@@ -86,12 +86,37 @@ class Call:
 Handler = Callable[[Call], Response]
 
 
+def paged(
+    call: Call, items: list[Any], default_size: int, render: Callable[[Any], Any] | None = None
+) -> Response:
+    """One page of `items` from `?cursor=` on, with a `Link: <next>; rel="next"` while more remain; `render`
+    shapes each item of the page (and only those: a listing builds only what it sends)."""
+    size = call.hub.page_size or default_size
+    start = call.int_query("cursor", 0)
+    if start < 0:
+        raise bad_request("cursor must be >= 0")
+    page = items[start : start + size]
+    headers = {}
+    if start + size < len(items):
+        headers["Link"] = f'<{call.url_with(cursor=str(start + size))}>; rel="next"'
+    return JSONResponse([render(item) for item in page] if render else page, headers=headers)
+
+
 @dataclass
-class _Route:
+class Route:
+    """One route; calling it calls its handler; `label` (`GET /api/{rtype}/{ns}/{name}`) names it."""
+
     method: str
     parts: list[str]
     handler: Handler
     fixed: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} /{'/'.join(self.parts)}"
+
+    def __call__(self, call: Call) -> Response:
+        return self.handler(call)
 
 
 class Router:
@@ -99,20 +124,21 @@ class Router:
     (zero or more segments, joined by "/"), `{rtype}` one of models|datasets|spaces (as model|...)."""
 
     def __init__(self) -> None:
-        self._routes: list[_Route] = []
+        self._routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, **fixed: str) -> None:
-        self._routes.append(_Route(method, pattern.strip("/").split("/"), handler, fixed))
+        self._routes.append(Route(method, pattern.strip("/").split("/"), handler, fixed))
 
-    def match(self, method: str, segments: list[str]) -> tuple[Handler, dict[str, str]]:
-        """The handler and path parameters (404 for no route, 405 for a known path with another method)."""
+    def match(self, method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
+        """The route (a handler) and path parameters (404 for no route, 405 for a known path with another
+        method)."""
         allowed = []
         for route in self._routes:
             params = _match(route.parts, segments)
             if params is None:
                 continue
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route.handler, {**route.fixed, **params}
+                return route, {**route.fixed, **params}
             allowed.append(route.method)
         path = "/" + "/".join(segments)
         if allowed:

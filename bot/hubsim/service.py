@@ -30,6 +30,7 @@ from bot.hubsim.errors import (
 from bot.hubsim.faults import Faults
 from bot.hubsim.jobs import Jobs
 from bot.hubsim.persistence import DataDir
+from bot.hubsim.ratelimit import RateLimits
 from bot.hubsim.store import (
     DEFAULT_BRANCH,
     HEADS,
@@ -49,6 +50,11 @@ from bot.hubsim.xet.storage import XetStorage
 
 REPO_TYPES = ("model", "dataset", "space")
 _REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+def valid_repo_name(name: object) -> bool:
+    """Whether the Hub takes `name` as the name part of a repo id."""
+    return isinstance(name, str) and bool(_REPO_NAME.fullmatch(name)) and not name.endswith(".git")
 
 
 @dataclass
@@ -78,6 +84,7 @@ class HubService:
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=2000)  # (method, path, status), newest last
         self.derived_cache: dict[str, Any] = {}  # commit oid -> card/config/tags (views.derived)
         self.faults = Faults()
+        self.rate_limits = RateLimits()  # off until enabled; counts every request either way
         self._disk = DataDir(data_dir) if data_dir is not None else None
         self.blobs = BlobStore(self._disk.blobs if self._disk else None)
         self.lfs = BlobStore(self._disk.lfs if self._disk else None, key=lfs.sha256_hex)
@@ -315,7 +322,11 @@ class HubService:
 
     def visible_repos(self, user: User | None, repo_type: str) -> list[Repo]:
         """Every repo of a type that `user` may see."""
-        return [r for (t, _), r in self.repos.items() if t == repo_type and self.can_see(user, r)]
+        return [
+            r
+            for (t, _), r in self.repos.items()
+            if t == repo_type and (not r.private or self.can_see(user, r))
+        ]
 
     def read(self, oid: str) -> bytes:
         """A blob's content."""

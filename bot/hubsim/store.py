@@ -18,9 +18,11 @@ from typing import Any
 from bot.hubsim import gitobjects
 from bot.hubsim.discussions import Discussion
 from bot.hubsim.errors import ApiError, bad_request, entry_not_found, revision_not_found
+from bot.hubsim.popularity import Stats
 
 DEFAULT_BRANCH = "main"
 HEADS, TAGS, PRS = "refs/heads/", "refs/tags/", "refs/pr/"
+MAIN_REF = HEADS + DEFAULT_BRANCH
 _SHA = re.compile(r"[0-9a-f]{40}")
 _SHORT_SHA = re.compile(r"[0-9a-f]{7,39}")
 _BAD_REF = re.compile(r"(^|/)\.|\.\.|[\x00-\x20~^:?*\[\\]|//|/$|^/|\.lock$|@\{")
@@ -159,11 +161,12 @@ class Repo:
     refs: dict[str, str] = field(default_factory=dict)
     discussions: list[Discussion] = field(default_factory=list)
     gate_grants: list[str] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
 
     @property
     def head(self) -> Commit:
         """The tip of the default branch."""
-        return self.commits[self.refs[HEADS + DEFAULT_BRANCH]]
+        return self.commits[self.refs[MAIN_REF]]
 
     def refs_under(self, prefix: str) -> dict[str, str]:
         """Short name → commit oid for refs under `prefix` (e.g. branches under `refs/heads/`)."""
@@ -226,6 +229,8 @@ class Repo:
         data = dict(data)
         data["commits"] = {oid: Commit(**c) for oid, c in data["commits"].items()}
         data["discussions"] = [Discussion.from_dict(d) for d in data["discussions"]]
+        if "stats" in data:
+            data["stats"] = Stats(**data["stats"])
         return cls(**data)
 
 

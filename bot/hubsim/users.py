@@ -4,8 +4,13 @@ Rules (the Hub's, simplified): a user writes in their own namespace and in every
 token with role `read` writes nowhere; anyone authenticated may open discussions and pull requests on a
 repo they can see. A users file (JSON or TOML) looks like::
 
-    users = [{name = "alice", token = "hf_alice"}, {name = "bob", token = "hf_bob", role = "read"}]
+    users = [{name = "alice", token = "hf_alice", plan = "pro"},
+             {name = "bob", token = "hf_bob", role = "read"}]
     orgs = [{name = "acme", members = ["alice"]}]
+
+A user's `plan` (default `free`) sets its rate limits (`ratelimit.PLANS`); `hardware` is what it saved in
+its Hub settings (`[{sku = ["GPU", "NVIDIA", "L4"], mem = 24, num = 1, isPrimary = true}]`, see
+`profiles`), shown on its public overview unless `hardware_public = false`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.hubsim.gitobjects import stable_object_id
+from bot.hubsim.profiles import check_hardware
+from bot.hubsim.ratelimit import USER_PLANS
 
 DEFAULT_USER = "hubsim-user"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
@@ -33,12 +40,16 @@ def new_token() -> str:
 
 @dataclass
 class User:
-    """A Hub user and the one token it authenticates with."""
+    """A Hub user, the one token it authenticates with, its plan (its rate limits, `isPro`) and the hardware
+    saved in its settings (`profiles`: public unless `hardware_public` is false)."""
 
     name: str
     token: str
     role: str = "write"
     fullname: str | None = None
+    plan: str = "free"
+    hardware: list[dict[str, Any]] = field(default_factory=list)
+    hardware_public: bool = True
 
     @property
     def id(self) -> str:
@@ -97,7 +108,8 @@ class Directory:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "users") -> Directory:
-        """Build from `{"users": [{name, token, role?, fullname?}], "orgs": [{name, members}]}`."""
+        """Build from `{"users": [{name, token, role?, fullname?, plan?, hardware?, hardware_public?}],
+        "orgs": [{name, members}]}`."""
         try:
             users = [User(**u) for u in data["users"]]
             orgs = [Org(**o) for o in data.get("orgs", [])]
@@ -107,6 +119,13 @@ class Directory:
             ) from e
         if bad := [u.name for u in users if u.role not in ("read", "write")]:
             raise ConfigError(f"{source}: role must be 'read' or 'write' (users {bad})")
+        if bad := [u.name for u in users if u.plan not in USER_PLANS]:
+            raise ConfigError(f"{source}: plan must be one of {', '.join(USER_PLANS)} (users {bad})")
+        for user in users:
+            try:
+                user.hardware = check_hardware(user.hardware)
+            except ValueError as e:
+                raise ConfigError(f"{source}: user {user.name}: {e}") from e
         return cls(users, orgs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +177,7 @@ class Directory:
             "fullname": user.fullname or user.name,
             "email": None,
             "emailVerified": False,
-            "isPro": False,
+            "isPro": user.plan == "pro",
             "canPay": False,
             "avatarUrl": "",
             "periodEnd": None,

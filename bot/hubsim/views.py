@@ -27,6 +27,8 @@ class Derived:
     tags: list[str]
     library_name: str | None
     pipeline_tag: str | None
+    relation: str | None  # to the base models (`modeltree`)
+    base_models: list[str]
 
 
 def derived(hub: HubService, commit: Commit) -> Derived:
@@ -46,9 +48,17 @@ def _derive(hub: HubService, commit: Commit) -> Derived:
         card = {}  # the commit endpoint refuses such READMEs; an old one simply shows no metadata
     config = cards.json_file(content("config.json"))
     summary = cards.config_summary(config, cards.json_file(content("tokenizer_config.json")))
-    tags = cards.tags(card, config, list(commit.files))
+    paths = list(commit.files)
+    relation, bases = cards.lineage(card, config, paths)
     return Derived(
-        card, config, summary, tags, cards.library_name(card, config), cards.pipeline_tag(card, config)
+        card,
+        config,
+        summary,
+        cards.tags(card, config, paths),
+        cards.library_name(card, config),
+        cards.pipeline_tag(card, config),
+        relation,
+        bases,
     )
 
 
@@ -74,9 +84,10 @@ def repo_info(
         "private": repo.private,
         "gated": repo.gated,
         "disabled": False,
-        "downloads": 0,
-        "likes": 0,
-        "trendingScore": 0,
+        "downloads": repo.stats.downloads,
+        "downloadsAllTime": repo.stats.downloads_all_time,
+        "likes": repo.stats.likes,
+        "trendingScore": repo.stats.trending_score,
         "tags": facts.tags,
     }
     if repo.type == "model":

@@ -249,7 +249,7 @@ def discussion_block(discussion: Discussion, repo: dict[str, Any]) -> dict[str, 
             "api": f"{repo['url']['api']}/discussions/{num}",
         },
         "author": {"id": stable_object_id("user", discussion.author)},
-        "pinned": False,
+        "pinned": discussion.pinned,
     }
     if discussion.is_pull_request:
         block["changes"] = {"base": discussion.base_ref}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 from huggingface_hub.errors import BadRequestError, HfHubHTTPError, RemoteEntryNotFoundError
@@ -148,3 +149,32 @@ def test_hidden_comment_loses_its_text(hubsim, repo_factory):
     with pytest.warns(UserWarning):
         hidden = hubsim.api.hide_discussion_comment(repo_id, discussion.num, comment_id)
     assert hidden.hidden is True and "buy now" not in hidden.content
+
+
+def test_a_dashboard_is_edited_in_place_and_its_owner_pins_it_on_the_page(
+    hubsim, repo_factory, webhook_receiver
+):
+    """A bot's status comment edited again and again stays one comment; pinning is the owners' button."""
+    repo_id = repo_factory("dashboard")
+    dashboard = hubsim.other_api.create_discussion(repo_id, "Release dashboard", description="0 of 3 built")
+    hubsim.other_api.create_discussion(repo_id, "Newer question", description="?")
+    hook = hubsim.server.register_webhook(webhook_receiver.url, watched=[{"type": "model", "name": repo_id}])
+    try:
+        first = dashboard.events[0].id
+        for built in (1, 2, 3):
+            hubsim.other_api.edit_discussion_comment(repo_id, dashboard.num, first, f"{built} of 3 built")
+        webhook_receiver.wait(lambda p: p.get("comment", {}).get("content") == "3 of 3 built")
+    finally:
+        hubsim.server.webhooks.hooks.pop(hook.id)
+    [comment] = hubsim.api.get_discussion_details(repo_id, dashboard.num).events
+    assert (comment.id, comment.content, comment.edited) == (first, "3 of 3 built", True)
+    assert all(p["event"]["action"] == "update" for p in (r.payload for r in webhook_receiver.received))
+    with httpx.Client(base_url=hubsim.url) as stranger, httpx.Client(base_url=hubsim.url) as owner:
+        stranger.post("/login", data={"token": hubsim.other_token})
+        assert stranger.post(f"/{repo_id}/discussions/{dashboard.num}/pin").status_code == 403
+        owner.post("/login", data={"token": hubsim.token})
+        assert owner.post(f"/{repo_id}/discussions/{dashboard.num}/pin").status_code == 303
+        community = owner.get(f"/{repo_id}/discussions").text
+    assert community.index("Release dashboard") < community.index("Newer question")  # pinned first
+    listed = httpx.get(f"{hubsim.url}/api/models/{repo_id}/discussions").json()["discussions"]
+    assert {d["title"]: d["pinned"] for d in listed} == {"Release dashboard": True, "Newer question": False}

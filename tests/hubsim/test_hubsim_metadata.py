@@ -81,6 +81,17 @@ def test_private_base_model_is_valid_only_for_who_can_see_it(hubsim, repo_factor
     assert answer.status_code == 400
 
 
+def test_new_version_must_be_one_model_that_exists(hubsim, base_model):
+    assert _validate(hubsim, _card(new_version=base_model)) == (200, [])
+    assert _validate(hubsim, _card(new_version="nobody/successor")) == (
+        400,
+        [
+            '"new_version" with value "nobody/successor" is not valid. Use a model id from https://hf.co/models.'
+        ],
+    )
+    assert _validate(hubsim, _card(new_version=[base_model]))[0] == 400  # one id, not a list
+
+
 def test_base_model_relation_values(hubsim, base_model):
     for relation in ("adapter", "merge", "quantized", "finetune"):
         assert _validate(hubsim, _card(base_model=base_model, base_model_relation=relation)) == (200, [])

@@ -18,6 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from bot.errors import ConfigError
 from bot.hubsim import Directory, HubService, HubsimServer, User, create_hub
+from bot.hubsim.popularity import set_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 QUANTBOT = [sys.executable, "-c", "from bot.cli import main; main()"]
@@ -38,11 +39,13 @@ def test_state_survives_a_restart(tmp_path, model_folder, webhook_receiver):
             webhook_receiver.url, "k", [{"type": "user", "name": "alice"}], owner="alice"
         )
         before = api.model_info("alice/kept", revision="refs/pr/1", files_metadata=True)
+        set_stats(server.hub, "model", "alice/kept", {"downloads": 12, "likes": 3})
 
     with HubsimServer(HubService(data_dir=data)) as server:  # users come back from the data dir too
         api = HfApi(endpoint=server.url, token="hf_alice")
         after = api.model_info("alice/kept", revision="refs/pr/1", files_metadata=True)
         assert after.sha == before.sha and after.private
+        assert (after.downloads, after.likes) == (12, 3)
         assert [(s.rfilename, s.size) for s in after.siblings] == [
             (s.rfilename, s.size) for s in before.siblings
         ]
@@ -109,8 +112,9 @@ def test_users_file_with_orgs_and_a_read_only_token(tmp_path):
         "users = [",
         '{"users": []}',
         '{"users": [{"name": "a", "token": "t"}], "orgs": [{"name": "o", "members": ["ghost"]}]}',
+        '{"users": [{"name": "a", "token": "t", "plan": "platinum"}]}',
     ],
-    ids=["no-token", "bad-toml", "no-users", "unknown-member"],
+    ids=["no-token", "bad-toml", "no-users", "unknown-member", "unknown-plan"],
 )
 def test_bad_users_files_are_config_errors(tmp_path, content):
     path = tmp_path / ("users.toml" if content.startswith("users") else "users.json")
@@ -181,6 +185,7 @@ def test_quantbot_hubsim_serves_the_roundtrip_example(tmp_path, webhook_receiver
     assert output.rstrip().endswith("hubsim stopped.")
     assert f"export HF_ENDPOINT={url} HF_TOKEN=hf_alice_token\n" in output
     assert "user alice (write) token hf_alice_token" in output
+    assert "rate limits: on, per 5 minutes for a free user 1000 API" in output
 
 
 def test_a_busy_port_is_one_line_exit_1():
@@ -203,8 +208,19 @@ def test_a_busy_port_is_one_line_exit_1():
         ["--users", "users.json", "--user", "x"],
         ["--port", "0"],
         ["--webhook", "ftp://x"],
+        ["--quota", "api=lots"],
+        ["--quota", "gpus=5"],
+        ["--quota", "platinum.api=5"],
     ],
-    ids=["secret-without-url", "users-and-user", "bad-port", "bad-webhook-url"],
+    ids=[
+        "secret-without-url",
+        "users-and-user",
+        "bad-port",
+        "bad-webhook-url",
+        "quota-nan",
+        "quota-bucket",
+        "quota-plan",
+    ],
 )
 def test_cli_usage_errors_are_one_line_exit_2(tmp_path, args):
     (tmp_path / "users.json").write_text('{"users": [{"name": "a", "token": "t"}]}')
