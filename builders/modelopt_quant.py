@@ -7,8 +7,10 @@ state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a fr
 so calibration — the long part — never runs twice.
 
 export: the unified HF checkpoint (`export_hf_checkpoint`) at the output root, which becomes the repo root,
-so the release loads by repo id. int8_sq also gets, as hf_ptq writes it, the legacy TensorRT-LLM checkpoint
-under ``trt-llm/checkpoints/``: the only form a runtime is known to serve (trtllm-build, TensorRT-LLM ≤ 1.2).
+so the release loads by repo id, with the upstream's metadata files and config keys (invariance.py) in place
+of what the exporter's transformers wrote. int8_sq also gets, as hf_ptq writes it, the legacy TensorRT-LLM
+checkpoint under ``trt-llm/checkpoints/``: the only form a runtime is known to serve (trtllm-build,
+TensorRT-LLM ≤ 1.2).
 For any other format the engines stage asks `export_legacy` for that checkpoint when it is about to run
 trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
 restored onto a fresh base model.
@@ -27,7 +29,8 @@ from builders.artifacts import LEGACY, clear_output, hash_folder, move_into, scr
 from builders.calibration import batches, load_calibration
 from builders.checks import EXPECTED_ALGO
 from builders.context import BuildContext, with_oom_retry
-from builders.hfmodel import generate_sample, load_tokenizer, perplexity
+from builders.hfmodel import generate_sample, perplexity, read_config
+from builders.invariance import keep_upstream_metadata
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, BuildSpec
 
 CONFIG_NAMES = {
@@ -153,14 +156,15 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     with torch.inference_mode():
         export_hf_checkpoint(model, export_dir=partial)
     ctx.release_model()  # export packed its weights in place: it cannot run any more
-    load_tokenizer(ctx.snapshot_dir, spec, fix_padding=False).save_pretrained(partial)
     ctx.hold()
+    scrubbed = scrub_host_paths(partial)
+    metadata = keep_upstream_metadata(partial, ctx.snapshot_dir, "hf_unified", spec.trust_remote_code)
     clear_output(out, keep=(MANIFEST_NAME, partial.name))
     move_into(partial, out)
-    scrubbed = scrub_host_paths(out)
-    legacy = export_legacy(ctx, at=0.5) if spec.format == "int8_sq" else None
-    if legacy is not None:
-        scrubbed += [f"{LEGACY.as_posix()}/{found}" for found in scrub_host_paths(legacy)]
+    legacy = None
+    if spec.format == "int8_sq":
+        legacy, found = export_legacy(ctx, at=0.5)
+        scrubbed += [f"{LEGACY.as_posix()}/{where}" for where in found]
     exported = json.loads((out / "hf_quant_config.json").read_text())
     quant = exported.get("quantization", {})
     ctx.progress(0.9, "hashing artifacts")
@@ -184,6 +188,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
         },
         "expected_algo": EXPECTED_ALGO[spec.format],
         "legacy_checkpoint": str(legacy) if legacy else None,
+        "upstream_metadata": metadata,
         "host_paths_removed": scrubbed,
         "artifacts": [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME],
         "outputs": [str(out / "hf_quant_config.json")] + ([str(legacy / "config.json")] if legacy else []),
@@ -216,10 +221,11 @@ def kv_cache_reason(spec: BuildSpec) -> str:
     return reason
 
 
-def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:
-    """The legacy checkpoint trtllm-build reads, with the tokenizer, in ``trt-llm/checkpoints``: int8_sq's
-    served form (export stage), else the engines' input, published beside them (engines stage, GPU workers
-    only) so that whoever rebuilds an engine for another GPU starts from it."""
+def export_legacy(ctx: BuildContext, at: float = 0.1) -> tuple[Path, list[str]]:
+    """The legacy checkpoint trtllm-build reads, with the upstream's tokenizer files, in
+    ``trt-llm/checkpoints``: int8_sq's served form (export stage), else the engines' input, published beside
+    them (engines stage, GPU workers only) so that whoever rebuilds an engine for another GPU starts from it.
+    Returns the folder and the host paths removed from its files."""
     import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
 
@@ -228,10 +234,30 @@ def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     ctx.progress(at, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
     model = quantized_model(ctx, fresh=True)
+    _upstream_keys_for_legacy_export(model, read_config(ctx.snapshot_dir))
     with torch.inference_mode():
         export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, partial, 1, 1)
     ctx.release_model()
-    load_tokenizer(ctx.snapshot_dir, ctx.spec, fix_padding=False).save_pretrained(partial)
+    scrubbed = scrub_host_paths(partial)
+    keep_upstream_metadata(partial, ctx.snapshot_dir, "trtllm_legacy", ctx.spec.trust_remote_code)
     shutil.rmtree(target, ignore_errors=True)
     partial.replace(target)
-    return target
+    return target, scrubbed
+
+
+def _upstream_keys_for_legacy_export(model: Any, upstream: dict[str, Any]) -> None:
+    """ModelOpt's legacy exporter reads the model's settings from `model.config.__dict__` under the upstream's
+    own key names (`rope_theta`, `rope_scaling`, …); transformers 5 keeps some under other names
+    (`rope_parameters`), so without them the checkpoint would say rotary_base 10000 and no scaling. Every
+    upstream key the config lacks goes into its `__dict__` as the upstream wrote it (not through setattr,
+    which transformers maps onto its own names); an upstream saved by transformers 5 gets its RoPE in the
+    names the exporter reads."""
+    from builders.gate import legacy_rope
+
+    rope = legacy_rope(upstream)
+    for key, value in {
+        "rope_theta": rope["rotary_base"],
+        "rope_scaling": rope["rotary_scaling"],
+        **upstream,
+    }.items():
+        model.config.__dict__.setdefault(key, value)

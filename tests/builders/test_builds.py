@@ -98,17 +98,20 @@ def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
     TensorRT-LLM checkpoint trtllm-build reads under trt-llm/checkpoints; nothing else is written."""
     result = builder.built(fmt)
     files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
-    tokenizer = {"tokenizer.json", "tokenizer_config.json"}
+    upstream = {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+    }
     q = result.manifest.quantization
     assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (".", "hf_unified", "hf_quant_config.json")
-    root = {"config.json", "hf_quant_config.json", "model.safetensors", "generation_config.json"} | tokenizer
+    root = {"config.json", "hf_quant_config.json", "model.safetensors", "manifest.json"} | upstream
     legacy = {f for f in files if "/" in f}
-    assert root <= files
+    assert files - legacy == root  # the upstream's files, not what the exporter's transformers wrote
     if fmt == "int8_sq":
         assert q.legacy_checkpoint == "trt-llm/checkpoints"
-        assert legacy == {
-            f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | tokenizer
-        }
+        assert legacy == {f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | upstream}
         config = json.loads((result.out / "trt-llm/checkpoints/config.json").read_text())
         assert q.legacy_quantization == config["quantization"]
         assert {a.path for a in result.manifest.artifacts} >= legacy

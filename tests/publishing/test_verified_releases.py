@@ -174,18 +174,20 @@ def test_gptq_generates_through_the_cards_own_snippet(published, hubsim, tmp_pat
 def test_a_release_that_fails_verification_stays_a_draft_saying_why(
     verifying_publisher, builds, upstream, hubsim, release_repo, copy_build
 ) -> None:
-    """A config that no runtime can read (an unknown model_type) passes every local check, then fails the
-    download-by-id check: the PR stays a draft with a comment, and the card says it failed."""
-    build = copy_build(builds.get(upstream.repo_id, upstream.revisions[0], "gptq"))
-    config = json.loads((build / "config.json").read_text())
-    (build / "config.json").write_text(json.dumps({**config, "model_type": "not-a-model"}))
+    """A quantization config no runtime recognises (a quant_algo none reads) keeps the upstream's files, so it
+    passes the invariance gate and every local check, then fails the runtimes' detection on the downloaded
+    release: the PR stays a draft with a comment, and the card says it failed."""
+    build = copy_build(builds.get(upstream.repo_id, upstream.revisions[0], "fp8"))
+    quant = json.loads((build / "hf_quant_config.json").read_text())
+    quant["quantization"]["quant_algo"] = "FP9"
+    (build / "hf_quant_config.json").write_text(json.dumps(quant))
     manifest = Manifest.read(build / "manifest.json")
     from builders.artifacts import sha256_file
 
     for artifact in manifest.artifacts:
-        if artifact.path == "config.json":
-            artifact.size = (build / "config.json").stat().st_size
-            artifact.sha256 = sha256_file(build / "config.json")
+        if artifact.path == "hf_quant_config.json":
+            artifact.size = (build / "hf_quant_config.json").stat().st_size
+            artifact.sha256 = sha256_file(build / "hf_quant_config.json")
     manifest.write(build / "manifest.json")
     repo_id = release_repo("unverified")
 
@@ -195,7 +197,7 @@ def test_a_release_that_fails_verification_stays_a_draft_saying_why(
     pr = hubsim.api.get_discussion_details(repo_id, result.pr_number)
     assert pr.status == "draft"
     comments = [e.content for e in pr.events if e.type == "comment"]
-    assert any("Verification after upload failed" in c and "AutoConfig" in c for c in comments[1:])
+    assert any("Verification after upload failed" in c and "runtime detection" in c for c in comments[1:])
     readme = hubsim.api.hf_hub_download(repo_id, "README.md", revision=f"refs/pr/{result.pr_number}")
     assert "**Verified after upload:** **Failed**" in Path(readme).read_text()
     assert not hubsim.api.file_exists(repo_id, "config.json")  # main never got it

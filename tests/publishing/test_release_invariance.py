@@ -1,0 +1,85 @@
+"""A release is its upstream but for the weights: the invariance gate before upload holds one whose config or
+tokenizer was re-serialised (nothing uploaded, or its draft stays a draft, saying why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ReleaseHeld
+from bot.publishing.staged import StagedPublisher
+from builders.artifacts import hash_folder
+from builders.spec import MANIFEST_NAME, Manifest
+from state.models import ReleaseStatus
+
+pytestmark = pytest.mark.slow
+
+
+def _resaved(build: Path, copy_build) -> Path:
+    """The build as a toolchain that re-saves config and tokenizer with transformers 5 would leave it, its
+    manifest listing the files as they now are (so only the gate can tell)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    copy = copy_build(build)
+    AutoConfig.from_pretrained(copy).save_pretrained(copy)
+    AutoTokenizer.from_pretrained(copy).save_pretrained(copy)
+    manifest = Manifest.read(copy / MANIFEST_NAME)
+    manifest.artifacts = [a for a in hash_folder(copy, ".") if a["path"] != MANIFEST_NAME]
+    manifest.write(copy / MANIFEST_NAME)
+    return copy
+
+
+@pytest.fixture
+def fp8_build(builds, upstream) -> Path:
+    return builds.get(upstream.repo_id, upstream.revisions[0], "fp8")
+
+
+def test_a_re_serialised_release_is_held_before_anything_is_uploaded(
+    publisher, fp8_build, copy_build, hubsim, release_repo
+) -> None:
+    repo_id = release_repo("held")
+    with pytest.raises(ReleaseHeld) as caught:
+        publisher.publish(_resaved(fp8_build, copy_build), repo_id=repo_id)
+    problems = caught.value.problems
+    for expected in ("config.json: rope_theta is missing", "config.json: rope_scaling is missing"):
+        assert expected in problems
+    assert any(p.startswith("tokenizer_config.json is not the upstream's") for p in problems)
+    assert "is held: it is not its upstream's" in str(caught.value) and "nothing was uploaded" in str(
+        caught.value
+    )
+    assert not hubsim.api.repo_exists(repo_id)
+
+
+def test_a_build_that_records_no_gate_is_held(publisher, fp8_build, copy_build, hubsim, release_repo) -> None:
+    """A build that records no invariance gate (made before quantbot had one) is held until built again."""
+    copy = copy_build(fp8_build)
+    manifest = Manifest.read(copy / MANIFEST_NAME)
+    manifest.validation.checks = [
+        c for c in manifest.validation.checks if not c.name.startswith("invariance:")
+    ]
+    manifest.write(copy / MANIFEST_NAME)
+    repo_id = release_repo("ungated")
+    with pytest.raises(ReleaseHeld, match="build it again"):
+        publisher.publish(copy, repo_id=repo_id)
+    assert not hubsim.api.repo_exists(repo_id)
+
+
+def test_a_held_release_with_a_draft_keeps_it_a_draft_and_says_why(
+    publisher, settings, fp8_build, copy_build, hubsim, release_repo
+) -> None:
+    """An earlier attempt left a draft (its checkpoint staged); the same release, re-serialised since, is held
+    there: a comment says why and the draft is never opened for review."""
+    repo_id = release_repo("held-draft")
+    draft = StagedPublisher.from_settings(settings).stage(copy_build(fp8_build), repo_id)
+
+    result = publisher.publish(_resaved(fp8_build, copy_build), repo_id=repo_id)
+
+    assert result.status is ReleaseStatus.OPEN and result.pr_number == draft.pr_number
+    assert result.message.startswith("held by the invariance gate: ")
+    pr = hubsim.api.get_discussion_details(repo_id, draft.pr_number)
+    assert pr.status == "draft"
+    comments = [e.content for e in pr.events if e.type == "comment"][1:]
+    assert any(
+        "The invariance gate holds this release" in c and "rope_theta is missing" in c for c in comments
+    )
