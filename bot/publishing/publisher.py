@@ -334,9 +334,10 @@ class Publisher:
         request = request_for(
             release.repo_id,
             commit,
-            release.manifest.require_spec().format,
+            release.manifest.require_spec(),
             endpoint=self.web,
             extra_files=[f.path for f in release.licences],
+            envs_dir=self.settings.runtime_envs_folder(),
         )
         record = run_verification(self.settings, request)
         log.info(

@@ -137,7 +137,7 @@ def builds(hubsim, tmp_path_factory: pytest.TempPathFactory) -> Builds:
 
 
 @pytest.fixture
-def settings(hubsim) -> Settings:
+def settings(hubsim, runtime_envs: Path) -> Settings:
     """The publishing mechanics' settings: the post-upload verification (test_verified_releases.py) is off
     here, so these tests do not each download their release again."""
     return load_settings(
@@ -145,6 +145,7 @@ def settings(hubsim) -> Settings:
         hf_token=hubsim.token,
         publisher_url="https://example.org/quantbot",
         verify_uploads=False,
+        runtime_envs_dir=runtime_envs,
     )
 
 

@@ -1,5 +1,7 @@
 """A release is its upstream but for the weights: the invariance gate before upload holds one whose config or
-tokenizer was re-serialised (nothing uploaded, or its draft stays a draft, saying why)."""
+tokenizer was re-serialised (nothing uploaded, or its draft stays a draft, saying why), and the verification's
+reading under each runtime's transformers line shows what such a release would do to transformers 4.57 users.
+Also the words the verification uses: its line in the card."""
 
 from __future__ import annotations
 
@@ -9,8 +11,17 @@ import pytest
 
 from bot.errors import ReleaseHeld
 from bot.publishing.staged import StagedPublisher
+from bot.publishing.verification import verification_line
 from builders.artifacts import hash_folder
-from builders.spec import MANIFEST_NAME, Manifest
+from builders.spec import (
+    MANIFEST_NAME,
+    LineCheck,
+    Manifest,
+    RuntimeLine,
+    VerificationRecord,
+    VerifyRequest,
+)
+from builders.verify import read_under_lines
 from state.models import ReleaseStatus
 
 pytestmark = pytest.mark.slow
@@ -83,3 +94,58 @@ def test_a_held_release_with_a_draft_keeps_it_a_draft_and_says_why(
     assert any(
         "The invariance gate holds this release" in c and "rope_theta is missing" in c for c in comments
     )
+
+
+def test_transformers_4_57_reads_a_re_serialised_release_wrongly_and_5_14_does_not(
+    fp8_build, copy_build, upstream, hubsim, runtime_envs, tmp_path
+) -> None:
+    """Why the gate exists, read as the runtimes read it: under TensorRT-LLM's transformers 4.57 the re-saved
+    config has RoPE θ 10000 and no llama3 scaling, and the re-saved tokenizer does not load; transformers 5
+    reads it as the upstream."""
+    request = VerifyRequest(
+        repo_id="unused/unused",
+        revision="0" * 40,
+        endpoint=hubsim.url,
+        upstream_repo_id=upstream.repo_id,
+        upstream_revision=upstream.revisions[0],
+        lines=[RuntimeLine(line="4.57", runtimes=["TensorRT-LLM"]), RuntimeLine(line="5.14", runtimes=["x"])],
+        envs_dir=str(runtime_envs),
+    )
+    old, new = read_under_lines(request, _resaved(fp8_build, copy_build), tmp_path / "upstream")
+    assert (old.ok, new.ok) == (False, True)
+    assert old.transformers.startswith("4.57.") and new.transformers.startswith("5.14.")
+    assert "rope_theta reads 10000.0 (upstream: 500000.0)" in old.detail
+    assert "its tokenizer does not load" in old.detail and "TokenizersBackend" in old.detail
+    assert new.detail.startswith("RoPE θ 500000.0 (llama3), vocabulary 512")
+
+
+def test_the_verification_line_names_the_lines_read_and_those_not_checked() -> None:
+    record = VerificationRecord(
+        ok=True,
+        repo_id="q/r",
+        revision="a" * 40,
+        files=9,
+        lines=[
+            LineCheck(
+                line="4.51", runtimes=["TGI"], ok=None, detail="pip could not install transformers 4.51"
+            ),
+            LineCheck(
+                line="4.57", runtimes=["TensorRT-LLM"], transformers="4.57.6", ok=True, detail="RoPE θ 1"
+            ),
+            LineCheck(
+                line="5.19", runtimes=["vLLM", "SGLang"], transformers="5.19.0", ok=True, detail="RoPE θ 1"
+            ),
+        ],
+    )
+    line = verification_line(record)
+    under = "under transformers 4.57.6 (TensorRT-LLM), 5.19.0 (vLLM, SGLang)"
+    assert f"{under} it reads as its upstream does (RoPE θ 1)" in line
+    assert "not read under transformers 4.51 (TGI): pip could not install transformers 4.51" in line
+    failed = record.model_copy(
+        update={
+            "ok": False,
+            "lines": [record.lines[1].model_copy(update={"ok": False, "detail": "rope_theta reads 1"})],
+        }
+    )
+    assert "**Failed**" in verification_line(failed)
+    assert "transformers 4.57.6 (TensorRT-LLM): rope_theta reads 1" in verification_line(failed)
