@@ -314,9 +314,10 @@ def _snippet(request: VerifyRequest, work: Path) -> tuple[str | None, str | None
     except subprocess.TimeoutExpired:
         return None, None, Check(name="card snippet", ok=False, detail="timed out")
     prompt = request.snippet_prompt or ""
-    output = run.stdout[run.stdout.rfind(prompt) :].strip()  # runtimes log on stdout too
+    at = run.stdout.rfind(prompt)  # runtimes log on stdout too: the generation is the last print
+    output = run.stdout[at:].strip() if at >= 0 else ""
     if run.returncode != 0 or not output:
-        return None, None, Check(name="card snippet", ok=False, detail=_error_line(run.stderr))
+        return None, None, Check(name="card snippet", ok=False, detail=snippet_failure(run, prompt))
     added = len(output) - len(prompt)
     detail = f"{needs or 'python'}: it printed the prompt and {added} generated characters"
     return output[:_OUTPUT_CHARS], None, Check(name="card snippet", ok=True, detail=detail)
@@ -340,11 +341,19 @@ def _cache_as_main(request: VerifyRequest, cache: Path) -> Path:
     return cache
 
 
-def _error_line(stderr: str) -> str:
-    """The exception line of a traceback (the last line of stderr is often a warning)."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
-    return ((errors or lines or ["no output"])[-1])[:_OUTPUT_CHARS]
+def snippet_failure(run: subprocess.CompletedProcess[str], prompt: str) -> str:
+    """Why a snippet run failed, in words: its exit and its exception, or what its output lacked (the last
+    line of stderr is often only a library's warning, so it is never the reason by itself)."""
+    if run.returncode < 0:
+        return f"it was killed by signal {-run.returncode}"
+    if run.returncode != 0:
+        lines = [line.strip() for line in run.stderr.strip().splitlines() if line.strip()]
+        errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt|Exit)\b", line)]
+        why = errors[-1] if errors else "no exception on stderr"
+        return f"it exited {run.returncode}: {why}"[:_OUTPUT_CHARS]
+    if prompt and prompt not in run.stdout:
+        return "it exited 0 but its output did not contain the prompt"
+    return "it exited 0 but printed nothing"
 
 
 def _has_gpu() -> bool:

@@ -1,10 +1,11 @@
 """A release is its upstream but for the weights: the invariance gate before upload holds one whose config or
 tokenizer was re-serialised (nothing uploaded, or its draft stays a draft, saying why), and the verification's
 reading under each runtime's transformers line shows what such a release would do to transformers 4.57 users.
-Also the words the verification uses: its line in the card."""
+Also the words the verification uses: its line in the card, and why a card snippet failed."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from builders.spec import (
     VerificationRecord,
     VerifyRequest,
 )
-from builders.verify import read_under_lines
+from builders.verify import read_under_lines, snippet_failure
 from state.models import ReleaseStatus
 
 pytestmark = pytest.mark.slow
@@ -149,3 +150,20 @@ def test_the_verification_line_names_the_lines_read_and_those_not_checked() -> N
     )
     assert "**Failed**" in verification_line(failed)
     assert "transformers 4.57.6 (TensorRT-LLM): rope_theta reads 1" in verification_line(failed)
+
+
+def test_a_failed_snippet_is_reported_with_its_real_reason() -> None:
+    prompt = "The future of AI is"
+    warning = (
+        "UserWarning: `generation_config` default values have been modified to match model-specific defaults"
+    )
+    ran = subprocess.CompletedProcess([], 0, stdout="loading...\n", stderr=f"{warning}\n")
+    assert snippet_failure(ran, prompt) == "it exited 0 but its output did not contain the prompt"
+    traceback = "Traceback (most recent call last):\n  File x\nValueError: no GPU found\n" + warning
+    assert snippet_failure(subprocess.CompletedProcess([], 1, "", traceback), prompt) == (
+        "it exited 1: ValueError: no GPU found"
+    )
+    assert snippet_failure(subprocess.CompletedProcess([], 2, "", warning), prompt) == (
+        "it exited 2: no exception on stderr"
+    )
+    assert snippet_failure(subprocess.CompletedProcess([], -9, "", ""), prompt) == "it was killed by signal 9"
