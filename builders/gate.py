@@ -30,6 +30,7 @@ from builders.invariance import (
     config_problems,
     file_problems,
     metadata_files,
+    root_files,
     safetensors_header,
 )
 from builders.spec import Check
@@ -48,7 +49,9 @@ def gate(
 ) -> list[Check]:
     """Every check of the gate on an exported release (`quantization`: the export's manifest record)."""
     kind, legacy = quantization["checkpoint_kind"], quantization.get("legacy_checkpoint")
-    upstream_files = {name: upstream / name for name in metadata_files(_names(upstream), trust_remote_code)}
+    upstream_files = {
+        name: upstream / name for name in metadata_files(root_files(upstream), trust_remote_code)
+    }
     problems = file_problems(upstream_files, release, kind)
     if legacy:
         problems += [
@@ -78,10 +81,6 @@ def gate(
 def _check(name: str, problems: list[str], ok_detail: str) -> Check:
     detail = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
     return Check(name=GATE_PREFIX + name, ok=not problems, detail=detail[:600] if problems else ok_detail)
-
-
-def _names(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.is_file()]
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def keep_upstream_metadata(
     wrote, the exporter's others removed, and (Hugging Face checkpoints) `release_config` as config.json.
     Returns what was done, for the stage record."""
     folder, upstream = Path(folder), Path(upstream)
-    carried = metadata_files(_root_files(upstream), trust_remote_code)
+    carried = metadata_files(root_files(upstream), trust_remote_code)
     dropped = [name for name in own_files(folder, kind) if name not in carried]
     for name in dropped:
         (folder / name).unlink()
@@ -206,7 +206,8 @@ def config_problems(upstream: dict[str, Any], release: dict[str, Any], dtype: st
 _ABSENT = object()
 
 
-def _root_files(folder: Path) -> list[str]:
+def root_files(folder: Path) -> list[str]:
+    """The names of the files at the root of a folder."""
     return [p.name for p in Path(folder).iterdir() if p.is_file()]
 
 

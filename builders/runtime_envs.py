@@ -81,7 +81,7 @@ def _make(folder: Path, line: str) -> SideEnv:
     steps = [
         [sys.executable, "-m", "venv", str(folder)],
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-         f"transformers~={line}.0", *EXTRAS],
+         "--no-compile", f"transformers~={line}.0", *EXTRAS],  # byte-compiling all of transformers is slow
     ]  # fmt: skip
     for argv in steps:
         try:
