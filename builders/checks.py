@@ -117,7 +117,7 @@ def check_unified(ckpt: Path, base_dir: Path, fmt: str, expect: dict[str, Any]) 
         if _excluded(module, excluded):
             continue
         quantized += 1
-        problems += _unified_module(out.meta, module, rows, cols, layout, group)
+        problems += unified_module_problems(out.meta, module, rows, cols, layout, group)
     checks.append(
         Check(
             name="quantized linear layers",
@@ -135,9 +135,11 @@ def _excluded_set(base: Tensors, excluded: list[str]) -> set[str]:
     return {m for m in _linear_weights(base) if _excluded(m, excluded)}
 
 
-def _unified_module(
+def unified_module_problems(
     meta: dict[str, Any], module: str, rows: int, cols: int, layout: Layout, group: int | None
 ) -> list[str]:
+    """How one linear layer of a unified checkpoint differs from its algorithm's layout (empty: it is as
+    `layout` says; `rows`, `cols` are the base weight's shape)."""
     weight = meta.get(f"{module}.weight")
     if weight is None:
         return [f"{module}.weight missing"]
@@ -255,18 +257,7 @@ def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check
     problems = []
     layers = _linear_weights(base)
     for module, (rows, cols) in layers.items():
-        groups = 1 if group == -1 else math.ceil(cols / group)
-        wanted = {
-            "qweight": ("I32", [cols * bits // 32, rows]),
-            "qzeros": ("I32", [groups, rows * bits // 32]),
-            "scales": ("F16", [groups, rows]),
-            "g_idx": ("I32", [cols]),
-        }
-        problems += [
-            f"{module}.{k} is {out.meta.get(f'{module}.{k}')}"
-            for k, v in wanted.items()
-            if out.meta.get(f"{module}.{k}") != v
-        ]
+        problems += gptq_module_problems(out.meta, module, rows, cols, bits, group)
     checks.append(
         Check(
             name="gptq packed layers",
@@ -276,3 +267,21 @@ def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check
     )
     checks.append(_finite_scales(out, [n for n in out.meta if n.endswith(".scales")]))
     return checks
+
+
+def gptq_module_problems(
+    meta: dict[str, Any], module: str, rows: int, cols: int, bits: int, group: int
+) -> list[str]:
+    """How one linear layer of a GPTQ checkpoint differs from GPTQ's packing of a `rows` × `cols` weight."""
+    groups = 1 if group == -1 else math.ceil(cols / group)
+    wanted = {
+        "qweight": ("I32", [cols * bits // 32, rows]),
+        "qzeros": ("I32", [groups, rows * bits // 32]),
+        "scales": ("F16", [groups, rows]),
+        "g_idx": ("I32", [cols]),
+    }
+    return [
+        f"{module}.{k} is {meta.get(f'{module}.{k}')}"
+        for k, v in wanted.items()
+        if meta.get(f"{module}.{k}") != v
+    ]
