@@ -8,8 +8,11 @@ weights' dtype changed. Everything else keeps the upstream's spelling and value,
 transformers writes by default (transformers 5 spells `rope_theta`/`rope_scaling` as `rope_parameters`, and
 re-saves `tokenizer_config.json` with a `TokenizersBackend` class transformers 4 does not know).
 
+A release whose checkpoint is TensorRT-LLM's legacy one (int8_sq, under trt-llm/checkpoints/) has that
+checkpoint's own config.json there, and at its root the upstream's config.json as it is, with no weights.
+
 The build applies the rule to each export (`keep_upstream_metadata`); the build's gate and the publisher check
-it (`file_problems`, `config_problems`). Standard library only: the bot imports this module too.
+it (`file_problems`, `root_config_problems`). Standard library only: the bot imports this module too.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ OWNED = {
     "gptq": ("quantize_config.json", "quant_log.csv"),  # GPTQModel
     "trtllm_legacy": (CONFIG,),  # a TensorRT-LLM checkpoint's config.json is TensorRT-LLM's own format
 }
+# Where the checkpoint is not at the repo root (int8_sq: TensorRT-LLM's legacy checkpoint only), the root's
+# config.json is the upstream's file as it is: it is what loads by repo id, and no weights go with it.
+CONFIG_AS_IS = frozenset({"trtllm_legacy"})
 # The build's gate (builders/gate.py) names its checks so; the publisher holds a release whose manifest does
 # not record them all passed.
 GATE_PREFIX = "invariance: "
@@ -201,6 +207,19 @@ def config_problems(upstream: dict[str, Any], release: dict[str, Any], dtype: st
     if not any(k in release for k in QUANTIZATION_KEYS):
         problems.append("quantization_config is missing")
     return problems
+
+
+def root_config_problems(upstream: Path, release: Path, kind: str, dtype: str | None) -> list[str]:
+    """How the config.json at a release's root differs from the upstream's: the upstream's file as it is
+    where the checkpoint lies elsewhere (`CONFIG_AS_IS`), else its JSON but for what quantization adds
+    (`config_problems`; `dtype` as there)."""
+    if not Path(release).is_file():
+        return [f"{CONFIG} is missing"]
+    if kind in CONFIG_AS_IS:
+        if Path(release).read_bytes() == Path(upstream).read_bytes():
+            return []
+        return [f"it is not the upstream's file as it is ({_how_it_differs(Path(upstream), Path(release))})"]
+    return config_problems(_read_json(upstream), _read_json(release), dtype)
 
 
 _ABSENT = object()

@@ -1,8 +1,9 @@
 """The invariance gate before upload, as the publisher runs it: a release goes up only when its build
 recorded the builder's gate as passed (builders/gate.py: files, config, tokenizer and chat template,
 quantized scope, size) and its files, as they are about to be uploaded, are still the upstream's at the
-pinned revision on the Hub: the metadata files byte for byte, config.json but for the keys quantization adds
-(builders/invariance.py).
+pinned revision on the Hub: the metadata files byte for byte, at the root and in a legacy TensorRT-LLM
+checkpoint; config.json at the root but for the keys quantization adds, or as it is where the checkpoint is
+the legacy one (int8_sq) (builders/invariance.py).
 
 The second half catches what happened to a build directory after its build (a re-saved tokenizer, a config
 edited by hand, a build made before the gate existed). It reads bytes and JSON only, so it runs in the bot.
@@ -10,7 +11,6 @@ edited by hand, a build made before the gate existed). It reads bytes and JSON o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bot.hub import Hub
@@ -18,9 +18,9 @@ from bot.publishing.upstream import Upstream
 from builders.invariance import (
     CONFIG,
     GATE_CHECKS,
-    config_problems,
     file_problems,
     metadata_files,
+    root_config_problems,
     stored_dtype,
 )
 from builders.spec import Manifest
@@ -32,18 +32,16 @@ def gate_problems(hub: Hub, build_dir: Path, manifest: Manifest, upstream: Upstr
     quantization, spec = manifest.quantization, manifest.require_spec()
     if quantization is None or quantization.checkpoint is None or quantization.checkpoint_kind is None:
         return [*problems, "the manifest records no checkpoint"]
+    kind, root = quantization.checkpoint_kind, Path(build_dir)
     names = metadata_files(upstream.files, spec.trust_remote_code)
     originals = {name: hub.download(upstream.repo_id, name, revision=upstream.revision) for name in names}
-    root = Path(build_dir) / quantization.checkpoint
-    problems += file_problems(originals, root, quantization.checkpoint_kind)
+    problems += file_problems(originals, root, kind)
     legacy = quantization.legacy_checkpoint
     if legacy:
-        problems += [
-            f"{legacy}/{p}" for p in file_problems(originals, Path(build_dir) / legacy, "trtllm_legacy")
-        ]
-    original = json.loads(hub.download(upstream.repo_id, CONFIG, revision=upstream.revision).read_text())
-    release = json.loads((root / CONFIG).read_text(encoding="utf-8"))
-    problems += [f"{CONFIG}: {p}" for p in config_problems(original, release, stored_dtype(root))]
+        problems += [f"{legacy}/{p}" for p in file_problems(originals, root / legacy, "trtllm_legacy")]
+    original = hub.download(upstream.repo_id, CONFIG, revision=upstream.revision)
+    dtype = stored_dtype(root / quantization.checkpoint)
+    problems += [f"{CONFIG}: {p}" for p in root_config_problems(original, root / CONFIG, kind, dtype)]
     return problems
 
 

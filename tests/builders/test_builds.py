@@ -59,7 +59,7 @@ def test_build_succeeds_with_a_complete_manifest(builder: Any, fmt: str) -> None
     m = result.manifest
     assert m.status == "succeeded" and not m.errors
     assert m.key == result.spec.key()
-    assert m.source.chat_template is False  # the tiny Llama's tokenizer has none: its cards prompt plainly
+    assert m.source.chat_template is True  # the Llama-3-style upstream has one: its cards prompt through it
     assert [s.name for s in m.stages] == [
         "fetch",
         "load",

@@ -26,7 +26,8 @@ UPSTREAM_FILES = [
 
 @pytest.mark.parametrize("fmt", ["fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq"])
 def test_every_format_keeps_the_upstreams_files_and_config(builder: Any, fmt: str) -> None:
-    """Byte for byte the upstream's files; config.json the upstream's JSON plus quantization_config."""
+    """Byte for byte the upstream's files; config.json the upstream's JSON plus quantization_config (int8_sq,
+    whose checkpoint is TensorRT-LLM's legacy one: the upstream's config.json as it is, at the root)."""
     result = builder.built(fmt)
     upstream = builder.upstream.model_dir
     assert metadata_files(p.name for p in upstream.iterdir()) == UPSTREAM_FILES
@@ -35,6 +36,9 @@ def test_every_format_keeps_the_upstreams_files_and_config(builder: Any, fmt: st
         for name in UPSTREAM_FILES:
             assert (folder / name).read_bytes() == (upstream / name).read_bytes(), f"{folder}/{name}"
         assert not (folder / "chat_template.jinja").exists()  # the template stays inside tokenizer_config
+    if fmt == "int8_sq":
+        assert (result.out / "config.json").read_bytes() == (upstream / "config.json").read_bytes()
+        return
     original = json.loads((upstream / "config.json").read_text())
     config = json.loads((result.out / "config.json").read_text())
     assert list(config) == [*original, "quantization_config"]
@@ -66,8 +70,12 @@ def test_every_build_passes_the_gate_and_records_it(builder: Any, fmt: str) -> N
     assert "(lm_head)" in checks["invariance: quantized scope"].detail
     ratio = float(checks["invariance: size ratio"].detail.split()[0])
     assert ratio < (0.75 if fmt in ("fp8", "int8_sq") else 0.55)
-    if fmt == "int8_sq":
+    if fmt == "int8_sq":  # TensorRT-LLM's names: q, k and v fused into attention.qkv, gate and up apart
         assert checks["invariance: legacy checkpoint config"].ok
+        assert (
+            "14 linear layers quantized (as 10 layers of the checkpoint)"
+            in checks["invariance: quantized scope"].detail
+        )
 
 
 def _resaved(result: Any, into: Path) -> Path:
@@ -109,3 +117,33 @@ def test_the_gate_catches_layers_left_unquantized(builder: Any, tmp_path: Path) 
     assert "qweight is None" in checks["invariance: quantized scope"].detail
     size = checks["invariance: size ratio"]
     assert not size.ok and size.detail.startswith("1.000 of the upstream's tensor bytes")
+
+
+def test_the_gate_checks_an_int8_sq_release_in_its_legacy_checkpoint(builder: Any, tmp_path: Path) -> None:
+    """int8_sq's weights are TensorRT-LLM's legacy checkpoint: a layer of it left in BF16, lm_head quantized
+    although the checkpoint's config excludes it, and a root config.json re-saved are each caught."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig
+
+    result = builder.built("int8_sq")
+    copy = Path(shutil.copytree(result.out, tmp_path / "release"))
+    rank0 = copy / "trt-llm/checkpoints/rank0.safetensors"
+    tensors = load_file(rank0)
+    dense = "transformer.layers.1.attention.dense"
+    tensors[f"{dense}.weight"] = torch.zeros(128, 128, dtype=torch.bfloat16)
+    del tensors[f"{dense}.weights_scaling_factor"]
+    tensors["lm_head.weight"] = torch.zeros(512, 128, dtype=torch.int8)
+    save_file(tensors, rank0)
+    AutoConfig.from_pretrained(copy).save_pretrained(copy)  # transformers 5: rope_parameters
+
+    quantization = result.manifest.quantization.model_dump()
+    checks = {c.name: c for c in gate(copy, builder.upstream.model_dir, "int8_sq", quantization)}
+    scope, config = checks["invariance: quantized scope"], checks["invariance: config.json"]
+    assert not scope.ok
+    assert f"{dense}.weight is ('BF16', [128, 128]), expected (I8, [128, 128])" in scope.detail
+    assert f"{dense}.weights_scaling_factor is None" in scope.detail
+    assert "lm_head (not quantized) is not the upstream's BF16 weight" in scope.detail
+    assert not config.ok and config.detail.startswith("it is not the upstream's file as it is (keys ")
+    assert "rope_theta" in config.detail
+    assert checks["invariance: upstream files"].ok and checks["invariance: legacy checkpoint config"].ok

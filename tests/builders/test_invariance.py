@@ -12,6 +12,7 @@ from builders.invariance import (
     keep_upstream_metadata,
     metadata_files,
     release_config,
+    root_config_problems,
     stored_dtype,
 )
 
@@ -80,6 +81,26 @@ def test_config_problems_name_every_key_spelled_or_valued_otherwise() -> None:
     changed = LLAMA3 | {"torch_dtype": "float16", "quantization_config": {}}
     assert config_problems(LLAMA3, changed, dtype=None) == ['torch_dtype is "float16" (upstream: "bfloat16")']
     assert config_problems(LLAMA3, changed, dtype="float16") == []  # the weights did change dtype
+
+
+def test_a_legacy_checkpoint_releases_root_config_is_the_upstreams_file_as_it_is(tmp_path: Path) -> None:
+    """int8_sq keeps its checkpoint in trt-llm/checkpoints/: the root's config.json, which loads by repo id,
+    is the upstream's own bytes; a Hugging Face checkpoint's is the upstream's JSON plus its quantization."""
+    upstream, release = tmp_path / "upstream.json", tmp_path / "config.json"
+    upstream.write_text(json.dumps(LLAMA3, indent=2) + "\n")
+    assert root_config_problems(upstream, release, "trtllm_legacy", None) == ["config.json is missing"]
+    release.write_bytes(upstream.read_bytes())
+    assert root_config_problems(upstream, release, "trtllm_legacy", None) == []
+    assert root_config_problems(upstream, release, "hf_unified", None) == ["quantization_config is missing"]
+    release.write_text(json.dumps(LLAMA3) + "\n")
+    assert root_config_problems(upstream, release, "trtllm_legacy", None) == [
+        "it is not the upstream's file as it is (formatting only)"
+    ]
+    release.write_text(json.dumps(LLAMA3 | {"quantization_config": {"quant_method": "modelopt"}}))
+    assert root_config_problems(upstream, release, "hf_unified", None) == []
+    assert root_config_problems(upstream, release, "trtllm_legacy", None) == [
+        "it is not the upstream's file as it is (keys quantization_config)"
+    ]
 
 
 def test_the_stored_dtype_is_that_of_the_unquantized_tensors(tmp_path: Path) -> None:
