@@ -100,10 +100,12 @@ def test_every_runtime_names_the_transformers_line_it_runs_on_with_its_source() 
 def test_the_lines_a_format_is_read_under_are_those_of_the_runtimes_that_load_it() -> None:
     table = load_runtimes()
     assert table.transformers_lines("int4_awq") == {"4.57": ["TensorRT-LLM (PyTorch backend)"]}
-    assert table.transformers_lines("fp8") == {
+    assert table.transformers_lines("fp8") == {  # TGI's default weight loader takes FP8 weights too
+        "4.51": ["Text Generation Inference"],
         "4.57": ["TensorRT-LLM (PyTorch backend)"],
         "5.19": ["vLLM", "SGLang"],
     }
+    assert table.transformers_lines("int8_sq") == {"4.57": ["trtllm-build (TensorRT-LLM ≤ 1.2)"]}
     assert list(table.transformers_lines("gptq")) == ["4.51", "5.14", "5.19"]  # in version order
 
 

@@ -28,14 +28,16 @@ from state.models import ReleaseStatus
 pytestmark = pytest.mark.slow
 
 
-def _resaved(build: Path, copy_build) -> Path:
-    """The build as a toolchain that re-saves config and tokenizer with transformers 5 would leave it, its
-    manifest listing the files as they now are (so only the gate can tell)."""
+def _resaved(build: Path, copy_build, tokenizers: tuple[str, ...] = (".",)) -> Path:
+    """The build as a toolchain that re-saves config (at the root) and tokenizer (in `tokenizers`) with
+    transformers 5 would leave it, its manifest listing the files as they now are (so only the gate can
+    tell)."""
     from transformers import AutoConfig, AutoTokenizer
 
     copy = copy_build(build)
     AutoConfig.from_pretrained(copy).save_pretrained(copy)
-    AutoTokenizer.from_pretrained(copy).save_pretrained(copy)
+    for folder in tokenizers:
+        AutoTokenizer.from_pretrained(copy / folder).save_pretrained(copy / folder)
     manifest = Manifest.read(copy / MANIFEST_NAME)
     manifest.artifacts = [a for a in hash_folder(copy, ".") if a["path"] != MANIFEST_NAME]
     manifest.write(copy / MANIFEST_NAME)
@@ -60,6 +62,24 @@ def test_a_re_serialised_release_is_held_before_anything_is_uploaded(
     assert "is held: it is not its upstream's" in str(caught.value) and "nothing was uploaded" in str(
         caught.value
     )
+    assert not hubsim.api.repo_exists(repo_id)
+
+
+def test_an_int8_sq_release_is_held_when_its_root_config_or_legacy_tokenizer_is_not_the_upstreams(
+    publisher, builds, upstream, copy_build, hubsim, release_repo
+) -> None:
+    """int8_sq's checkpoint is TensorRT-LLM's legacy one: the root's config.json must be the upstream's file
+    as it is, and the legacy folder's tokenizer (the one its engine runs with) the upstream's bytes."""
+    build = builds.get(upstream.repo_id, upstream.revisions[0], "int8_sq")
+    repo_id = release_repo("held-int8-sq")
+    with pytest.raises(ReleaseHeld) as caught:
+        publisher.publish(_resaved(build, copy_build, ("trt-llm/checkpoints",)), repo_id=repo_id)
+    problems = caught.value.problems
+    assert any(p.startswith("config.json: it is not the upstream's file as it is (keys ") for p in problems)
+    assert any(
+        p.startswith("trt-llm/checkpoints/tokenizer_config.json is not the upstream's") for p in problems
+    )
+    assert not any(p.startswith("tokenizer_config.json") for p in problems)  # the root's was left alone
     assert not hubsim.api.repo_exists(repo_id)
 
 
