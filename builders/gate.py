@@ -246,9 +246,8 @@ def _scope(checkpoint: Path, upstream: Path, quantization: dict[str, Any], layer
     mine, theirs = _tensors(checkpoint), _tensors(upstream)
     meta = {name: (t["dtype"], t["shape"]) for name, t in mine.items()}
     linears, scope, ignored = layers.upstream.linears, layers.scope, layers.ignored
-    problems = [
-        f"{m} has no name known in the checkpoint" for m, name in layers.names.items() if name is None
-    ]
+    kind = quantization["checkpoint_kind"]
+    problems = [f"{m} has no name known in a {kind} checkpoint" for m, n in layers.names.items() if n is None]
     fused: dict[str, list[str]] = {}
     for m in scope:
         if layers.names[m] is not None:
