@@ -18,7 +18,8 @@ The tree::
     │   ├── BuildDirError          a build directory without a complete, successful manifest (exit 2)
     │   ├── CardError              a card would hold a placeholder or metadata the Hub cannot parse
     │   │   └── CardRefused        the Hub's validate-yaml refused the card's metadata (its messages)
-    │   └── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
+    │   ├── NoWriteAccess          the token may not write to the release repo, and no PR is allowed
+    │   └── ReleaseHeld            the invariance gate holds the release: it is not its upstream's (why)
     ├── ServerStartError           an HTTP server (the bot's, hubsim's) could not listen on its host and port
     │   └── HubsimStartError       hubsim's, named for the command that starts it (exit 1)
     ├── BuildFailed                a build's worker failed; its manifest says why (exit 1, or 2 for bad input)
@@ -164,6 +165,15 @@ class CardRefused(CardError):
 
 class NoWriteAccess(PublishError, PermissionError):
     """The token may not write to the release repo and falling back to a pull request is not allowed."""
+
+
+class ReleaseHeld(PublishError):
+    """The invariance gate before upload failed: the release does not keep its upstream's files or config,
+    or its build records no gate that passed; `problems` say how, one each. Nothing was uploaded."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def transient(error: BaseException) -> bool:

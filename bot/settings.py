@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     verify_uploads: bool = Field(
         True, description="Download each release back from the Hub and check it before announcing it."
     )
+    runtime_envs: bool = Field(
+        True,
+        description="Read each release under every runtime's transformers line in environments made with pip "
+        "(once, then reused) when verifying it; off, those lines are reported as not checked.",
+    )
+    runtime_envs_dir: Path | None = Field(
+        None, description="Where those environments live (default: runtime-envs in the data dir)."
+    )
     target_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_SMS), description="SMs to plan for when no GPU is found."
     )
@@ -275,6 +283,10 @@ class Settings(BaseSettings):
     def broker(self) -> str:
         """The broker URL in clear, only for the Celery app."""
         return self.broker_url.get_secret_value()
+
+    def runtime_envs_folder(self) -> Path | None:
+        """Where the verification makes the runtimes' transformers environments; None when it makes none."""
+        return (self.runtime_envs_dir or self.data_dir / "runtime-envs") if self.runtime_envs else None
 
     def redacted(self) -> dict[str, Any]:
         """A printable view: secrets shown as set or unset, never their value; URLs with their credentials

@@ -117,7 +117,7 @@ def check_unified(ckpt: Path, base_dir: Path, fmt: str, expect: dict[str, Any]) 
         if _excluded(module, excluded):
             continue
         quantized += 1
-        problems += _unified_module(out.meta, module, rows, cols, layout, group)
+        problems += unified_module_problems(out.meta, module, rows, cols, layout, group)
     checks.append(
         Check(
             name="quantized linear layers",
@@ -135,9 +135,11 @@ def _excluded_set(base: Tensors, excluded: list[str]) -> set[str]:
     return {m for m in _linear_weights(base) if _excluded(m, excluded)}
 
 
-def _unified_module(
+def unified_module_problems(
     meta: dict[str, Any], module: str, rows: int, cols: int, layout: Layout, group: int | None
 ) -> list[str]:
+    """How one linear layer of a unified checkpoint differs from its algorithm's layout (empty: it is as
+    `layout` says; `rows`, `cols` are the base weight's shape)."""
     weight = meta.get(f"{module}.weight")
     if weight is None:
         return [f"{module}.weight missing"]
@@ -219,10 +221,7 @@ def check_legacy(ckpt: Path, base_dir: Path, fmt: str, expect: dict[str, Any]) -
     }
     problems = []
     for module, (rows, cols) in int8.items():
-        if _numel(out.meta.get(f"{module}.weights_scaling_factor", ("", [0]))[1]) != rows:
-            problems.append(f"{module}.weights_scaling_factor does not have {rows} channels")
-        if _numel(out.meta.get(f"{module}.prequant_scaling_factor", ("", [0]))[1]) != cols:
-            problems.append(f"{module}.prequant_scaling_factor does not have {cols} channels")
+        problems += legacy_module_problems(out.meta, module, rows, cols)
     stored = sum(_numel(s) for s in int8.values())
     wanted = sum(_numel(s) for s in _linear_weights(base).values())
     checks.append(
@@ -236,6 +235,32 @@ def check_legacy(ckpt: Path, base_dir: Path, fmt: str, expect: dict[str, Any]) -
     checks.append(_kv_scales(out.meta, expect, (".kv_cache_scaling_factor",)))
     checks.append(_finite_scales(out, [n for n in out.meta if "scaling_factor" in n]))
     return checks
+
+
+# The scales of one INT8 SmoothQuant layer in a legacy TensorRT-LLM checkpoint (ModelOpt 0.47's legacy
+# exporter writes them, TensorRT-LLM's SmoothQuant linear reads them), by the axis they have one value for: a
+# weight scale per output channel (0), a smoothing factor per input channel (1), one activation scale (None).
+LEGACY_SQ_SCALES = {
+    "weights_scaling_factor": 0,
+    "prequant_scaling_factor": 1,
+    "activation_scaling_factor": None,
+}
+
+
+def legacy_module_problems(meta: dict[str, Any], module: str, rows: int, cols: int) -> list[str]:
+    """How one linear layer of a legacy INT8 SmoothQuant checkpoint differs from an INT8 `rows` × `cols`
+    weight with its scales (`module`: TensorRT-LLM's name; a fused layer has the rows of all its parts)."""
+    weight = meta.get(f"{module}.weight")
+    problems = (
+        []
+        if weight == ("I8", [rows, cols])
+        else [f"{module}.weight is {weight}, expected (I8, {[rows, cols]})"]
+    )
+    for suffix, axis in LEGACY_SQ_SCALES.items():
+        scale, wanted = meta.get(f"{module}.{suffix}"), 1 if axis is None else (rows, cols)[axis]
+        if scale is None or _numel(scale[1]) != wanted:
+            problems.append(f"{module}.{suffix} is {scale}, expected {wanted} values")
+    return problems
 
 
 def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check]:
@@ -255,18 +280,7 @@ def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check
     problems = []
     layers = _linear_weights(base)
     for module, (rows, cols) in layers.items():
-        groups = 1 if group == -1 else math.ceil(cols / group)
-        wanted = {
-            "qweight": ("I32", [cols * bits // 32, rows]),
-            "qzeros": ("I32", [groups, rows * bits // 32]),
-            "scales": ("F16", [groups, rows]),
-            "g_idx": ("I32", [cols]),
-        }
-        problems += [
-            f"{module}.{k} is {out.meta.get(f'{module}.{k}')}"
-            for k, v in wanted.items()
-            if out.meta.get(f"{module}.{k}") != v
-        ]
+        problems += gptq_module_problems(out.meta, module, rows, cols, bits, group)
     checks.append(
         Check(
             name="gptq packed layers",
@@ -276,3 +290,21 @@ def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check
     )
     checks.append(_finite_scales(out, [n for n in out.meta if n.endswith(".scales")]))
     return checks
+
+
+def gptq_module_problems(
+    meta: dict[str, Any], module: str, rows: int, cols: int, bits: int, group: int
+) -> list[str]:
+    """How one linear layer of a GPTQ checkpoint differs from GPTQ's packing of a `rows` × `cols` weight."""
+    groups = 1 if group == -1 else math.ceil(cols / group)
+    wanted = {
+        "qweight": ("I32", [cols * bits // 32, rows]),
+        "qzeros": ("I32", [groups, rows * bits // 32]),
+        "scales": ("F16", [groups, rows]),
+        "g_idx": ("I32", [cols]),
+    }
+    return [
+        f"{module}.{k} is {meta.get(f'{module}.{k}')}"
+        for k, v in wanted.items()
+        if meta.get(f"{module}.{k}") != v
+    ]

@@ -21,11 +21,9 @@ from typing import Any
 
 from builders.calibration import fetch_calibration
 from builders.failures import BuildFailure, human_bytes
+from builders.invariance import CODE_PATTERNS, FETCH_PATTERNS, PICKLE_PATTERNS
 from builders.spec import BuildSpec
 
-SAFE_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.tiktoken", "*.txt", "*.jinja", "tokenizer*"]
-PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth"]
-CODE_PATTERNS = ["*.py"]
 RETRY_FOR_S = 120.0  # how long a Hub outage is waited out before the stage fails
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -61,7 +59,7 @@ def _local(spec: BuildSpec, local_dir: Path) -> dict[str, Any]:
 
 def _weights_allowed(files: list[str], spec: BuildSpec, where: str) -> list[str]:
     """The download patterns for this repo; fails when its only weights are pickles and pickle is off."""
-    patterns = list(SAFE_PATTERNS) + (CODE_PATTERNS if spec.trust_remote_code else [])
+    patterns = FETCH_PATTERNS + (CODE_PATTERNS if spec.trust_remote_code else [])
     if any(f.endswith(".safetensors") for f in files):
         return patterns
     pickles = [f for f in files if any(fnmatch.fnmatch(f, p) for p in PICKLE_PATTERNS)]

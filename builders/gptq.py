@@ -2,7 +2,8 @@
 
 quantize writes GPTQModel's checkpoint into the work dir (that is the stage's durable result, so a rerun
 never quantizes twice); export copies it to the output dir, whose root is the repo to publish (GPTQ repos
-are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary paths GPTQModel records.
+are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary paths GPTQModel records, and
+with the upstream's metadata files and config keys (invariance.py) in place of what GPTQModel saved.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from builders.artifacts import clear_output, hash_folder, scrub_host_paths
 from builders.calibration import load_calibration
 from builders.context import BuildContext, with_oom_retry
+from builders.invariance import keep_upstream_metadata
 from builders.spec import MANIFEST_NAME
 
 
@@ -100,6 +102,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     ctx.progress(0.3, "copying the GPTQ checkpoint to the output dir")
     shutil.copytree(source, out, dirs_exist_ok=True)
     scrubbed = scrub_host_paths(out)
+    metadata = keep_upstream_metadata(out, ctx.snapshot_dir, "gptq", ctx.spec.trust_remote_code)
     qcfg = json.loads((out / "quantize_config.json").read_text())
     artifacts = [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME]
     return {
@@ -117,6 +120,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
             "config": qcfg,
         },
         "artifacts": artifacts,
+        "upstream_metadata": metadata,
         "host_paths_removed": scrubbed,
         "outputs": [str(out / "quantize_config.json")],
     }

@@ -24,12 +24,13 @@ def read_config(snapshot: Path) -> dict[str, Any]:
         raise BuildFailure("not_a_model", f"cannot read config.json of the model: {e}", bad_input=True) from e
 
 
-def load_tokenizer(snapshot: Path, spec: BuildSpec, fix_padding: bool = True) -> Any:
-    """The upstream tokenizer; for batching, a missing pad token becomes EOS (not when saved as is)."""
+def load_tokenizer(snapshot: Path, spec: BuildSpec) -> Any:
+    """The upstream tokenizer; for batching, a missing pad token becomes EOS (in memory only: a release
+    carries the upstream's tokenizer files as they are)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=spec.trust_remote_code)
-    if fix_padding and tokenizer.pad_token is None:
+    if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 

@@ -7,12 +7,13 @@ state is saved with `mto.save`. A rerun restores it with `mto.restore` onto a fr
 so calibration — the long part — never runs twice.
 
 export: the unified HF checkpoint (`export_hf_checkpoint`) at the output root, which becomes the repo root,
-so the release loads by repo id. int8_sq is exported, as hf_ptq writes it, as the legacy TensorRT-LLM
-checkpoint under ``trt-llm/checkpoints/`` only: the one form a runtime serves (trtllm-build, TensorRT-LLM
-≤ 1.2); no runtime reads a unified W8A8 SmoothQuant checkpoint, and transformers would run its INT8 weights
-without their scales. Its root holds the base model's config, generation config and tokenizer, and no
-weights. For any other format the engines stage asks `export_legacy` for that checkpoint when it is about to
-run trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
+so the release loads by repo id, with the upstream's metadata files and config keys (invariance.py) in place
+of what the exporter's transformers wrote. int8_sq is exported, as hf_ptq writes it, as the legacy
+TensorRT-LLM checkpoint under ``trt-llm/checkpoints/`` only: the one form a runtime serves (trtllm-build,
+TensorRT-LLM ≤ 1.2); no runtime reads a unified W8A8 SmoothQuant checkpoint, and transformers would run its
+INT8 weights without their scales. Its root holds the upstream's config and metadata files as they are, and
+no weights. For any other format the engines stage asks `export_legacy` for that checkpoint when it is about
+to run trtllm-build. Export packs the weights in place, so every second export starts from the quantized state
 restored onto a fresh base model.
 """
 
@@ -28,7 +29,8 @@ from builders.artifacts import LEGACY, clear_output, hash_folder, move_into, scr
 from builders.calibration import batches, load_calibration
 from builders.checks import EXPECTED_ALGO
 from builders.context import BuildContext, with_oom_retry
-from builders.hfmodel import generate_sample, load_tokenizer, perplexity
+from builders.hfmodel import generate_sample, perplexity, read_config
+from builders.invariance import CONFIG, keep_upstream_metadata
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, BuildSpec
 
 CONFIG_NAMES = {
@@ -42,8 +44,6 @@ CONFIG_NAMES = {
 # the FP8 one (8-bit integer instead of E4M3), which its legacy exporter labels kv_cache_quant_algo INT8.
 _INT8_KV_ENTRIES = [{"quantizer_name": "*[kv]_bmm_quantizer", "cfg": {"num_bits": 8, "axis": None}}]
 STATE_FILE = "modelopt_state.pth"
-# The upstream's files an int8_sq release copies to its root, so that its config loads by repo id.
-_ROOT_CONFIGS = ("config.json", "generation_config.json")
 
 
 def quant_config(spec: BuildSpec) -> dict[str, Any]:
@@ -157,37 +157,53 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     with torch.inference_mode():
         export_hf_checkpoint(model, export_dir=partial)
     ctx.release_model()  # export packed its weights in place: it cannot run any more
-    load_tokenizer(ctx.snapshot_dir, spec, fix_padding=False).save_pretrained(partial)
     ctx.hold()
+    scrubbed = scrub_host_paths(partial)
+    metadata = keep_upstream_metadata(partial, ctx.snapshot_dir, "hf_unified", spec.trust_remote_code)
     clear_output(out, keep=(MANIFEST_NAME, partial.name))
     move_into(partial, out)
-    return _exported(ctx, out / "hf_quant_config.json", checkpoint=".", kind="hf_unified", legacy=None)
+    return _exported(
+        ctx,
+        out / "hf_quant_config.json",
+        checkpoint=".",
+        kind="hf_unified",
+        scrubbed=scrubbed,
+        metadata=metadata,
+    )
 
 
 def _export_legacy_release(ctx: BuildContext) -> dict[str, Any]:
-    """int8_sq: the legacy checkpoint (weights, INT8 KV cache, tokenizer) is the release; the root holds the
-    upstream's config and generation config as they are, and the tokenizer, so those load by repo id."""
+    """int8_sq: the legacy checkpoint (weights, INT8 KV cache, the upstream's metadata files) is the release;
+    the root holds the upstream's config.json and metadata files as they are, so those load by repo id."""
     out = ctx.out_dir
     clear_output(out, keep=(MANIFEST_NAME,))
-    legacy = export_legacy(ctx, at=0.2)
-    ctx.progress(0.7, "writing the base model's config and tokenizer at the repository root")
-    for name in _ROOT_CONFIGS:
-        if (ctx.snapshot_dir / name).is_file():
-            shutil.copyfile(ctx.snapshot_dir / name, out / name)
-    load_tokenizer(ctx.snapshot_dir, ctx.spec, fix_padding=False).save_pretrained(out)
+    legacy, found = export_legacy(ctx, at=0.2)
+    ctx.progress(0.7, "writing the upstream's config and metadata files at the repository root")
+    shutil.copyfile(ctx.snapshot_dir / CONFIG, out / CONFIG)
+    metadata = keep_upstream_metadata(out, ctx.snapshot_dir, "trtllm_legacy", ctx.spec.trust_remote_code)
     return _exported(
-        ctx, legacy / "config.json", checkpoint=LEGACY.as_posix(), kind="trtllm_legacy", legacy=legacy
+        ctx,
+        legacy / CONFIG,
+        checkpoint=LEGACY.as_posix(),
+        kind="trtllm_legacy",
+        legacy=legacy,
+        scrubbed=[f"{LEGACY.as_posix()}/{where}" for where in found],
+        metadata=metadata,
     )
 
 
 def _exported(
-    ctx: BuildContext, config_file: Path, *, checkpoint: str, kind: str, legacy: Path | None
+    ctx: BuildContext,
+    config_file: Path,
+    *,
+    checkpoint: str,
+    kind: str,
+    scrubbed: list[str],
+    metadata: dict[str, Any],
+    legacy: Path | None = None,
 ) -> dict[str, Any]:
     """The export stage's record: the quantization as the exported config says it, and the hashed files."""
     spec, out = ctx.spec, ctx.out_dir
-    scrubbed = scrub_host_paths(out)
-    if legacy is not None:
-        scrubbed += [f"{LEGACY.as_posix()}/{found}" for found in scrub_host_paths(legacy)]
     exported = json.loads(config_file.read_text())
     quant = exported.get("quantization", {})
     ctx.progress(0.9, "hashing artifacts")
@@ -209,6 +225,7 @@ def _exported(
         },
         "expected_algo": EXPECTED_ALGO[spec.format],
         "legacy_checkpoint": str(legacy) if legacy else None,
+        "upstream_metadata": metadata,
         "host_paths_removed": scrubbed,
         "artifacts": [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME],
         "outputs": [str(config_file)],
@@ -224,10 +241,11 @@ def kv_cache_reason(spec: BuildSpec) -> str:
     )
 
 
-def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:
-    """The legacy checkpoint trtllm-build reads, with the tokenizer, in ``trt-llm/checkpoints``: int8_sq's
-    served form (export stage), else the engines' input, published beside them (engines stage, GPU workers
-    only) so that whoever rebuilds an engine for another GPU starts from it."""
+def export_legacy(ctx: BuildContext, at: float = 0.1) -> tuple[Path, list[str]]:
+    """The legacy checkpoint trtllm-build reads, with the upstream's tokenizer files, in
+    ``trt-llm/checkpoints``: int8_sq's served form (export stage), else the engines' input, published beside
+    them (engines stage, GPU workers only) so that whoever rebuilds an engine for another GPU starts from it.
+    Returns the folder and the host paths removed from its files."""
     import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
 
@@ -236,10 +254,30 @@ def export_legacy(ctx: BuildContext, at: float = 0.1) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     ctx.progress(at, "exporting the legacy TensorRT-LLM checkpoint for trtllm-build")
     model = quantized_model(ctx, fresh=True)
+    _upstream_keys_for_legacy_export(model, read_config(ctx.snapshot_dir))
     with torch.inference_mode():
         export_tensorrt_llm_checkpoint(model, ctx.details("load")["decoder_type"], None, partial, 1, 1)
     ctx.release_model()
-    load_tokenizer(ctx.snapshot_dir, ctx.spec, fix_padding=False).save_pretrained(partial)
+    scrubbed = scrub_host_paths(partial)
+    keep_upstream_metadata(partial, ctx.snapshot_dir, "trtllm_legacy", ctx.spec.trust_remote_code)
     shutil.rmtree(target, ignore_errors=True)
     partial.replace(target)
-    return target
+    return target, scrubbed
+
+
+def _upstream_keys_for_legacy_export(model: Any, upstream: dict[str, Any]) -> None:
+    """ModelOpt's legacy exporter reads the model's settings from `model.config.__dict__` under the upstream's
+    own key names (`rope_theta`, `rope_scaling`, …); transformers 5 keeps some under other names
+    (`rope_parameters`), so without them the checkpoint would say rotary_base 10000 and no scaling. Every
+    upstream key the config lacks goes into its `__dict__` as the upstream wrote it (not through setattr,
+    which transformers maps onto its own names); an upstream saved by transformers 5 gets its RoPE in the
+    names the exporter reads."""
+    from builders.gate import legacy_rope
+
+    rope = legacy_rope(upstream)
+    for key, value in {
+        "rope_theta": rope["rotary_base"],
+        "rope_scaling": rope["rotary_scaling"],
+        **upstream,
+    }.items():
+        model.config.__dict__.setdefault(key, value)

@@ -501,6 +501,30 @@ class ValidationRecord(_Model):
     reason: str | None = Field(None, description="Why validation failed.")
 
 
+class RuntimeLine(_Model):
+    """A transformers line (`4.57`) and the runtimes of the table that run on it."""
+
+    line: str
+    runtimes: list[str] = Field(default_factory=list)
+
+
+class LineCheck(_Model):
+    """What one transformers line read of the release, compared with what it read of the upstream."""
+
+    line: str
+    runtimes: list[str] = Field(default_factory=list)
+    transformers: str | None = Field(None, description="The exact version that read both (e.g. 4.57.6).")
+    ok: bool | None = Field(description="Whether both read the same; None: not checked (`detail` says why).")
+    detail: str = ""
+
+    def as_check(self) -> Check:
+        return Check(
+            name=f"transformers {self.transformers or self.line} ({', '.join(self.runtimes)})",
+            ok=bool(self.ok),
+            detail=self.detail,
+        )
+
+
 class VerifyRequest(_Model):
     """What the publisher asks a worker to verify of a release it has just committed to the Hub."""
 
@@ -520,6 +544,15 @@ class VerifyRequest(_Model):
     snippet_gpu: bool = Field(False, description="Whether the snippet's runtime needs a GPU.")
     snippet_prompt: str | None = Field(None, description="The prompt the snippet generates from.")
     snippet_timeout_s: int = Field(900, ge=1)
+    upstream_repo_id: str | None = Field(None, description="The upstream, read beside the release.")
+    upstream_revision: str | None = Field(None, description="The upstream's pinned revision.")
+    trust_remote_code: bool = Field(False, description="Whether the repos' own code may run when read.")
+    lines: list[RuntimeLine] = Field(
+        default_factory=list, description="Transformers lines to read release and upstream under."
+    )
+    envs_dir: str | None = Field(
+        None, description="Where the side environments of those lines live; None: they are not made."
+    )
 
 
 class VerificationRecord(_Model):
@@ -531,13 +564,16 @@ class VerificationRecord(_Model):
     files: int = Field(0, description="Files downloaded and checked.")
     checks: list[Check] = Field(default_factory=list)
     runtimes: list[str] = Field(default_factory=list, description="Runtimes whose detection rule matches.")
+    lines: list[LineCheck] = Field(
+        default_factory=list, description="The release read under each runtime's transformers line."
+    )
     output: str | None = Field(None, description="What the card's snippet printed (prompt and continuation).")
     not_run: str | None = Field(None, description="Why the card's snippet was not run, if it was not.")
     at: datetime | None = None
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if not c.ok] + [x.as_check() for x in self.lines if x.ok is False]
 
 
 class BuildError(_Model):

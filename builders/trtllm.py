@@ -114,7 +114,7 @@ def _legacy_checkpoint(ctx: Any) -> Path:
         return Path(legacy)
     from builders.modelopt_quant import export_legacy
 
-    return export_legacy(ctx)
+    return export_legacy(ctx)[0]
 
 
 def _build(ctx: Any, sm: int, legacy: Path) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """validate: is the artifact what it claims to be, and does the quantized model still model language?
 
-Every format gets the structural checks of `checks` on the exported files. Then the quantized model is
-run: GPTQ artifacts are reloaded from the output dir with GPTQModel (as a user would); ModelOpt
-artifacts cannot be loaded by anything that runs here, so the fake-quantized model measured by the
-quantize stage (before export) stands in. Its perplexity on the held-out text — a different text from
-the calibration data — is compared with the base model's; a build whose validation fails is a failed
-build.
+Every format gets the structural checks of `checks` on the exported files, and the invariance gate (`gate`:
+the release against its upstream: metadata files, config keys, tokenizer and chat template, quantized scope,
+size). Then the quantized model is run: GPTQ artifacts are reloaded from the output dir with GPTQModel
+(as a user would); ModelOpt artifacts cannot be loaded by anything that runs here, so the fake-quantized
+model measured by the quantize stage (before export) stands in. Its perplexity on the held-out text — a
+different text from the calibration data — is compared with the base model's; a build whose validation
+fails is a failed build.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from builders import checks as structure
 from builders import gptq
 from builders.context import BuildContext
 from builders.failures import BuildFailure
+from builders.gate import gate
 from builders.hfmodel import generate_sample, perplexity
 from builders.spec import AWQ_FORMATS, Check, Perplexity, Sample, ValidationRecord, ValidationSettings
 from builders.tiny import heldout_text_path
@@ -74,6 +76,8 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
             "structural check of the exported files (no runtime for ModelOpt checkpoints on this machine)"
         )
         method = "ModelOpt fake quantization in memory, before export"
+    ctx.progress(0.8, "comparing the release with its upstream (the invariance gate)")
+    found += gate(ctx.out_dir, ctx.snapshot_dir, spec.format, export["quantization"], spec.trust_remote_code)
     ppl = _perplexity_record(load, measured, method, v)
     found += _quality_checks(ppl, measured.get("sample"), v)
     failed = [c for c in found if not c.ok]

@@ -3,8 +3,11 @@
 The publisher runs this in a worker after its last commit (the bot process never imports transformers): the
 release is downloaded from the Hub at the committed revision with the real client, every file is checked
 against manifest.json, the config is loaded by repo id with `AutoConfig` (no remote code), each runtime's
-detection rule (runtimes.yaml) is applied to the downloaded files, and the card's own snippet is run where
-this machine can run it. The outcome is a `VerificationRecord`; a failed check is a result, not a crash.
+detection rule (runtimes.yaml) is applied to the downloaded files, the release and its upstream are read
+under the transformers line of every runtime that loads the format (its RoPE and every other config value,
+its vocabulary, the token ids of a sample text, its special tokens, its chat template: builders/readback.py,
+in side environments of builders/runtime_envs.py), and the card's own snippet is run where this machine can
+run it. The outcome is a `VerificationRecord`; a failed check is a result, not a crash.
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from builders import readback, runtime_envs
 from builders.artifacts import sha256_file
+from builders.invariance import CODE_PATTERNS, FETCH_PATTERNS
 from builders.spec import (
     MANIFEST_NAME,
     Check,
+    LineCheck,
+    RuntimeLine,
     VerificationRecord,
     VerifyRequest,
+    installed_toolchain,
     utcnow,
     write_json_atomic,
 )
@@ -44,6 +53,7 @@ def verify(request: VerifyRequest) -> VerificationRecord:
         checks.append(download)
         files = 0
         runtimes: list[str] = []
+        lines: list[LineCheck] = []
         output, not_run = None, None
         if local is not None:
             hashed, files = _hashes(local, request.extra_files)
@@ -51,16 +61,18 @@ def verify(request: VerifyRequest) -> VerificationRecord:
             checks.append(_autoconfig(request, root / "config-cache"))
             runtimes, detection = _detect_all(local, request.rules)
             checks.append(detection)
+            lines = read_under_lines(request, local, root / "upstream")
             output, not_run, ran = _snippet(request, root / "snippet")
             if ran is not None:
                 checks.append(ran)
         return VerificationRecord(
-            ok=all(c.ok for c in checks),
+            ok=all(c.ok for c in checks) and all(x.ok is not False for x in lines),
             repo_id=request.repo_id,
             revision=request.revision,
             files=files,
             checks=checks,
             runtimes=runtimes,
+            lines=lines,
             output=output,
             not_run=not_run,
             at=utcnow(),
@@ -168,6 +180,110 @@ def _detect_all(local: Path, rules: dict[str, list[dict[str, Any]]]) -> tuple[li
     return recognised, Check(name="runtime detection", ok=bool(rules) and not missing, detail=detail)
 
 
+def read_under_lines(request: VerifyRequest, release: Path, upstream: Path) -> list[LineCheck]:
+    """The release and its upstream read under each runtime's transformers line, compared: the builder's own
+    line in this process, every other one in its side environment (builders/runtime_envs.py)."""
+    if not request.lines:
+        return []
+    try:
+        _download_upstream(request, upstream)
+    except Exception as e:  # no upstream to compare with: nothing was checked, and that is said
+        return [
+            _not_checked(x, f"the upstream could not be read: {type(e).__name__}: {e}") for x in request.lines
+        ]
+    readers = _readers(request)
+    results = []
+    for wanted in request.lines:
+        try:
+            reading = _read(readers[wanted.line], upstream, release, request.trust_remote_code)
+        except runtime_envs.EnvUnavailable as e:
+            results.append(_not_checked(wanted, str(e)))
+        else:
+            results.append(_compare(wanted, reading))
+    return results
+
+
+def _readers(request: VerifyRequest) -> dict[str, runtime_envs.SideEnv | str | None]:
+    """Line → who reads under it: None for this process (the builder's own line), its side environment, or
+    why there is none. Missing environments are made side by side: pip mostly waits on the network."""
+    mine = ".".join(installed_toolchain().get("transformers", "").split(".")[:2])
+    others = sorted({x.line for x in request.lines} - {mine})
+    found: dict[str, runtime_envs.SideEnv | str | None] = {mine: None}
+    if others and request.envs_dir is None:
+        found |= dict.fromkeys(others, "its environment is not made on this bot (runtime_envs is off)")
+    elif others:
+        root = Path(request.envs_dir or ".")
+        with ThreadPoolExecutor(max_workers=len(others)) as pool:
+            found |= dict(zip(others, pool.map(lambda line: _env(root, line), others), strict=True))
+    return found
+
+
+def _download_upstream(request: VerifyRequest, target: Path) -> None:
+    """The upstream's files a loader reads, at its pinned revision: everything but weights and subfolders."""
+    from huggingface_hub import snapshot_download
+
+    if request.upstream_repo_id is None or request.upstream_revision is None:
+        raise ValueError("the request names no upstream")
+    patterns = [p for p in FETCH_PATTERNS if p != "*.safetensors"]
+    snapshot_download(
+        request.upstream_repo_id,
+        revision=request.upstream_revision,
+        local_dir=target,
+        endpoint=request.endpoint,
+        token=os.environ.get("HF_TOKEN") or None,
+        allow_patterns=patterns + (CODE_PATTERNS if request.trust_remote_code else []),
+        ignore_patterns=["*/*", "*.safetensors"],
+    )
+
+
+def _env(root: Path, line: str) -> runtime_envs.SideEnv | str:
+    try:
+        return runtime_envs.ensure(root, line)
+    except runtime_envs.EnvUnavailable as e:
+        return str(e)
+
+
+def _read(
+    reader: runtime_envs.SideEnv | str | None, upstream: Path, release: Path, trust: bool
+) -> dict[str, Any]:
+    """Both readings (`readback.main`'s JSON) by `reader` (see `_readers`)."""
+    if isinstance(reader, str):
+        raise runtime_envs.EnvUnavailable(reader)
+    if reader is not None:
+        return reader.read(upstream, release, trust)
+    import transformers
+
+    return {
+        "transformers": transformers.__version__,
+        "upstream": readback.read(str(upstream), trust),
+        "release": readback.read(str(release), trust),
+    }
+
+
+def _compare(wanted: RuntimeLine, reading: dict[str, Any]) -> LineCheck:
+    upstream, release = reading["upstream"], reading["release"]
+    problems = readback.differences(upstream, release)
+    if problems:
+        detail = "; ".join(problems)
+    elif "config" not in upstream and "tokenizer" not in upstream:
+        detail = "the upstream does not load here either: " + str(
+            upstream.get("config_error") or upstream.get("tokenizer_error")
+        )
+    else:
+        detail = readback.summary(release)
+    return LineCheck(
+        line=wanted.line,
+        runtimes=wanted.runtimes,
+        transformers=reading["transformers"],
+        ok=not problems,
+        detail=detail[: 2 * _OUTPUT_CHARS],
+    )
+
+
+def _not_checked(wanted: RuntimeLine, why: str) -> LineCheck:
+    return LineCheck(line=wanted.line, runtimes=wanted.runtimes, ok=None, detail=why[:_OUTPUT_CHARS])
+
+
 def _snippet(request: VerifyRequest, work: Path) -> tuple[str | None, str | None, Check | None]:
     """Run the card's snippet in its own interpreter, as a user pasting it would, when this machine can."""
     if request.snippet is None:
@@ -198,9 +314,10 @@ def _snippet(request: VerifyRequest, work: Path) -> tuple[str | None, str | None
     except subprocess.TimeoutExpired:
         return None, None, Check(name="card snippet", ok=False, detail="timed out")
     prompt = request.snippet_prompt or ""
-    output = run.stdout[run.stdout.rfind(prompt) :].strip()  # runtimes log on stdout too
+    at = run.stdout.rfind(prompt)  # runtimes log on stdout too: the generation is the last print
+    output = run.stdout[at:].strip() if at >= 0 else ""
     if run.returncode != 0 or not output:
-        return None, None, Check(name="card snippet", ok=False, detail=_error_line(run.stderr))
+        return None, None, Check(name="card snippet", ok=False, detail=snippet_failure(run, prompt))
     added = len(output) - len(prompt)
     detail = f"{needs or 'python'}: it printed the prompt and {added} generated characters"
     return output[:_OUTPUT_CHARS], None, Check(name="card snippet", ok=True, detail=detail)
@@ -224,11 +341,19 @@ def _cache_as_main(request: VerifyRequest, cache: Path) -> Path:
     return cache
 
 
-def _error_line(stderr: str) -> str:
-    """The exception line of a traceback (the last line of stderr is often a warning)."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
-    return ((errors or lines or ["no output"])[-1])[:_OUTPUT_CHARS]
+def snippet_failure(run: subprocess.CompletedProcess[str], prompt: str) -> str:
+    """Why a snippet run failed, in words: its exit and its exception, or what its output lacked (the last
+    line of stderr is often only a library's warning, so it is never the reason by itself)."""
+    if run.returncode < 0:
+        return f"it was killed by signal {-run.returncode}"
+    if run.returncode != 0:
+        lines = [line.strip() for line in run.stderr.strip().splitlines() if line.strip()]
+        errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt|Exit)\b", line)]
+        why = errors[-1] if errors else "no exception on stderr"
+        return f"it exited {run.returncode}: {why}"[:_OUTPUT_CHARS]
+    if prompt and prompt not in run.stdout:
+        return "it exited 0 but its output did not contain the prompt"
+    return "it exited 0 but printed nothing"
 
 
 def _has_gpu() -> bool:

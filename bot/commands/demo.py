@@ -249,6 +249,7 @@ class _Demo:
             build_recipe={"calib_samples": 32, "calib_seq_len": 128},  # the Hub's default dataset
             build_validation={"eval_tokens": 512, "eval_seq_len": 128},
             lease_s=30,
+            runtime_envs=False,  # the demo runs offline: no pip installs of the runtimes' transformers lines
             executor=self.executor,
             **({"target_sms": [90, 89]} if self.executor != "local" else {}),
         )

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from builders.invariance import is_licence_file
+
 if TYPE_CHECKING:
     from bot.hub import Hub
-
-_LICENCE_FILE = re.compile(r"(LICEN[CS]E|USE_POLICY|NOTICE)([._-][\w.-]*)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class LicenceFile:
     path: str
     content: bytes
-
-
-def is_licence_file(path: str) -> bool:
-    """LICENSE*, USE_POLICY*, NOTICE* at the repo root (a licence in a subfolder is a dataset's, not ours)."""
-    return "/" not in path and _LICENCE_FILE.fullmatch(path) is not None
 
 
 def licence_files(

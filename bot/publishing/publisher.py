@@ -6,7 +6,10 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    the key already on `main` → done (unless this build adds engines for another SM, or the bot's own card
    is out of date); a merged PR → done; a PR a maintainer closed → declined, never opened again; an open
    (or draft) PR → updated in place; an open PR for a *newer* upstream sha → this build is stale, not sent;
-2. ask the Hub's `validate-yaml` about the card (`CardRefused`, with the Hub's words, before anything is
+2. the invariance gate (bot/publishing/gate.py): the build recorded its gate as passed and its files are
+   still the upstream's at the pinned revision (metadata bytes, config keys); else the release is held
+   (`ReleaseHeld`: nothing uploaded, or the draft an earlier attempt opened stays a draft with a comment);
+   ask the Hub's `validate-yaml` about the card (`CardRefused`, with the Hub's words, before anything is
    written: a card the Hub would refuse costs no upload), then open a **draft** PR (or reuse the one
    found), upload the artifacts to `refs/pr/N` folder by folder with huggingface_hub's resumable
    `upload_folder` (a rerun skips what is already there), then commit the card, `manifest.json` and the
@@ -35,8 +38,9 @@ from typing import Any, Literal
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 
-from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, PublishError, UsageError
+from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, PublishError, ReleaseHeld, UsageError
 from bot.hub import Hub
+from bot.publishing.gate import gate_problems
 from bot.publishing.gptq_card import Byline
 from bot.publishing.licences import licence_files
 from bot.publishing.lookup import BotPR, ReleaseLookup, Settled
@@ -163,6 +167,9 @@ class Publisher:
         prs, found = self._on_hub(release, previous, exists)
         if isinstance(found, PublishResult):
             return found
+        held = self._gate(release, found)
+        if held is not None:
+            return held
         approval = approval or self.approval_for(release.tag.upstream, target)
         self.hub.validate_card(release.card)
         return self._release(
@@ -328,10 +335,11 @@ class Publisher:
         request = request_for(
             release.repo_id,
             commit,
-            release.manifest.require_spec().format,
+            release.manifest.require_spec(),
             endpoint=self.web,
             extra_files=[f.path for f in release.licences],
             chat=is_chat_model(release.manifest),
+            envs_dir=self.settings.runtime_envs_folder(),
         )
         record = run_verification(self.settings, request)
         log.info(
@@ -349,6 +357,32 @@ class Publisher:
             revision=revision,
         )
         return verified
+
+    def _gate(self, release: Release, mine: BotPR | None) -> PublishResult | None:
+        """The invariance gate before upload (bot/publishing/gate.py). A release that fails it is held: with
+        no pull request yet, nothing is uploaded (`ReleaseHeld`, and no repo); a draft an earlier attempt
+        opened stays a draft, with a comment saying why."""
+        problems = gate_problems(self.hub, release.build_dir, release.manifest, release.upstream)
+        if not problems:
+            return None
+        why = "\n".join(f"- {p}" for p in problems)
+        if mine is None:
+            raise ReleaseHeld(
+                f"the release of {release.tag.upstream} is held: it is not its upstream's ("
+                + "; ".join(problems[:3])
+                + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+                + "); nothing was uploaded",
+                problems,
+            )
+        self.hub.comment(
+            release.repo_id,
+            mine.details.num,
+            f"The invariance gate holds this release: compared with `{release.tag.upstream}` at "
+            f"`{release.tag.revision[:12]}`, it is not its upstream's, so nothing more is uploaded:\n\n{why}",
+        )
+        return self._result(
+            release, ReleaseStatus.OPEN, mine.details, "held by the invariance gate: " + problems[0]
+        )
 
     def _hold(self, release: Release, pr: Discussion, record: VerificationRecord) -> PublishResult:
         """A release that failed its check stays a draft, with a comment saying what failed."""

@@ -86,6 +86,9 @@ class StagedPublisher(Publisher):
         _, found = self._on_hub(release, previous, exists)
         if isinstance(found, PublishResult):
             return found
+        held = self._gate(release, found)
+        if held is not None:
+            return held
         self._ensure_repo(release, exists)
         if found is None:
             description = pr_description(

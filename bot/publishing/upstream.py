@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.eligibility.facts import card_metadata
 from bot.hub import Hub
-from bot.publishing.licences import is_licence_file
+from builders.invariance import is_licence_file
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Upstream:
     language: list[str] = field(default_factory=list)
     pipeline_tag: str | None = None
     licence_files: tuple[str, ...] = ()  # LICENSE*, USE_POLICY*, NOTICE*: copied into the release
+    files: tuple[str, ...] = ()  # every file at the revision (the release keeps its metadata files)
 
     @classmethod
     def from_card(
@@ -68,6 +69,7 @@ class Upstream:
             else [x for x in language or [] if isinstance(x, str)],
             pipeline_tag=_first_text(card.get("pipeline_tag")) or pipeline_tag,
             licence_files=tuple(sorted(f for f in files if is_licence_file(f))),
+            files=tuple(sorted(files)),
         )
 
     @classmethod

@@ -1,6 +1,8 @@
 """Verified after upload: the publisher has a worker download the release it just committed, by repo id, and
 reads back a `VerificationRecord` (builders/verify.py does the work: the bot process never imports
-transformers). The record goes into the manifest, one line of the card and the PR description.
+transformers). The worker also reads the release and its upstream under the transformers line of each runtime
+that loads the format (runtimes.yaml), in environments it makes once under `runtime_envs_dir`. The record goes
+into the manifest, one line of the card and the PR description.
 """
 
 from __future__ import annotations
@@ -13,27 +15,41 @@ from bot.eligibility.matrices import load_runtimes
 from bot.execution.launch import worker_argv, worker_env
 from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
-from builders.spec import Check, VerificationRecord, VerifyRequest, utcnow
+from builders.spec import BuildSpec, Check, LineCheck, RuntimeLine, VerificationRecord, VerifyRequest, utcnow
 
 _TIMEOUT_S = 1800
 
 
 def request_for(
-    repo_id: str, revision: str, fmt: str, *, endpoint: str, extra_files: list[str], chat: bool = False
+    repo_id: str,
+    revision: str,
+    spec: BuildSpec,
+    *,
+    endpoint: str,
+    extra_files: list[str],
+    envs_dir: Path | None,
+    chat: bool = False,
 ) -> VerifyRequest:
-    """What to check of a release of `fmt`: the table's detection rules and the card's runnable snippet (the
-    chat form for a chat model, as its card shows it)."""
-    usage = runnable_snippet(fmt, repo_id, chat=chat)
+    """What to check of a release of `spec`'s build: the table's detection rules, the card's runnable
+    snippet (the chat form for a chat model, as its card shows it), and the transformers lines of the runtimes
+    that load its format (read beside its upstream)."""
+    usage = runnable_snippet(spec.format, repo_id, chat=chat)
+    lines = load_runtimes().transformers_lines(spec.format)
     return VerifyRequest(
         repo_id=repo_id,
         revision=revision,
         endpoint=endpoint,
         extra_files=extra_files,
-        rules=detection_rules(fmt),
+        rules=detection_rules(spec.format),
         snippet=usage.code if usage else None,
         snippet_module=usage.module if usage else None,
         snippet_gpu=usage.needs_gpu if usage else False,
         snippet_prompt=PROMPT,
+        upstream_repo_id=spec.repo_id,
+        upstream_revision=spec.revision,
+        trust_remote_code=spec.trust_remote_code,
+        lines=[RuntimeLine(line=line, runtimes=names) for line, names in lines.items()],
+        envs_dir=str(envs_dir) if envs_dir else None,
     )
 
 
@@ -80,9 +96,28 @@ def verification_line(record: VerificationRecord) -> str:
     names = [runtimes.get(r, r) for r in record.runtimes]
     if names:
         parts.append(f"the detection rules of {', '.join(names)} recognise the files")
+    parts += lines_text(record.lines)
     snippet = next((c for c in record.checks if c.name == "card snippet"), None)
     if snippet is not None:
         parts.append(f"the card's snippet ran on these files ({snippet.detail})")
     elif record.not_run:
         parts.append(f"no snippet was run ({record.not_run})")
     return "; ".join(parts) + "."
+
+
+def lines_text(lines: list[LineCheck]) -> list[str]:
+    """The transformers lines the release was read under, as parts of the verification line: which read it as
+    they read its upstream (and what was compared), which were not checked and why."""
+    parts = []
+    read = [x for x in lines if x.ok]
+    if read:
+        under = ", ".join(f"{x.transformers} ({', '.join(x.runtimes)})" for x in read)
+        same = {x.detail for x in read}
+        what = same.pop() if len(same) == 1 else "; ".join(f"{x.transformers}: {x.detail}" for x in read)
+        parts.append(f"under transformers {under} it reads as its upstream does ({what})")
+    parts += [
+        f"not read under transformers {x.line} ({', '.join(x.runtimes)}): {x.detail}"
+        for x in lines
+        if x.ok is None
+    ]
+    return parts

@@ -14,13 +14,13 @@ import pytest
 from buildkit import Builder, Upstream
 
 from bot.hubsim.datasets import publish_calibration_dataset
-from builders.tiny import build_tiny_llama, push_upstream
+from builders.tiny import build_tiny_llama3, push_upstream
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random LlamaForCausalLM with its tokenizer (built once per session)."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+    """A tiny random Llama-3-style LlamaForCausalLM with its tokenizer (built once per session)."""
+    return build_tiny_llama3(tmp_path_factory.mktemp("tiny") / "tiny-llama")
 
 
 @pytest.fixture(scope="session")

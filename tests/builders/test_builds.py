@@ -59,7 +59,7 @@ def test_build_succeeds_with_a_complete_manifest(builder: Any, fmt: str) -> None
     m = result.manifest
     assert m.status == "succeeded" and not m.errors
     assert m.key == result.spec.key()
-    assert m.source.chat_template is False  # the tiny Llama's tokenizer has none: its cards prompt plainly
+    assert m.source.chat_template is True  # the Llama-3-style upstream has one: its cards prompt through it
     assert [s.name for s in m.stages] == [
         "fetch",
         "load",
@@ -99,12 +99,17 @@ def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
     """The unified checkpoint is the repo root (runtimes load it by repo id); nothing else is written."""
     result = builder.built(fmt)
     files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
-    tokenizer = {"tokenizer.json", "tokenizer_config.json"}
+    upstream = {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+    }
     q = result.manifest.quantization
     assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (".", "hf_unified", "hf_quant_config.json")
-    root = {"config.json", "hf_quant_config.json", "model.safetensors", "generation_config.json"} | tokenizer
-    assert root <= files
-    assert q.legacy_checkpoint is None and not {f for f in files if "/" in f}
+    root = {"config.json", "hf_quant_config.json", "model.safetensors", "manifest.json"} | upstream
+    assert files == root  # the upstream's files, not what the exporter's transformers wrote
+    assert q.legacy_checkpoint is None
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(result.out)  # what a runtime given the repo id reads first
@@ -115,12 +120,17 @@ def test_the_output_lays_out_as_the_release(builder: Any, fmt: str) -> None:
 def test_int8_sq_is_released_as_the_legacy_checkpoint_runtimes_serve(builder: Any) -> None:
     """No runtime reads a unified W8A8 SmoothQuant checkpoint (and transformers would run its INT8 weights
     without their scales): the release is TensorRT-LLM's legacy checkpoint, which trtllm-build (≤ 1.2) turns
-    into an engine; its root holds the upstream's config as it is, and the tokenizer, but no weights."""
+    into an engine; its root holds the upstream's config and metadata files as they are, but no weights."""
     result = builder.built("int8_sq")
     files = {p.relative_to(result.out).as_posix() for p in result.out.rglob("*") if p.is_file()}
-    tokenizer = {"tokenizer.json", "tokenizer_config.json"}
-    legacy = {f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | tokenizer}
-    assert files == {"config.json", "generation_config.json", "manifest.json"} | tokenizer | legacy
+    upstream = {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+    }
+    legacy = {f"trt-llm/checkpoints/{n}" for n in {"config.json", "rank0.safetensors"} | upstream}
+    assert files == {"config.json", "manifest.json"} | upstream | legacy
     q = result.manifest.quantization
     assert (q.checkpoint, q.checkpoint_kind, q.config_file) == (
         "trt-llm/checkpoints",
@@ -131,7 +141,7 @@ def test_int8_sq_is_released_as_the_legacy_checkpoint_runtimes_serve(builder: An
     assert config["architecture"] == "LlamaForCausalLM"  # what trtllm-build's PretrainedConfig reads
     assert q.legacy_checkpoint == "trt-llm/checkpoints" and q.legacy_quantization == config["quantization"]
     assert {a.path for a in result.manifest.artifacts} == files - {"manifest.json"}
-    for name in ("config.json", "generation_config.json"):  # the upstream's own bytes
+    for name in {"config.json"} | upstream:  # the upstream's own bytes
         assert (result.out / name).read_bytes() == (builder.upstream.model_dir / name).read_bytes()
     from transformers import AutoConfig
 

@@ -47,8 +47,8 @@ def test_a_folder_contributes_its_files_in_name_order(tokenizer: Any, tmp_path: 
     (tmp_path / "a.txt").write_text("The first file, with enough words to fill a window. " * 4)
     (tmp_path / "ignored.csv").write_text("x,y")
     calib = load_calibration(recipe(tmp_path, samples=10), tokenizer, {})
-    assert tokenizer.decode(calib.samples[0]).startswith("The first file")
-    assert tokenizer.decode(calib.samples[-1]).startswith("The second file")
+    assert tokenizer.decode(calib.samples[0], skip_special_tokens=True).startswith("The first file")
+    assert tokenizer.decode(calib.samples[-1], skip_special_tokens=True).startswith("The second file")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The tiny Llama helper: a real model and tokenizer, published on hubsim with a licence in its card."""
+"""The tiny model helpers: real models and tokenizers (Llama-3 and Qwen2.5 style), published on hubsim with a
+licence in the card."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from builders.tiny import calibration_text_path, heldout_text_path, model_card, push_upstream
+from builders.tiny import (
+    build_tiny_qwen2,
+    calibration_text_path,
+    heldout_text_path,
+    model_card,
+    push_upstream,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -18,18 +25,46 @@ def test_tiny_model_is_a_complete_llama_checkpoint(tiny_model_dir: Path) -> None
 
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
-    assert config["dtype"] == "bfloat16"
+    assert config["torch_dtype"] == "bfloat16"
     assert (config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]) == (128, 2, 512)
     assert (tiny_model_dir / "model.safetensors").is_file()
     assert not list(tiny_model_dir.glob("*.bin"))
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ids = tokenizer("Alice was beginning to get very tired")["input_ids"]
+    ids = tokenizer("Alice was beginning to get very tired", add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == "Alice was beginning to get very tired"
     assert len(ids) < 20  # trained merges, not one token per byte
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert str(model.dtype) == "torch.bfloat16"
     out = model.generate(**tokenizer("Alice", return_tensors="pt"), max_new_tokens=3, do_sample=False)
     assert out.shape[1] == len(tokenizer("Alice")["input_ids"]) + 3
+
+
+def test_the_llama3_style_repo_is_written_as_transformers_4_wrote_it(tiny_model_dir: Path) -> None:
+    """The files as a Llama 3 repo holds them, not as this machine's transformers 5 would save them."""
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert (config["rope_theta"], config["rope_scaling"]["rope_type"]) == (500000.0, "llama3")
+    assert "rope_parameters" not in config and config["transformers_version"].startswith("4.")
+    tokenizer_config = json.loads((tiny_model_dir / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert "<|start_header_id|>" in tokenizer_config["chat_template"]
+    assert not (tiny_model_dir / "chat_template.jinja").exists()
+    assert json.loads((tiny_model_dir / "generation_config.json").read_text())["temperature"] == 0.6
+
+
+def test_the_qwen2_style_repo_has_its_families_conventions(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    model = build_tiny_qwen2(tmp_path / "qwen")
+    config = json.loads((model / "config.json").read_text())
+    assert (config["architectures"], config["rope_theta"]) == (["Qwen2ForCausalLM"], 1000000.0)
+    assert {"vocab.json", "merges.txt", "tokenizer.json", "model.safetensors"} <= {
+        p.name for p in model.iterdir()
+    }
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    assert config["vocab_size"] > len(tokenizer)  # the embedding is padded past the tokenizer, as Qwen's
+    assert tokenizer.bos_token is None and tokenizer.eos_token == "<|im_end|>"
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert chat.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
 
 
 def test_texts_are_shipped_distinct_and_small() -> None:

@@ -85,6 +85,30 @@ def test_gptq_cells_say_which_kernel_runs_on_which_sms() -> None:
     assert "Marlin on sm80+" in tgi.note and "Triton GPTQ kernel on sm75" in tgi.note
 
 
+def test_every_runtime_names_the_transformers_line_it_runs_on_with_its_source() -> None:
+    table = load_runtimes()
+    lines = {r.id: r.transformers.line for r in table.runtimes}
+    assert lines == {
+        "vllm": "5.19", "sglang": "5.19", "trtllm_pytorch": "4.57", "trtllm_build": "4.57",
+        "transformers": "5.14", "tgi": "4.51",
+    }  # fmt: skip
+    for runtime in table.runtimes:
+        assert runtime.transformers.source_file and runtime.transformers.line in runtime.transformers.source
+    assert "4.57.3" in table.runtime("trtllm_pytorch").transformers.source_version  # requirements.txt's pin
+
+
+def test_the_lines_a_format_is_read_under_are_those_of_the_runtimes_that_load_it() -> None:
+    table = load_runtimes()
+    assert table.transformers_lines("int4_awq") == {"4.57": ["TensorRT-LLM (PyTorch backend)"]}
+    assert table.transformers_lines("fp8") == {  # TGI's default weight loader takes FP8 weights too
+        "4.51": ["Text Generation Inference"],
+        "4.57": ["TensorRT-LLM (PyTorch backend)"],
+        "5.19": ["vLLM", "SGLang"],
+    }
+    assert table.transformers_lines("int8_sq") == {"4.57": ["trtllm-build (TensorRT-LLM ≤ 1.2)"]}
+    assert list(table.transformers_lines("gptq")) == ["4.51", "5.14", "5.19"]  # in version order
+
+
 def _broken(tmp_path: Path, edit) -> Path:
     data = yaml.safe_load(RUNTIMES_FILE.read_text())
     edit(data)
@@ -105,6 +129,9 @@ def _broken(tmp_path: Path, edit) -> Path:
         (lambda d: d["runtimes"][0].update(speed="fast"), "runtimes[0].speed"),
         (lambda d: d["runtimes"][0]["cells"]["fp8"].update(wrong=True), "vllm.cells.fp8.wrong"),
         (lambda d: d["runtimes"][0]["cells"]["int4_awq"].update(wrong="yes"), "vllm.cells.int4_awq.wrong"),
+        (lambda d: d["runtimes"][0].pop("transformers"), "runtimes[0].transformers: missing"),
+        (lambda d: d["runtimes"][0]["transformers"].update(line="4.57.6"), "vllm.transformers.line"),
+        (lambda d: d["runtimes"][2]["transformers"].pop("source"), "trtllm_pytorch.transformers.source"),
     ],
 )
 def test_malformed_table_is_refused_naming_file_and_entry(tmp_path: Path, edit, where: str) -> None:

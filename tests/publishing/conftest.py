@@ -23,7 +23,7 @@ from bot.hub import Hub
 from bot.publishing.publisher import Publisher
 from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec, Recipe, ValidationSettings
-from builders.tiny import build_tiny_llama, calibration_text_path, push_upstream
+from builders.tiny import build_tiny_llama3, build_tiny_qwen2, calibration_text_path, push_upstream
 
 UPSTREAM_CARD = {"license_name": "tiny-llama-license", "license_link": "LICENSE", "language": ["en"]}
 LICENSE_TEXT = "Tiny Llama licence: use it for tests.\n"
@@ -75,17 +75,17 @@ class Builds:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+    """A Llama-3-style upstream (rope_theta 500000, llama3 rope_scaling, a chat template), as Meta's repos
+    hold it: its config and tokenizer files written by transformers 4.x."""
+    model = build_tiny_llama3(tmp_path_factory.mktemp("tiny") / "model")
     (model / "LICENSE").write_text(LICENSE_TEXT)
     return model
 
 
-@pytest.fixture(scope="session")
-def upstream(hubsim, tiny_model: Path) -> UpstreamRepo:
-    """A public upstream with `license: other`, a licence name, a relative `license_link` and a LICENSE."""
-    repo_id = f"{hubsim.other_user}/tiny-llama-{uuid.uuid4().hex[:8]}"
+def _push(hubsim, model: Path, name: str) -> UpstreamRepo:
+    repo_id = f"{hubsim.other_user}/{name}-{uuid.uuid4().hex[:8]}"
     sha = push_upstream(
-        tiny_model,
+        model,
         repo_id,
         endpoint=hubsim.url,
         token=hubsim.other_token,
@@ -93,6 +93,27 @@ def upstream(hubsim, tiny_model: Path) -> UpstreamRepo:
         card_data=UPSTREAM_CARD,
     )
     return UpstreamRepo(repo_id, [sha])
+
+
+@pytest.fixture(scope="session")
+def upstream(hubsim, tiny_model: Path) -> UpstreamRepo:
+    """A public upstream with `license: other`, a licence name, a relative `license_link` and a LICENSE."""
+    return _push(hubsim, tiny_model, "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def qwen_upstream(hubsim, tmp_path_factory: pytest.TempPathFactory) -> UpstreamRepo:
+    """A Qwen2.5-style upstream (rope_theta 1,000,000, Qwen2Tokenizer with vocab.json and merges.txt, no BOS,
+    a ChatML template, an embedding padded past the tokenizer), licensed as `upstream`."""
+    model = build_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen") / "model")
+    (model / "LICENSE").write_text(LICENSE_TEXT)
+    return _push(hubsim, model, "tiny-qwen")
+
+
+@pytest.fixture(scope="session")
+def runtime_envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the verification makes the runtimes' transformers environments: once for the whole session."""
+    return tmp_path_factory.mktemp("runtime-envs")
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +137,7 @@ def builds(hubsim, tmp_path_factory: pytest.TempPathFactory) -> Builds:
 
 
 @pytest.fixture
-def settings(hubsim) -> Settings:
+def settings(hubsim, runtime_envs: Path) -> Settings:
     """The publishing mechanics' settings: the post-upload verification (test_verified_releases.py) is off
     here, so these tests do not each download their release again."""
     return load_settings(
@@ -124,6 +145,7 @@ def settings(hubsim) -> Settings:
         hf_token=hubsim.token,
         publisher_url="https://example.org/quantbot",
         verify_uploads=False,
+        runtime_envs_dir=runtime_envs,
     )
 
 

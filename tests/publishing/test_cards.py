@@ -171,7 +171,11 @@ def test_int8_sq_card_publishes_the_legacy_checkpoint_and_runs_its_engine(
     )
     assert "The repository root holds the base model's config and tokenizer only" in card
     assert "one checkpoint" not in card and "for TensorRT-LLM versions that read it" not in card
-    assert "  checkpoints/\n    config.json\n    rank0.safetensors\n" in card  # the uploaded files' tree
+    tree = (  # the uploaded files: the legacy checkpoint carries the upstream's metadata files too
+        "  checkpoints/\n    config.json\n    generation_config.json\n    rank0.safetensors\n"
+        "    special_tokens_map.json\n    tokenizer.json\n    tokenizer_config.json\n"
+    )
+    assert tree in card
     assert "model.safetensors" not in card and "hf_quant_config.json" not in card
     # how to run it: build the engine, then run it; nothing advises the PyTorch backend
     assert "### trtllm-build (TensorRT-LLM ≤ 1.2)" in card and "trtllm-build --checkpoint_dir" in card
@@ -273,9 +277,10 @@ def test_an_fp8_card_warns_that_transformers_loads_it_wrongly(manifests, upstrea
 
 def test_a_chat_model_is_prompted_through_its_chat_template(manifests, upstream, hubsim) -> None:
     gptq = manifests["gptq"]
-    chat = gptq.model_copy(update={"source": gptq.source.model_copy(update={"chat_template": True})})
+    assert gptq.source.chat_template  # the Llama-3-style upstream has one
+    plain = gptq.model_copy(update={"source": gptq.source.model_copy(update={"chat_template": False})})
     facts = _upstream(upstream.repo_id, gptq.spec.revision, hubsim.url)
-    plain, templated = _render(gptq, facts, hubsim), _render(chat, facts, hubsim)
+    plain, templated = _render(plain, facts, hubsim), _render(gptq, facts, hubsim)
     assert "apply_chat_template" not in plain and "llm.chat(" not in plain
     assert 'tokenizer("The future of AI is", return_tensors="pt")' in plain
     assert 'messages = [{"role": "user", "content": "The future of AI is"}]' in templated

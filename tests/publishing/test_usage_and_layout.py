@@ -7,9 +7,9 @@ import pytest
 
 from bot.eligibility.matrices import load_runtimes
 from bot.publishing.layout import layout_tree
-from bot.publishing.licences import is_licence_file
 from bot.publishing.portable import machine_traces
 from bot.publishing.usage import detection_rules, runnable_snippet, runs_with, usages
+from builders.invariance import is_licence_file
 
 REPO = "quantbot/tiny-GPTQ"
 

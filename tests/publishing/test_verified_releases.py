@@ -42,20 +42,22 @@ def _formats(*marked: tuple[str, pytest.MarkDecorator]) -> list:
     ]
 
 
-_PUBLISHED: dict[str, tuple[str, object]] = {}
+_PUBLISHED: dict[tuple[str, str], tuple[str, object]] = {}
+STYLES = {"llama3": "upstream", "qwen2": "qwen_upstream"}  # the upstream fixture of each model family
 
 
 @pytest.fixture
-def published(verifying_publisher: Publisher, builds, upstream, hubsim, tmp_path_factory):
-    """`published(fmt)` → (repo id, result, local download): built, published with verification, downloaded
-    by id (once per format for the whole module)."""
+def published(verifying_publisher: Publisher, builds, request, hubsim, tmp_path_factory):
+    """`published(fmt, style="llama3")` → (repo id, result, local download): built, published with
+    verification, downloaded by id (once per upstream and format for the whole module)."""
 
-    def get(fmt: str) -> tuple[str, object, Path]:
-        if fmt not in _PUBLISHED:
+    def get(fmt: str, style: str = "llama3") -> tuple[str, object, Path]:
+        upstream = request.getfixturevalue(STYLES[style])
+        if (style, fmt) not in _PUBLISHED:
             build = builds.get(upstream.repo_id, upstream.revisions[0], fmt)
-            repo_id = f"{hubsim.user}/verified-{fmt.replace('_', '-')}-{upstream.revisions[0][:6]}"
-            _PUBLISHED[fmt] = (repo_id, verifying_publisher.publish(build, repo_id=repo_id))
-        repo_id, result = _PUBLISHED[fmt]
+            repo_id = f"{hubsim.user}/verified-{style}-{fmt.replace('_', '-')}-{upstream.revisions[0][:6]}"
+            _PUBLISHED[style, fmt] = (repo_id, verifying_publisher.publish(build, repo_id=repo_id))
+        repo_id, result = _PUBLISHED[style, fmt]
         merged = result.status is ReleaseStatus.PUBLISHED
         local = Path(
             snapshot_download(
@@ -63,7 +65,7 @@ def published(verifying_publisher: Publisher, builds, upstream, hubsim, tmp_path
                 revision=None if merged else f"refs/pr/{result.pr_number}",
                 endpoint=hubsim.url,
                 token=hubsim.token,
-                local_dir=tmp_path_factory.mktemp(f"download-{fmt}"),
+                local_dir=tmp_path_factory.mktemp(f"download-{style}-{fmt}"),
             )
         )
         return repo_id, result, local
@@ -81,12 +83,17 @@ def _card_sections(readme: str) -> dict[str, str]:
     return {part.partition("\n")[0].strip(): part.partition("\n")[2] for part in parts}
 
 
+@pytest.mark.parametrize("style", ["llama3", "qwen2"])
 @pytest.mark.parametrize("fmt", _formats())
-def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, published, hubsim, tmp_path) -> None:
-    repo_id, result, local = published(fmt)
+def test_release_loads_by_repo_id_and_records_its_verification(
+    fmt: str, style: str, published, hubsim, tmp_path
+) -> None:
+    """Both families, every format that builds here: the release passed the invariance gate (else it would not
+    be published), and under the transformers line of every runtime that loads it it reads as its upstream
+    does there (RoPE, vocabulary, token ids, special tokens, chat template); card and manifest say so."""
+    repo_id, result, local = published(fmt, style)
 
     manifest = Manifest.read(local / "manifest.json")
-    print(result.message)
     assert manifest.verification is not None, "the manifest records the post-upload verification"
     failures = [f"{c.name}: {c.detail}" for c in manifest.verification.failures]
     assert manifest.verification.ok, failures
@@ -95,6 +102,21 @@ def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, publish
     assert "**Verified after upload:** downloaded by repo id" in readme
     expected = {r.id for r, _ in load_runtimes().loaders(fmt)}
     assert set(manifest.verification.runtimes) == expected
+
+    lines = load_runtimes().transformers_lines(fmt)
+    checked = manifest.verification.lines
+    assert [(x.line, x.runtimes, x.ok) for x in checked] == [
+        (line, names, True) for line, names in lines.items()
+    ]
+    theta = {"llama3": "RoPE θ 500000.0 (llama3)", "qwen2": "RoPE θ 1000000.0 (default)"}[style]
+    for x in checked:
+        assert x.transformers.startswith(x.line + ".") and x.detail.startswith(theta), x
+        assert "chat template" in x.detail
+    under = ", ".join(f"{x.transformers} ({', '.join(x.runtimes)})" for x in checked)
+    assert f"under transformers {under} it reads as its upstream does ({theta}" in readme
+    for check in manifest.validation.checks:
+        if check.name.startswith("invariance: "):
+            assert check.ok, check
 
     load = subprocess.run(
         [
@@ -110,7 +132,7 @@ def test_release_loads_by_repo_id_and_records_its_verification(fmt: str, publish
         timeout=300,
     )
     assert load.returncode == 0, load.stderr[-2000:]
-    assert load.stdout.strip() == "llama"
+    assert load.stdout.strip() == {"llama3": "llama", "qwen2": "qwen2"}[style]
 
 
 @pytest.mark.parametrize("fmt", _formats())
@@ -174,18 +196,20 @@ def test_gptq_generates_through_the_cards_own_snippet(published, hubsim, tmp_pat
 def test_a_release_that_fails_verification_stays_a_draft_saying_why(
     verifying_publisher, builds, upstream, hubsim, release_repo, copy_build
 ) -> None:
-    """A config that no runtime can read (an unknown model_type) passes every local check, then fails the
-    download-by-id check: the PR stays a draft with a comment, and the card says it failed."""
-    build = copy_build(builds.get(upstream.repo_id, upstream.revisions[0], "gptq"))
-    config = json.loads((build / "config.json").read_text())
-    (build / "config.json").write_text(json.dumps({**config, "model_type": "not-a-model"}))
+    """A quantization config no runtime recognises (a quant_algo none reads) keeps the upstream's files, so it
+    passes the invariance gate and every local check, then fails the runtimes' detection on the downloaded
+    release: the PR stays a draft with a comment, and the card says it failed."""
+    build = copy_build(builds.get(upstream.repo_id, upstream.revisions[0], "fp8"))
+    quant = json.loads((build / "hf_quant_config.json").read_text())
+    quant["quantization"]["quant_algo"] = "FP9"
+    (build / "hf_quant_config.json").write_text(json.dumps(quant))
     manifest = Manifest.read(build / "manifest.json")
     from builders.artifacts import sha256_file
 
     for artifact in manifest.artifacts:
-        if artifact.path == "config.json":
-            artifact.size = (build / "config.json").stat().st_size
-            artifact.sha256 = sha256_file(build / "config.json")
+        if artifact.path == "hf_quant_config.json":
+            artifact.size = (build / "hf_quant_config.json").stat().st_size
+            artifact.sha256 = sha256_file(build / "hf_quant_config.json")
     manifest.write(build / "manifest.json")
     repo_id = release_repo("unverified")
 
@@ -195,7 +219,7 @@ def test_a_release_that_fails_verification_stays_a_draft_saying_why(
     pr = hubsim.api.get_discussion_details(repo_id, result.pr_number)
     assert pr.status == "draft"
     comments = [e.content for e in pr.events if e.type == "comment"]
-    assert any("Verification after upload failed" in c and "AutoConfig" in c for c in comments[1:])
+    assert any("Verification after upload failed" in c and "runtime detection" in c for c in comments[1:])
     readme = hubsim.api.hf_hub_download(repo_id, "README.md", revision=f"refs/pr/{result.pr_number}")
     assert "**Verified after upload:** **Failed**" in Path(readme).read_text()
     assert not hubsim.api.file_exists(repo_id, "config.json")  # main never got it

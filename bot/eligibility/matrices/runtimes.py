@@ -1,5 +1,6 @@
 """The runtime table (runtimes.yaml): which runtime loads which format on which SMs, how it recognises the
-format in a release's files, and which file of which runtime version says so.
+format in a release's files, which file of which runtime version says so, and the transformers line each
+runtime runs on (the verification after upload reads every release under each of those lines).
 
 Cards show it as "Runs with", `/formats` and `quantbot plan` list it, and the post-upload verification applies
 its detection rules to the files downloaded from the Hub. A typo in the file (an unknown format, runtime key
@@ -8,6 +9,7 @@ or SM) is a `MatrixError` naming the file and the entry, as for the support matr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +19,8 @@ from bot.eligibility.matrices.tables import FORMATS, Checker
 
 RUNTIMES_FILE = Path(__file__).parent / "runtimes.yaml"
 
-_RUNTIME_KEYS = frozenset({"id", "name", "install", "cells"})
+_RUNTIME_KEYS = frozenset({"id", "name", "install", "transformers", "cells"})
+_LINE = re.compile(r"\d+\.\d+")
 _CELL_KEYS = frozenset({"loads", "min_sm", "sms", "note", "why", "wrong", "detect", "source"})
 _DETECT_KEYS = frozenset({"file", "key", "values"})
 
@@ -77,10 +80,24 @@ class RuntimeCell:
 
 
 @dataclass(frozen=True)
+class TransformersLine:
+    """The transformers line a runtime runs on (`4.57`: any 4.57.x), and the requirements that say so."""
+
+    line: str
+    source_file: str
+    source_version: str
+
+    @property
+    def source(self) -> str:
+        return f"`{self.source_file}` ({self.source_version})"
+
+
+@dataclass(frozen=True)
 class Runtime:
     id: str
     name: str
     install: str
+    transformers: TransformersLine
     cells: dict[str, RuntimeCell]
 
 
@@ -104,6 +121,13 @@ class RuntimeTable:
 
     def runtime(self, runtime_id: str) -> Runtime:
         return next(r for r in self.runtimes if r.id == runtime_id)
+
+    def transformers_lines(self, fmt: str) -> dict[str, list[str]]:
+        """Transformers line → the names of the runtimes that load `fmt` on it, lines in version order."""
+        lines: dict[str, list[str]] = {}
+        for runtime, _ in self.loaders(fmt):
+            lines.setdefault(runtime.transformers.line, []).append(runtime.name)
+        return dict(sorted(lines.items(), key=lambda item: tuple(int(n) for n in item[0].split("."))))
 
 
 def _ints(check: Checker, value: Any, entry: str) -> tuple[int, ...]:
@@ -132,6 +156,21 @@ def _detect(check: Checker, value: Any, entry: str) -> tuple[Detect, ...]:
             raise check.fail(where, "`key` and a non-empty `values` list go together")
         rules.append(Detect(file, key, tuple(values)))
     return tuple(rules)
+
+
+def _transformers(check: Checker, value: Any, entry: str) -> TransformersLine:
+    data = check.mapping(value, entry)
+    check.keys(data, frozenset({"line", "source"}), f"{entry}.", frozenset({"line", "source"}))
+    line = check.text(str(data["line"]), f"{entry}.line")
+    if not _LINE.fullmatch(line):
+        raise check.fail(f"{entry}.line", f'a major.minor version such as "4.57", got {line!r}')
+    source = check.mapping(data["source"], f"{entry}.source")
+    check.keys(source, frozenset({"file", "version"}), f"{entry}.source.", frozenset({"file", "version"}))
+    return TransformersLine(
+        line,
+        check.text(source["file"], f"{entry}.source.file"),
+        check.text(str(source["version"]), f"{entry}.source.version"),
+    )
 
 
 def _cell(check: Checker, runtime: str, fmt: str, data: Any) -> RuntimeCell:
@@ -208,6 +247,7 @@ def parse_runtimes(path: Path, data: Any) -> RuntimeTable:
                 id=rid,
                 name=check.text(item["name"], f"{rid}.name"),
                 install=check.text(item["install"], f"{rid}.install"),
+                transformers=_transformers(check, item["transformers"], f"{rid}.transformers"),
                 cells={fmt: _cell(check, rid, fmt, cells[fmt]) for fmt in FORMATS},
             )
         )
