@@ -61,6 +61,23 @@ class Page:
         """The first element matching `css` (NoSuchElementException otherwise)."""
         return self.driver.find_element("css selector", css)
 
+    def follow(self, css: str) -> Page:
+        """Click the link or button matching `css` and wait until the page it leads to has replaced this one.
+
+        A click returns before the browser navigates (a form's POST and its redirect above all), so what is
+        read right after it may still be the old page.
+        """
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        element = self.find(css)
+        element.click()
+        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(element))
+        WebDriverWait(self.driver, 30).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete"
+        )
+        return self
+
     def find_all(self, css: str) -> list[Any]:
         return list(self.driver.find_elements("css selector", css))
 

@@ -126,9 +126,9 @@ def test_file_tree_lists_files_and_opens_a_folder_and_a_file(page, release):
     assert rows[0] == "quantize/"  # folders first, as on the Hub
     assert any(r.startswith("model.safetensors 16.4 kB Release GPTQ 4-bit") for r in rows)
     page.shoot("tree")
-    page.find('#files a[href$="/tree/main/quantize"]').click()
+    page.follow('#files a[href$="/tree/main/quantize"]')
     assert page.driver.current_url.endswith(f"/{repo}/tree/main/quantize")
-    page.find('#files a[href$="/blob/main/quantize/manifest.json"]').click()
+    page.follow('#files a[href$="/blob/main/quantize/manifest.json"]')
     assert '{"format": "gptq"}' in page.text("#file")
     page.shoot("blob")
 
@@ -137,9 +137,9 @@ def test_a_jobs_page_after_signing_in_shows_its_status_and_log(page, hubsim):
     job = hubsim.api.run_job(image="quantbot-worker:test", command=[sys.executable, "-c", "print('built')"])
     hubsim.api.wait_for_job(job.id, timeout=30, poll_interval=0.1)
     page.open(f"/jobs/{hubsim.user}/{job.id}")  # Jobs are for their owner: the sign-in form comes first
-    page.find("a[href^='/login']").click()
+    page.follow("a[href^='/login']")
     page.find("input[name=token]").send_keys(hubsim.token)
-    page.find("form button").click()
+    page.follow("form button")
     assert page.driver.current_url == job.url
     assert page.text("#status") == "COMPLETED"
     assert page.text("#logs").splitlines()[-1] == "built"
