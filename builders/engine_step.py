@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.artifacts import hash_folder
+from builders.portable import portable_records
 from builders.progress import Reporter
 from builders.spec import BuildSpec, ServingRequest, write_json_atomic
 
@@ -68,7 +69,7 @@ def run(
     result = {
         "record": record,
         "artifacts": artifacts,
-        "serving": [r.model_dump(mode="json") for r in records],
+        "serving": portable_records([r.model_dump(mode="json") for r in records]),
     }
     write_json_atomic(out / RECORD_NAME, result)
     return result

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from builders.portable import portable_records
 from builders.spec import Device, ServingRecord, ServingRequest, ServingRuntime, write_json_atomic
 
 RESULT_NAME = "serving.json"
@@ -279,5 +280,5 @@ def main(request_path: Path, result_path: Path) -> int:
 
     requests = read_requests(request_path)
     records = check(requests, detect_device("auto"))
-    write_json_atomic(result_path, [r.model_dump(mode="json") for r in records])
+    write_json_atomic(result_path, portable_records([r.model_dump(mode="json") for r in records]))
     return 0

@@ -55,11 +55,12 @@ from bot.publishing.release import (
     what_changed,
 )
 from bot.publishing.rendering import render_template
+from bot.publishing.serving import run_serving, serving_requests
 from bot.publishing.upstream import Upstream
 from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
-from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, VerificationRecord
+from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, ServingRecord, VerificationRecord
 from state.models import ReleaseKind, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,11 @@ class Publisher:
         if previous and previous.get("key") == manifest.key and previous.get("verification"):
             # the same build, already verified on the Hub: its card carries that line, and so does this one
             manifest = manifest.model_copy(
-                update={"verification": VerificationRecord.model_validate(previous["verification"])}
+                update={
+                    "verification": VerificationRecord.model_validate(previous["verification"]),
+                    "serving": manifest.serving
+                    or [ServingRecord.model_validate(r) for r in previous.get("serving") or []],
+                }
             )
         return prepare(
             build_dir,
@@ -263,7 +268,7 @@ class Publisher:
             self._upload_artifacts(release, revision)
         commit = self._commit_card(release, revision)
         if self.settings.verify_uploads:
-            release = self._verify(release, commit, revision)
+            release = self._verify(release, commit, revision, serve=artifacts)
             description = pr_description(
                 release,
                 changed=what_changed(release, previous),
@@ -330,8 +335,11 @@ class Publisher:
                 return again.details
             return self.hub.open_pull_request(release.repo_id, release.title, description)
 
-    def _verify(self, release: Release, commit: str, revision: str) -> Release:
-        """Download the release just committed, by id, in a worker; commit the outcome (manifest, card)."""
+    def _verify(self, release: Release, commit: str, revision: str, *, serve: bool) -> Release:
+        """Download the release just committed, by id, in a worker; commit the outcome (manifest, card).
+
+        With `serve` (a build published from this machine, whose SMs had no task of their own) this machine
+        also runs each target SM's serving check on that commit."""
         request = request_for(
             release.repo_id,
             commit,
@@ -345,7 +353,12 @@ class Publisher:
         log.info(
             "verification of %s at %s: %s", release.repo_id, commit[:12], "ok" if record.ok else "failed"
         )
-        verified = release.with_verification(record)
+        serving = release.manifest.serving
+        if serve:
+            spec = release.manifest.require_spec()
+            asked = serving_requests(spec, release.repo_id, commit, list(spec.target_sms))
+            serving = run_serving(self.settings, asked)
+        verified = release.with_verification(record, serving)
         self.hub.create_commit(
             release.repo_id,
             [

@@ -55,24 +55,31 @@ def request_for(
 
 def run_verification(settings: Settings, request: VerifyRequest) -> VerificationRecord:
     """Run `python -m builders verify` as builds run (worker_command, Hub settings in its environment)."""
-    with tempfile.TemporaryDirectory(prefix="quantbot-verify-") as tmp:
+    text, why = run_worker(settings, "verify", request.model_dump_json(), _TIMEOUT_S)
+    if text is None:
+        return _worker_failed(request, why)
+    return VerificationRecord.model_validate_json(text)
+
+
+def run_worker(settings: Settings, command: str, request: str, timeout_s: int) -> tuple[str | None, str]:
+    """`python -m builders COMMAND REQUEST RESULT` on this machine: (the result's text, "") or (None, why)."""
+    with tempfile.TemporaryDirectory(prefix=f"quantbot-{command}-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request_path.write_text(request.model_dump_json(), encoding="utf-8")
-        argv = worker_argv(settings, request_path, ["verify", str(request_path), str(result_path)])
+        request_path.write_text(request, encoding="utf-8")
+        argv = worker_argv(settings, request_path, [command, str(request_path), str(result_path)])
         try:
             run = subprocess.run(
                 argv,
                 env=worker_env(settings, {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}),
                 capture_output=True,
                 text=True,
-                timeout=_TIMEOUT_S,
+                timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
-            return _worker_failed(request, f"the verification worker ran past {_TIMEOUT_S} s")
+            return None, f"the {command} worker ran past {timeout_s} s"
         if run.returncode != 0 or not result_path.is_file():
-            tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
-            return _worker_failed(request, tail)
-        return VerificationRecord.model_validate_json(result_path.read_text(encoding="utf-8"))
+            return None, (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        return result_path.read_text(encoding="utf-8"), ""
 
 
 def _worker_failed(request: VerifyRequest, why: str) -> VerificationRecord:
