@@ -161,6 +161,8 @@ class Eligibility:
     fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
     # format → the runtimes that load it (runtimes.yaml)
     runs_with: dict[str, str] = field(default_factory=dict)
+    # format → SM → what that SM's task does: an engine, or a serving check in which runtimes (sm_steps)
+    sm_steps: dict[str, dict[int, str]] = field(default_factory=dict)
     jobs: JobCosts | None = None  # set when builds run as Hugging Face Jobs
 
     def skip_reasons(self, fmt: str) -> list[str]:

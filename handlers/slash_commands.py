@@ -158,12 +158,16 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
     eligible, jobs = eligibility.eligible, eligibility.jobs
-    lines = [
-        f"- **{fmt}**: {_sms(sms)}"
-        + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
-        + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
-        for fmt, sms in eligible.items()
-    ] or ["- none"]
+    lines = []
+    for fmt, sms in eligible.items():
+        lines.append(
+            f"- **{fmt}**: {_sms(sms)}"
+            + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
+            + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
+        )
+        steps = eligibility.sm_steps.get(fmt, {})
+        lines += [f"  - sm{sm}: {steps[sm]}" for sm in sms if sm in steps]
+    lines = lines or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]

@@ -23,6 +23,7 @@ from bot import units
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.flavors import Estimate, Flavor, Flavors, load_flavors
 from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices, load_runtimes
+from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.targets import GIB, Target
 
 Policy = Literal["strict", "permissive"]
@@ -128,6 +129,7 @@ class Plan:
                             "status": e.status,
                             "kv_cache": list(e.kv_cache),
                             "notes": list(e.notes),
+                            "sm_step": sm_step(e.format, t.target.sm).to_json(),
                         }
                         for e in t.eligible
                     ],

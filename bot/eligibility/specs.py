@@ -20,6 +20,7 @@ from typing import Any
 from bot.eligibility.facts import facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import KV_FP8_FORMATS, Plan, PlanOptions, plan
+from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.targets import resolve_targets
 from bot.hub import Hub
 from bot.settings import Settings
@@ -85,6 +86,7 @@ def eligibility_of(result: Plan) -> Eligibility:
         model_type=facts.model_type,
         fp8_kv_cache=fp8_kv,
         runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
+        sm_steps={fmt: {sm: sm_step(fmt, sm).describe() for sm in found[fmt]} for fmt in found},
         jobs=job_costs(result),
     )
 
