@@ -15,7 +15,7 @@ from bot.eligibility.matrices import load_runtimes
 from bot.publishing.gpus import gpu_lines
 from bot.publishing.layout import layout_tree
 from bot.publishing.scope import quantized_scope
-from bot.publishing.serving import tested_on
+from bot.publishing.serving import serving_rows
 from bot.publishing.usage import NEW_TOKENS, is_chat_model, runs_with, usages, wrong_loaders
 from bot.publishing.verification import verification_line
 from builders.spec import MANIFEST_NAME, Manifest
@@ -86,7 +86,7 @@ def shared_sections(
         "layout": layout_tree(release_paths(manifest, upstream.licence_files)),
         "licence_files": list(upstream.licence_files),
         "verification_line": verification_line(record) if record else None,
-        "tested_on": tested_on(manifest.serving),
+        "tested_on": serving_rows(manifest.serving),
         "tested_revision": manifest.serving[0].revision[:12] if manifest.serving else "",
         "tested_tokens": NEW_TOKENS,
         "quantized_with": quantized_with(manifest),

@@ -83,7 +83,7 @@ class ServingRow:
     memory: str
 
 
-def tested_on(records: list[ServingRecord]) -> list[ServingRow]:
+def serving_rows(records: list[ServingRecord]) -> list[ServingRow]:
     """The card's rows: where each runtime was tried, and what it did; a row that did not run says why and
     shows no figure."""
     rows = []
