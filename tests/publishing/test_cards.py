@@ -18,8 +18,8 @@ from bot.publishing.cards import card_context, render_release_card
 from bot.publishing.gptq_card import Byline
 from bot.publishing.gpus import describe
 from bot.publishing.upstream import Upstream
-from builders.spec import Artifact, Device, EngineRecord, Manifest, ServingRecord, Toolchain
-from tests.publishing.example_card import EXAMPLE_PARAMETERS
+from builders.spec import Artifact, Device, EngineRecord, Manifest, Toolchain
+from tests.publishing.example_card import EXAMPLE_PARAMETERS, serving_records
 
 pytestmark = pytest.mark.slow
 
@@ -398,38 +398,7 @@ def test_the_tested_on_table_shows_each_sms_serving_check(name: str, manifests, 
     manifest = manifests[name]
     facts = _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url)
     assert "## Tested on" not in _render(manifest, facts, hubsim)  # no serving check ran: no table
-    checked = manifest.model_copy(
-        update={
-            "serving": [
-                ServingRecord(
-                    sm=90,
-                    runtime="vllm",
-                    runtime_name="vLLM",
-                    version="0.34.0",
-                    status="passed",
-                    device="cuda",
-                    gpu="NVIDIA H100 80GB HBM3",
-                    device_sm=90,
-                    repo_id="x/y",
-                    revision="c" * 40,
-                    load_s=41.2,
-                    generate_s=0.25,
-                    new_tokens=32,
-                    tokens_per_s=128.0,
-                    peak_gpu_memory_bytes=3 * 2**30,
-                ),
-                ServingRecord(
-                    sm=89,
-                    runtime="vllm",
-                    runtime_name="vLLM",
-                    status="not_run",
-                    repo_id="x/y",
-                    revision="c" * 40,
-                    reason="vLLM is not installed on this worker",
-                ),
-            ]
-        }
-    )
+    checked = manifest.model_copy(update={"serving": serving_records("c" * 40)[:2]})
     card = _render(checked, facts, hubsim)
     table = card.split("## Tested on")[1].split("## Usage")[0]
     assert f"at `{'c' * 12}`" in table

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.publishing.serving import serving_requests, serving_rows
-from builders.spec import BuildSpec, ServingRecord
+from builders.spec import BuildSpec
+from tests.publishing.example_card import serving_records
 
 SHA = "a" * 40
 
@@ -36,59 +37,7 @@ def test_each_sm_asks_the_runtimes_that_load_the_format_there() -> None:
 
 
 def test_tested_on_rows_show_figures_only_for_what_ran() -> None:
-    base = {"repo_id": "bot/model-GPTQ", "revision": SHA}
-    rows = serving_rows(
-        [
-            ServingRecord(
-                sm=90,
-                runtime="vllm",
-                runtime_name="vLLM",
-                version="0.34.0",
-                status="passed",
-                device="cuda",
-                gpu="NVIDIA H100 80GB HBM3",
-                device_sm=90,
-                load_s=41.2,
-                generate_s=0.25,
-                new_tokens=32,
-                tokens_per_s=128.0,
-                peak_gpu_memory_bytes=3 * 2**30,
-                **base,
-            ),
-            ServingRecord(
-                sm=89,
-                runtime="vllm",
-                runtime_name="vLLM",
-                status="not_run",
-                reason="vLLM is not installed on this worker",
-                **base,
-            ),
-            ServingRecord(
-                sm=89,
-                runtime="transformers",
-                runtime_name="transformers",
-                version="5.14.1",
-                status="passed",
-                device="cpu",
-                gpu="AMD EPYC",
-                load_s=2.0,
-                generate_s=4.0,
-                new_tokens=32,
-                tokens_per_s=8.0,
-                **base,
-            ),
-            ServingRecord(
-                sm=89,
-                runtime="sglang",
-                runtime_name="SGLang",
-                version="0.5.23",
-                status="failed",
-                reason="RuntimeError: a | b",
-                **base,
-            ),
-        ]
-    )
-    gpu, not_run, cpu, failed = rows
+    gpu, not_run, cpu, failed = serving_rows(serving_records(SHA))
     assert (gpu.gpu, gpu.sm, gpu.runtime, gpu.loads, gpu.tokens_per_s, gpu.load_s, gpu.memory) == (
         "NVIDIA H100 80GB HBM3",
         "sm90",
