@@ -7,7 +7,7 @@ proof that the release loads and generates there, at a measured speed, so the pe
 (`python -m builders engine … --serving REQUEST.json`, or `python -m builders serve` after a local upload).
 transformers (GPTQ through GPTQModel) also runs on a CPU worker, and its record says CPU.
 
-Each runtime runs in a child process of its own (a runtime's CUDA state and worker processes end with it).
+Each GPU runtime runs in a child process of its own (a runtime's CUDA state and worker processes end with it).
 A runtime that is not installed, a worker without a GPU of that SM, or a TensorRT-LLM ≤ 1.2 (whose SM step is
 the engine) is recorded "not run" with the reason, never with a figure.
 """
@@ -199,11 +199,15 @@ def _record(
 def _run_apart(
     request: ServingRequest, runtime: ServingRuntime, version: str | None, where: str, device: Device
 ) -> ServingRecord:
-    """One runtime in a fresh child process; a crash there is this runtime's failure, not the task's."""
+    """One runtime on a GPU in a fresh child process (its CUDA state and worker processes end with it, and a
+    crash there is this runtime's failure, not the task's); on the CPU in this process."""
     ran = {"device": where, "gpu": device.name, "device_sm": device.sm if where == "cuda" else None}
     try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            measured = pool.submit(measure, runtime.id, request.model_dump_json(), where).result()
+        if where == "cpu":
+            measured = measure(runtime.id, request.model_dump_json(), where)
+        else:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                measured = pool.submit(measure, runtime.id, request.model_dump_json(), where).result()
     except Exception as e:  # the child died (a CUDA fault, OOM) or the runtime raised
         return _record(
             request, runtime, version, status="failed", reason=f"{type(e).__name__}: {e}"[:400], **ran
