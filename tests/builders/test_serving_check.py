@@ -9,6 +9,7 @@ runs it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -97,6 +98,7 @@ def test_a_gptq_release_loads_by_repo_id_and_generates_on_a_cpu_worker(
         capture_output=True,
         text=True,
         timeout=600,
+        env=os.environ | {"CUDA_VISIBLE_DEVICES": ""},  # a CPU worker, whatever GPU the caller has
     )
     assert done.returncode == 0, done.stderr[-2000:]
     vllm, cpu, again = [ServingRecord.model_validate(r) for r in json.loads(result_path.read_text())]
