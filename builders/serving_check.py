@@ -216,9 +216,15 @@ def _run_apart(
 
 
 def measure(runtime_id: str, request_json: str, device: str) -> dict[str, Any]:
-    """In the child: load, generate once, and time both; GPU memory sampled while they run."""
+    """Download the release by repo id into the Hub cache, then load it from there by the same id and generate
+    once: each step timed apart, GPU memory sampled while the runtime loads and generates."""
+    from huggingface_hub import snapshot_download
+
     request = ServingRequest.model_validate_json(request_json)
     driver = DRIVERS[runtime_id]
+    started = time.monotonic()
+    snapshot_download(request.repo_id, revision=request.revision)  # HF_ENDPOINT, HF_TOKEN: the worker's
+    download_s = time.monotonic() - started
     with _GpuMemory(device == "cuda") as memory:
         started = time.monotonic()
         loaded = driver.load(request, device)
@@ -227,6 +233,7 @@ def measure(runtime_id: str, request_json: str, device: str) -> dict[str, Any]:
         text, tokens = driver.generate(loaded, request)
         generate_s = time.monotonic() - started
     return {
+        "download_s": round(download_s, 3),
         "load_s": round(load_s, 3),
         "generate_s": round(generate_s, 3),
         "new_tokens": tokens,

@@ -493,7 +493,12 @@ class ServingRecord(_Model):
     device_sm: int | None = Field(None, description="The SM of the GPU it ran on (None on CPU).")
     repo_id: str = ""
     revision: str = ""
-    load_s: float | None = Field(None, description="Seconds from the runtime's constructor to a ready model.")
+    download_s: float | None = Field(
+        None, description="Seconds to download the release by repo id into the Hub cache (0 when cached)."
+    )
+    load_s: float | None = Field(
+        None, description="Seconds from the runtime's constructor, given the repo id, to a ready model."
+    )
     generate_s: float | None = None
     new_tokens: int | None = None
     tokens_per_s: float | None = Field(None, description="new_tokens / generate_s, one greedy request.")
@@ -505,6 +510,7 @@ class ServingRecord(_Model):
     @model_validator(mode="after")
     def _figures_only_when_run(self) -> ServingRecord:
         figures = (
+            self.download_s,
             self.load_s,
             self.generate_s,
             self.new_tokens,

@@ -109,6 +109,7 @@ def test_a_gptq_release_loads_by_repo_id_and_generates_on_a_cpu_worker(
     )
     assert (cpu.status, cpu.device, cpu.device_sm, cpu.sm) == ("passed", "cpu", None, 90), cpu.reason
     assert cpu.revision == commit.oid and cpu.version
+    assert cpu.download_s is not None and cpu.download_s >= 0  # downloaded apart, into the Hub cache
     assert cpu.load_s and cpu.load_s > 0 and cpu.new_tokens and cpu.new_tokens > 0
     assert cpu.tokens_per_s == pytest.approx(cpu.new_tokens / cpu.generate_s, rel=0.02)
     assert cpu.peak_gpu_memory_bytes is None  # no GPU: no GPU figure
