@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.failures import BuildFailure
+from builders.failures import HUB_UNAVAILABLE, BuildFailure, hub_caused
 from builders.spec import BuildSpec, Recipe
 
 BUNDLED = "bundled"
@@ -69,6 +69,14 @@ def unavailable(source: str, why: str) -> BuildFailure:
         f"--calib (recipe.calib_dataset): a Hub dataset id, a local .txt/.jsonl file or folder, or "
         f"'{BUNDLED}' for the text shipped with quantbot ({bundled_text_path().name})",
         bad_input=True,
+    )
+
+
+def _hub_failed(source: str, error: BaseException) -> BuildFailure:
+    """The Hub failed a calibration read (5xx, 429, no connection): not the data's fault; tried later."""
+    why = f"{type(error).__name__}: {str(error)[:200]}"
+    return BuildFailure(
+        HUB_UNAVAILABLE, f"calibration dataset {source!r} could not be read: the Hub failed ({why})"
     )
 
 
@@ -125,7 +133,7 @@ def _dataset_revision(dataset_id: str) -> str:
         raise unavailable(dataset_id, "no such dataset on the Hub (or it is private)") from None
     except (hf_errors.HfHubHTTPError, httpx.HTTPError, OSError) as e:
         why = f"the Hub did not answer ({type(e).__name__}: {str(e)[:160]})"
-        raise unavailable(dataset_id, why) from None
+        raise _hub_failed(dataset_id, e) if hub_caused(e) else unavailable(dataset_id, why) from None
     if not info.sha:
         raise unavailable(dataset_id, "the Hub reported no revision for it")
     return info.sha
@@ -155,6 +163,8 @@ def _stream_rows(
     except BuildFailure:
         raise
     except Exception as e:  # datasets raises many types (missing config or split, connection, schema)
+        if hub_caused(e):
+            raise _hub_failed(dataset_id, e) from None
         raise unavailable(dataset_id, f"{type(e).__name__}: {str(e)[:200]}") from None
     if not texts:
         raise unavailable(dataset_id, f"split {split!r} has no rows with text")
