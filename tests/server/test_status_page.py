@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,7 +179,7 @@ def test_a_step_the_hub_failed_shows_when_it_tries_again_and_a_final_failure_say
     for hours in (0, 2):  # the other fails, and fails again past the deadline
         claimed = store.lifecycle.claim_build("host:1:cpu", 60)
         assert claimed is not None and claimed.id == given_up.id
-        retries = Retries(settings, store, clock=lambda h=hours: start + timedelta(hours=h))
+        retries = Retries(settings, store, clock=itertools.repeat(start + timedelta(hours=hours)).__next__)
         retries.build_failed(claimed, "host:1:cpu", reason, None, Cause.HUB)
     page = bot.client.get("/").text
     queue = re.search(r"<h2>Queue \(1\)</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
