@@ -86,6 +86,12 @@ def retry_after_s(error: BaseException | None) -> float:
     return float(reset.group(1)) if reset else 0.0
 
 
+def backoff_s(first_s: float, most_s: float, tries: int, jitter: float = 1.0) -> float:
+    """The wait after the `tries`-th failure: doubling from `first_s`, at most `most_s`, then between half
+    and all of it by `jitter` (in [0, 1]), so the jobs one outage failed do not all come back at once."""
+    return min(first_s * 2 ** (tries - 1), most_s) * (0.5 + jitter / 2)
+
+
 class Retries:
     """Moves a job whose build or publish failed: waiting for another try, or failed with the reason."""
 
@@ -148,8 +154,7 @@ class Retries:
             return None
         if cause is Cause.OTHER and tries > retries:
             return None
-        backoff = min(first_s * 2 ** (tries - 1), self.settings.transient_backoff_max_s)
-        delay = max(backoff * (0.5 + self.jitter() / 2), asked_s)  # jitter spreads the jobs of one outage
+        delay = max(backoff_s(first_s, self.settings.transient_backoff_max_s, tries, self.jitter()), asked_s)
         retry_at = now + timedelta(seconds=delay)
         if cause is Cause.HUB:
             retry_at = min(retry_at, since + self.deadline)  # one last try at the deadline
