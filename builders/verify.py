@@ -25,8 +25,10 @@ from typing import Any
 
 from builders import readback, runtime_envs
 from builders.artifacts import sha256_file
+from builders.failures import HUB_UNAVAILABLE, BuildFailure, hub_caused
 from builders.invariance import CODE_PATTERNS, FETCH_PATTERNS
 from builders.spec import (
+    EXIT_HUB_FAILED,
     MANIFEST_NAME,
     Check,
     LineCheck,
@@ -90,7 +92,11 @@ def _download(request: VerifyRequest, target: Path) -> tuple[Path | None, Check]
             endpoint=request.endpoint,
             token=os.environ.get("HF_TOKEN") or None,
         )
-    except Exception as e:  # any Hub or network error is the check's result
+    except Exception as e:  # any Hub or network error is the check's result, unless the Hub may recover
+        if hub_caused(e):
+            raise BuildFailure(
+                HUB_UNAVAILABLE, f"the Hub failed the download: {type(e).__name__}: {e}"
+            ) from e
         return None, Check(name="download", ok=False, detail=f"{type(e).__name__}: {e}"[:_OUTPUT_CHARS])
     return Path(path), Check(name="download", ok=True, detail=f"snapshot_download at {request.revision[:12]}")
 
@@ -364,7 +370,11 @@ def _has_gpu() -> bool:
 
 def main(request_path: Path, result_path: Path) -> int:
     request = VerifyRequest.model_validate_json(Path(request_path).read_text(encoding="utf-8"))
-    record = verify(request)
+    try:
+        record = verify(request)
+    except BuildFailure as e:  # the Hub failed: no verdict on the release, the bot tries again later
+        print(" ".join(e.message.split())[:_OUTPUT_CHARS], file=sys.stderr)  # one line: the reason
+        return EXIT_HUB_FAILED
     write_json_atomic(result_path, record.model_dump(mode="json"))
     print(json.dumps({"ok": record.ok, "failures": [c.name for c in record.failures]}))
     return 0

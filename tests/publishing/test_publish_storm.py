@@ -5,7 +5,8 @@ job stays built, the build kept) and tries again until it goes through. The cloc
 of milliseconds, the deadline in seconds); hubsim is the Hub, over HTTP, with its fault injection. The
 client's own retries absorb the create-PR, preupload and commit faults within one try (seconds of its
 backoff); the bot's budget on a read is four requests, so the 429s on the repo's route fail a try per four.
-The timeline is printed (`pytest -s`).
+The timeline is printed (`pytest -s`). A verification whose download the Hub fails gives no verdict: the
+publish waits and verifies again.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from datetime import datetime
 
 import pytest
 
+from bot.errors import HubUnavailable
 from bot.execution.publish_step import PublishStep
-from bot.execution.retries import Retries
+from bot.execution.retries import Cause, Retries, cause_of
+from bot.publishing.verification import run_verification
 from bot.settings import load_settings
+from builders.spec import VerifyRequest
 from state import JobStatus, ReleaseStatus, Store
 from state.models import JobEvent
 
@@ -86,3 +90,18 @@ def test_a_storm_longer_than_the_old_give_up_ends_in_exactly_one_release(
     assert [(r.repo_id, r.status) for r in releases] == [(repo_id, ReleaseStatus.PUBLISHED)]
     prs = [d for d in hubsim.api.get_repo_discussions(repo_id) if d.is_pull_request]
     assert [pr.status for pr in prs] == ["merged"]  # one PR, merged: no duplicate left behind
+
+
+def test_a_verification_download_the_hub_fails_is_retried_not_a_failed_check(
+    hubsim, settings, repo_factory
+) -> None:
+    repo_id = repo_factory("verify-storm")
+    commit = hubsim.api.upload_file(path_or_fileobj=b"{}", path_in_repo="config.json", repo_id=repo_id)
+    hubsim.fail(rf"{repo_id}/(tree|resolve|revision)/", 503, method="GET", times=1000)
+    request = VerifyRequest(repo_id=repo_id, revision=commit.oid, endpoint=hubsim.url)
+    with pytest.raises(HubUnavailable, match="the Hub failed the download") as failed:
+        run_verification(settings, request)
+    assert cause_of(failed.value) is Cause.HUB  # the publish waits and verifies again, no verdict recorded
+    hubsim.server.faults.clear()
+    gone = VerifyRequest(repo_id=repo_id, revision="0" * 40, endpoint=hubsim.url)
+    assert not run_verification(settings, gone).ok  # a revision that is not there is a verdict: failed
