@@ -111,8 +111,9 @@ class CeleryExecutor:
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop following; the tasks go on on their workers, and the next start follows them again."""
+    def stop(self, timeout: float = 15.0, *, drain: bool = True) -> None:
+        """Stop following; the tasks go on on their workers (`drain` has nothing to wait for here), and the
+        next start follows them again."""
         self._stopping.set()
         self._wake.set()
         self.publish_step.stop(timeout)

@@ -6,9 +6,9 @@
 - `poll()` reads the worker's progress lines, renews the lease (heartbeat) and records progress; a lease lost
   (the job was cancelled, or requeued because it looked dead) stops the process: SIGTERM to the group,
   SIGKILL after a grace period. A cancel is heard from the store's change listeners and acted on at once;
-- `stop()` (the bot stopping: SIGTERM or SIGINT) lets each build finish the stage it is in (its calibration
-  included) for up to `shutdown_grace_s`, then stops it; its job goes back to the queue and resumes after
-  its last finished stage (a build that finished meanwhile is built, as ever);
+- `stop()` (the bot stopping on SIGTERM, a deploy) lets each build finish the stage it is in (its
+  calibration included) for up to `shutdown_grace_s`, then stops it (Ctrl+C stops it at once); its job goes
+  back to the queue and resumes after its last finished stage (a build that finished meanwhile is built);
 - when a process exits, `_finish` decides the job's outcome in one place: built with the manifest, failed
   with the reason, given back to the queue (shutdown), or left alone (cancelled);
 - the publish step (`bot.execution.publish_step`) publishes what was built, in a thread of its own.
@@ -111,10 +111,10 @@ class LocalExecutor:
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Let each build finish its stage (up to `shutdown_grace_s`), then stop it (its job goes back to the
-        queue, to resume on the next start), and the threads."""
-        grace = self.settings.shutdown_grace_s
+    def stop(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Let each build finish its stage (`drain`: up to `shutdown_grace_s`), then stop it (its job goes
+        back to the queue, to resume on the next start), and the threads."""
+        grace = self.settings.shutdown_grace_s if drain else 0.0
         self._stopping.set()
         with self._lock:
             for slot in self.slots:

@@ -212,12 +212,15 @@ def test_a_shutdown_lets_the_stage_in_hand_finish_then_requeues(executor, store,
     assert json.loads((tmp_path / "m-work" / "stages" / "quantize.json").read_text())["status"] == "succeeded"
 
 
-def test_a_shutdown_stops_a_stage_that_outlasts_the_grace(executor, store, tmp_path) -> None:
+@pytest.mark.parametrize(("grace", "drain"), [(0.5, True), (600, False)])  # past the grace; Ctrl+C
+def test_a_shutdown_stops_a_stage_that_outlasts_the_grace_or_at_once_on_ctrl_c(
+    executor, store, tmp_path, grace: float, drain: bool
+) -> None:
     job_id = _queue(store, tmp_path)
-    ex = executor(STAGE_THEN_HANGS, shutdown_grace_s=0.5).start()
+    ex = executor(STAGE_THEN_HANGS, shutdown_grace_s=grace).start()
     _wait(lambda: "calibrating" in (store.jobs.get(job_id).progress_message or ""), "the calibration")
     started = time.monotonic()
-    ex.stop()
+    ex.stop(drain=drain)
     assert time.monotonic() - started < 15  # the grace, then SIGTERM
     assert store.jobs.get(job_id).status is JobStatus.QUEUED
 
