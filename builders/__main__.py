@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_warm(args.toolchain, args.log, main)
     if args.command == "verify":
         from builders.verify import main as run_verify
+        from builders.verify import without_torch
 
+        without_torch()
         return run_verify(args.request, args.result)
     if args.command == "engine":
         from builders.engine_step import main as run_engine
