@@ -1,9 +1,10 @@
 """The bot's HTTP face: the Hub's webhook endpoint, health and readiness, Prometheus metrics, a status page
 and its JSON.
 
-`POST /webhooks/hub` verifies, stores and acknowledges, nothing more: the event is committed before the answer
-leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
-missed wake-up loses nothing, since the dispatcher also sweeps `store.events.pending()`.
+`POST /webhooks/hub` (bot/intake/ack.py) verifies, stores and acknowledges, nothing more: the event is
+committed before the answer leaves, and everything it causes happens afterwards in the dispatcher, which
+`on_event(event_id)` wakes. A missed wake-up loses nothing, since the dispatcher also sweeps
+`store.events.pending()`.
 
 What the bot does not act on (another scope, an action or repo type the Hub added) is stored as ignored, with
 the reason, and acknowledged 202: the Hub disables webhooks that keep refusing. Bad input (wrong secret, too
