@@ -52,7 +52,14 @@ def run_serving(settings: Settings, requests: list[ServingRequest]) -> list[Serv
     """`python -m builders serve` on this machine; a worker that fails leaves each runtime "failed", why."""
     if not any(r.runtimes for r in requests):
         return []
-    text, why = run_worker(settings, "serve", requests_json(requests), _TIMEOUT_S)
+    text, why = run_worker(
+        settings,
+        "serve",
+        requests_json(requests),
+        name="serving check",
+        repo_id=requests[0].repo_id,
+        timeout_s=_TIMEOUT_S,
+    )
     if text is None:
         return [
             ServingRecord(
@@ -60,7 +67,7 @@ def run_serving(settings: Settings, requests: list[ServingRequest]) -> list[Serv
                 runtime=rt.id,
                 runtime_name=rt.name,
                 status="failed",
-                reason=f"the serving check's worker: {why}"[:400],
+                reason=why[:400],
                 repo_id=r.repo_id,
                 revision=r.revision,
             )

@@ -12,10 +12,20 @@ import tempfile
 from pathlib import Path
 
 from bot.eligibility.matrices import load_runtimes
+from bot.errors import HubUnavailable
 from bot.execution.launch import worker_argv, worker_env
 from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
-from builders.spec import BuildSpec, Check, LineCheck, RuntimeLine, VerificationRecord, VerifyRequest, utcnow
+from builders.spec import (
+    EXIT_HUB_FAILED,
+    BuildSpec,
+    Check,
+    LineCheck,
+    RuntimeLine,
+    VerificationRecord,
+    VerifyRequest,
+    utcnow,
+)
 
 _TIMEOUT_S = 1800
 
@@ -55,14 +65,19 @@ def request_for(
 
 def run_verification(settings: Settings, request: VerifyRequest) -> VerificationRecord:
     """Run `python -m builders verify` as builds run (worker_command, Hub settings in its environment)."""
-    text, why = run_worker(settings, "verify", request.model_dump_json(), _TIMEOUT_S)
+    text, why = run_worker(
+        settings, "verify", request.model_dump_json(), name="verification", repo_id=request.repo_id
+    )
     if text is None:
         return _worker_failed(request, why)
     return VerificationRecord.model_validate_json(text)
 
 
-def run_worker(settings: Settings, command: str, request: str, timeout_s: int) -> tuple[str | None, str]:
-    """`python -m builders COMMAND REQUEST RESULT` on this machine: (the result's text, "") or (None, why)."""
+def run_worker(
+    settings: Settings, command: str, request: str, *, name: str, repo_id: str, timeout_s: int = _TIMEOUT_S
+) -> tuple[str | None, str]:
+    """`python -m builders COMMAND REQUEST RESULT` on this machine: (the result's text, "") or (None, why).
+    A worker that could not reach the Hub gives no verdict: `HubUnavailable`, and the publish tries again."""
     with tempfile.TemporaryDirectory(prefix=f"quantbot-{command}-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request_path.write_text(request, encoding="utf-8")
@@ -76,9 +91,12 @@ def run_worker(settings: Settings, command: str, request: str, timeout_s: int) -
                 timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
-            return None, f"the {command} worker ran past {timeout_s} s"
+            return None, f"the {name} worker ran past {timeout_s} s"
+        tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        if run.returncode == EXIT_HUB_FAILED:
+            raise HubUnavailable(f"{name} of {repo_id}: {tail}", repo_id=repo_id)
         if run.returncode != 0 or not result_path.is_file():
-            return None, (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+            return None, tail
         return result_path.read_text(encoding="utf-8"), ""
 
 
