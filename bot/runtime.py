@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.budget import RequestBudget
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
 from bot.execution.local import LocalExecutor
 from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
-from bot.budget import RequestBudget
 from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness

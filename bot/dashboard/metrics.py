@@ -83,7 +83,7 @@ class Budget(Protocol):
 
 
 class BudgetCollector(Collector):
-    """Hub requests by caller and bucket, 429s and requests held back, where the token stands (this process)."""
+    """Hub requests by caller and bucket, 429s, requests held back, where the token stands (this process)."""
 
     def __init__(self, budget: Budget) -> None:
         self._budget = budget

@@ -27,10 +27,11 @@ from state import Watch, WatchKind
 
 log = logging.getLogger(__name__)
 
-MARGIN = timedelta(minutes=2)
+MARGIN = timedelta(minutes=1)
 MAX_NAMESPACES = 10
 PAGE = 100
 MAX_ALL = 2_000
+ALL_PAGE = 1_000  # the Hub's largest page: the whole Hub's changes of a minute or more in one request
 ALL = "all"
 
 
@@ -134,7 +135,11 @@ class ChangeFinder:
         start = marks.get(listing.key) or listing.start() or now
         try:
             items, cut = self.hub.models_modified_since(
-                start - MARGIN, author=listing.author, filter=listing.filter, page=PAGE, at_most=at_most
+                start - MARGIN,
+                author=listing.author,
+                filter=listing.filter,
+                page=ALL_PAGE if listing.key == ALL else PAGE,
+                at_most=at_most,
             )
         except HubError as e:
             log.warning("poll of listing %s failed: %s", listing.key, e)

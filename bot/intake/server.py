@@ -59,7 +59,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app; `store` stays the caller's to close. With `readiness`, health says whether the Hub
     answered yet (without it, the endpoint alone: ready when the database is)."""
-    budget = readiness.hub.budget if readiness is not None else None  # the token's Hub request budget
+    budget = getattr(readiness.hub, "budget", None) if readiness is not None else None  # the token's
     registry, metrics = make_registry(store, budget)
     writer = EventWriter(store)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
