@@ -55,7 +55,7 @@ class Priority(enum.IntEnum):
 CALLERS: dict[str, Priority] = {
     "poller": Priority.POLL,
     "catchup": Priority.POLL,
-    "commands": Priority.NORMAL,
+    "events": Priority.NORMAL,
     "verification": Priority.NORMAL,
     "builds": Priority.NORMAL,
     "other": Priority.NORMAL,
@@ -66,7 +66,7 @@ THREAD_CALLERS = {
     "quantbot-publish": "publishing",
     "quantbot-celery": "publishing",
     "quantbot-replies": "replies",
-    "quantbot-dispatcher": "commands",
+    "quantbot-dispatcher": "events",
     "quantbot-builds": "builds",
 }
 # The client's calls that reply, wherever they are made (`Hub.call` names them): a reply never waits behind
@@ -87,9 +87,13 @@ def acting_as(caller: str) -> Iterator[None]:
         _local.caller = before
 
 
+def named_caller() -> str | None:
+    """The caller `acting_as` names in this thread, if any."""
+    return getattr(_local, "caller", None)
+
+
 def current_caller() -> str:
-    named = getattr(_local, "caller", None)
-    return named or THREAD_CALLERS.get(threading.current_thread().name, "other")
+    return named_caller() or THREAD_CALLERS.get(threading.current_thread().name, "other")
 
 
 def bucket_of(url: httpx.URL) -> str | None:

@@ -33,7 +33,7 @@ from huggingface_hub.community import Discussion, DiscussionWithDetails
 from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
 from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
-from bot.budget import CALLS, RequestBudget, acting_as, budget_for, current_caller
+from bot.budget import CALLS, RequestBudget, acting_as, budget_for, named_caller
 from bot.errors import (
     CardRefused,
     EntryNotFound,
@@ -158,7 +158,7 @@ class Hub:
         blind retry would post twice. Callers of such calls look before they try again.
         """
         name = str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call"))
-        caller = CALLS.get(name) if current_caller() == "other" else None
+        caller = CALLS.get(name) if named_caller() is None else None  # a reply is a reply in any thread
         attempt = 0
         while True:
             try:

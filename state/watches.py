@@ -1,4 +1,5 @@
-"""Watches: the upstreams the bot follows, and what it builds for each.
+"""Watches: the upstreams the bot follows, what it builds for each, and how far the poller has read each of
+the Hub's listings that serve them (`ListingMark`).
 
 Targets match in any case, as the Hub resolves repo ids and user names: a watch written `Org/Model` covers
 `org/model`, and adding it again in another case changes the one watch."""

@@ -96,7 +96,11 @@ def test_polling_spends_its_share_and_a_reply_still_goes_out(limited: Limited, s
     assert hub.budget is not None and hub.budget.deferred["poller"] == QUOTA // 2
     assert store.watches.marks().keys() == {f"author:author-{i}" for i in range(QUOTA // 2)}  # the rest wait
 
-    hub.reply(limited.repo, limited.discussion, "Queued.")  # a reply may spend what polling left
+    reply = threading.Thread(  # a command's reply, posted where events are handled, may spend the rest
+        target=hub.reply, args=(limited.repo, limited.discussion, "Queued."), name="quantbot-dispatcher"
+    )
+    reply.start()
+    reply.join(30)
     assert limited.sent() == QUOTA // 2 + 1
     assert limited.service.rate_limits.refused == {}  # no 429: the budget was never exceeded
     shown = hub.budget.snapshot()
