@@ -243,8 +243,9 @@ class RequestBudget:
     def _current(self, bucket: str) -> Window:
         window = self.windows[bucket]
         if window.resets_at is not None and self.clock() >= window.resets_at:
-            # a new window: the Hub's figures were for the last one; its next answer tells the new ones
-            window.remaining, window.resets_at, window.told = window.limit, None, False
+            # a new window: the Hub's figures were for the last one; its next answer tells the new ones (and
+            # a request that failed before any answer stops counting as in flight)
+            window.remaining, window.resets_at, window.told, window.in_flight = window.limit, None, False, 0
         return window
 
     def _floor(self, limit: int, priority: Priority) -> int:

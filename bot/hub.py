@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -386,15 +386,16 @@ class Hub:
         self,
         since: datetime,
         *,
+        overlap: timedelta = timedelta(0),
         author: str | None = None,
         filter: str | None = None,
         page: int = 100,
         at_most: int | None = None,
     ) -> tuple[list[ModelInfo], bool]:
-        """Models (of an author, matching a filter, or all) last modified at or after `since`, newest first:
-        the Hub's listing sorted by last modification, read page by page until an older one (a quiet
-        listing costs one request). Items carry only their id, sha, last modification and privacy. The
-        flag says whether `at_most` items were read before the listing reached `since`."""
+        """Models (of an author, matching a filter, or all) last modified at or after `since - overlap`,
+        newest first: the Hub's listing sorted by last modification, read page by page until an older one
+        (a quiet listing costs one request). Items carry only their id, sha, last modification and privacy.
+        The flag says whether more than `at_most` items newer than `since` were there (the reading stops)."""
         params: dict[str, Any] = {"sort": "lastModified", "direction": -1, "limit": page}
         params["expand"] = ["sha", "lastModified", "private"]
         if author:
@@ -406,11 +407,13 @@ class Hub:
 
         def read() -> tuple[list[ModelInfo], bool]:
             found: list[ModelInfo] = []
+            newer = 0
             for item in paginate(url, params=params, headers=headers):
                 info = ModelInfo(**item)
-                if info.last_modified is None or info.last_modified < since:
+                if info.last_modified is None or info.last_modified < since - overlap:
                     return found, False
-                if at_most is not None and len(found) >= at_most:
+                newer += info.last_modified > since
+                if at_most is not None and newer > at_most:
                     return found, True
                 found.append(info)
             return found, False

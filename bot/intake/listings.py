@@ -10,8 +10,8 @@ and k changes about k/`PAGE` more. The items carry their sha, so no repo is read
 
 A change is new once per (repo, sha) for this process (the overlap behind a mark is not reported twice);
 the events the poller records from it are deduplicated by the store anyway. The listing of all models reads
-at most `MAX_ALL` items a poll; beyond that the namespaces' own listings are read instead, so nothing is
-missed when the whole Hub is busier than the watched repos.
+at most `MAX_ALL` changes past its mark a poll; beyond that the namespaces' own listings are read instead,
+so nothing is missed when the whole Hub is busier than the watched repos.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class ChangeFinder:
         start = marks.get(listing.key) or listing.start() or now
         try:
             items, cut = self.hub.models_modified_since(
-                start - MARGIN,
+                start,
+                overlap=MARGIN,
                 author=listing.author,
                 filter=listing.filter,
                 page=ALL_PAGE if listing.key == ALL else PAGE,

@@ -18,6 +18,7 @@ from bot.hub import Hub
 from bot.hubsim import Directory, HubService, HubsimServer, User, gitobjects
 from bot.hubsim.seeding import seed
 from bot.hubsim.users import new_token
+from bot.intake import listings
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
 from handlers.context import Options
@@ -116,3 +117,20 @@ def test_a_quiet_poll_costs_a_few_requests_and_k_changes_about_k_more(
     sent = {key: n - sent_before.get(key, 0) for key, n in hub.budget.requests().items()}
     assert sum(sent.values()) == big_hub.requests() - counted_before
     assert {caller for (caller, _), n in sent.items() if n} == {"poller", "catchup"}
+
+
+def test_when_the_whole_hub_changed_more_than_a_poll_reads_the_namespaces_are_read_instead(
+    big_hub: BigHub, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listings, "MAX_ALL", 2)
+    poller, _ = _poller(big_hub, store)
+    for i in range(100):
+        store.watches.add(WatchKind.REPO, f"owner-{i % NAMESPACES}/tune-{i}")
+    assert poller.poll() == 0
+    pushed = [f"owner-{i % NAMESPACES}/tune-{i}" for i in (5, 6, 7)] + ["owner-9/tune-1009"]  # one unwatched
+    for repo in pushed:
+        big_hub.push(repo)
+    assert poller.poll() == 3  # the listing of all models had more than 2: each namespace's listing was read
+    assert {e.repo for e in store.events.pending()} == set(pushed[:3])
+    start = big_hub.requests()
+    assert poller.poll() == 0 and big_hub.requests() - start == 1  # the mark of all models moved past them
