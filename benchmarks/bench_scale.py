@@ -6,8 +6,8 @@ repos laid out with `seed`: 20 base models and 9,980 fine-tunes by 100 authors, 
 old (a Hub at rest: the seed's commit dates are set back, nothing else is). It prints:
 
 1. Requests per quiet poll for 100, 1,000 and 2,000 watched repos, side by side: each a fresh store whose
-   repo watches are spread over all 100 namespaces (the costliest spread), polled twice; the second poll's
-   requests as hubsim counts them for the bot's user.
+   repo watches are spread over all 100 namespaces (the costliest spread), and the run's 2,000 (by author,
+   base model and repo), polled twice; the second poll's requests as hubsim counts them for the bot.
 2. The bot at work (`Bot.assemble`, its real dispatcher, poller, catch-up and reply updater, over HTTP):
    2,000 repos watched by author (10 authors), by base model (1 base) and one by one; a webhook for the
    authors' repos (the other watches are found by polling alone); for `--minutes` of wall-clock time (real
@@ -128,31 +128,40 @@ def bot_requests(url: str) -> tuple[int, int]:
     )
 
 
-def quiet_polls(url: str, sizes: list[int]) -> dict[int, tuple[int, int]]:
-    """Requests of the first and of a quiet second poll, per number of watched repos."""
+def watch_sets() -> dict[str, list[tuple[str, str]]]:
+    """The watch lists of the quiet polls: 100, 1,000 and 2,000 repos watched one by one, spread over all 100
+    namespaces (the costliest spread), and the 2,000 of the run by author, base model and repo."""
+    spread = sorted(
+        (repo for repo, _ in tunes()), key=lambda repo: (int(repo.split("-")[-1]) // AUTHORS, repo)
+    )
+    sets = {f"{n:,} repos one by one": [("repo", repo) for repo in spread[:n]] for n in (100, 1_000, 2_000)}
+    mixed = [("author", author) for author in WATCHED_AUTHORS] + [("base_model", WATCHED_BASE)]
+    sets["2,000 by author, base model, repo"] = mixed + [("repo", repo) for repo in layout()["by_repo"]]
+    return sets
+
+
+def quiet_polls(url: str) -> dict[str, tuple[int, int]]:
+    """Requests of the first and of a quiet second poll, per watch list."""
     from bot.hub import Hub
     from bot.intake.scheduler import Poller
     from bot.settings import load_settings
     from handlers.context import Options
     from state import WatchKind, open_store, sqlite_url
 
-    spread = sorted(
-        (repo for repo, _ in tunes()), key=lambda repo: (int(repo.split("-")[-1]) // AUTHORS, repo)
-    )
     settings = load_settings(None, hf_endpoint=url)
     options = Options(bot_name=BOT, namespace=BOT, bot_user=BOT)
     figures = {}
-    for size in sizes:
+    for label, watches in watch_sets().items():
         store = open_store(sqlite_url(tempfile.mkdtemp(prefix="bench-scale-quiet-")))
-        for repo in spread[:size]:
-            store.watches.add(WatchKind.REPO, repo)
+        for kind, target in watches:
+            store.watches.add(WatchKind(kind), target)
         hub = Hub(endpoint=url, token=token_of(BOT))
         poller = Poller(settings, store, hub, wake=lambda *_: None, options=lambda: options)
         before = bot_requests(url)[0]
         poller.poll()
         first = bot_requests(url)[0]
         poller.poll()
-        figures[size] = (first - before, bot_requests(url)[0] - first)
+        figures[label] = (first - before, bot_requests(url)[0] - first)
         store.close()
     return figures
 
@@ -373,10 +382,9 @@ def main() -> None:
             f"hubsim: {REPOS} repos by {AUTHORS} authors, rate limits on (free plan), "
             f"ready in {time.perf_counter() - started:.0f} s"
         )
-        figures = quiet_polls(url, [100, 1_000, 2_000])
-        print("requests per poll, repo watches spread over 100 namespaces (first poll, then a quiet one):")
-        for size, (first, quiet) in figures.items():
-            print(f"  {size:>5} watched: first {first}, quiet {quiet}")
+        print("requests per poll (hubsim's count of the bot's API requests), first poll, then a quiet one:")
+        for label, (first, quiet) in quiet_polls(url).items():
+            print(f"  {label:<36} first {first:>3}, quiet {quiet:>3}")
         run_bot(url, bot_port, args)
     finally:
         if child.stdin:

@@ -84,11 +84,16 @@ class Listing:
 
 @dataclass
 class Found:
-    """One poll's findings: the changes, the listings' new marks, and the listings that failed."""
+    """One poll's findings: the changes by lower-case repo, the listings' new marks, the listings that
+    failed."""
 
-    changes: list[Change] = field(default_factory=list)
+    by_repo: dict[str, Change] = field(default_factory=dict)
     marks: dict[str, datetime] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Change]:
+        return list(self.by_repo.values())
 
 
 class ChangeFinder:
@@ -120,6 +125,7 @@ class ChangeFinder:
                     self._read(listing, marks, found, now)
                 if len(found.failed) == failed:
                     found.marks[ALL] = newest
+        self._seen.update({key: change.sha for key, change in found.by_repo.items()})
         return found
 
     def _read(
@@ -157,22 +163,24 @@ class ChangeFinder:
         return True
 
     def _change(self, listing: Listing, info: Any, found: Found) -> None:
+        """Add a listing's item to `found`; an item two listings show is one change (who follows, merged)."""
         key, sha = info.id.lower(), info.sha
         followers = [f for f in listing.follows(info.id) if f.since is None or info.last_modified >= f.since]
         if not sha or not followers or self._seen.get(key) == sha:
             return
-        self._seen[key] = sha
+        if (known := found.by_repo.get(key)) is not None:
+            if known.sha != sha:
+                return
+            followers.append(Follower(known.since, known.watched, known.commands))
         times = [f.since for f in followers]
-        found.changes.append(
-            Change(
-                repo=info.id,
-                sha=sha,
-                modified=info.last_modified,
-                private=bool(getattr(info, "private", False)),
-                since=None if None in times else min(t for t in times if t is not None),
-                watched=any(f.builds for f in followers),
-                commands=any(f.commands for f in followers),
-            )
+        found.by_repo[key] = Change(
+            repo=info.id,
+            sha=sha,
+            modified=info.last_modified,
+            private=bool(getattr(info, "private", False)),
+            since=None if None in times else min(t for t in times if t is not None),
+            watched=any(f.builds for f in followers),
+            commands=any(f.commands for f in followers),
         )
 
 

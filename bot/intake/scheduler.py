@@ -4,11 +4,11 @@ The poll finds what changed with the Hub's listings, each read down to where the
 (`bot.intake.listings`: a quiet poll costs a request per listing, not per repo), turns every watched model
 whose `main` changed since the watch was added into the same stored event a webhook would have made (same
 `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the webhook
-and the poll is handled once, then stores the commands no webhook delivered (`bot.intake.catchup`). Its
-requests are the poller's and the catch-up's in the token's budget (`bot.budget`): the lowest priority,
-never more than their share of a window. Housekeeping requeues jobs whose lease expired (a worker died)
-and gives builds and publishes that failed for a transient reason another go, with exponential backoff
-(`bot.execution.retries`).
+and the poll is handled once, then stores the commands no webhook delivered (`bot.intake.catchup`: of the
+changed repos it reads those whose change no webhook told of). Its requests are the poller's and the
+catch-up's in the token's budget (`bot.budget`): the lowest priority, never more than their share of a
+window. Housekeeping requeues jobs whose lease expired (a worker died) and gives builds and publishes that
+failed for a transient reason another go, with exponential backoff (`bot.execution.retries`).
 """
 
 from __future__ import annotations
@@ -57,14 +57,15 @@ class Poller:
         """Store the revisions and then the commands webhooks missed; returns how many events are new."""
         with self.hub.acting_as("poller"):
             changes = self._changes()
-        new = self._record_changes(changes)
+        unheard = self._record_changes(changes)
+        new = sum(1 for change in unheard if change.watched)  # each recorded anew
         with self.hub.acting_as("catchup"):
-            return new + self.catch_up.run(changes)
+            return new + self.catch_up.run(unheard)
 
     def poll_watches(self) -> int:
         """Record an event per watched model changed since its watch was added; returns how many are new."""
         with self.hub.acting_as("poller"):
-            return self._record_changes(self._changes())
+            return sum(1 for change in self._record_changes(self._changes()) if change.watched)
 
     def _changes(self) -> list[Change]:
         """What the Hub's listings show changed since the last poll (their marks move on in the store)."""
@@ -77,13 +78,17 @@ class Poller:
         self.store.watches.advance_marks(found.marks)
         return found.changes
 
-    def _record_changes(self, changes: list[Change]) -> int:
-        new = 0
+    def _record_changes(self, changes: list[Change]) -> list[Change]:
+        """Record the watched changes; the changes no webhook told of (a repo whose push its webhook delivered
+        has its comments delivered too: the catch-up need not read it)."""
+        unheard = []
         for change in changes:
             if change.watched:
                 payload = poll_payload(self.settings.hf_endpoint, change.repo, change.sha, change.private)
-                new += self._record(payload, f"poll:{change.repo}:{change.sha}")
-        return new
+                if not self._record(payload, f"poll:{change.repo}:{change.sha}"):
+                    continue
+            unheard.append(change)
+        return unheard
 
     def _record(self, payload: dict[str, Any], delivery_id: str) -> int:
         """Store an event the bot made as a webhook would (1: new, 0: a duplicate) and wake the dispatcher."""
