@@ -344,8 +344,8 @@ def run_bot(url: str, bot_port: int, args: argparse.Namespace) -> None:
     )
     minutes = (time.monotonic() - started) / 60
     print(
-        f"the bot's API requests (hubsim's count): {requests} in {minutes:.1f} min "
-        f"({requests / minutes * 5:.0f} per 5 minutes); 429s: {refused}"
+        f"the bot's API requests (hubsim's count, from the quiet polls on): {requests}, the run "
+        f"{minutes:.1f} min; answered 429 (hubsim enforces 1,000 a window): {refused}"
     )
     print(f"budget: {json.dumps(budget)}")
 
