@@ -7,8 +7,8 @@ whose `main` changed since the watch was added into the same stored event a webh
 and the poll is handled once, then stores the commands no webhook delivered (`bot.intake.catchup`: of the
 changed repos it reads those whose change no webhook told of). Its requests are the poller's and the
 catch-up's in the token's budget (`bot.budget`): the lowest priority, never more than their share of a
-window. Housekeeping requeues jobs whose lease expired (a worker died) and gives builds and publishes that
-failed for a transient reason another go, with exponential backoff (`bot.execution.retries`).
+window. Housekeeping requeues jobs whose lease expired (a worker died); steps the Hub failed wait in the
+queue and are claimed again once their time comes (`bot.execution.retries`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.execution.retries import Retries
 from bot.intake.catchup import CatchUp
 from bot.intake.listings import Change, ChangeFinder
 from bot.intake.webhooks import Event, event_from_payload, repo_block
@@ -49,7 +48,6 @@ class Poller:
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
-        self.retries = Retries(settings, store)
         self.finder = ChangeFinder(hub)
         self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
 
@@ -107,14 +105,11 @@ class Poller:
         return int(recorded.created)
 
     def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases; retry transient failures of builds and publishes once their backoff passed.
-
-        The executor hears of the jobs moved from the store's change listeners."""
+        """Requeue expired leases (the executor hears of the jobs moved from the store's change listeners)."""
         now = now or datetime.now(UTC)
         moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
         if moved:
             log.warning("requeued jobs whose lease expired: %s", moved)
-        self.retries.sweep(now)
 
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:
