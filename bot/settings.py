@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
     )
+    poll_budget_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the token's Hub requests per 5-minute window the poll and catch-up may spend.",
+    )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
     transient_deadline_h: float = Field(
