@@ -250,7 +250,13 @@ def _build_estimate(flavors: Flavors, fmt: str, facts: ModelFacts, flavor: Flavo
 def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:
     """Reasons to build nothing at all for this model, in the order a maintainer would check them."""
     reasons = []
-    if not facts.text_generation:
+    if facts.vision:
+        archs = ", ".join(facts.architectures) or facts.model_type or "unknown"
+        reasons.append(
+            f"a vision-language model ({archs}): quantbot's builds load causal language models only, so the "
+            "language-model-only build ModelOpt and GPTQModel make of VLMs is not offered"
+        )
+    elif not facts.text_generation:
         archs = ", ".join(facts.architectures) or "none"
         reasons.append(
             f"not a text-generation model (architectures: {archs}; pipeline_tag: {facts.pipeline_tag})"
@@ -296,9 +302,7 @@ def _decision(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Ma
     families = load_families()
     limit = families.limit(fmt, facts.model_type)
     if limit is not None:
-        return Skipped(
-            fmt, f"{FORMATS[fmt]} cannot make it for {facts.model_type}: {limit.reason} ({limit.source})"
-        )
+        return Skipped(fmt, f"{limit.reason} (toolchain_limits.yaml: {limit.source})")
     if policy == "runtimes":
         return _decide_by_runtimes(fmt, facts, target, m, families)
     return _decide(fmt, facts, target, policy, m)

@@ -81,7 +81,12 @@ def shared_sections(
         "wrong_loaders": wrong_loaders(fmt),
         "gpu_lines": gpu_lines(fmt),
         "quantized_scope": quantized_scope(manifest, kv_cache),
-        "usages": usages(fmt, repo_id, chat=is_chat_model(manifest)),
+        "usages": usages(
+            fmt,
+            repo_id,
+            chat=is_chat_model(manifest),
+            trust_remote_code=manifest.require_spec().trust_remote_code,
+        ),
         "layout": layout_tree(release_paths(manifest, upstream.licence_files)),
         "licence_files": list(upstream.licence_files),
         "verification_line": verification_line(record) if record else None,

@@ -21,7 +21,7 @@ TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.7"
 _MESSAGES = 'messages = [{{"role": "user", "content": "{prompt}"}}]\n'
 _SAMPLING = "SamplingParams(max_tokens={tokens})"
 _CHAT_PROMPT = (
-    _MESSAGES + 'prompt = AutoTokenizer.from_pretrained("{tokenizer}").apply_chat_template(\n'
+    _MESSAGES + 'prompt = AutoTokenizer.from_pretrained("{tokenizer}"{rc}).apply_chat_template(\n'
     "    messages, tokenize=False, add_generation_prompt=True\n)\n"
 )
 # Python snippets: (module imported, needs a GPU, code for a plain model, code for a chat model).
@@ -29,10 +29,10 @@ _PYTHON_SNIPPETS = {
     "vllm": (
         "vllm",
         True,
-        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
         "print(outputs[0].outputs[0].text)\n",
-        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         + _MESSAGES
         + f"outputs = llm.chat(messages, {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
@@ -40,11 +40,11 @@ _PYTHON_SNIPPETS = {
     "trtllm_pytorch": (
         "tensorrt_llm",
         True,
-        'from tensorrt_llm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from tensorrt_llm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
         "print(outputs[0].outputs[0].text)\n",
         "from tensorrt_llm import LLM, SamplingParams\nfrom transformers import AutoTokenizer\n\n"
-        'llm = LLM(model="{repo}")\n'
+        'llm = LLM(model="{repo}"{rc})\n'
         + _CHAT_PROMPT.replace("{tokenizer}", "{repo}")
         + f"outputs = llm.generate([prompt], {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
@@ -53,14 +53,14 @@ _PYTHON_SNIPPETS = {
         "transformers",
         False,
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id)\n'
-        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto")\n'
+        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id{rc})\n'
+        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto"{rc})\n'
         'inputs = tokenizer("{prompt}", return_tensors="pt").to(model.device)\n'
         "outputs = model.generate(**inputs, max_new_tokens={tokens}, do_sample=False)\n"
         "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n",
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id)\n'
-        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto")\n'
+        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id{rc})\n'
+        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto"{rc})\n'
         + _MESSAGES
         + "inputs = tokenizer.apply_chat_template(\n"
         '    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True\n'
@@ -95,11 +95,11 @@ def _engine_run(setup: str, prompt_arg: str) -> str:
 
 _SHELL_SNIPPETS = {
     "sglang": (
-        "python -m sglang.launch_server --model-path {repo}\n"
+        "python -m sglang.launch_server --model-path {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:30000/v1/completions -H 'Content-Type: application/json' \\\n"
         """  -d '{{"model": "{repo}", "prompt": "{prompt}", "max_tokens": {tokens}}}'\n""",
-        "python -m sglang.launch_server --model-path {repo}\n"
+        "python -m sglang.launch_server --model-path {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:30000/v1/chat/completions -H 'Content-Type: application/json' \\\n"
         "  -d '" + _CHAT_BODY.replace("{model}", "{repo}") + "'\n",
@@ -115,13 +115,13 @@ _SHELL_SNIPPETS = {
     "tgi": (
         "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
         f"  {TGI_IMAGE} \\\n"
-        "  --model-id {repo}\n"
+        "  --model-id {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:8080/generate -H 'Content-Type: application/json' \\\n"
         """  -d '{{"inputs": "{prompt}", "parameters": {{"max_new_tokens": {tokens}}}}}'\n""",
         "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
         f"  {TGI_IMAGE} \\\n"
-        "  --model-id {repo}\n"
+        "  --model-id {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
         "  -d '" + _CHAT_BODY.replace("{model}", "tgi") + "'\n",
@@ -173,14 +173,24 @@ def is_chat_model(manifest: Manifest) -> bool:
     return bool(manifest.source and manifest.source.chat_template)
 
 
-def usages(fmt: str, repo_id: str, *, chat: bool = False) -> list[Usage]:
+def usages(fmt: str, repo_id: str, *, chat: bool = False, trust_remote_code: bool = False) -> list[Usage]:
     """The snippets of the runtimes that load `fmt`, in the table's order; `chat` prompts through the
-    model's chat template."""
-    return [_usage(runtime, cell, repo_id, chat) for runtime, cell in load_runtimes().loaders(fmt)]
+    model's chat template; `trust_remote_code` (a release that carries its upstream's code, auto_map) passes
+    each runtime's flag for it, without which the release does not load."""
+    return [
+        _usage(runtime, cell, repo_id, chat, trust_remote_code)
+        for runtime, cell in load_runtimes().loaders(fmt)
+    ]
 
 
-def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool) -> Usage:
-    values = {"repo": repo_id, "prompt": PROMPT, "tokens": NEW_TOKENS}
+def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool, trust_remote_code: bool) -> Usage:
+    values = {
+        "repo": repo_id,
+        "prompt": PROMPT,
+        "tokens": NEW_TOKENS,
+        "rc": ", trust_remote_code=True" if trust_remote_code else "",
+        "rc_flag": " --trust-remote-code" if trust_remote_code else "",
+    }
     if runtime.id in _PYTHON_SNIPPETS:
         module, gpu, plain, templated = _PYTHON_SNIPPETS[runtime.id]
         code = (templated if chat else plain).format(**values)
@@ -190,9 +200,12 @@ def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool) -> Usa
     return Usage(runtime.id, runtime.name, runtime.install, "bash", code, None, True, cell.note)
 
 
-def runnable_snippet(fmt: str, repo_id: str, *, chat: bool = False) -> Usage | None:
+def runnable_snippet(
+    fmt: str, repo_id: str, *, chat: bool = False, trust_remote_code: bool = False
+) -> Usage | None:
     """The snippet the verification runs: a Python one, preferring one that needs no GPU."""
-    python = [u for u in usages(fmt, repo_id, chat=chat) if u.language == "python"]
+    snippets = usages(fmt, repo_id, chat=chat, trust_remote_code=trust_remote_code)
+    python = [u for u in snippets if u.language == "python"]
     return next((u for u in python if not u.needs_gpu), python[0] if python else None)
 
 

@@ -33,7 +33,7 @@ def request_for(
     """What to check of a release of `spec`'s build: the table's detection rules, the card's runnable
     snippet (the chat form for a chat model, as its card shows it), and the transformers lines of the runtimes
     that load its format (read beside its upstream)."""
-    usage = runnable_snippet(spec.format, repo_id, chat=chat)
+    usage = runnable_snippet(spec.format, repo_id, chat=chat, trust_remote_code=spec.trust_remote_code)
     lines = load_runtimes().transformers_lines(spec.format)
     return VerifyRequest(
         repo_id=repo_id,
