@@ -333,32 +333,57 @@ def _decide_by_runtimes(
             f"made by: {matrix.label}: {row} × {column} is supported",
             *matrix.footnote_texts(row, column),
         ]
-    runs, not_here = [], []
+    runs: list[str] = []
+    not_here: list[str] = []
     arch = facts.architectures[0] if facts.architectures else facts.model_type
     for runtime, cell in load_runtimes().loaders(fmt):
         if not cell.runs_on(target.sm):
             not_here.append(f"{runtime.name} loads {fmt} on {cell.sm_text} only")
             continue
-        models = families.runtimes[runtime.id]
-        if models.matrices:
-            model = _check(m.trtllm_models, facts.trtllm.rows, fmt, facts.model_type)
-            hardware = _check(m.trtllm_hardware, (target.hardware_row,), fmt, None)
-            if model.cell and hardware.cell:
-                runs.append(f"{runtime.name} ({model.cell[0]} × {model.cell[1]}: Y)")
-            else:
-                not_here.append(f"{runtime.name}: {model.reason or hardware.reason}")
-        elif models.listed(facts.architectures):
-            runs.append(f"{runtime.name} runs {models.listed(facts.architectures)}")
-        else:
-            not_here.append(f"{runtime.name}'s model list has no {arch}")
+        runs_it, why = runs_family(runtime.id, fmt, facts, m, families)
+        hardware = _check(m.trtllm_hardware, (target.hardware_row,), fmt, None)
+        if runs_it and families.runtimes[runtime.id].matrices and hardware.reason:
+            runs_it, why = False, hardware.reason
+        (runs if runs_it else not_here).append(f"{runtime.name}{' ' if runs_it else ': '}{why}")
     if not runs:
         loaders = "; ".join(not_here) or f"no runtime in runtimes.yaml loads {fmt}"
-        return Skipped(
-            fmt, f"no runtime runs {arch} in {fmt} on sm{target.sm}: {loaders} (runtime_models.yaml)"
-        )
+        return Skipped(fmt, f"no runtime runs {arch} in {fmt} on sm{target.sm}: {loaders}")
     kv = ("fp8",) if fmt in KV_FP8_FORMATS and _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
     notes = (*made, f"runs with: {'; '.join(runs)} (runtime_models.yaml, runtimes.yaml)")
     return Eligible(fmt, FORMATS[fmt], "supported", kv, tuple(dict.fromkeys(notes)))
+
+
+def runs_family(
+    runtime_id: str, fmt: str, facts: ModelFacts, m: Matrices | None = None, families: Families | None = None
+) -> tuple[bool, str]:
+    """Whether one runtime runs the model's family in `fmt` (SMs apart), and the source that says so:
+    TensorRT-LLM by its model matrix's cell, the others by their model list (runtime_models.yaml)."""
+    m, families = m or load_matrices(), families or load_families()
+    models = families.runtimes[runtime_id]
+    if models.matrices:
+        model = _check(m.trtllm_models, facts.trtllm.rows, fmt, facts.model_type)
+        return (True, f"({model.cell[0]} × {model.cell[1]}: Y)") if model.cell else (False, model.reason)
+    listed = models.listed(facts.architectures)
+    arch = facts.architectures[0] if facts.architectures else facts.model_type
+    return (
+        (True, f"runs {listed}") if listed else (False, f"its model list has no {arch} (runtime_models.yaml)")
+    )
+
+
+def producer_footnotes(fmt: str, facts: ModelFacts) -> list[str]:
+    """ModelOpt's footnotes on the cell that makes `fmt` for the model (its current table's, else the
+    seed's), as the plan prints them; none for GPTQ."""
+    if fmt == "gptq":
+        return []
+    m, table = load_matrices(), load_families().modelopt
+    for matrix, rows in (
+        (table.matrix, table.rows_for(facts.model_type, facts.modelopt.rows)),
+        (m.modelopt, facts.modelopt.rows),
+    ):
+        verdict = _check(matrix, rows, fmt, facts.model_type)
+        if verdict.cell:
+            return matrix.footnote_texts(*verdict.cell)
+    return []
 
 
 def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matrices) -> Eligible | Skipped:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import EvalResult
 from huggingface_hub.repocard_data import eval_results_to_model_index
 
+from bot.eligibility.facts import build_facts
 from bot.eligibility.matrices import load_runtimes
+from bot.eligibility.planner import producer_footnotes
 from bot.publishing.gpus import gpu_lines
 from bot.publishing.layout import layout_tree
 from bot.publishing.scope import quantized_scope
@@ -73,10 +75,16 @@ def shared_sections(
     manifest: Manifest, upstream: Upstream, *, repo_id: str, kv_cache: str | None
 ) -> dict[str, Any]:
     """The template values both card templates use."""
-    fmt = manifest.require_spec().format
-    record = manifest.verification
+    spec = manifest.require_spec()
+    fmt, record = spec.format, manifest.verification
+    family = (
+        build_facts(upstream.config, name=upstream.repo_id, source="hub", files=upstream.files)
+        if upstream.config
+        else None
+    )
     return {
-        "runs_with": runs_with(fmt),
+        "runs_with": runs_with(fmt, family),
+        "producer_notes": producer_footnotes(fmt, family) if family else [],
         "runtime_table_label": load_runtimes().label,
         "wrong_loaders": wrong_loaders(fmt),
         "gpu_lines": gpu_lines(fmt),
@@ -85,7 +93,8 @@ def shared_sections(
             fmt,
             repo_id,
             chat=is_chat_model(manifest),
-            trust_remote_code=manifest.require_spec().trust_remote_code,
+            trust_remote_code=spec.trust_remote_code,
+            family=family,
         ),
         "layout": layout_tree(release_paths(manifest, upstream.licence_files)),
         "licence_files": list(upstream.licence_files),

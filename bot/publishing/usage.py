@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.matrices.runtimes import Runtime, RuntimeCell
+from bot.eligibility.planner import runs_family
 from builders.spec import Manifest
 
 PROMPT = "The future of AI is"
@@ -143,16 +145,23 @@ class Usage:
     note: str
 
 
-def runs_with(fmt: str) -> list[dict[str, str]]:
-    """Every runtime's row for a format: loads it or not, on which SMs, and the source of the cell."""
+def runs_with(fmt: str, family: ModelFacts | None = None) -> list[dict[str, str]]:
+    """Every runtime's row for a format: loads it or not, on which SMs, and the source of the cell; with the
+    model's `family`, a runtime that loads the format but not that family says no, and why (as `plan`)."""
     rows = []
     for runtime, cell in load_runtimes().cells(fmt):
+        loads, detail = cell.verdict, cell.note if cell.loads else cell.why
+        if family is not None and cell.loads:
+            runs, why = runs_family(runtime.id, fmt, family)
+            if not runs:
+                arch = family.architectures[0] if family.architectures else family.model_type
+                loads, detail = f"no, not {arch}", why
         rows.append(
             {
                 "runtime": runtime.name,
-                "loads": cell.verdict,
+                "loads": loads,
                 "sms": cell.sm_text,
-                "detail": cell.note if cell.loads else cell.why,
+                "detail": detail,
                 "source": cell.source,
             }
         )
@@ -173,13 +182,21 @@ def is_chat_model(manifest: Manifest) -> bool:
     return bool(manifest.source and manifest.source.chat_template)
 
 
-def usages(fmt: str, repo_id: str, *, chat: bool = False, trust_remote_code: bool = False) -> list[Usage]:
-    """The snippets of the runtimes that load `fmt`, in the table's order; `chat` prompts through the
-    model's chat template; `trust_remote_code` (a release that carries its upstream's code, auto_map) passes
-    each runtime's flag for it, without which the release does not load."""
+def usages(
+    fmt: str,
+    repo_id: str,
+    *,
+    chat: bool = False,
+    trust_remote_code: bool = False,
+    family: ModelFacts | None = None,
+) -> list[Usage]:
+    """The snippets of the runtimes that load `fmt` (and run the model's `family`, when given), in the
+    table's order; `chat` prompts through the model's chat template; `trust_remote_code` (a release that
+    carries its upstream's code, auto_map) passes each runtime's flag for it, without which it won't load."""
     return [
         _usage(runtime, cell, repo_id, chat, trust_remote_code)
         for runtime, cell in load_runtimes().loaders(fmt)
+        if family is None or runs_family(runtime.id, fmt, family)[0]
     ]
 
 

@@ -101,7 +101,7 @@ def test_a_family_no_runtime_lists_is_skipped_naming_each_runtime() -> None:
     """RecurrentGemma: ModelOpt makes fp8 of it, but no runtime of the table lists the architecture."""
     skipped = _runtimes(RECURRENT_GEMMA, (90,))[90]["skipped"]["fp8"]
     assert skipped.startswith("no runtime runs RecurrentGemmaForCausalLM in fp8 on sm90: ")
-    assert "vLLM's model list has no RecurrentGemmaForCausalLM" in skipped
+    assert "vLLM: its model list has no RecurrentGemmaForCausalLM (runtime_models.yaml)" in skipped
     assert "TensorRT-LLM (PyTorch backend): TensorRT-LLM model matrix: no row for model_type" in skipped
 
 
