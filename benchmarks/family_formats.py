@@ -1,13 +1,11 @@
 """The family × format table, as measured on this machine: for each tiny family repo (made here, no download)
 and each format, whether `plan` offers it on the SM asked (else its reason, with its source), whether the
 build succeeds (`quantbot build` from a local folder, small calibration, started in an empty folder that must
-stay empty), whether the release loads from its folder with transformers and generates (GPTQ; no CPU runtime
-loads ModelOpt's formats, whose fake-quantized model generated during the build instead), and the build's
-wall time.
+stay empty), whether the release loads from its folder and generates by the card's transformers snippet (GPTQ;
+no CPU runtime loads ModelOpt's formats, whose fake-quantized model generated during the build instead), and
+the build's wall time. nvfp4 needs CUDA to calibrate; it is planned but not built without a GPU.
 
-Run: ``python benchmarks/family_formats.py [--families qwen3_moe,phi3_remote] [--formats fp8,gptq]
-[--sm 90]``.
-nvfp4 needs CUDA to calibrate; it is planned but not built without a GPU.
+Run: ``python benchmarks/family_formats.py [--families qwen3_moe,phi3_remote] [--formats fp8,gptq] [--sm 90]``
 """
 
 from __future__ import annotations
@@ -27,16 +25,6 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 FAMILIES = ("llama3", "qwen2", "qwen3_moe", "mixtral", "phi3_remote", "qwen2_5_vl")
 FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
-LOAD = """
-import sys
-from transformers import AutoModelForCausalLM, AutoTokenizer
-path, trust = sys.argv[1], sys.argv[2] == "1"
-tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust)
-inputs = tokenizer("Alice was beginning", return_tensors="pt")
-out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-print("NEW_TOKENS", out.shape[1] - inputs["input_ids"].shape[1])
-"""
 
 
 def make(family: str) -> Path:
@@ -106,14 +94,14 @@ def build(folder: Path, family: str, fmt: str, sm: int) -> dict[str, str]:
     row["left_in_cwd"] = ", ".join(p.name for p in cwd.iterdir()) or "nothing"
     sample = (manifest.get("validation") or {}).get("sample") or {}
     row["generates"] = f"{sample.get('new_tokens', 0)} tokens" if sample else "not measured"
-    if done.returncode == 0 and fmt == "gptq":
-        load = subprocess.run(
-            [sys.executable, "-c", LOAD, str(where / "out"), "1" if trust else "0"],
-            capture_output=True,
-            text=True,
-        )
-        ok = load.returncode == 0 and "NEW_TOKENS 4" in load.stdout and "MISSING" not in load.stderr
-        row["loads"] = "yes, generates 4 tokens" if ok else f"no: {load.stderr.strip()[-200:]}"
+    if done.returncode == 0 and fmt == "gptq":  # the card's own transformers snippet, on the folder
+        from bot.publishing.usage import runnable_snippet
+
+        snippet = runnable_snippet(fmt, str(where / "out"), trust_remote_code=bool(trust))
+        code = snippet.code if snippet else "raise SystemExit('no snippet')"
+        load = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        ok = load.returncode == 0 and "MISSING" not in load.stderr
+        row["loads"] = "yes, generates" if ok else f"no: {load.stderr.strip()[-200:]}"
     elif done.returncode == 0:
         row["loads"] = "no CPU runtime loads it (fake-quantized model generated during the build)"
     return row

@@ -17,6 +17,7 @@ from bot.eligibility.facts import facts_from_dir
 from bot.eligibility.planner import PlanOptions, plan
 from bot.eligibility.targets import target_for
 from bot.publishing.publisher import Publisher
+from bot.publishing.usage import PROMPT, runnable_snippet
 from builders.spec import Manifest
 from builders.tiny_families import PHI3_CODE, build_tiny_family
 from state.models import ReleaseStatus
@@ -25,16 +26,6 @@ from tests.publishing.conftest import UpstreamRepo, _push
 pytestmark = pytest.mark.slow
 
 _REPOS: dict[str, tuple[Path, UpstreamRepo]] = {}
-_LOAD = """
-import sys
-from transformers import AutoModelForCausalLM, AutoTokenizer
-repo, trust = sys.argv[1], sys.argv[2] == "1"
-tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=trust)
-model = AutoModelForCausalLM.from_pretrained(repo, trust_remote_code=trust)
-inputs = tokenizer("Alice was beginning", return_tensors="pt")
-out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-print("NEW_TOKENS", out.shape[1] - inputs["input_ids"].shape[1], type(model).__module__)
-"""
 
 
 @pytest.fixture
@@ -88,16 +79,15 @@ def test_a_family_release_is_planned_built_published_and_loads_by_repo_id(
         "HF_TOKEN": hubsim.token,
         "HF_HUB_CACHE": str(tmp_path / "c"),
     }
-    if fmt == "gptq":  # transformers loads GPTQ on CPU: load by id and generate, as the card's snippet does
+    if fmt == "gptq":  # transformers loads GPTQ on CPU: the card's own snippet loads it by id and generates
+        snippet = runnable_snippet(fmt, repo_id, trust_remote_code=trust)
+        assert snippet is not None and snippet.code in readme and snippet.runtime == "transformers"
+        code = snippet.code + "print('CLASS', type(model).__module__)\n"
         run = subprocess.run(
-            [sys.executable, "-c", _LOAD, repo_id, "1" if trust else "0"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        assert "NEW_TOKENS 4" in run.stdout
+        assert run.stdout.startswith(PROMPT) and len(run.stdout.split("CLASS")[0]) > len(PROMPT) + 1
         assert "MISSING" not in run.stderr, "every weight of the release loads"
         assert ("transformers_modules" in run.stdout) is trust  # the release's own code ran
     else:  # no runtime here loads FP8 (they need CUDA): the release reads by id; it generated fake-quantized
