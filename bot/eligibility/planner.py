@@ -40,7 +40,6 @@ from bot.eligibility.matrices import (
 from bot.eligibility.targets import GIB, Target
 
 Policy = Literal["runtimes", "strict", "permissive"]
-POLICIES: tuple[Policy, ...] = ("runtimes", "strict", "permissive")
 # Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
 # int8_sq is left out (its legacy checkpoint takes an INT8 KV cache, asked for explicitly), and so is gptq
 # (GPTQ checkpoints carry no KV-cache scales).

@@ -65,7 +65,9 @@ def test_gptq_is_gated_on_the_runtimes_that_load_it_not_on_tensorrt_llm(configs:
         assert "vLLM runs MistralForCausalLM" in gptq.notes[1] and "SGLang runs" in gptq.notes[1]
     assert "Text Generation Inference" not in offered[100]["eligible"]["gptq"].notes[1]  # no Blackwell
     formats = eligibility_of(plan_for(configs["mistral"], (90,), policy="runtimes"))  # what /formats shows
-    assert formats.runs_with["gptq"].startswith("vLLM runs MistralForCausalLM; SGLang runs MistralForCausalLM")
+    assert formats.runs_with["gptq"].startswith(
+        "vLLM runs MistralForCausalLM; SGLang runs MistralForCausalLM"
+    )
     assert formats.runs_with["gptq"].endswith("; GPTQModel 7.6.0 has model_type mistral")
 
 

@@ -17,7 +17,7 @@ from bot.eligibility.facts import facts_from_dir
 from bot.eligibility.planner import PlanOptions, plan
 from bot.eligibility.targets import target_for
 from bot.publishing.publisher import Publisher
-from bot.publishing.usage import PROMPT, runnable_snippet
+from bot.publishing.usage import PROMPT, is_chat_model, runnable_snippet
 from builders.spec import Manifest
 from builders.tiny_families import PHI3_CODE, build_tiny_family
 from state.models import ReleaseStatus
@@ -80,16 +80,20 @@ def test_a_family_release_is_planned_built_published_and_loads_by_repo_id(
         "HF_HUB_CACHE": str(tmp_path / "c"),
     }
     if fmt == "gptq":  # transformers loads GPTQ on CPU: the card's own snippet loads it by id and generates
-        snippet = runnable_snippet(fmt, repo_id, trust_remote_code=trust)
+        snippet = runnable_snippet(fmt, repo_id, chat=is_chat_model(manifest), trust_remote_code=trust)
         assert snippet is not None and snippet.code in readme and snippet.runtime == "transformers"
-        code = snippet.code + "print('CLASS', type(model).__module__)\n"
+        code = (
+            snippet.code
+            + "print('NEW', outputs.shape[1] - inputs['input_ids'].shape[1], type(model).__module__)\n"
+        )
         run = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        assert run.stdout.startswith(PROMPT) and len(run.stdout.split("CLASS")[0]) > len(PROMPT) + 1
+        new_tokens, module = run.stdout.rpartition("NEW ")[2].split()
+        assert PROMPT in run.stdout and int(new_tokens) > 0
         assert "MISSING" not in run.stderr, "every weight of the release loads"
-        assert ("transformers_modules" in run.stdout) is trust  # the release's own code ran
+        assert module.startswith("transformers_modules") is trust  # the release's own code ran
     else:  # no runtime here loads FP8 (they need CUDA): the release reads by id; it generated fake-quantized
         probe = (
             "import sys; from transformers import AutoConfig; print(AutoConfig.from_pretrained(sys.argv[1]))"
