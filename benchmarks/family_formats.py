@@ -25,6 +25,12 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 FAMILIES = ("llama3", "qwen2", "qwen3_moe", "mixtral", "phi3_remote", "qwen2_5_vl")
 FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
+GPTQMODEL = (
+    "import os; os.environ.setdefault('GPTQMODEL_CPU_WORKERS', '2'); from gptqmodel import GPTQModel; "
+    "from transformers import AutoTokenizer; t = AutoTokenizer.from_pretrained('{path}'); "
+    "m = GPTQModel.load('{path}', device='cpu').model; "
+    "print(t.decode(m.generate(**t('Alice was', return_tensors='pt'), max_new_tokens=4)[0]))"
+)
 
 
 def make(family: str) -> Path:
@@ -94,11 +100,17 @@ def build(folder: Path, family: str, fmt: str, sm: int) -> dict[str, str]:
     row["left_in_cwd"] = ", ".join(p.name for p in cwd.iterdir()) or "nothing"
     sample = (manifest.get("validation") or {}).get("sample") or {}
     row["generates"] = f"{sample.get('new_tokens', 0)} tokens" if sample else "not measured"
-    if done.returncode == 0 and fmt == "gptq":  # the card's own transformers snippet, on the folder
+    if (
+        done.returncode == 0 and fmt == "gptq"
+    ):  # the card's transformers snippet, else GPTQModel, on the folder
+        from bot.eligibility.facts import facts_from_dir
+        from bot.eligibility.planner import runs_family
         from bot.publishing.usage import runnable_snippet
 
         snippet = runnable_snippet(fmt, str(where / "out"), trust_remote_code=bool(trust))
-        code = snippet.code if snippet else "raise SystemExit('no snippet')"
+        code = GPTQMODEL.format(path=where / "out")
+        if snippet and runs_family("transformers", fmt, facts_from_dir(folder))[0]:
+            code = snippet.code
         load = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         ok = load.returncode == 0 and "MISSING" not in load.stderr
         row["loads"] = "yes, generates" if ok else f"no: {load.stderr.strip()[-200:]}"

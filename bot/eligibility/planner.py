@@ -364,6 +364,8 @@ def runs_family(
         return (True, f"({model.cell[0]} × {model.cell[1]}: Y)") if model.cell else (False, model.reason)
     listed = models.listed(facts.architectures)
     arch = facts.architectures[0] if facts.architectures else facts.model_type
+    if listed is None and models.any_architecture and models.but_not_why:
+        return False, f"not {arch}: {models.but_not_why} (runtime_models.yaml)"
     return (
         (True, f"runs {listed}") if listed else (False, f"its model list has no {arch} (runtime_models.yaml)")
     )

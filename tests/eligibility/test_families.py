@@ -88,6 +88,8 @@ def test_a_mixture_of_experts_is_offered_what_round_trips_and_told_why_not_the_r
     limit (under the strict policy too), never built to crash."""
     decided = _runtimes(QWEN3_MOE)
     assert set(decided[90]["eligible"]) == {"fp8", "nvfp4", "gptq"}
+    runs = decided[90]["eligible"]["gptq"].notes[-1]
+    assert "vLLM runs Qwen3MoeForCausalLM" in runs and "transformers + GPTQModel" not in runs  # fused experts
     limit = load_families().limit("int4_awq", "qwen3_moe")
     assert limit is not None and "QuantMixtralExperts" in limit.reason
     for policy in ("runtimes", "strict"):

@@ -20,6 +20,7 @@ from bot.eligibility.matrices.tables import FORMATS, Checker, Matrix, parse_matr
 
 DATA_DIR = Path(__file__).parent
 _RUNTIME_KINDS = frozenset({"architectures", "matrices", "any_architecture"})
+_BUT_NOT_KEYS = frozenset({"architectures", "why"})
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,15 @@ class RuntimeModels:
     architectures: frozenset[str] = frozenset()
     matrices: str | None = None
     any_architecture: str = ""
+    but_not: frozenset[str] = frozenset()  # an any-architecture runtime's measured exceptions
+    but_not_why: str = ""
 
     def listed(self, architectures: Iterable[str]) -> str | None:
-        """The first of `architectures` this runtime lists (any, for an any-architecture runtime)."""
+        """The first of `architectures` this runtime lists (any but its exceptions, for an any-architecture
+        runtime)."""
         archs = tuple(architectures)
         if self.any_architecture:
-            return archs[0] if archs else None
+            return archs[0] if archs and not self.but_not.intersection(archs) else None
         return next((a for a in archs if a in self.architectures), None)
 
 
@@ -92,7 +96,7 @@ def _runtimes(path: Path, data: Any) -> dict[str, RuntimeModels]:
         if rid not in known:
             raise check.fail(entry, f"unknown runtime (runtimes.yaml has {', '.join(sorted(known))})")
         spec = check.mapping(spec, entry)
-        check.keys(spec, _RUNTIME_KINDS | {"source"}, f"{entry}.", frozenset())
+        check.keys(spec, _RUNTIME_KINDS | {"source", "but_not"}, f"{entry}.", frozenset())
         kinds = _RUNTIME_KINDS & spec.keys()
         if len(kinds) != 1:
             raise check.fail(entry, f"give exactly one of {', '.join(sorted(_RUNTIME_KINDS))}")
@@ -104,7 +108,21 @@ def _runtimes(path: Path, data: Any) -> dict[str, RuntimeModels]:
         source = _source(check, spec.get("source"), f"{entry}.source")
         if "any_architecture" in spec:
             why = check.text(spec["any_architecture"], f"{entry}.any_architecture")
-            result[rid] = RuntimeModels(rid, source, any_architecture=why)
+            but_not = check.mapping(
+                spec.get("but_not") or {"architectures": [], "why": "-"}, f"{entry}.but_not"
+            )
+            check.keys(but_not, _BUT_NOT_KEYS, f"{entry}.but_not.", _BUT_NOT_KEYS)
+            result[rid] = RuntimeModels(
+                rid,
+                source,
+                any_architecture=why,
+                but_not=frozenset(
+                    check.text_list(but_not["architectures"], f"{entry}.but_not.architectures")
+                ),
+                but_not_why=" ".join(check.text(but_not["why"], f"{entry}.but_not.why").split()),
+            )
+        elif "but_not" in spec:
+            raise check.fail(f"{entry}.but_not", "only an any_architecture runtime has exceptions")
         else:
             archs = check.text_list(spec["architectures"], f"{entry}.architectures")
             result[rid] = RuntimeModels(rid, source, architectures=frozenset(archs))
