@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import EvalResult
 from huggingface_hub.repocard_data import eval_results_to_model_index
 
-from bot.eligibility.facts import build_facts
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import producer_footnotes
 from bot.publishing.gpus import gpu_lines
@@ -77,11 +76,7 @@ def shared_sections(
     """The template values both card templates use."""
     spec = manifest.require_spec()
     fmt, record = spec.format, manifest.verification
-    family = (
-        build_facts(upstream.config, name=upstream.repo_id, source="hub", files=upstream.files)
-        if upstream.config
-        else None
-    )
+    family = upstream.family()
     return {
         "runs_with": runs_with(fmt, family),
         "producer_notes": producer_footnotes(fmt, family) if family else [],

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.eligibility.facts import card_metadata
+from bot.eligibility.facts import ModelFacts, build_facts, card_metadata
 from bot.hub import Hub
 from builders.invariance import is_licence_file
 
@@ -99,6 +99,14 @@ class Upstream:
             hub.download(repo_id, "config.json", revision=revision).read_text(encoding="utf-8")
         )
         return replace(upstream, config=config if isinstance(config, dict) else {})
+
+    def family(self) -> ModelFacts | None:
+        """The base model's family as the planner reads it from its config (None: the config was not read)."""
+        if not self.config:
+            return None
+        return build_facts(
+            self.config, name=self.repo_id, source="hub", revision=self.revision, files=self.files
+        )
 
     def licence_metadata(self) -> dict[str, Any]:
         """`license`, plus `license_name` / `license_link` when it is `other` (the Hub asks for both)."""

@@ -218,10 +218,15 @@ def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool, trust_
 
 
 def runnable_snippet(
-    fmt: str, repo_id: str, *, chat: bool = False, trust_remote_code: bool = False
+    fmt: str,
+    repo_id: str,
+    *,
+    chat: bool = False,
+    trust_remote_code: bool = False,
+    family: ModelFacts | None = None,
 ) -> Usage | None:
-    """The snippet the verification runs: a Python one, preferring one that needs no GPU."""
-    snippets = usages(fmt, repo_id, chat=chat, trust_remote_code=trust_remote_code)
+    """The snippet the verification runs: a Python one the card shows, preferring one that needs no GPU."""
+    snippets = usages(fmt, repo_id, chat=chat, trust_remote_code=trust_remote_code, family=family)
     python = [u for u in snippets if u.language == "python"]
     return next((u for u in python if not u.needs_gpu), python[0] if python else None)
 
