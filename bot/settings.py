@@ -128,7 +128,11 @@ class Settings(BaseSettings):
     remote_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="SMs served by remote workers, added to the local GPUs."
     )
-    policy: Literal["strict", "permissive"] = Field("strict", description="How the planner reads '.' cells.")
+    policy: Literal["runtimes", "strict", "permissive"] = Field(
+        "runtimes",
+        description="What makes a format eligible: runtimes (what runs the family), or the seeds (strict, "
+        "permissive).",
+    )
     trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Repos whose custom code may run (auto_map)."
     )
