@@ -333,6 +333,20 @@ class Hub:
             idempotent=False,
         )
 
+    def open_discussion(self, repo_id: str, title: str, description: str) -> DiscussionWithDetails:
+        """Open a discussion (not idempotent: retried only on 429)."""
+        create = functools.partial(self.api.create_discussion, repo_id, title, description=description)
+        return self.call(create, repo_id=repo_id, idempotent=False)
+
+    def tag(self, repo_id: str, tag: str, revision: str, message: str) -> None:
+        """Point `tag` at `revision`, moving it if it points elsewhere (a tag names one release's commit)."""
+        refs = self.call(self.api.list_repo_refs, repo_id, repo_id=repo_id)
+        if any(t.name == tag for t in refs.tags):
+            self.call(self.api.delete_tag, repo_id, tag=tag, repo_id=repo_id)
+        self.call(
+            self.api.create_tag, repo_id, tag=tag, tag_message=message, revision=revision, repo_id=repo_id
+        )
+
     def merge_pull_request(self, repo_id: str, num: int) -> None:
         """Merge a PR (the repo's owners only); retried only on 429, as a merge cannot happen twice."""
         self.call(self.api.merge_pull_request, repo_id, num, repo_id=repo_id, idempotent=False)

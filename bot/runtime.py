@@ -28,6 +28,7 @@ from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller, Scheduler
 from bot.intake.server import create_app, open_configured_store
 from bot.publishing.lookup import ReleaseLookup
+from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
@@ -53,6 +54,7 @@ class Bot:
     replies: ReplyUpdater
     readiness: HubReadiness
     reviews: ReleaseLookup
+    upkeep: MetadataUpdates
 
     @classmethod
     def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
@@ -66,8 +68,9 @@ class Bot:
         store = open_configured_store(settings)
         executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
+        upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
         dispatcher = Dispatcher(
-            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
+            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews, upkeep=upkeep
         )
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
@@ -77,7 +80,7 @@ class Bot:
         replies = ReplyUpdater(store, hub)
         return cls(
             settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
-            reviews,
+            reviews, upkeep,
         )  # fmt: skip
 
     def start_workers(self) -> Bot:
@@ -90,6 +93,7 @@ class Bot:
         self.options = Options.from_settings(self.settings, bot_user=bot_user)
         self.dispatcher.options = self.options
         self.reviews.bot_name = bot_user
+        self.upkeep.bot_name = bot_user
         self.replies.start()
         self.executor.start()
         self.dispatcher.start()

@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
     )
+    cooldown_minutes: int = Field(
+        0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
+    )
+    dashboard_s: float = Field(
+        60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
+    )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
     publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")

@@ -60,6 +60,16 @@ class ReviewsPort(Protocol):
     def on_pr_closed(self, repo_id: str, num: int) -> Any: ...
 
 
+class UpkeepPort(Protocol):
+    """What the publisher does for a release between builds."""
+
+    def metadata_only(self, upstream: str, previous: str, revision: str) -> str | None:
+        """If `revision` changes no weights over `previous` (the revision released last), carry the changed
+        metadata files to each release of `upstream` without a build and say what was done; None when the
+        change needs a build."""
+        ...
+
+
 @dataclass(frozen=True)
 class Options:
     """The settings handlers obey, resolved once (the bot's name comes from its token when not configured)."""
@@ -74,6 +84,7 @@ class Options:
     formats: tuple[str, ...] = FORMATS
     publisher_name: str = "quantbot"
     jobs_budget_usd: float | None = None  # jobs_monthly_budget_usd, when builds run as Hugging Face Jobs
+    cooldown_minutes: int = 0  # minutes a new upstream revision waits before it is built (a watch may differ)
 
     def __post_init__(self) -> None:
         if not self.bot_user:
@@ -95,6 +106,7 @@ class Options:
             command_rate_window_s=settings.command_rate_window_s,
             publisher_name=settings.publisher_name,
             jobs_budget_usd=settings.jobs_monthly_budget_usd if settings.executor == "hf-jobs" else None,
+            cooldown_minutes=settings.cooldown_minutes,
         )
 
 
@@ -109,6 +121,7 @@ class Context:
     options: Options
     planner: PlannerPort
     reviews: ReviewsPort | None = None
+    upkeep: UpkeepPort | None = None
     log: logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("handlers"), {})
     )

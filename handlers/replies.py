@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from datetime import datetime
 
 from state import Command, CommandStatus, GuardFailed, Job, JobStatus, Release, ReleaseStatus, Store
+from state.models import utcnow
 
 _RELEASE_WORDS = {
     ReleaseStatus.OPEN: "ready for review (published when a maintainer merges it)",
@@ -28,7 +30,9 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     sms = ", ".join(f"sm{sm}" for sm in spec.get("target_sms") or []) or "no SM"
     head = f"- **{spec.get('format')}** ({sms}) of `{job.repo}` at `{str(spec.get('revision'))[:12]}`"
     latest = max(releases, key=lambda r: r.id, default=None)
-    if job.status is JobStatus.QUEUED:
+    if job.status is JobStatus.QUEUED and job.not_before is not None and job.not_before > utcnow():
+        state = waiting(job.not_before)
+    elif job.status is JobStatus.QUEUED:
         state = "queued"
     elif job.status is JobStatus.RUNNING:
         detail = f": {job.progress_message}" if job.progress_message else ""
@@ -44,6 +48,11 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     else:
         state = f"done: {_one_line(job.progress_message or 'nothing to publish')}"
     return f"{head}: {state}"
+
+
+def waiting(until: datetime) -> str:
+    """A build held by its upstream's cooldown, in words."""
+    return f"waiting until {until:%Y-%m-%d %H:%M} UTC (the upstream's cooldown; `/quantize --now` skips it)"
 
 
 def render(command: Command, jobs: list[Job], releases: dict[str, list[Release]]) -> str:

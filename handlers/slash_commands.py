@@ -20,8 +20,8 @@ from handlers.inputs import Eligibility
 from handlers.replies import close, job_line, reply_state
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
 from handlers.slash_syntax import Command, help_text, parse_command
-from handlers.upstream import enqueue_specs
-from state import CANCELLABLE, RETRYABLE, CommandStatus
+from handlers.upstream import cooldown_end, enqueue_specs, find_watch
+from state import CANCELLABLE, RETRYABLE, CommandStatus, JobStatus
 
 router = Router()
 
@@ -137,7 +137,14 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
         return Answer("\n".join([intro, "", "Nothing to build.", *notes]))
     if refused := _over_budget(ctx, eligibility, specs):
         return Answer("\n".join([intro, "", f"Not started: {refused}.", *notes]))
-    enqueue_specs(ctx, ctx.repo, specs)
+    if command.now:
+        waiting = [j for j in ctx.store.jobs.list([JobStatus.QUEUED], repo=ctx.repo) if j.not_before]
+        for job in waiting:
+            ctx.store.lifecycle.start_now(job.id)
+        not_before = None
+    else:
+        not_before = cooldown_end(ctx, ctx.repo, sha, find_watch(ctx, ctx.repo, sha))
+    enqueue_specs(ctx, ctx.repo, specs, not_before=not_before)
     return Answer("\n".join([intro, *notes]), [spec.key() for spec in specs])
 
 

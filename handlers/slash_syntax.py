@@ -19,8 +19,9 @@ _SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
 HELP = """\
 I build quantized releases of this model. Commands (one per comment):
 
-- `/quantize [formats…] [--sm 90,89] [--kv-cache none]` — build the given formats (default: every eligible
-  format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache none`
+- `/quantize [formats…] [--sm 90,89] [--kv-cache none] [--now]` — build the given formats (default: every
+  eligible format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache
+  none`; a revision pushed lately waits for the cooldown unless `--now`
 - `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
 - `/status` — show the builds of this model and their progress
 - `/cancel` — cancel the builds you started here that are still queued or running
@@ -38,6 +39,7 @@ class Command:
     formats: tuple[str, ...] = ()
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None  # "none" turns the default FP8 KV cache off; None keeps the default
+    now: bool = False  # build without waiting for the upstream's cooldown
     error: str | None = None
     args: tuple[str, ...] = field(default=(), repr=False)
 
@@ -85,9 +87,13 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
     formats: list[str] = []
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None
+    now = False
     i = 0
     while i < len(args):
         word = args[i]
+        if word == "--now":
+            now, i = True, i + 1
+            continue
         if word.startswith(("--sm", "--kv-cache")):
             value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
             i += 1 if "=" in word else 2
@@ -105,7 +111,7 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
             return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
-    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache)
+    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache, now=now)
 
 
 def help_text(known_formats: tuple[str, ...]) -> str:

@@ -54,6 +54,8 @@ def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> d
                 "formats": list(w.formats) or ["every eligible format"],
                 "sms": list(w.sms),
                 "approval": w.approval.value,
+                "cooldown_minutes": w.cooldown_minutes,
+                "dashboard": w.dashboard,
             }
             for w in store.watches.list()[: LIMIT * 5]
         ],
@@ -122,6 +124,11 @@ def _job(
         "elapsed_s": None if elapsed is None else round(elapsed, 1),
         "elapsed": "" if elapsed is None else duration(elapsed),
         "queued_ago": ago(now, row.created_at),
+        "waiting_until": (
+            f"{row.not_before:%Y-%m-%d %H:%M} UTC"
+            if row.status is JobStatus.QUEUED and row.not_before is not None and row.not_before > now
+            else None
+        ),
         "error": row.error,
         "discussion_url": discussion,
         "tasks": [_task(task) for task in tasks],
