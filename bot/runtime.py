@@ -27,6 +27,7 @@ from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller, Scheduler
 from bot.intake.server import create_app, open_configured_store
+from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
 from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
@@ -69,13 +70,21 @@ class Bot:
         executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
         upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
+        planner = SpecMaker(settings, hub)
         dispatcher = Dispatcher(
-            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews, upkeep=upkeep
+            store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
+        dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
-        scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)
+        scheduler = Scheduler(
+            poller,
+            poll_minutes=settings.poll_interval_min,
+            housekeeping_s=housekeeping_s,
+            dashboards=dashboards.refresh,
+            dashboard_s=settings.dashboard_s,
+        )
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub)
         return cls(

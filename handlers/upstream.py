@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from builders.spec import BuildSpec
 from handlers.context import Context
 from handlers.router import HANDLED, IGNORED, Router
-from state import Job, JobStatus, Watch, WatchKind
+from state import Job, JobStatus, ReleaseStatus, Watch, WatchKind
 
 router = Router()
 
 MAIN = "refs/heads/main"
+LIVE = (ReleaseStatus.PUBLISHED, ReleaseStatus.MERGED)
 _PR_TITLE = re.compile(r"\(#(\d+)\)\s*$")
 
 
@@ -120,8 +121,8 @@ def cooldown_end(ctx: Context, repo: str, sha: str, watch: Watch | None) -> date
 
 
 def released_revision(ctx: Context, repo: str) -> str | None:
-    """The upstream revision of `repo`'s newest build when that build is published; None when there is none,
-    or a newer one is still on its way (then a new revision is built, not patched)."""
+    """The upstream revision of `repo`'s newest build when that build is on a release's `main`; None when
+    there is none, or a newer one is still on its way (then a new revision is built, not patched)."""
     newest = next(
         (
             j
@@ -132,6 +133,8 @@ def released_revision(ctx: Context, repo: str) -> str | None:
     )
     if newest is None or newest.status is not JobStatus.PUBLISHED:
         return None
+    if not ctx.store.releases.find(build_key=newest.build_key, statuses=LIVE):
+        return None  # its release awaits review, or was declined: a new revision is released in full
     revision = newest.spec.get("revision")
     return revision if isinstance(revision, str) else None
 

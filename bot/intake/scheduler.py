@@ -117,9 +117,18 @@ def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str,
 
 
 class Scheduler:
-    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min` and housekeeping often."""
+    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min`, housekeeping often, and
+    the dashboards' refresh every `dashboard_s`."""
 
-    def __init__(self, poller: Poller, *, poll_minutes: float, housekeeping_s: float) -> None:
+    def __init__(
+        self,
+        poller: Poller,
+        *,
+        poll_minutes: float,
+        housekeeping_s: float,
+        dashboards: Callable[[], object] | None = None,
+        dashboard_s: float = 60.0,
+    ) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = datetime.now(UTC)
         self._scheduler.add_job(
@@ -130,6 +139,13 @@ class Scheduler:
             _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
             id="housekeeping", max_instances=1, coalesce=True,
         )  # fmt: skip
+        if (
+            dashboards is not None
+        ):  # the dashboard discussions on watched upstreams (bot/publishing/dashboard.py)
+            self._scheduler.add_job(
+                _logged(dashboards), "interval", seconds=dashboard_s, next_run_time=now,
+                id="dashboards", max_instances=1, coalesce=True,
+            )  # fmt: skip
 
     def start(self) -> Scheduler:
         self._scheduler.start()

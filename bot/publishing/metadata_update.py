@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -30,9 +31,21 @@ _CARD = "README.md"
 _LIVE = (ReleaseStatus.PUBLISHED, ReleaseStatus.MERGED)
 
 
-def marker(upstream: str, revision: str) -> str:
-    payload = json.dumps({"upstream": upstream, "revision": revision}, sort_keys=True)
+def marker(upstream: str, revision: str, files: list[str]) -> str:
+    payload = json.dumps({"upstream": upstream, "revision": revision, "files": files}, sort_keys=True)
     return f"<!-- quantbot:metadata {payload} -->"
+
+
+@dataclass(frozen=True)
+class MetadataPR:
+    """One of the bot's metadata-only pull requests on a release repo."""
+
+    num: int
+    url: str
+    status: str
+    upstream: str
+    revision: str
+    files: str  # the changed files, in words
 
 
 class MetadataUpdates:
@@ -80,16 +93,31 @@ class MetadataUpdates:
             s.rfilename: (s.lfs.sha256 if s.lfs is not None else str(s.blob_id)) for s in info.siblings or []
         }
 
+    def metadata_prs(self, repo: str) -> list[MetadataPR]:
+        """The bot's metadata-only PRs on a release repo (any status), oldest first."""
+        found = []
+        for pr in self.hub.pull_requests(repo, author=self.bot_name):
+            details = self.hub.discussion(repo, pr.num)
+            first = next((e for e in details.events if e.type == "comment"), None)
+            match = _MARKER.search(getattr(first, "content", None) or "")
+            if match is None:
+                continue
+            try:
+                tag = json.loads(match.group(1))
+                files = ", ".join(f"`{f}`" for f in tag["files"])
+                found.append(
+                    MetadataPR(pr.num, details.url, details.status, tag["upstream"], tag["revision"], files)
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+        return sorted(found, key=lambda p: p.num)
+
     def _carry(
         self, repo: str, upstream: str, previous: str, revision: str, files: list[str], after: dict[str, str]
     ) -> str | None:
         """One PR on `repo` with the changed files; its URL, or None when one exists already (any status)."""
-        mark = marker(upstream, revision)
-        for pr in self.hub.pull_requests(repo, author=self.bot_name):
-            details = self.hub.discussion(repo, pr.num)
-            first = next((e for e in details.events if e.type == "comment"), None)
-            if mark in (getattr(first, "content", None) or ""):
-                return None
+        if any(p.upstream == upstream and p.revision == revision for p in self.metadata_prs(repo)):
+            return None
         present = [s.rfilename for s in self.hub.model_info(repo).siblings or []]
         operations: list[CommitOperationAdd | CommitOperationDelete] = []
         for name in files:
@@ -106,7 +134,7 @@ class MetadataUpdates:
             f"[`{previous[:12]}`]({self.web}/{upstream}/commit/{previous}) and "
             f"[`{revision[:12]}`]({self.web}/{upstream}/commit/{revision}). This pull request carries them "
             f"as the upstream has them now; **nothing was rebuilt**, the quantized weights are unchanged.\n\n"
-            f"{listed}\n\n{mark}"
+            f"{listed}\n\n{marker(upstream, revision, files)}"
         )
         commit = self.hub.create_commit(
             repo,
