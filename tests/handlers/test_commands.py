@@ -33,6 +33,11 @@ def test_kv_cache_none_turns_the_default_off() -> None:
     assert parse("/quantize fp8").kv_cache is None
 
 
+def test_now_skips_the_cooldown() -> None:
+    assert parse("/quantize gptq --now") == Command("quantize", ("gptq",), now=True)
+    assert parse("/quantize gptq").now is False
+
+
 def test_mention_works_like_a_slash() -> None:
     assert parse("@quantbot quantize gptq") == Command("quantize", ("gptq",))
     assert parse("@quantbot /status") == Command("status")

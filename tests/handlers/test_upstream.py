@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from handler_support import Planner, context, push_payload, run_push
+from huggingface_hub import CommitOperationAdd, hf_hub_download
 
+from bot.hub import Hub
+from bot.publishing.metadata_update import MetadataUpdates
 from bot.settings import load_settings
 from builders.spec import BuildSpec
 from handlers import slash_commands
+from handlers import upstream as upstream_handler
 from handlers.replies import job_line
 from handlers.router import HANDLED, IGNORED
-from state import BuildChange, JobStatus, ReleaseKind, Store, WatchKind
+from state import BuildChange, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
 
 
 @pytest.fixture
@@ -171,3 +176,83 @@ def test_quantize_waits_for_the_cooldown_unless_now(
     command("/quantize --now")
     claimed = store.lifecycle.claim_build("worker", 60)
     assert claimed is not None and claimed.spec["revision"] == sha
+
+
+# ------------------------------------------------------------------------------------ metadata-only pushes
+
+
+def _commit(api, repo: str, files: dict[str, bytes]) -> str:
+    operations = [CommitOperationAdd(path, content) for path, content in files.items()]
+    return api.create_commit(repo, operations, commit_message="update").oid
+
+
+def _published(store: Store, upstream: str, revision: str, release: str, hub_url: str) -> None:
+    """A build of `upstream` at `revision` released on `release`'s main, as the publish step records it."""
+    job, _ = store.jobs.enqueue(f"key-{revision}", {"format": "gptq", "revision": revision}, repo=upstream)
+    store.lifecycle.claim_build("worker", 60)
+    store.lifecycle.built(job.id, "worker", {"status": "succeeded"})
+    store.lifecycle.claim_publish("worker", 60)
+    store.lifecycle.published(job.id, "worker", "published on main")
+    store.releases.record(
+        build_key=job.build_key,
+        repo_id=release,
+        kind=ReleaseKind.REPO,
+        url=f"{hub_url}/{release}",
+        job_id=job.id,
+        status=ReleaseStatus.PUBLISHED,
+    )
+
+
+def test_a_push_that_changes_no_weights_carries_its_metadata_to_the_release_without_a_build(
+    hubsim, store: Store, repo_factory: Callable[..., str], payloads, tmp_path
+) -> None:
+    upstream = repo_factory("upstream", token=hubsim.other_token)
+    first = _commit(
+        hubsim.other_api,
+        upstream,
+        {
+            "config.json": b'{"model_type": "llama"}',
+            "model.safetensors": b"weights",
+            "tokenizer_config.json": b'{"chat_template": "v1"}',
+            "README.md": b"# Upstream\n",
+        },
+    )
+    release = repo_factory("release")
+    _commit(
+        hubsim.api,
+        release,
+        {
+            "config.json": b'{"model_type": "llama", "quantization_config": {}}',
+            "model.safetensors": b"q",
+            "tokenizer_config.json": b'{"chat_template": "v1"}',
+            "trt-llm/checkpoints/tokenizer_config.json": b'{"chat_template": "v1"}',
+        },
+    )
+    store.watches.add(WatchKind.REPO, upstream, formats=["gptq"])
+    _published(store, upstream, first, release, hubsim.url)
+    planner = Planner(load_settings(None, data_dir=tmp_path), {"gptq": [90]})
+    upkeep = MetadataUpdates(Hub(endpoint=hubsim.url, token=hubsim.token), store, hubsim.user, hubsim.url)
+
+    def push(files: dict[str, bytes]) -> str:
+        sha = _commit(hubsim.other_api, upstream, files)
+        ctx = context(hubsim, store, push_payload(payloads, upstream, sha), planner, upkeep)
+        assert upstream_handler.on_push(ctx) == HANDLED
+        return sha
+
+    fixed = push({"tokenizer_config.json": b'{"chat_template": "v2"}', "README.md": b"# Fixed template\n"})
+    assert planner.asked == [] and len(store.jobs.list(repo=upstream)) == 1  # no build
+    [pr] = hubsim.api.get_repo_discussions(release, discussion_type="pull_request")
+    details = hubsim.api.get_discussion_details(release, pr.num)
+    assert details.author == hubsim.user and "nothing was rebuilt" in details.events[0].content
+    ref = f"refs/pr/{pr.num}"
+    assert set(hubsim.api.list_repo_files(release, revision=ref)) == set(hubsim.api.list_repo_files(release))
+    for path in ("tokenizer_config.json", "trt-llm/checkpoints/tokenizer_config.json"):
+        got = hf_hub_download(release, path, revision=ref, endpoint=hubsim.url, token=hubsim.token)
+        assert Path(got).read_bytes() == b'{"chat_template": "v2"}'
+    again = context(hubsim, store, push_payload(payloads, upstream, fixed), planner, upkeep)
+    assert upstream_handler.on_push(again) == HANDLED  # the same push redelivered: no second PR
+    assert len(list(hubsim.api.get_repo_discussions(release, discussion_type="pull_request"))) == 1
+
+    rebuilt = push({"model.safetensors": b"new weights"})
+    assert planner.asked == [(upstream, rebuilt)]
+    assert {j.spec["revision"] for j in store.jobs.list(repo=upstream)} == {first, rebuilt}
