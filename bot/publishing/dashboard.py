@@ -178,7 +178,12 @@ class UpstreamDashboards:
     def _metadata_updates(self, upstream: str) -> list[str]:
         lines = []
         for repo in self.upkeep.releases(upstream):
-            for pr in self.upkeep.metadata_prs(repo):
+            try:
+                prs = self.upkeep.metadata_prs(repo)
+            except HubError as e:  # a release repo deleted or renamed since: the rest of the dashboard holds
+                log.warning("metadata updates of %s not read: %s", repo, e)
+                continue
+            for pr in prs:
                 lines.append(
                     f"- [{repo}#{pr.num}]({pr.url}): `{pr.revision[:12]}`'s {pr.files} ({pr.status})"
                 )
