@@ -26,7 +26,14 @@ import httpx
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
-from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
+from huggingface_hub.hf_api import (
+    CommitInfo,
+    DatasetInfo,
+    GitCommitInfo,
+    ModelInfo,
+    WebhookInfo,
+    WebhookWatchedItem,
+)
 from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
 from bot.errors import (
@@ -182,6 +189,13 @@ class Hub:
     ) -> ModelInfo:
         return self.call(
             self.api.model_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
+        )
+
+    def dataset_info(
+        self, repo_id: str, revision: str | None = None, files_metadata: bool = False
+    ) -> DatasetInfo:
+        return self.call(
+            self.api.dataset_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
         )
 
     def resolve_revision(self, repo_id: str, revision: str | None = None) -> str:

@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
     )
+    calib_max_dataset_mb: int = Field(
+        20_000, gt=0, description="Largest Hub dataset `/quantize --calib` may name (its files, in MB)."
+    )
     cooldown_minutes: int = Field(
         0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
     )

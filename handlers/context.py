@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from builders.spec import FORMATS, BuildSpec
-from handlers.inputs import Eligibility, HubWebhook
+from handlers.inputs import Calibration, Eligibility, HubWebhook
 from state import EventRecord, Store
 
 
@@ -49,7 +49,12 @@ class PlannerPort(Protocol):
         formats: Sequence[str] = (),
         sms: Sequence[int] = (),
         kv_cache_off: str | None = None,
+        calibration: Calibration | None = None,
     ) -> list[BuildSpec]: ...
+
+    def calibration_refusal(self, calibration: Calibration) -> str | None:
+        """Why the builds may not calibrate with this dataset (missing, gated, too large), or None."""
+        ...
 
 
 class ReviewsPort(Protocol):

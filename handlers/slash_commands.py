@@ -128,10 +128,15 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
     lines += [
         f"- sm{sm} is not one of my target SMs ({_sms(targets)})" for sm in command.sms if sm not in targets
     ]
+    if command.calib is not None and (refused := ctx.planner.calibration_refusal(command.calib)):
+        return Answer(f"@{author}, I can't calibrate with `{command.calib}`: {refused}.")
     off = "/quantize --kv-cache none" if command.kv_cache == "none" else None
-    specs = ctx.planner.specs(eligibility, formats=command.formats, sms=command.sms, kv_cache_off=off)
+    specs = ctx.planner.specs(
+        eligibility, formats=command.formats, sms=command.sms, kv_cache_off=off, calibration=command.calib
+    )
     asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
-    intro = f"@{author} asked for {asked} of {where}."
+    calibrated = f", calibrated with `{command.calib}`" if command.calib else ""
+    intro = f"@{author} asked for {asked} of {where}{calibrated}."
     notes = ["", *lines] if lines else []
     if not specs:
         return Answer("\n".join([intro, "", "Nothing to build.", *notes]))

@@ -10,18 +10,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from handlers.inputs import Calibration
 from handlers.quoting import quote
 
 MAX_COMMAND_CHARS = 500
 COMMANDS = ("quantize", "formats", "status", "cancel", "retry", "help")
 _SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
+# `org/dataset[@revision][:split]`: a Hub dataset id, then an optional branch, tag or sha, then a split.
+_NAME = r"[A-Za-z0-9][\w.-]{0,95}"
+_CALIB = re.compile(
+    rf"^(?P<id>{_NAME}/{_NAME})(?:@(?P<revision>[\w.-]{{1,100}}))?(?::(?P<split>[\w.-]{{1,64}}))?$"
+)
 
 HELP = """\
 I build quantized releases of this model. Commands (one per comment):
 
-- `/quantize [formats…] [--sm 90,89] [--kv-cache none] [--now]` — build the given formats (default: every
-  eligible format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache
-  none`; a revision pushed lately waits for the cooldown unless `--now`
+- `/quantize [formats…] [--sm 90,89] [--kv-cache none] [--calib org/dataset[@rev][:split]] [--now]` — build
+  the given formats (default: every eligible format); the KV cache is FP8 where TensorRT-LLM supports it for
+  this model, unless `--kv-cache none`; `--calib` calibrates with that Hub dataset; a revision pushed lately
+  waits for the cooldown unless `--now`
 - `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
 - `/status` — show the builds of this model and their progress
 - `/cancel` — cancel the builds you started here that are still queued or running
@@ -40,6 +47,7 @@ class Command:
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None  # "none" turns the default FP8 KV cache off; None keeps the default
     now: bool = False  # build without waiting for the upstream's cooldown
+    calib: Calibration | None = None  # a Hub dataset to calibrate with instead of the configured one
     error: str | None = None
     args: tuple[str, ...] = field(default=(), repr=False)
 
@@ -88,11 +96,22 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None
     now = False
+    calib: Calibration | None = None
     i = 0
     while i < len(args):
         word = args[i]
         if word == "--now":
             now, i = True, i + 1
+            continue
+        if word.startswith("--calib"):
+            value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in word else 2
+            match = _CALIB.match(value)
+            if match is None:
+                return Command(
+                    "help", error=f"`--calib {quote(value, 40)}`: write `--calib org/dataset[@rev][:split]`"
+                )
+            calib = Calibration(match["id"], match["revision"], match["split"] or "train")
             continue
         if word.startswith(("--sm", "--kv-cache")):
             value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
@@ -111,7 +130,9 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
             return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
-    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache, now=now)
+    return Command(
+        "quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache, now=now, calib=calib
+    )
 
 
 def help_text(known_formats: tuple[str, ...]) -> str:

@@ -290,8 +290,11 @@ class Publisher:
         if record is not None and not record.ok:
             return self._hold(release, pr, record)
         status, message = self._announce(release, pr, merge)
-        tagged = self.hub.resolve_revision(target, "main" if status is ReleaseStatus.PUBLISHED else revision)
-        tag_release(self.hub, target, tagged, release.tag.upstream, release.tag.revision)
+        if writable is not False:
+            tagged = self.hub.resolve_revision(
+                target, "main" if status is ReleaseStatus.PUBLISHED else revision
+            )
+            tag_release(self.hub, target, tagged, release.tag.upstream, release.tag.revision)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
 

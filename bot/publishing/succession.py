@@ -12,6 +12,7 @@ import logging
 
 from huggingface_hub import CommitOperationAdd, ModelCard
 
+from bot.errors import HubAuthError
 from bot.hub import Hub
 from builders.spec import MANIFEST_NAME
 
@@ -26,10 +27,15 @@ def revision_tag(upstream_revision: str) -> str:
     return TAG_PREFIX + upstream_revision[:12]
 
 
-def tag_release(hub: Hub, repo_id: str, commit: str, upstream: str, upstream_revision: str) -> str:
-    """Tag the release commit `commit` of `repo_id` with its upstream revision; the tag's name."""
+def tag_release(hub: Hub, repo_id: str, commit: str, upstream: str, upstream_revision: str) -> str | None:
+    """Tag the release commit `commit` of `repo_id` with its upstream revision; the tag's name, or None where
+    the bot may not write tags (a maintainer's repo it only sends pull requests to)."""
     name = revision_tag(upstream_revision)
-    hub.tag(repo_id, name, commit, f"Built from {upstream} at {upstream_revision}")
+    try:
+        hub.tag(repo_id, name, commit, f"Built from {upstream} at {upstream_revision}")
+    except HubAuthError as e:
+        log.info("%s not tagged %s: %s", repo_id, name, e)
+        return None
     return name
 
 

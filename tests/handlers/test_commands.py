@@ -72,3 +72,15 @@ def test_hostile_text_is_bounded() -> None:
 def test_help_lists_formats() -> None:
     text = help_text(FORMATS)
     assert "/quantize" in text and "`nvfp4`" in text
+
+
+def test_calib_names_a_hub_dataset_with_its_revision_and_split() -> None:
+    from handlers.inputs import Calibration
+
+    assert parse("/quantize gptq --calib org/texts").calib == Calibration("org/texts")
+    assert parse("/quantize --calib=org/texts@v1.0:validation").calib == Calibration(
+        "org/texts", "v1.0", "validation"
+    )
+    assert parse("/quantize --calib org/texts:test").calib == Calibration("org/texts", None, "test")
+    for bad in ("texts", "org/texts@", "org/../x", "org/texts;rm", ""):
+        assert parse(f"/quantize --calib {bad}").error.startswith("`--calib"), bad

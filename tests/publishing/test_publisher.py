@@ -225,8 +225,23 @@ def test_a_merged_pr_is_the_published_release(publisher, hub, builds, upstream, 
 
     assert outcome.status is ReleaseStatus.MERGED
     assert again.status is ReleaseStatus.PUBLISHED and len(_bot_prs(hubsim.api, repo_id)) == 1
-    # The upstream revision's tag moved from the PR's commit to the one on main.
+    assert hubsim.api.list_repo_refs(repo_id).tags == []  # the bot may not tag a maintainer's repo
+
+
+def test_a_merged_release_pr_moves_its_revision_tag_to_main(
+    publisher, hub, builds, upstream, hubsim, release_repo
+) -> None:
+    build = builds.get(upstream.repo_id, upstream.revisions[0], "int4_awq")
+    repo_id = release_repo("tiny-int4-approval")
+    opened = publisher.publish(build, repo_id=repo_id, approval="approval")
     [tag] = hubsim.api.list_repo_refs(repo_id).tags
+    assert tag.target_commit == hubsim.api.model_info(repo_id, revision=f"refs/pr/{opened.pr_number}").sha
+    hubsim.api.merge_pull_request(repo_id, opened.pr_number)
+
+    ReleaseLookup(hub, hubsim.user).on_pr_merged(repo_id, opened.pr_number)
+
+    [tag] = hubsim.api.list_repo_refs(repo_id).tags
+    assert tag.name == f"upstream-{upstream.revisions[0][:12]}"
     assert tag.target_commit == hubsim.api.model_info(repo_id).sha
     assert _artifact_paths(build) <= _files(hubsim.api, repo_id)
 
