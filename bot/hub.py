@@ -372,6 +372,18 @@ class Hub:
         posted = self.call(self.api.comment_discussion, repo_id, num, text, repo_id=repo_id, idempotent=False)
         return str(posted.id)
 
+    def user_gpus(self, user: str) -> list[str]:
+        """The GPUs `user` saved as their hardware on their Hub profile, primary first ([] when not public).
+
+        The overview's `hardwareItems` (hub-docs hardware.md): `{"sku": [type, provider, model], ...}`."""
+        overview = self.call(self.api.get_user_overview, user)
+        items = getattr(overview, "hardwareItems", None) or []
+        gpus = [
+            i for i in items if isinstance(i, dict) and isinstance(i.get("sku"), list) and len(i["sku"]) == 3
+        ]
+        gpus.sort(key=lambda i: not i.get("isPrimary"))
+        return [str(i["sku"][2]) for i in gpus if i["sku"][0] == "GPU"]
+
     def org_members(self, org: str) -> list[str] | None:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
         # HfApi.list_organization_members ignores the client's endpoint (it reads HF_ENDPOINT), so page here.

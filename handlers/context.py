@@ -36,6 +36,8 @@ class HubPort(Protocol):
 
     def org_members(self, org: str) -> list[str] | None: ...
 
+    def user_gpus(self, user: str) -> list[str]: ...
+
 
 class PlannerPort(Protocol):
     """Eligibility for one revision, and the BuildSpecs (one per format, its SMs listed) to queue."""
@@ -51,6 +53,14 @@ class PlannerPort(Protocol):
         kv_cache_off: str | None = None,
         calibration: Calibration | None = None,
     ) -> list[BuildSpec]: ...
+
+    def gpu_sm(self, name: str) -> int | None:
+        """The SM of a GPU named as people write it (`L4`, `RTX 4090`), None when unknown."""
+        ...
+
+    def runs_on(self, fmt: str, sm: int) -> list[str]:
+        """The runtimes (of the runtime table) that run a release in `fmt` on a GPU of `sm`."""
+        ...
 
     def calibration_refusal(self, calibration: Calibration) -> str | None:
         """Why the builds may not calibrate with this dataset (missing, gated, too large), or None."""

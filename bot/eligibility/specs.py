@@ -20,7 +20,7 @@ from typing import Any
 from bot.eligibility.facts import facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import KV_FP8_FORMATS, Plan, PlanOptions, plan
-from bot.eligibility.targets import resolve_targets
+from bot.eligibility.targets import gpu_sm, resolve_targets
 from bot.errors import RepoNotFound, RevisionNotFound
 from bot.hub import Hub
 from bot.settings import Settings
@@ -137,6 +137,14 @@ class SpecMaker:
             kv = build_kv_cache(eligibility, fmt, chosen, self.settings.build_recipe, off=kv_cache_off)
             specs.append(self._spec(eligibility.repo_id, revision, fmt, chosen, kv, calibration))
         return specs
+
+    def gpu_sm(self, name: str) -> int | None:
+        """The SM of a GPU named as people write it (`gpu_sms.yaml`), None when unknown."""
+        return gpu_sm(name)
+
+    def runs_on(self, fmt: str, sm: int) -> list[str]:
+        """The runtimes of the runtime table that run a release in `fmt` on a GPU of `sm`."""
+        return [runtime.name for runtime, cell in load_runtimes().loaders(fmt) if cell.runs_on(sm)]
 
     def calibration_refusal(self, calibration: Calibration) -> str | None:
         """Why builds may not calibrate with `calibration`: a dataset that is missing (or private), gated,

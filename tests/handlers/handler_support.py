@@ -40,6 +40,12 @@ class Planner:
     def specs(self, eligibility: Eligibility, **narrow: Any) -> list[Any]:
         return self.maker.specs(eligibility, **narrow)
 
+    def gpu_sm(self, name: str) -> int | None:
+        return self.maker.gpu_sm(name)
+
+    def runs_on(self, fmt: str, sm: int) -> list[str]:
+        return self.maker.runs_on(fmt, sm)
+
 
 def push_payload(
     payloads: dict[str, Any], repo: str, sha: str, ref: str = "refs/heads/main"

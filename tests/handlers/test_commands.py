@@ -84,3 +84,13 @@ def test_calib_names_a_hub_dataset_with_its_revision_and_split() -> None:
     assert parse("/quantize --calib org/texts:test").calib == Calibration("org/texts", None, "test")
     for bad in ("texts", "org/texts@", "org/../x", "org/texts;rm", ""):
         assert parse(f"/quantize --calib {bad}").error.startswith("`--calib"), bad
+
+
+def test_formats_for_a_gpu_by_name_or_sm() -> None:
+    assert parse("/formats --gpu RTX 4090") == Command("formats", gpu="RTX 4090")
+    assert parse("/formats --gpu=L4") == Command("formats", gpu="L4")
+    assert parse("/formats --sm 89") == Command("formats", sms=(89,))
+    assert parse("/formats") == Command("formats")
+    assert parse("/formats --gpu").error == "`--gpu` needs a GPU's name, e.g. `--gpu L4`"
+    assert parse("/formats --gpu <script>").error.startswith("`--gpu")
+    assert parse("/formats please").error.startswith("`/formats` takes")
