@@ -310,6 +310,10 @@ class Hub:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
         return self._discussions(repo_id, author=author, discussion_type="pull_request")
 
+    def discussions(self, repo_id: str, author: str | None = None) -> list[Discussion]:
+        """Every discussion of the repo that is not a pull request (any status), optionally by `author`."""
+        return self._discussions(repo_id, author=author, discussion_type="discussion")
+
     def open_discussions(self, repo_id: str) -> list[Discussion]:
         """The repo's open discussions and PRs (drafts too): where commands the bot missed may wait."""
         return self._discussions(repo_id, discussion_status="open")

@@ -31,12 +31,15 @@ from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
 from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
+from bot.publishing.reverify import Reverifier
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
 from handlers.context import Options
 from state import Store
 
 log = logging.getLogger(__name__)
+
+REVERIFY_SWEEP_S = 3600.0  # how often the releases due for re-verification (`reverify_days`) are looked for
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Bot:
     readiness: HubReadiness
     reviews: ReleaseLookup
     upkeep: MetadataUpdates
+    reverifier: Reverifier
 
     @classmethod
     def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
@@ -75,6 +79,7 @@ class Bot:
             store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
         dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
+        reverifier = Reverifier(settings, hub, store, bot_user)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
@@ -82,14 +87,16 @@ class Bot:
             poller,
             poll_minutes=settings.poll_interval_min,
             housekeeping_s=housekeeping_s,
-            dashboards=dashboards.refresh,
-            dashboard_s=settings.dashboard_s,
+            periodic=[
+                ("dashboards", dashboards.refresh, settings.dashboard_s),
+                ("reverify", reverifier.sweep, REVERIFY_SWEEP_S),
+            ],
         )
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub)
         return cls(
             settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
-            reviews, upkeep,
+            reviews, upkeep, reverifier,
         )  # fmt: skip
 
     def start_workers(self) -> Bot:
@@ -103,6 +110,7 @@ class Bot:
         self.dispatcher.options = self.options
         self.reviews.bot_name = bot_user
         self.upkeep.bot_name = bot_user
+        self.reverifier.bot_name = bot_user
         self.replies.start()
         self.executor.start()
         self.dispatcher.start()

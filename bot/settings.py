@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     calib_max_dataset_mb: int = Field(
         20_000, gt=0, description="Largest Hub dataset `/quantize --calib` may name (its files, in MB)."
     )
+    reverify_days: float = Field(
+        30.0, ge=0, description="Days between checks of each published release as published (0: never)."
+    )
     cooldown_minutes: int = Field(
         0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
     )

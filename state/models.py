@@ -307,6 +307,10 @@ class Release(Base):
     status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), default=ReleaseStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the last time the release was verified again as published, under which runtime table, and the outcome
+    verified_at: Mapped[datetime | None]
+    verified_table: Mapped[str | None] = mapped_column(String(64))
+    verified_ok: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Command(Base):

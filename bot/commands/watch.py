@@ -49,9 +49,10 @@ def command() -> None:
     help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
 )  # fmt: skip
 @click.option(
-    "--cooldown", type=click.IntRange(min=0),
+    "--cooldown",
+    type=click.IntRange(min=0),
     help="Minutes a new revision must stay the newest before it is built (default: `cooldown_minutes`).",
-)  # fmt: skip
+)
 @click.option(
     "--dashboard", is_flag=True, help="Keep one discussion on each watched upstream saying where it stands."
 )

@@ -11,7 +11,7 @@ builds and publishes that failed for a transient reason another go, with exponen
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,7 +118,7 @@ def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str,
 
 class Scheduler:
     """APScheduler's BackgroundScheduler running the poll every `poll_interval_min`, housekeeping often, and
-    the dashboards' refresh every `dashboard_s`."""
+    each `periodic` task (name, callable, seconds between runs)."""
 
     def __init__(
         self,
@@ -126,8 +126,7 @@ class Scheduler:
         *,
         poll_minutes: float,
         housekeeping_s: float,
-        dashboards: Callable[[], object] | None = None,
-        dashboard_s: float = 60.0,
+        periodic: Sequence[tuple[str, Callable[[], object], float]] = (),
     ) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = datetime.now(UTC)
@@ -139,13 +138,16 @@ class Scheduler:
             _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
             id="housekeeping", max_instances=1, coalesce=True,
         )  # fmt: skip
-        if (
-            dashboards is not None
-        ):  # the dashboard discussions on watched upstreams (bot/publishing/dashboard.py)
+        for name, task, every_s in periodic:  # the bot's other timed work: dashboards, re-verification
             self._scheduler.add_job(
-                _logged(dashboards), "interval", seconds=dashboard_s, next_run_time=now,
-                id="dashboards", max_instances=1, coalesce=True,
-            )  # fmt: skip
+                _logged(task),
+                "interval",
+                seconds=every_s,
+                next_run_time=now,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+            )
 
     def start(self) -> Scheduler:
         self._scheduler.start()

@@ -33,9 +33,15 @@ class Planner:
         self.asked.append((repo_id, revision))
         sms = tuple(sorted({sm for s in self.eligible.values() for sm in s}))
         return Eligibility(
-            repo_id, revision, "strict", self.refused, sms, dict(self.eligible), model_type="llama",
+            repo_id,
+            revision,
+            "strict",
+            self.refused,
+            sms,
+            dict(self.eligible),
+            model_type="llama",
             fp8_kv_cache=dict(self.fp8_kv_cache),
-        )  # fmt: skip
+        )
 
     def specs(self, eligibility: Eligibility, **narrow: Any) -> list[Any]:
         return self.maker.specs(eligibility, **narrow)
@@ -67,9 +73,13 @@ def context(
     """The Context the dispatcher would make for `payload`, stored as an event first."""
     parsed = event_from_payload(payload, "delivery")
     recorded = store.events.record(
-        delivery_id=parsed.delivery_id, scope=parsed.scope, action=parsed.action, payload=payload,
-        dedup_key=parsed.dedup_key, repo=parsed.repo,
-    )  # fmt: skip
+        delivery_id=parsed.delivery_id,
+        scope=parsed.scope,
+        action=parsed.action,
+        payload=payload,
+        dedup_key=parsed.dedup_key,
+        repo=parsed.repo,
+    )
     return Context(
         event=store.events.get(recorded.event_id),
         hook=parsed.hook,

@@ -1,4 +1,5 @@
-"""releases follow their upstream: a cooldown per watch, jobs that wait for it, dashboards per upstream
+"""releases follow their upstream: a cooldown per watch, jobs that wait for it, dashboards per upstream,
+releases verified again
 
 Revision ID: 0005
 Revises: 0004
@@ -22,6 +23,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("dashboard", sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("releases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("verified_table", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("verified_ok", sa.Boolean(), nullable=True))
     op.create_table(
         "dashboards",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -36,6 +41,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dashboards")
+    with op.batch_alter_table("releases", schema=None) as batch_op:
+        batch_op.drop_column("verified_ok")
+        batch_op.drop_column("verified_table")
+        batch_op.drop_column("verified_at")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_column("not_before")
     with op.batch_alter_table("watches", schema=None) as batch_op:
