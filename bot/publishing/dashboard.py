@@ -148,8 +148,9 @@ class UpstreamDashboards:
                 )
             return Row(fmt, sms, "queued", built_from, "—")
         if job.status in (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING):
-            stage = job.progress_message or job.status.value
-            return Row(fmt, sms, "running", f"{built_from}: {job.progress:.0%}, {stage}", "—")
+            # the stage only, not the percentage: the discussion is edited when the build moves on, not each tick
+            stage = (job.progress_message or job.status.value).partition(": ")[0]
+            return Row(fmt, sms, "running", f"{built_from}: {stage}", "—")
         if job.status is JobStatus.FAILED:
             return Row(fmt, sms, "failed", f"{built_from}: {_one_line(job.error or '')}", "`/retry`")
         return self._released(fmt, sms, job, built_from)

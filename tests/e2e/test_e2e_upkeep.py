@@ -20,11 +20,11 @@ import pytest
 from e2e_support import BotProcess, E2EHub, publish_upstream, push_revision, wait_for
 
 from bot.publishing.dashboard import TITLE
-from state import JobStatus, Store
+from state import Job, JobStatus, ReleaseStatus, Store
 
 pytestmark = pytest.mark.slow
 
-BUILD_S = 300
+BUILD_S = 840
 OUT = Path(__file__).resolve().parents[2] / "out" / "dashboard"
 
 
@@ -61,51 +61,77 @@ def _jobs(store: Store, repo: str) -> dict[str, JobStatus]:
     return {j.spec["revision"]: j.status for j in store.jobs.list(repo=repo)}
 
 
-def test_a_watched_model_followed_revision_by_revision_with_one_dashboard(
-    keeper: BotProcess, e2e_hub: E2EHub, tiny_model: Path, store: Store
-) -> None:
+@pytest.fixture(scope="module")
+def upstream(keeper: BotProcess, e2e_hub: E2EHub, tiny_model: Path) -> str:
     repo, _ = publish_upstream(e2e_hub, tiny_model, "kept")
     watch = ["--formats", "gptq", "--approval", "auto", "--cooldown", "30", "--dashboard"]
     keeper.cli("watch", "add", "repo", repo, *watch)
     keeper.cli("webhooks", "sync", "--url", keeper.url + "/webhooks/hub")
-    num, text = _dashboard(e2e_hub, repo, "| **GPTQ** |", "planned")
+    return repo
 
-    # Two pushes within the cooldown: the first one's build is dropped, the second waits.
-    first = push_revision(e2e_hub, repo, "revision 2")
-    wait_for(lambda: _jobs(store, repo).get(first) is JobStatus.QUEUED, 30, "the first push's build")
-    second = push_revision(e2e_hub, repo, "revision 3")
+
+def _job(store: Store, repo: str, sha: str) -> Job:
+    [job] = [j for j in store.jobs.list(repo=repo) if j.spec["revision"] == sha]
+    return job
+
+
+def test_a_burst_of_pushes_within_the_cooldown_waits_as_one_build(
+    e2e_hub: E2EHub, upstream: str, store: Store
+) -> None:
+    _dashboard(e2e_hub, upstream, "| **GPTQ** |", " | planned | ")
+    first = push_revision(e2e_hub, upstream, "revision 2")
+    wait_for(lambda: _jobs(store, upstream).get(first) is JobStatus.QUEUED, 30, "the first push's build")
+    second = push_revision(e2e_hub, upstream, "revision 3")
     replaced = {first: JobStatus.CANCELLED, second: JobStatus.QUEUED}
-    wait_for(lambda: _jobs(store, repo) == replaced, 30, "the second push to replace the first")
-    _dashboard(e2e_hub, repo, " | waiting | ", second[:12], "`/quantize gptq --now`")
+    wait_for(lambda: _jobs(store, upstream) == replaced, 30, "the second push to replace the first")
+    _dashboard(e2e_hub, upstream, " | waiting | ", second[:12], "`/quantize gptq --now`")
+    assert _job(store, upstream, second).not_before is not None
 
-    # The owner does not want to wait.
-    e2e_hub.api("alice").comment_discussion(repo, num, "/quantize gptq --now")
-    published = lambda: _jobs(store, repo).get(second) in (JobStatus.PUBLISHED, JobStatus.FAILED)  # noqa: E731
-    wait_for(published, BUILD_S, "the build of the second push to be published")
-    [job] = [j for j in store.jobs.list(repo=repo) if j.spec["revision"] == second]
+
+@pytest.mark.timeout(900)
+def test_quantize_now_builds_the_last_push_into_one_tagged_release(
+    e2e_hub: E2EHub, upstream: str, store: Store
+) -> None:
+    num, _ = _dashboard(e2e_hub, upstream, " | waiting | ")
+    second = next(sha for sha, status in _jobs(store, upstream).items() if status is JobStatus.QUEUED)
+    e2e_hub.api("alice").comment_discussion(upstream, num, "/quantize gptq --now")
+    done = lambda: _job(store, upstream, second).terminal  # noqa: E731
+    wait_for(done, BUILD_S, "the build of the last push to be published")
+    job = _job(store, upstream, second)
     assert job.status is JobStatus.PUBLISHED, job.error
     [release] = store.releases.find(build_key=job.build_key)
     api = e2e_hub.api("maya")
     [tag] = api.list_repo_refs(release.repo_id).tags
     assert (tag.name, tag.target_commit) == (f"upstream-{second[:12]}", api.model_info(release.repo_id).sha)
+    _dashboard(e2e_hub, upstream, " | published | ", f"({release.url})")
 
-    # A fixed chat template: no build, one PR on the release carrying the file.
-    config = json.loads(Path(api.hf_hub_download(repo, "tokenizer_config.json")).read_text())
+
+def test_a_fixed_chat_template_reaches_the_release_without_a_build(
+    e2e_hub: E2EHub, upstream: str, store: Store
+) -> None:
+    [release] = store.releases.find(statuses=[ReleaseStatus.PUBLISHED])
+    api = e2e_hub.api("maya")
+    config = json.loads(Path(api.hf_hub_download(upstream, "tokenizer_config.json")).read_text())
     config["chat_template"] = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
     fixed = json.dumps(config, indent=2).encode()
     template = (
         e2e_hub.api("alice")
         .upload_file(
-            path_or_fileobj=fixed, path_in_repo="tokenizer_config.json", repo_id=repo, commit_message="Fix"
+            path_or_fileobj=fixed,
+            path_in_repo="tokenizer_config.json",
+            repo_id=upstream,
+            commit_message="Fix",
         )
         .oid
     )
-    num, text = _dashboard(e2e_hub, repo, "Metadata-only updates", template[:12], " | published | ")
-    assert template not in _jobs(store, repo)
+    num, text = _dashboard(e2e_hub, upstream, "Metadata-only updates", template[:12], " | published | ")
+    assert template not in _jobs(store, upstream)
     [pr] = api.get_repo_discussions(release.repo_id, author="quantbot", discussion_type="pull_request")
-    assert pr.title.startswith(f"Metadata of {repo} at {template[:12]}")
+    assert pr.title.startswith(f"Metadata of {upstream} at {template[:12]}")
+    files = api.get_discussion_details(release.repo_id, pr.num).diff or ""
+    assert "tokenizer_config.json" in files and ".safetensors" not in files
 
-    html = httpx.get(f"{e2e_hub.url}/{repo}/discussions/{num}").text
+    html = httpx.get(f"{e2e_hub.url}/{upstream}/discussions/{num}").text
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "dashboard.html").write_text(html)
     (OUT / "dashboard.md").write_text(text)
