@@ -148,7 +148,7 @@ class UpstreamDashboards:
                 )
             return Row(fmt, sms, "queued", built_from, "—")
         if job.status in (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING):
-            # the stage only, not the percentage: the discussion is edited when the build moves on, not each tick
+            # the stage, not the percentage: the discussion is edited as the build moves on, not each tick
             stage = (job.progress_message or job.status.value).partition(": ")[0]
             return Row(fmt, sms, "running", f"{built_from}: {stage}", "—")
         if job.status is JobStatus.FAILED:
