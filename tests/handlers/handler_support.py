@@ -9,9 +9,10 @@ from typing import Any
 from bot.eligibility.specs import SpecMaker
 from bot.hub import Hub
 from bot.intake.webhooks import event_from_payload
-from handlers import upstream
+from handlers import slash_commands, upstream
 from handlers.context import Context, Options, UpkeepPort
 from handlers.inputs import Eligibility
+from handlers.router import HANDLED
 from state import Store
 
 
@@ -95,3 +96,12 @@ def context(
 def run_push(hubsim, store: Store, payload: dict[str, Any], planner: Planner, **options: Any) -> str:
     """Handle `payload` as the dispatcher would; the handler's outcome."""
     return upstream.on_push(context(hubsim, store, payload, planner, **options))
+
+
+def answer(hubsim, ctx: Context, num: int, text: str) -> str:
+    """Post `text` (as other-user) in discussion `num` of the context's repo, have the command handler answer
+    it, and return the last comment there (the bot's answer)."""
+    comment = hubsim.other_api.comment_discussion(ctx.repo, num, text)
+    assert slash_commands.handle(ctx, num, comment.id, text) == HANDLED
+    details = hubsim.api.get_discussion_details(ctx.repo, num)
+    return [e.content for e in details.events if e.type == "comment"][-1]

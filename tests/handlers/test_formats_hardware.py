@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from handler_support import Planner, context, push_payload
+from handler_support import Planner, answer, context, push_payload
 
 from bot.settings import load_settings
-from handlers import slash_commands
-from handlers.router import HANDLED
 from state import Store
 
 
@@ -26,10 +24,7 @@ def test_formats_for_one_gpu_named_by_sm_or_from_the_profile(
     num = hubsim.other_api.create_discussion(repo, "Which release for my GPU?").num
 
     def ask(text: str) -> str:
-        comment = hubsim.other_api.comment_discussion(repo, num, text)
-        assert slash_commands.handle(ctx, num, comment.id, text) == HANDLED
-        details = hubsim.api.get_discussion_details(repo, num)
-        return [e.content for e in details.events if e.type == "comment"][-1]
+        return answer(hubsim, ctx, num, text)
 
     l4 = ask("/formats --gpu L4")
     assert l4.startswith(f"On `L4` (sm89), releases of `{repo}`")

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from handler_support import Planner, context, push_payload, run_push
+from handler_support import Planner, answer, context, push_payload, run_push
 from huggingface_hub import CommitOperationAdd, hf_hub_download
 
 from bot.hub import Hub
 from bot.publishing.metadata_update import MetadataUpdates
 from bot.settings import load_settings
 from builders.spec import BuildSpec
-from handlers import slash_commands
 from handlers import upstream as upstream_handler
 from handlers.replies import job_line
 from handlers.router import HANDLED, IGNORED
@@ -165,10 +164,7 @@ def test_quantize_waits_for_the_cooldown_unless_now(
     num = hubsim.other_api.create_discussion(repo, "Builds").num
 
     def command(text: str) -> str:
-        comment = hubsim.other_api.comment_discussion(repo, num, text)
-        assert slash_commands.handle(ctx, num, comment.id, text) == HANDLED
-        details = hubsim.api.get_discussion_details(repo, num)
-        return [e.content for e in details.events if e.type == "comment"][-1]
+        return answer(hubsim, ctx, num, text)
 
     command("/quantize gptq")
     assert store.lifecycle.claim_build("worker", 60) is None
