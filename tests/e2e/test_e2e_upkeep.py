@@ -126,8 +126,9 @@ def test_a_fixed_chat_template_reaches_the_release_without_a_build(
     )
     num, text = _dashboard(e2e_hub, upstream, "Metadata-only updates", template[:12], " | published | ")
     assert template not in _jobs(store, upstream)
-    [pr] = api.get_repo_discussions(release.repo_id, author="quantbot", discussion_type="pull_request")
-    assert pr.title.startswith(f"Metadata of {upstream} at {template[:12]}")
+    prs = api.get_repo_discussions(release.repo_id, author="quantbot", discussion_type="pull_request")
+    [pr] = [p for p in prs if p.title.startswith("Metadata of")]  # besides the release's own, merged
+    assert pr.title.startswith(f"Metadata of {upstream} at {template[:12]}") and pr.status == "open"
     files = api.get_discussion_details(release.repo_id, pr.num).diff or ""
     assert "tokenizer_config.json" in files and ".safetensors" not in files
 
