@@ -136,6 +136,7 @@ def test_a_fixed_chat_template_reaches_the_release_without_a_build(
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "dashboard.html").write_text(html)
     (OUT / "dashboard.md").write_text(text)
-    shown = unescape(re.sub(r"<[^>]+>", " ", html.partition("Earlier versions")[0]))
+    page = re.sub(r"<style.*?</style>", "", html.partition("Earlier versions")[0], flags=re.DOTALL)
+    shown = unescape(re.sub(r"<[^>]+>", " ", page))
     (OUT / "dashboard.txt").write_text(re.sub(r"[ \t]*\n\s*", "\n", shown).strip() + "\n")
     assert "published" in shown and "Metadata-only updates" in shown
