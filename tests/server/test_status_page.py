@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, TaskState, WatchKind
+from state.models import utcnow
 
 HUB = "http://hub.test:8765"
 SHA = "575db8b7a51b6f85eb06eee540738584589f131c"
@@ -159,3 +161,14 @@ def test_page_when_nothing_happened(bot) -> None:
     ):
         assert empty in page
     assert "quantbot watch add" in page
+
+
+def test_a_build_waiting_for_its_cooldown_says_until_when(make_server) -> None:
+    bot = make_server(hf_endpoint=HUB)
+    until = utcnow() + timedelta(minutes=30)
+    bot.store.jobs.enqueue("k1", _spec("gptq"), repo="org/model", not_before=until)
+    bot.store.jobs.enqueue("k2", _spec("fp8"), repo="org/model")
+
+    waiting, queued = bot.client.get("/api/status").json()["queue"]["jobs"]
+    assert (waiting["waiting_until"], queued["waiting_until"]) == (f"{until:%Y-%m-%d %H:%M} UTC", None)
+    assert f"waiting until {until:%Y-%m-%d %H:%M} UTC (cooldown)" in bot.client.get("/").text
