@@ -531,6 +531,10 @@ class LineCheck(_Model):
         )
 
 
+# `python -m builders verify` exits so when the Hub failed the download: the publish is tried again later.
+EXIT_HUB_FAILED = 75  # EX_TEMPFAIL
+
+
 class VerifyRequest(_Model):
     """What the publisher asks a worker to verify of a release it has just committed to the Hub."""
 

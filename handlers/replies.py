@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from state import Command, CommandStatus, GuardFailed, Job, JobStatus, Release, ReleaseStatus, Store
+from state.lifecycle import retrying
 from state.models import utcnow
 
 _RELEASE_WORDS = {
@@ -30,8 +31,12 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     sms = ", ".join(f"sm{sm}" for sm in spec.get("target_sms") or []) or "no SM"
     head = f"- **{spec.get('format')}** ({sms}) of `{job.repo}` at `{str(spec.get('revision'))[:12]}`"
     latest = max(releases, key=lambda r: r.id, default=None)
-    if job.status is JobStatus.QUEUED and job.not_before is not None and job.not_before > utcnow():
-        state = waiting(job.not_before)
+    waiting = retrying(job)
+    if waiting is not None:  # the Hub failed the build (queued) or its publish (built): said, with when
+        why = _one_line(job.error or "the Hub failed", 200)
+        state = f"{'waiting' if job.status is JobStatus.QUEUED else 'built; waiting'}: {why}; {waiting}"
+    elif job.status is JobStatus.QUEUED and job.not_before is not None and job.not_before > utcnow():
+        state = cooling_down(job.not_before)
     elif job.status is JobStatus.QUEUED:
         state = "queued"
     elif job.status is JobStatus.RUNNING:
@@ -50,7 +55,7 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     return f"{head}: {state}"
 
 
-def waiting(until: datetime) -> str:
+def cooling_down(until: datetime) -> str:
     """A build held by its upstream's cooldown, in words."""
     return f"waiting until {until:%Y-%m-%d %H:%M} UTC (the upstream's cooldown; `/quantize --now` skips it)"
 

@@ -10,6 +10,7 @@ method says it answers None.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,40 @@ from state.errors import GuardFailed
 from state.jobs import JobStore
 from state.models import Job, JobStatus
 
-# The note on a move to failed whose cause may pass (the Hub down or busy): housekeeping retries those.
+# The note on a move back (to queued or built) that waits out a failure the Hub caused.
 TRANSIENT = "transient"
+# What a step that succeeds resets: the transient failures of the step before it are over.
+RECOVERED: dict[str, Any] = {"retry_at": None, "transient_since": None, "transient_tries": 0}
 CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step the Hub failed tries again at `retry_at`: its `attempt`-th try since `since`."""
+
+    retry_at: datetime
+    since: datetime
+    attempt: int
+
+    @property
+    def words(self) -> str:
+        return retry_words(self.retry_at, self.attempt)
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_at": self.retry_at, "transient_since": self.since, "transient_tries": self.attempt - 1}
+
+
+def retry_words(at: datetime, attempt: int) -> str:
+    """How the status page and replies say when a waiting step tries again."""
+    return f"retrying at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC, attempt {attempt}"
+
+
+def retrying(job: Job) -> str | None:
+    """The words for a job waiting out a failure the Hub caused ("retrying at …, attempt n"), else None."""
+    if job.retry_at is None or job.status not in (JobStatus.QUEUED, JobStatus.BUILT):
+        return None
+    return retry_words(job.retry_at, job.transient_tries + 1)
 
 
 class JobLifecycle:
@@ -43,17 +74,27 @@ class JobLifecycle:
         """The worker finished and its manifest says the build succeeded: ready to publish."""
         return self._jobs.transition(
             job_id, {JobStatus.RUNNING}, JobStatus.BUILT, owner=owner, manifest=manifest,
-            progress_message="built",
+            progress_message="built", **RECOVERED,
         )  # fmt: skip
 
-    def build_failed(
-        self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None, *, transient: bool = False
-    ) -> Job:
-        """The worker failed (its manifest says why, or it died without one); `transient`: worth a retry."""
+    def build_failed(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
+        """The worker failed (its manifest says why, or it died without one), for good: `/retry` it."""
         return self._jobs.transition(
-            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error,
-            note=TRANSIENT if transient else None,
-        )  # fmt: skip
+            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error
+        )
+
+    def build_waits(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
+        """The Hub failed the build: back to the queue, not claimed before `wait.retry_at`."""
+        note = f"{TRANSIENT}: {wait.words}"
+        return self._jobs.transition(
+            job_id,
+            {JobStatus.RUNNING},
+            JobStatus.QUEUED,
+            owner=owner,
+            note=note,
+            error=error,
+            **wait.fields(),
+        )
 
     def adopt(self, job_id: int, dead_owner: str, owner: str, lease_s: float, pid: int) -> Job:
         """A restarted bot re-attaches to the builder its dead predecessor started: the job stays running."""
@@ -75,29 +116,32 @@ class JobLifecycle:
 
     def published(self, job_id: int, owner: str, message: str) -> Job | None:
         """The release was made (None if the job was moved meanwhile, e.g. cancelled)."""
+        done = {"progress_message": message, **RECOVERED}
+        return self._quietly(job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, **done)
+
+    def publish_failed(self, job_id: int, owner: str, error: str) -> Job | None:
+        """The publish step failed for good (a refused card, no access, or the Hub past the deadline)."""
         return self._quietly(
-            job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, progress_message=message
+            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}"
         )
 
-    def publish_failed(self, job_id: int, owner: str, error: str, *, transient: bool = True) -> Job | None:
-        """The publish step failed; housekeeping retries it (`retry_publish`) when `transient`."""
+    def publish_waits(self, job_id: int, owner: str, error: str, wait: Wait) -> Job | None:
+        """The Hub failed the publish: the build is kept (built), published again from `wait.retry_at`."""
+        note, reason = f"{TRANSIENT}: {wait.words}", f"publish failed: {error}"
         return self._quietly(
-            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}",
-            note=TRANSIENT if transient else None,
-        )  # fmt: skip
-
-    def retry_publish(self, job_id: int, attempt: int) -> Job | None:
-        """Housekeeping's backoff has passed: a failed publish of a good build goes back to built."""
-        return self._quietly(job_id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {attempt}")
+            job_id,
+            {JobStatus.PUBLISHING},
+            JobStatus.BUILT,
+            owner=owner,
+            note=note,
+            error=reason,
+            **wait.fields(),
+        )
 
     def late_engines(self, job_id: int, manifest: dict[str, Any]) -> Job | None:
         """Engine records committed to a published release after it was made: the job's manifest follows
         the release's, for the status page and whatever reads the job later (None if no longer published)."""
         return self._jobs.set_manifest(job_id, manifest, {JobStatus.PUBLISHED})
-
-    def retry_build(self, job_id: int, attempt: int) -> Job | None:
-        """Housekeeping's backoff has passed: a build that failed for a transient reason is queued again."""
-        return self._quietly(job_id, {JobStatus.FAILED}, JobStatus.QUEUED, note=f"build retry {attempt}")
 
     # -- housekeeping and commands -------------------------------------------------------------------
 
@@ -119,7 +163,7 @@ class JobLifecycle:
         target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
         if job.status not in RETRYABLE:
             return None
-        return self._quietly(job.id, {job.status}, target, note=note)
+        return self._quietly(job.id, {job.status}, target, note=note, **RECOVERED)
 
     def _quietly(self, job_id: int, sources: set[JobStatus] | frozenset[JobStatus], target: JobStatus,
                  **fields: Any) -> Job | None:  # fmt: skip

@@ -45,6 +45,7 @@ from bot.execution.celery_app import (
     sm_queue,
 )
 from bot.execution.publish_step import PublishStep
+from bot.execution.retries import Cause, Retries, cause_of, cause_of_manifest
 from bot.publishing.staged import Draft, StagedPublisher, result_from_json
 from bot.settings import Settings
 from builders.spec import BuildSpec, Manifest
@@ -75,8 +76,14 @@ class CeleryExecutor:
         self.lease_s = settings.lease_s
         self.poll_s = poll_s
         me = f"{socket.gethostname()}:{os.getpid()}"
+        self.retries = Retries(settings, store)
         self.publish_step = PublishStep(
-            store, publisher, owner=f"{me}:publish", lease_s=self.lease_s, release=self._release
+            store,
+            publisher,
+            owner=f"{me}:publish",
+            lease_s=self.lease_s,
+            retries=self.retries,
+            release=self._release,
         )
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -104,8 +111,9 @@ class CeleryExecutor:
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop following; the tasks go on on their workers, and the next start follows them again."""
+    def stop(self, timeout: float = 15.0, *, drain: bool = True) -> None:
+        """Stop following; the tasks go on on their workers (`drain` has nothing to wait for here), and the
+        next start follows them again."""
         self._stopping.set()
         self._wake.set()
         self.publish_step.stop(timeout)
@@ -211,7 +219,8 @@ class CeleryExecutor:
             elif state == "SUCCESS":
                 self._succeeded(job, task, result.result or {})
             elif state in ("FAILURE", "REVOKED"):
-                self._failed(job, task, f"{state.lower()}: {result.info!r}"[:500])
+                cause = cause_of(result.info) if isinstance(result.info, BaseException) else Cause.OTHER
+                self._failed(job, task, f"{state.lower()}: {result.info!r}"[:500], cause)
         for job in jobs.values():
             if job.status is JobStatus.RUNNING and job.lease_owner == OWNER:
                 self._fan_in(self.store.jobs.get(job.id))
@@ -239,8 +248,10 @@ class CeleryExecutor:
         """No report for a lease: the worker is gone. Fence the task and send it again, or give up."""
         log.warning("job %d: task %s on %s stopped reporting; sending it again", job.id, task.task_id, worker)
         self._revoke(job.id, [task], TaskState.LOST, f"{worker or 'its worker'} stopped reporting")
-        if task.attempt >= self.settings.max_attempts:
-            self._fail(job, f"{task.kind} task lost with its worker {task.attempt} times")
+        tasks = self.store.tasks.of_job(job.id)
+        lost = sum(1 for t in tasks if (t.kind, t.sm, t.state) == (task.kind, task.sm, TaskState.LOST))
+        if lost >= self.settings.max_attempts:  # tries the Hub's failures cost do not count
+            self._fail(job, f"{task.kind} task lost with its worker {lost} times")
             return
         if task.kind == "quantize":
             repo_id = self.publisher.repo_id_for_spec(BuildSpec.model_validate(job.spec))
@@ -267,8 +278,9 @@ class CeleryExecutor:
             return
         if not payload.get("ok"):
             error = f"{payload.get('error')} (on {payload.get('worker')})"
-            with contextlib.suppress(GuardFailed):
-                self.store.lifecycle.build_failed(job.id, OWNER, error, payload.get("manifest"))
+            manifest = payload.get("manifest")
+            cause = Cause.HUB if payload.get("hub_failed") else cause_of_manifest(manifest)
+            self._fail(job, error, manifest, cause)
             return
         if payload.get("draft"):
             for sm in job.spec.get("target_sms") or []:
@@ -282,15 +294,18 @@ class CeleryExecutor:
         }  # fmt: skip
         self._send(job, ENGINE_TASK, sm_queue(sm), kwargs, sm=sm)
 
-    def _failed(self, job: Job, task: JobTask, error: str) -> None:
-        """A task that raised (a bug, a worker error): recorded; a quantize task fails its job."""
+    def _failed(self, job: Job, task: JobTask, error: str, cause: Cause = Cause.OTHER) -> None:
+        """A task that raised (the Hub, a bug, a worker error): recorded; a quantize task's job waits for
+        another try or fails (`bot.execution.retries`)."""
         self.store.tasks.update(task.task_id, state=TaskState.FAILED, message=error)
         if task.kind == "quantize":
-            self._fail(job, f"the quantize task failed: {error}")
+            self._fail(job, f"the quantize task failed: {error}", None, cause)
 
-    def _fail(self, job: Job, error: str) -> None:
+    def _fail(
+        self, job: Job, error: str, manifest: dict[str, Any] | None = None, cause: Cause = Cause.PERMANENT
+    ) -> None:
         with contextlib.suppress(GuardFailed):
-            self.store.lifecycle.build_failed(job.id, OWNER, error, None)
+            self.retries.build_failed(job, OWNER, error, manifest, cause)
 
     # ----------------------------------------------------------------------------------- fan-in, release
 

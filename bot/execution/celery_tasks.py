@@ -31,6 +31,7 @@ from typing import Any
 from celery import Celery, Task
 from huggingface_hub import snapshot_download
 
+from bot.errors import HubError, transient
 from bot.execution.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
 from bot.execution.launch import Worker, failure_reason, read_manifest
 from bot.execution.spares import Spares
@@ -82,7 +83,14 @@ def quantize(task: Task, spec: dict[str, Any], repo_id: str, beat_s: float) -> d
     if manifest is None or not manifest.ok:
         return report | {"ok": False, "error": failure_reason(manifest, code, log_path)}
     _report(task, place, "publish", 0.9, "uploading the checkpoint to the release's draft PR", 0)
-    staged = _publisher(place).stage(Path(build.output_dir), repo_id)
+    try:
+        staged = _publisher(place).stage(Path(build.output_dir), repo_id)
+    except HubError as e:  # the bot decides: the Hub's failures wait for another try, others fail the job
+        return report | {
+            "ok": False,
+            "error": f"staging the checkpoint failed: {e}",
+            "hub_failed": transient(e),
+        }
     if isinstance(staged, Draft):
         return report | {"ok": True, "draft": staged.to_json()}
     return report | {"ok": True, "final": result_to_json(staged)}

@@ -35,11 +35,12 @@ from bot.eligibility.specs import SpecMaker, job_costs
 from bot.execution.celery_app import QUANTIZE_TASK
 from bot.execution.celery_executor import OWNER, CeleryExecutor
 from bot.execution.one_task import PROGRESS_KEY, RESULT_KEY, TASK_ENV
+from bot.execution.retries import Cause, cause_of
 from bot.publishing.staged import StagedPublisher
 from bot.settings import Settings
 from builders.spec import BuildSpec
 from handlers import budget
-from state import GuardFailed, Job, JobStatus, JobTask, Store, TaskState
+from state import Job, JobStatus, JobTask, Store, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,9 @@ class HfJobsExecutor(CeleryExecutor):
             )  # fmt: skip
         except (HfHubHTTPError, OSError, ValueError) as e:
             log.warning("job %d: the Hub did not run the %s Job (%s)", job.id, kind, e)
-            if kind == "quantize":
-                with contextlib.suppress(GuardFailed):
-                    self.store.lifecycle.start_failed(job.id, OWNER, f"could not run the {kind} Job: {e}")
+            if kind == "quantize":  # the Hub's failure: the job waits for another try (bot.execution.retries)
+                cause = Cause.PERMANENT if isinstance(e, ValueError) else cause_of(e)
+                self._fail(job, f"could not run the {kind} Job: {e}", None, cause)
             return True
         self.store.tasks.add(job.id, info.id, kind=kind, queue=flavor.name, sm=sm, attempt=len(earlier) + 1)
         self.store.tasks.update(info.id, worker=info.url)

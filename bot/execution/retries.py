@@ -1,77 +1,169 @@
-"""Failed jobs tried again without anyone typing `/retry`, when their failure may pass.
+"""Transient is never terminal: the one policy for a build or publish step that failed, on every executor.
 
-A build or a publish that failed for a transient reason (the Hub down, failing or rate limiting: the move
-to failed carries `state.lifecycle.TRANSIENT`) goes back after a backoff that doubles each time, a bounded
-number of times: a publish to built (the build is kept), a build to the queue (it resumes after its last
-finished stage). Permanent failures (not found, gated, licence, a card the Hub refuses) are left alone.
-Housekeeping calls `sweep`.
+A step fails for one of three kinds of cause (`Cause`):
+
+- the Hub's (`HUB`): a 5xx, a 429, a timeout, a connection refused or dropped, an Xet CAS error, or a
+  builder's `hub_unavailable` (a download or a calibration read). The step waits, its job back in the queue
+  (a build) or built (a publish, the build kept), and is tried again after a capped exponential backoff with
+  jitter (`build_backoff_s` / `publish_backoff_s` doubling, at most `transient_backoff_max_s`; never before a
+  429's `Retry-After` or `RateLimit` reset), until `transient_deadline_h` has passed since the step's first
+  such failure. Only then does the job fail, with the reason, the time the Hub failed it and `/retry`;
+- an unexpected error (`OTHER`, a bug or a worker's crash): the same waits, `build_retries` /
+  `publish_retries` times, as a fix deployed meanwhile then takes effect;
+- anything else (`PERMANENT`: not found, gated, a refused card, a build that failed on its own): the job
+  fails at once with the reason.
+
+The executors tell this module how a step ended (`Retries.build_failed`, `Retries.publish_failed`) and it
+moves the job through `state.lifecycle`; the status page and the job's replies show the wait
+(`state.lifecycle.retrying`). A job waiting is claimed again once its time has come.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from dataclasses import dataclass
+import random
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
+from huggingface_hub import errors as hf_errors
+
+from bot.errors import HubError, QuantbotError, transient
 from bot.settings import Settings
-from state import Job, JobStatus, Store
-from state.lifecycle import TRANSIENT
+from state import Job, Store
+from state.lifecycle import Wait
+from state.models import utcnow
 
 log = logging.getLogger(__name__)
 
+# Builder failure kinds (a manifest's `errors[0].kind`) the Hub caused: builders/fetch.py, calibration.py.
+HUB_KINDS = frozenset({"hub_unavailable"})
+HUB_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RATELIMIT_RESET = re.compile(r";\s*t=(\d+)")
 
-@dataclass(frozen=True)
-class _Policy:
-    """Which failures one kind of retry covers, how many times, and the first delay."""
 
-    step: JobStatus  # the status the job failed from: publishing or running
-    retries: int
-    backoff_s: float
+class Cause(enum.Enum):
+    """Why a step failed, as far as retrying goes."""
+
+    HUB = "the Hub"
+    OTHER = "an unexpected error"
+    PERMANENT = "permanent"
+
+
+def cause_of(error: BaseException) -> Cause:
+    """The cause of an exception a step raised (quantbot's typed errors, or the client's own)."""
+    if isinstance(error, QuantbotError):
+        if isinstance(error, HubError) and transient(error):
+            return Cause.HUB
+        return Cause.PERMANENT
+    if isinstance(error, httpx.TransportError | TimeoutError | ConnectionError):
+        return Cause.HUB
+    if isinstance(error, hf_errors.HfHubHTTPError):
+        status = getattr(error.response, "status_code", None)
+        return Cause.HUB if status in HUB_STATUSES else Cause.PERMANENT
+    return Cause.OTHER
+
+
+def cause_of_manifest(manifest: dict[str, Any] | None) -> Cause:
+    """The cause of a build that ended with this manifest (None: the worker died without one)."""
+    errors = (manifest or {}).get("errors") or []
+    return Cause.HUB if errors and errors[0].get("kind") in HUB_KINDS else Cause.PERMANENT
+
+
+def retry_after_s(error: BaseException | None) -> float:
+    """Seconds the Hub asked to wait (a 429's `Retry-After`, or its `RateLimit` reset `t=`); 0 if none."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return 0.0
+    asked = headers.get("Retry-After")
+    if asked is not None and asked.strip().isdigit():
+        return float(asked)
+    reset = _RATELIMIT_RESET.search(headers.get("RateLimit") or "")
+    return float(reset.group(1)) if reset else 0.0
+
+
+def backoff_s(first_s: float, most_s: float, tries: int, jitter: float = 1.0) -> float:
+    """The wait after the `tries`-th failure: doubling from `first_s`, at most `most_s`, then between half
+    and all of it by `jitter` (in [0, 1]), so the jobs one outage failed do not all come back at once."""
+    return min(first_s * 2 ** (tries - 1), most_s) * (0.5 + jitter / 2)
 
 
 class Retries:
-    """The retry policies of publishes and builds, applied to the failed jobs."""
+    """Moves a job whose build or publish failed: waiting for another try, or failed with the reason."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
         self.store = store
-        self.policies = (
-            _Policy(JobStatus.PUBLISHING, settings.publish_retries, settings.publish_backoff_s),
-            _Policy(JobStatus.RUNNING, settings.build_retries, settings.build_backoff_s),
-        )
+        self.clock = clock
+        self.jitter = jitter
 
-    def sweep(self, now: datetime) -> list[int]:
-        """Move back every failed job whose transient failure's backoff has passed; their ids."""
-        failed = self.store.jobs.list({JobStatus.FAILED}, limit=500)
-        return [job.id for job in failed if self._retry(job, now)]
+    @property
+    def deadline(self) -> timedelta:
+        return timedelta(hours=self.settings.transient_deadline_h)
 
-    def _retry(self, job: Job, now: datetime) -> bool:
-        due = self.next_attempt(job)
-        if due is None or now < due[1]:
-            return False
-        policy, _, tries = due
+    def build_failed(
+        self,
+        job: Job,
+        owner: str,
+        error: str,
+        manifest: dict[str, Any] | None,
+        cause: Cause,
+        asked_s: float = 0.0,
+    ) -> Job | None:
+        """A running job's build failed: it waits in the queue, or fails (None if it was moved meanwhile)."""
         lifecycle = self.store.lifecycle
-        if policy.step is JobStatus.PUBLISHING:
-            if (job.manifest or {}).get("status") != "succeeded":
-                return False
-            moved = lifecycle.retry_publish(job.id, tries)
-        else:
-            moved = lifecycle.retry_build(job.id, tries)
-        if moved is None:
-            return False
-        what = "publish" if policy.step is JobStatus.PUBLISHING else "build"
-        log.info("retrying the %s of job %d (attempt %d) after: %s", what, job.id, tries + 1, job.error)
-        return True
+        wait = self.wait(job, cause, self.settings.build_backoff_s, self.settings.build_retries, asked_s)
+        if wait is None:
+            reason = self._final(job, error, cause)
+            return lifecycle.build_failed(job.id, owner, reason, manifest)
+        moved = lifecycle.build_waits(job.id, owner, error, wait)
+        log.warning("job %d: the build failed (%s): %s; %s", job.id, cause.value, error, wait.words)
+        return moved
 
-    def next_attempt(self, job: Job) -> tuple[_Policy, datetime, int] | None:
-        """The policy, time and count of failures so far, of the next retry of a failed job; None: never."""
-        history = self.store.jobs.history(job.id)
-        last = history[-1] if history else None
-        if last is None or last.to_status is not JobStatus.FAILED or last.note != TRANSIENT:
-            return None  # a permanent failure, or moved by hand
-        policy = next((p for p in self.policies if p.step is last.from_status), None)
-        if policy is None:
+    def publish_failed(
+        self, job: Job, owner: str, error: str, cause: Cause, asked_s: float = 0.0
+    ) -> Job | None:
+        """A publishing job's publish failed: it waits, built, or fails (None if it was moved meanwhile)."""
+        lifecycle = self.store.lifecycle
+        wait = self.wait(job, cause, self.settings.publish_backoff_s, self.settings.publish_retries, asked_s)
+        if wait is None:
+            return lifecycle.publish_failed(job.id, owner, self._final(job, error, cause))
+        moved = lifecycle.publish_waits(job.id, owner, error, wait)
+        if moved is not None:
+            log.warning("job %d: the publish failed (%s): %s; %s", job.id, cause.value, error, wait.words)
+        return moved
+
+    def wait(self, job: Job, cause: Cause, first_s: float, retries: int, asked_s: float = 0.0) -> Wait | None:
+        """When the failed step tries again, or None when it should fail now."""
+        if cause is Cause.PERMANENT:
             return None
-        tries = sum(1 for e in history if e.from_status is policy.step and e.to_status is JobStatus.FAILED)
-        if tries > policy.retries:
+        now, tries = self.clock(), job.transient_tries + 1  # the failures of this step so far
+        since = job.transient_since or now
+        if cause is Cause.HUB and now - since >= self.deadline:
             return None
-        return policy, last.at + timedelta(seconds=policy.backoff_s * 2 ** (tries - 1)), tries
+        if cause is Cause.OTHER and tries > retries:
+            return None
+        delay = max(backoff_s(first_s, self.settings.transient_backoff_max_s, tries, self.jitter()), asked_s)
+        retry_at = now + timedelta(seconds=delay)
+        if cause is Cause.HUB:
+            retry_at = min(retry_at, since + self.deadline)  # one last try at the deadline
+        return Wait(retry_at=retry_at, since=since, attempt=tries + 1)
+
+    def _final(self, job: Job, error: str, cause: Cause) -> str:
+        if cause is Cause.PERMANENT:
+            return error
+        tries = job.transient_tries + 1
+        since = (job.transient_since or self.clock()).strftime("%Y-%m-%d %H:%M UTC")
+        why = "the Hub kept failing" if cause is Cause.HUB else "it kept failing"
+        return f"{error} ({why} since {since}, {tries} attempts; type `/retry` to try again)"

@@ -3,9 +3,8 @@
 The poll first stores the commands no webhook delivered (`bot.intake.catchup`), then turns every watched
 model whose `main` changed since the watch was added into the same stored event a webhook would have made
 (same `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the
-webhook and the poll is handled once. Housekeeping requeues jobs whose lease expired (a worker died) and gives
-builds and publishes that failed for a transient reason another go, with exponential backoff
-(`bot.execution.retries`).
+webhook and the poll is handled once. Housekeeping requeues jobs whose lease expired (a worker died); steps
+the Hub failed wait in the queue and are claimed again once their time comes (`bot.execution.retries`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.errors import HubError
-from bot.execution.retries import Retries
 from bot.intake.catchup import CatchUp
 from bot.intake.webhooks import Event, event_from_payload, repo_block
 from bot.settings import Settings
@@ -46,7 +44,6 @@ class Poller:
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
-        self.retries = Retries(settings, store)
         self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
 
     def poll(self) -> int:
@@ -96,14 +93,11 @@ class Poller:
         return int(recorded.created)
 
     def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases; retry transient failures of builds and publishes once their backoff passed.
-
-        The executor hears of the jobs moved from the store's change listeners."""
+        """Requeue expired leases (the executor hears of the jobs moved from the store's change listeners)."""
         now = now or datetime.now(UTC)
         moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
         if moved:
             log.warning("requeued jobs whose lease expired: %s", moved)
-        self.retries.sweep(now)
 
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:

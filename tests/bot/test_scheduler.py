@@ -1,16 +1,14 @@
-"""The poller finds what webhooks missed (once, with the webhook's own dedup key); housekeeping retries
-failed publishes with backoff."""
+"""The poller finds what webhooks missed (once, with the webhook's own dedup key)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
 from handlers.context import Options
-from state import JobStatus, Store, WatchKind, revision_key
+from state import Store, WatchKind, revision_key
 
 
 def _options() -> Options:
@@ -53,41 +51,3 @@ def test_the_poll_records_changes_made_after_the_watch_once(
     assert events[repo].dedup_key == revision_key("repo.content", "update", repo, f"refs/heads/main@{sha}")
     assert events[fine_tune].dedup_key.endswith(tuned)
     assert poller.poll_watches() == 0  # the same revisions again: already recorded
-
-
-def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: Store) -> None:
-    calls: list[str] = []
-    poller = _poller(hubsim, store, calls)
-    job, _ = store.jobs.enqueue("k" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(
-        job.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
-    )
-    store.jobs.claim_publish("w", 60)
-    store.lifecycle.publish_failed(job.id, "w", "503")  # transient: retried
-    calls.clear()
-
-    now = datetime.now(UTC)
-    poller.housekeeping(now + timedelta(seconds=30))
-    assert store.jobs.get(job.id).status is JobStatus.FAILED and calls == []  # backoff of 60 s not over
-    poller.housekeeping(now + timedelta(seconds=61))
-    assert store.jobs.get(job.id).status is JobStatus.BUILT
-    assert calls == ["built"]  # the move the executor's publish step hears of
-
-
-def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim, store: Store) -> None:
-    poller = _poller(hubsim, store, [])
-    built, _ = store.jobs.enqueue("b" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(built.id, {JobStatus.RUNNING}, JobStatus.FAILED, owner="w", error="quantize: OOM")
-    published, _ = store.jobs.enqueue("p" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(
-        published.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
-    )
-    for _ in range(3):  # publish_retries=2: the first failure and two retries
-        store.jobs.claim_publish("w", 60)
-        store.lifecycle.publish_failed(published.id, "w", "x")
-        poller.housekeeping(datetime.now(UTC) + timedelta(days=1))
-    assert store.jobs.get(built.id).status is JobStatus.FAILED
-    assert store.jobs.get(published.id).status is JobStatus.FAILED

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.execution.celery_app import make_app
-from bot.execution.celery_executor import CeleryExecutor
+from bot.execution.celery_executor import OWNER, CeleryExecutor
 from bot.hub import Hub
 from bot.publishing.staged import StagedPublisher
 from bot.settings import load_settings
@@ -77,3 +77,28 @@ def test_tasks_travel_as_json_acknowledged_late_one_at_a_time(tmp_path: Path) ->
     assert conf.worker_prefetch_multiplier == 1
     longest_stage = EngineSettings().timeout_s
     assert conf.broker_transport_options["visibility_timeout"] > longest_stage
+
+
+@pytest.mark.parametrize(
+    ("payload", "waits"),
+    [
+        ({"manifest": {"errors": [{"kind": "hub_unavailable", "message": "503"}]}}, True),
+        ({"manifest": {"status": "succeeded"}, "hub_failed": True}, True),  # staging the checkpoint
+        ({"manifest": {"errors": [{"kind": "no_safetensors", "message": "no weights"}]}}, False),
+    ],
+)
+def test_a_quantize_task_the_hub_failed_waits_for_another_try(
+    down_executor: CeleryExecutor, tmp_path: Path, payload: dict, waits: bool
+) -> None:
+    store = down_executor.store
+    store.jobs.enqueue("key-h", {"format": "gptq", "target_sms": [90]}, repo="alice/m")
+    job = store.lifecycle.claim_build(OWNER, 60)
+    assert job is not None
+    task = store.tasks.add(job.id, "qb-1", kind="quantize", queue="quantize")
+    down_executor._succeeded(job, task, payload | {"ok": False, "error": "fetch: 503", "worker": "gpu-1"})
+    after = store.jobs.get(job.id)
+    if waits:  # back in the queue, sent again once its time has come
+        assert after.status is JobStatus.QUEUED and after.retry_at is not None
+        assert after.error == "fetch: 503 (on gpu-1)"
+    else:
+        assert after.status is JobStatus.FAILED and after.retry_at is None
