@@ -1,7 +1,9 @@
 """The one door to the Hub: every Hub call of the bot goes through `Hub`.
 
 `Hub` wraps huggingface_hub's `HfApi` so that the rest of the bot sees only quantbot's typed errors
-(`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`).
+(`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`). Every
+request of a token spends that token's one request budget (`bot.budget`), which holds a retry after a 429
+until the Hub's reset and keeps requests for publishing and replies when polling would spend them.
 
 One retry budget per request, never two nested: the client's own `http_backoff` already retries the
 preupload, Xet token, LFS and storage requests of an upload (six tries, 23 s of backoff), and hf_xet
@@ -13,11 +15,13 @@ still fails waits and is tried again whole (`bot.execution.retries`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -36,6 +40,7 @@ from huggingface_hub.hf_api import (
 )
 from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
+from bot.budget import CALLS, RequestBudget, acting_as, budget_for, named_caller
 from bot.errors import (
     CardRefused,
     EntryNotFound,
@@ -52,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+FREE_QUOTAS = {"api": 1_000, "resolvers": 5_000}  # the Hub's free plan, per 5 minutes, until it tells
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 4
 MAX_SLEEP_S = 30.0
@@ -127,10 +133,18 @@ def translate(error: Exception, repo_id: str | None = None, endpoint: str | None
 class Hub:
     """quantbot's Hub client: HfApi plus typed errors and bounded retries on reads."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str | None = None, token: str | None = None, *, budget: RequestBudget | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.token = token
         self.api = HfApi(endpoint=endpoint, token=token)
+        # one budget per token in this process, whichever Hub made it first (bot.budget)
+        self.budget = budget_for(token, lambda: budget or RequestBudget(dict(FREE_QUOTAS))) if token else None
+
+    def acting_as(self, caller: str) -> contextlib.AbstractContextManager[None]:
+        """Name who makes the Hub requests of this thread meanwhile (the poller, the catch-up, ...)."""
+        return acting_as(caller)
 
     def call(
         self,
@@ -150,10 +164,15 @@ class Hub:
         refused it before acting, whereas after a 5xx or a dropped connection it may have acted, and a
         blind retry would post twice. Callers of such calls look before they try again.
         """
+        name = str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call"))
+        caller = CALLS.get(name) if named_caller() is None else None  # a reply is a reply in any thread
         attempt = 0
         while True:
             try:
-                return fn(*args, **kw)
+                if caller is None:
+                    return fn(*args, **kw)
+                with acting_as(caller):
+                    return fn(*args, **kw)
             except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
                 response = getattr(e, "response", None)
                 status = getattr(response, "status_code", None)
@@ -166,8 +185,8 @@ class Hub:
                 attempt += 1
                 if not (retry and transient and attempt < MAX_ATTEMPTS) or _client_retried(e):
                     raise translate(e, repo_id, self.endpoint) from e
-                delay = _retry_after(response, attempt)
-                name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call")
+                # after a 429 the budget holds the next try until the reset the Hub named (bot.budget)
+                delay = 0.0 if status == 429 and self.budget else _retry_after(response, attempt)
                 log.warning("Hub call %s failed (%s); retry %d in %.1fs", name, status or e, attempt, delay)
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
@@ -406,6 +425,44 @@ class Hub:
         return self.call(
             lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
         )
+
+    def models_modified_since(
+        self,
+        since: datetime,
+        *,
+        overlap: timedelta = timedelta(0),
+        author: str | None = None,
+        filter: str | None = None,
+        page: int = 100,
+        at_most: int | None = None,
+    ) -> tuple[list[ModelInfo], bool]:
+        """Models (of an author, matching a filter, or all) last modified at or after `since - overlap`,
+        newest first: the Hub's listing sorted by last modification, read page by page until an older one
+        (a quiet listing costs one request). Items carry only their id, sha, last modification and privacy.
+        The flag says whether more than `at_most` items newer than `since` were there (the reading stops)."""
+        params: dict[str, Any] = {"sort": "lastModified", "direction": -1, "limit": page}
+        params["expand"] = ["sha", "lastModified", "private"]
+        if author:
+            params["author"] = author
+        if filter:
+            params["filter"] = filter
+        url = f"{self.api.endpoint}/api/models"
+        headers = self.api._build_hf_headers()
+
+        def read() -> tuple[list[ModelInfo], bool]:
+            found: list[ModelInfo] = []
+            newer = 0
+            for item in paginate(url, params=params, headers=headers):
+                info = ModelInfo(**item)
+                if info.last_modified is None or info.last_modified < since - overlap:
+                    return found, False
+                newer += info.last_modified > since
+                if at_most is not None and newer > at_most:
+                    return found, True
+                found.append(info)
+            return found, False
+
+        return self.call(read)
 
     # HfApi's webhook calls ignore the client's endpoint (they read HF_ENDPOINT), so these send their own
     # requests to `self.api.endpoint` with the client's session and error handling.

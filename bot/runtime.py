@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.budget import RequestBudget
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
 from bot.execution.local import LocalExecutor
 from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
-from bot.hub import Hub
+from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller, Scheduler
@@ -67,7 +68,8 @@ class Bot:
         """Open the store and wire the parts; no Hub call (the Hub may be down). Nothing runs until `start`.
 
         Until the Hub names the bot, `options` holds the configured `bot_name` (or nothing)."""
-        hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
+        budget = RequestBudget(dict(FREE_QUOTAS), poll_share=settings.poll_budget_share)
+        hub = Hub(endpoint=settings.hf_endpoint, token=settings.token(), budget=budget)
         bot_user = settings.bot_name or ""
         options = Options.from_settings(settings, bot_user=bot_user)
         readiness = HubReadiness(hub)

@@ -128,7 +128,11 @@ class Settings(BaseSettings):
     remote_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="SMs served by remote workers, added to the local GPUs."
     )
-    policy: Literal["strict", "permissive"] = Field("strict", description="How the planner reads '.' cells.")
+    policy: Literal["runtimes", "strict", "permissive"] = Field(
+        "runtimes",
+        description="What makes a format eligible: runtimes (what runs the family), or the seeds (strict, "
+        "permissive).",
+    )
     trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Repos whose custom code may run (auto_map)."
     )
@@ -184,6 +188,12 @@ class Settings(BaseSettings):
     )
     dashboard_s: float = Field(
         60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
+    )
+    poll_budget_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the token's Hub requests per 5-minute window the poll and catch-up may spend.",
     )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")

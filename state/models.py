@@ -196,6 +196,16 @@ class Watch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ListingMark(Base):
+    """How far the poller has read one of the Hub's listings (newest first): nothing last modified before
+    `seen_until` is new to it. `key` names the listing: `author:<name>`, `base_model:<id>`, `all`."""
+
+    __tablename__ = "listing_marks"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seen_until: Mapped[datetime]
+
+
 class Job(Base):
     """One BuildSpec to build and publish; `build_key` is unique for ever, so a duplicate never runs twice."""
 

@@ -1,17 +1,19 @@
-"""Watches: the upstreams the bot follows, and what it builds for each.
+"""Watches: the upstreams the bot follows, what it builds for each, and how far the poller has read each of
+the Hub's listings that serve them (`ListingMark`).
 
 Targets match in any case, as the Hub resolves repo ids and user names: a watch written `Org/Model` covers
 `org/model`, and adding it again in another case changes the one watch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import ColumnElement, delete, func, select
 
 from state.db import Database
-from state.models import ApprovalMode, Watch, WatchKind, utcnow
+from state.models import ApprovalMode, ListingMark, Watch, WatchKind, utcnow
 
 
 class WatchStore:
@@ -68,6 +70,23 @@ class WatchStore:
             query = query.where(Watch.kind == kind)
         with self._db.read() as s:
             return list(s.scalars(query))
+
+    def marks(self) -> dict[str, datetime]:
+        """How far the poller has read each listing (`ListingMark`), by key."""
+        with self._db.read() as s:
+            return {mark.key: mark.seen_until for mark in s.scalars(select(ListingMark))}
+
+    def advance_marks(self, marks: Mapping[str, datetime]) -> None:
+        """Move listings' marks forward (never back: a slower poll that overlapped keeps the newer one)."""
+        if not marks:
+            return
+        with self._db.write() as s:
+            known = {m.key: m for m in s.scalars(select(ListingMark).where(ListingMark.key.in_(list(marks))))}
+            for key, when in marks.items():
+                if key not in known:
+                    s.add(ListingMark(key=key, seen_until=when))
+                elif known[key].seen_until < when:
+                    known[key].seen_until = when
 
 
 def _is(kind: WatchKind, target: str) -> ColumnElement[bool]:

@@ -27,7 +27,11 @@ from bot.errors import UsageError
 @click.argument("model")
 @click.option("--revision", help="Branch, tag or commit of a Hub repo (default: main).")
 @click.option("--sm", "sms", help="Comma-separated SMs to plan for, e.g. 90,89 (default: local GPUs).")
-@click.option("--policy", type=click.Choice(["strict", "permissive"]), help="Override the configured policy.")
+@click.option(
+    "--policy",
+    type=click.Choice(["runtimes", "strict", "permissive"]),
+    help="Override the configured policy.",
+)
 @click.option(
     "--executor",
     type=click.Choice(["local", "celery", "hf-jobs"]),

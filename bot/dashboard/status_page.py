@@ -23,9 +23,12 @@ BUILDING = (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING)
 HANDLED = "handled"
 
 
-def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> dict[str, Any]:
+def snapshot(
+    store: Store, hub_url: str, *, hub_problem: str | None = None, budget: Any = None
+) -> dict[str, Any]:
     """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems;
-    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything)."""
+    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything); `budget`
+    (`bot.budget.RequestBudget`) where the token stands in the Hub's request budget."""
     now = utcnow()
     links = _Links(hub_url)
     counts = {status.value: n for status, n in store.jobs.counts().items()}
@@ -46,6 +49,7 @@ def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> d
         "as_of": now.isoformat(),
         "hub": hub_url,
         "hub_problem": hub_problem,
+        "hub_budget": budget.snapshot() if budget is not None else None,
         "counts": counts,
         "watches": [
             {

@@ -67,10 +67,15 @@ def eligibility_of(result: Plan) -> Eligibility:
     found: dict[str, list[int]] = {}
     fp8_kv: dict[str, list[int]] = {}
     skips: dict[str, list[str]] = {}
+    sources: dict[str, str] = {}  # format → what said yes (the runtimes policy's notes), on its first SM
     for target_plan in result.targets:
         sm = target_plan.target.sm
         for eligible in target_plan.eligible:
             found.setdefault(eligible.format, []).append(sm)
+            said = [
+                n.partition(": ")[2] for n in eligible.notes if n.startswith(("runs with: ", "made by: "))
+            ]
+            sources.setdefault(eligible.format, "; ".join(reversed(said)))
             if "fp8" in eligible.kv_cache:
                 fp8_kv.setdefault(eligible.format, []).append(sm)
         for skipped in target_plan.skipped:
@@ -85,7 +90,7 @@ def eligibility_of(result: Plan) -> Eligibility:
         skips=skips,
         model_type=facts.model_type,
         fp8_kv_cache=fp8_kv,
-        runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
+        runs_with={fmt: sources.get(fmt) or load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
         jobs=job_costs(result),
     )
 

@@ -358,6 +358,7 @@ class Publisher:
             extra_files=[f.path for f in release.licences],
             chat=is_chat_model(release.manifest),
             envs_dir=self.settings.runtime_envs_folder(),
+            family=release.upstream.family(),
         )
         record = run_verification(self.settings, request)
         log.info(

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import load_runtimes
 from bot.errors import HubUnavailable
 from bot.execution.launch import worker_argv, worker_env
@@ -39,11 +40,14 @@ def request_for(
     extra_files: list[str],
     envs_dir: Path | None,
     chat: bool = False,
+    family: ModelFacts | None = None,
 ) -> VerifyRequest:
     """What to check of a release of `spec`'s build: the table's detection rules, the card's runnable
     snippet (the chat form for a chat model, as its card shows it), and the transformers lines of the runtimes
     that load its format (read beside its upstream)."""
-    usage = runnable_snippet(spec.format, repo_id, chat=chat)
+    usage = runnable_snippet(
+        spec.format, repo_id, chat=chat, trust_remote_code=spec.trust_remote_code, family=family
+    )
     lines = load_runtimes().transformers_lines(spec.format)
     return VerifyRequest(
         repo_id=repo_id,

@@ -41,7 +41,7 @@ def test_json_is_exactly_one_object_in_the_issue_shape(
     capsys: Any, make_model: Any, configs: dict[str, Any]
 ) -> None:
     folder = make_model(configs["mistral"])
-    code, out, err = quantbot(capsys, "plan", str(folder), "--sm", "90,100", "--json")
+    code, out, err = quantbot(capsys, "plan", str(folder), "--sm", "90,100", "--json", "--policy", "strict")
     assert code == 0, err
     data = json.loads(out)  # the whole of stdout is one JSON document
     assert set(data) == {"model", "revision", "family", "skipped", "targets"}
@@ -58,7 +58,9 @@ def test_json_is_exactly_one_object_in_the_issue_shape(
 
 
 def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
-    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["qwen2"])), "--sm", "80,120")
+    code, out, _ = quantbot(
+        capsys, "plan", str(make_model(configs["qwen2"])), "--sm", "80,120", "--policy", "strict"
+    )
     assert code == 0
     assert 'ModelOpt row: "QWen 2, 2.5"' in out and 'TensorRT-LLM row: "Qwen-2/2.5"' in out
     ampere = out.split("sm80 · Ampere")[1].split("sm120")[0]
@@ -140,7 +142,9 @@ def test_refused_model_in_table_and_json(capsys: Any, make_model: Any, configs: 
 def test_unknown_model_type_is_planned_as_no_matrix_row(
     capsys: Any, make_model: Any, configs: dict[str, Any]
 ) -> None:
-    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["unknown"])), "--sm", "90", "--json")
+    code, out, _ = quantbot(
+        capsys, "plan", str(make_model(configs["unknown"])), "--sm", "90", "--json", "--policy", "strict"
+    )
     assert code == 0
     data = json.loads(out)
     assert data["skipped"] is None and data["targets"][0]["eligible"] == []

@@ -19,7 +19,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 def _eligibility(config: dict[str, Any], sms: tuple[int, ...] = (86, 90, 100)) -> Eligibility:
     facts = build_facts(config, name="org/model", source="hub", revision=SHA, files=["model.safetensors"])
-    return eligibility_of(plan(facts, [target_for(sm) for sm in sms], PlanOptions()))
+    return eligibility_of(plan(facts, [target_for(sm) for sm in sms], PlanOptions(policy="strict")))
 
 
 @pytest.fixture

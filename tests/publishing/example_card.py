@@ -73,6 +73,7 @@ EXAMPLE_PARAMETERS = {
     "verification_line": None,
     "runs_with": runs_with("int4_awq"),
     "wrong_loaders": wrong_loaders("int4_awq"),
+    "producer_notes": [],
     "gpu_lines": gpu_lines("int4_awq"),
     "quantized_scope": Scope(
         quantized="the linear layers of every decoder block (attention and MLP projections): weights in INT4 "
