@@ -177,6 +177,18 @@ class Settings(BaseSettings):
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
     )
+    calib_max_dataset_mb: int = Field(
+        20_000, gt=0, description="Largest Hub dataset `/quantize --calib` may name (its files, in MB)."
+    )
+    reverify_days: float = Field(
+        30.0, ge=0, description="Days between checks of each published release as published (0: never)."
+    )
+    cooldown_minutes: int = Field(
+        0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
+    )
+    dashboard_s: float = Field(
+        60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
+    )
     poll_budget_share: float = Field(
         0.5,
         gt=0,

@@ -75,6 +75,11 @@ class Recipe(_Model):
         None, description="Config of a Hub dataset (default: '3.0.0' for cnn_dailymail, else its default)."
     )
     calib_split: str = Field("train", pattern=r"^[\w.-]+$", description="Split of a Hub dataset.")
+    calib_revision: str | None = Field(
+        None,
+        pattern=r"^[\w.-]{1,100}$",
+        description="Revision of a Hub dataset (branch, tag or sha; default: main), pinned at fetch.",
+    )
     calib_text_field: str | None = Field(
         None, description="Column holding the text (default: 'article' for cnn_dailymail, else 'text')."
     )
@@ -108,6 +113,7 @@ class Recipe(_Model):
                 for k, v in (
                     ("calib_config", self.calib_config),
                     ("calib_split", self.calib_split if self.calib_split != "train" else None),
+                    ("calib_revision", self.calib_revision),
                     ("calib_text_field", self.calib_text_field),
                     ("calib_seed", self.calib_seed),
                 )

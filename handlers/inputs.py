@@ -128,6 +128,19 @@ class Envelope(PayloadModel):
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """`--calib org/dataset[@revision][:split]`: the calibration dataset one command asks for."""
+
+    dataset: str
+    revision: str | None = None
+    split: str = "train"
+
+    def __str__(self) -> str:
+        at = f"@{self.revision}" if self.revision else ""
+        return f"{self.dataset}{at}:{self.split}"
+
+
+@dataclass(frozen=True)
 class JobCosts:
     """Where each SM's builds would run as Hugging Face Jobs, and what they are estimated to cost (USD)."""
 

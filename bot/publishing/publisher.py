@@ -20,8 +20,10 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    comment saying what failed;
 3. only then announce: mark the PR open for review (`approval`, or no push rights), or — `auto` mode on a
    repo the bot may write — merge it itself, so `main` changes in one step;
-4. close the bot's older open PRs of the same series (same upstream, format and recipe) with a comment
-   linking the new release.
+4. tag the release commit (on `main` once merged, else the PR's) with the upstream revision it was built
+   from (`upstream-<sha12>`), and close the bot's older open PRs of the same series (same upstream, format
+   and recipe) with a comment linking the new release; a release that made a new repo points the bot's
+   older repos of the same upstream and format at it (`new_version`, bot/publishing/succession.py).
 
 An interruption anywhere before step 3 leaves a draft PR holding the key; the next run finds it and
 resumes. What the Hub already holds (steps 1 and 4) is read by `ReleaseLookup` (bot/publishing/lookup.py).
@@ -56,6 +58,7 @@ from bot.publishing.release import (
 )
 from bot.publishing.rendering import render_template
 from bot.publishing.serving import run_serving, serving_requests
+from bot.publishing.succession import point_predecessors, tag_release
 from bot.publishing.upstream import Upstream
 from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
@@ -173,9 +176,19 @@ class Publisher:
             return held
         approval = approval or self.approval_for(release.tag.upstream, target)
         self.hub.validate_card(release.card)
-        return self._release(
+        result = self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
         )
+        if not exists and result.status in (ReleaseStatus.OPEN, ReleaseStatus.PUBLISHED):
+            point_predecessors(
+                self.hub,
+                namespace=target.partition("/")[0],
+                upstream=release.tag.upstream,
+                format_id=release.tag.format,
+                successor=target,
+                writable=self.can_write(target),
+            )
+        return result
 
     def _previous(self, target: str, exists: bool) -> dict[str, Any] | None:
         """The manifest on the release repo's `main`, if any."""
@@ -282,6 +295,11 @@ class Publisher:
         if record is not None and not record.ok:
             return self._hold(release, pr, record)
         status, message = self._announce(release, pr, merge)
+        if writable is not False:
+            tagged = self.hub.resolve_revision(
+                target, "main" if status is ReleaseStatus.PUBLISHED else revision
+            )
+            tag_release(self.hub, target, tagged, release.tag.upstream, release.tag.revision)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
 
