@@ -255,7 +255,10 @@ def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:
         archs = ", ".join(facts.architectures) or facts.model_type or "unknown"
         reasons.append(
             f"a vision-language model ({archs}): quantbot's builds load causal language models only, so the "
-            "language-model-only build ModelOpt and GPTQModel make of VLMs is not offered"
+            "language-model-only build ModelOpt and GPTQModel make of VLMs is not offered; it needs "
+            "torchvision, which the build environment lacks (transformers' image and video processors, and "
+            "GPTQModel's loading of a VLM, require it), so neither a GPTQ build nor a release check that "
+            "generates from an image can run"
         )
     elif not facts.text_generation:
         archs = ", ".join(facts.architectures) or "none"
