@@ -30,7 +30,14 @@ import httpx
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
-from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
+from huggingface_hub.hf_api import (
+    CommitInfo,
+    DatasetInfo,
+    GitCommitInfo,
+    ModelInfo,
+    WebhookInfo,
+    WebhookWatchedItem,
+)
 from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
 
 from bot.budget import CALLS, RequestBudget, acting_as, budget_for, named_caller
@@ -203,6 +210,13 @@ class Hub:
             self.api.model_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
         )
 
+    def dataset_info(
+        self, repo_id: str, revision: str | None = None, files_metadata: bool = False
+    ) -> DatasetInfo:
+        return self.call(
+            self.api.dataset_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
+        )
+
     def resolve_revision(self, repo_id: str, revision: str | None = None) -> str:
         """The 40-hex commit sha a branch, tag or sha points to now (builds pin it)."""
         sha = self.model_info(repo_id, revision=revision).sha
@@ -315,6 +329,10 @@ class Hub:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
         return self._discussions(repo_id, author=author, discussion_type="pull_request")
 
+    def discussions(self, repo_id: str, author: str | None = None) -> list[Discussion]:
+        """Every discussion of the repo that is not a pull request (any status), optionally by `author`."""
+        return self._discussions(repo_id, author=author, discussion_type="discussion")
+
     def open_discussions(self, repo_id: str) -> list[Discussion]:
         """The repo's open discussions and PRs (drafts too): where commands the bot missed may wait."""
         return self._discussions(repo_id, discussion_status="open")
@@ -352,6 +370,20 @@ class Hub:
             idempotent=False,
         )
 
+    def open_discussion(self, repo_id: str, title: str, description: str) -> DiscussionWithDetails:
+        """Open a discussion (not idempotent: retried only on 429)."""
+        create = functools.partial(self.api.create_discussion, repo_id, title, description=description)
+        return self.call(create, repo_id=repo_id, idempotent=False)
+
+    def tag(self, repo_id: str, tag: str, revision: str, message: str) -> None:
+        """Point `tag` at `revision`, moving it if it points elsewhere (a tag names one release's commit)."""
+        refs = self.call(self.api.list_repo_refs, repo_id, repo_id=repo_id)
+        if any(t.name == tag for t in refs.tags):
+            self.call(self.api.delete_tag, repo_id, tag=tag, repo_id=repo_id)
+        self.call(
+            self.api.create_tag, repo_id, tag=tag, tag_message=message, revision=revision, repo_id=repo_id
+        )
+
     def merge_pull_request(self, repo_id: str, num: int) -> None:
         """Merge a PR (the repo's owners only); retried only on 429, as a merge cannot happen twice."""
         self.call(self.api.merge_pull_request, repo_id, num, repo_id=repo_id, idempotent=False)
@@ -362,6 +394,18 @@ class Hub:
         """Post a comment and return its id, so the bot can edit it in place later (retried only on 429)."""
         posted = self.call(self.api.comment_discussion, repo_id, num, text, repo_id=repo_id, idempotent=False)
         return str(posted.id)
+
+    def user_gpus(self, user: str) -> list[str]:
+        """The GPUs `user` saved as their hardware on their Hub profile, primary first ([] when not public).
+
+        The overview's `hardwareItems` (hub-docs hardware.md): `{"sku": [type, provider, model], ...}`."""
+        overview = self.call(self.api.get_user_overview, user)
+        items = getattr(overview, "hardwareItems", None) or []
+        gpus = [
+            i for i in items if isinstance(i, dict) and isinstance(i.get("sku"), list) and len(i["sku"]) == 3
+        ]
+        gpus.sort(key=lambda i: not i.get("isPrimary"))
+        return [str(i["sku"][2]) for i in gpus if i["sku"][0] == "GPU"]
 
     def org_members(self, org: str) -> list[str] | None:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""

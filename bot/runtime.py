@@ -29,14 +29,19 @@ from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller, Scheduler
 from bot.intake.server import create_app, open_configured_store
+from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
+from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
+from bot.publishing.reverify import Reverifier
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
 from handlers.context import Options
 from state import Store
 
 log = logging.getLogger(__name__)
+
+REVERIFY_SWEEP_S = 3600.0  # how often the releases due for re-verification (`reverify_days`) are looked for
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Bot:
     replies: ReplyUpdater
     readiness: HubReadiness
     reviews: ReleaseLookup
+    upkeep: MetadataUpdates
+    reverifier: Reverifier
 
     @classmethod
     def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
@@ -69,18 +76,30 @@ class Bot:
         store = open_configured_store(settings)
         executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
+        upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
+        planner = SpecMaker(settings, hub)
         dispatcher = Dispatcher(
-            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
+            store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
+        dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
+        reverifier = Reverifier(settings, hub, store, bot_user)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
-        scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)
+        scheduler = Scheduler(
+            poller,
+            poll_minutes=settings.poll_interval_min,
+            housekeeping_s=housekeeping_s,
+            periodic=[
+                ("dashboards", dashboards.refresh, settings.dashboard_s),
+                ("reverify", reverifier.sweep, REVERIFY_SWEEP_S),
+            ],
+        )
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub)
         return cls(
             settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
-            reviews,
+            reviews, upkeep, reverifier,
         )  # fmt: skip
 
     def start_workers(self) -> Bot:
@@ -93,6 +112,8 @@ class Bot:
         self.options = Options.from_settings(self.settings, bot_user=bot_user)
         self.dispatcher.options = self.options
         self.reviews.bot_name = bot_user
+        self.upkeep.bot_name = bot_user
+        self.reverifier.bot_name = bot_user
         self.replies.start()
         self.executor.start()
         self.dispatcher.start()

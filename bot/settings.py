@@ -128,7 +128,11 @@ class Settings(BaseSettings):
     remote_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="SMs served by remote workers, added to the local GPUs."
     )
-    policy: Literal["strict", "permissive"] = Field("strict", description="How the planner reads '.' cells.")
+    policy: Literal["runtimes", "strict", "permissive"] = Field(
+        "runtimes",
+        description="What makes a format eligible: runtimes (what runs the family), or the seeds (strict, "
+        "permissive).",
+    )
     trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Repos whose custom code may run (auto_map)."
     )
@@ -172,6 +176,18 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="The bot's URL as the Hub reaches it (webhooks sync).")
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
+    )
+    calib_max_dataset_mb: int = Field(
+        20_000, gt=0, description="Largest Hub dataset `/quantize --calib` may name (its files, in MB)."
+    )
+    reverify_days: float = Field(
+        30.0, ge=0, description="Days between checks of each published release as published (0: never)."
+    )
+    cooldown_minutes: int = Field(
+        0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
+    )
+    dashboard_s: float = Field(
+        60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
     )
     poll_budget_share: float = Field(
         0.5,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -187,6 +189,10 @@ class Watch(Base):
     approval: Mapped[ApprovalMode] = mapped_column(_enum(ApprovalMode), default=ApprovalMode.APPROVAL)
     # "none": the KV cache is not quantized; None: the planner's default (FP8 where the matrices mark it).
     kv_cache: Mapped[str | None] = mapped_column(String(16))
+    # minutes an upstream revision must stay the newest before it is built; None: the setting's default
+    cooldown_minutes: Mapped[int | None] = mapped_column(Integer)
+    # one discussion on each watched upstream saying where its releases stand (opt-in)
+    dashboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -222,6 +228,7 @@ class Job(Base):
     source_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    not_before: Mapped[datetime | None]  # a queued job waits for its upstream's cooldown until then
     started_at: Mapped[datetime | None]
     built_at: Mapped[datetime | None]
     publish_started_at: Mapped[datetime | None]
@@ -315,6 +322,10 @@ class Release(Base):
     status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), default=ReleaseStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the last time the release was verified again as published, under which runtime table, and the outcome
+    verified_at: Mapped[datetime | None]
+    verified_table: Mapped[str | None] = mapped_column(String(64))
+    verified_ok: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Command(Base):
@@ -338,4 +349,16 @@ class Command(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     build_keys: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dashboard(Base):
+    """The discussion on a watched upstream that says where its releases stand, and the text it shows."""
+
+    __tablename__ = "dashboards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(200), unique=True)
+    discussion_num: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,10 +31,14 @@ class WatchStore:
         sms: Iterable[int] = (),
         approval: ApprovalMode = ApprovalMode.APPROVAL,
         kv_cache: Literal["none"] | None = None,
+        cooldown_minutes: int | None = None,
+        dashboard: bool = False,
     ) -> Watch:
         """Follow `target`, or change what is built for it if it is already followed (empty = all).
 
-        `kv_cache="none"` turns the default FP8 KV cache off for its builds; None keeps the default."""
+        `kv_cache="none"` turns the default FP8 KV cache off for its builds; None keeps the default.
+        `cooldown_minutes` overrides the setting's cooldown for this watch; `dashboard` keeps a discussion on
+        each watched upstream saying where its releases stand."""
         with self._db.write() as s:
             watch = s.execute(select(Watch).where(_is(kind, target))).scalar_one_or_none()
             if watch is None:
@@ -44,6 +48,8 @@ class WatchStore:
             watch.sms = list(sms)
             watch.approval = approval
             watch.kv_cache = kv_cache
+            watch.cooldown_minutes = cooldown_minutes
+            watch.dashboard = dashboard
         return watch
 
     def remove(self, kind: WatchKind, target: str) -> bool:

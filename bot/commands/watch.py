@@ -48,6 +48,14 @@ def command() -> None:
     "--kv-cache", type=click.Choice(["none"]),
     help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
 )  # fmt: skip
+@click.option(
+    "--cooldown",
+    type=click.IntRange(min=0),
+    help="Minutes a new revision must stay the newest before it is built (default: `cooldown_minutes`).",
+)
+@click.option(
+    "--dashboard", is_flag=True, help="Keep one discussion on each watched upstream saying where it stands."
+)
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -57,6 +65,8 @@ def add(
     sms: str | None,
     approval: str | None,
     kv_cache: Literal["none"] | None,
+    cooldown: int | None,
+    dashboard: bool,
 ) -> None:
     """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
     from state import ApprovalMode, WatchKind
@@ -77,6 +87,8 @@ def add(
             sms=parse_sms(sms) if sms else [],
             approval=ApprovalMode(approval or settings_from(ctx).approval),
             kv_cache=kv_cache,
+            cooldown_minutes=cooldown,
+            dashboard=dashboard,
         )
     finally:
         store.close()
@@ -120,4 +132,6 @@ def _what(watch: Watch) -> str:
     formats = ", ".join(watch.formats) or "every eligible format"
     sms = ", ".join(f"sm{s}" for s in watch.sms) or "every target SM"
     kv = "; KV cache not quantized" if watch.kv_cache == "none" else ""
-    return f"{formats}; {sms}; {watch.approval.value}{kv}"
+    cooldown = "" if watch.cooldown_minutes is None else f"; cooldown {watch.cooldown_minutes} min"
+    board = "; dashboard" if watch.dashboard else ""
+    return f"{formats}; {sms}; {watch.approval.value}{kv}{cooldown}{board}"

@@ -59,6 +59,8 @@ def snapshot(
                 "formats": list(w.formats) or ["every eligible format"],
                 "sms": list(w.sms),
                 "approval": w.approval.value,
+                "cooldown_minutes": w.cooldown_minutes,
+                "dashboard": w.dashboard,
             }
             for w in store.watches.list()[: LIMIT * 5]
         ],
@@ -127,6 +129,11 @@ def _job(
         "elapsed_s": None if elapsed is None else round(elapsed, 1),
         "elapsed": "" if elapsed is None else duration(elapsed),
         "queued_ago": ago(now, row.created_at),
+        "waiting_until": (
+            f"{row.not_before:%Y-%m-%d %H:%M} UTC"
+            if row.status is JobStatus.QUEUED and row.not_before is not None and row.not_before > now
+            else None
+        ),
         "error": row.error,
         "retrying": retrying(row),  # "retrying at …, attempt n" while a step waits out the Hub's failure
         "discussion_url": discussion,

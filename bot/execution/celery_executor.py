@@ -438,7 +438,8 @@ def _finished_at(tasks: list[JobTask]) -> float:
 def _merged(
     manifest: dict[str, Any], sms: list[int], engines: dict[int, dict[str, Any]], deadline_s: float
 ) -> dict[str, Any]:
-    """The quantize manifest completed with every SM's engine record and the engines' artifacts."""
+    """The quantize manifest completed with every SM's engine record, the engines' artifacts and the SMs'
+    serving checks."""
     records, artifacts = [], list(manifest.get("artifacts") or [])
     for sm in sms:
         found = engines.get(sm)
@@ -449,4 +450,5 @@ def _merged(
         records.append(found["record"])
         artifacts += found.get("artifacts") or []
     spec = dict(manifest["spec"]) | {"target_sms": sms}
-    return manifest | {"spec": spec, "engines": records, "artifacts": artifacts}
+    serving = [record for sm in sms for record in (engines.get(sm) or {}).get("serving") or []]
+    return manifest | {"spec": spec, "engines": records, "artifacts": artifacts, "serving": serving}

@@ -12,7 +12,8 @@ result backend, records it, and takes a task whose reports stop for a dead worke
   it to the release's draft PR (`bot.publishing.staged`); returns the manifest and the draft's pinned
   revision, or the release the Hub already has;
 - engine: downloads the checkpoint at that revision, builds this SM's engine (or records why not) with
-  `python -m builders engine`, uploads `trt-llm/engines/<label>/` to the same PR, and returns the record.
+  `python -m builders engine`, uploads `trt-llm/engines/<label>/` to the same PR, runs the SM's serving check
+  (the release loaded by repo id at that revision, `bot.publishing.serving`), and returns the records.
 
 Both return JSON (with the worker's name and queue), never raise for a failed build: the bot records
 the failure. A task the bot fenced (`celery_app.fence`) returns at once without doing anything.
@@ -36,6 +37,7 @@ from bot.execution.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fence
 from bot.execution.launch import Worker, failure_reason, read_manifest
 from bot.execution.spares import Spares
 from bot.hub import Hub
+from bot.publishing.serving import requests_json, serving_requests
 from bot.publishing.staged import Draft, StagedPublisher, result_to_json
 from bot.settings import Settings
 from builders.spec import BuildSpec, Progress
@@ -114,8 +116,10 @@ def engine(
         local_dir=str(checkpoint), endpoint=place.settings.hf_endpoint, token=place.settings.token(),
         repo_id=pinned.repo_id,
     )  # fmt: skip
-    spec_path = Path(build.work_dir) / "spec.json"
+    spec_path, serving = Path(build.work_dir) / "spec.json", Path(build.work_dir) / "serving.json"
+    serving.write_text(requests_json(serving_requests(build, pinned.repo_id, pinned.revision, [sm])))
     argv = ["engine", str(spec_path), "--sm", str(sm), "--checkpoint", str(checkpoint), "--out", str(out)]
+    argv += ["--serving", str(serving)]
     log_path = Path(build.work_dir) / BUILD_LOG
     code = _run(task, place, build, log_path, beat_s, argv=argv)
     try:
@@ -133,7 +137,7 @@ def engine(
                 pinned.repo_id, out / record["path"], path_in_repo=record["path"], revision=revision,
                 commit_message=f"Upload {record['path']}", commit_description=f"Engine for sm{sm}",
             )  # fmt: skip
-    return report | {"record": record, "artifacts": done["artifacts"]}
+    return report | {"record": record, "artifacts": done["artifacts"], "serving": done.get("serving") or []}
 
 
 # ------------------------------------------------------------------------------------------------ helpers

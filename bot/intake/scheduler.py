@@ -14,7 +14,7 @@ queue and are claimed again once their time comes (`bot.execution.retries`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,9 +123,17 @@ def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str,
 
 
 class Scheduler:
-    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min` and housekeeping often."""
+    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min`, housekeeping often, and
+    each `periodic` task (name, callable, seconds between runs)."""
 
-    def __init__(self, poller: Poller, *, poll_minutes: float, housekeeping_s: float) -> None:
+    def __init__(
+        self,
+        poller: Poller,
+        *,
+        poll_minutes: float,
+        housekeeping_s: float,
+        periodic: Sequence[tuple[str, Callable[[], object], float]] = (),
+    ) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = datetime.now(UTC)
         self._scheduler.add_job(
@@ -136,6 +144,16 @@ class Scheduler:
             _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
             id="housekeeping", max_instances=1, coalesce=True,
         )  # fmt: skip
+        for name, task, every_s in periodic:  # the bot's other timed work: dashboards, re-verification
+            self._scheduler.add_job(
+                _logged(task),
+                "interval",
+                seconds=every_s,
+                next_run_time=now,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+            )
 
     def start(self) -> Scheduler:
         self._scheduler.start()

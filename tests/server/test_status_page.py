@@ -10,6 +10,7 @@ from typing import Any
 from bot.execution.retries import Cause, Retries
 from bot.settings import load_settings
 from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, TaskState, WatchKind
+from state.models import utcnow
 
 HUB = "http://hub.test:8765"
 SHA = "575db8b7a51b6f85eb06eee540738584589f131c"
@@ -188,3 +189,14 @@ def test_a_step_the_hub_failed_shows_when_it_tries_again_and_a_final_failure_say
     assert "the Hub kept failing since 2020-01-02 03:00 UTC, 2 attempts" in failures and "/retry" in failures
     status = bot.client.get("/api/status").json()
     assert status["queue"]["jobs"][0]["retrying"].startswith("retrying at ")
+
+
+def test_a_build_waiting_for_its_cooldown_says_until_when(make_server) -> None:
+    bot = make_server(hf_endpoint=HUB)
+    until = utcnow() + timedelta(minutes=30)
+    bot.store.jobs.enqueue("k1", _spec("gptq"), repo="org/model", not_before=until)
+    bot.store.jobs.enqueue("k2", _spec("fp8"), repo="org/model")
+
+    waiting, queued = bot.client.get("/api/status").json()["queue"]["jobs"]
+    assert (waiting["waiting_until"], queued["waiting_until"]) == (f"{until:%Y-%m-%d %H:%M} UTC", None)
+    assert f"waiting until {until:%Y-%m-%d %H:%M} UTC (cooldown)" in bot.client.get("/").text

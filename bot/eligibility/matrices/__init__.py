@@ -160,3 +160,6 @@ def load_matrices(directory: Path = DATA_DIR) -> Matrices:
 from bot.eligibility.matrices.runtimes import RUNTIMES_FILE, Runtime, RuntimeCell, RuntimeTable, load_runtimes  # noqa: E402
 
 __all__ += ["RUNTIMES_FILE", "Runtime", "RuntimeCell", "RuntimeTable", "load_runtimes"]
+from bot.eligibility.matrices.families import Families, load_families  # noqa: E402
+
+__all__ += ["Families", "load_families"]
