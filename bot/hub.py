@@ -17,17 +17,17 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, JobInfo, get_session, hf_hub_download, hf_raise_for_status
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
-from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
+from huggingface_hub.utils import build_hf_headers
 
 from bot.errors import (
     CardRefused,
@@ -174,8 +174,22 @@ class Hub:
                     "no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id
                 ) from e
 
-    def whoami(self) -> dict[str, Any]:
-        return self.call(self.api.whoami)
+    def whoami(self, *, retry: bool = True) -> dict[str, Any]:
+        """Who the token belongs to (`retry=False`: one try, for a caller whose loop is the retry)."""
+        return self.call(self.api.whoami, retry=retry)
+
+    def _headers(self) -> dict[str, str]:
+        """The client's request headers (token, user agent) for the calls `HfApi` sends to the wrong host."""
+        return build_hf_headers(token=self.token)
+
+    def _pages(self, url: str) -> Iterator[Any]:
+        """The items of a paginated list, following the `Link: rel="next"` header as the Hub gives it."""
+        next_url: str | None = url
+        while next_url:
+            response = get_session().get(next_url, headers=self._headers())
+            hf_raise_for_status(response)
+            yield from response.json()
+            next_url = response.links.get("next", {}).get("url")
 
     def model_info(
         self, repo_id: str, revision: str | None = None, files_metadata: bool = False
@@ -273,7 +287,7 @@ class Hub:
         The Hub checks this on the commit too, but the publisher asks first, so that a card the Hub would
         refuse costs no upload."""
         url = f"{self.api.endpoint}/api/validate-yaml"
-        headers = self.api._build_hf_headers()
+        headers = self._headers()
 
         def send() -> httpx.Response:
             response = get_session().post(url, json={"content": card, "repoType": "model"}, headers=headers)
@@ -348,9 +362,8 @@ class Hub:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
         # HfApi.list_organization_members ignores the client's endpoint (it reads HF_ENDPOINT), so page here.
         url = f"{self.api.endpoint}/api/organizations/{quote(org, safe='')}/members"
-        headers = self.api._build_hf_headers()
         try:
-            return self.call(lambda: [m["user"] for m in paginate(url, params={}, headers=headers)])
+            return self.call(lambda: [m["user"] for m in self._pages(url)])
         except HubError as e:
             if e.status_code == 404:
                 return None
@@ -394,7 +407,7 @@ class Hub:
         self, method: str, path: str, body: dict[str, Any] | None = None, idempotent: bool = True
     ) -> Any:
         url = f"{self.api.endpoint}/api/settings/webhooks{path}"
-        headers = self.api._build_hf_headers()
+        headers = self._headers()
 
         def send() -> Any:
             response = get_session().request(method, url, json=body, headers=headers)
@@ -402,6 +415,37 @@ class Hub:
             return response.json()
 
         return self.call(send, idempotent=idempotent)
+
+    # --- Hugging Face Jobs: the tasks of the `hf-jobs` executor ------------------------------------
+
+    def run_job(self, *, image: str, command: list[str], **kw: Any) -> JobInfo:
+        """Start a Job (not idempotent: retried only on 429, when the Hub refused before starting it)."""
+        run = functools.partial(self.api.run_job, image=image, command=command, **kw)
+        return self.call(run, idempotent=False)
+
+    def inspect_job(self, job_id: str, namespace: str | None) -> JobInfo | None:
+        """A Job's stage and durations; None when the Hub no longer knows it (deleted, lost)."""
+        try:
+            return self.call(self.api.inspect_job, job_id=job_id, namespace=namespace)
+        except HubError as e:
+            if e.status_code == 404:
+                return None
+            raise
+
+    def job_logs(self, job_id: str, namespace: str | None) -> Iterator[str]:
+        """A Job's log lines, followed until it ends (a stream: not retried, the Job's stage decides)."""
+        try:
+            yield from self.api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=True)
+        except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
+            raise translate(e, None, self.endpoint) from e
+
+    def cancel_job(self, job_id: str, namespace: str | None) -> None:
+        """Cancel a Job (cancelling twice is harmless, so it is retried)."""
+        self.call(self.api.cancel_job, job_id=job_id, namespace=namespace)
+
+    def jobs_hardware(self) -> list[Any]:
+        """The Hub's Jobs flavours with their GPUs and prices."""
+        return list(self.call(self.api.list_jobs_hardware))
 
 
 def _webhook_info(data: dict[str, Any]) -> WebhookInfo:

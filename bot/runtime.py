@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.dashboard.reply_updater import ReplyUpdater
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
 from bot.execution.local import LocalExecutor
-from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
 from bot.hub import Hub
 from bot.intake.dispatcher import Dispatcher
@@ -76,9 +76,19 @@ class Bot:
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub)
         return cls(
-            settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
+            settings,
+            store,
+            hub,
+            options,
+            executor,
+            dispatcher,
+            poller,
+            scheduler,
+            app,
+            replies,
+            readiness,
             reviews,
-        )  # fmt: skip
+        )
 
     def start_workers(self) -> Bot:
         """Start everything but the HTTP server once the Hub answers (at once if it does)."""
@@ -106,18 +116,24 @@ class Bot:
 
 
 def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
-    """The executor `settings.executor` names: local processes, or Celery workers on other machines."""
+    """The executor `settings.executor` names: local processes, or the orchestrator sending tasks to Celery
+    workers on other machines or to Hugging Face Jobs."""
+    if settings.executor == "local":
+        return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
+    from bot.execution.orchestrator import Orchestrator
+    from bot.publishing.staged import StagedPublisher
+
+    publisher = StagedPublisher(hub, settings)
     if settings.executor == "hf-jobs":
-        from bot.execution.hf_jobs import HfJobsExecutor
-        from bot.publishing.staged import StagedPublisher
+        from bot.eligibility.flavors import load_flavors
+        from bot.execution.jobs_transport import JobsTransport
 
-        return HfJobsExecutor(settings, store, StagedPublisher(hub, settings))
-    if settings.executor == "celery":
-        from bot.execution.celery_executor import CeleryExecutor
-        from bot.publishing.staged import StagedPublisher
+        jobs = JobsTransport(settings, hub, load_flavors(), lambda: publisher.bot_name)
+        return Orchestrator(settings, store, publisher, jobs, poll_s=1.0)
+    from bot.execution.celery_transport import CeleryTransport
+    from bot.host.celery_app import make_app
 
-        return CeleryExecutor(settings, store, StagedPublisher(hub, settings))
-    return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
+    return Orchestrator(settings, store, publisher, CeleryTransport(make_app(settings)))
 
 
 class BotServer:

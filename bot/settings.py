@@ -227,9 +227,16 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", "maintainers", "allowlist",
-        "command_namespaces", "warm_toolchains", mode="before",
-    )  # fmt: skip
+        "target_sms",
+        "remote_sms",
+        "trust_remote_code_repos",
+        "allowed_licenses",
+        "maintainers",
+        "allowlist",
+        "command_namespaces",
+        "warm_toolchains",
+        mode="before",
+    )
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from builders.spec import BuildSpec
+from builders.spec import BuildSpec, TaskGraph
 from handlers.context import Context
+from handlers.inputs import JobCosts
 from handlers.router import HANDLED, IGNORED, Router
 from state import Job, Watch, WatchKind
 
@@ -64,20 +65,31 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
         return HANDLED
     off = f"the watch on {watch.target}" if watch.kv_cache == "none" else None
     specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms, kv_cache_off=off)
-    queued = enqueue_specs(ctx, repo, specs)
+    queued = enqueue_specs(ctx, repo, specs, eligibility.jobs)
     ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
     return HANDLED
 
 
-def enqueue_specs(ctx: Context, repo: str, specs: Iterable[BuildSpec]) -> list[Job]:
-    """Queue each spec under its build key (an existing key is left alone); returns the jobs made now.
+def enqueue_specs(ctx: Context, repo: str, specs: Iterable[BuildSpec], jobs: JobCosts | None) -> list[Job]:
+    """Queue each spec under its build key (an existing key is left alone), with its task graph planned now
+    (each SM's queue and, on Hugging Face Jobs, its flavour and estimate: `jobs`); returns the jobs made now.
 
-    The executor hears of a new job from the store's change listeners."""
+    The executor hears of a new job from the store's change listeners and sends what the graph says."""
     made = []
     for spec in specs:
         label = f"{spec.format} @ {str(spec.revision)[:12]}"
+        graph = (
+            TaskGraph.of(spec, jobs.names, jobs.quantize_usd.get(spec.format), jobs.engine_usd)
+            if jobs
+            else TaskGraph.of(spec)
+        )
         job, created = ctx.store.jobs.enqueue(
-            spec.key(), spec.model_dump(mode="json"), repo=repo, label=label, source_event_id=ctx.event.id
+            spec.key(),
+            spec.model_dump(mode="json"),
+            repo=repo,
+            label=label,
+            source_event_id=ctx.event.id,
+            plan=graph.model_dump(mode="json"),
         )
         if created:
             made.append(job)

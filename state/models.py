@@ -201,6 +201,7 @@ class Job(Base):
     repo: Mapped[str] = mapped_column(String(200), index=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     spec: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any] | None]  # its task graph (builders.spec.TaskGraph), planned when queued
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128))

@@ -41,13 +41,15 @@ def command() -> None:
 )
 @click.option("--sm", "sms", help="Comma-separated SMs to build for (default: every target SM).")
 @click.option(
-    "--approval", type=click.Choice(["auto", "approval"]),
+    "--approval",
+    type=click.Choice(["auto", "approval"]),
     help="Publish at once (auto) or through a PR a maintainer merges (default: the `approval` setting).",
-)  # fmt: skip
+)
 @click.option(
-    "--kv-cache", type=click.Choice(["none"]),
+    "--kv-cache",
+    type=click.Choice(["none"]),
     help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
-)  # fmt: skip
+)
 @click.pass_context
 def add(
     ctx: click.Context,

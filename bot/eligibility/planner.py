@@ -146,14 +146,17 @@ def _jobs_json(t: TargetPlan) -> dict[str, Any]:
         return {}
     return {
         "flavor": {
-            "name": t.flavor.name, "gpu": t.flavor.gpu, "gpus": t.flavor.gpus,
-            "memory_gb": t.flavor.memory_bytes // 10**9, "usd_per_hour": t.flavor.usd_per_hour,
+            "name": t.flavor.name,
+            "gpu": t.flavor.gpu,
+            "gpus": t.flavor.gpus,
+            "memory_gb": t.flavor.memory_bytes // 10**9,
+            "usd_per_hour": t.flavor.usd_per_hour,
         },
         "estimates": {
             fmt: {"minutes": round(e.minutes, 1), "usd": e.usd, "estimate": True}
             for fmt, e in t.estimates.items()
         },
-    }  # fmt: skip
+    }
 
 
 def plan(

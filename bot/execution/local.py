@@ -2,16 +2,16 @@
 
 - one slot per local GPU (its process sees only that GPU through `CUDA_VISIBLE_DEVICES`), or one CPU slot
   when there is none. A free slot claims the oldest queued job (running, leased) and starts a worker on it
-  (`bot.execution.launch.Worker`) in a process group of its own;
+  (`bot.launcher.launch.Worker`) in a process group of its own;
 - `poll()` reads the worker's progress lines, renews the lease (heartbeat) and records progress; a lease lost
   (the job was cancelled, or requeued because it looked dead) stops the process: SIGTERM to the group,
   SIGKILL after a grace period. A cancel is heard from the store's change listeners and acted on at once;
 - when a process exits, `_finish` decides the job's outcome in one place: built with the manifest, failed
   with the reason, given back to the queue (shutdown), or left alone (cancelled);
-- the publish step (`bot.execution.publish_step`) publishes what was built, in a thread of its own.
+- the publish step (`bot.publishing.publish_step`) publishes what was built, in a thread of its own.
 
 A bot killed mid-build loses nothing, and its builder lives on (it runs in a session of its own and writes
-its progress to a file, `bot.execution.launch`). On start, a running job leased by a dead bot of this host
+its progress to a file, `bot.launcher.launch`). On start, a running job leased by a dead bot of this host
 whose builder is still alive (its pid file in the work dir names it) is adopted: the lease moves to this
 bot and the builder goes on where it is, calibration and all. A job requeued meanwhile re-attaches the same
 way when claimed; a builder that has died is rerun on the same work dir and resumes after its last
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.execution.launch import PID_FILE, Worker, failure_reason, read_manifest
-from bot.execution.publish_step import PublishStep
 from bot.execution.slots import Slot, default_slots
+from bot.launcher.launch import PID_FILE, TRANSIENT_KINDS, Worker, failure_reason, read_manifest
+from bot.publishing.publish_step import Publishes, PublishStep
 from bot.settings import Settings
 from builders.spec import BuildSpec
 from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
@@ -43,8 +43,6 @@ from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
-# Builder failure kinds (the manifest's `errors[0].kind`) whose cause may pass: builders/fetch.py.
-TRANSIENT_KINDS = frozenset({"hub_unavailable"})
 __all__ = ["PID_FILE", "LocalExecutor"]
 
 
@@ -69,7 +67,7 @@ class LocalExecutor:
         self,
         settings: Settings,
         store: Store,
-        publisher: Any,
+        publisher: Publishes | None,
         *,
         slots: list[Slot] | None = None,
         poll_s: float = 0.5,
@@ -172,7 +170,7 @@ class LocalExecutor:
             worker = self._launch(spec, slot, job.attempts)
         except (OSError, ValueError) as e:
             log.error("job %d could not start: %s", job.id, e)
-            self.store.lifecycle.start_failed(job.id, owner, f"could not start the build: {e}")
+            self.store.lifecycle.fail_start(job.id, owner, f"could not start the build: {e}")
             return
         self._runs[slot.name] = _Running(job, worker)
         log.info("job %d (%s) started in slot %s, pid %d", job.id, job.label, slot.name, worker.pid)
@@ -186,9 +184,13 @@ class LocalExecutor:
             return worker
         work.mkdir(parents=True, exist_ok=True)
         return Worker.start(
-            self.settings, spec, log_path=work / f"worker-{attempt}.log", env=slot.env, own_group=True,
+            self.settings,
+            spec,
+            log_path=work / f"worker-{attempt}.log",
+            env=slot.env,
+            own_group=True,
             nice=slot.nice,
-        )  # fmt: skip
+        )
 
     def _adopt_orphans(self) -> None:
         """Take over the running jobs of a dead bot of this host whose builders still run, slot for slot."""
@@ -271,12 +273,12 @@ class LocalExecutor:
             elif run.stop_reason == "shutdown":
                 lifecycle.give_back(job.id, owner, "bot shutting down")
             elif manifest is not None and manifest.ok:
-                lifecycle.built(job.id, owner, manifest.model_dump(mode="json"))
+                lifecycle.finish_build(job.id, owner, manifest.model_dump(mode="json"))
             else:
                 log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
                 dumped = manifest.model_dump(mode="json") if manifest else None
                 transient = bool(manifest and manifest.errors and manifest.errors[0].kind in TRANSIENT_KINDS)
-                lifecycle.build_failed(
+                lifecycle.fail_build(
                     job.id, owner, failure_reason(manifest, code, log_path), dumped, transient=transient
                 )
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.settings import Settings
-from state import Job, JobStatus, Store
-from state.lifecycle import TRANSIENT
+from state import GuardFailed, Job, JobStatus, Store
+from state.lifecycle import TRANSIENT, build_succeeded
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,15 @@ class Retries:
             return False
         policy, _, tries = due
         lifecycle = self.store.lifecycle
-        if policy.step is JobStatus.PUBLISHING:
-            if (job.manifest or {}).get("status") != "succeeded":
-                return False
-            moved = lifecycle.retry_publish(job.id, tries)
-        else:
-            moved = lifecycle.retry_build(job.id, tries)
-        if moved is None:
+        if policy.step is JobStatus.PUBLISHING and not build_succeeded(job):
+            return False
+        try:
+            if policy.step is JobStatus.PUBLISHING:
+                lifecycle.retry_publish(job.id, tries)
+            else:
+                lifecycle.retry_build(job.id, tries)
+        except GuardFailed as e:  # retried by hand meanwhile
+            log.info("job %d not retried: %s", job.id, e)
             return False
         what = "publish" if policy.step is JobStatus.PUBLISHING else "build"
         log.info("retrying the %s of job %d (attempt %d) after: %s", what, job.id, tries + 1, job.error)

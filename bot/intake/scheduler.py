@@ -123,13 +123,23 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         now = datetime.now(UTC)
         self._scheduler.add_job(
-            _logged(poller.poll), "interval", minutes=poll_minutes, next_run_time=now,
-            id="poll", max_instances=1, coalesce=True,
-        )  # fmt: skip
+            _logged(poller.poll),
+            "interval",
+            minutes=poll_minutes,
+            next_run_time=now,
+            id="poll",
+            max_instances=1,
+            coalesce=True,
+        )
         self._scheduler.add_job(
-            _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
-            id="housekeeping", max_instances=1, coalesce=True,
-        )  # fmt: skip
+            _logged(poller.housekeeping),
+            "interval",
+            seconds=housekeeping_s,
+            next_run_time=now,
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+        )
 
     def start(self) -> Scheduler:
         self._scheduler.start()

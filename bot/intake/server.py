@@ -85,9 +85,14 @@ def create_app(
         if event.ignored:
             log.info("ignored webhook %s (%s): %s", ascii(event.scope), event.delivery_id[:12], event.ignored)
         new = NewEvent(
-            event.delivery_id, event.scope, event.action, event.payload, event.dedup_key, event.repo,
+            event.delivery_id,
+            event.scope,
+            event.action,
+            event.payload,
+            event.dedup_key,
+            event.repo,
             event.ignored,
-        )  # fmt: skip
+        )
         try:
             recorded = await writer.record(new)
         except SQLAlchemyError:

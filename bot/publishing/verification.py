@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bot.eligibility.matrices import load_runtimes
-from bot.execution.launch import worker_argv, worker_env
+from bot.launcher.launch import worker_argv, worker_env
 from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
 from builders.spec import BuildSpec, Check, LineCheck, RuntimeLine, VerificationRecord, VerifyRequest, utcnow

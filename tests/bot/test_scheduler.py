@@ -64,7 +64,7 @@ def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: 
         job.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
     )
     store.jobs.claim_publish("w", 60)
-    store.lifecycle.publish_failed(job.id, "w", "503")  # transient: retried
+    store.lifecycle.fail_publish(job.id, "w", "503")  # transient: retried
     calls.clear()
 
     now = datetime.now(UTC)
@@ -87,7 +87,7 @@ def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim,
     )
     for _ in range(3):  # publish_retries=2: the first failure and two retries
         store.jobs.claim_publish("w", 60)
-        store.lifecycle.publish_failed(published.id, "w", "x")
+        store.lifecycle.fail_publish(published.id, "w", "x")
         poller.housekeeping(datetime.now(UTC) + timedelta(days=1))
     assert store.jobs.get(built.id).status is JobStatus.FAILED
     assert store.jobs.get(published.id).status is JobStatus.FAILED

@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.execution.celery_app import make_app
-from bot.execution.celery_executor import CeleryExecutor
+from bot.execution.celery_transport import CeleryTransport
+from bot.execution.orchestrator import Orchestrator
+from bot.host.celery_app import make_app
 from bot.hub import Hub
 from bot.publishing.staged import StagedPublisher
 from bot.settings import load_settings
@@ -32,13 +33,13 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def down_executor(tmp_path: Path, store: Store, hubsim) -> Iterator[CeleryExecutor]:
+def down_executor(tmp_path: Path, store: Store, hubsim) -> Iterator[Orchestrator]:
     settings = load_settings(
         None, data_dir=tmp_path, hf_endpoint=hubsim.url, hf_token=hubsim.token,
         broker_url=f"redis://:{PASSWORD}@127.0.0.1:{_closed_port()}/0",
     )  # fmt: skip
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
-    yield CeleryExecutor(settings, store, StagedPublisher(hub, settings))
+    yield Orchestrator(settings, store, StagedPublisher(hub, settings), CeleryTransport(make_app(settings)))
 
 
 def test_the_broker_url_is_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -52,7 +53,7 @@ def test_the_broker_url_is_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert shown.exit_code == 0 and "broker_url" in shown.output and PASSWORD not in shown.output
 
 
-def test_a_broker_that_does_not_answer_leaves_the_job_queued(down_executor: CeleryExecutor, tmp_path) -> None:
+def test_a_broker_that_does_not_answer_leaves_the_job_queued(down_executor: Orchestrator, tmp_path) -> None:
     spec = BuildSpec(repo_id="alice/m", revision="a" * 40, format="gptq", target_sms=[90],
                      work_dir=tmp_path / "w", output_dir=tmp_path / "o")  # fmt: skip
     job, _ = down_executor.store.jobs.enqueue("key-1", spec.model_dump(mode="json"), repo="alice/m")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.execution.reply_updater import ReplyUpdater
+from bot.dashboard.reply_updater import ReplyUpdater
 from bot.hub import Hub
 from state import CommandStatus, Job, Store
 
@@ -73,9 +73,9 @@ def test_the_reply_shows_each_new_stage_and_closes_when_the_build_ends(
     store.jobs.heartbeat(job.id, "w", 60, progress=0.35, message="quantize: layer 2")
     updater.flush()
     assert counting.edits == 1  # progress within a stage costs no Hub call
-    store.lifecycle.built(job.id, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     store.lifecycle.claim_publish("w", 60)
-    store.lifecycle.publish_failed(job.id, "w", "the Hub answered 500")
+    store.lifecycle.fail_publish(job.id, "w", "the Hub answered 500")
     updater.flush()
     text = followed.shown(hubsim)
     assert "failed: publish failed: the Hub answered 500" in text and "All done." in text
