@@ -20,15 +20,17 @@ from typing import Any
 from bot.dashboard.reply_updater import ReplyUpdater
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
+from bot.execution.housekeeping import Housekeeping
 from bot.execution.local import LocalExecutor
 from bot.execution.slots import Slot
 from bot.hub import Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
-from bot.intake.scheduler import Poller, Scheduler
+from bot.intake.scheduler import Poller
 from bot.intake.server import create_app, open_configured_store
 from bot.publishing.lookup import ReleaseLookup
 from bot.publishing.publisher import Publisher
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
 from handlers.context import Options
@@ -70,11 +72,13 @@ class Bot:
             store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
         )
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
+        scheduler = Scheduler()
+        scheduler.every("poll", poller.poll, seconds=settings.poll_interval_min * 60)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
-        housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
-        scheduler = Scheduler(poller, poll_minutes=settings.poll_interval_min, housekeeping_s=housekeeping_s)
+        housekeeping = Housekeeping(settings, store).housekeeping
+        scheduler.every("housekeeping", housekeeping, seconds=min(15.0, max(1.0, settings.lease_s / 2)))
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
-        replies = ReplyUpdater(store, hub)
+        replies = ReplyUpdater(store, hub, scheduler)
         return cls(
             settings,
             store,

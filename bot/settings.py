@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.errors import ConfigError
+from bot.naming import check_template
 from builders.spec import Recipe, ValidationSettings
 
 DEFAULT_SMS = [80, 89, 90, 100, 120]
@@ -249,8 +250,6 @@ class Settings(BaseSettings):
     @field_validator("trtllm_repo_template", "gptq_repo_template")
     @classmethod
     def _repo_template(cls, value: str) -> str:
-        from bot.publishing.naming import check_template
-
         try:
             check_template(value)
         except ConfigError as e:

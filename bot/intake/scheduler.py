@@ -1,24 +1,18 @@
-"""Timed work: polling for what webhooks missed, and housekeeping of the job queue.
+"""Polling for what webhooks missed, run by the bot's scheduler (`bot.scheduler`) every `poll_interval_min`.
 
 The poll first stores the commands no webhook delivered (`bot.intake.catchup`), then turns every watched
 model whose `main` changed since the watch was added into the same stored event a webhook would have made
 (same `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the
-webhook and the poll is handled once. Housekeeping requeues jobs whose lease expired (a worker died) and gives
-builds and publishes that failed for a transient reason another go, with exponential backoff
-(`bot.execution.retries`).
+webhook and the poll is handled once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from bot.errors import HubError
-from bot.execution.retries import Retries
 from bot.intake.catchup import CatchUp
 from bot.intake.webhooks import Event, event_from_payload, repo_block
 from bot.settings import Settings
@@ -31,7 +25,7 @@ POLL_WEBHOOK_ID = "quantbot-poller"
 
 
 class Poller:
-    """The two periodic tasks; `Scheduler` runs them, tests call them directly."""
+    """The periodic poll; the bot's scheduler runs it, tests call it directly."""
 
     def __init__(
         self,
@@ -46,7 +40,6 @@ class Poller:
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
-        self.retries = Retries(settings, store)
         self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
 
     def poll(self) -> int:
@@ -95,16 +88,6 @@ class Poller:
             self.wake(recorded.event_id, event)
         return int(recorded.created)
 
-    def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases; retry transient failures of builds and publishes once their backoff passed.
-
-        The executor hears of the jobs moved from the store's change listeners."""
-        now = now or datetime.now(UTC)
-        moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
-        if moved:
-            log.warning("requeued jobs whose lease expired: %s", moved)
-        self.retries.sweep(now)
-
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:
     """A `repo.content` update of `main` as the Hub would send it (webhook id: the poller's)."""
@@ -114,48 +97,3 @@ def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str,
         "updatedRefs": [{"ref": "refs/heads/main", "oldSha": None, "newSha": sha}],
         "webhook": {"id": POLL_WEBHOOK_ID, "version": 3},
     }
-
-
-class Scheduler:
-    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min` and housekeeping often."""
-
-    def __init__(self, poller: Poller, *, poll_minutes: float, housekeeping_s: float) -> None:
-        self._scheduler = BackgroundScheduler(timezone=UTC)
-        now = datetime.now(UTC)
-        self._scheduler.add_job(
-            _logged(poller.poll),
-            "interval",
-            minutes=poll_minutes,
-            next_run_time=now,
-            id="poll",
-            max_instances=1,
-            coalesce=True,
-        )
-        self._scheduler.add_job(
-            _logged(poller.housekeeping),
-            "interval",
-            seconds=housekeeping_s,
-            next_run_time=now,
-            id="housekeeping",
-            max_instances=1,
-            coalesce=True,
-        )
-
-    def start(self) -> Scheduler:
-        self._scheduler.start()
-        return self
-
-    def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
-
-
-def _logged(task: Callable[[], Any]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            task()
-        except Exception:  # the next run tries again
-            log.exception("scheduled %s failed", task.__name__)
-
-    run.__name__ = task.__name__
-    return run

@@ -1,11 +1,12 @@
-"""The poller finds what webhooks missed (once, with the webhook's own dedup key); housekeeping retries
-failed publishes with backoff."""
+"""The poller finds what webhooks missed (once, with the webhook's own dedup key); housekeeping
+(`bot.execution.housekeeping`) retries failed publishes with backoff."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from bot.execution.housekeeping import Housekeeping
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
@@ -55,9 +56,14 @@ def test_the_poll_records_changes_made_after_the_watch_once(
     assert poller.poll_watches() == 0  # the same revisions again: already recorded
 
 
+def _housekeeping(store: Store) -> Housekeeping:
+    return Housekeeping(load_settings(None, publish_backoff_s=60, publish_retries=2), store)
+
+
 def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: Store) -> None:
     calls: list[str] = []
-    poller = _poller(hubsim, store, calls)
+    _poller(hubsim, store, calls)
+    poller = _housekeeping(store)
     job, _ = store.jobs.enqueue("k" * 64, {"format": "gptq"}, repo="alice/m")
     store.jobs.claim("w", 60)
     store.jobs.transition(
@@ -76,7 +82,7 @@ def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: 
 
 
 def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim, store: Store) -> None:
-    poller = _poller(hubsim, store, [])
+    poller = _housekeeping(store)
     built, _ = store.jobs.enqueue("b" * 64, {"format": "gptq"}, repo="alice/m")
     store.jobs.claim("w", 60)
     store.jobs.transition(built.id, {JobStatus.RUNNING}, JobStatus.FAILED, owner="w", error="quantize: OOM")

@@ -13,9 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.eligibility.matrices.reader import read_yaml
 from bot.eligibility.matrices.rows import RowMapping, RowMatch, parse_rows
+from bot.eligibility.matrices.runtimes import RUNTIMES_FILE, Runtime, RuntimeCell, RuntimeTable, load_runtimes
 from bot.eligibility.matrices.tables import FORMATS, OPTIONS, Cell, Checker, Matrix, parse_matrix
 from bot.errors import MatrixError
 
@@ -27,31 +27,19 @@ __all__ = [
     "GptqSupport",
     "Matrices",
     "Matrix",
+    "RUNTIMES_FILE",
     "RowMapping",
     "RowMatch",
+    "Runtime",
+    "RuntimeCell",
+    "RuntimeTable",
     "SMInfo",
     "load_matrices",
+    "load_runtimes",
     "read_yaml",
 ]
 
 DATA_DIR = Path(__file__).parent
-
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _StrictLoader(_BaseLoader):
-    """A safe YAML loader that refuses duplicate keys (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -84,20 +72,6 @@ class Matrices:
     gptqmodel: GptqSupport
     rows: RowMapping
     sms: Mapping[int, SMInfo]
-
-
-def read_yaml(path: Path) -> Any:
-    """A YAML data file, strictly (duplicate keys refused); a `MatrixError` names the file and line."""
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader)
-    except FileNotFoundError:
-        raise MatrixError(f"{path.name}: missing support-matrix file {path}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "file"
-        raise MatrixError(
-            f"{path.name}: {where}: not valid YAML: {getattr(e, 'problem', None) or e}"
-        ) from None
 
 
 def _parse_sms(path: Path, data: Any, hardware: Matrix) -> dict[int, SMInfo]:
@@ -155,8 +129,3 @@ def load_matrices(directory: Path = DATA_DIR) -> Matrices:
         rows=rows,
         sms=_parse_sms(hardware_path, hardware_data["sms"], hardware),
     )
-
-
-from bot.eligibility.matrices.runtimes import RUNTIMES_FILE, Runtime, RuntimeCell, RuntimeTable, load_runtimes  # noqa: E402
-
-__all__ += ["RUNTIMES_FILE", "Runtime", "RuntimeCell", "RuntimeTable", "load_runtimes"]

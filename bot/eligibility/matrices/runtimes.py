@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bot.eligibility.matrices.reader import read_yaml
 from bot.eligibility.matrices.tables import FORMATS, Checker
 
 RUNTIMES_FILE = Path(__file__).parent / "runtimes.yaml"
@@ -257,6 +258,4 @@ def parse_runtimes(path: Path, data: Any) -> RuntimeTable:
 @lru_cache(maxsize=4)
 def load_runtimes(path: Path = RUNTIMES_FILE) -> RuntimeTable:
     """Read and validate runtimes.yaml (cached)."""
-    from bot.eligibility.matrices import read_yaml  # the strict YAML reader (the package imports this module)
-
     return parse_runtimes(path, read_yaml(path))
