@@ -64,10 +64,11 @@ class CeleryTransport:
         state = result.state
         if state in _ALIVE:
             info = result.info if isinstance(result.info, dict) else {}
-            report = TaskReport.model_validate(info) if "stage" in info else None
-            worker = info.get("worker") or info.get("hostname")
-            where = f"on {info.get('worker')}, queue {info.get('queue')}"
-            return Seen(Phase.RUNNING, report, beat=str(info.get("beat")), worker=worker, where=where)
+            if "stage" not in info:  # STARTED: Celery's own record of who took it, no report yet
+                return Seen(Phase.RUNNING, beat="started", worker=info.get("hostname"))
+            report = TaskReport.model_validate(info)
+            where = f"on {report.worker}, queue {report.queue}"
+            return Seen(Phase.RUNNING, report, beat=str(report.beat), worker=report.worker, where=where)
         if state == "SUCCESS":
             done = TaskResult.model_validate(result.result or {})
             return Seen(Phase.SUCCEEDED, result=done, worker=done.worker)

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.execution.executor import Rounds
 from bot.execution.slots import Slot, default_slots
 from bot.launcher.launch import PID_FILE, TRANSIENT_KINDS, Worker, failure_reason, read_manifest
 from bot.publishing.publish_step import Publishes, PublishStep
 from bot.settings import Settings
 from builders.spec import BuildSpec
-from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
+from state import GuardFailed, Job, JobStatus, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -83,37 +84,29 @@ class LocalExecutor:
         )
         self._runs: dict[str, _Running] = {}  # slot name → its build
         self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._cancelled: set[int] = set()  # job ids cancelled elsewhere, to stop on the next poll
-        self._thread: threading.Thread | None = None
+        self._rounds = Rounds("quantbot-builds", self.poll, poll_s, busy=self.busy)
         self._unlisten: Any = None
 
     # ------------------------------------------------------------------------------------- the interface
 
     def start(self) -> LocalExecutor:
         """Requeue jobs whose lease expired (a previous run died), then build and publish in threads."""
-        self._stopping.clear()
-        self._unlisten = self.store.changes.listen(self._on_change)
+        self._unlisten = self.store.changes.listen(self._rounds.on_change)
         with self._lock:
             self._adopt_orphans()
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
-        self._thread = threading.Thread(target=self._loop, name="quantbot-builds", daemon=True)
-        self._thread.start()
+        self._rounds.start()
         self.publish_step.start()
         return self
 
     def stop(self, timeout: float = STOP_GRACE_S + 5) -> None:
         """Stop the builds (their jobs go back to the queue, to resume on the next start) and the threads."""
-        self._stopping.set()
+        self._rounds.stopping.set()
         with self._lock:
             for slot in self.slots:
                 self._stop(slot, "shutdown")
-        self._wake.set()
+        self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
         if self._unlisten is not None:
             self._unlisten()
 
@@ -123,7 +116,7 @@ class LocalExecutor:
             for slot in self.slots:
                 if slot.name in self._runs:
                     self._tend(slot)
-                if slot.name not in self._runs and not self._stopping.is_set():
+                if slot.name not in self._runs and not self._rounds.stopping.is_set():
                     self._start_next(slot)
 
     def busy(self) -> bool:
@@ -132,33 +125,12 @@ class LocalExecutor:
 
     # --------------------------------------------------------------------------------- running and stopping
 
-    def _on_change(self, change: BuildChange) -> None:
-        """From the store, in whichever thread moved the job: only take note, `poll` acts."""
-        if not change.moved:
-            return
-        if change.status is JobStatus.CANCELLED and change.job_id is not None:
-            with self._lock:
-                self._cancelled.add(change.job_id)
-        if change.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
-            self._wake.set()
-
     def _stop_cancelled(self) -> None:
-        cancelled, self._cancelled = self._cancelled, set()
+        cancelled = self._rounds.cancelled()
         for slot in self.slots:
             run = self._runs.get(slot.name)
             if run is not None and run.job.id in cancelled:
                 self._stop(slot, "cancelled")
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.poll()
-            except Exception:  # the store failed this round; the next round tries again
-                log.exception("executor poll failed")
-            if self._stopping.is_set() and not self.busy():
-                return
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
 
     def _start_next(self, slot: Slot) -> None:
         owner = self._owner(slot)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from bot.errors import HubError
+from bot.execution.executor import Rounds
 from bot.execution.transport import Phase, Seen, Transport, TransportError
 from bot.publishing.publish_step import PublishStep
 from bot.publishing.publisher import Approval, PublishResult
@@ -51,7 +52,7 @@ from builders.spec import (
     TaskResult,
 )
 from handlers import budget
-from state import BuildChange, GuardFailed, Job, JobStatus, JobTask, Store, TaskState
+from state import GuardFailed, Job, JobStatus, JobTask, Store, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -96,38 +97,29 @@ class Orchestrator:
             store, None, owner=f"{me}:publish", lease_s=self.lease_s, release=self._release
         )
         self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._cancelled: set[int] = set()
+        self._rounds = Rounds("quantbot-orchestrator", self.poll, poll_s)
         self._beats: dict[str, tuple[str, float]] = {}  # task id → (its last beat, when it last changed)
         self._reported: dict[str, str] = {}  # task id → the progress message last recorded
         self._renewed: dict[int, tuple[str, float]] = {}  # job id → (message, when) last recorded
-        self._thread: threading.Thread | None = None
         self._unlisten: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------------------------- the interface
 
     def start(self) -> Orchestrator:
         """Hold again the jobs a previous run sent (their tasks went on), then follow and publish."""
-        self._stopping.clear()
-        self._unlisten = self.store.changes.listen(self._on_change)
+        self._unlisten = self.store.changes.listen(self._rounds.on_change)
         for job in self.store.jobs.list({JobStatus.RUNNING}, limit=10_000):
             if job.lease_owner == self.owner:
                 self._heartbeat(job, job.progress_message or "followed again after a restart")
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
-        self._thread = threading.Thread(target=self._loop, name="quantbot-orchestrator", daemon=True)
-        self._thread.start()
+        self._rounds.start()
         self.publish_step.start()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop following; the tasks go on where they run, and the next start follows them again."""
-        self._stopping.set()
-        self._wake.set()
+        self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
         if self._unlisten is not None:
             self._unlisten()
 
@@ -141,28 +133,10 @@ class Orchestrator:
     def busy(self) -> bool:
         return bool(self.store.tasks.unfinished())
 
-    def _on_change(self, change: BuildChange) -> None:
-        if not change.moved:
-            return
-        if change.status is JobStatus.CANCELLED and change.job_id is not None:
-            with self._lock:
-                self._cancelled.add(change.job_id)
-        if change.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
-            self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.poll()
-            except Exception:  # the store or the transport failed this round; the next round tries again
-                log.exception("orchestrator poll failed")
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
-
     # ------------------------------------------------------------------------------------------- sending
 
     def _send_queued(self) -> None:
-        while not self._stopping.is_set():
+        while not self._rounds.stopping.is_set():
             job = self.store.lifecycle.claim_build(self.owner, self.lease_s)
             if job is None:
                 return
@@ -441,8 +415,7 @@ class Orchestrator:
     # ----------------------------------------------------------------------------------- cancel, leases
 
     def _cancel_cancelled(self) -> None:
-        cancelled, self._cancelled = self._cancelled, set()
-        for job_id in cancelled:
+        for job_id in self._rounds.cancelled():
             for task in self.store.tasks.of_job(job_id):
                 if not task.finished:
                     self._cancel(job_id, task)
