@@ -23,6 +23,8 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        # APScheduler says at INFO when each run starts and ends: every second for the reply updater's sweep.
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
     def every(self, name: str, task: Callable[[], Any], *, seconds: float) -> None:
         """Run `task` now (once started) and every `seconds` after."""
