@@ -15,14 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from bot.errors import QuantbotError, transient
 from bot.publishing.publisher import Approval, PublishResult
-from builders.spec import BuildSpec
 from state import BuildChange, GuardFailed, Job, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
 
 log = logging.getLogger(__name__)
 
 SWEEP_S = 5.0
+
+
+class _Built(BaseModel):
+    """What the publish step reads of a job's spec: where its build left the output."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    output_dir: Path
 
 
 class Publishes(Protocol):
@@ -116,8 +125,7 @@ class PublishStep:
     def _publish_output(self, job: Job, approval: Approval | None) -> PublishResult:
         if self.publisher is None:
             raise RuntimeError("this publish step has no publisher for a build's output")
-        output = BuildSpec.model_validate(job.spec).output_dir
-        return self.publisher.publish(Path(output), approval=approval)
+        return self.publisher.publish(_Built.model_validate(job.spec).output_dir, approval=approval)
 
     def _failed(self, job: Job, error: str, retry: bool) -> None:
         then = "housekeeping retries it after a backoff" if retry else "not retried: it needs a change first"
