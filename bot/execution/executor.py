@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from state import BuildChange, JobStatus
+from state import BuildChange, Changes, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ class Rounds:
         self._lock = threading.Lock()
         self._cancelled: set[int] = set()
         self._thread: threading.Thread | None = None
+        self._unlisten: Callable[[], None] | None = None
+
+    def listen(self, changes: Changes) -> None:
+        """Hear of queued and cancelled jobs from the store (until `stop`)."""
+        self._unlisten = changes.listen(self.on_change)
 
     def on_change(self, change: BuildChange) -> None:
         """From the store, in whichever thread moved the job: only take note, the next round acts."""
@@ -83,6 +88,9 @@ class Rounds:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
 
     def _loop(self) -> None:
         while not (self.stopping.is_set() and (self.busy is None or not self.busy())):

@@ -31,7 +31,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bot.execution.executor import Rounds
 from bot.execution.slots import Slot, default_slots
@@ -85,13 +84,12 @@ class LocalExecutor:
         self._runs: dict[str, _Running] = {}  # slot name → its build
         self._lock = threading.RLock()
         self._rounds = Rounds("quantbot-builds", self.poll, poll_s, busy=self.busy)
-        self._unlisten: Any = None
 
     # ------------------------------------------------------------------------------------- the interface
 
     def start(self) -> LocalExecutor:
         """Requeue jobs whose lease expired (a previous run died), then build and publish in threads."""
-        self._unlisten = self.store.changes.listen(self._rounds.on_change)
+        self._rounds.listen(self.store.changes)
         with self._lock:
             self._adopt_orphans()
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
@@ -107,8 +105,6 @@ class LocalExecutor:
                 self._stop(slot, "shutdown")
         self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
-        if self._unlisten is not None:
-            self._unlisten()
 
     def poll(self) -> None:
         with self._lock:

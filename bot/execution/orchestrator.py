@@ -101,13 +101,12 @@ class Orchestrator:
         self._beats: dict[str, tuple[str, float]] = {}  # task id → (its last beat, when it last changed)
         self._reported: dict[str, str] = {}  # task id → the progress message last recorded
         self._renewed: dict[int, tuple[str, float]] = {}  # job id → (message, when) last recorded
-        self._unlisten: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------------------------- the interface
 
     def start(self) -> Orchestrator:
         """Hold again the jobs a previous run sent (their tasks went on), then follow and publish."""
-        self._unlisten = self.store.changes.listen(self._rounds.on_change)
+        self._rounds.listen(self.store.changes)
         for job in self.store.jobs.list({JobStatus.RUNNING}, limit=10_000):
             if job.lease_owner == self.owner:
                 self._heartbeat(job, job.progress_message or "followed again after a restart")
@@ -120,8 +119,6 @@ class Orchestrator:
         """Stop following; the tasks go on where they run, and the next start follows them again."""
         self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
-        if self._unlisten is not None:
-            self._unlisten()
 
     def poll(self) -> None:
         with self._lock:
