@@ -363,9 +363,21 @@ def snippet_failure(run: subprocess.CompletedProcess[str], prompt: str) -> str:
 
 
 def _has_gpu() -> bool:
-    import torch
+    """Asked of torch in an interpreter of its own: this one runs without it (`without_torch`)."""
+    probe = "import torch; print(torch.cuda.is_available())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "True"
 
-    return bool(torch.cuda.is_available())
+
+def without_torch() -> None:
+    """Run this process's transformers as if torch were not installed (`sys.modules["torch"] = None` makes
+    `import torch` fail and `find_spec` say there is none, which is how transformers asks).
+
+    Verifying reads files, configs, tokenizers and chat templates: transformers needs no torch for that (the
+    side environments of runtime_envs have none), and importing it costs the verification worker most of its
+    time on a small release. Only `python -m builders verify` calls it, for its own process; the card's
+    snippet runs in an interpreter of its own, with torch."""
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
 
 
 def main(request_path: Path, result_path: Path) -> int:
