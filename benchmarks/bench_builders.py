@@ -1,15 +1,25 @@
-"""Builder overhead and download sharing, measured on the tiny Llama against a hubsim this script starts.
+"""Builder overhead, measured side by side on the tiny Llama: `quantbot build` against the toolchain called
+directly, the verification worker's imports, and download sharing against a hubsim this script starts.
 
-1. Wall time per ModelOpt format: ``python -m builders run SPEC.json`` end to end (fetch from the shared
-   cache, load, calibrate, fake-quant evaluation, export, checks, manifest) against one process that
-   does only what a user of ModelOpt would write by hand on the same model and data: load,
-   ``mtq.quantize``, ``export_hf_checkpoint`` (int8_sq: ``export_tensorrt_llm_checkpoint``, as hf_ptq),
-   save the tokenizer. Both are fresh processes, so both pay the same imports. Printed as medians and
-   their ratio (target <= 1.5).
-2. Bytes served by hubsim's file endpoint while three formats of one revision are built into one empty
-   cache: it must be one download.
+1. Wall time per format (fp8 through ModelOpt, gptq through GPTQModel), one rep after the other on the same
+   local snapshot and the same calibration (the bundled text cut into consecutive windows):
+   - `quantbot build SNAPSHOT --format F ...` as a user runs it: the command, which starts the builder
+     worker through the launcher (bot/execution/launch.py), which loads, calibrates, quantizes, exports,
+     checks and validates the build and writes its manifest;
+   - one process doing what a user of the toolchain writes by hand: load the model, quantize on the same
+     calibration windows, export or save, save the tokenizer (ModelOpt: `mtq.quantize` +
+     `export_hf_checkpoint`; GPTQModel: `GPTQModel.load` + `quantize` + `save`).
+   Both start fresh processes, so both pay their imports. Printed: medians, their ratio (target <= 1.1) and
+   the builder's stage times.
+2. The verification worker's imports (`python -m builders verify`'s modules and transformers' AutoConfig and
+   AutoTokenizer, which it reads releases with): as the command runs them now (without torch), and with
+   torch importable, as it ran before.
+3. Bytes fetched while three formats of one revision are built into one empty cache: one download.
+   Skipped with --quick.
 
-Run: ``python benchmarks/bench_builders.py [--reps 3] [--formats fp8,int4_awq,...]``.
+Run: ``python benchmarks/bench_builders.py [--reps 3] [--formats fp8,gptq] [--quick]``;
+``--quick`` is one rep on a small calibration, without the downloads (what tests/builders runs). Exit
+status: 0 every target met, 1 one missed, 2 something could not be measured.
 """
 
 from __future__ import annotations
@@ -25,17 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-WORK = Path(tempfile.mkdtemp(prefix="quantbot-bench-"))
-os.environ["HF_HOME"] = str(WORK / "hf-home")
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-os.environ.pop("HF_TOKEN", None)
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 1.1
 
-DIRECT = r"""
-import copy, json, sys, time
+MODELOPT = r"""
+import copy, json, sys
 args = json.loads(sys.argv[1])
 import torch
 import modelopt.torch.quantization as mtq
-from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
+from modelopt.torch.export import export_hf_checkpoint
 from transformers import AutoModelForCausalLM, AutoTokenizer
 tok = AutoTokenizer.from_pretrained(args["model"])
 model = AutoModelForCausalLM.from_pretrained(args["model"], dtype="auto").eval()
@@ -43,175 +51,221 @@ n, L, bs = args["samples"], args["seq_len"], args["batch"]
 ids = tok(open(args["text"]).read(), add_special_tokens=False)["input_ids"]
 samples = [ids[i : i + L] for i in range(0, n * L, L)]
 batches = [torch.tensor(samples[i : i + bs]) for i in range(0, n, bs)]
-cfg = copy.deepcopy(getattr(mtq, args["cfg"]))
-start = time.monotonic()
-mtq.quantize(model, cfg, lambda m: [m(input_ids=b, use_cache=False) for b in batches])
+calibrate = lambda m: [m(input_ids=b, use_cache=False) for b in batches]
+mtq.quantize(model, copy.deepcopy(mtq.FP8_DEFAULT_CFG), calibrate)
 with torch.inference_mode():
-    if args["legacy"]:
-        export_tensorrt_llm_checkpoint(model, "llama", None, args["out"], 1, 1)
-    else:
-        export_hf_checkpoint(model, export_dir=args["out"])
+    export_hf_checkpoint(model, export_dir=args["out"])
 tok.save_pretrained(args["out"])
-print(json.dumps({"core_s": time.monotonic() - start}))
+"""
+
+GPTQMODEL = r"""
+import json, os, sys
+args = json.loads(sys.argv[1])
+os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, ((os.cpu_count() or 1) + 1) // 2)))
+from gptqmodel import GPTQModel, QuantizeConfig
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained(args["model"])
+n, L, bs = args["samples"], args["seq_len"], args["batch"]
+ids = tok(open(args["text"]).read(), add_special_tokens=False)["input_ids"]
+data = [{"input_ids": ids[i : i + L], "attention_mask": [1] * L} for i in range(0, n * L, L)]
+qcfg = QuantizeConfig(bits=args["bits"], group_size=args["group_size"], desc_act=args["desc_act"])
+model = GPTQModel.load(args["model"], qcfg, device="cpu")
+os.chdir(args["work"])
+model.quantize(data, batch_size=bs)
+model.save(args["out"])
+tok.save_pretrained(args["out"])
+"""
+
+DIRECT = {"fp8": MODELOPT, "gptq": GPTQMODEL}
+
+IMPORTS = r"""
+import sys, time
+started = time.perf_counter()
+import builders.__main__, builders.verify
+if sys.argv[1] == "now":
+    builders.verify.without_torch()
+from transformers import AutoConfig, AutoTokenizer
+import builders.readback
+print(time.perf_counter() - started, bool(sys.modules.get("torch")))
 """
 
 
-class CountingApp:
-    """ASGI wrapper counting the body bytes of file downloads (GET .../resolve/...) and of everything."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.file_bytes = 0
-        self.all_bytes = 0
-        self.downloads: list[str] = []
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        is_file = scope["method"] == "GET" and "/resolve/" in scope["path"]
-        if is_file:
-            self.downloads.append(scope["path"].rsplit("/", 1)[-1])
-
-        async def counting(message: dict) -> None:
-            if message["type"] == "http.response.body":
-                size = len(message.get("body", b""))
-                self.all_bytes += size
-                if is_file:
-                    self.file_bytes += size
-            await send(message)
-
-        await self.app(scope, receive, counting)
+def _clean_env(work: Path) -> dict[str, str]:
+    """This machine's environment without quantbot's settings, with the data dir and HF home in `work`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANTBOT_", "HF_"))}
+    return env | {
+        "QUANTBOT_DATA_DIR": str(work / "data"),
+        "HF_HOME": str(work / "hf-home"),
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
-def start_hubsim() -> tuple[str, str, CountingApp]:
+def run_quantbot(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) -> tuple[float, dict]:
+    """`quantbot build` on the local snapshot; its wall time and the manifest's stage times."""
+    command = [
+        sys.executable, "-c", "from bot.cli import main; main()", "build", str(model), "--format", fmt,
+        "--device", "cpu", "--kv-cache", "none", "--calib", str(opts.text),
+        "--calib-samples", str(opts.samples), "--calib-seq-len", str(opts.seq_len),
+        "--calib-batch-size", str(opts.batch), "--out", str(folder / "out"), "--work", str(folder / "work"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, env=_clean_env(folder), cwd=folder.parent)
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        _fail(f"quantbot build failed for {fmt}:\n{done.stderr[-3000:]}")
+    manifest = json.loads((folder / "out" / "manifest.json").read_text())
+    stages = {s["name"]: s.get("wall_s") or 0.0 for s in manifest["stages"]}
+    return wall, stages
+
+
+def run_direct(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) -> float:
+    """The toolchain called by hand, in one fresh process; its wall time."""
+    from builders.spec import Recipe
+
+    recipe = Recipe()
+    folder.mkdir(parents=True)
+    args = {
+        "model": str(model), "text": str(opts.text), "samples": opts.samples, "seq_len": opts.seq_len,
+        "batch": opts.batch, "out": str(folder / "out"), "work": str(folder), "bits": recipe.gptq_bits,
+        "group_size": recipe.gptq_group_size, "desc_act": recipe.gptq_desc_act,
+    }  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", DIRECT[fmt], json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=_clean_env(folder),
+        cwd=folder,
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        _fail(f"the direct {fmt} run failed:\n{done.stderr[-3000:]}")
+    return wall
+
+
+def overhead(opts: argparse.Namespace, work: Path) -> bool:
+    """Section 1; whether every format is within the target."""
+    from builders.tiny import build_tiny_llama
+
+    model = build_tiny_llama(work / "tiny-llama")
+    print(f"\n{'format':8} {'quantbot s':>10} {'direct s':>9} {'ratio':>6}  quantbot stages (median s)")
+    ok = True
+    for fmt in opts.formats:
+        built, direct, stages = [], [], []
+        for rep in range(opts.reps):
+            wall, record = run_quantbot(fmt, model, opts, work / f"{fmt}-{rep}-quantbot")
+            built.append(wall)
+            stages.append(record)
+            direct.append(run_direct(fmt, model, opts, work / f"{fmt}-{rep}-direct"))
+        b, d = statistics.median(built), statistics.median(direct)
+        per_stage = {k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0]}
+        verdict = "PASS" if b / d <= TARGET else "FAIL"
+        ok &= verdict == "PASS"
+        print(f"{fmt:8} {b:10.2f} {d:9.2f} {b / d:6.2f}  {per_stage}   target <= {TARGET}: {verdict}")
+    return ok
+
+
+def imports(opts: argparse.Namespace) -> None:
+    """Section 2: the verification worker's imports, now and with torch importable, as before."""
+    print("\nverification worker's imports (median s):")
+    for mode in ("before", "now"):
+        runs = []
+        for _ in range(opts.reps):
+            done = subprocess.run(
+                [sys.executable, "-c", IMPORTS, mode], capture_output=True, text=True, check=True, cwd=ROOT
+            )
+            took, torch = done.stdout.split()
+            runs.append(float(took))
+        label = "as the command runs now" if mode == "now" else "with torch importable (before)"
+        print(f"  {label:32} {statistics.median(runs):6.2f} s, torch imported: {torch}")
+
+
+def downloads(work: Path) -> bool:
+    """Section 3: three formats of one revision built into one empty cache fetch it once."""
     from bot.hubsim import Directory, HubService, User
     from bot.hubsim.app import HubsimApp
     from bot.threaded_server import ThreadedServer
-
-    user = User("bench", "hf_bench_token")
-    app = CountingApp(HubsimApp(HubService(Directory([user], []))))
-    url = ThreadedServer(app, name="hubsim", lifespan="off").start().url
-    os.environ["HF_ENDPOINT"] = url
-    return url, user.token, app
-
-
-def run_builder(spec: Any) -> tuple[float, Any]:
-    from builders.spec import Manifest
-
-    path = spec.write(Path(spec.work_dir).parent / "spec.json")
-    t0 = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "builders", "run", str(path)], capture_output=True, text=True
-    )
-    wall = time.monotonic() - t0
-    if done.returncode != 0:
-        sys.exit(f"builder failed for {spec.format}:\n{done.stderr[-3000:]}")
-    return wall, Manifest.read(spec.manifest_path)
-
-
-def run_direct(args: dict[str, Any]) -> tuple[float, float]:
-    t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", DIRECT, json.dumps(args)], capture_output=True, text=True)
-    wall = time.monotonic() - t0
-    if done.returncode != 0:
-        sys.exit(f"direct ModelOpt run failed for {args['cfg']}:\n{done.stderr[-3000:]}")
-    return wall, json.loads(done.stdout.strip().splitlines()[-1])["core_s"]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--formats", default="fp8,int4_awq,w4a8_awq,int8_sq,nvfp4")
-    parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--eval-tokens", type=int, default=512, help="Held-out tokens the builder scores.")
-    opts = parser.parse_args()
-
-    url, token, counter = start_hubsim()
-    from builders.modelopt_quant import CONFIG_NAMES
-    from builders.spec import BuildSpec
+    from builders.spec import BuildSpec, Manifest
     from builders.tiny import build_tiny_llama, calibration_text_path, push_upstream
 
-    model_dir = build_tiny_llama(WORK / "tiny")
-    repo_id = "bench/tiny-llama"
-    sha = push_upstream(model_dir, repo_id, endpoint=url, token=token)
-    recipe = {
-        "calib_dataset": str(calibration_text_path()),
-        "calib_samples": opts.samples,
-        "calib_seq_len": opts.seq_len,
-        "calib_batch_size": opts.batch,
-    }
+    user = User("bench", "hf_bench_token")
+    fetched: list[str] = []
 
-    def spec(name: str, fmt: str, cache: Path) -> BuildSpec:
-        # The builder still measures base and fake-quant perplexity and a sample (the direct path does
-        # neither), on 512 held-out tokens: bf16 on these CPUs is slow and the model is tiny.
-        # NVFP4's fake quantization needs CUDA, so on CPU its perplexity is recorded as not measured.
-        validation = {
-            "eval_tokens": opts.eval_tokens,
-            "generate_tokens": 4,
-            "require_perplexity": fmt != "nvfp4",
-        }
-        return BuildSpec.model_validate(
-            {
-                "repo_id": repo_id,
-                "revision": sha,
-                "format": fmt,
-                "recipe": recipe,
-                "validation": validation,
-                "cache_dir": cache,
-                "work_dir": WORK / name / "work",
-                "output_dir": WORK / name / "out",
-            }
-        )
+    async def counting(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and "/resolve/" in scope["path"]:
+            fetched.append(scope["path"].rsplit("/", 1)[-1])
+        await hub(scope, receive, send)
 
-    # -- downloads: three formats of one revision into an empty cache
-    cache = WORK / "cache-downloads"
-    before = counter.file_bytes
-    manifests = [run_builder(spec(f"dl-{fmt}", fmt, cache))[1] for fmt in ("fp8", "int4_awq", "int8_sq")]
-    served = counter.file_bytes - before
-    one = manifests[0].source.total_bytes
-    print(f"\nhubsim served {served} file bytes for 3 formats of {repo_id}@{sha[:12]}")
-    print(f"  one revision's files are {one} bytes")
-    print(f"  downloaded_bytes in the manifests: {[m.source.downloaded_bytes for m in manifests]}")
-    print(f"  {'OK: one download' if served == one else 'MISMATCH'}")
-    print(f"  files fetched: {sorted(counter.downloads)}")
+    hub = HubsimApp(HubService(Directory([user], [])))
+    with ThreadedServer(counting, name="hubsim", lifespan="off") as server:
+        repo = "bench/tiny-llama"
+        sha = push_upstream(build_tiny_llama(work / "upstream"), repo, endpoint=server.url, token=user.token)
+        env = _clean_env(work) | {"HF_ENDPOINT": server.url, "HF_TOKEN": user.token}
+        env.pop("HF_HUB_OFFLINE")
+        manifests = []
+        for fmt in ("fp8", "int4_awq", "gptq"):
+            spec = BuildSpec.model_validate(
+                {
+                    "repo_id": repo, "revision": sha, "format": fmt, "cache_dir": work / "cache",
+                    "recipe": {"calib_dataset": str(calibration_text_path()), "calib_samples": 8,
+                               "calib_seq_len": 64},
+                    "work_dir": work / f"dl-{fmt}" / "work", "output_dir": work / f"dl-{fmt}" / "out",
+                }
+            )  # fmt: skip
+            path = spec.write(work / f"dl-{fmt}.json")
+            done = subprocess.run(
+                [sys.executable, "-m", "builders", "run", str(path)], capture_output=True, text=True, env=env
+            )
+            if done.returncode != 0:
+                _fail(f"builder failed for {fmt}:\n{done.stderr[-3000:]}")
+            manifests.append(Manifest.read(spec.manifest_path))
+    sources = [m.source for m in manifests if m.source is not None]
+    sizes = [source.downloaded_bytes for source in sources]
+    total = sources[0].total_bytes
+    once = sizes == [total, 0, 0] and len(fetched) == len(set(fetched))
+    print(f"\n3 formats of {repo}@{sha[:12]} into one empty cache: downloaded bytes per build {sizes}")
+    print(f"  the revision is {total} bytes; files fetched: {sorted(fetched)}")
+    print(f"  {'OK: one download' if once else 'MISMATCH'}")
+    return once
 
-    # -- overhead per format
-    cache = WORK / "cache-timing"
-    run_builder(spec("warm", "fp8", cache))  # fill the cache and the OS page cache once
-    snapshot = manifests[0].source.snapshot_dir
-    header = f"{'format':10} {'builder s':>10} {'direct s':>10} {'ratio':>6} {'direct core s':>14}"
-    print(f"\n{header}  builder stages (median s)")
-    for fmt in opts.formats.split(","):
-        built, direct, core, stages = [], [], [], []
-        for rep in range(opts.reps):
-            wall, m = run_builder(spec(f"{fmt}-{rep}", fmt, cache))
-            built.append(wall)
-            stages.append({s.name: s.wall_s or 0.0 for s in m.stages})
-            args = {
-                "model": snapshot,
-                "text": recipe["calib_dataset"],
-                "samples": opts.samples,
-                "seq_len": opts.seq_len,
-                "batch": opts.batch,
-                "cfg": CONFIG_NAMES[fmt],
-                "legacy": fmt == "int8_sq",
-                "out": str(WORK / f"direct-{fmt}-{rep}"),
-            }
-            d_wall, d_core = run_direct(args)
-            direct.append(d_wall)
-            core.append(d_core)
-        b, d = statistics.median(built), statistics.median(direct)
-        per_stage = {
-            k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0] if k != "manifest"
-        }
-        print(f"{fmt:10} {b:10.2f} {d:10.2f} {b / d:6.2f} {statistics.median(core):14.2f}  {per_stage}")
-    print(f"\n{opts.reps} runs each, medians; tiny Llama (hidden 128, 2 layers)")
-    print(f"calibration {opts.samples} x {opts.seq_len} tokens, batch {opts.batch}; {os.cpu_count()} CPUs")
-    print(f"builder validation: base and fake-quant perplexity on {opts.eval_tokens} tokens, 4-token sample")
-    print(f"work dir: {WORK}")
+
+def _fail(message: str) -> None:
+    """A run that could not be measured: exit 2 (1 is a target missed)."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main() -> int:
+    from builders.tiny import calibration_text_path
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--formats", default="fp8,gptq")
+    parser.add_argument("--samples", type=int, default=32, help="calibration windows")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per calibration window")
+    parser.add_argument("--batch", type=int, default=8, help="calibration batch")
+    parser.add_argument("--quick", action="store_true", help="one rep, 8 windows of 64 tokens, no downloads")
+    opts = parser.parse_args()
+    opts.formats = opts.formats.split(",")
+    if not set(opts.formats) <= set(DIRECT):
+        parser.error(f"--formats: of {', '.join(DIRECT)}")
+    if opts.quick:
+        opts.reps, opts.samples, opts.seq_len, opts.batch = 1, 8, 64, 4
+    opts.text = calibration_text_path()
+    print(f"tiny Llama (hidden 128, 2 layers); calibration {opts.samples} x {opts.seq_len} tokens, batch "
+          f"{opts.batch}; {opts.reps} rep(s), medians; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="quantbot-bench-") as tmp:
+        work = Path(tmp)
+        ok = overhead(opts, work)
+        imports(opts)
+        if not opts.quick:
+            ok &= downloads(work)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())

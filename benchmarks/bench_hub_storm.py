@@ -1,4 +1,4 @@
-"""How long a publish takes to give up in a 503 storm, and when its next attempt comes.
+"""How long a publish takes to give up in a 503 storm, when its next attempt comes, and what an outage costs.
 
 Starts hubsim on loopback, makes a repo, and arms a 503 storm (hubsim's fault injection) on the requests one
 step of a publish makes, then times `bot.hub.Hub` giving up on that step, counting the requests the storm
@@ -7,8 +7,12 @@ answered:
 - `upload`: the weights' upload (`Hub.upload_folder`, the publisher's longest step): 503 on `/preupload/`;
 - `read`: a plain read (`Hub.model_info`, the first thing a publish does): 503 on the model's API route.
 
-The next attempt of a failed publish is housekeeping's (`publish_backoff_s` after the failure), so the time
-from the Hub failing to the next attempt is the give-up time plus that backoff. Run it on another checkout
+A publish the Hub failed waits (built) and is tried again (`bot.retries`): the first wait is
+`publish_backoff_s` (with jitter, half to all of it), doubling up to `transient_backoff_max_s`, until
+`transient_deadline_h` has passed since the first failure. So the time from the Hub failing to the next
+attempt is the give-up time plus that wait; the table after it shows, for Hub incidents of several lengths
+(each try failing at once while the Hub is down), how many tries the job makes and how long after the Hub is
+back the next try comes (at most: no jitter), at the default settings. Run it on another checkout
 (`PYTHONPATH=/path/to/other python benchmarks/bench_hub_storm.py`) to compare before and after.
 
     python benchmarks/bench_hub_storm.py
@@ -29,6 +33,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from bot.errors import HubError  # noqa: E402  (after the environment above, on purpose)
 from bot.hub import Hub  # noqa: E402
 from bot.hubsim import Directory, HubService, HubsimServer, User  # noqa: E402
+from bot.retries import backoff_s  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 
 STORM = 1000  # more 503s than any budget spends
@@ -52,11 +57,24 @@ def _time(hub: Hub, step: str, repo_id: str, folder: Path, server: HubService) -
     return time.monotonic() - started, STORM - fault.times, outcome
 
 
+def _incidents(first_s: float, most_s: float, deadline_h: float) -> None:
+    """Tries during a Hub incident of each length, and the longest delay after the Hub is back."""
+    print(f"{'incident':>9} {'tries':>6} {'next try after the Hub is back, at most':>40}")
+    for hours in (0.1, 1.0, 6.0, deadline_h + 1):
+        at, tries, deadline = 0.0, 1, deadline_h * 3600
+        while at < hours * 3600 and at < deadline:
+            at = min(at + backoff_s(first_s, most_s, tries), deadline)
+            tries += 1
+        late = f"{at - hours * 3600:.0f} s" if at >= hours * 3600 else f"failed at {deadline_h:g} h, /retry"
+        print(f"{hours:8g}h {tries:6d} {late:>40}")
+
+
 def main() -> int:
     user = User("storm-bot", "hf_storm_" + uuid.uuid4().hex)
     service = HubService(Directory([user], []))
     server = HubsimServer(service).start()
-    backoff = load_settings(None).publish_backoff_s
+    settings = load_settings(None)
+    backoff = settings.publish_backoff_s
     try:
         hub = Hub(endpoint=server.url, token=user.token)
         repo_id = f"{user.name}/storm-{uuid.uuid4().hex[:6]}"
@@ -71,7 +89,8 @@ def main() -> int:
                 print(f"{step:>8} {seconds:10.1f} {requests:9d} {seconds + backoff:15.1f}  {outcome}")
     finally:
         server.stop()
-    print(f"(next attempt: give-up time + publish_backoff_s = {backoff:g} s, the default)")
+    print(f"(next attempt: give-up time + up to publish_backoff_s = {backoff:g} s, the default)")
+    _incidents(backoff, settings.transient_backoff_max_s, settings.transient_deadline_h)
     return 0
 
 

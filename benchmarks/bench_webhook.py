@@ -1,5 +1,6 @@
-"""Benchmark webhook acknowledgements: a bare FastAPI endpoint and quantbot's, each quiet and while a CPU
-build runs on the same machine, in one run; plus quantbot's start-to-ready time and idle RSS.
+"""Benchmark webhook acknowledgements: a bare FastAPI endpoint and quantbot's, each quiet, beside a
+normal-priority CPU-bound process on the same core, and while a CPU build runs on the same machine, in one
+run; the server's CPU per request in each; plus quantbot's start-to-ready time and idle RSS.
 
 Each run serves two apps with uvicorn on loopback, in this process's session:
 - `bare`: a FastAPI endpoint that reads the body, checks the secret and answers 202 (the floor: what any
@@ -8,17 +9,24 @@ Each run serves two apps with uvicorn on loopback, in this process's session:
   dispatcher, so only acknowledgement is measured (SQLite in a temporary data dir). It is started twice,
   timing each start from spawn to the first 200 from /healthz: first on a new data dir, then on the
   database the first start made; its idle RSS is read after the second.
-Each is driven at a fixed rate with distinct valid deliveries (a `repo.content` payload of the contract's
-shape with a unique commit sha each), first with the machine quiet, then while builds run: a real
+Both servers are pinned to one core (`--core`, default the last). Each is driven at a fixed rate with
+distinct valid deliveries (a `repo.content` payload of the contract's shape with a unique commit sha each),
+in each condition of `--conditions`: `quiet`, the machine as it is; `busy`, beside a normal-priority process
+that spins on the servers' core (what any other work on the machine does to the bot); `build`, while builds
+run: a real
 `python -m builders run` of a tiny Llama (made once) started the way the bot's CPU slot starts it
 (`bot.launcher.launch.Worker` in a session of its own, at the slot's priority and thread count, see
 bot/execution/slots.py), restarted on a fresh work dir whenever one finishes, so one is always running.
 `--build-priority normal` starts them at normal priority with torch's default threads instead, for
 comparison. The load generator is `wrk` (Debian: `apt-get install wrk`) with a Lua script that paces requests
 and makes the shas; without wrk, an open-loop asyncio + httpx generator in this process takes its place.
-Figures are medians of the runs, against targets.
+The server's CPU time over each load (utime + stime of its process, from /proc) is divided by the requests
+it answered: CPU per request. Figures are medians of the runs, against targets: quantbot's CPU per request
+within 1.5x the bare endpoint's (quiet), and beside the spinning process its achieved rate at least half and
+its p99 at most twice the bare endpoint's, measured in the same run.
 
     python benchmarks/bench_webhook.py [--runs 3] [--rate 200] [--duration 20] [--generator wrk|python]
+                                       [--conditions quiet,busy,build] [--core N]
                                        [--build-format int4_awq] [--build-priority low|normal]
                                        [--synchronous FULL|NORMAL] [--server-args ...]
 
@@ -43,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,6 +70,9 @@ from builders.spec import BuildSpec, Recipe, ValidationSettings  # noqa: E402
 SECRET = "bench-secret"
 TARGETS = {"first_start_s": 2.0, "start_s": 2.0, "idle_rss_mib": 150.0}
 P99_TARGET_MS = 25.0  # quantbot's acknowledgements, quiet and with a build running
+CPU_RATIO_TARGET = 1.5  # quantbot's CPU per request against the bare endpoint's, quiet
+BUSY_TARGET = 2.0  # beside a spinning process: quantbot's p99 and rate within this factor of bare's
+SPIN = "while True: pass"
 _SALTS = itertools.count(1)
 APPS = {"bare": "bench_webhook:bare_app", "quantbot": "bot.intake.server:app_from_settings"}
 PAYLOAD = {
@@ -166,12 +178,36 @@ class Load:
     p99_ms: float
     max_ms: float
     errors: int
+    cpu_ms: float  # the server's CPU time per request answered
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pinned(core: int):  # -> Callable[[], None]
+    """A child's pre-exec hook: run on `core` only (its threads inherit it)."""
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+@contextlib.contextmanager
+def _spinning(core: int) -> Iterator[None]:
+    """A normal-priority process spinning on `core` for the duration."""
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN], preexec_fn=_pinned(core))
+    try:
+        time.sleep(0.5)  # its start is over: it only spins now
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def _rss_mib(pid: int) -> float:
@@ -197,7 +233,7 @@ class Server:
                    "--app-dir", str(ROOT / "benchmarks"), "--host", "127.0.0.1", "--port", str(self.port),
                    "--no-access-log", "--log-level", "warning", *self.args.server_args]  # fmt: skip
         started = time.perf_counter()
-        self.process = subprocess.Popen(command, env=env, cwd=ROOT)
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT, preexec_fn=_pinned(self.args.core))
         with httpx.Client(timeout=1) as client:
             while True:
                 if self.process.poll() is not None:
@@ -339,21 +375,24 @@ async def _load_python(port: int, rate: float, duration: int, salt: int) -> dict
             "p99_ms": cuts[98], "max_ms": max(latencies), "errors": errors}  # fmt: skip
 
 
-def _load(port: int, args: argparse.Namespace, generator: str, work: Path) -> Load:
+def _load(server: Server, args: argparse.Namespace, generator: str, work: Path) -> Load:
     """One load at the fixed rate; its commit shas differ from every other load's (none is a duplicate)."""
     salt = next(_SALTS)
+    cpu = _cpu_s(server.pid)
     if generator == "wrk":
-        result = _load_wrk(port, args.rate, args.duration, work, salt)
+        result = _load_wrk(server.port, args.rate, args.duration, work, salt)
     else:
-        result = asyncio.run(_load_python(port, args.rate, args.duration, salt))
+        result = asyncio.run(_load_python(server.port, args.rate, args.duration, salt))
+    cpu_ms = 1000 * (_cpu_s(server.pid) - cpu) / max(1, result["requests"] - result["errors"])
     return Load(
         requests=result["requests"], rate=result["requests"] / result["duration_s"], p50_ms=result["p50_ms"],
         p90_ms=result["p90_ms"], p99_ms=result["p99_ms"], max_ms=result["max_ms"], errors=result["errors"],
+        cpu_ms=cpu_ms,
     )  # fmt: skip
 
 
-def one_run(args: argparse.Namespace, generator: str, model: Path) -> dict:
-    """Both apps quiet, then both with a build running; quantbot's start times and RSS."""
+def one_run(args: argparse.Namespace, generator: str, model: Path | None) -> dict:
+    """Both apps in each condition, one after the other; quantbot's start times and RSS."""
     with tempfile.TemporaryDirectory(prefix="quantbot-bench-") as tmp:
         work = Path(tmp)
         bare, bot = Server("bare", work / "bare", args), Server("quantbot", work / "data", args)
@@ -364,12 +403,13 @@ def one_run(args: argparse.Namespace, generator: str, model: Path) -> dict:
             bare.start()
             time.sleep(1.0)  # idle: imports done, first request served, nothing in flight
             figures["idle_rss_mib"] = _rss_mib(bot.pid)
-            loads = {("bare", "quiet"): _load(bare.port, args, generator, work)}
-            loads[("quantbot", "quiet")] = _load(bot.port, args, generator, work)
-            with Builds(model, work / "builds", args.build_format, args.build_priority) as builds:
-                loads[("bare", "build")] = _load(bare.port, args, generator, work)
-                loads[("quantbot", "build")] = _load(bot.port, args, generator, work)
-            figures["builds_started"] = builds.started
+            loads = {}
+            for condition in args.conditions:
+                with _condition(condition, args, model, work) as beside:
+                    loads[("bare", condition)] = _load(bare, args, generator, work)
+                    loads[("quantbot", condition)] = _load(bot, args, generator, work)
+                if isinstance(beside, Builds):
+                    figures["builds_started"] = beside.started
         finally:
             bare.stop()
             bot.stop()
@@ -377,6 +417,20 @@ def one_run(args: argparse.Namespace, generator: str, model: Path) -> dict:
         figures["all_stored"] = bot.stored() >= acknowledged
     figures["loads"] = loads
     return figures
+
+
+@contextlib.contextmanager
+def _condition(name: str, args: argparse.Namespace, model: Path | None, work: Path) -> Iterator[object]:
+    """What runs beside the servers while they are measured in condition `name`."""
+    if name == "busy":
+        with _spinning(args.core):
+            yield None
+    elif name == "build":
+        assert model is not None, "the build condition needs the tiny model"
+        with Builds(model, work / "builds", args.build_format, args.build_priority) as builds:
+            yield builds
+    else:
+        yield None
 
 
 def main() -> int:
@@ -387,12 +441,17 @@ def main() -> int:
     parser.add_argument(
         "--generator", choices=["wrk", "python"], default=None, help="default: wrk if installed"
     )
+    parser.add_argument("--conditions", default="quiet,busy,build", help="of quiet, busy, build")
+    parser.add_argument("--core", type=int, default=(os.cpu_count() or 1) - 1, help="the servers' core")
     parser.add_argument("--build-format", default="int4_awq", help="format of the builds run beside")
     parser.add_argument("--build-priority", choices=["low", "normal"], default="low",
                         help="low: as the bot's CPU slot (nice, threads); normal: to compare")  # fmt: skip
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL", help="SQLite fsync mode")
     parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[], help="extra uvicorn arguments")
     args = parser.parse_args()
+    args.conditions = args.conditions.split(",")
+    if not set(args.conditions) <= {"quiet", "busy", "build"}:
+        parser.error("--conditions: a comma-separated list of quiet, busy, build")
     generator = args.generator or ("wrk" if shutil.which("wrk") else "python")
     if generator == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --generator python")
@@ -403,31 +462,56 @@ def main() -> int:
     server = f"uvicorn {' '.join(args.server_args) or '(defaults)'}, SQLite synchronous={args.synchronous}"
     print(f"load generator: {generator}; {args.runs} runs of {args.duration} s per app and condition at "
           f"{args.rate:g} req/s; server: {server}; builds: {args.build_format}, {build}; "
-          f"{os.cpu_count()} CPUs; load average: {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"{os.cpu_count()} CPUs, servers on core {args.core}; "
+          f"load average: {os.getloadavg()[0]:.2f}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="quantbot-bench-model-") as tmp:
-        model = _tiny_model(Path(tmp))
+        model = _tiny_model(Path(tmp)) if "build" in args.conditions else None
         runs = []
         for i in range(args.runs):
             run = one_run(args, generator, model)
             runs.append(run)
-            loads = ", ".join(f"{a}/{c}: p50 {v.p50_ms:.1f} p99 {v.p99_ms:.1f} ms at {v.rate:.0f}/s"
-                              for (a, c), v in run["loads"].items())  # fmt: skip
+            loads = ", ".join(f"{a}/{c}: p50 {v.p50_ms:.1f} p99 {v.p99_ms:.1f} ms at {v.rate:.0f}/s, "
+                              f"CPU {v.cpu_ms:.3f} ms/req" for (a, c), v in run["loads"].items())  # fmt: skip
             print(f"run {i + 1}: start {run['start_s']:.2f} s, idle RSS {run['idle_rss_mib']:.0f} MiB, "
-                  f"builds started {run['builds_started']}; {loads}")  # fmt: skip
+                  f"builds started {run.get('builds_started', '-')}; {loads}")  # fmt: skip
 
     print("\nmedian of runs (ms):")
-    print(f"  {'app':>9} {'condition':>10} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'req/s':>7} errors")
+    print(f"  {'app':>9} {'condition':>10} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'req/s':>7} errors "
+          f"{'CPU/req':>8}")  # fmt: skip
     ok = True
+    medians = {}
     for key in runs[0]["loads"]:
         fields = asdict(runs[0]["loads"][key])
-        m = {f: statistics.median(getattr(r["loads"][key], f) for r in runs) for f in fields}
+        m = medians[key] = {f: statistics.median(getattr(r["loads"][key], f) for r in runs) for f in fields}
         verdict = ""
-        if key[0] == "quantbot":
+        if key[0] == "quantbot" and key[1] != "busy":
             passed = m["p99_ms"] < P99_TARGET_MS and m["errors"] == 0 and m["rate"] >= 0.95 * args.rate
             verdict = f"   p99 target < {P99_TARGET_MS:g}: {'PASS' if passed else 'FAIL'}"
             ok &= passed
         print(f"  {key[0]:>9} {key[1]:>10} {m['p50_ms']:8.1f} {m['p90_ms']:8.1f} {m['p99_ms']:8.1f} "
-              f"{m['max_ms']:8.1f} {m['rate']:7.0f} {m['errors']:6.0f}{verdict}")  # fmt: skip
+              f"{m['max_ms']:8.1f} {m['rate']:7.0f} {m['errors']:6.0f} "
+              f"{m['cpu_ms']:8.3f}{verdict}")  # fmt: skip
+    print("\nquantbot against the bare endpoint (ratios of the medians above):")
+    for condition in args.conditions:
+        bot, bare = medians[("quantbot", condition)], medians[("bare", condition)]
+        cpu, p99, rate = (
+            bot["cpu_ms"] / bare["cpu_ms"],
+            bot["p99_ms"] / bare["p99_ms"],
+            bare["rate"] / bot["rate"],
+        )
+        verdicts = []
+        if condition == "quiet":
+            verdicts.append(_verdict("CPU/req", cpu, CPU_RATIO_TARGET))
+        if condition == "busy":
+            verdicts += [
+                _verdict("p99", p99, BUSY_TARGET),
+                _verdict("rate (bare/quantbot)", rate, BUSY_TARGET),
+            ]
+        ok &= all(passed for _, passed in verdicts)
+        print(
+            f"  {condition:>10}: CPU/req {cpu:.2f}x, p99 {p99:.2f}x, rate {1 / rate:.2f}x"
+            + "".join(f"   {text}" for text, _ in verdicts)
+        )
     for field, target in TARGETS.items():
         value = statistics.median(r[field] for r in runs)
         ok &= value < target
@@ -435,6 +519,11 @@ def main() -> int:
     stored = all(r["all_stored"] for r in runs)
     print(f"  every acknowledged delivery stored: {'yes' if stored else 'NO'}")
     return 0 if ok and stored else 1
+
+
+def _verdict(name: str, ratio: float, target: float) -> tuple[str, bool]:
+    passed = ratio <= target
+    return f"{name} {ratio:.2f}x target <= {target:g}x: {'PASS' if passed else 'FAIL'}", passed
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ preupload, Xet token, LFS and storage requests of an upload (six tries, 23 s of 
 retries every request to the Xet CAS itself (a 429 or 5xx there surfaces as a `ConnectionError` once its
 budget is spent), so a failure of one of those is final here; plain requests such as `model_info` or the
 commit are not retried by the client, so they get this module's budget (four tries, 14 s). A publish that
-still fails is retried whole by housekeeping.
+still fails waits and is tried again whole (`bot.retries`).
 """
 
 from __future__ import annotations

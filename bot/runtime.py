@@ -13,6 +13,7 @@ the database is closed.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -109,12 +110,12 @@ class Bot:
         self.dispatcher.start()
         self.scheduler.start()
 
-    def stop_workers(self) -> None:
+    def stop_workers(self, *, drain: bool = True) -> None:
         """Stop everything but the HTTP server, in dependency order, and close the database."""
         self.readiness.stop()
         self.scheduler.stop()
         self.dispatcher.stop()
-        self.executor.stop()
+        self.executor.stop(drain=drain)
         self.replies.stop()
         self.store.close()
 
@@ -156,13 +157,14 @@ class BotServer:
 
         `on_started` is called once the socket listens, when `url` holds the port taken (port 0: a free one).
         """
+        received: int | None = None
         self.start()
         try:
             if on_started is not None:
                 on_started(self)
-            self.server.wait()
-        finally:
-            self.stop()
+            received = self.server.wait()
+        finally:  # Ctrl+C stops builds at once; SIGTERM (a deploy) lets each finish its stage first
+            self.stop(drain=received != signal.SIGINT)
 
     def start(self) -> BotServer:
         """Start the workers, then serve; returns once the socket accepts connections."""
@@ -174,10 +176,10 @@ class BotServer:
             raise
         return self
 
-    def stop(self) -> None:
-        """Stop taking webhooks, then stop the workers."""
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop taking webhooks, then stop the workers (`drain`: builds may finish their stage first)."""
         self.server.stop()
-        self.bot.stop_workers()
+        self.bot.stop_workers(drain=drain)
 
     def __enter__(self) -> BotServer:
         return self.start()

@@ -176,12 +176,25 @@ class Settings(BaseSettings):
     )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
-    publish_retries: int = Field(5, ge=0, description="Times a failed publish is retried (with backoff).")
+    transient_deadline_h: float = Field(
+        24.0,
+        gt=0,
+        description="Hours a build or publish the Hub fails (5xx, 429, timeouts) is retried before it fails.",
+    )
+    transient_backoff_max_s: float = Field(
+        600.0, gt=0, description="Longest wait between two tries of a step the Hub failed (after backoff)."
+    )
+    publish_retries: int = Field(
+        5, ge=0, description="Times a publish that failed unexpectedly (not the Hub's doing) is retried."
+    )
     publish_backoff_s: float = Field(30.0, gt=0, description="First publish retry delay; doubles each time.")
     build_retries: int = Field(
-        3, ge=0, description="Times a build that failed for a transient reason (Hub down) is retried."
+        3, ge=0, description="Times a build task that failed unexpectedly (not the Hub's doing) is retried."
     )
     build_backoff_s: float = Field(30.0, gt=0, description="First build retry delay; doubles each time.")
+    shutdown_grace_s: float = Field(
+        120.0, ge=0, description="Seconds a stopping bot lets a build finish its stage before requeueing it."
+    )
     worker_command: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Interpreter that runs `-m builders run` (default: the bot's own)."
     )

@@ -99,9 +99,9 @@ class ThreadedServer:
             self._thread.join(timeout=START_TIMEOUT_S)
         self._server = self._thread = None
 
-    def wait(self) -> None:
-        """Block until SIGINT or SIGTERM, or until the server's thread dies; the caller stops it then."""
-        wait_for_stop_signal(lambda: self.running)
+    def wait(self) -> int | None:
+        """Block until SIGINT or SIGTERM (returned) or until the server's thread dies; the caller stops it."""
+        return wait_for_stop_signal(lambda: self.running)
 
     def __enter__(self) -> ThreadedServer:
         return self.start()
@@ -110,13 +110,21 @@ class ThreadedServer:
         self.stop()
 
 
-def wait_for_stop_signal(alive: Callable[[], bool] = lambda: True) -> None:
-    """Block the main thread until SIGINT or SIGTERM (or `alive()` turns false); restores the handlers."""
+def wait_for_stop_signal(alive: Callable[[], bool] = lambda: True) -> int | None:
+    """Block the main thread until SIGINT or SIGTERM (or `alive()` turns false); restores the handlers.
+    Returns the signal received (None: `alive()` turned false)."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received: list[int] = []
+
+    def heard(sig: int, _frame: object) -> None:
+        received.append(sig)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, heard) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stop.is_set() and alive():
             stop.wait(0.5)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return received[0] if received else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.failures import BuildFailure
+from builders.failures import HUB_UNAVAILABLE, BuildFailure, hub_caused
 from builders.spec import BuildSpec, Recipe
 
 BUNDLED = "bundled"
@@ -61,14 +61,16 @@ def bundled_text_path() -> Path:
     return calibration_text_path()
 
 
-def unavailable(source: str, why: str) -> BuildFailure:
-    """The one error an unreadable calibration source gives: what failed, and the two ways out."""
+def unavailable(source: str, why: str, *, hub_failed: bool = False) -> BuildFailure:
+    """The one error an unreadable calibration source gives: what failed, and the two ways out. When the Hub
+    failed the read (5xx, 429, no connection: `hub_failed`), it is the Hub's failure, which the bot waits
+    out and tries again, not the data's."""
     return BuildFailure(
-        "calibration_unavailable",
+        HUB_UNAVAILABLE if hub_failed else "calibration_unavailable",
         f"calibration dataset {source!r} could not be read: {why}. Choose other calibration data with "
         f"--calib (recipe.calib_dataset): a Hub dataset id, a local .txt/.jsonl file or folder, or "
         f"'{BUNDLED}' for the text shipped with quantbot ({bundled_text_path().name})",
-        bad_input=True,
+        bad_input=not hub_failed,
     )
 
 
@@ -125,7 +127,7 @@ def _dataset_revision(dataset_id: str) -> str:
         raise unavailable(dataset_id, "no such dataset on the Hub (or it is private)") from None
     except (hf_errors.HfHubHTTPError, httpx.HTTPError, OSError) as e:
         why = f"the Hub did not answer ({type(e).__name__}: {str(e)[:160]})"
-        raise unavailable(dataset_id, why) from None
+        raise unavailable(dataset_id, why, hub_failed=hub_caused(e)) from None
     if not info.sha:
         raise unavailable(dataset_id, "the Hub reported no revision for it")
     return info.sha
@@ -155,7 +157,8 @@ def _stream_rows(
     except BuildFailure:
         raise
     except Exception as e:  # datasets raises many types (missing config or split, connection, schema)
-        raise unavailable(dataset_id, f"{type(e).__name__}: {str(e)[:200]}") from None
+        why = f"{type(e).__name__}: {str(e)[:200]}"
+        raise unavailable(dataset_id, why, hub_failed=hub_caused(e)) from None
     if not texts:
         raise unavailable(dataset_id, f"split {split!r} has no rows with text")
     return texts, True

@@ -94,7 +94,8 @@ class BuildContext:
     def base_model(self, fresh: bool = False) -> Any:
         """The upstream model as loaded from the snapshot (reloaded when asked fresh or not in memory)."""
         if fresh or self.model_kind != "base":
-            self.release_model()
+            if self.model is not None:  # a full collection walks every object torch made: only to free one
+                self.release_model()
             self.model = load_model(self.snapshot_dir, self.spec, self.torch_device)
             self.model_kind = "base"
         return self.model

@@ -24,6 +24,28 @@ class BuildFailure(Exception):
         return self.message
 
 
+HUB_UNAVAILABLE = "hub_unavailable"  # the Hub failed the stage: the bot tries the build again later
+HUB_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def hub_caused(error: BaseException) -> bool:
+    """Whether the Hub caused `error` or what it was raised from (5xx, 429, a timeout, no connection), as
+    opposed to a request the Hub refused for good (not found, gated) or a local fault."""
+    import httpx
+    from huggingface_hub import errors as hf_errors
+
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, httpx.TransportError | TimeoutError | ConnectionError):
+            return True
+        if isinstance(cause, hf_errors.HfHubHTTPError):
+            return getattr(cause.response, "status_code", None) in HUB_STATUSES
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def human_bytes(n: float) -> str:
     """1536 -> '1.5 KiB': disk and memory figures in error messages people read."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from builders.calibration import fetch_calibration
-from builders.failures import BuildFailure, human_bytes
+from builders.failures import HUB_STATUSES, HUB_UNAVAILABLE, BuildFailure, human_bytes
 from builders.invariance import CODE_PATTERNS, FETCH_PATTERNS, PICKLE_PATTERNS
 from builders.spec import BuildSpec
 
 RETRY_FOR_S = 120.0  # how long a Hub outage is waited out before the stage fails
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def fetch(spec: BuildSpec, progress: Callable[[float, str], None]) -> dict[str, Any]:
@@ -88,10 +87,10 @@ def _hub(
             return _download(spec, repo_id, revision, progress, where)
         except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, httpx.TransportError) as e:
             status = getattr(getattr(e, "response", None), "status_code", None)
-            if status is not None and status not in RETRY_STATUSES:
+            if status is not None and status not in HUB_STATUSES:
                 raise BuildFailure("hub_error", f"could not download {where}: {e}") from e
             if time.monotonic() + delay > give_up_at:
-                raise BuildFailure("hub_unavailable", f"could not download {where}: {e}") from e
+                raise BuildFailure(HUB_UNAVAILABLE, f"could not download {where}: {e}") from e
             reason = str(status or type(e).__name__)
             progress(0.05, f"the Hub is unavailable ({reason}); trying again in {delay:.0f} s")
             time.sleep(delay)

@@ -528,6 +528,10 @@ class LineCheck(_Model):
         )
 
 
+# `python -m builders verify` exits so when the Hub failed the download: the publish is tried again later.
+EXIT_HUB_FAILED = 75  # EX_TEMPFAIL
+
+
 class VerifyRequest(_Model):
     """What the publisher asks a worker to verify of a release it has just committed to the Hub."""
 
@@ -774,7 +778,9 @@ class TaskResult(_Model):
     skipped: str | None = Field(None, description="Fenced before it started: nothing ran.")
     ok: bool = True
     error: str | None = None
-    transient: bool = Field(False, description="The failure may pass (the Hub down): worth a retry.")
+    hub_failed: bool = Field(
+        False, description="Staging failed for the Hub's reason: the job waits to retry."
+    )
     manifest: Manifest | None = None
     draft: StagedCheckpoint | None = None
     final: ReleaseRecord | None = None

@@ -25,8 +25,10 @@ from typing import Any
 
 from builders import readback, runtime_envs
 from builders.artifacts import sha256_file
+from builders.failures import HUB_UNAVAILABLE, BuildFailure, hub_caused
 from builders.invariance import CODE_PATTERNS, FETCH_PATTERNS
 from builders.spec import (
+    EXIT_HUB_FAILED,
     MANIFEST_NAME,
     Check,
     LineCheck,
@@ -90,7 +92,11 @@ def _download(request: VerifyRequest, target: Path) -> tuple[Path | None, Check]
             endpoint=request.endpoint,
             token=os.environ.get("HF_TOKEN") or None,
         )
-    except Exception as e:  # any Hub or network error is the check's result
+    except Exception as e:  # any Hub or network error is the check's result, unless the Hub may recover
+        if hub_caused(e):
+            raise BuildFailure(
+                HUB_UNAVAILABLE, f"the Hub failed the download: {type(e).__name__}: {e}"
+            ) from e
         return None, Check(name="download", ok=False, detail=f"{type(e).__name__}: {e}"[:_OUTPUT_CHARS])
     return Path(path), Check(name="download", ok=True, detail=f"snapshot_download at {request.revision[:12]}")
 
@@ -357,14 +363,30 @@ def snippet_failure(run: subprocess.CompletedProcess[str], prompt: str) -> str:
 
 
 def _has_gpu() -> bool:
-    import torch
+    """Asked of torch in an interpreter of its own: this one runs without it (`without_torch`)."""
+    probe = "import torch; print(torch.cuda.is_available())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "True"
 
-    return bool(torch.cuda.is_available())
+
+def without_torch() -> None:
+    """Run this process's transformers as if torch were not installed (`sys.modules["torch"] = None` makes
+    `import torch` fail and `find_spec` say there is none, which is how transformers asks).
+
+    Verifying reads files, configs, tokenizers and chat templates: transformers needs no torch for that (the
+    side environments of runtime_envs have none), and importing it costs the verification worker most of its
+    time on a small release. Only `python -m builders verify` calls it, for its own process; the card's
+    snippet runs in an interpreter of its own, with torch."""
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
 
 
 def main(request_path: Path, result_path: Path) -> int:
     request = VerifyRequest.model_validate_json(Path(request_path).read_text(encoding="utf-8"))
-    record = verify(request)
+    try:
+        record = verify(request)
+    except BuildFailure as e:  # the Hub failed: no verdict on the release, the bot tries again later
+        print(" ".join(e.message.split())[:_OUTPUT_CHARS], file=sys.stderr)  # one line: the reason
+        return EXIT_HUB_FAILED
     write_json_atomic(result_path, record.model_dump(mode="json"))
     print(json.dumps({"ok": record.ok, "failures": [c.name for c in record.failures]}))
     return 0

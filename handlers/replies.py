@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterable
 
 from state import Command, CommandStatus, GuardFailed, Job, JobStatus, Release, ReleaseStatus, Store
+from state.lifecycle import retrying
 
 _RELEASE_WORDS = {
     ReleaseStatus.OPEN: "ready for review (published when a maintainer merges it)",
@@ -28,7 +29,11 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     sms = ", ".join(f"sm{sm}" for sm in spec.get("target_sms") or []) or "no SM"
     head = f"- **{spec.get('format')}** ({sms}) of `{job.repo}` at `{str(spec.get('revision'))[:12]}`"
     latest = max(releases, key=lambda r: r.id, default=None)
-    if job.status is JobStatus.QUEUED:
+    waiting = retrying(job)
+    if waiting is not None:  # the Hub failed the build (queued) or its publish (built): said, with when
+        why = _one_line(job.error or "the Hub failed", 200)
+        state = f"{'waiting' if job.status is JobStatus.QUEUED else 'built; waiting'}: {why}; {waiting}"
+    elif job.status is JobStatus.QUEUED:
         state = "queued"
     elif job.status is JobStatus.RUNNING:
         detail = f": {job.progress_message}" if job.progress_message else ""

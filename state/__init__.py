@@ -7,7 +7,7 @@ from state.changes import BuildChange, Changes
 from state.db import sqlite_url
 from state.dedup import comment_key, delivery_key, revision_key
 from state.errors import GuardFailed, IllegalTransition, LeaseLost, NotFound, StateError
-from state.events import NewEvent, Recorded
+from state.events import EventAppender, NewEvent, Recorded
 from state.jobs import Histogram
 from state.lifecycle import CANCELLABLE, RETRYABLE, JobLifecycle
 from state.migrate import migrate
@@ -44,6 +44,7 @@ __all__ = [
     "ApprovalMode",
     "Command",
     "CommandStatus",
+    "EventAppender",
     "EventRecord",
     "GuardFailed",
     "Histogram",

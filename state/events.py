@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Dialect, FromClause, bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from state.db import Database, insert_ignoring_conflict
 from state.errors import GuardFailed, NotFound
@@ -61,25 +65,17 @@ class EventStore:
         """Store several events in one transaction, so one commit (one fsync) covers them all.
 
         Duplicates, of stored events or within `events`, are not stored again; their `Recorded` carries the
-        id of the event they duplicate. Plain SQL statements, not ORM units of work: this is the hot path
-        of the webhook endpoint.
+        id of the event they duplicate.
         """
-        table = EventRecord.__table__
-        insert = insert_ignoring_conflict(self._db.dialect, table, "dedup_key").returning(table.c.id)
-        existing = select(table.c.id).where(table.c.dedup_key == bindparam("key"))
-        now = utcnow()
-        results: list[Recorded] = []
-        with self._db.write_connection() as connection:
-            for event in events:
-                row = _row(event, now)
-                new_id = connection.execute(insert, row).scalar_one_or_none()
-                if new_id is not None:
-                    results.append(Recorded(new_id, True))
-                else:
-                    results.append(
-                        Recorded(connection.execute(existing, {"key": event.dedup_key}).scalar_one(), False)
-                    )
-        return results
+        appender = self.appender()
+        try:
+            return appender.append(events)
+        finally:
+            appender.close()
+
+    def appender(self) -> EventAppender:
+        """A connection of its own that stores batches of events: for one thread (the webhook's writer)."""
+        return EventAppender(self._db)
 
     def latest_received_at(self) -> datetime | None:
         """When the newest stored event arrived (None: none yet): where a catch-up after downtime starts."""
@@ -143,6 +139,99 @@ class EventStore:
                 select(EventRecord.scope, outcome, func.count()).group_by(EventRecord.scope, outcome)
             ).all()
         return {(scope, out): n for scope, out, n in rows}
+
+
+class EventAppender:
+    """Stores batches of new events on one connection, held open, with statements compiled once.
+
+    This is the webhook's hot path, run before every acknowledgement: SQLAlchemy's per-statement and
+    per-transaction machinery (pool checkout and reset, execution contexts, the begin event) cost several
+    times the insert and its commit, so the statements are compiled for the dialect once, values go through
+    the columns' own bind processors, and they run on the driver's cursor. Driver errors come out as
+    SQLAlchemy's `DBAPIError`s, as from any other store call. Not thread-safe: one thread uses it.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._connection: PoolProxiedConnection | None = None
+        dialect = db.engine.dialect
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        table = EventRecord.__table__
+        insert = insert_ignoring_conflict(db.dialect, table, "dedup_key").returning(table.c.id)
+        self._insert = _Prepared(
+            insert.compile(dialect=dialect, column_keys=[c.key for c in table.c if c.key != "id"]),
+            table,
+            dialect,
+        )
+        existing = select(table.c.id).where(table.c.dedup_key == bindparam("dedup_key"))
+        self._existing = _Prepared(existing.compile(dialect=dialect), table, dialect)
+
+    def append(self, events: Sequence[NewEvent]) -> list[Recorded]:
+        """Store `events` in one transaction (see `EventStore.record_many`)."""
+        connection = self._connection or self._db.engine.raw_connection()
+        self._connection = connection
+        cursor = connection.cursor()
+        try:
+            if self._db.dialect == "sqlite":  # the connection is in autocommit mode: take the write lock
+                cursor.execute("BEGIN IMMEDIATE")
+            now = utcnow()
+            results = [self._one(cursor, event, now) for event in events]
+            connection.commit()
+            return results
+        except self._dbapi_error as e:
+            self._discard()
+            raise DBAPIError.instance(self._insert.sql, None, e, self._dbapi_error) from e
+        except BaseException:
+            self._discard()
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _one(self, cursor: Any, event: NewEvent, now: datetime) -> Recorded:
+        cursor.execute(self._insert.sql, self._insert.params(_row(event, now)))
+        row = cursor.fetchone()
+        if row is not None:
+            return Recorded(row[0], True)
+        cursor.execute(self._existing.sql, self._existing.params({"dedup_key": event.dedup_key}))
+        return Recorded(cursor.fetchone()[0], False)
+
+    def _discard(self) -> None:
+        """After a failure: roll back and drop the connection (the next batch opens a fresh one)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            connection.invalidate()
+
+
+class _Prepared:
+    """A statement as the driver takes it: its SQL and how a row of values becomes its parameters."""
+
+    def __init__(self, compiled: SQLCompiler, table: FromClause, dialect: Dialect) -> None:
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        self.names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.params)
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for name in self.names:
+            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+
+    def params(self, row: dict[str, Any]) -> list[Any] | dict[str, Any]:
+        """The driver's parameters for `row`: each value through its column's bind processor."""
+        values = {name: self._value(name, row[name]) for name in self.names}
+        return [values[name] for name in self.names] if self.positional else values
+
+    def _value(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return value if processor is None or value is None else processor(value)
 
 
 def _row(event: NewEvent, now: datetime) -> dict[str, Any]:

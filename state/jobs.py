@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 
-from sqlalchemy import ColumnElement, case, func, literal, select, true, update
+from sqlalchemy import ColumnElement, case, func, literal, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from state.changes import BuildChange, Changes
@@ -31,7 +31,9 @@ from state.models import (
 
 LEASED = frozenset({JobStatus.RUNNING, JobStatus.PUBLISHING})
 # Fields a caller may set along with a transition; the rest (times, lease, attempts) the store owns.
-SETTABLE = frozenset({"manifest", "error", "progress", "progress_message"})
+SETTABLE = frozenset(
+    {"manifest", "error", "progress", "progress_message", "retry_at", "transient_since", "transient_tries"}
+)
 
 
 @dataclass(frozen=True)
@@ -139,16 +141,18 @@ class JobStore:
     # -- moving --------------------------------------------------------------------------------------
 
     def claim(self, worker: str, lease_s: float) -> Job | None:
-        """Take the oldest queued job for `worker` (→ running, leased for `lease_s` seconds), or None."""
+        """Take the oldest queued job that is not waiting out a transient failure (→ running, leased for
+        `lease_s` seconds), or None."""
         return self._claim(JobStatus.QUEUED, JobStatus.RUNNING, worker, lease_s)
 
     def claim_publish(self, worker: str, lease_s: float) -> Job | None:
-        """Take the oldest built job to publish (→ publishing, leased), or None."""
+        """Take the oldest built job to publish whose retry time (if any) has come (→ publishing, leased)."""
         return self._claim(JobStatus.BUILT, JobStatus.PUBLISHING, worker, lease_s)
 
     def _claim(self, source: JobStatus, target: JobStatus, worker: str, lease_s: float) -> Job | None:
         now = utcnow()
-        candidate = select(Job.id).where(Job.status == source).order_by(Job.id).limit(1)
+        due = or_(Job.retry_at.is_(None), Job.retry_at <= now)
+        candidate = select(Job.id).where(Job.status == source, due).order_by(Job.id).limit(1)
         if self._db.dialect == "postgresql":
             candidate = candidate.with_for_update(skip_locked=True)
         values = _entering(target, now) | _lease(worker, lease_s, now)
@@ -304,12 +308,14 @@ class JobStore:
     ) -> builtins.list[int]:
         """Give back jobs whose lease ran out: running → queued, publishing → built; returns their ids.
 
-        A running job that already had `max_attempts` attempts fails instead of running again.
+        A running job that already had `max_attempts` attempts fails instead of running again (the attempts
+        the Hub's failures cost, `transient_tries`, do not count: they are the transient policy's).
         """
         now = now or utcnow()
         moves: list[tuple[JobStatus, JobStatus, Any]] = []
         if max_attempts is not None:
-            moves.append((JobStatus.RUNNING, JobStatus.FAILED, Job.attempts >= max_attempts))
+            lost = Job.attempts - Job.transient_tries >= max_attempts
+            moves.append((JobStatus.RUNNING, JobStatus.FAILED, lost))
         moves += [
             (JobStatus.RUNNING, JobStatus.QUEUED, true()),
             (JobStatus.PUBLISHING, JobStatus.BUILT, true()),
@@ -383,6 +389,8 @@ def _entering(target: JobStatus, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {"status": target, "updated_at": now}
     if target not in LEASED:
         values |= {"lease_owner": None, "lease_expires_at": None}
+    else:
+        values["retry_at"] = None  # the wait is over
     if target is JobStatus.QUEUED:
         values |= {"finished_at": None, "progress": 0.0, "progress_message": None}
     elif target is JobStatus.RUNNING:

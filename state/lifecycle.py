@@ -10,6 +10,7 @@ The claims answer None when there is nothing to claim.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,40 @@ from state.errors import GuardFailed
 from state.jobs import JobStore
 from state.models import Job, JobStatus
 
-# The note on a move to failed whose cause may pass (the Hub down or busy): housekeeping retries those.
+# The note on a move back (to queued or built) that waits out a failure the Hub caused.
 TRANSIENT = "transient"
+# What a step that succeeds resets: the transient failures of the step before it are over.
+RECOVERED: dict[str, Any] = {"retry_at": None, "transient_since": None, "transient_tries": 0}
 CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.BUILT})
 RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step the Hub failed tries again at `retry_at`: its `attempt`-th try since `since`."""
+
+    retry_at: datetime
+    since: datetime
+    attempt: int
+
+    @property
+    def words(self) -> str:
+        return retry_words(self.retry_at, self.attempt)
+
+    def fields(self) -> dict[str, Any]:
+        return {"retry_at": self.retry_at, "transient_since": self.since, "transient_tries": self.attempt - 1}
+
+
+def retry_words(at: datetime, attempt: int) -> str:
+    """How the status page and replies say when a waiting step tries again."""
+    return f"retrying at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC, attempt {attempt}"
+
+
+def retrying(job: Job) -> str | None:
+    """The words for a job waiting out a failure the Hub caused ("retrying at …, attempt n"), else None."""
+    if job.retry_at is None or job.status not in (JobStatus.QUEUED, JobStatus.BUILT):
+        return None
+    return retry_words(job.retry_at, job.transient_tries + 1)
 
 
 def build_succeeded(job: Job) -> bool:
@@ -53,20 +84,26 @@ class JobLifecycle:
             owner=owner,
             manifest=manifest,
             progress_message="built",
+            **RECOVERED,
         )
 
-    def fail_build(
-        self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None, *, transient: bool = False
-    ) -> Job:
-        """The worker failed (its manifest says why, or it died without one); `transient`: worth a retry."""
+    def fail_build(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
+        """The worker failed (its manifest says why, or it died without one), for good: `/retry` it."""
+        return self._move(
+            job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error
+        )
+
+    def defer_build(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
+        """The Hub failed the build: back to the queue, not claimed before `wait.retry_at`."""
+        note = f"{TRANSIENT}: {wait.words}"
         return self._move(
             job_id,
             {JobStatus.RUNNING},
-            JobStatus.FAILED,
+            JobStatus.QUEUED,
             owner=owner,
-            manifest=manifest,
+            note=note,
             error=error,
-            note=TRANSIENT if transient else None,
+            **wait.fields(),
         )
 
     def adopt(self, job_id: int, dead_owner: str, owner: str, lease_s: float, pid: int) -> Job:
@@ -89,24 +126,27 @@ class JobLifecycle:
 
     def finish_publish(self, job_id: int, owner: str, message: str) -> Job:
         """The release was made."""
+        done = {"progress_message": message, **RECOVERED}
+        return self._move(job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, **done)
+
+    def fail_publish(self, job_id: int, owner: str, error: str) -> Job:
+        """The publish step failed for good (a refused card, no access, or the Hub past the deadline)."""
         return self._move(
-            job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, progress_message=message
+            job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}"
         )
 
-    def fail_publish(self, job_id: int, owner: str, error: str, *, transient: bool = True) -> Job:
-        """The publish step failed; housekeeping retries it (`retry_publish`) when `transient`."""
+    def defer_publish(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
+        """The Hub failed the publish: the build is kept (built), published again from `wait.retry_at`."""
+        note, reason = f"{TRANSIENT}: {wait.words}", f"publish failed: {error}"
         return self._move(
             job_id,
             {JobStatus.PUBLISHING},
-            JobStatus.FAILED,
+            JobStatus.BUILT,
             owner=owner,
-            error=f"publish failed: {error}",
-            note=TRANSIENT if transient else None,
+            note=note,
+            error=reason,
+            **wait.fields(),
         )
-
-    def retry_publish(self, job_id: int, attempt: int) -> Job:
-        """Housekeeping's backoff has passed: a failed publish of a good build goes back to built."""
-        return self._move(job_id, {JobStatus.FAILED}, JobStatus.BUILT, note=f"publish retry {attempt}")
 
     def record_late_engines(self, job_id: int, manifest: dict[str, Any]) -> Job:
         """Engine records committed to a published release after it was made: the job's manifest follows
@@ -115,10 +155,6 @@ class JobLifecycle:
         if moved is None:
             raise GuardFailed("job", job_id, {JobStatus.PUBLISHED}, "no longer published")
         return moved
-
-    def retry_build(self, job_id: int, attempt: int) -> Job:
-        """Housekeeping's backoff has passed: a build that failed for a transient reason is queued again."""
-        return self._move(job_id, {JobStatus.FAILED}, JobStatus.QUEUED, note=f"build retry {attempt}")
 
     # -- housekeeping and commands -------------------------------------------------------------------
 
@@ -136,7 +172,7 @@ class JobLifecycle:
             raise GuardFailed("job", job.id, RETRYABLE, job.status)
         publish_only = job.status is JobStatus.FAILED and build_succeeded(job)
         target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
-        return self._move(job.id, {job.status}, target, note=note)
+        return self._move(job.id, {job.status}, target, note=note, **RECOVERED)
 
     def _move(
         self, job_id: int, sources: set[JobStatus] | frozenset[JobStatus], target: JobStatus, **fields: Any

@@ -219,6 +219,11 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     build_seconds: Mapped[float | None] = mapped_column(Float)
     publish_seconds: Mapped[float | None] = mapped_column(Float)
+    # A step (build or publish) the Hub failed waits, queued or built, until `retry_at`; `transient_since`
+    # is its first such failure (the deadline counts from it), `transient_tries` how many it had so far.
+    retry_at: Mapped[datetime | None]
+    transient_since: Mapped[datetime | None]
+    transient_tries: Mapped[int] = mapped_column(default=0)
 
     @property
     def terminal(self) -> bool:

@@ -43,7 +43,7 @@ NO_TOKEN = (
 @click.pass_context
 def command(ctx: click.Context, host: str, port: int, executor: str | None, allow_anonymous: bool) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""
-    from bot.intake.server import WEBHOOKS_DISABLED
+    from bot.intake.ack import WEBHOOKS_DISABLED
     from bot.runtime import Bot, BotServer
 
     settings = settings_from(ctx)

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.units import duration
 from state import CommandStatus, Job, JobStatus, Release, Store
+from state.lifecycle import retrying
 from state.models import JobEvent, JobTask, utcnow
 
 LIMIT = 20
@@ -123,6 +124,7 @@ def _job(
         "elapsed": "" if elapsed is None else duration(elapsed),
         "queued_ago": ago(now, row.created_at),
         "error": row.error,
+        "retrying": retrying(row),  # "retrying at …, attempt n" while a step waits out the Hub's failure
         "discussion_url": discussion,
         "tasks": [_task(task) for task in tasks],
         "timeline": [

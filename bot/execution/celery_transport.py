@@ -17,6 +17,7 @@ from celery.result import AsyncResult
 
 from bot.execution.transport import Phase, Seen, Sent, TransportError
 from bot.host.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, broker_answers, fence
+from bot.retries import Cause, cause_of
 from builders.spec import TaskPlan, TaskReport, TaskRequest, TaskResult
 from state import JobTask
 
@@ -73,7 +74,8 @@ class CeleryTransport:
             done = TaskResult.model_validate(result.result or {})
             return Seen(Phase.SUCCEEDED, result=done, worker=done.worker)
         if state in ("FAILURE", "REVOKED"):
-            return Seen(Phase.FAILED, error=f"{state.lower()}: {result.info!r}"[:500])
+            cause = cause_of(result.info) if isinstance(result.info, BaseException) else Cause.OTHER
+            return Seen(Phase.FAILED, error=f"{state.lower()}: {result.info!r}"[:500], cause=cause)
         return Seen(Phase.WAITING)
 
     def cancel(self, task: JobTask) -> Seen:

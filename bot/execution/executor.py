@@ -26,8 +26,9 @@ class Executor(Protocol):
         """Give back what a previous run left leased, then build and publish until `stop`."""
         ...
 
-    def stop(self, timeout: float = ...) -> None:
-        """Stop the builds (their jobs go back to the queue, to resume on the next start)."""
+    def stop(self, timeout: float = ..., *, drain: bool = ...) -> None:
+        """Stop the builds (their jobs go back to the queue, to resume on the next start); `drain`: a build
+        may first finish the stage it is in (`shutdown_grace_s`)."""
         ...
 
     def poll(self) -> None:

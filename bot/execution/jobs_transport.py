@@ -33,6 +33,7 @@ from bot.errors import HubError
 from bot.execution.transport import Phase, Seen, Sent, TransportError
 from bot.host.one_task import PROGRESS_KEY, RESULT_KEY, TASK_ENV
 from bot.hub import Hub
+from bot.retries import cause_of
 from bot.settings import Settings
 from builders.spec import EngineRecord, TaskPlan, TaskReport, TaskRequest, TaskResult
 from state import JobTask
@@ -132,7 +133,7 @@ class JobsTransport:
                 },
             )
         except HubError as e:
-            raise TransportError(f"the Hub did not run the {request.kind} Job ({e})") from e
+            raise TransportError(f"could not run the {request.kind} Job: {e}", cause=cause_of(e)) from e
         return Sent(info.id, request.queue, info.url)
 
     def status(self, task: JobTask) -> Seen:

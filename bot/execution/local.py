@@ -6,6 +6,9 @@
 - `poll()` reads the worker's progress lines, renews the lease (heartbeat) and records progress; a lease lost
   (the job was cancelled, or requeued because it looked dead) stops the process: SIGTERM to the group,
   SIGKILL after a grace period. A cancel is heard from the store's change listeners and acted on at once;
+- `stop()` (the bot stopping on SIGTERM, a deploy) lets each build finish the stage it is in (its
+  calibration included) for up to `shutdown_grace_s`, then stops it (Ctrl+C stops it at once); its job goes
+  back to the queue and resumes after its last finished stage (a build that finished meanwhile is built);
 - when a process exits, `_finish` decides the job's outcome in one place: built with the manifest, failed
   with the reason, given back to the queue (shutdown), or left alone (cancelled);
 - the publish step (`bot.publishing.publish_step`) publishes what was built, in a thread of its own.
@@ -17,12 +20,13 @@ bot and the builder goes on where it is, calibration and all. A job requeued mea
 way when claimed; a builder that has died is rerun on the same work dir and resumes after its last
 finished stage.
 
-A build that failed for a transient reason (the Hub down while downloading: `hub_unavailable`) is marked so
-and retried by housekeeping (`bot.execution.retries`).
+A build the Hub failed (down while downloading or reading calibration data: `hub_unavailable`) waits in the
+queue and is tried again (`bot.retries`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,8 +38,9 @@ from pathlib import Path
 
 from bot.execution.executor import Rounds
 from bot.execution.slots import Slot, default_slots
-from bot.launcher.launch import PID_FILE, TRANSIENT_KINDS, Worker, failure_reason, read_manifest
+from bot.launcher.launch import PID_FILE, Worker, failure_reason, read_manifest
 from bot.publishing.publish_step import Publishes, PublishStep
+from bot.retries import Retries, cause_of_manifest
 from bot.settings import Settings
 from builders.spec import BuildSpec
 from state import GuardFailed, Job, JobStatus, LeaseLost, Store
@@ -43,6 +48,7 @@ from state import GuardFailed, Job, JobStatus, LeaseLost, Store
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 10.0
+STAGES_DIR = "stages"  # the builder's stage records in its work dir (builders/runner.py)
 __all__ = ["PID_FILE", "LocalExecutor"]
 
 
@@ -58,6 +64,7 @@ class _Running:
     beat_at: float = field(default_factory=time.monotonic)
     stop_reason: str | None = None  # "cancelled", "shutdown", "lease lost"
     kill_at: float | None = None
+    drain_until: float | None = None  # stopping: the stage in hand may finish until then
 
 
 class LocalExecutor:
@@ -78,8 +85,9 @@ class LocalExecutor:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.lease_s = settings.lease_s
         self.poll_s = poll_s
+        self.retries = Retries(settings, store)
         self.publish_step = PublishStep(
-            store, publisher, owner=f"{self.worker}:publish", lease_s=self.lease_s
+            store, publisher, owner=f"{self.worker}:publish", lease_s=self.lease_s, retries=self.retries
         )
         self._runs: dict[str, _Running] = {}  # slot name → its build
         self._lock = threading.RLock()
@@ -97,12 +105,15 @@ class LocalExecutor:
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float = STOP_GRACE_S + 5) -> None:
-        """Stop the builds (their jobs go back to the queue, to resume on the next start) and the threads."""
+    def stop(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Let each build finish its stage (`drain`: up to `shutdown_grace_s`), then stop it (its job goes
+        back to the queue, to resume on the next start), and the threads."""
+        grace = self.settings.shutdown_grace_s if drain else 0.0
         self._rounds.stopping.set()
         with self._lock:
             for slot in self.slots:
-                self._stop(slot, "shutdown")
+                self._stop(slot, "shutdown", drain_s=grace)
+        timeout = grace + STOP_GRACE_S + 5 if timeout is None else timeout
         self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
 
@@ -184,6 +195,8 @@ class LocalExecutor:
         run = self._runs[slot.name]
         stage_changed = self._read_progress(run)
         now = time.monotonic()
+        if run.drain_until is not None and (stage_changed or _recorded(run) or now >= run.drain_until):
+            self._term(run)  # the stage in hand is recorded (or the grace is over): stop it now
         if run.stop_reason is None and (stage_changed or now - run.beat_at >= self.lease_s / 4):
             self._beat(slot, run)
         if run.kill_at is not None and now >= run.kill_at and not run.worker.exited:
@@ -219,11 +232,19 @@ class LocalExecutor:
             run.message = f"{progress.stage}: {progress.message}"[:500]
         return stage_changed
 
-    def _stop(self, slot: Slot, reason: str) -> None:
+    def _stop(self, slot: Slot, reason: str, drain_s: float = 0.0) -> None:
         run = self._runs.get(slot.name)
         if run is None or run.stop_reason is not None:
             return
         run.stop_reason = reason
+        if drain_s > 0:
+            run.drain_until = time.monotonic() + drain_s
+        else:
+            self._term(run)
+
+    @staticmethod
+    def _term(run: _Running) -> None:
+        run.drain_until = None
         run.worker.signal(signal.SIGTERM)
         run.kill_at = time.monotonic() + STOP_GRACE_S
 
@@ -238,23 +259,30 @@ class LocalExecutor:
         try:
             if run.stop_reason in ("cancelled", "lease lost"):
                 log.info("job %d stopped (%s)", job.id, run.stop_reason)
+            elif manifest is not None and manifest.ok:  # also a build that finished while the bot stopped
+                lifecycle.finish_build(job.id, owner, manifest.model_dump(mode="json"))
             elif run.stop_reason == "shutdown":
                 lifecycle.give_back(job.id, owner, "bot shutting down")
-            elif manifest is not None and manifest.ok:
-                lifecycle.finish_build(job.id, owner, manifest.model_dump(mode="json"))
             else:
                 log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
                 dumped = manifest.model_dump(mode="json") if manifest else None
-                transient = bool(manifest and manifest.errors and manifest.errors[0].kind in TRANSIENT_KINDS)
-                lifecycle.fail_build(
-                    job.id, owner, failure_reason(manifest, code, log_path), dumped, transient=transient
-                )
+                reason = failure_reason(manifest, code, log_path)
+                self.retries.build_failed(job, owner, reason, dumped, cause_of_manifest(manifest))
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d finished (exit %s) but %s", job.id, code, e)
         log.info("job %d process exited with %s", job.id, code)
 
     def _owner(self, slot: Slot) -> str:
         return f"{self.worker}:{slot.name}"
+
+
+def _recorded(run: _Running) -> bool:
+    """Whether the builder has recorded the stage it is in as finished (a rerun resumes after it)."""
+    record = Path(BuildSpec.model_validate(run.job.spec).work_dir) / STAGES_DIR / f"{run.stage}.json"
+    try:
+        return json.loads(record.read_text()).get("status") in ("succeeded", "skipped")
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.errors import HubError
 from bot.execution.executor import Rounds
@@ -40,6 +40,7 @@ from bot.execution.transport import Phase, Seen, Transport, TransportError
 from bot.publishing.publish_step import PublishStep
 from bot.publishing.publisher import Approval, PublishResult
 from bot.publishing.staged import from_record
+from bot.retries import Cause, Retries, cause_of_manifest
 from bot.settings import Settings
 from builders.spec import (
     BuildSpec,
@@ -93,8 +94,14 @@ class Orchestrator:
         self.lease_s = settings.lease_s
         self.poll_s = poll_s
         me = f"{socket.gethostname()}:{os.getpid()}"
+        self.retries = Retries(settings, store)
         self.publish_step = PublishStep(
-            store, None, owner=f"{me}:publish", lease_s=self.lease_s, release=self._release
+            store,
+            None,
+            owner=f"{me}:publish",
+            lease_s=self.lease_s,
+            retries=self.retries,
+            release=self._release,
         )
         self._lock = threading.RLock()
         self._rounds = Rounds("quantbot-orchestrator", self.poll, poll_s)
@@ -115,8 +122,9 @@ class Orchestrator:
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop following; the tasks go on where they run, and the next start follows them again."""
+    def stop(self, timeout: float = 15.0, *, drain: bool = True) -> None:
+        """Stop following; the tasks go on where they run (`drain` has nothing to wait for here), and the
+        next start follows them again."""
         self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
 
@@ -185,10 +193,8 @@ class Orchestrator:
                     self.store.lifecycle.requeue_unsent, job.id, self.owner, f"{e}; queued until it answers"
                 )
                 return False
-            if plan.kind == "quantize":
-                self._move(
-                    self.store.lifecycle.fail_start, job.id, self.owner, f"could not send the task: {e}"
-                )
+            if plan.kind == "quantize":  # the Hub's failure waits for another try (bot.retries)
+                self._fail(job, str(e), None, e.cause)
             return True
         self.store.tasks.add(
             job.id, sent.task_id, kind=plan.kind, queue=sent.queue, sm=plan.sm, attempt=attempt
@@ -228,7 +234,7 @@ class Orchestrator:
                 self._succeeded(job, task, seen.result)
             elif seen.phase is Phase.FAILED:
                 self._spent(task, seen)
-                self._failed(job, task, seen.error)
+                self._failed(job, task, seen.error, seen.cause)
             elif seen.phase is Phase.CANCELLED:
                 self._ended(task, seen, TaskState.REVOKED, seen.error or "cancelled")
             elif seen.phase is Phase.LOST:
@@ -266,8 +272,10 @@ class Orchestrator:
         self._ended(
             task, self.transport.cancel(task), TaskState.LOST, f"{worker or 'its worker'} stopped reporting"
         )
-        if task.attempt >= self.settings.max_attempts:
-            self._fail(job, f"{task.kind} task lost with its worker {task.attempt} times")
+        tasks = self.store.tasks.of_job(job.id)
+        lost = sum(1 for t in tasks if (t.kind, t.sm, t.state) == (task.kind, task.sm, TaskState.LOST))
+        if lost >= self.settings.max_attempts:  # tries the Hub's failures cost do not count
+            self._fail(job, f"{task.kind} task lost with its worker {lost} times")
             return
         graph = _graph(job)
         if task.sm is None:
@@ -291,16 +299,9 @@ class Orchestrator:
         if task.kind != "quantize" or job.status is not JobStatus.RUNNING:
             return
         if not result.ok:
-            error = f"{result.error} (on {result.worker})"
+            cause = Cause.HUB if result.hub_failed else cause_of_manifest(result.manifest)
             manifest = result.manifest.model_dump(mode="json") if result.manifest else None
-            self._move(
-                self.store.lifecycle.fail_build,
-                job.id,
-                self.owner,
-                error,
-                manifest,
-                transient=result.transient,
-            )
+            self._fail(job, f"{result.error} (on {result.worker})", manifest, cause)
             return
         if result.draft is not None:
             for plan in _graph(job).sms:
@@ -310,14 +311,18 @@ class Orchestrator:
         files = [a.path for a in quantized.manifest.artifacts] if quantized.manifest else []
         self._send(job, plan, draft=quantized.draft, files=files)
 
-    def _failed(self, job: Job, task: JobTask, error: str) -> None:
-        """A task that ended without a result (a bug, a worker error); a quantize task's fails its job."""
+    def _failed(self, job: Job, task: JobTask, error: str, cause: Cause) -> None:
+        """A task that ended without a result (the Hub, a bug, a worker error): recorded; a quantize task's
+        job waits for another try or fails (`bot.retries`)."""
         self.store.tasks.update(task.task_id, state=TaskState.FAILED, message=error)
         if task.kind == "quantize":
-            self._fail(job, f"the quantize task failed: {error}")
+            self._fail(job, f"the quantize task failed: {error}", None, cause)
 
-    def _fail(self, job: Job, error: str) -> None:
-        self._move(self.store.lifecycle.fail_build, job.id, self.owner, error, None)
+    def _fail(
+        self, job: Job, error: str, manifest: dict[str, Any] | None = None, cause: Cause = Cause.PERMANENT
+    ) -> None:
+        """The build failed: it waits for another try, or fails with the reason (`bot.retries`)."""
+        self._move(self.retries.build_failed, job, self.owner, error, manifest, cause)
 
     def _record_result(self, task: JobTask, result: TaskResult) -> None:
         self.store.tasks.update(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bot.retries import Cause
 from builders.spec import TaskPlan, TaskReport, TaskRequest, TaskResult
 from state import JobTask
 
@@ -35,6 +36,7 @@ class Seen:
     beat: str | None = None  # what changes while it is alive; None: the transport itself tells lost
     result: TaskResult | None = None
     error: str = ""
+    cause: Cause = Cause.OTHER  # why a task ended without a result, as far as retrying goes
     worker: str | None = None
     where: str = ""  # who runs it, in words, for the job's progress message
     running_s: float | None = None  # set once it ended, where the transport measures it
@@ -52,11 +54,13 @@ class Sent:
 
 class TransportError(Exception):
     """The transport did not take the task: `transient` when it is down (the broker), so the job waits in
-    the queue; else refused for good (no flavour, the Hub would not run it)."""
+    the queue until it answers; else refused with a `cause` (the Hub's failure waits for another try, no
+    flavour fails the job: `bot.retries`)."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, cause: Cause = Cause.PERMANENT) -> None:
         super().__init__(message)
         self.transient = transient
+        self.cause = cause
 
 
 class Transport(Protocol):

@@ -30,10 +30,11 @@ from typing import Any
 from celery import Celery, Task
 from huggingface_hub import snapshot_download
 
+from bot.errors import HubError, transient
 from bot.host.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
 from bot.host.spares import Spares
 from bot.hub import Hub
-from bot.launcher.launch import TRANSIENT_KINDS, Worker, failure_reason, read_manifest
+from bot.launcher.launch import Worker, failure_reason, read_manifest
 from bot.publishing.staged import StagedPublisher
 from bot.settings import Settings
 from builders.spec import (
@@ -100,11 +101,13 @@ def _quantize(task: Task, request: TaskRequest) -> TaskResult:
     manifest = read_manifest(build)
     report = where.model_copy(update={"manifest": manifest})
     if manifest is None or not manifest.ok:
-        transient = bool(manifest and manifest.errors and manifest.errors[0].kind in TRANSIENT_KINDS)
-        error = failure_reason(manifest, code, log_path)
-        return report.model_copy(update={"ok": False, "error": error, "transient": transient})
+        return report.model_copy(update={"ok": False, "error": failure_reason(manifest, code, log_path)})
     _report(task, place, "publish", 0.9, "uploading the checkpoint to the release's draft PR", 0)
-    staged = _publisher(place).stage(Path(build.output_dir), request.repo_id)
+    try:
+        staged = _publisher(place).stage(Path(build.output_dir), request.repo_id)
+    except HubError as e:  # the bot decides: the Hub's failures wait for another try, others fail the job
+        error = f"staging the checkpoint failed: {e}"
+        return report.model_copy(update={"ok": False, "error": error, "hub_failed": transient(e)})
     if isinstance(staged, StagedCheckpoint):
         return report.model_copy(update={"draft": staged})
     return report.model_copy(update={"final": staged})

@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
-from state import NewEvent, Recorded, Store
+from state import EventAppender, NewEvent, Recorded, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ class EventWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        appender = self._store.events.appender()  # one connection for the thread's life
+        try:
+            self._drain(appender)
+        finally:
+            appender.close()
+
+    def _drain(self, appender: EventAppender) -> None:
         stopping = False
         while not stopping:
             item = self._queue.get()
@@ -71,12 +78,12 @@ class EventWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            self._commit(appender, batch)
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, appender: EventAppender, batch: list[_Item]) -> None:
         outcomes: Sequence[Recorded | BaseException]
         try:
-            outcomes = self._store.events.record_many([event for event, _, _ in batch])
+            outcomes = appender.append([event for event, _, _ in batch])
         except Exception as e:  # handed to every waiting request, which answers 503 (or 500)
             outcomes = [e] * len(batch)
         for (_, future, loop), outcome in zip(batch, outcomes, strict=True):

@@ -1,9 +1,10 @@
 """The bot's HTTP face: the Hub's webhook endpoint, health and readiness, Prometheus metrics, a status page
 and its JSON.
 
-`POST /webhooks/hub` verifies, stores and acknowledges, nothing more: the event is committed before the answer
-leaves, and everything it causes happens afterwards in the dispatcher, which `on_event(event_id)` wakes. A
-missed wake-up loses nothing, since the dispatcher also sweeps `store.events.pending()`.
+`POST /webhooks/hub` (bot/intake/ack.py) verifies, stores and acknowledges, nothing more: the event is
+committed before the answer leaves, and everything it causes happens afterwards in the dispatcher, which
+`on_event(event_id)` wakes. A missed wake-up loses nothing, since the dispatcher also sweeps
+`store.events.pending()`.
 
 What the bot does not act on (another scope, an action or repo type the Hub added) is stored as ignored, with
 the reason, and acknowledged 202: the Hub disables webhooks that keep refusing. Bad input (wrong secret, too
@@ -17,8 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -27,27 +27,35 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bot.dashboard.metrics import make_registry
 from bot.dashboard.status_page import snapshot
-from bot.errors import WebhookError, WebhookTooLarge
+from bot.intake.ack import PATH as ACK_PATH
+from bot.intake.ack import WEBHOOKS_DISABLED, Acknowledger, OnEvent
 from bot.intake.ingest import EventWriter
 from bot.intake.readiness import HubReadiness
-from bot.intake.webhooks import Event, parse_body, verify_secret
 from bot.settings import Settings, load_settings
-from state import NewEvent, Store, open_store, sqlite_url
+from state import Store, open_store, sqlite_url
 
 if TYPE_CHECKING:
     from jinja2 import Template
 
 log = logging.getLogger(__name__)
 
-WEBHOOKS_DISABLED = "webhooks are disabled: no webhook_secret is configured (set QUANTBOT_WEBHOOK_SECRET)"
 
-OnEvent = Callable[[int, Event], object]
-"""Called with a new event's id and its parse once it is committed (the payload is validated once, here, and
-handed on). Runs on the event loop: it must only signal (put on a queue, set an `asyncio.Event` or
-`threading.Event`), never do the work itself."""
+class IntakeApp(FastAPI):
+    """FastAPI, but for the webhook's POSTs, which go straight to the acknowledger: its middleware stack and
+    routing cost as much CPU per request as the acknowledgement itself, on the path the Hub waits on."""
+
+    ack: Acknowledger | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = scope["type"] == "http" and scope["path"] == ACK_PATH and scope["method"] == "POST"
+        if fast and self.ack is not None:
+            return await self.ack(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -68,7 +76,7 @@ def create_app(
         yield
         writer.close()
 
-    app = FastAPI(title="quantbot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = IntakeApp(title="quantbot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.metrics = metrics
 
     @app.exception_handler(Exception)
@@ -77,50 +85,12 @@ def create_app(
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, "internal error")
 
-    async def receive(request: Request) -> JSONResponse:
-        if not secret:
-            return _error(503, WEBHOOKS_DISABLED)
-        verify_secret(request.headers, secret)
-        event = parse_body(await _read_body(request, settings.webhook_max_bytes))
-        if event.ignored:
-            log.info("ignored webhook %s (%s): %s", ascii(event.scope), event.delivery_id[:12], event.ignored)
-        new = NewEvent(
-            event.delivery_id,
-            event.scope,
-            event.action,
-            event.payload,
-            event.dedup_key,
-            event.repo,
-            event.ignored,
-        )
-        try:
-            recorded = await writer.record(new)
-        except SQLAlchemyError:
-            log.exception("could not store webhook %s", event.delivery_id[:12])
-            return _error(503, "event store unavailable; retry later")
-        if not recorded.created:
-            return JSONResponse({"status": "duplicate", "event_id": recorded.event_id}, 200)
-        if event.ignored:
-            answer = {"status": "ignored", "reason": event.ignored, "event_id": recorded.event_id}
-            return JSONResponse(answer, 202)
-        if on_event is not None:
-            _notify(on_event, recorded.event_id, event)
-        return JSONResponse({"status": "queued", "event_id": recorded.event_id}, 202)
-
-    async def webhook(request: Request) -> JSONResponse:
-        started = time.perf_counter()
-        try:
-            response = await receive(request)
-        except WebhookError as e:
-            log.info("refused webhook: %s %s", e.status_code, e.message)
-            response = _error(e.status_code, e.message)
-        metrics.requests.labels(str(response.status_code)).inc()
-        if response.status_code in (200, 202):
-            metrics.ack_seconds.observe(time.perf_counter() - started)
-        return response
-
-    # A plain Starlette route: the hot path skips FastAPI's dependency solving (a third of its CPU time).
-    app.add_route("/webhooks/hub", webhook, methods=["POST"], include_in_schema=False)
+    # The webhook: the app hands its POSTs straight to the acknowledger (see `IntakeApp`); the route serves
+    # the rest (405 for other methods).
+    app.ack = Acknowledger(
+        secret=secret, max_bytes=settings.webhook_max_bytes, writer=writer, metrics=metrics, on_event=on_event
+    )
+    app.router.routes.append(Route(ACK_PATH, app.ack, methods=["POST"]))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -166,21 +136,6 @@ def create_app(
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, read in chunks and abandoned as soon as it passes `limit` bytes (or says it will)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise WebhookTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise WebhookTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @functools.cache
 def _status_template() -> Template:
     """Loaded on the first visit: Jinja2 stays out of the server's start-up time."""
@@ -188,13 +143,6 @@ def _status_template() -> Template:
 
     pages = Environment(loader=FileSystemLoader(str(resources.files("templates"))), autoescape=True)
     return pages.get_template("status.html.j2")
-
-
-def _notify(on_event: OnEvent, event_id: int, event: Event) -> None:
-    try:
-        on_event(event_id, event)
-    except Exception:  # the event is stored; the dispatcher's sweep will find it
-        log.exception("on_event(%s) failed", event_id)
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -25,8 +25,6 @@ from bot.settings import Settings
 from builders.spec import BuildSpec, Manifest, Progress
 
 PID_FILE = "worker.pid"
-# Builder failure kinds (the manifest's `errors[0].kind`) whose cause may pass: builders/fetch.py.
-TRANSIENT_KINDS = frozenset({"hub_unavailable"})
 
 
 def write_spec(spec: BuildSpec) -> Path:

@@ -2,9 +2,9 @@
 
 It claims the oldest built job (publishing, leased; the lease is renewed while the publisher works), runs
 the publisher on the build's output and records the release it made (or found). A failure leaves the job
-failed with the reason, marked transient when the Hub was down or busy (housekeeping then retries the
-publish after a backoff, `bot.execution.retries`) or not (a refused card, no write access: it stays
-failed). It hears of newly built jobs from the store's change listeners, and looks every few seconds anyway.
+to `bot.retries`: when the Hub was down or busy the job waits, built, and is published again after
+a backoff (until the transient deadline); a refused card or no write access fails it with the reason. It
+hears of newly built jobs from the store's change listeners, and looks every few seconds anyway.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.errors import QuantbotError, transient
+from bot.errors import QuantbotError
 from bot.publishing.publisher import Approval, PublishResult
+from bot.retries import Retries, cause_of, retry_after_s
 from state import BuildChange, GuardFailed, Job, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class PublishStep:
         *,
         owner: str,
         lease_s: float,
+        retries: Retries,
         release: Callable[[Job, Approval | None], PublishResult] | None = None,
     ) -> None:
         """`release(job, approval)` makes the release of a built job (default: the publisher on the build's
@@ -59,6 +61,7 @@ class PublishStep:
         self.release = release or self._publish_output
         self.owner = owner
         self.lease_s = lease_s
+        self.retries = retries
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,11 +108,11 @@ class PublishStep:
         beats.start()
         try:
             result = self.release(job, self._approval(job.repo))
-        except QuantbotError as e:
-            self._failed(job, str(e), transient(e))
-        except Exception as e:  # a bug: keep the job, say what happened, let housekeeping retry
-            log.exception("publishing job %d failed", job.id)
-            self._failed(job, f"{type(e).__name__}: {e}", transient(e))
+        except Exception as e:  # the Hub's (it waits), permanent (it fails), or a bug (retried, bounded)
+            error = str(e) if isinstance(e, QuantbotError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, QuantbotError):
+                log.exception("publishing job %d failed", job.id)
+            self._failed(job, error, e)
         else:
             self._record_release(job, result)
             try:
@@ -127,11 +130,10 @@ class PublishStep:
             raise RuntimeError("this publish step has no publisher for a build's output")
         return self.publisher.publish(_Built.model_validate(job.spec).output_dir, approval=approval)
 
-    def _failed(self, job: Job, error: str, retry: bool) -> None:
-        then = "housekeeping retries it after a backoff" if retry else "not retried: it needs a change first"
-        log.warning("publishing job %d failed (%s): %s", job.id, then, error)
+    def _failed(self, job: Job, error: str, failure: Exception) -> None:
+        """The policy decides (`bot.retries`): the Hub's failure waits, built; anything else fails the job."""
         try:
-            self.store.lifecycle.fail_publish(job.id, self.owner, error, transient=retry)
+            self.retries.publish_failed(job, self.owner, error, cause_of(failure), retry_after_s(failure))
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d: the failed publish was not recorded: %s", job.id, e)
 

@@ -12,10 +12,20 @@ import tempfile
 from pathlib import Path
 
 from bot.eligibility.matrices import load_runtimes
+from bot.errors import HubUnavailable
 from bot.launcher.launch import worker_argv, worker_env
 from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
-from builders.spec import BuildSpec, Check, LineCheck, RuntimeLine, VerificationRecord, VerifyRequest, utcnow
+from builders.spec import (
+    EXIT_HUB_FAILED,
+    BuildSpec,
+    Check,
+    LineCheck,
+    RuntimeLine,
+    VerificationRecord,
+    VerifyRequest,
+    utcnow,
+)
 
 _TIMEOUT_S = 1800
 
@@ -69,8 +79,10 @@ def run_verification(settings: Settings, request: VerifyRequest) -> Verification
             )
         except subprocess.TimeoutExpired:
             return _worker_failed(request, f"the verification worker ran past {_TIMEOUT_S} s")
+        tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        if run.returncode == EXIT_HUB_FAILED:  # no verdict: the publish waits and tries again
+            raise HubUnavailable(f"verifying {request.repo_id}: {tail}", repo_id=request.repo_id)
         if run.returncode != 0 or not result_path.is_file():
-            tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
             return _worker_failed(request, tail)
         return VerificationRecord.model_validate_json(result_path.read_text(encoding="utf-8"))
 

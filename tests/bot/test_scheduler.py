@@ -1,17 +1,14 @@
-"""The poller finds what webhooks missed (once, with the webhook's own dedup key); housekeeping
-(`bot.execution.housekeeping`) retries failed publishes with backoff."""
+"""The poller finds what webhooks missed (once, with the webhook's own dedup key)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
-from bot.execution.housekeeping import Housekeeping
 from bot.hub import Hub
 from bot.intake.scheduler import Poller
 from bot.settings import load_settings
 from handlers.context import Options
-from state import JobStatus, Store, WatchKind, revision_key
+from state import Store, WatchKind, revision_key
 
 
 def _options() -> Options:
@@ -54,46 +51,3 @@ def test_the_poll_records_changes_made_after_the_watch_once(
     assert events[repo].dedup_key == revision_key("repo.content", "update", repo, f"refs/heads/main@{sha}")
     assert events[fine_tune].dedup_key.endswith(tuned)
     assert poller.poll_watches() == 0  # the same revisions again: already recorded
-
-
-def _housekeeping(store: Store) -> Housekeeping:
-    return Housekeeping(load_settings(None, publish_backoff_s=60, publish_retries=2), store)
-
-
-def test_housekeeping_retries_a_failed_publish_after_its_backoff(hubsim, store: Store) -> None:
-    calls: list[str] = []
-    _poller(hubsim, store, calls)
-    poller = _housekeeping(store)
-    job, _ = store.jobs.enqueue("k" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(
-        job.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
-    )
-    store.jobs.claim_publish("w", 60)
-    store.lifecycle.fail_publish(job.id, "w", "503")  # transient: retried
-    calls.clear()
-
-    now = datetime.now(UTC)
-    poller.housekeeping(now + timedelta(seconds=30))
-    assert store.jobs.get(job.id).status is JobStatus.FAILED and calls == []  # backoff of 60 s not over
-    poller.housekeeping(now + timedelta(seconds=61))
-    assert store.jobs.get(job.id).status is JobStatus.BUILT
-    assert calls == ["built"]  # the move the executor's publish step hears of
-
-
-def test_housekeeping_leaves_failed_builds_and_exhausted_publishes_alone(hubsim, store: Store) -> None:
-    poller = _housekeeping(store)
-    built, _ = store.jobs.enqueue("b" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(built.id, {JobStatus.RUNNING}, JobStatus.FAILED, owner="w", error="quantize: OOM")
-    published, _ = store.jobs.enqueue("p" * 64, {"format": "gptq"}, repo="alice/m")
-    store.jobs.claim("w", 60)
-    store.jobs.transition(
-        published.id, {JobStatus.RUNNING}, JobStatus.BUILT, owner="w", manifest={"status": "succeeded"}
-    )
-    for _ in range(3):  # publish_retries=2: the first failure and two retries
-        store.jobs.claim_publish("w", 60)
-        store.lifecycle.fail_publish(published.id, "w", "x")
-        poller.housekeeping(datetime.now(UTC) + timedelta(days=1))
-    assert store.jobs.get(built.id).status is JobStatus.FAILED
-    assert store.jobs.get(published.id).status is JobStatus.FAILED

@@ -1,5 +1,6 @@
 """The fetch stage waits out a Hub that is down, failing or rate limiting (retried with backoff inside the
-build), and fails at once, with its reason, on what waiting cannot fix. Against hubsim over HTTP."""
+build), and fails at once, with its reason, on what waiting cannot fix; a calibration read the Hub fails is
+the Hub's failure (the bot tries the build again later), not the dataset's. Against hubsim over HTTP."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from builders import fetch
+from builders.calibration import fetch_calibration
 from builders.failures import BuildFailure
-from builders.spec import BuildSpec, Recipe
+from builders.spec import DEFAULT_CALIBRATION, BuildSpec, Recipe
 from builders.tiny import calibration_text_path
 
 
@@ -64,3 +66,24 @@ def test_a_missing_repo_fails_at_once(hubsim, tmp_path) -> None:
         fetch.fetch(_spec(f"{hubsim.user}/no-such-model", "0" * 40, tmp_path), lambda *_: None)
     assert failed.value.kind == "repo_not_found" and failed.value.bad_input
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_calibration_read_the_hub_fails_is_the_hubs_failure_not_the_datasets(
+    hubsim, calibration_dataset: str, tmp_path: Path, status: int
+) -> None:
+    spec = _spec("any/model", "0" * 40, tmp_path).model_copy(
+        update={"recipe": Recipe(calib_dataset=DEFAULT_CALIBRATION, calib_samples=4)}
+    )
+    hubsim.fail(r"/api/datasets/", status, method="GET", times=100)
+    with pytest.raises(BuildFailure) as failed:
+        fetch_calibration(spec, lambda *_: None)
+    assert failed.value.kind == "hub_unavailable" and not failed.value.bad_input  # the bot tries again later
+    assert DEFAULT_CALIBRATION in failed.value.message and "--calib" in failed.value.message  # the way out
+    hubsim.server.faults.clear()
+    missing = spec.model_copy(
+        update={"recipe": Recipe(calib_dataset="nobody/no-such-dataset", calib_samples=4)}
+    )
+    with pytest.raises(BuildFailure) as refused:
+        fetch_calibration(missing, lambda *_: None)
+    assert refused.value.kind == "calibration_unavailable" and refused.value.bad_input  # no wait helps here

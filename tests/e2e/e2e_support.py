@@ -106,6 +106,7 @@ class BotProcess:
                 # commands other modules posted, which must not use up maya's rate (tests/handlers test it).
                 "command_rate_limit": 1000,
                 "lease_s": 6,
+                "shutdown_grace_s": 10,  # a SIGTERM mid-stage stops the build within `stop`'s wait
                 # the runtimes' transformers lines are read in tests/publishing; here releases say not checked
                 "runtime_envs": False,
                 "build_recipe": {

@@ -20,7 +20,7 @@ from bot.host.celery_app import make_app
 from bot.hub import Hub
 from bot.publishing.staged import StagedPublisher
 from bot.settings import load_settings
-from builders.spec import BuildSpec, EngineSettings
+from builders.spec import BuildError, BuildSpec, EngineSettings, Manifest, TaskResult, utcnow
 from state import JobStatus, Store
 
 PASSWORD = "s3cret-broker-pass"
@@ -78,3 +78,34 @@ def test_tasks_travel_as_json_acknowledged_late_one_at_a_time(tmp_path: Path) ->
     assert conf.worker_prefetch_multiplier == 1
     longest_stage = EngineSettings().timeout_s
     assert conf.broker_transport_options["visibility_timeout"] > longest_stage
+
+
+def _manifest(status: str, *kinds: str) -> Manifest:
+    errors = [BuildError(stage="fetch", kind=kind, message="503") for kind in kinds]
+    return Manifest(started_at=utcnow(), status=status, errors=errors)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("result", "waits"),
+    [
+        (TaskResult(manifest=_manifest("failed", "hub_unavailable")), True),
+        (TaskResult(manifest=_manifest("succeeded"), hub_failed=True), True),  # staging the checkpoint
+        (TaskResult(manifest=_manifest("failed", "no_safetensors")), False),
+    ],
+)
+def test_a_quantize_task_the_hub_failed_waits_for_another_try(
+    down_executor: Orchestrator, tmp_path: Path, result: TaskResult, waits: bool
+) -> None:
+    store = down_executor.store
+    store.jobs.enqueue("key-h", {"format": "gptq", "target_sms": [90]}, repo="alice/m")
+    job = store.lifecycle.claim_build(down_executor.owner, 60)
+    assert job is not None
+    task = store.tasks.add(job.id, "qb-1", kind="quantize", queue="quantize")
+    failed = result.model_copy(update={"ok": False, "error": "fetch: 503", "worker": "gpu-1"})
+    down_executor._succeeded(job, task, failed)
+    after = store.jobs.get(job.id)
+    if waits:  # back in the queue, sent again once its time has come
+        assert after.status is JobStatus.QUEUED and after.retry_at is not None
+        assert after.error == "fetch: 503 (on gpu-1)"
+    else:
+        assert after.status is JobStatus.FAILED and after.retry_at is None

@@ -1,5 +1,6 @@
 """The local executor on a real store with real worker processes: what a worker says and leaves becomes the
-job's status, a cancel stops the process, a shutdown gives the job back.
+job's status, a cancel stops the process, a shutdown lets the stage in hand finish and gives the job back,
+and a build the Hub failed waits in the queue for its next try.
 
 The workers are short Python scripts speaking the worker protocol (`builders.spec.Progress` lines on stdout,
 the manifest in the output dir, the exit code), started through `worker_command` as a container command
@@ -13,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from bot.launcher import launch
 from bot.settings import load_settings
 from builders.spec import BuildSpec
 from state import BuildChange, JobStatus, Store
-from state.lifecycle import TRANSIENT
+from state.lifecycle import TRANSIENT, retrying
 
 PRELUDE = """
 import json, sys, time
@@ -64,14 +66,15 @@ say("quantize", 0.1); time.sleep(120)
 
 
 @pytest.fixture
-def executor(store: Store, tmp_path: Path) -> Iterator[Callable[[str], LocalExecutor]]:
+def executor(store: Store, tmp_path: Path) -> Iterator[Callable[..., LocalExecutor]]:
     made: list[LocalExecutor] = []
 
-    def make(script: str) -> LocalExecutor:
+    def make(script: str, shutdown_grace_s: float = 0.0) -> LocalExecutor:
         path = tmp_path / f"worker{len(made)}.py"
         path.write_text(script)
+        command = [sys.executable, str(path)]
         settings = load_settings(
-            None, data_dir=tmp_path, worker_command=[sys.executable, str(path)], lease_s=20
+            None, data_dir=tmp_path, worker_command=command, lease_s=20, shutdown_grace_s=shutdown_grace_s
         )
         made.append(LocalExecutor(settings, store, publisher=None, slots=[Slot("cpu")], poll_s=0.05))
         return made[-1]
@@ -177,6 +180,51 @@ def test_a_shutdown_gives_the_running_job_back_to_the_queue(executor, store, tmp
     assert store.jobs.history(job_id)[-1].note == "bot shutting down"
 
 
+STAGE_THEN_HANGS = (
+    PRELUDE
+    + """
+import os
+def record(stage):
+    os.makedirs(spec["work_dir"] + "/stages", exist_ok=True)
+    with open(spec["work_dir"] + f"/stages/{stage}.json", "w") as f:
+        json.dump({"name": stage, "status": "succeeded"}, f)
+say("quantize", 0.1, "calibrating")
+while not os.path.exists(spec["output_dir"] + "/../go"):
+    time.sleep(0.05)
+record("quantize"); say("quantize", 1.0, "done"); say("export", 0.0, "started")
+time.sleep(120)
+"""
+)
+
+
+def test_a_shutdown_lets_the_stage_in_hand_finish_then_requeues(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(STAGE_THEN_HANGS, shutdown_grace_s=60).start()
+    _wait(lambda: "calibrating" in (store.jobs.get(job_id).progress_message or ""), "the calibration")
+    stopping = threading.Thread(target=ex.stop)
+    stopping.start()
+    time.sleep(1.0)
+    assert store.jobs.get(job_id).status is JobStatus.RUNNING  # the calibration goes on through the stop
+    (tmp_path / "go").write_text("")  # ...and ends
+    stopping.join(30)
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.QUEUED and store.jobs.history(job_id)[-1].note == "bot shutting down"
+    assert json.loads((tmp_path / "m-work" / "stages" / "quantize.json").read_text())["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(("grace", "drain"), [(0.5, True), (600, False)])  # past the grace; Ctrl+C
+def test_a_shutdown_stops_a_stage_that_outlasts_the_grace_or_at_once_on_ctrl_c(
+    executor, store, tmp_path, grace: float, drain: bool
+) -> None:
+    job_id = _queue(store, tmp_path)
+    ex = executor(STAGE_THEN_HANGS, shutdown_grace_s=grace).start()
+    _wait(lambda: "calibrating" in (store.jobs.get(job_id).progress_message or ""), "the calibration")
+    started = time.monotonic()
+    ex.stop(drain=drain)
+    assert time.monotonic() - started < 15  # the grace, then SIGTERM
+    assert store.jobs.get(job_id).status is JobStatus.QUEUED
+
+
 # -------------------------------------------------------------------- builders outlive the bot, CPU slot
 
 SLOW_BUILD = (
@@ -274,10 +322,17 @@ def test_a_pid_file_naming_another_process_is_not_adopted(tmp_path) -> None:
         other.wait()
 
 
-def test_a_build_failed_by_a_hub_outage_is_marked_for_retry(executor, store, tmp_path) -> None:
+def test_a_build_the_hub_failed_waits_in_the_queue_and_a_permanent_failure_fails(
+    executor, store, tmp_path
+) -> None:
     job_id = _queue(store, tmp_path)
-    _poll_until(executor(HUB_DOWN), lambda: store.jobs.get(job_id).status is JobStatus.FAILED)
-    assert store.jobs.history(job_id)[-1].note == TRANSIENT
+    _poll_until(executor(HUB_DOWN), lambda: store.jobs.get(job_id).retry_at is not None)
+    job = store.jobs.get(job_id)
+    assert store.jobs.history(job_id)[-1].note.startswith(f"{TRANSIENT}: retrying at ")
+    assert job.retry_at is not None and job.retry_at > job.updated_at  # not claimed before then
+    assert job.status is JobStatus.QUEUED and retrying(job).endswith("attempt 2")
+    assert "could not download: 503" in (job.error or "")
+    assert store.lifecycle.claim_build("w", 60) is None  # waiting: no slot takes it yet
     permanent = _queue(store, tmp_path, "other")
     _poll_until(executor(FAILS_WITH_MANIFEST), lambda: store.jobs.get(permanent).status is JobStatus.FAILED)
     assert store.jobs.history(permanent)[-1].note is None

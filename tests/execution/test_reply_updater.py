@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.dashboard.reply_updater import ReplyUpdater
 from bot.hub import Hub
+from bot.retries import Cause, Retries
+from bot.settings import load_settings
 from state import CommandStatus, Job, Store
 
 SHA = "cd" * 20
@@ -74,11 +77,23 @@ def test_the_reply_shows_each_new_stage_and_closes_when_the_build_ends(
     updater.flush()
     assert counting.edits == 1  # progress within a stage costs no Hub call
     store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
-    store.lifecycle.claim_publish("w", 60)
-    store.lifecycle.fail_publish(job.id, "w", "the Hub answered 500")
+    settings = load_settings(None, transient_deadline_h=1.0, publish_backoff_s=60)
+    start = datetime(2020, 1, 2, 3, 0, tzinfo=UTC)
+    claimed = store.lifecycle.claim_publish("w", 60)
+    Retries(settings, store, clock=lambda: start).publish_failed(
+        claimed, "w", "the Hub answered 500", Cause.HUB
+    )
+    updater.flush()
+    waiting = followed.shown(hubsim)
+    assert "built; waiting: publish failed: the Hub answered 500; retrying at 2020-01-02 03:0" in waiting
+    assert "UTC, attempt 2" in waiting and "All done." not in waiting
+    claimed = store.lifecycle.claim_publish("w", 60)  # and past the deadline the Hub fails it again
+    later = Retries(settings, store, clock=lambda: start + timedelta(hours=2))
+    later.publish_failed(claimed, "w", "the Hub answered 500", Cause.HUB)
     updater.flush()
     text = followed.shown(hubsim)
-    assert "failed: publish failed: the Hub answered 500" in text and "All done." in text
+    assert "failed: publish failed: the Hub answered 500 (the Hub kept failing since 2020-01-02 03:00" in text
+    assert "type `/retry` to try again" in text and "All done." in text
     assert store.commands.get(followed.command_id).status is CommandStatus.DONE
     edits = counting.edits
     store.lifecycle.retry(store.jobs.get(job.id), note="/retry")

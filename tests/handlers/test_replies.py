@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from handlers.replies import close, following, reply_state
 from state import CommandStatus, JobStatus, ReleaseKind, ReleaseStatus, Store
+from state.lifecycle import Wait
 
 SHA = "ab" * 20
 
@@ -69,3 +72,16 @@ def test_a_reply_follows_its_builds_until_closed(store: Store) -> None:
     assert store.commands.get(command_id).status is CommandStatus.DONE
     assert following(store, "k" * 64) == []
     assert store.jobs.get(1).status is JobStatus.QUEUED  # closing a reply moves no job
+
+
+def test_a_build_the_hub_failed_says_when_it_tries_again(store: Store) -> None:
+    job = _job(store, "h" * 64)
+    command = store.commands.get(_command(store, ["h" * 64]))
+    store.lifecycle.claim_build("w", 60)
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    store.lifecycle.defer_build(job, "w", "fetch: could not download: 503", Wait(at, at, 3))
+    text, done = reply_state(store, command)
+    assert text.splitlines()[2].endswith(
+        ": waiting: fetch: could not download: 503; retrying at 2030-01-02 03:04:05 UTC, attempt 3"
+    )
+    assert not done  # waiting is not an end

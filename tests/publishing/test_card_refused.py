@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.errors import CardRefused
-from bot.execution.retries import Retries
 from bot.publishing import publisher as publisher_module
 from bot.publishing.publish_step import PublishStep
+from bot.retries import Retries
 from bot.settings import load_settings
 from state import JobStatus
 
@@ -45,9 +44,8 @@ def test_a_refused_card_fails_the_job_before_any_upload_with_the_hubs_message(
     store.lifecycle.claim_build("w", 60)
     store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     claimed = store.lifecycle.claim_publish("publisher", 60)
-    PublishStep(store, publisher, owner="publisher", lease_s=60).publish(claimed)
-    failed = store.jobs.get(job.id)
-    assert failed.status is JobStatus.FAILED
-    assert failed.error.startswith('publish failed: the Hub refused the card\'s metadata: "license" must be')
     retries = Retries(load_settings(None), store)
-    assert retries.sweep(datetime.now(UTC) + timedelta(days=1)) == []  # permanent: not retried
+    PublishStep(store, publisher, owner="publisher", lease_s=60, retries=retries).publish(claimed)
+    failed = store.jobs.get(job.id)
+    assert failed.status is JobStatus.FAILED and failed.retry_at is None  # permanent: not retried
+    assert failed.error.startswith('publish failed: the Hub refused the card\'s metadata: "license" must be')

@@ -1,7 +1,7 @@
 """Faults on the Xet path of a release, through the bot's own Hub client against hubsim's CAS.
 
 hf_xet retries every CAS request itself; what fails through its retries reaches the bot as its typed
-transient errors (no second budget: `bot.hub`), and housekeeping retries the publish later. Whatever
+transient errors (no second budget: `bot.hub`), and the publish waits and is tried again later. Whatever
 happens, no commit names content the CAS does not hold. Uploads that must exhaust hf_xet's retries run in
 a child process with a small retry budget (hf_xet reads it once per process), as does the one killed.
 """
@@ -87,7 +87,7 @@ def test_a_cas_that_keeps_failing_fails_the_upload_as_transient_and_commits_noth
     fault = hubsim.fail(path, status, times=100)
     child = _child_upload(hubsim, repo_id, _folder(tmp_path), HF_XET_CLIENT_RETRY_MAX_ATTEMPTS="2")
     outcome = json.loads(child.communicate(timeout=120)[0])
-    assert outcome["error"] == error and outcome["transient"], outcome  # housekeeping retries the publish
+    assert outcome["error"] == error and outcome["transient"], outcome  # the publish waits, tried again
     assert 100 - fault.times == 3  # hf_xet's own budget (the request and 2 retries), and no second one
     assert _committed(hubsim, repo_id) == {".gitattributes"}
 
@@ -129,7 +129,7 @@ def test_a_token_revoked_mid_upload_fails_it_as_transient_and_a_retry_lands(
         hub.upload_folder(repo_id, folder, commit_message="weights")
     assert transient(failed.value) and "401" in str(failed.value)
     assert _committed(hubsim, repo_id) == {".gitattributes"}
-    hub.upload_folder(repo_id, folder, commit_message="weights")  # what housekeeping's retry does
+    hub.upload_folder(repo_id, folder, commit_message="weights")  # what the publish's next try does
     assert "model.safetensors" in _committed(hubsim, repo_id)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.retries import Cause, Retries
+from bot.settings import load_settings
 from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, TaskState, WatchKind
 
 HUB = "http://hub.test:8765"
@@ -159,3 +163,28 @@ def test_page_when_nothing_happened(bot) -> None:
     ):
         assert empty in page
     assert "quantbot watch add" in page
+
+
+def test_a_step_the_hub_failed_shows_when_it_tries_again_and_a_final_failure_says_retry(make_server) -> None:
+    bot = make_server(hf_endpoint=HUB)
+    store = bot.store
+    settings = load_settings(None, transient_deadline_h=1.0)
+    start = datetime(2020, 1, 2, 3, 0, tzinfo=UTC)
+    waiting, _ = store.jobs.enqueue("w1", _spec("gptq"), repo="org/model")
+    given_up, _ = store.jobs.enqueue("w2", _spec("fp8"), repo="org/model")
+    reason = "fetch: could not download: 503"
+    claimed = store.lifecycle.claim_build("host:1:cpu", 60)
+    assert claimed is not None and claimed.id == waiting.id
+    Retries(settings, store).build_failed(claimed, "host:1:cpu", reason, None, Cause.HUB)  # waits from now
+    for hours in (0, 2):  # the other fails, and fails again past the deadline
+        claimed = store.lifecycle.claim_build("host:1:cpu", 60)
+        assert claimed is not None and claimed.id == given_up.id
+        retries = Retries(settings, store, clock=itertools.repeat(start + timedelta(hours=hours)).__next__)
+        retries.build_failed(claimed, "host:1:cpu", reason, None, Cause.HUB)
+    page = bot.client.get("/").text
+    queue = re.search(r"<h2>Queue \(1\)</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "the Hub failed it (fetch: could not download: 503): retrying at" in queue and "attempt 2" in queue
+    failures = re.search(r"<h2>Failures</h2>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    assert "the Hub kept failing since 2020-01-02 03:00 UTC, 2 attempts" in failures and "/retry" in failures
+    status = bot.client.get("/api/status").json()
+    assert status["queue"]["jobs"][0]["retrying"].startswith("retrying at ")

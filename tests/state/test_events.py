@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from state import GuardFailed, NewEvent, NotFound, Store, comment_key, delivery_key, revision_key
 
@@ -108,3 +109,18 @@ def test_one_batch_with_duplicates_inside_and_outside(store: Store) -> None:
     assert first.created and not duplicate_of_stored.created and not duplicate_in_batch.created
     assert duplicate_of_stored.event_id == before and duplicate_in_batch.event_id == first.event_id
     assert store.events.get(first.event_id).payload == {"n": 1}
+
+
+def test_a_failed_batch_stores_nothing_and_the_appender_goes_on(store: Store) -> None:
+    appender = store.events.appender()
+    good = NewEvent("d1", "repo.content", "update", {"n": 1}, "key-1")
+    broken = NewEvent("d2", None, "update", {"n": 2}, "key-2")  # type: ignore[arg-type]  # scope is NOT NULL
+    try:
+        with pytest.raises(DBAPIError):
+            appender.append([good, broken])
+        [stored] = appender.append([good])  # on a fresh connection: the failed one was dropped
+    finally:
+        appender.close()
+
+    assert stored.created and store.events.get(stored.event_id).payload == {"n": 1}
+    assert [e.dedup_key for e in store.events.recent()] == ["key-1"]  # the failed batch left nothing
