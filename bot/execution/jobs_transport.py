@@ -33,7 +33,7 @@ from bot.errors import HubError
 from bot.execution.transport import Phase, Seen, Sent, TransportError
 from bot.host.one_task import PROGRESS_KEY, RESULT_KEY, TASK_ENV
 from bot.hub import Hub
-from bot.retries import cause_of
+from bot.retries import Cause, cause_of, cause_of_manifest
 from bot.settings import Settings
 from builders.spec import EngineRecord, TaskPlan, TaskReport, TaskRequest, TaskResult
 from state import JobTask
@@ -196,7 +196,17 @@ class JobsTransport:
             record = EngineRecord(sm=task.sm, status="failed", reason=error[-2000:])
             result = TaskResult(worker=task.worker, record=record, logs_url=task.worker)
             return self._spent(task, info, Seen(Phase.SUCCEEDED, result=result, worker=task.worker))
-        return self._spent(task, info, Seen(Phase.FAILED, error=error[-4000:]))
+        # A build that failed on its own printed its result before the Job exited 1: its manifest says
+        # whether the Hub caused it (it waits for another try) or not (it fails now); no result: unexpected.
+        done = follower.result
+        cause = (
+            Cause.OTHER
+            if done is None
+            else Cause.HUB
+            if done.hub_failed
+            else cause_of_manifest(done.manifest)
+        )
+        return self._spent(task, info, Seen(Phase.FAILED, error=error[-4000:], cause=cause))
 
     def _spent(self, task: JobTask, info: JobInfo | None, seen: Seen) -> Seen:
         """The Job's runtime, and what it cost at its flavour's price, added to what is seen of it."""
