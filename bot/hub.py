@@ -426,6 +426,17 @@ class Hub:
             lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
         )
 
+    def ranked_models(
+        self, *, filter: str, author: str | None = None, sort: str = "downloads", limit: int = 100
+    ) -> list[ModelInfo]:
+        """The first `limit` models matching a tag filter (of an author), most first by `sort`; items carry
+        their sha, downloads, likes, tags and config (where the quantization config is read)."""
+        expand: list[Any] = ["sha", "downloads", "likes", "tags", "config"]
+        listing = self.api.list_models
+        return self.call(
+            lambda: list(listing(author=author, filter=filter, sort=sort, limit=limit, expand=expand))
+        )
+
     def models_modified_since(
         self,
         since: datetime,

@@ -186,6 +186,13 @@ class Settings(BaseSettings):
     cooldown_minutes: int = Field(
         0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
     )
+    demand_monthly_budget: int = Field(
+        3, ge=0, description="Fine-tunes a demand watch builds per calendar month (a watch may set its own)."
+    )
+    trusted_publishers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Users or orgs whose quantizations of a fine-tune a demand watch does not build again.",
+    )
     dashboard_s: float = Field(
         60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
     )
@@ -263,7 +270,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", "maintainers", "allowlist",
-        "command_namespaces", "warm_toolchains", mode="before",
+        "command_namespaces", "warm_toolchains", "trusted_publishers", mode="before",
     )  # fmt: skip
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:

@@ -11,6 +11,7 @@ changed metadata files (tokenizer, chat template, generation config, licences) t
 (`UpkeepPort`). Otherwise its jobs wait for the watch's cooldown (`cooldown_minutes`, the setting's unless the
 watch sets its own): they are claimed only once that much time has passed with no newer push, and a newer
 push cancels the jobs still waiting for an older revision, so a burst of pushes gives one build of the last.
+A fine-tune of a base watched for demand (`handlers.demand`) ranks the base's fine-tunes again instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from builders.spec import BuildSpec
+from handlers import demand
 from handlers.context import Context
 from handlers.router import HANDLED, IGNORED, Router
 from state import Job, JobStatus, ReleaseStatus, Watch, WatchKind
@@ -66,6 +68,10 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
     if _is_own_commit(ctx, repo, sha):
         ctx.log.info("%s@%s is the bot's own commit; ignored", repo, sha[:12])
         return IGNORED
+    if watch.demand and watch.kind is WatchKind.BASE_MODEL:
+        ranking = demand.rank_and_build(ctx, watch)
+        ctx.log.info("%s: fine-tunes of %s ranked again (%d)", repo, watch.target, len(ranking))
+        return HANDLED
     previous = released_revision(ctx, repo)
     if previous is not None and previous != sha and ctx.upkeep is not None:
         done = ctx.upkeep.metadata_only(repo, previous, sha)

@@ -193,6 +193,11 @@ class Watch(Base):
     cooldown_minutes: Mapped[int | None] = mapped_column(Integer)
     # one discussion on each watched upstream saying where its releases stand (opt-in)
     dashboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # a base-model watch that builds only its most popular fine-tunes, `monthly_budget` of them a month
+    # (None: the setting's); `ranking` is the last ranking made, with each candidate's reason
+    demand: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    monthly_budget: Mapped[int | None] = mapped_column(Integer)
+    ranking: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
