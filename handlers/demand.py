@@ -4,9 +4,10 @@ The Hub's listing of the base's fine-tunes (`base_model:finetune:<base>`), sorte
 (most downloaded first, then most liked). From the top, each fine-tune gets its eligible formats built, less
 the formats a trusted publisher (`trusted_publishers`) already released of it: the model tree's
 quantizations of that fine-tune by that publisher, their format read from the repo's tags, its
-`quantization_config`, else its name. A fine-tune counts once against the watch's monthly budget
-(`monthly_budget`, else `demand_monthly_budget`) in the calendar month its builds were queued; past the
-budget the rest wait for next month. The ranking, with each one's reason, is kept for the status page.
+`quantization_config`, else its name; one with nothing left to build costs no budget. A fine-tune counts
+once against the watch's monthly budget (`monthly_budget`, else `demand_monthly_budget`) in the calendar
+month its builds were queued; past the budget the rest wait for next month and are not read further. The
+ranking, with each one's reason, is kept for the status page.
 """
 
 from __future__ import annotations
@@ -42,23 +43,26 @@ def rank_and_build(ctx: Context, watch: Watch) -> list[dict[str, Any]]:
     )
     budget = ctx.options.demand_monthly_budget if watch.monthly_budget is None else watch.monthly_budget
     month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    spent = sum(1 for model in ranked if _built_since(ctx, model.id, month))
+    built = {model.id for model in ranked if _built_since(ctx, model.id, month)}
+    spent = len(built)
     ranking = []
     for model in ranked:
         entry = {"repo": model.id, "sha": model.sha, "downloads": model.downloads or 0}
         entry["likes"] = model.likes or 0
-        if _built_since(ctx, model.id, month):
+        if model.id in built:
             reason = "built this month"
+        elif spent >= budget:
+            reason = "over budget"  # not read further: the budget bounds the Hub requests a ranking costs
         else:
-            reason = _decide(ctx, watch, model, spent < budget)
+            reason = _decide(ctx, watch, model)
             spent += reason.startswith("built")
         ranking.append(entry | {"reason": reason})
     ctx.store.watches.set_ranking(watch.id, ranking)
     return ranking
 
 
-def _decide(ctx: Context, watch: Watch, model: Any, within_budget: bool) -> str:
-    """Queue what `model` needs if the budget allows; the reason shown for it."""
+def _decide(ctx: Context, watch: Watch, model: Any) -> str:
+    """Queue what `model` needs (the budget allows one more); the reason shown for it."""
     released = _released_by_trusted(ctx, model.id)
     eligibility = ctx.planner.eligibility(model.id, str(model.sha))
     if eligibility.refused:
@@ -69,8 +73,6 @@ def _decide(ctx: Context, watch: Watch, model: Any, within_budget: bool) -> str:
     skipped = "; ".join(f"{fmt} already released by {who}" for fmt, who in sorted(released.items()))
     if not wanted:
         return skipped or "nothing to build"
-    if not within_budget:
-        return "over budget" + (f"; {skipped}" if skipped else "")
     from handlers.upstream import enqueue_specs  # imported here: the upstream handler imports this module
 
     enqueue_specs(ctx, model.id, wanted)
