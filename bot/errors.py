@@ -29,6 +29,7 @@ The tree::
         ├── EntryNotFound          the repo and revision exist but not the file (exit 2)
         ├── HubAuthError           the token is missing, invalid, or lacks permission
         ├── HubRateLimited         429 after the client's own retries
+        │   └── HubBudgetSpent     not sent: the token's budget for this window is spent for this caller
         └── HubUnavailable         5xx or a connection failure after retries
 
 Builders (their own process) report failures through the manifest, not through these classes.
@@ -113,6 +114,10 @@ class HubAuthError(HubError, PermissionError):
 
 class HubRateLimited(HubError):
     """The Hub still answered 429 after retrying within the allowed budget."""
+
+
+class HubBudgetSpent(HubRateLimited):
+    """The token's request budget for this window is spent for this caller: the request was not sent."""
 
 
 class HubUnavailable(HubError, ConnectionError):

@@ -1,7 +1,9 @@
 """The one door to the Hub: every Hub call of the bot goes through `Hub`.
 
 `Hub` wraps huggingface_hub's `HfApi` so that the rest of the bot sees only quantbot's typed errors
-(`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`).
+(`bot.errors`), and so that calls are retried, bounded, on 429 and 5xx (honouring `Retry-After`). Every
+request of a token spends that token's one request budget (`bot.budget`), which holds a retry after a 429
+until the Hub's reset and keeps requests for publishing and replies when polling would spend them.
 
 One retry budget per request, never two nested: the client's own `http_backoff` already retries the
 preupload, Xet token, LFS and storage requests of an upload (six tries, 23 s of backoff), and hf_xet
@@ -13,11 +15,13 @@ still fails waits and is tried again whole (`bot.retries`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -26,9 +30,17 @@ import httpx
 from huggingface_hub import HfApi, JobInfo, get_session, hf_hub_download, hf_raise_for_status
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
-from huggingface_hub.hf_api import CommitInfo, GitCommitInfo, ModelInfo, WebhookInfo, WebhookWatchedItem
-from huggingface_hub.utils import build_hf_headers
+from huggingface_hub.hf_api import (
+    CommitInfo,
+    DatasetInfo,
+    GitCommitInfo,
+    ModelInfo,
+    WebhookInfo,
+    WebhookWatchedItem,
+)
+from huggingface_hub.utils import build_hf_headers, paginate
 
+from bot.budget import CALLS, RequestBudget, acting_as, budget_for, named_caller
 from bot.errors import (
     CardRefused,
     EntryNotFound,
@@ -45,6 +57,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+FREE_QUOTAS = {"api": 1_000, "resolvers": 5_000}  # the Hub's free plan, per 5 minutes, until it tells
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 4
 MAX_SLEEP_S = 30.0
@@ -120,10 +133,18 @@ def translate(error: Exception, repo_id: str | None = None, endpoint: str | None
 class Hub:
     """quantbot's Hub client: HfApi plus typed errors and bounded retries on reads."""
 
-    def __init__(self, endpoint: str | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str | None = None, token: str | None = None, *, budget: RequestBudget | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.token = token
         self.api = HfApi(endpoint=endpoint, token=token)
+        # one budget per token in this process, whichever Hub made it first (bot.budget)
+        self.budget = budget_for(token, lambda: budget or RequestBudget(dict(FREE_QUOTAS))) if token else None
+
+    def acting_as(self, caller: str) -> contextlib.AbstractContextManager[None]:
+        """Name who makes the Hub requests of this thread meanwhile (the poller, the catch-up, ...)."""
+        return acting_as(caller)
 
     def call(
         self,
@@ -143,10 +164,15 @@ class Hub:
         refused it before acting, whereas after a 5xx or a dropped connection it may have acted, and a
         blind retry would post twice. Callers of such calls look before they try again.
         """
+        name = str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call"))
+        caller = CALLS.get(name) if named_caller() is None else None  # a reply is a reply in any thread
         attempt = 0
         while True:
             try:
-                return fn(*args, **kw)
+                if caller is None:
+                    return fn(*args, **kw)
+                with acting_as(caller):
+                    return fn(*args, **kw)
             except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
                 response = getattr(e, "response", None)
                 status = getattr(response, "status_code", None)
@@ -159,8 +185,8 @@ class Hub:
                 attempt += 1
                 if not (retry and transient and attempt < MAX_ATTEMPTS) or _client_retried(e):
                     raise translate(e, repo_id, self.endpoint) from e
-                delay = _retry_after(response, attempt)
-                name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "call")
+                # after a 429 the budget holds the next try until the reset the Hub named (bot.budget)
+                delay = 0.0 if status == 429 and self.budget else _retry_after(response, attempt)
                 log.warning("Hub call %s failed (%s); retry %d in %.1fs", name, status or e, attempt, delay)
                 time.sleep(delay)
             except (hf_errors.EntryNotFoundError, hf_errors.LocalEntryNotFoundError) as e:
@@ -196,6 +222,13 @@ class Hub:
     ) -> ModelInfo:
         return self.call(
             self.api.model_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
+        )
+
+    def dataset_info(
+        self, repo_id: str, revision: str | None = None, files_metadata: bool = False
+    ) -> DatasetInfo:
+        return self.call(
+            self.api.dataset_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
         )
 
     def resolve_revision(self, repo_id: str, revision: str | None = None) -> str:
@@ -310,6 +343,10 @@ class Hub:
         """Every pull request of the repo (any status), optionally only those opened by `author`."""
         return self._discussions(repo_id, author=author, discussion_type="pull_request")
 
+    def discussions(self, repo_id: str, author: str | None = None) -> list[Discussion]:
+        """Every discussion of the repo that is not a pull request (any status), optionally by `author`."""
+        return self._discussions(repo_id, author=author, discussion_type="discussion")
+
     def open_discussions(self, repo_id: str) -> list[Discussion]:
         """The repo's open discussions and PRs (drafts too): where commands the bot missed may wait."""
         return self._discussions(repo_id, discussion_status="open")
@@ -347,6 +384,20 @@ class Hub:
             idempotent=False,
         )
 
+    def open_discussion(self, repo_id: str, title: str, description: str) -> DiscussionWithDetails:
+        """Open a discussion (not idempotent: retried only on 429)."""
+        create = functools.partial(self.api.create_discussion, repo_id, title, description=description)
+        return self.call(create, repo_id=repo_id, idempotent=False)
+
+    def tag(self, repo_id: str, tag: str, revision: str, message: str) -> None:
+        """Point `tag` at `revision`, moving it if it points elsewhere (a tag names one release's commit)."""
+        refs = self.call(self.api.list_repo_refs, repo_id, repo_id=repo_id)
+        if any(t.name == tag for t in refs.tags):
+            self.call(self.api.delete_tag, repo_id, tag=tag, repo_id=repo_id)
+        self.call(
+            self.api.create_tag, repo_id, tag=tag, tag_message=message, revision=revision, repo_id=repo_id
+        )
+
     def merge_pull_request(self, repo_id: str, num: int) -> None:
         """Merge a PR (the repo's owners only); retried only on 429, as a merge cannot happen twice."""
         self.call(self.api.merge_pull_request, repo_id, num, repo_id=repo_id, idempotent=False)
@@ -357,6 +408,18 @@ class Hub:
         """Post a comment and return its id, so the bot can edit it in place later (retried only on 429)."""
         posted = self.call(self.api.comment_discussion, repo_id, num, text, repo_id=repo_id, idempotent=False)
         return str(posted.id)
+
+    def user_gpus(self, user: str) -> list[str]:
+        """The GPUs `user` saved as their hardware on their Hub profile, primary first ([] when not public).
+
+        The overview's `hardwareItems` (hub-docs hardware.md): `{"sku": [type, provider, model], ...}`."""
+        overview = self.call(self.api.get_user_overview, user)
+        items = getattr(overview, "hardwareItems", None) or []
+        gpus = [
+            i for i in items if isinstance(i, dict) and isinstance(i.get("sku"), list) and len(i["sku"]) == 3
+        ]
+        gpus.sort(key=lambda i: not i.get("isPrimary"))
+        return [str(i["sku"][2]) for i in gpus if i["sku"][0] == "GPU"]
 
     def org_members(self, org: str) -> list[str] | None:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
@@ -375,6 +438,55 @@ class Hub:
         return self.call(
             lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
         )
+
+    def ranked_models(
+        self, *, filter: str, author: str | None = None, sort: str = "downloads", limit: int = 100
+    ) -> list[ModelInfo]:
+        """The first `limit` models matching a tag filter (of an author), most first by `sort`; items carry
+        their sha, downloads, likes, tags and config (where the quantization config is read)."""
+        expand: list[Any] = ["sha", "downloads", "likes", "tags", "config"]
+        listing = self.api.list_models
+        return self.call(
+            lambda: list(listing(author=author, filter=filter, sort=sort, limit=limit, expand=expand))
+        )
+
+    def models_modified_since(
+        self,
+        since: datetime,
+        *,
+        overlap: timedelta = timedelta(0),
+        author: str | None = None,
+        filter: str | None = None,
+        page: int = 100,
+        at_most: int | None = None,
+    ) -> tuple[list[ModelInfo], bool]:
+        """Models (of an author, matching a filter, or all) last modified at or after `since - overlap`,
+        newest first: the Hub's listing sorted by last modification, read page by page until an older one
+        (a quiet listing costs one request). Items carry only their id, sha, last modification and privacy.
+        The flag says whether more than `at_most` items newer than `since` were there (the reading stops)."""
+        params: dict[str, Any] = {"sort": "lastModified", "direction": -1, "limit": page}
+        params["expand"] = ["sha", "lastModified", "private"]
+        if author:
+            params["author"] = author
+        if filter:
+            params["filter"] = filter
+        url = f"{self.api.endpoint}/api/models"
+        headers = self.api._build_hf_headers()
+
+        def read() -> tuple[list[ModelInfo], bool]:
+            found: list[ModelInfo] = []
+            newer = 0
+            for item in paginate(url, params=params, headers=headers):
+                info = ModelInfo(**item)
+                if info.last_modified is None or info.last_modified < since - overlap:
+                    return found, False
+                newer += info.last_modified > since
+                if at_most is not None and newer > at_most:
+                    return found, True
+                found.append(info)
+            return found, False
+
+        return self.call(read)
 
     # HfApi's webhook calls ignore the client's endpoint (they read HF_ENDPOINT), so these send their own
     # requests to `self.api.endpoint` with the client's session and error handling.

@@ -18,19 +18,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.budget import RequestBudget
 from bot.dashboard.reply_updater import ReplyUpdater
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
 from bot.execution.housekeeping import Housekeeping
 from bot.execution.local import LocalExecutor
 from bot.execution.slots import Slot
-from bot.hub import Hub
+from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
 from bot.intake.scheduler import Poller
 from bot.intake.server import create_app, open_configured_store
+from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
+from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
+from bot.publishing.reverify import Reverifier
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
@@ -38,6 +42,8 @@ from handlers.context import Options
 from state import Store
 
 log = logging.getLogger(__name__)
+
+REVERIFY_SWEEP_S = 3600.0  # how often the releases due for re-verification (`reverify_days`) are looked for
 
 
 @dataclass
@@ -56,28 +62,37 @@ class Bot:
     replies: ReplyUpdater
     readiness: HubReadiness
     reviews: ReleaseLookup
+    upkeep: MetadataUpdates
+    reverifier: Reverifier
 
     @classmethod
     def assemble(cls, settings: Settings, *, slots: list[Slot] | None = None) -> Bot:
         """Open the store and wire the parts; no Hub call (the Hub may be down). Nothing runs until `start`.
 
         Until the Hub names the bot, `options` holds the configured `bot_name` (or nothing)."""
-        hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
+        budget = RequestBudget(dict(FREE_QUOTAS), poll_share=settings.poll_budget_share)
+        hub = Hub(endpoint=settings.hf_endpoint, token=settings.token(), budget=budget)
         bot_user = settings.bot_name or ""
         options = Options.from_settings(settings, bot_user=bot_user)
         readiness = HubReadiness(hub)
         store = open_configured_store(settings)
         executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
+        upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
+        planner = SpecMaker(settings, hub)
         dispatcher = Dispatcher(
-            store, hub=hub, options=options, planner=SpecMaker(settings, hub), reviews=reviews
+            store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
+        dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
+        reverifier = Reverifier(settings, hub, store, bot_user)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
         scheduler = Scheduler()
         scheduler.every("poll", poller.poll, seconds=settings.poll_interval_min * 60)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping = Housekeeping(settings, store).housekeeping
         scheduler.every("housekeeping", housekeeping, seconds=min(15.0, max(1.0, settings.lease_s / 2)))
+        scheduler.every("dashboards", dashboards.refresh, seconds=settings.dashboard_s)
+        scheduler.every("reverify", reverifier.sweep, seconds=REVERIFY_SWEEP_S)
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
         replies = ReplyUpdater(store, hub, scheduler)
         return cls(
@@ -93,6 +108,8 @@ class Bot:
             replies,
             readiness,
             reviews,
+            upkeep,
+            reverifier,
         )
 
     def start_workers(self) -> Bot:
@@ -105,6 +122,8 @@ class Bot:
         self.options = Options.from_settings(self.settings, bot_user=bot_user)
         self.dispatcher.options = self.options
         self.reviews.bot_name = bot_user
+        self.upkeep.bot_name = bot_user
+        self.reverifier.bot_name = bot_user
         self.replies.start()
         self.executor.start()
         self.dispatcher.start()

@@ -27,7 +27,7 @@ class Scheduler:
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
 
     def every(self, name: str, task: Callable[[], Any], *, seconds: float) -> None:
-        """Run `task` now (once started) and every `seconds` after."""
+        """Run `task` now (once started) and every `seconds` after (in place of a job of that name)."""
         self._scheduler.add_job(
             _logged(task),
             "interval",
@@ -36,6 +36,7 @@ class Scheduler:
             id=name,
             max_instances=1,
             coalesce=True,
+            replace_existing=True,
         )
 
     def nudge(self, name: str) -> None:

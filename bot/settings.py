@@ -129,7 +129,11 @@ class Settings(BaseSettings):
     remote_sms: Annotated[list[int], NoDecode] = Field(
         default_factory=list, description="SMs served by remote workers, added to the local GPUs."
     )
-    policy: Literal["strict", "permissive"] = Field("strict", description="How the planner reads '.' cells.")
+    policy: Literal["runtimes", "strict", "permissive"] = Field(
+        "runtimes",
+        description="What makes a format eligible: runtimes (what runs the family), or the seeds (strict, "
+        "permissive).",
+    )
     trust_remote_code_repos: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Repos whose custom code may run (auto_map)."
     )
@@ -173,6 +177,31 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="The bot's URL as the Hub reaches it (webhooks sync).")
     poll_interval_min: float = Field(
         15.0, gt=0, description="Minutes between polls (watch list, missed commands)."
+    )
+    calib_max_dataset_mb: int = Field(
+        20_000, gt=0, description="Largest Hub dataset `/quantize --calib` may name (its files, in MB)."
+    )
+    reverify_days: float = Field(
+        30.0, ge=0, description="Days between checks of each published release as published (0: never)."
+    )
+    cooldown_minutes: int = Field(
+        0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
+    )
+    demand_monthly_budget: int = Field(
+        3, ge=0, description="Fine-tunes a demand watch builds per calendar month (a watch may set its own)."
+    )
+    trusted_publishers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Users or orgs whose quantizations of a fine-tune a demand watch does not build again.",
+    )
+    dashboard_s: float = Field(
+        60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
+    )
+    poll_budget_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the token's Hub requests per 5-minute window the poll and catch-up may spend.",
     )
     lease_s: float = Field(60.0, gt=0, description="Seconds a worker holds a job without a heartbeat.")
     max_attempts: int = Field(3, ge=1, description="Build attempts before a job whose lease expired fails.")
@@ -249,6 +278,7 @@ class Settings(BaseSettings):
         "allowlist",
         "command_namespaces",
         "warm_toolchains",
+        "trusted_publishers",
         mode="before",
     )
     @classmethod

@@ -91,7 +91,7 @@ def fetch_calibration(spec: BuildSpec, progress: Callable[[float, str], None]) -
         return {"source": "local", "dataset": path.name}
     dataset_id, config, split, text_field = recipe.calib_hub_source()
     progress(0.02, f"reading calibration dataset {dataset_id} ({config or 'default'}, {split})")
-    revision = _dataset_revision(dataset_id)
+    revision = _dataset_revision(dataset_id, recipe.calib_revision)
     texts, exhausted = _stream_rows(recipe, dataset_id, config, split, text_field, revision)
     rows = Path(spec.work_dir) / ROWS_FILE
     rows.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +113,17 @@ def fetch_calibration(spec: BuildSpec, progress: Callable[[float, str], None]) -
     return record
 
 
-def _dataset_revision(dataset_id: str) -> str:
-    """The commit sha of the dataset's main branch (one small call that fails fast when it is unreachable)."""
+def _dataset_revision(dataset_id: str, revision: str | None = None) -> str:
+    """The commit sha of the dataset's `revision` (default: main): one small call that fails fast when it is
+    unreachable."""
     import httpx
     from huggingface_hub import HfApi
     from huggingface_hub import errors as hf_errors
 
     try:
-        info = HfApi().dataset_info(dataset_id, timeout=30)
+        info = HfApi().dataset_info(dataset_id, revision=revision, timeout=30)
+    except hf_errors.RevisionNotFoundError:
+        raise unavailable(dataset_id, f"it has no revision {revision!r}") from None
     except hf_errors.GatedRepoError:
         raise unavailable(dataset_id, "it is gated and this token has no access") from None
     except hf_errors.RepositoryNotFoundError:

@@ -263,8 +263,15 @@ def legacy_module_problems(meta: dict[str, Any], module: str, rows: int, cols: i
     return problems
 
 
+# The linear layers of a mixture of experts that GPTQ leaves in 16 bits: the router, which picks the experts
+# (Mixtral's `block_sparse_moe.gate`, Qwen-MoE's `mlp.gate`), and Qwen2-MoE's shared-expert gate (GPTQModel
+# 7.6's model definitions quantize neither). They stay as the upstream stores them.
+UNQUANTIZED_MOE = ("*.block_sparse_moe.gate", "*.mlp.gate", "*.mlp.shared_expert_gate")
+
+
 def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check]:
-    """A GPTQ checkpoint: quantize_config.json as asked, and qweight/qzeros/scales/g_idx per layer."""
+    """A GPTQ checkpoint: quantize_config.json as asked, qweight/qzeros/scales/g_idx per layer, and the MoE
+    routers and shared-expert gates as the upstream has them."""
     qcfg = json.loads((ckpt / "quantize_config.json").read_text())
     bits, group, desc_act = expect["bits"], expect["group_size"], expect["desc_act"]
     checks = [
@@ -279,15 +286,28 @@ def check_gptq(ckpt: Path, base_dir: Path, expect: dict[str, Any]) -> list[Check
     out, base = Tensors(ckpt), Tensors(base_dir)
     problems = []
     layers = _linear_weights(base)
+    routers = {m for m in layers if _excluded(m, list(UNQUANTIZED_MOE))}
     for module, (rows, cols) in layers.items():
-        problems += gptq_module_problems(out.meta, module, rows, cols, bits, group)
+        if module not in routers:
+            problems += gptq_module_problems(out.meta, module, rows, cols, bits, group)
     checks.append(
         Check(
             name="gptq packed layers",
             ok=not problems and bool(layers),
-            detail=f"{len(layers)} layers, {bits}-bit" + (f"; {problems[:3]}" if problems else ""),
+            detail=f"{len(layers) - len(routers)} layers, {bits}-bit"
+            + (f"; {problems[:3]}" if problems else ""),
         )
     )
+    if routers:
+        changed = sorted(m for m in routers if out.meta.get(f"{m}.weight") != base.meta[f"{m}.weight"])
+        checks.append(
+            Check(
+                name="MoE routers unquantized",
+                ok=not changed,
+                detail=f"{len(routers)} router and shared-expert gates as the upstream stores them"
+                + (f"; changed: {changed[:3]}" if changed else ""),
+            )
+        )
     checks.append(_finite_scales(out, [n for n in out.meta if n.endswith(".scales")]))
     return checks
 

@@ -109,7 +109,10 @@ class _Upstream:
 
 
 def _upstream_layers(upstream: Path, trust_remote_code: bool) -> _Upstream:
-    """The upstream's layers, from the model built on the meta device (no weight is read)."""
+    """The upstream's layers, from the model built on the meta device (no weight is read). transformers 5
+    keeps a mixture of experts' experts (and its router) as fused modules, not `nn.Linear`s, while the
+    checkpoints store one linear layer per expert: every 2-D weight of the upstream's files inside the decoder
+    stack that the model has no linear layer for counts as one, by its stored name and shape."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -118,17 +121,20 @@ def _upstream_layers(upstream: Path, trust_remote_code: bool) -> _Upstream:
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     layers = getattr(config.get_text_config(), "num_hidden_layers", None)
     embedding = model.get_input_embeddings()
+    linears = {
+        name: (module.out_features, module.in_features)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    stack = next(
+        (n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == layers), ""
+    )
+    for name, tensor in _tensors(upstream).items():
+        module = name.removesuffix(".weight")
+        if name.endswith(".weight") and len(tensor["shape"]) == 2 and module.startswith(f"{stack}."):
+            linears.setdefault(module, (tensor["shape"][0], tensor["shape"][1]))
     return _Upstream(
-        linears={
-            name: (module.out_features, module.in_features)
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear)
-        },
-        stack=next(
-            (n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == layers),
-            "",
-        ),
-        embedding=next(n for n, m in model.named_modules() if m is embedding),
+        linears=linears, stack=stack, embedding=next(n for n, m in model.named_modules() if m is embedding)
     )
 
 
@@ -205,6 +211,7 @@ def _declared_scope(release: Path, quantization: dict[str, Any], upstream: _Upst
             for m in linears
             if (m.startswith(upstream.stack + ".") or (m == "lm_head" and declared.get("lm_head")))
             and not any(r.match(m) for r in negative)
+            and not any(fnmatch(m, p) for p in layouts.UNQUANTIZED_MOE)
         ]
     else:
         excluded = declared["quantization"].get("exclude_modules") or []

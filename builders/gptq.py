@@ -4,6 +4,10 @@ quantize writes GPTQModel's checkpoint into the work dir (that is the stage's du
 never quantizes twice); export copies it to the output dir, whose root is the repo to publish (GPTQ repos
 are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary paths GPTQModel records, and
 with the upstream's metadata files and config keys (invariance.py) in place of what GPTQModel saved.
+
+GPTQModel quantizes a fused projection of the upstream (Phi-3's `gate_up_proj`) as the two layers it fuses and
+saves them so; export fuses them back under the upstream's name (`refuse_split_layers`), so that the model
+class of the upstream, which has only the fused layer, loads the release.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 from builders.artifacts import clear_output, hash_folder, scrub_host_paths
 from builders.calibration import load_calibration
 from builders.context import BuildContext, with_oom_retry
-from builders.invariance import keep_upstream_metadata
+from builders.failures import BuildFailure
+from builders.invariance import keep_upstream_metadata, safetensors_header
 from builders.spec import MANIFEST_NAME
 
 
@@ -104,6 +109,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     ctx.progress(0.3, "copying the GPTQ checkpoint to the output dir")
     shutil.copytree(source, out, dirs_exist_ok=True)
     scrubbed = scrub_host_paths(out)
+    fused = refuse_split_layers(out, ctx.snapshot_dir)
     metadata = keep_upstream_metadata(out, ctx.snapshot_dir, "gptq", ctx.spec.trust_remote_code)
     qcfg = json.loads((out / "quantize_config.json").read_text())
     artifacts = [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME]
@@ -124,8 +130,63 @@ def export(ctx: BuildContext) -> dict[str, Any]:
         "artifacts": artifacts,
         "upstream_metadata": metadata,
         "host_paths_removed": scrubbed,
+        "refused_layers": fused,
         "outputs": [str(out / "quantize_config.json")],
     }
+
+
+# The fused projections GPTQModel splits: (fused name, its parts in the order the fused weight stacks them).
+SPLIT_LAYERS = (("gate_up_proj", ("gate_proj", "up_proj")),)
+_PACKED = ("qweight", "qzeros", "scales")  # GPTQ tensors whose last axis is the layer's output features
+
+
+def refuse_split_layers(out: Path, upstream: Path) -> list[str]:
+    """Fuse the parts GPTQModel saved of each upstream fused layer back into it: GPTQ packs each output
+    feature on its own (the last axis of qweight, qzeros and scales), so the fused layer's tensors are its
+    parts' concatenated there, in the order the upstream stacks them; g_idx (one entry per input feature) is
+    the parts' own, which must agree. Returns the layers fused."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    names = {n for f in Path(upstream).glob("*.safetensors") for n in safetensors_header(f)}
+    fused_layers = [
+        (n.removesuffix(f".{fused}.weight"), fused, parts)
+        for n in names
+        for fused, parts in SPLIT_LAYERS
+        if n.endswith(f".{fused}.weight")
+    ]
+    done: list[str] = []
+    for file in sorted(out.glob("*.safetensors")) if fused_layers else ():
+        tensors = load_file(file)
+        for module, fused, parts in fused_layers:
+            pieces = [f"{module}.{p}" for p in parts]
+            if not all(f"{p}.qweight" in tensors for p in pieces):
+                continue
+            for kind in _PACKED:
+                tensors[f"{module}.{fused}.{kind}"] = torch.cat(
+                    [tensors.pop(f"{p}.{kind}") for p in pieces], -1
+                )
+            g_idx = [tensors.pop(f"{p}.g_idx") for p in pieces]
+            if any(not torch.equal(g_idx[0], g) for g in g_idx[1:]):
+                raise BuildFailure("gptq_refuse", f"{module}: the parts of {fused} have different g_idx")
+            tensors[f"{module}.{fused}.g_idx"] = g_idx[0]
+            done.append(f"{module}.{fused}")
+        if done:
+            save_file(tensors, str(file), metadata={"format": "pt"})
+    _reindex(out)
+    return sorted(done)
+
+
+def _reindex(out: Path) -> None:
+    """A sharded checkpoint's index names each tensor's file: rewrite it from the files as they now are."""
+    index = out / "model.safetensors.index.json"
+    if not index.exists():
+        return
+    data = json.loads(index.read_text())
+    data["weight_map"] = {
+        name: file.name for file in sorted(out.glob("*.safetensors")) for name in safetensors_header(file)
+    }
+    index.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _producer_version(qcfg: dict[str, Any]) -> str | None:
@@ -135,8 +196,18 @@ def _producer_version(qcfg: dict[str, Any]) -> str | None:
     return None
 
 
-def reload(ctx: BuildContext) -> Any:
-    """The saved artifact loaded back by GPTQModel, as a user would load it (its HF model inside)."""
+def reload(ctx: BuildContext) -> tuple[Any, str]:
+    """The saved artifact loaded back as a user would load it, and how: by GPTQModel (its HF model inside),
+    or by transformers where export fused layers back (GPTQModel's own definition wants them split)."""
+    if ctx.details("export").get("refused_layers"):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(
+            ctx.out_dir, trust_remote_code=ctx.spec.trust_remote_code, device_map=ctx.torch_device
+        )
+        return model.eval(), "AutoModelForCausalLM.from_pretrained"
     gptqmodel = _gptqmodel()
-    loaded = gptqmodel.GPTQModel.load(str(ctx.out_dir), device=ctx.torch_device)
-    return loaded.model
+    loaded = gptqmodel.GPTQModel.load(
+        str(ctx.out_dir), device=ctx.torch_device, trust_remote_code=ctx.spec.trust_remote_code
+    )
+    return loaded.model, "GPTQModel.load"

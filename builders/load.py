@@ -58,10 +58,13 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
             f"{arch} is not a causal language model (…ForCausalLM)",
             bad_input=True,
         )
-    if config.get("auto_map") and not spec.trust_remote_code and not _transformers_knows(model_type):
+    if config.get("auto_map") and not spec.trust_remote_code:
+        # As the planner: a repo that names its own code is built with that code or not at all (built with
+        # transformers' class instead, its release would name code it does not carry, or run other code).
         raise BuildFailure(
             "unsupported_architecture",
-            f"{arch} ({model_type}) needs the repo's own code (auto_map); trust_remote_code is off",
+            f"{arch} ({model_type}) names the repo's own code (auto_map); trust_remote_code is off for it "
+            "(trust_remote_code_repos)",
             bad_input=True,
         )
     facts = {
@@ -88,9 +91,3 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
             )
         facts["decoder_type"] = decoder
     return facts
-
-
-def _transformers_knows(model_type: str | None) -> bool:
-    from transformers import CONFIG_MAPPING
-
-    return model_type in CONFIG_MAPPING

@@ -37,6 +37,12 @@ def portable_manifest(data: dict[str, Any], spec: BuildSpec | None) -> dict[str,
     return _replace_roots(data, host_roots(spec))
 
 
+def portable_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records a worker hands back to be published (serving checks): the folders they name rewritten."""
+    replaced: list[dict[str, Any]] = _replace_roots(records, host_roots(None))
+    return replaced
+
+
 def portable_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec with this machine's folders replaced: anyone can run it from a folder of their own."""
     spec = dict(spec, work_dir="work", output_dir=".", cache_dir=None, toolchain=None)

@@ -78,6 +78,11 @@ class Recipe(_Model):
         None, description="Config of a Hub dataset (default: '3.0.0' for cnn_dailymail, else its default)."
     )
     calib_split: str = Field("train", pattern=r"^[\w.-]+$", description="Split of a Hub dataset.")
+    calib_revision: str | None = Field(
+        None,
+        pattern=r"^[\w.-]{1,100}$",
+        description="Revision of a Hub dataset (branch, tag or sha; default: main), pinned at fetch.",
+    )
     calib_text_field: str | None = Field(
         None, description="Column holding the text (default: 'article' for cnn_dailymail, else 'text')."
     )
@@ -111,6 +116,7 @@ class Recipe(_Model):
                 for k, v in (
                     ("calib_config", self.calib_config),
                     ("calib_split", self.calib_split if self.calib_split != "train" else None),
+                    ("calib_revision", self.calib_revision),
                     ("calib_text_field", self.calib_text_field),
                     ("calib_seed", self.calib_seed),
                 )
@@ -457,6 +463,84 @@ class EngineRecord(_Model):
     build_s: float | None = None
 
 
+# Runtimes the serving check drives (ids of bot/eligibility/matrices/runtimes.yaml): each loads a release by
+# repo id in this process. trtllm_build is the engine step's; TGI runs as a container, which no worker starts.
+SERVING_RUNTIMES: tuple[str, ...] = ("trtllm_pytorch", "vllm", "sglang", "transformers")
+
+
+class ServingRuntime(_Model):
+    """One runtime the runtime table says loads the release's format on the SM checked."""
+
+    id: str = Field(description="The runtime's id in runtimes.yaml (one of SERVING_RUNTIMES).")
+    name: str
+    cpu: bool = Field(False, description="Whether it also runs on CPU (the table's `min_sm: 0`).")
+
+
+class ServingRequest(_Model):
+    """What one SM's serving check loads (a release by repo id at a revision) and in which runtimes."""
+
+    repo_id: str
+    revision: str = Field(description="The commit to load: the draft PR's pinned one while staged.")
+    sm: int = Field(description="The SM of the per-SM task; a runtime runs only on a GPU of this SM.")
+    runtimes: list[ServingRuntime] = Field(default_factory=list)
+    prompt: str = Field(min_length=1, description="The card's prompt.")
+    max_new_tokens: int = Field(32, ge=1, le=1024)
+    trust_remote_code: bool = False
+
+
+class ServingRecord(_Model):
+    """What one runtime did with the release on one worker: figures only when it ran, never otherwise."""
+
+    sm: int
+    runtime: str
+    runtime_name: str
+    version: str | None = Field(None, description="The runtime's installed version, when installed.")
+    status: Literal["passed", "failed", "not_run"]
+    reason: str = Field("", description="Why it failed or did not run.")
+    device: Literal["cuda", "cpu"] | None = Field(None, description="Where it ran, when it ran.")
+    gpu: str | None = Field(None, description="The worker's GPU (or CPU) name, when it ran.")
+    device_sm: int | None = Field(None, description="The SM of the GPU it ran on (None on CPU).")
+    repo_id: str = ""
+    revision: str = ""
+    download_s: float | None = Field(
+        None, description="Seconds to download the release by repo id into the Hub cache (0 when cached)."
+    )
+    load_s: float | None = Field(
+        None, description="Seconds from the runtime's constructor, given the repo id, to a ready model."
+    )
+    generate_s: float | None = None
+    new_tokens: int | None = None
+    tokens_per_s: float | None = Field(None, description="new_tokens / generate_s, one greedy request.")
+    peak_gpu_memory_bytes: int | None = Field(
+        None, description="Highest device memory in use while loading and generating, less that before."
+    )
+    output: str | None = Field(None, description="The continuation generated from the prompt.")
+
+    @model_validator(mode="after")
+    def _figures_only_when_run(self) -> ServingRecord:
+        figures = (
+            self.download_s,
+            self.load_s,
+            self.generate_s,
+            self.new_tokens,
+            self.tokens_per_s,
+            self.peak_gpu_memory_bytes,
+        )
+        if self.status == "not_run" and any(f is not None for f in figures):
+            raise ValueError("a serving check that did not run records no figure")
+        if self.status != "passed" and not self.reason:
+            raise ValueError("a serving check that failed or did not run says why")
+        return self
+
+    @property
+    def summary(self) -> str:
+        """`loaded on CPU in 4.1 s, 12.5 tokens/s`, or `not run: why`: one line for logs and task records."""
+        if self.status != "passed":
+            return f"{self.status.replace('_', ' ')}: {self.reason}"
+        where = "CPU" if self.device == "cpu" else f"{self.gpu} (sm{self.device_sm})"
+        return f"loaded on {where} in {self.load_s} s, {self.tokens_per_s} tokens/s"
+
+
 class Check(_Model):
     name: str
     ok: bool
@@ -609,6 +693,10 @@ class Manifest(_Model):
     quantization: QuantizationRecord | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
     engines: list[EngineRecord] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(
+        default_factory=list,
+        description="Each SM's serving check: the release loaded by repo id, per runtime.",
+    )
     validation: ValidationRecord | None = None
     verification: VerificationRecord | None = Field(
         None, description="Added by the publisher once the release was downloaded back from the Hub."
@@ -736,6 +824,7 @@ class EngineOutcome(_Model):
 
     record: EngineRecord
     artifacts: list[Artifact] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(default_factory=list, description="The SM's serving check, if run.")
 
 
 class TaskReport(_Model):
@@ -786,6 +875,9 @@ class TaskResult(_Model):
     final: ReleaseRecord | None = None
     record: EngineRecord | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(
+        default_factory=list, description="A per-SM task's serving check: the release loaded per runtime."
+    )
     logs_url: str | None = Field(None, description="Where the task's log can be read (a Job's page).")
 
     @property

@@ -285,12 +285,20 @@ def _token_entry(token: str) -> dict[str, Any]:
 
 
 def _write_upstream(
-    dest: Path, bpe: Any, config: dict[str, Any], files: dict[str, dict[str, Any]], *, seed: int
+    dest: Path,
+    bpe: Any,
+    config: dict[str, Any],
+    files: dict[str, dict[str, Any]],
+    *,
+    seed: int,
+    auto_class: str | None = None,
 ) -> Path:
     """Random weights for `config` saved as safetensors, then the family's own JSON files written over
-    whatever this machine's transformers wrote (as the Hub holds them: sorted keys, 2 spaces)."""
+    whatever this machine's transformers wrote (as the Hub holds them: sorted keys, 2 spaces).
+    `auto_class` is the transformers auto class that builds the model (default AutoModelForCausalLM)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    import transformers
+    from transformers import AutoConfig
 
     def write_json_files() -> None:
         for name, data in {"config.json": config, **files}.items():
@@ -300,7 +308,8 @@ def _write_upstream(
     bpe.save(str(dest / "tokenizer.json"))
     write_json_files()
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(dest), dtype=torch.bfloat16)
+    auto = getattr(transformers, auto_class or "AutoModelForCausalLM")
+    model = auto.from_config(AutoConfig.from_pretrained(dest, trust_remote_code=False), dtype=torch.bfloat16)
     model.save_pretrained(dest)
     write_json_files()
     return dest

@@ -55,7 +55,7 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
         found = structure.check_gptq(ckpt, ctx.snapshot_dir, expect)
         ctx.progress(0.4, "reloading the GPTQ checkpoint with GPTQModel")
         measured = _reload_and_measure(ctx)
-        reload = f"GPTQModel.load({export['quantization']['checkpoint']}) on {ctx.torch_device}"
+        reload = f"{measured.pop('loader')}({export['quantization']['checkpoint']}) on {ctx.torch_device}"
         method = "GPTQ checkpoint reloaded with GPTQModel"
     else:
         expect = {
@@ -98,9 +98,10 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
 def _reload_and_measure(ctx: BuildContext) -> dict[str, Any]:
     v = ctx.spec.validation
     tokenizer = ctx.tokenizer()
-    model = gptq.reload(ctx)
+    model, loader = gptq.reload(ctx)
     ctx.progress(0.6, "measuring the reloaded checkpoint on the held-out text")
     result = {
+        "loader": loader,
         "quantized_perplexity": perplexity(model, tokenizer, eval_text(v), v.eval_tokens, v.eval_seq_len),
         "sample": generate_sample(model, tokenizer, v.prompt, v.generate_tokens),
     }

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from builders.spec import FORMATS, BuildSpec
-from handlers.inputs import Eligibility, HubWebhook
+from handlers.inputs import Calibration, Eligibility, HubWebhook
 from state import EventRecord, Store
 
 
@@ -26,6 +26,10 @@ class HubPort(Protocol):
 
     def resolve_revision(self, repo_id: str, revision: str | None = None) -> str: ...
 
+    def ranked_models(
+        self, *, filter: str, author: str | None = None, sort: str = "downloads", limit: int = 100
+    ) -> list[Any]: ...
+
     def list_commits(self, repo_id: str, revision: str | None = None) -> list[Any]: ...
 
     def discussion(self, repo_id: str, num: int) -> Any: ...
@@ -35,6 +39,8 @@ class HubPort(Protocol):
     def edit_comment(self, repo_id: str, num: int, comment_id: str, text: str) -> None: ...
 
     def org_members(self, org: str) -> list[str] | None: ...
+
+    def user_gpus(self, user: str) -> list[str]: ...
 
 
 class PlannerPort(Protocol):
@@ -49,7 +55,20 @@ class PlannerPort(Protocol):
         formats: Sequence[str] = (),
         sms: Sequence[int] = (),
         kv_cache_off: str | None = None,
+        calibration: Calibration | None = None,
     ) -> list[BuildSpec]: ...
+
+    def gpu_sm(self, name: str) -> int | None:
+        """The SM of a GPU named as people write it (`L4`, `RTX 4090`), None when unknown."""
+        ...
+
+    def runs_on(self, fmt: str, sm: int) -> list[str]:
+        """The runtimes (of the runtime table) that run a release in `fmt` on a GPU of `sm`."""
+        ...
+
+    def calibration_refusal(self, calibration: Calibration) -> str | None:
+        """Why the builds may not calibrate with this dataset (missing, gated, too large), or None."""
+        ...
 
 
 class ReviewsPort(Protocol):
@@ -58,6 +77,16 @@ class ReviewsPort(Protocol):
     def on_pr_merged(self, repo_id: str, num: int) -> Any: ...
 
     def on_pr_closed(self, repo_id: str, num: int) -> Any: ...
+
+
+class UpkeepPort(Protocol):
+    """What the publisher does for a release between builds."""
+
+    def metadata_only(self, upstream: str, previous: str, revision: str) -> str | None:
+        """If `revision` changes no weights over `previous` (the revision released last), carry the changed
+        metadata files to each release of `upstream` without a build and say what was done; None when the
+        change needs a build."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,9 @@ class Options:
     formats: tuple[str, ...] = FORMATS
     publisher_name: str = "quantbot"
     jobs_budget_usd: float | None = None  # jobs_monthly_budget_usd, when builds run as Hugging Face Jobs
+    cooldown_minutes: int = 0  # minutes a new upstream revision waits before it is built (a watch may differ)
+    demand_monthly_budget: int = 3  # fine-tunes a demand watch builds per calendar month (a watch may differ)
+    trusted_publishers: tuple[str, ...] = ()  # their quantizations of a fine-tune are not built again
 
     def __post_init__(self) -> None:
         if not self.bot_user:
@@ -95,6 +127,9 @@ class Options:
             command_rate_window_s=settings.command_rate_window_s,
             publisher_name=settings.publisher_name,
             jobs_budget_usd=settings.jobs_monthly_budget_usd if settings.executor == "hf-jobs" else None,
+            cooldown_minutes=settings.cooldown_minutes,
+            demand_monthly_budget=settings.demand_monthly_budget,
+            trusted_publishers=tuple(settings.trusted_publishers),
         )
 
 
@@ -109,6 +144,7 @@ class Context:
     options: Options
     planner: PlannerPort
     reviews: ReviewsPort | None = None
+    upkeep: UpkeepPort | None = None
     log: logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.LoggerAdapter(logging.getLogger("handlers"), {})
     )

@@ -128,6 +128,19 @@ class Envelope(PayloadModel):
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """`--calib org/dataset[@revision][:split]`: the calibration dataset one command asks for."""
+
+    dataset: str
+    revision: str | None = None
+    split: str = "train"
+
+    def __str__(self) -> str:
+        at = f"@{self.revision}" if self.revision else ""
+        return f"{self.dataset}{at}:{self.split}"
+
+
+@dataclass(frozen=True)
 class JobCosts:
     """Where each SM's builds would run as Hugging Face Jobs, and what they are estimated to cost (USD)."""
 
@@ -162,6 +175,8 @@ class Eligibility:
     fp8_kv_cache: dict[str, list[int]] = field(default_factory=dict)
     # format → the runtimes that load it (runtimes.yaml)
     runs_with: dict[str, str] = field(default_factory=dict)
+    # format → SM → what that SM's task does: an engine, or a serving check in which runtimes (sm_steps)
+    sm_steps: dict[str, dict[int, str]] = field(default_factory=dict)
     jobs: JobCosts | None = None  # set when builds run as Hugging Face Jobs
 
     def skip_reasons(self, fmt: str) -> list[str]:

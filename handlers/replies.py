@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from datetime import datetime
 
 from state import Command, CommandStatus, GuardFailed, Job, JobStatus, Release, ReleaseStatus, Store
 from state.lifecycle import retrying
+from state.models import utcnow
 
 _RELEASE_WORDS = {
     ReleaseStatus.OPEN: "ready for review (published when a maintainer merges it)",
@@ -33,6 +35,8 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     if waiting is not None:  # the Hub failed the build (queued) or its publish (built): said, with when
         why = _one_line(job.error or "the Hub failed", 200)
         state = f"{'waiting' if job.status is JobStatus.QUEUED else 'built; waiting'}: {why}; {waiting}"
+    elif job.status is JobStatus.QUEUED and job.not_before is not None and job.not_before > utcnow():
+        state = cooling_down(job.not_before)
     elif job.status is JobStatus.QUEUED:
         state = "queued"
     elif job.status is JobStatus.RUNNING:
@@ -49,6 +53,11 @@ def job_line(job: Job, releases: Iterable[Release]) -> str:
     else:
         state = f"done: {_one_line(job.progress_message or 'nothing to publish')}"
     return f"{head}: {state}"
+
+
+def cooling_down(until: datetime) -> str:
+    """A build held by its upstream's cooldown, in words."""
+    return f"waiting until {until:%Y-%m-%d %H:%M} UTC (the upstream's cooldown; `/quantize --now` skips it)"
 
 
 def render(command: Command, jobs: list[Job], releases: dict[str, list[Release]]) -> str:

@@ -20,8 +20,8 @@ from handlers.inputs import Eligibility
 from handlers.replies import close, job_line, reply_state
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
 from handlers.slash_syntax import Command, help_text, parse_command
-from handlers.upstream import enqueue_specs
-from state import CANCELLABLE, RETRYABLE, CommandStatus, GuardFailed
+from handlers.upstream import LIVE, cooldown_end, enqueue_specs, find_watch
+from state import CANCELLABLE, RETRYABLE, CommandStatus, GuardFailed, JobStatus
 
 router = Router()
 
@@ -128,16 +128,28 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
     lines += [
         f"- sm{sm} is not one of my target SMs ({_sms(targets)})" for sm in command.sms if sm not in targets
     ]
+    if command.calib is not None and (refused := ctx.planner.calibration_refusal(command.calib)):
+        return Answer(f"@{author}, I can't calibrate with `{command.calib}`: {refused}.")
     off = "/quantize --kv-cache none" if command.kv_cache == "none" else None
-    specs = ctx.planner.specs(eligibility, formats=command.formats, sms=command.sms, kv_cache_off=off)
+    specs = ctx.planner.specs(
+        eligibility, formats=command.formats, sms=command.sms, kv_cache_off=off, calibration=command.calib
+    )
     asked = ", ".join(f"**{f}**" for f in command.formats) or "every eligible format"
-    intro = f"@{author} asked for {asked} of {where}."
+    calibrated = f", calibrated with `{command.calib}`" if command.calib else ""
+    intro = f"@{author} asked for {asked} of {where}{calibrated}."
     notes = ["", *lines] if lines else []
     if not specs:
         return Answer("\n".join([intro, "", "Nothing to build.", *notes]))
     if refused := _over_budget(ctx, eligibility, specs):
         return Answer("\n".join([intro, "", f"Not started: {refused}.", *notes]))
-    enqueue_specs(ctx, ctx.repo, specs, eligibility.jobs)
+    if command.now:
+        waiting = [j for j in ctx.store.jobs.list([JobStatus.QUEUED], repo=ctx.repo) if j.not_before]
+        for job in waiting:
+            ctx.store.lifecycle.start_now(job.id)
+        not_before = None
+    else:
+        not_before = cooldown_end(ctx, ctx.repo, sha, find_watch(ctx, ctx.repo, sha))
+    enqueue_specs(ctx, ctx.repo, specs, eligibility.jobs, not_before=not_before)
     return Answer("\n".join([intro, *notes]), [spec.key() for spec in specs])
 
 
@@ -154,16 +166,33 @@ def _over_budget(ctx: Context, eligibility: Eligibility, specs: list[BuildSpec])
 def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
     sha = ctx.hub.resolve_revision(ctx.repo)
     eligibility = ctx.planner.eligibility(ctx.repo, sha)
+    if command.gpu is not None:
+        sm = ctx.planner.gpu_sm(command.gpu)
+        if sm is None:
+            return Answer(
+                f"@{author}, I don't know the GPU `{command.gpu}`; write its SM instead (`/formats --sm 89`)."
+            )
+        return _on_gpu(ctx, eligibility, sm, f"`{command.gpu}` (sm{sm})")
+    if command.sms:
+        return _on_gpu(ctx, eligibility, command.sms[0], f"sm{command.sms[0]}")
+    if saved := _profile_gpu(ctx, author):
+        return _on_gpu(
+            ctx, eligibility, saved[1], f"the {saved[0]} on @{author}'s Hub profile (sm{saved[1]})"
+        )
     head = f"Formats for `{ctx.repo}` at `{sha[:12]}` (policy: {eligibility.policy}):"
     if eligibility.refused:
         return Answer(f"{head}\n\nNone: {eligibility.refused}")
     eligible, jobs = eligibility.eligible, eligibility.jobs
-    lines = [
-        f"- **{fmt}**: {_sms(sms)}"
-        + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
-        + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
-        for fmt, sms in eligible.items()
-    ] or ["- none"]
+    lines = []
+    for fmt, sms in eligible.items():
+        lines.append(
+            f"- **{fmt}**: {_sms(sms)}"
+            + (f" · runs with {eligibility.runs_with[fmt]}" if fmt in eligibility.runs_with else "")
+            + (f" · ~${jobs.estimate(fmt, sms):.2f} as Jobs (estimate)" if jobs else "")
+        )
+        steps = eligibility.sm_steps.get(fmt, {})
+        lines += [f"  - sm{sm}: {steps[sm]}" for sm in sms if sm in steps]
+    lines = lines or ["- none"]
     skipped = [fmt for fmt in ctx.options.formats if fmt not in eligible]
     if skipped:
         lines += ["", "Not eligible:"]
@@ -173,6 +202,49 @@ def _formats(ctx: Context, command: Command, author: str, num: int) -> Answer:
         lines += [f"- sm{sm}: {flavor}" for sm, flavor in sorted(jobs.flavors.items())]
         lines += ["", f"Estimated from {jobs.basis}."]
     return Answer("\n".join([head, "", *lines]))
+
+
+def _profile_gpu(ctx: Context, author: str) -> tuple[str, int] | None:
+    """The first GPU with a known SM among those `author` made public on their Hub profile."""
+    try:
+        gpus = ctx.hub.user_gpus(author)
+    except HubError as e:  # a profile the Hub does not show: answer for every SM instead
+        ctx.log.info("hardware of %s not read: %s", author, e)
+        return None
+    return next(((gpu, sm) for gpu in gpus if (sm := ctx.planner.gpu_sm(gpu)) is not None), None)
+
+
+def _on_gpu(ctx: Context, eligibility: Eligibility, sm: int, where: str) -> Answer:
+    """Which releases of the model (published, or planned) run on a GPU of `sm`, and in which runtime."""
+    released = _released(ctx)
+    head = f"On {where}, releases of `{ctx.repo}` at `{str(eligibility.revision)[:12]}`:"
+    lines, none = [], []
+    for fmt in ctx.options.formats:
+        runtimes = ctx.planner.runs_on(fmt, sm)
+        if not runtimes:
+            none.append(f"`{fmt}`")
+            continue
+        if fmt in released:
+            state = f"released: {released[fmt]}"
+        elif fmt in eligibility.eligible:
+            state = "planned (`/quantize " + fmt + "` builds it)"
+        else:
+            state = "; ".join(["not eligible", *eligibility.skip_reasons(fmt)[:1]])
+        lines.append(f"- **{fmt}** runs with {', '.join(runtimes)} · {state}")
+    if none:
+        lines += ["", f"No runtime in my table runs {', '.join(none)} on sm{sm}."]
+    return Answer("\n".join([head, "", *(lines or ["- none"])]))
+
+
+def _released(ctx: Context) -> dict[str, str]:
+    """Format → the URL of its newest live release of this repo."""
+    found: dict[str, str] = {}
+    for job in ctx.store.jobs.list([JobStatus.PUBLISHED], repo=ctx.repo, newest_first=True):
+        fmt = job.spec.get("format")
+        live = ctx.store.releases.find(build_key=job.build_key, statuses=LIVE)
+        if isinstance(fmt, str) and fmt not in found and live:
+            found[fmt] = live[-1].url
+    return found
 
 
 def _status(ctx: Context, command: Command, author: str, num: int) -> Answer:

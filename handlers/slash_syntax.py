@@ -10,18 +10,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from handlers.inputs import Calibration
 from handlers.quoting import quote
 
 MAX_COMMAND_CHARS = 500
 COMMANDS = ("quantize", "formats", "status", "cancel", "retry", "help")
 _SM = re.compile(r"^(?:sm)?(\d{2,3})$", re.IGNORECASE)
+# `org/dataset[@revision][:split]`: a Hub dataset id, then an optional branch, tag or sha, then a split.
+_NAME = r"[A-Za-z0-9][\w.-]{0,95}"
+_GPU = re.compile(r"^[A-Za-z0-9][\w .+-]{0,39}$")
+_CALIB = re.compile(
+    rf"^(?P<id>{_NAME}/{_NAME})(?:@(?P<revision>[\w.-]{{1,100}}))?(?::(?P<split>[\w.-]{{1,64}}))?$"
+)
 
 HELP = """\
 I build quantized releases of this model. Commands (one per comment):
 
-- `/quantize [formats…] [--sm 90,89] [--kv-cache none]` — build the given formats (default: every eligible
-  format); the KV cache is FP8 where TensorRT-LLM supports it for this model, unless `--kv-cache none`
-- `/formats` — list the formats this model is eligible for on each GPU architecture, and why others are not
+- `/quantize [formats…] [--sm 90,89] [--kv-cache none] [--calib org/dataset[@rev][:split]] [--now]` — build
+  the given formats (default: every eligible format); the KV cache is FP8 where TensorRT-LLM supports it for
+  this model, unless `--kv-cache none`; `--calib` calibrates with that Hub dataset; a revision pushed lately
+  waits for the cooldown unless `--now`
+- `/formats [--gpu L4 | --sm 89]` — list the formats this model is eligible for on each GPU architecture, and
+  why others are not; for one GPU (by default the one on your Hub profile, where you made it public), which
+  releases run on it and in which runtime
 - `/status` — show the builds of this model and their progress
 - `/cancel` — cancel the builds you started here that are still queued or running
 - `/retry` — retry the failed builds of this model
@@ -38,6 +49,9 @@ class Command:
     formats: tuple[str, ...] = ()
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None  # "none" turns the default FP8 KV cache off; None keeps the default
+    now: bool = False  # build without waiting for the upstream's cooldown
+    calib: Calibration | None = None  # a Hub dataset to calibrate with instead of the configured one
+    gpu: str | None = None  # `/formats --gpu NAME`: the GPU asked about
     error: str | None = None
     args: tuple[str, ...] = field(default=(), repr=False)
 
@@ -80,14 +94,31 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
     name, args = words[0].lower(), words[1:]
     if name not in COMMANDS:
         return Command("help", error=f"I don't know the command {quote('/' + name, 30)}.")
+    if name == "formats":
+        return _formats(args)
     if name != "quantize":
         return Command(name, args=tuple(args))
     formats: list[str] = []
     sms: tuple[int, ...] = ()
     kv_cache: str | None = None
+    now = False
+    calib: Calibration | None = None
     i = 0
     while i < len(args):
         word = args[i]
+        if word == "--now":
+            now, i = True, i + 1
+            continue
+        if word.startswith("--calib"):
+            value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if "=" in word else 2
+            match = _CALIB.match(value)
+            if match is None:
+                return Command(
+                    "help", error=f"`--calib {quote(value, 40)}`: write `--calib org/dataset[@rev][:split]`"
+                )
+            calib = Calibration(match["id"], match["revision"], match["split"] or "train")
+            continue
         if word.startswith(("--sm", "--kv-cache")):
             value = word.split("=", 1)[1] if "=" in word else (args[i + 1] if i + 1 < len(args) else "")
             i += 1 if "=" in word else 2
@@ -105,7 +136,38 @@ def parse_command(text: str, bot_name: str, known_formats: tuple[str, ...]) -> C
             return Command("help", error=f"{quote(word, 30)} is not a format I build.")
         formats.append(fmt)
         i += 1
-    return Command("quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache)
+    return Command(
+        "quantize", formats=tuple(dict.fromkeys(formats)), sms=sms, kv_cache=kv_cache, now=now, calib=calib
+    )
+
+
+def _formats(args: list[str]) -> Command:
+    """`/formats [--gpu NAME | --sm N]`: a GPU's name may hold spaces (`--gpu RTX 4090`)."""
+    gpu: str | None = None
+    sms: tuple[int, ...] = ()
+    i = 0
+    while i < len(args):
+        word = args[i]
+        value, i = (word.split("=", 1)[1], i + 1) if "=" in word else ("", i + 1)
+        if word.startswith("--gpu"):
+            words = [value] if value else []
+            while i < len(args) and not args[i].startswith("--"):
+                words.append(args[i])
+                i += 1
+            gpu = " ".join(words)
+            if not gpu:
+                return Command("help", error="`--gpu` needs a GPU's name, e.g. `--gpu L4`")
+            if not _GPU.match(gpu):
+                return Command("help", error=f"`--gpu {quote(gpu, 30)}`: name a GPU, e.g. `--gpu L4`")
+        elif word.startswith("--sm"):
+            if not value and i < len(args):
+                value, i = args[i], i + 1
+            sms, error = _parse_sms(value)
+            if error:
+                return Command("help", error=error)
+        else:
+            return Command("help", error=f"`/formats` takes `--gpu NAME` or `--sm N`, not {quote(word, 30)}.")
+    return Command("formats", sms=sms[:1], gpu=gpu)
 
 
 def help_text(known_formats: tuple[str, ...]) -> str:

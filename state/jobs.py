@@ -67,12 +67,15 @@ class JobStore:
         label: str = "",
         source_event_id: int | None = None,
         plan: dict[str, Any] | None = None,
+        not_before: datetime | None = None,
     ) -> tuple[Job, bool]:
         """Queue a build unless a job with `build_key` exists (any status); return it and if it is new.
 
-        `plan` is its task graph, as planned now: the executor sends what it says."""
+        `plan` is its task graph, as planned now: the executor sends what it says. A job with `not_before`
+        is not claimed before that time (its upstream's cooldown)."""
         now = utcnow()
         row = {
+            "not_before": not_before,
             "build_key": build_key,
             "repo": repo,
             "label": label,
@@ -122,6 +125,21 @@ class JobStore:
         with self._db.read() as s:
             return list(s.scalars(query))
 
+    def start_now(self, job_id: int) -> Job | None:
+        """Let a queued job that waits for its cooldown be claimed at once; None if it is not queued."""
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(not_before=None, updated_at=utcnow())
+            .returning(Job)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            job = s.execute(stmt).scalar_one_or_none()
+        if job is not None:
+            self.changes.emit(BuildChange(job.build_key, job.id, JobStatus.QUEUED))
+        return job
+
     def history(self, job_id: int) -> builtins.list[JobEvent]:
         """Every transition of a job, oldest first."""
         with self._db.read() as s:
@@ -151,7 +169,9 @@ class JobStore:
 
     def _claim(self, source: JobStatus, target: JobStatus, worker: str, lease_s: float) -> Job | None:
         now = utcnow()
-        due = or_(Job.retry_at.is_(None), Job.retry_at <= now)
+        due = or_(Job.retry_at.is_(None), Job.retry_at <= now) & or_(
+            Job.not_before.is_(None), Job.not_before <= now
+        )
         candidate = select(Job.id).where(Job.status == source, due).order_by(Job.id).limit(1)
         if self._db.dialect == "postgresql":
             candidate = candidate.with_for_update(skip_locked=True)

@@ -162,6 +162,11 @@ class JobLifecycle:
         """Jobs whose worker stopped renewing its lease go back (or fail after `max_attempts`)."""
         return self._jobs.requeue_expired(now, max_attempts=max_attempts)
 
+    def start_now(self, job_id: int) -> Job | None:
+        """`/quantize --now`: a queued job waiting for its upstream's cooldown may be claimed at once; None
+        when the job is no longer queued (nothing to hurry)."""
+        return self._jobs.start_now(job_id)
+
     def cancel(self, job_id: int, note: str = "cancelled") -> Job:
         """Cancel a queued, running or built job (its executor stops the process)."""
         return self._move(job_id, CANCELLABLE, JobStatus.CANCELLED, note=note)

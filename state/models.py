@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -187,7 +189,26 @@ class Watch(Base):
     approval: Mapped[ApprovalMode] = mapped_column(_enum(ApprovalMode), default=ApprovalMode.APPROVAL)
     # "none": the KV cache is not quantized; None: the planner's default (FP8 where the matrices mark it).
     kv_cache: Mapped[str | None] = mapped_column(String(16))
+    # minutes an upstream revision must stay the newest before it is built; None: the setting's default
+    cooldown_minutes: Mapped[int | None] = mapped_column(Integer)
+    # one discussion on each watched upstream saying where its releases stand (opt-in)
+    dashboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # a base-model watch that builds only its most popular fine-tunes, `monthly_budget` of them a month
+    # (None: the setting's); `ranking` is the last ranking made, with each candidate's reason
+    demand: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    monthly_budget: Mapped[int | None] = mapped_column(Integer)
+    ranking: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ListingMark(Base):
+    """How far the poller has read one of the Hub's listings (newest first): nothing last modified before
+    `seen_until` is new to it. `key` names the listing: `author:<name>`, `base_model:<id>`, `all`."""
+
+    __tablename__ = "listing_marks"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    seen_until: Mapped[datetime]
 
 
 class Job(Base):
@@ -213,6 +234,7 @@ class Job(Base):
     source_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    not_before: Mapped[datetime | None]  # a queued job waits for its upstream's cooldown until then
     started_at: Mapped[datetime | None]
     built_at: Mapped[datetime | None]
     publish_started_at: Mapped[datetime | None]
@@ -306,6 +328,10 @@ class Release(Base):
     status: Mapped[ReleaseStatus] = mapped_column(_enum(ReleaseStatus), default=ReleaseStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the last time the release was verified again as published, under which runtime table, and the outcome
+    verified_at: Mapped[datetime | None]
+    verified_table: Mapped[str | None] = mapped_column(String(64))
+    verified_ok: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Command(Base):
@@ -329,4 +355,16 @@ class Command(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     build_keys: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dashboard(Base):
+    """The discussion on a watched upstream that says where its releases stand, and the text it shows."""
+
+    __tablename__ = "dashboards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(200), unique=True)
+    discussion_num: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 
@@ -122,6 +123,17 @@ class ReleaseStore:
                 raise GuardFailed("release", release_id, sources, current)
         self.changes.emit(BuildChange(release.build_key))
         return release
+
+    def verified(self, release_id: int, *, at: datetime, table: str, ok: bool) -> None:
+        """Remember that a published release was verified again at `at` under runtime table `table`."""
+        stmt = (
+            update(Release)
+            .where(Release.id == release_id)
+            .values(verified_at=at, verified_table=table, verified_ok=ok)
+            .execution_options(synchronize_session=False)
+        )
+        with self._db.write() as s:
+            s.execute(stmt)
 
     def recent(self, limit: int = 20) -> list[Release]:
         """The newest releases first."""

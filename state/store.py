@@ -9,6 +9,7 @@
     store.releases.record(...)    store.commands.record(...)   store.watches.add(...)
     store.move_repo(old, new, rekey)   (a renamed repo: everything kept under its name follows)
     store.tasks.add(job_id, task_id, kind=..., queue=...)   (remote tasks of a job, and who ran them)
+    store.dashboards.save(upstream, num, text)   (the discussion per watched upstream saying where it stands)
 
 Every method is its own transaction and returns detached rows (plain attribute access, no lazy loading);
 all are safe to call from several threads, and from several processes on the same database.
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from state.changes import Changes
 from state.commands import CommandStore
+from state.dashboards import DashboardStore
 from state.db import Database, make_engine
 from state.events import EventStore
 from state.jobs import JobStore
@@ -44,6 +46,7 @@ class Store:
         self.commands = CommandStore(db)
         self.watches = WatchStore(db)
         self.tasks = TaskStore(db)
+        self.dashboards = DashboardStore(db)
 
     @property
     def dialect(self) -> str:

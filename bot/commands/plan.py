@@ -18,6 +18,7 @@ from bot.cli import settings_from
 from bot.eligibility.facts import ModelFacts, facts_from_dir, facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import Plan, PlanOptions, TargetPlan, plan
+from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.specs import build_kv_cache, eligibility_of, job_costs
 from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
@@ -27,7 +28,11 @@ from bot.errors import UsageError
 @click.argument("model")
 @click.option("--revision", help="Branch, tag or commit of a Hub repo (default: main).")
 @click.option("--sm", "sms", help="Comma-separated SMs to plan for, e.g. 90,89 (default: local GPUs).")
-@click.option("--policy", type=click.Choice(["strict", "permissive"]), help="Override the configured policy.")
+@click.option(
+    "--policy",
+    type=click.Choice(["runtimes", "strict", "permissive"]),
+    help="Override the configured policy.",
+)
 @click.option(
     "--executor",
     type=click.Choice(["local", "celery", "hf-jobs"]),
@@ -156,6 +161,7 @@ def _table(tp: TargetPlan, legend: dict[str, int], kv_cache: dict[str, tuple[str
         cost = tp.estimates[e.format].describe() if e.format in tp.estimates else ""
         status = "eligible" if e.status == "supported" else e.status
         lines.append(f"  {e.format:<9} {status:<9} {' '.join(x for x in (cost, kv, marks) if x)}".rstrip())
+        lines.append(f"  {'':<9} {'':<9} per-SM task: {sm_step(e.format, tp.target.sm).describe()}")
     lines += [f"  {s.format:<9} {'skipped':<9} {s.reason}" for s in tp.skipped]
     lines += [f"  note: {note}" for note in tp.notes]
     return lines

@@ -50,6 +50,24 @@ def command() -> None:
     type=click.Choice(["none"]),
     help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
 )
+@click.option(
+    "--cooldown",
+    type=click.IntRange(min=0),
+    help="Minutes a new revision must stay the newest before it is built (default: `cooldown_minutes`).",
+)
+@click.option(
+    "--dashboard", is_flag=True, help="Keep one discussion on each watched upstream saying where it stands."
+)
+@click.option(
+    "--demand",
+    is_flag=True,
+    help="base_model only: build the fine-tunes with the most downloads and likes, a few a month.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    help="With --demand: fine-tunes built per month (default: `demand_monthly_budget`).",
+)
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -59,6 +77,10 @@ def add(
     sms: str | None,
     approval: str | None,
     kv_cache: Literal["none"] | None,
+    cooldown: int | None,
+    dashboard: bool,
+    demand: bool,
+    budget: int | None,
 ) -> None:
     """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
     from state import ApprovalMode, WatchKind
@@ -70,6 +92,10 @@ def add(
         raise UsageError(
             f"{kind} watches take {'a user or org name' if kind == 'author' else 'a repo id owner/name'}"
         )
+    if (demand or budget is not None) and kind != "base_model":
+        raise UsageError("--demand and --budget are for base_model watches")
+    if budget is not None and not demand:
+        raise UsageError("--budget is the monthly budget of a --demand watch: add --demand")
     store = _store(ctx)
     try:
         watch = store.watches.add(
@@ -79,6 +105,10 @@ def add(
             sms=parse_sms(sms) if sms else [],
             approval=ApprovalMode(approval or settings_from(ctx).approval),
             kv_cache=kv_cache,
+            cooldown_minutes=cooldown,
+            dashboard=dashboard,
+            demand=demand,
+            monthly_budget=budget,
         )
     finally:
         store.close()
@@ -122,4 +152,8 @@ def _what(watch: Watch) -> str:
     formats = ", ".join(watch.formats) or "every eligible format"
     sms = ", ".join(f"sm{s}" for s in watch.sms) or "every target SM"
     kv = "; KV cache not quantized" if watch.kv_cache == "none" else ""
-    return f"{formats}; {sms}; {watch.approval.value}{kv}"
+    cooldown = "" if watch.cooldown_minutes is None else f"; cooldown {watch.cooldown_minutes} min"
+    board = "; dashboard" if watch.dashboard else ""
+    budget = "default" if watch.monthly_budget is None else watch.monthly_budget
+    wanted = f"; demand, budget {budget} a month" if watch.demand else ""
+    return f"{formats}; {sms}; {watch.approval.value}{kv}{cooldown}{board}{wanted}"

@@ -1,5 +1,6 @@
 """Prometheus metrics: what the database knows, read at scrape time, plus the webhook endpoint's own counts.
 
+The Hub request budget's figures (requests by caller, 429s, what is left of the window) are this process's.
 Event, job and duration figures come from the store, not from counters in this process, so they are right
 after a restart and the same whichever process (or machine, on PostgreSQL) is scraped.
 """
@@ -7,6 +8,7 @@ after a restart and the same whichever process (or machine, on PostgreSQL) is sc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -74,8 +76,52 @@ class WebhookMetrics:
         )
 
 
-def make_registry(store: Store) -> tuple[CollectorRegistry, WebhookMetrics]:
+class Budget(Protocol):
+    """What the metrics read of the Hub request budget (`bot.budget.RequestBudget`)."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class BudgetCollector(Collector):
+    """Hub requests by caller and bucket, 429s, requests held back, where the token stands (this process)."""
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        figures = self._budget.snapshot()
+        sent = CounterMetricFamily(
+            "quantbot_hub_requests", "Hub requests sent, by caller and bucket.", labels=["caller", "bucket"]
+        )
+        for caller, buckets in figures["requests"].items():
+            for bucket, count in buckets.items():
+                sent.add_metric([caller, bucket], count)
+        yield sent
+        for name, key, help_ in (
+            ("quantbot_hub_rate_limited", "rate_limited", "Hub requests answered 429, by caller."),
+            ("quantbot_hub_deferred", "deferred", "Hub requests not sent: the caller's budget was spent."),
+        ):
+            family = CounterMetricFamily(name, help_, labels=["caller"])
+            for caller, count in figures[key].items():
+                family.add_metric([caller], count)
+            yield family
+        left = GaugeMetricFamily(
+            "quantbot_hub_budget_remaining", "Requests left in this 5-minute window.", labels=["bucket"]
+        )
+        limit = GaugeMetricFamily(
+            "quantbot_hub_budget_limit", "Requests allowed per 5-minute window.", labels=["bucket"]
+        )
+        for bucket, window in figures["buckets"].items():
+            left.add_metric([bucket], window["remaining"])
+            limit.add_metric([bucket], window["limit"])
+        yield left
+        yield limit
+
+
+def make_registry(store: Store, budget: Budget | None = None) -> tuple[CollectorRegistry, WebhookMetrics]:
     """A registry of its own per app (tests run several apps in one process)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreCollector(store))
+    if budget is not None:
+        registry.register(BudgetCollector(budget))
     return registry, WebhookMetrics(registry)

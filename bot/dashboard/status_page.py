@@ -23,9 +23,12 @@ BUILDING = (JobStatus.RUNNING, JobStatus.BUILT, JobStatus.PUBLISHING)
 HANDLED = "handled"
 
 
-def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> dict[str, Any]:
+def snapshot(
+    store: Store, hub_url: str, *, hub_problem: str | None = None, budget: Any = None
+) -> dict[str, Any]:
     """Everything the page shows, JSON-ready: watches, builds under way, queue, releases, problems;
-    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything)."""
+    `hub_problem` says why the bot cannot act on the Hub (shown as a banner above everything); `budget`
+    (`bot.budget.RequestBudget`) where the token stands in the Hub's request budget."""
     now = utcnow()
     links = _Links(hub_url)
     counts = {status.value: n for status, n in store.jobs.counts().items()}
@@ -46,6 +49,7 @@ def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> d
         "as_of": now.isoformat(),
         "hub": hub_url,
         "hub_problem": hub_problem,
+        "hub_budget": budget.snapshot() if budget is not None else None,
         "counts": counts,
         "watches": [
             {
@@ -55,6 +59,9 @@ def snapshot(store: Store, hub_url: str, *, hub_problem: str | None = None) -> d
                 "formats": list(w.formats) or ["every eligible format"],
                 "sms": list(w.sms),
                 "approval": w.approval.value,
+                "cooldown_minutes": w.cooldown_minutes,
+                "dashboard": w.dashboard,
+                "ranking": [c | {"url": links.page(c["repo"])} for c in w.ranking or []],
             }
             for w in store.watches.list()[: LIMIT * 5]
         ],
@@ -123,6 +130,11 @@ def _job(
         "elapsed_s": None if elapsed is None else round(elapsed, 1),
         "elapsed": "" if elapsed is None else duration(elapsed),
         "queued_ago": ago(now, row.created_at),
+        "waiting_until": (
+            f"{row.not_before:%Y-%m-%d %H:%M} UTC"
+            if row.status is JobStatus.QUEUED and row.not_before is not None and row.not_before > now
+            else None
+        ),
         "error": row.error,
         "retrying": retrying(row),  # "retrying at …, attempt n" while a step waits out the Hub's failure
         "discussion_url": discussion,

@@ -59,6 +59,7 @@ class ModelFacts:
     weight_files: tuple[str, ...]
     license: str | None
     gated: str | None  # None, "auto" or "manual"
+    vision: bool = False  # a vision-language model: config.json has a vision_config beside its language model
 
 
 def build_facts(
@@ -115,6 +116,7 @@ def build_facts(
         weight_files=safetensors or pickles,
         license=_license(card),
         gated=gated or None,
+        vision=isinstance(config.get("vision_config"), dict),
     )
 
 

@@ -1,7 +1,13 @@
 """The planner: ModelFacts × support matrices × targets → which formats to build for which SM, and why not.
 
-Pure and fast: no I/O beyond the (cached) matrix files, no torch. For every target SM and every canonical
-format a format is eligible under the `strict` policy only when
+Pure and fast: no I/O beyond the (cached) matrix files, no torch. Under the `runtimes` policy (the default)
+a format is offered on an SM when its producer makes it for the model (ModelOpt's current support table or
+the seed's; GPTQModel's model types), no measured toolchain limit stands against it (toolchain_limits.yaml),
+and a runtime that loads the format on that SM (runtimes.yaml) runs the model's architecture: by its own
+model list (runtime_models.yaml), or for TensorRT-LLM by its model and hardware matrices, cell by cell. Every
+yes names the table and the runtime that said so, every no each runtime's reason.
+
+A format is eligible under the seed-only `strict` policy only when
   1. its producer supports the model: ModelOpt's matrix says ✅ (for `gptq`: GPTQModel has the model type),
   2. TensorRT-LLM's model matrix marks the format's column Y for the model's row, and
   3. TensorRT-LLM's hardware matrix marks it Y for the SM's row.
@@ -23,9 +29,11 @@ from bot import units
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.flavors import Estimate, Flavor, Flavors, load_flavors
 from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices, load_runtimes
+from bot.eligibility.matrices.families import Families, load_families
+from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.targets import GIB, Target
 
-Policy = Literal["strict", "permissive"]
+Policy = Literal["runtimes", "strict", "permissive"]
 # Formats whose checkpoint TensorRT-LLM serves with an FP8 KV cache, which hf_ptq quantizes by default.
 # int8_sq is left out (its legacy checkpoint takes an INT8 KV cache, asked for explicitly), and so is gptq
 # (GPTQ checkpoints carry no KV-cache scales).
@@ -37,7 +45,7 @@ _DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "float8
 class PlanOptions:
     """The configuration the planner obeys (built from Settings by `from_settings`)."""
 
-    policy: Policy = "strict"
+    policy: Policy = "runtimes"
     trust_remote_code_repos: frozenset[str] = frozenset()
     allow_pickle: bool = False
     allowed_licenses: frozenset[str] | None = None
@@ -128,6 +136,7 @@ class Plan:
                             "status": e.status,
                             "kv_cache": list(e.kv_cache),
                             "notes": list(e.notes),
+                            "sm_step": sm_step(e.format, t.target.sm).to_json(),
                         }
                         for e in t.eligible
                     ],
@@ -197,7 +206,7 @@ def plan(
             reason = f"too large for sm{target.sm} ({_describe(target)}): needs ~{_size(needed)}"
             plans.append(TargetPlan(target, (), tuple(Skipped(fmt, reason) for fmt in FORMATS), notes))
         else:
-            decisions = [_decide(fmt, facts, target, options.policy, m) for fmt in FORMATS]
+            decisions = [_decision(fmt, facts, target, options.policy, m) for fmt in FORMATS]
             eligible = tuple(d for d in decisions if isinstance(d, Eligible))
             flavor = chosen.get(target.sm)
             estimates = {}
@@ -238,7 +247,13 @@ def _build_estimate(flavors: Flavors, fmt: str, facts: ModelFacts, flavor: Flavo
 def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:
     """Reasons to build nothing at all for this model, in the order a maintainer would check them."""
     reasons = []
-    if not facts.text_generation:
+    if facts.vision:
+        archs = ", ".join(facts.architectures) or facts.model_type or "unknown"
+        reasons.append(
+            f"a vision-language model ({archs}): quantbot's builds load causal language models only, so the "
+            "language-model-only build ModelOpt and GPTQModel make of VLMs is not offered"
+        )
+    elif not facts.text_generation:
         archs = ", ".join(facts.architectures) or "none"
         reasons.append(
             f"not a text-generation model (architectures: {archs}; pipeline_tag: {facts.pipeline_tag})"
@@ -277,6 +292,97 @@ class _Verdict:
     reason: str = ""
     unlisted: bool = False  # no row, no column, or a "not listed" cell: silence rather than a "no"
     column_missing: bool = False
+
+
+def _decision(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matrices) -> Eligible | Skipped:
+    """One (format, SM) pair by `policy`; a measured toolchain limit skips it under every policy."""
+    families = load_families()
+    limit = families.limit(fmt, facts.model_type)
+    if limit is not None:
+        return Skipped(fmt, f"{limit.reason} (toolchain_limits.yaml: {limit.source})")
+    if policy == "runtimes":
+        return _decide_by_runtimes(fmt, facts, target, m, families)
+    return _decide(fmt, facts, target, policy, m)
+
+
+def _decide_by_runtimes(
+    fmt: str, facts: ModelFacts, target: Target, m: Matrices, families: Families
+) -> Eligible | Skipped:
+    """Offered where the producer makes `fmt` for the model and a runtime that loads it on the SM runs it."""
+    if fmt == "gptq":
+        if not facts.gptqmodel:
+            g = m.gptqmodel
+            return Skipped(
+                fmt, f"{g.label} {g.version}: model_type {facts.model_type!r} is not among its models"
+            )
+        made = [f"made by: {m.gptqmodel.label} {m.gptqmodel.version} has model_type {facts.model_type}"]
+    else:
+        table = families.modelopt
+        current = _check(
+            table.matrix, table.rows_for(facts.model_type, facts.modelopt.rows), fmt, facts.model_type
+        )
+        seed = _check(m.modelopt, facts.modelopt.rows, fmt, facts.model_type)
+        matrix, verdict = (table.matrix, current) if current.cell else (m.modelopt, seed)
+        if verdict.cell is None:
+            return Skipped(fmt, f"{current.reason}; {seed.reason}")
+        row, column = verdict.cell
+        made = [
+            f"made by: {matrix.label}: {row} × {column} is supported",
+            *matrix.footnote_texts(row, column),
+        ]
+    runs: list[str] = []
+    not_here: list[str] = []
+    arch = facts.architectures[0] if facts.architectures else facts.model_type
+    for runtime, cell in load_runtimes().loaders(fmt):
+        if not cell.runs_on(target.sm):
+            not_here.append(f"{runtime.name} loads {fmt} on {cell.sm_text} only")
+            continue
+        runs_it, why = runs_family(runtime.id, fmt, facts, m, families)
+        hardware = _check(m.trtllm_hardware, (target.hardware_row,), fmt, None)
+        if runs_it and families.runtimes[runtime.id].matrices and hardware.reason:
+            runs_it, why = False, hardware.reason
+        (runs if runs_it else not_here).append(f"{runtime.name}{' ' if runs_it else ': '}{why}")
+    if not runs:
+        loaders = "; ".join(not_here) or f"no runtime in runtimes.yaml loads {fmt}"
+        return Skipped(fmt, f"no runtime runs {arch} in {fmt} on sm{target.sm}: {loaders}")
+    kv = ("fp8",) if fmt in KV_FP8_FORMATS and _kv_fp8(facts.trtllm.rows, target.hardware_row, m) else ()
+    notes = (*made, f"runs with: {'; '.join(runs)} (runtime_models.yaml, runtimes.yaml)")
+    return Eligible(fmt, FORMATS[fmt], "supported", kv, tuple(dict.fromkeys(notes)))
+
+
+def runs_family(
+    runtime_id: str, fmt: str, facts: ModelFacts, m: Matrices | None = None, families: Families | None = None
+) -> tuple[bool, str]:
+    """Whether one runtime runs the model's family in `fmt` (SMs apart), and the source that says so:
+    TensorRT-LLM by its model matrix's cell, the others by their model list (runtime_models.yaml)."""
+    m, families = m or load_matrices(), families or load_families()
+    models = families.runtimes[runtime_id]
+    if models.matrices:
+        model = _check(m.trtllm_models, facts.trtllm.rows, fmt, facts.model_type)
+        return (True, f"({model.cell[0]} × {model.cell[1]}: Y)") if model.cell else (False, model.reason)
+    listed = models.listed(facts.architectures)
+    arch = facts.architectures[0] if facts.architectures else facts.model_type
+    if listed is None and models.any_architecture and models.but_not_why:
+        return False, f"not {arch}: {models.but_not_why} (runtime_models.yaml)"
+    return (
+        (True, f"runs {listed}") if listed else (False, f"its model list has no {arch} (runtime_models.yaml)")
+    )
+
+
+def producer_footnotes(fmt: str, facts: ModelFacts) -> list[str]:
+    """ModelOpt's footnotes on the cell that makes `fmt` for the model (its current table's, else the
+    seed's), as the plan prints them; none for GPTQ."""
+    if fmt == "gptq":
+        return []
+    m, table = load_matrices(), load_families().modelopt
+    for matrix, rows in (
+        (table.matrix, table.rows_for(facts.model_type, facts.modelopt.rows)),
+        (m.modelopt, facts.modelopt.rows),
+    ):
+        verdict = _check(matrix, rows, fmt, facts.model_type)
+        if verdict.cell:
+            return matrix.footnote_texts(*verdict.cell)
+    return []
 
 
 def _decide(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matrices) -> Eligible | Skipped:

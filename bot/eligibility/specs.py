@@ -20,11 +20,13 @@ from typing import Any
 from bot.eligibility.facts import facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import KV_FP8_FORMATS, Plan, PlanOptions, plan
-from bot.eligibility.targets import resolve_targets
+from bot.eligibility.sm_steps import sm_step
+from bot.eligibility.targets import gpu_sm, resolve_targets
+from bot.errors import RepoNotFound, RevisionNotFound
 from bot.hub import Hub
 from bot.settings import Settings
 from builders.spec import FORMATS, BuildSpec, Recipe, ValidationSettings, installed_toolchain
-from handlers.inputs import Eligibility, JobCosts
+from handlers.inputs import Calibration, Eligibility, JobCosts
 
 _PLACEHOLDER = Path("/unset")
 
@@ -69,10 +71,15 @@ def eligibility_of(result: Plan) -> Eligibility:
     found: dict[str, list[int]] = {}
     fp8_kv: dict[str, list[int]] = {}
     skips: dict[str, list[str]] = {}
+    sources: dict[str, str] = {}  # format → what said yes (the runtimes policy's notes), on its first SM
     for target_plan in result.targets:
         sm = target_plan.target.sm
         for eligible in target_plan.eligible:
             found.setdefault(eligible.format, []).append(sm)
+            said = [
+                n.partition(": ")[2] for n in eligible.notes if n.startswith(("runs with: ", "made by: "))
+            ]
+            sources.setdefault(eligible.format, "; ".join(reversed(said)))
             if "fp8" in eligible.kv_cache:
                 fp8_kv.setdefault(eligible.format, []).append(sm)
         for skipped in target_plan.skipped:
@@ -87,7 +94,8 @@ def eligibility_of(result: Plan) -> Eligibility:
         skips=skips,
         model_type=facts.model_type,
         fp8_kv_cache=fp8_kv,
-        runs_with={fmt: load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
+        runs_with={fmt: sources.get(fmt) or load_runtimes().summary(fmt) for fmt in FORMATS if fmt in found},
+        sm_steps={fmt: {sm: sm_step(fmt, sm).describe() for sm in found[fmt]} for fmt in found},
         jobs=job_costs(result),
     )
 
@@ -122,10 +130,12 @@ class SpecMaker:
         formats: Sequence[str] = (),
         sms: Sequence[int] = (),
         kv_cache_off: str | None = None,
+        calibration: Calibration | None = None,
     ) -> list[BuildSpec]:
         """One spec per eligible format (only `formats` if given), each with its SMs (only `sms` if given).
 
-        `kv_cache_off` names who turned the default FP8 KV cache off (a watch, a command), if anyone."""
+        `kv_cache_off` names who turned the default FP8 KV cache off (a watch, a command), if anyone;
+        `calibration`: a Hub dataset a command asked to calibrate with (`calibration_refusal` checked it)."""
         revision = eligibility.revision
         if revision is None:
             raise ValueError(f"eligibility of {eligibility.repo_id} has no pinned revision")
@@ -135,12 +145,61 @@ class SpecMaker:
             if (formats and fmt not in formats) or not chosen:
                 continue
             kv = build_kv_cache(eligibility, fmt, chosen, self.settings.build_recipe, off=kv_cache_off)
-            specs.append(self._spec(eligibility.repo_id, revision, fmt, chosen, kv))
+            specs.append(self._spec(eligibility.repo_id, revision, fmt, chosen, kv, calibration))
         return specs
 
-    def _spec(self, repo_id: str, revision: str, fmt: str, sms: list[int], kv: tuple[str, str]) -> BuildSpec:
+    def gpu_sm(self, name: str) -> int | None:
+        """The SM of a GPU named as people write it (`gpu_sms.yaml`), None when unknown."""
+        return gpu_sm(name)
+
+    def runs_on(self, fmt: str, sm: int) -> list[str]:
+        """The runtimes of the runtime table that run a release in `fmt` on a GPU of `sm`."""
+        return [runtime.name for runtime, cell in load_runtimes().loaders(fmt) if cell.runs_on(sm)]
+
+    def calibration_refusal(self, calibration: Calibration) -> str | None:
+        """Why builds may not calibrate with `calibration`: a dataset that is missing (or private), gated,
+        larger than `calib_max_dataset_mb`, without the split, or with fewer rows in it than a build takes
+        (as its card declares them); None when it may."""
+        name, revision, split = calibration.dataset, calibration.revision, calibration.split
+        try:
+            info = self.hub.dataset_info(name, revision=revision, files_metadata=True)
+        except RevisionNotFound:
+            return f"the dataset {name} has no revision `{revision}`"
+        except RepoNotFound:
+            return f"there is no dataset {name} on the Hub (or it is private)"
+        if info.gated:
+            return f"{name} is gated: builds cannot read it"
+        size = sum(s.size or 0 for s in info.siblings or [])
+        limit = self.settings.calib_max_dataset_mb
+        if size > limit * 1_000_000:
+            return f"{name} holds {size / 1e6:,.0f} MB, over the {limit:,} MB a calibration set may be"
+        splits = _declared_splits(info.card_data.to_dict() if info.card_data is not None else {})
+        if splits and split not in splits:
+            return f"{name} has no split `{split}` (it has {', '.join(f'`{s}`' for s in splits)})"
+        rows, wanted = splits.get(split), Recipe(**self.settings.build_recipe).calib_samples
+        if rows is not None and rows < wanted:
+            return f"split `{split}` of {name} has {rows} rows; a build calibrates on {wanted}"
+        return None
+
+    def _spec(
+        self,
+        repo_id: str,
+        revision: str,
+        fmt: str,
+        sms: list[int],
+        kv: tuple[str, str],
+        calibration: Calibration | None = None,
+    ) -> BuildSpec:
         s = self.settings
         recipe = dict(s.build_recipe)
+        if calibration is not None:
+            recipe |= {
+                "calib_dataset": calibration.dataset,
+                "calib_revision": calibration.revision,
+                "calib_split": calibration.split,
+                "calib_config": None,
+                "calib_text_field": None,
+            }
         if fmt == "gptq":
             recipe.pop("kv_cache", None)
         else:
@@ -160,6 +219,18 @@ class SpecMaker:
         )
         folder = Path(s.data_dir) / "builds" / draft.key()[:24]
         return draft.model_copy(update={"work_dir": folder / "work", "output_dir": folder / "out"})
+
+
+def _declared_splits(card: dict[str, Any]) -> dict[str, int | None]:
+    """A dataset card's splits (`dataset_info.splits`, one config or a list of them) → their row counts."""
+    infos = card.get("dataset_info")
+    found: dict[str, int | None] = {}
+    for info in infos if isinstance(infos, list) else [infos] if isinstance(infos, dict) else []:
+        for split in info.get("splits") or [] if isinstance(info, dict) else []:
+            if isinstance(split, dict) and isinstance(split.get("name"), str):
+                rows = split.get("num_examples")
+                found[split["name"]] = rows if isinstance(rows, int) else None
+    return found
 
 
 def kv_cache_default(

@@ -7,11 +7,12 @@ through `trtllm_hardware.yaml` (80/86/87 Ampere, 89 Ada Lovelace, 90 Hopper, 100
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bot.eligibility.matrices import Matrices, load_matrices
+from bot.eligibility.matrices import DATA_DIR, Matrices, load_matrices, read_yaml
 from bot.errors import UnknownSM, UsageError
 
 GIB = 1024**3
@@ -76,6 +77,26 @@ def local_gpus() -> list[GPU]:
         return []
     finally:
         pynvml.nvmlShutdown()
+
+
+GPU_SMS_FILE = DATA_DIR / "gpu_sms.yaml"
+_GPU_NOISE = re.compile(r"\b(nvidia|geforce|tesla)\b|[\s_-]+", re.IGNORECASE)
+
+
+def _gpu_key(name: str) -> str:
+    return _GPU_NOISE.sub("", name).lower()
+
+
+@functools.cache
+def _gpu_sms() -> dict[str, int]:
+    data = read_yaml(GPU_SMS_FILE)
+    return {_gpu_key(str(name)): int(sm) for name, sm in (data.get("gpus") or {}).items()}
+
+
+def gpu_sm(name: str) -> int | None:
+    """The SM of an NVIDIA GPU named as people write it (`L4`, `NVIDIA GeForce RTX 4090`, `h100`); None when
+    `gpu_sms.yaml` does not know it."""
+    return _gpu_sms().get(_gpu_key(name))
 
 
 def parse_sms(text: str) -> list[int]:

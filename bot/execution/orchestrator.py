@@ -475,7 +475,8 @@ def _finished_at(tasks: list[JobTask]) -> float:
 
 
 def _merged(manifest: Manifest, sms: list[int], done: dict[int, TaskResult], deadline_s: float) -> Manifest:
-    """The quantize manifest completed with every SM's record and the engines' artifacts."""
+    """The quantize manifest completed with every SM's record, the engines' artifacts and the SMs' serving
+    checks."""
     records, artifacts = [], list(manifest.artifacts)
     for sm in sms:
         found = done.get(sm)
@@ -486,4 +487,7 @@ def _merged(manifest: Manifest, sms: list[int], done: dict[int, TaskResult], dea
         records.append(found.record)
         artifacts += found.artifacts
     spec = manifest.require_spec().model_copy(update={"target_sms": sms})
-    return manifest.model_copy(update={"spec": spec, "engines": records, "artifacts": artifacts})
+    serving = [record for sm in sms for record in (done[sm].serving if sm in done else [])]
+    return manifest.model_copy(
+        update={"spec": spec, "engines": records, "artifacts": artifacts, "serving": serving}
+    )

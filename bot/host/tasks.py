@@ -12,7 +12,8 @@ result backend, records it, and takes a task whose reports stop for a dead worke
   it to the release's draft PR (`bot.publishing.staged`); returns the manifest and the draft's pinned
   revision, or the release the Hub already has;
 - engine: downloads the checkpoint at that revision, builds this SM's engine (or records why not) with
-  `python -m builders engine`, uploads `trt-llm/engines/<label>/` to the same PR, and returns the record.
+  `python -m builders engine`, uploads `trt-llm/engines/<label>/` to the same PR, runs the SM's serving check
+  (the release loaded by repo id at that revision, `bot.publishing.serving`), and returns the records.
 
 Both return JSON (with the worker's name and queue), never raise for a failed build: the bot records
 the failure. A task the bot fenced (`celery_app.fence`) returns at once without doing anything.
@@ -35,6 +36,7 @@ from bot.host.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
 from bot.host.spares import Spares
 from bot.hub import Hub
 from bot.launcher.launch import Worker, failure_reason, read_manifest
+from bot.publishing.serving import requests_json, serving_requests
 from bot.publishing.staged import StagedPublisher
 from bot.settings import Settings
 from builders.spec import (
@@ -137,8 +139,10 @@ def _engine(task: Task, request: TaskRequest) -> TaskResult:
         token=settings.token(),
         repo_id=pinned.repo_id,
     )
-    spec_path = Path(build.work_dir) / "spec.json"
+    spec_path, serving = Path(build.work_dir) / "spec.json", Path(build.work_dir) / "serving.json"
+    serving.write_text(requests_json(serving_requests(build, pinned.repo_id, pinned.revision, [sm])))
     argv = ["engine", str(spec_path), "--sm", str(sm), "--checkpoint", str(checkpoint), "--out", str(out)]
+    argv += ["--serving", str(serving)]
     log_path = Path(build.work_dir) / BUILD_LOG
     code = _run(task, place, build, log_path, request.beat_s, argv=argv)
     try:
@@ -161,7 +165,7 @@ def _engine(task: Task, request: TaskRequest) -> TaskResult:
                 commit_message=f"Upload {path}",
                 commit_description=f"Engine for sm{sm}",
             )
-    return report.model_copy(update={"record": record, "artifacts": done.artifacts})
+    return report.model_copy(update={"record": record, "artifacts": done.artifacts, "serving": done.serving})
 
 
 # ------------------------------------------------------------------------------------------------ helpers

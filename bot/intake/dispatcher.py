@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from bot.errors import HubRateLimited, HubUnavailable
 from bot.intake.webhooks import Event
 from handlers import moves, reviews, slash_commands, upstream
-from handlers.context import Context, HubPort, Options, PlannerPort, ReviewsPort, tagged_logger
+from handlers.context import Context, HubPort, Options, PlannerPort, ReviewsPort, UpkeepPort, tagged_logger
 from handlers.inputs import HubWebhook
 from handlers.router import FAILED, Router, routing_fields
 from state import EventRecord, GuardFailed, Store
@@ -51,6 +51,7 @@ class Dispatcher:
         options: Options,
         planner: PlannerPort,
         reviews: ReviewsPort | None = None,
+        upkeep: UpkeepPort | None = None,
         router: Router | None = None,
         sweep_s: float = SWEEP_S,
     ) -> None:
@@ -59,6 +60,7 @@ class Dispatcher:
         self.options = options
         self.planner = planner
         self.reviews = reviews
+        self.upkeep = upkeep
         self.router = router or default_router()
         self.sweep_s = sweep_s
         self._wake = threading.Event()
@@ -152,6 +154,7 @@ class Dispatcher:
             options=self.options,
             planner=self.planner,
             reviews=self.reviews,
+            upkeep=self.upkeep,
             log=logger,
         )
 

@@ -1,23 +1,28 @@
 """Polling for what webhooks missed, run by the bot's scheduler (`bot.scheduler`) every `poll_interval_min`.
 
-The poll first stores the commands no webhook delivered (`bot.intake.catchup`), then turns every watched
-model whose `main` changed since the watch was added into the same stored event a webhook would have made
-(same `repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the
-webhook and the poll is handled once.
+The poll finds what changed with the Hub's listings, each read down to where the last poll stopped
+(`bot.intake.listings`: a quiet poll costs a request per listing, not per repo), turns every watched model
+whose `main` changed since the watch was added into the same stored event a webhook would have made (same
+`repo.content` payload shape, same deduplication key: repo + sha), so a revision seen by both the webhook
+and the poll is handled once, then stores the commands no webhook delivered (`bot.intake.catchup`: of the
+changed repos it reads those whose change no webhook told of). Its requests are the poller's and the
+catch-up's in the token's budget (`bot.budget`): the lowest priority, never more than their share of a
+window.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import HubError
 from bot.intake.catchup import CatchUp
+from bot.intake.listings import Change, ChangeFinder
 from bot.intake.webhooks import Event, event_from_payload, repo_block
 from bot.settings import Settings
 from handlers.context import Options
-from state import Store, Watch, WatchKind
+from state import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,37 +45,45 @@ class Poller:
         self.store = store
         self.hub = hub
         self.wake = wake  # told of each new event and its parse (the dispatcher's `wake`)
+        self.finder = ChangeFinder(hub)
         self.catch_up = CatchUp(settings, store, hub, options=options, record=self._record)
 
     def poll(self) -> int:
-        """Store the commands and then the revisions webhooks missed; returns how many events are new."""
-        return self.catch_up.run() + self.poll_watches()
+        """Store the revisions and then the commands webhooks missed; returns how many events are new."""
+        with self.hub.acting_as("poller"):
+            changes = self._changes()
+        unheard = self._record_changes(changes)
+        new = sum(1 for change in unheard if change.watched)  # each recorded anew
+        with self.hub.acting_as("catchup"):
+            return new + self.catch_up.run(unheard)
 
     def poll_watches(self) -> int:
         """Record an event per watched model changed since its watch was added; returns how many are new."""
-        new = 0
-        for watch in self.store.watches.list():
-            try:
-                models = self._models(watch)
-            except HubError as e:
-                log.warning("poll of %s %s failed: %s", watch.kind.value, watch.target, e)
-                continue
-            for info in models:
-                changed = getattr(info, "last_modified", None)
-                if info.sha is None or (changed is not None and changed < watch.created_at):
-                    continue  # a watch follows changes made after it was added
-                payload = poll_payload(
-                    self.settings.hf_endpoint, info.id, info.sha, bool(getattr(info, "private", False))
-                )
-                new += self._record(payload, f"poll:{info.id}:{info.sha}")
-        return new
+        with self.hub.acting_as("poller"):
+            return sum(1 for change in self._record_changes(self._changes()) if change.watched)
 
-    def _models(self, watch: Watch) -> Iterable[Any]:
-        if watch.kind is WatchKind.REPO:
-            return [self.hub.model_info(watch.target)]
-        if watch.kind is WatchKind.AUTHOR:
-            return self.hub.list_models(author=watch.target)
-        return self.hub.list_models(filter=f"base_model:{watch.target}")
+    def _changes(self) -> list[Change]:
+        """What the Hub's listings show changed since the last poll (their marks move on in the store)."""
+        found = self.finder.find(
+            self.store.watches.list(),
+            self.store.watches.marks(),
+            command_namespaces=self.settings.command_namespaces,
+            now=datetime.now(UTC),
+        )
+        self.store.watches.advance_marks(found.marks)
+        return found.changes
+
+    def _record_changes(self, changes: list[Change]) -> list[Change]:
+        """Record the watched changes; the changes no webhook told of (a repo whose push its webhook delivered
+        has its comments delivered too: the catch-up need not read it)."""
+        unheard = []
+        for change in changes:
+            if change.watched:
+                payload = poll_payload(self.settings.hf_endpoint, change.repo, change.sha, change.private)
+                if not self._record(payload, f"poll:{change.repo}:{change.sha}"):
+                    continue
+            unheard.append(change)
+        return unheard
 
     def _record(self, payload: dict[str, Any], delivery_id: str) -> int:
         """Store an event the bot made as a webhook would (1: new, 0: a duplicate) and wake the dispatcher."""

@@ -67,7 +67,8 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app; `store` stays the caller's to close. With `readiness`, health says whether the Hub
     answered yet (without it, the endpoint alone: ready when the database is)."""
-    registry, metrics = make_registry(store)
+    budget = getattr(readiness.hub, "budget", None) if readiness is not None else None  # the token's
+    registry, metrics = make_registry(store, budget)
     writer = EventWriter(store)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
 
@@ -126,12 +127,12 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     def status() -> HTMLResponse:
-        page = snapshot(store, settings.hf_endpoint, hub_problem=hub_problem())
+        page = snapshot(store, settings.hf_endpoint, hub_problem=hub_problem(), budget=budget)
         return HTMLResponse(_status_template().render(page))
 
     @app.get("/api/status")
     def status_json() -> JSONResponse:
-        return JSONResponse(snapshot(store, settings.hf_endpoint, hub_problem=hub_problem()))
+        return JSONResponse(snapshot(store, settings.hf_endpoint, hub_problem=hub_problem(), budget=budget))
 
     return app
 

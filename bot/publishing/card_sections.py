@@ -12,10 +12,12 @@ from huggingface_hub import EvalResult
 from huggingface_hub.repocard_data import eval_results_to_model_index
 
 from bot.eligibility.matrices import load_runtimes
+from bot.eligibility.planner import producer_footnotes
 from bot.publishing.gpus import gpu_lines
 from bot.publishing.layout import layout_tree
 from bot.publishing.scope import quantized_scope
-from bot.publishing.usage import is_chat_model, runs_with, usages, wrong_loaders
+from bot.publishing.serving import serving_rows
+from bot.publishing.usage import NEW_TOKENS, is_chat_model, runs_with, usages, wrong_loaders
 from bot.publishing.verification import verification_line
 from builders.spec import MANIFEST_NAME, Manifest
 
@@ -73,17 +75,28 @@ def shared_sections(
     manifest: Manifest, upstream: Upstream, *, repo_id: str, kv_cache: str | None
 ) -> dict[str, Any]:
     """The template values both card templates use."""
-    fmt = manifest.require_spec().format
-    record = manifest.verification
+    spec = manifest.require_spec()
+    fmt, record = spec.format, manifest.verification
+    family = upstream.family()
     return {
-        "runs_with": runs_with(fmt),
+        "runs_with": runs_with(fmt, family),
+        "producer_notes": producer_footnotes(fmt, family) if family else [],
         "runtime_table_label": load_runtimes().label,
         "wrong_loaders": wrong_loaders(fmt),
         "gpu_lines": gpu_lines(fmt),
         "quantized_scope": quantized_scope(manifest, kv_cache),
-        "usages": usages(fmt, repo_id, chat=is_chat_model(manifest)),
+        "usages": usages(
+            fmt,
+            repo_id,
+            chat=is_chat_model(manifest),
+            trust_remote_code=spec.trust_remote_code,
+            family=family,
+        ),
         "layout": layout_tree(release_paths(manifest, upstream.licence_files)),
         "licence_files": list(upstream.licence_files),
         "verification_line": verification_line(record) if record else None,
+        "tested_on": serving_rows(manifest.serving),
+        "tested_revision": manifest.serving[0].revision[:12] if manifest.serving else "",
+        "tested_tokens": NEW_TOKENS,
         "quantized_with": quantized_with(manifest),
     }

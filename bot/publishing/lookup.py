@@ -23,6 +23,7 @@ from huggingface_hub.community import DiscussionWithDetails
 
 from bot.hub import Hub
 from bot.publishing.cards import card_is_untouched
+from bot.publishing.succession import tag_release
 from builders.spec import Manifest
 from state.models import ReleaseStatus
 
@@ -223,8 +224,13 @@ class ReleaseLookup:
         return PullRequestOutcome(repo_id, num, details.url, tag, release_status(details, self.bot_name))
 
     def on_pr_merged(self, repo_id: str, num: int) -> PullRequestOutcome | None:
-        """A PR was merged: if it is one of the bot's releases, the release is published (MERGED)."""
-        return self.outcome(repo_id, num)
+        """A PR was merged: if it is one of the bot's releases, the release is published (MERGED), and the
+        upstream revision's tag moves to the commit on `main`."""
+        found = self.outcome(repo_id, num)
+        if found is not None and found.status is ReleaseStatus.MERGED:
+            head = self.hub.resolve_revision(repo_id, "main")
+            tag_release(self.hub, repo_id, head, found.tag.upstream, found.tag.revision)
+        return found
 
     def on_pr_closed(self, repo_id: str, num: int) -> PullRequestOutcome | None:
         """A PR was closed: a release is DECLINED (closed by a maintainer) or SUPERSEDED (by the bot)."""

@@ -20,8 +20,10 @@ Every release goes up the same way, so that nothing half-done is ever announced:
    comment saying what failed;
 3. only then announce: mark the PR open for review (`approval`, or no push rights), or — `auto` mode on a
    repo the bot may write — merge it itself, so `main` changes in one step;
-4. close the bot's older open PRs of the same series (same upstream, format and recipe) with a comment
-   linking the new release.
+4. tag the release commit (on `main` once merged, else the PR's) with the upstream revision it was built
+   from (`upstream-<sha12>`), and close the bot's older open PRs of the same series (same upstream, format
+   and recipe) with a comment linking the new release; a release that made a new repo points the bot's
+   older repos of the same upstream and format at it (`new_version`, bot/publishing/succession.py).
 
 An interruption anywhere before step 3 leaves a draft PR holding the key; the next run finds it and
 resumes. What the Hub already holds (steps 1 and 4) is read by `ReleaseLookup` (bot/publishing/lookup.py).
@@ -55,11 +57,13 @@ from bot.publishing.release import (
     what_changed,
 )
 from bot.publishing.rendering import render_template
+from bot.publishing.serving import run_serving, serving_requests
+from bot.publishing.succession import point_predecessors, tag_release
 from bot.publishing.upstream import Upstream
 from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
-from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, VerificationRecord
+from builders.spec import MANIFEST_NAME, BuildSpec, Manifest, ServingRecord, VerificationRecord
 from state.models import ReleaseKind, ReleaseStatus
 
 log = logging.getLogger(__name__)
@@ -172,9 +176,19 @@ class Publisher:
             return held
         approval = approval or self.approval_for(release.tag.upstream, target)
         self.hub.validate_card(release.card)
-        return self._release(
+        result = self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
         )
+        if not exists and result.status in (ReleaseStatus.OPEN, ReleaseStatus.PUBLISHED):
+            point_predecessors(
+                self.hub,
+                namespace=target.partition("/")[0],
+                upstream=release.tag.upstream,
+                format_id=release.tag.format,
+                successor=target,
+                writable=self.can_write(target),
+            )
+        return result
 
     def _previous(self, target: str, exists: bool) -> dict[str, Any] | None:
         """The manifest on the release repo's `main`, if any."""
@@ -198,7 +212,11 @@ class Publisher:
         if previous and previous.get("key") == manifest.key and previous.get("verification"):
             # the same build, already verified on the Hub: its card carries that line, and so does this one
             manifest = manifest.model_copy(
-                update={"verification": VerificationRecord.model_validate(previous["verification"])}
+                update={
+                    "verification": VerificationRecord.model_validate(previous["verification"]),
+                    "serving": manifest.serving
+                    or [ServingRecord.model_validate(r) for r in previous.get("serving") or []],
+                }
             )
         return prepare(
             build_dir,
@@ -263,7 +281,7 @@ class Publisher:
             self._upload_artifacts(release, revision)
         commit = self._commit_card(release, revision)
         if self.settings.verify_uploads:
-            release = self._verify(release, commit, revision)
+            release = self._verify(release, commit, revision, serve=artifacts)
             description = pr_description(
                 release,
                 changed=what_changed(release, previous),
@@ -277,6 +295,11 @@ class Publisher:
         if record is not None and not record.ok:
             return self._hold(release, pr, record)
         status, message = self._announce(release, pr, merge)
+        if writable is not False:
+            tagged = self.hub.resolve_revision(
+                target, "main" if status is ReleaseStatus.PUBLISHED else revision
+            )
+            tag_release(self.hub, target, tagged, release.tag.upstream, release.tag.revision)
         superseded = self._supersede(release, prs, pr if status is ReleaseStatus.OPEN else None)
         return self._result(release, status, pr, message, superseded)
 
@@ -330,8 +353,11 @@ class Publisher:
                 return again.details
             return self.hub.open_pull_request(release.repo_id, release.title, description)
 
-    def _verify(self, release: Release, commit: str, revision: str) -> Release:
-        """Download the release just committed, by id, in a worker; commit the outcome (manifest, card)."""
+    def _verify(self, release: Release, commit: str, revision: str, *, serve: bool) -> Release:
+        """Download the release just committed, by id, in a worker; commit the outcome (manifest, card).
+
+        With `serve` (a build published from this machine, whose SMs had no task of their own) this machine
+        also runs each target SM's serving check on that commit."""
         request = request_for(
             release.repo_id,
             commit,
@@ -340,12 +366,18 @@ class Publisher:
             extra_files=[f.path for f in release.licences],
             chat=is_chat_model(release.manifest),
             envs_dir=self.settings.runtime_envs_folder(),
+            family=release.upstream.family(),
         )
         record = run_verification(self.settings, request)
         log.info(
             "verification of %s at %s: %s", release.repo_id, commit[:12], "ok" if record.ok else "failed"
         )
-        verified = release.with_verification(record)
+        serving = release.manifest.serving
+        if serve:
+            spec = release.manifest.require_spec()
+            asked = serving_requests(spec, release.repo_id, commit, list(spec.target_sms))
+            serving = run_serving(self.settings, asked)
+        verified = release.with_verification(record, serving)
         self.hub.create_commit(
             release.repo_id,
             [

@@ -28,7 +28,7 @@ from bot.publishing.portable import machine_traces
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream
 from bot.publishing.verification import verification_line
-from builders.spec import MANIFEST_NAME, Manifest, VerificationRecord
+from builders.spec import MANIFEST_NAME, Manifest, ServingRecord, VerificationRecord
 
 _HASH_CHUNK = 1 << 20
 
@@ -67,9 +67,10 @@ class Release:
     def title(self) -> str:
         return f"{self.format_display} release of {self.tag.upstream} at {self.tag.revision[:7]}"
 
-    def with_verification(self, record: VerificationRecord) -> Release:
-        """The release with the post-upload check in its manifest and in its card's verification line."""
-        manifest = self.manifest.model_copy(update={"verification": record})
+    def with_verification(self, record: VerificationRecord, serving: list[ServingRecord]) -> Release:
+        """The release with the post-upload checks in its manifest and card: the verification line, and the
+        serving checks' "Tested on" table."""
+        manifest = self.manifest.model_copy(update={"verification": record, "serving": serving})
         card = stamp_card(
             render_release_card(
                 manifest, self.upstream, repo_id=self.repo_id, endpoint=self.endpoint, byline=self.byline

@@ -1,16 +1,18 @@
-"""What a release inherits from its base model: identity, licence, gating, language and task.
+"""What a release inherits from its base model: identity, licence, gating, language, task and family.
 
-Read from the upstream's card metadata and file list at the build's revision (`from_hub`); the release's
-card repeats the licence (with a link to its text) and, for a gated base model, its gate.
+Read from the upstream's card metadata, file list and config.json at the build's revision (`from_hub`); the
+release's card repeats the licence (with a link to its text) and, for a gated base model, its gate, and its
+"Runs with" table is the runtime table for the model's family (its config says which).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.eligibility.facts import card_metadata
+from bot.eligibility.facts import ModelFacts, build_facts, card_metadata
 from bot.hub import Hub
 from builders.invariance import is_licence_file
 
@@ -31,6 +33,7 @@ class Upstream:
     pipeline_tag: str | None = None
     licence_files: tuple[str, ...] = ()  # LICENSE*, USE_POLICY*, NOTICE*: copied into the release
     files: tuple[str, ...] = ()  # every file at the revision (the release keeps its metadata files)
+    config: dict[str, Any] = field(default_factory=dict)  # config.json at the revision ({}: not read)
 
     @classmethod
     def from_card(
@@ -81,7 +84,7 @@ class Upstream:
             card = card_metadata(hub.download(repo_id, "README.md", revision=revision).read_text())
         gated = info.gated if isinstance(info.gated, str) else None
         files = [s.rfilename for s in info.siblings or ()]
-        return cls.from_card(
+        upstream = cls.from_card(
             repo_id,
             revision,
             card,
@@ -89,6 +92,20 @@ class Upstream:
             files=files,
             gated=gated,
             pipeline_tag=info.pipeline_tag,
+        )
+        if "config.json" not in files:
+            return upstream
+        config = json.loads(
+            hub.download(repo_id, "config.json", revision=revision).read_text(encoding="utf-8")
+        )
+        return replace(upstream, config=config if isinstance(config, dict) else {})
+
+    def family(self) -> ModelFacts | None:
+        """The base model's family as the planner reads it from its config (None: the config was not read)."""
+        if not self.config:
+            return None
+        return build_facts(
+            self.config, name=self.repo_id, source="hub", revision=self.revision, files=self.files
         )
 
     def licence_metadata(self) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.matrices.runtimes import Runtime, RuntimeCell
+from bot.eligibility.planner import runs_family
 from builders.spec import Manifest
 
 PROMPT = "The future of AI is"
@@ -21,7 +23,7 @@ TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.7"
 _MESSAGES = 'messages = [{{"role": "user", "content": "{prompt}"}}]\n'
 _SAMPLING = "SamplingParams(max_tokens={tokens})"
 _CHAT_PROMPT = (
-    _MESSAGES + 'prompt = AutoTokenizer.from_pretrained("{tokenizer}").apply_chat_template(\n'
+    _MESSAGES + 'prompt = AutoTokenizer.from_pretrained("{tokenizer}"{rc}).apply_chat_template(\n'
     "    messages, tokenize=False, add_generation_prompt=True\n)\n"
 )
 # Python snippets: (module imported, needs a GPU, code for a plain model, code for a chat model).
@@ -29,10 +31,10 @@ _PYTHON_SNIPPETS = {
     "vllm": (
         "vllm",
         True,
-        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
         "print(outputs[0].outputs[0].text)\n",
-        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         + _MESSAGES
         + f"outputs = llm.chat(messages, {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
@@ -40,11 +42,11 @@ _PYTHON_SNIPPETS = {
     "trtllm_pytorch": (
         "tensorrt_llm",
         True,
-        'from tensorrt_llm import LLM, SamplingParams\n\nllm = LLM(model="{repo}")\n'
+        'from tensorrt_llm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
         f'outputs = llm.generate(["{{prompt}}"], {_SAMPLING})\n'
         "print(outputs[0].outputs[0].text)\n",
         "from tensorrt_llm import LLM, SamplingParams\nfrom transformers import AutoTokenizer\n\n"
-        'llm = LLM(model="{repo}")\n'
+        'llm = LLM(model="{repo}"{rc})\n'
         + _CHAT_PROMPT.replace("{tokenizer}", "{repo}")
         + f"outputs = llm.generate([prompt], {_SAMPLING})\n"
         "print(outputs[0].outputs[0].text)\n",
@@ -53,14 +55,14 @@ _PYTHON_SNIPPETS = {
         "transformers",
         False,
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id)\n'
-        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto")\n'
+        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id{rc})\n'
+        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto"{rc})\n'
         'inputs = tokenizer("{prompt}", return_tensors="pt").to(model.device)\n'
         "outputs = model.generate(**inputs, max_new_tokens={tokens}, do_sample=False)\n"
         "print(tokenizer.decode(outputs[0], skip_special_tokens=True))\n",
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
-        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id)\n'
-        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto")\n'
+        'model_id = "{repo}"\ntokenizer = AutoTokenizer.from_pretrained(model_id{rc})\n'
+        'model = AutoModelForCausalLM.from_pretrained(model_id, device_map="auto"{rc})\n'
         + _MESSAGES
         + "inputs = tokenizer.apply_chat_template(\n"
         '    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True\n'
@@ -95,11 +97,11 @@ def _engine_run(setup: str, prompt_arg: str) -> str:
 
 _SHELL_SNIPPETS = {
     "sglang": (
-        "python -m sglang.launch_server --model-path {repo}\n"
+        "python -m sglang.launch_server --model-path {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:30000/v1/completions -H 'Content-Type: application/json' \\\n"
         """  -d '{{"model": "{repo}", "prompt": "{prompt}", "max_tokens": {tokens}}}'\n""",
-        "python -m sglang.launch_server --model-path {repo}\n"
+        "python -m sglang.launch_server --model-path {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:30000/v1/chat/completions -H 'Content-Type: application/json' \\\n"
         "  -d '" + _CHAT_BODY.replace("{model}", "{repo}") + "'\n",
@@ -115,13 +117,13 @@ _SHELL_SNIPPETS = {
     "tgi": (
         "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
         f"  {TGI_IMAGE} \\\n"
-        "  --model-id {repo}\n"
+        "  --model-id {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:8080/generate -H 'Content-Type: application/json' \\\n"
         """  -d '{{"inputs": "{prompt}", "parameters": {{"max_new_tokens": {tokens}}}}}'\n""",
         "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
         f"  {TGI_IMAGE} \\\n"
-        "  --model-id {repo}\n"
+        "  --model-id {repo}{rc_flag}\n"
         "# then, once the server is up:\n"
         "curl http://localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
         "  -d '" + _CHAT_BODY.replace("{model}", "tgi") + "'\n",
@@ -143,16 +145,23 @@ class Usage:
     note: str
 
 
-def runs_with(fmt: str) -> list[dict[str, str]]:
-    """Every runtime's row for a format: loads it or not, on which SMs, and the source of the cell."""
+def runs_with(fmt: str, family: ModelFacts | None = None) -> list[dict[str, str]]:
+    """Every runtime's row for a format: loads it or not, on which SMs, and the source of the cell; with the
+    model's `family`, a runtime that loads the format but not that family says no, and why (as `plan`)."""
     rows = []
     for runtime, cell in load_runtimes().cells(fmt):
+        loads, detail = cell.verdict, cell.note if cell.loads else cell.why
+        if family is not None and cell.loads:
+            runs, why = runs_family(runtime.id, fmt, family)
+            if not runs:
+                arch = family.architectures[0] if family.architectures else family.model_type
+                loads, detail = f"no, not {arch}", why
         rows.append(
             {
                 "runtime": runtime.name,
-                "loads": cell.verdict,
+                "loads": loads,
                 "sms": cell.sm_text,
-                "detail": cell.note if cell.loads else cell.why,
+                "detail": detail,
                 "source": cell.source,
             }
         )
@@ -173,14 +182,32 @@ def is_chat_model(manifest: Manifest) -> bool:
     return bool(manifest.source and manifest.source.chat_template)
 
 
-def usages(fmt: str, repo_id: str, *, chat: bool = False) -> list[Usage]:
-    """The snippets of the runtimes that load `fmt`, in the table's order; `chat` prompts through the
-    model's chat template."""
-    return [_usage(runtime, cell, repo_id, chat) for runtime, cell in load_runtimes().loaders(fmt)]
+def usages(
+    fmt: str,
+    repo_id: str,
+    *,
+    chat: bool = False,
+    trust_remote_code: bool = False,
+    family: ModelFacts | None = None,
+) -> list[Usage]:
+    """The snippets of the runtimes that load `fmt` (and run the model's `family`, when given), in the
+    table's order; `chat` prompts through the model's chat template; `trust_remote_code` (a release that
+    carries its upstream's code, auto_map) passes each runtime's flag for it, without which it won't load."""
+    return [
+        _usage(runtime, cell, repo_id, chat, trust_remote_code)
+        for runtime, cell in load_runtimes().loaders(fmt)
+        if family is None or runs_family(runtime.id, fmt, family)[0]
+    ]
 
 
-def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool) -> Usage:
-    values = {"repo": repo_id, "prompt": PROMPT, "tokens": NEW_TOKENS}
+def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool, trust_remote_code: bool) -> Usage:
+    values = {
+        "repo": repo_id,
+        "prompt": PROMPT,
+        "tokens": NEW_TOKENS,
+        "rc": ", trust_remote_code=True" if trust_remote_code else "",
+        "rc_flag": " --trust-remote-code" if trust_remote_code else "",
+    }
     if runtime.id in _PYTHON_SNIPPETS:
         module, gpu, plain, templated = _PYTHON_SNIPPETS[runtime.id]
         code = (templated if chat else plain).format(**values)
@@ -190,9 +217,17 @@ def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool) -> Usa
     return Usage(runtime.id, runtime.name, runtime.install, "bash", code, None, True, cell.note)
 
 
-def runnable_snippet(fmt: str, repo_id: str, *, chat: bool = False) -> Usage | None:
-    """The snippet the verification runs: a Python one, preferring one that needs no GPU."""
-    python = [u for u in usages(fmt, repo_id, chat=chat) if u.language == "python"]
+def runnable_snippet(
+    fmt: str,
+    repo_id: str,
+    *,
+    chat: bool = False,
+    trust_remote_code: bool = False,
+    family: ModelFacts | None = None,
+) -> Usage | None:
+    """The snippet the verification runs: a Python one the card shows, preferring one that needs no GPU."""
+    snippets = usages(fmt, repo_id, chat=chat, trust_remote_code=trust_remote_code, family=family)
+    python = [u for u in snippets if u.language == "python"]
     return next((u for u in python if not u.needs_gpu), python[0] if python else None)
 
 

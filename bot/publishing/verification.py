@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import load_runtimes
 from bot.errors import HubUnavailable
 from bot.launcher.launch import worker_argv, worker_env
@@ -39,11 +40,14 @@ def request_for(
     extra_files: list[str],
     envs_dir: Path | None,
     chat: bool = False,
+    family: ModelFacts | None = None,
 ) -> VerifyRequest:
     """What to check of a release of `spec`'s build: the table's detection rules, the card's runnable
     snippet (the chat form for a chat model, as its card shows it), and the transformers lines of the runtimes
     that load its format (read beside its upstream)."""
-    usage = runnable_snippet(spec.format, repo_id, chat=chat)
+    usage = runnable_snippet(
+        spec.format, repo_id, chat=chat, trust_remote_code=spec.trust_remote_code, family=family
+    )
     lines = load_runtimes().transformers_lines(spec.format)
     return VerifyRequest(
         repo_id=repo_id,
@@ -65,26 +69,39 @@ def request_for(
 
 def run_verification(settings: Settings, request: VerifyRequest) -> VerificationRecord:
     """Run `python -m builders verify` as builds run (worker_command, Hub settings in its environment)."""
-    with tempfile.TemporaryDirectory(prefix="quantbot-verify-") as tmp:
+    text, why = run_worker(
+        settings, "verify", request.model_dump_json(), name="verification", repo_id=request.repo_id
+    )
+    if text is None:
+        return _worker_failed(request, why)
+    return VerificationRecord.model_validate_json(text)
+
+
+def run_worker(
+    settings: Settings, command: str, request: str, *, name: str, repo_id: str, timeout_s: int = _TIMEOUT_S
+) -> tuple[str | None, str]:
+    """`python -m builders COMMAND REQUEST RESULT` on this machine: (the result's text, "") or (None, why).
+    A worker that could not reach the Hub gives no verdict: `HubUnavailable`, and the publish tries again."""
+    with tempfile.TemporaryDirectory(prefix=f"quantbot-{command}-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request_path.write_text(request.model_dump_json(), encoding="utf-8")
-        argv = worker_argv(settings, request_path, ["verify", str(request_path), str(result_path)])
+        request_path.write_text(request, encoding="utf-8")
+        argv = worker_argv(settings, request_path, [command, str(request_path), str(result_path)])
         try:
             run = subprocess.run(
                 argv,
                 env=worker_env(settings, {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}),
                 capture_output=True,
                 text=True,
-                timeout=_TIMEOUT_S,
+                timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
-            return _worker_failed(request, f"the verification worker ran past {_TIMEOUT_S} s")
+            return None, f"the {name} worker ran past {timeout_s} s"
         tail = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
-        if run.returncode == EXIT_HUB_FAILED:  # no verdict: the publish waits and tries again
-            raise HubUnavailable(f"verifying {request.repo_id}: {tail}", repo_id=request.repo_id)
+        if run.returncode == EXIT_HUB_FAILED:
+            raise HubUnavailable(f"{name} of {repo_id}: {tail}", repo_id=repo_id)
         if run.returncode != 0 or not result_path.is_file():
-            return _worker_failed(request, tail)
-        return VerificationRecord.model_validate_json(result_path.read_text(encoding="utf-8"))
+            return None, tail
+        return result_path.read_text(encoding="utf-8"), ""
 
 
 def _worker_failed(request: VerifyRequest, why: str) -> VerificationRecord:

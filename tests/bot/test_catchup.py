@@ -121,10 +121,11 @@ def test_the_catch_up_stores_what_the_webhook_carries_skips_a_failing_repo_and_b
     mine = [_comment(hubsim, theirs, "@quantbot /status")]
     _comment(hubsim, theirs, "Nice model!")
     _comment(hubsim, theirs, "/help", api=hubsim.api)  # the bot's own comment
+    poller.catch_up.start_sweep()  # as after a downtime: every repo where the bot takes commands is read
     assert poller.catch_up.run() == 1  # the watched repo's listing failed: skipped this round, logged
 
     mine.append(_comment(hubsim, watched, "/quantize gptq"))
-    assert poller.catch_up.run() == 1  # its cutoff was kept; the other repo's command is stored already
+    assert poller.catch_up.run() == 1  # still due, its cutoff kept; the other repo is read and done
     for comment_id, delivery in mine:
         [event] = [e for e in store.events.recent() if e.delivery_id == f"catchup:{comment_id}"]
         hooked_event = event_from_payload(delivery.payload, "hub")
@@ -139,12 +140,15 @@ def test_the_catch_up_stores_what_the_webhook_carries_skips_a_failing_repo_and_b
         ):
             assert _get(caught, part) == _get(hooked_event.hook, part), part
     assert {e.scope for e in store.events.recent()} == {"discussion.comment"}
+    before = hubsim.server.rate_limits.count(caller=hubsim.user)
     assert poller.catch_up.run() == 0
+    assert hubsim.server.rate_limits.count(caller=hubsim.user) == before  # nothing due: no request
 
     monkeypatch.setattr("bot.intake.catchup.MAX_DETAILS", 1)  # one discussion's details per run
     _comment(hubsim, watched, "/help")
     _comment(hubsim, theirs, "/help")
     poller.catch_up.cutoffs.clear()
+    poller.catch_up.start_sweep()
     assert [poller.catch_up.run() for _ in range(3)] == [1, 1, 0]  # one repo a run, then each is up to date
 
 

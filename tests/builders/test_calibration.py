@@ -76,3 +76,27 @@ def test_batches_are_left_padded_with_a_mask(tokenizer: Any) -> None:
     (batch,) = batches(calib, 2, pad_id=0, device="cpu")
     assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_a_hub_dataset_is_pinned_at_the_revision_asked_for(hubsim, repo_factory, monkeypatch) -> None:
+    """`/quantize --calib org/dataset@rev`: the build reads that revision (a tag or branch: its sha)."""
+    from huggingface_hub import constants
+
+    from builders.calibration import _dataset_revision
+
+    monkeypatch.setattr(constants, "ENDPOINT", hubsim.url)
+    dataset = repo_factory("texts", repo_type="dataset")
+
+    def commit(text: bytes) -> str:
+        api = hubsim.api
+        return api.upload_file(
+            path_or_fileobj=text, path_in_repo="a.txt", repo_id=dataset, repo_type="dataset"
+        ).oid
+
+    first = commit(b"first")
+    hubsim.api.create_tag(dataset, tag="v1", revision=first, repo_type="dataset")
+    head = commit(b"second")
+
+    assert (_dataset_revision(dataset, "v1"), _dataset_revision(dataset)) == (first, head)
+    with pytest.raises(BuildFailure, match="it has no revision 'v9'"):
+        _dataset_revision(dataset, "v9")

@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_support import RELEASES_ORG, USERS, BotProcess, E2EHub
@@ -40,10 +41,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bot(e2e_hub: E2EHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
+def bot_settings() -> dict[str, Any]:
+    """Settings a module adds to its bot's config (a module that needs some overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def bot(
+    e2e_hub: E2EHub, tmp_path_factory: pytest.TempPathFactory, bot_settings: dict[str, Any]
+) -> Iterator[BotProcess]:
     """A running bot (its webhook and watches are the tests' to set up); stopped and forgotten after."""
     running = BotProcess(tmp_path_factory.mktemp("bot"), e2e_hub)
-    running.write_config()
+    running.write_config(**bot_settings)
     running.start()
     try:
         yield running

@@ -173,7 +173,9 @@ def test_two_sms_fan_out_one_quantize_an_engine_per_sm_one_pr(
     cbot: BotProcess, e2e_hub: E2EHub, tiny_model: Path, store: Store, workers: dict[str, WorkerProcess]
 ) -> None:
     sm89 = workers["sm89"].start()
-    sm90 = workers["sm90"]
+    sm90 = (
+        workers["sm90"] if workers["sm90"].process else workers["sm90"].start()
+    )  # run alone, or after the kill
     repo, _ = publish_upstream(e2e_hub, tiny_model, "cel-fan")
     cbot.cli("watch", "add", "repo", repo, "--formats", "gptq", "--approval", "approval")
     cbot.cli("webhooks", "sync", "--url", cbot.url + "/webhooks/hub")
@@ -212,6 +214,22 @@ def test_two_sms_fan_out_one_quantize_an_engine_per_sm_one_pr(
     assert all(r["status"] == "not_built" and r["reason"] for r in records.values())
     description = maya.get_discussion_details(release.repo_id, pr.num).events[0].content
     assert "sm90, sm89" in description
+
+    # each SM's task ran its serving check on its CPU worker, on the release by repo id at the draft's commit:
+    # the GPU runtimes not run and why (no figure), transformers (GPTQ runs on CPU) measured, labelled CPU
+    checked = {(r["sm"], r["runtime"]): r for r in manifest["serving"]}
+    assert set(checked) == {(sm, rt) for sm in (90, 89) for rt in ("vllm", "sglang", "transformers")}
+    staged_at = engines[90].result["serving"][0]["revision"]
+    for sm in (90, 89):
+        vllm, cpu = checked[sm, "vllm"], checked[sm, "transformers"]
+        assert (vllm["status"], vllm["reason"]) == ("not_run", "vLLM is not installed on this worker")
+        assert vllm["tokens_per_s"] is None and vllm["load_s"] is None
+        assert (cpu["status"], cpu["device"], cpu["revision"]) == ("passed", "cpu", staged_at), cpu["reason"]
+        assert cpu["load_s"] > 0 and cpu["tokens_per_s"] > 0 and cpu["peak_gpu_memory_bytes"] is None
+    card = Path(maya.hf_hub_download(release.repo_id, "README.md", revision=f"refs/pr/{pr.num}")).read_text()
+    tested = card.split("## Tested on")[1].split("## Usage")[0]
+    assert "| sm90 task, run on CPU |" in tested and "(CPU, transformers)" in tested
+    assert "| sm89 | vLLM | not run: vLLM is not installed on this worker | — |" in tested
 
 
 def test_redis_down_at_submit_the_job_waits_and_runs_when_it_is_back(

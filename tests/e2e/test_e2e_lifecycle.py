@@ -169,6 +169,16 @@ def test_a_maintainer_merges_and_the_release_is_published(
         Path(e2e_hub.api("maya").hf_hub_download(release.repo_id, "manifest.json")).read_text()
     )
     assert on_main["key"] == job.build_key
+    # the local executor's SMs had no task of their own: this machine ran their serving checks after the
+    # upload, on the release's commit; it has no GPU, so only transformers (GPTQ runs on CPU) has figures
+    served = on_main["serving"]
+    assert {r["sm"] for r in served} == set(job.spec["target_sms"])
+    [cpu] = [r for r in served if r["status"] == "passed"]
+    assert (cpu["runtime"], cpu["device"], cpu["repo_id"]) == ("transformers", "cpu", release.repo_id)
+    assert cpu["tokens_per_s"] > 0 and cpu["load_s"] > 0
+    assert all(
+        r["status"] == "not_run" and r["reason"] and r["tokens_per_s"] is None for r in served if r != cpu
+    )
     # the merge moved main of the bot's own release repo: that event is ignored, no build loop starts
     merged_sha = e2e_hub.api("maya").model_info(release.repo_id).sha
     event = wait_for(lambda: _event_for(store, release.repo_id, merged_sha), 30, "the merge's webhook")

@@ -41,7 +41,7 @@ def test_json_is_exactly_one_object_in_the_issue_shape(
     capsys: Any, make_model: Any, configs: dict[str, Any]
 ) -> None:
     folder = make_model(configs["mistral"])
-    code, out, err = quantbot(capsys, "plan", str(folder), "--sm", "90,100", "--json")
+    code, out, err = quantbot(capsys, "plan", str(folder), "--sm", "90,100", "--json", "--policy", "strict")
     assert code == 0, err
     data = json.loads(out)  # the whole of stdout is one JSON document
     assert set(data) == {"model", "revision", "family", "skipped", "targets"}
@@ -58,7 +58,9 @@ def test_json_is_exactly_one_object_in_the_issue_shape(
 
 
 def test_table_per_sm(capsys: Any, make_model: Any, configs: dict[str, Any]) -> None:
-    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["qwen2"])), "--sm", "80,120")
+    code, out, _ = quantbot(
+        capsys, "plan", str(make_model(configs["qwen2"])), "--sm", "80,120", "--policy", "strict"
+    )
     assert code == 0
     assert 'ModelOpt row: "QWen 2, 2.5"' in out and 'TensorRT-LLM row: "Qwen-2/2.5"' in out
     ampere = out.split("sm80 · Ampere")[1].split("sm120")[0]
@@ -140,7 +142,9 @@ def test_refused_model_in_table_and_json(capsys: Any, make_model: Any, configs: 
 def test_unknown_model_type_is_planned_as_no_matrix_row(
     capsys: Any, make_model: Any, configs: dict[str, Any]
 ) -> None:
-    code, out, _ = quantbot(capsys, "plan", str(make_model(configs["unknown"])), "--sm", "90", "--json")
+    code, out, _ = quantbot(
+        capsys, "plan", str(make_model(configs["unknown"])), "--sm", "90", "--json", "--policy", "strict"
+    )
     assert code == 0
     data = json.loads(out)
     assert data["skipped"] is None and data["targets"][0]["eligible"] == []
@@ -202,3 +206,26 @@ def test_a_tiny_model_is_sized_in_human_units(capsys: Any, make_model: Any, conf
     header = out.splitlines()[1]
     assert re.search(r" \d{3}\.\dK parameters \(", header), header
     assert "0.00B" not in out and "0.0 GiB" not in out
+
+
+def test_the_plan_says_per_sm_whether_an_engine_or_a_serving_check_runs(
+    capsys: Any, make_model: Any, configs: dict[str, Any]
+) -> None:
+    folder = str(make_model(configs["qwen2"]))
+    code, out, _ = quantbot(capsys, "plan", folder, "--sm", "80,90", "--policy", "permissive")
+    assert code == 0
+    hopper = out.split("sm90 · Hopper")[1]
+    assert "per-SM task: serving check (vLLM, SGLang, TensorRT-LLM ≥ 1.3)" in hopper.split("int4_awq")[0]
+    assert "per-SM task: engine (trtllm-build, on a worker with TensorRT-LLM ≤ 1.2)" in hopper
+    code, out, _ = quantbot(capsys, "plan", folder, "--sm", "80,90", "--policy", "permissive", "--json")
+    steps = {(t["sm"], e["format"]): e["sm_step"] for t in json.loads(out)["targets"] for e in t["eligible"]}
+    # int4_awq: only TensorRT-LLM's PyTorch backend loads it; int8_sq: only trtllm-build's engine; on sm80
+    # SGLang and TensorRT-LLM do not load fp8 and vLLM's Marlin kernel does
+    assert steps[90, "int4_awq"] == {
+        "engine": False,
+        "serving_check": ["TensorRT-LLM ≥ 1.3"],
+        "text": "serving check (TensorRT-LLM ≥ 1.3)",
+    }
+    assert steps[90, "int8_sq"]["engine"] and steps[90, "int8_sq"]["serving_check"] == []
+    assert steps[90, "gptq"]["serving_check"] == ["vLLM", "SGLang", "transformers + GPTQModel / optimum"]
+    assert (80, "fp8") not in steps or steps[80, "fp8"]["serving_check"] == ["vLLM"]

@@ -76,7 +76,9 @@ def test_plan_json_for_a_hub_repo(
     sha = upload(
         hubsim, repo, {"config.json": json.dumps(configs["qwen2"]).encode(), "README.md": CARD.encode()}
     )
-    code, out, err = quantbot(capsys, "plan", repo, "--revision", "main", "--sm", "90", "--json")
+    code, out, err = quantbot(
+        capsys, "plan", repo, "--revision", "main", "--sm", "90", "--json", "--policy", "strict"
+    )
     assert code == 0, err
     data = json.loads(out)
     assert (data["model"], data["revision"], data["skipped"]) == (repo, sha, None)

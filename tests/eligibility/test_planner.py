@@ -65,7 +65,8 @@ def facts(config: dict[str, Any], name: str = "org/model", **kw: Any) -> ModelFa
 
 
 def plan_for(config: dict[str, Any], sms: tuple[int, ...] = ALL_SMS, **options: Any) -> Plan:
-    return plan(facts(config), [target_for(sm) for sm in sms], PlanOptions(**options))
+    """A plan under the seed-only strict policy unless `policy` says otherwise (these tests read seeds)."""
+    return plan(facts(config), [target_for(sm) for sm in sms], PlanOptions(**{"policy": "strict", **options}))
 
 
 def by_sm(result: Plan) -> dict[int, dict[str, Any]]:
@@ -259,7 +260,7 @@ def test_refuses_a_model_too_large_for_every_target_gpu(configs: dict[str, Any])
 def test_too_large_for_one_target_skips_only_that_target(configs: dict[str, Any]) -> None:
     mistral = facts(configs["mistral"])  # ~16.2 GiB needed
     small = Target(89, "Ada Lovelace", "Ada Lovelace", memory_bytes=12 * GIB, memory_source="configured")
-    result = plan(mistral, [target_for(90, memory_gib={90: 80.0}), small])
+    result = plan(mistral, [target_for(90, memory_gib={90: 80.0}), small], PlanOptions(policy="strict"))
     assert result.skipped is None
     decided = by_sm(result)
     assert set(decided[90]["eligible"]) == {"fp8", "int4_awq"}

@@ -19,7 +19,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 def _eligibility(config: dict[str, Any], sms: tuple[int, ...] = (86, 90, 100)) -> Eligibility:
     facts = build_facts(config, name="org/model", source="hub", revision=SHA, files=["model.safetensors"])
-    return eligibility_of(plan(facts, [target_for(sm) for sm in sms], PlanOptions()))
+    return eligibility_of(plan(facts, [target_for(sm) for sm in sms], PlanOptions(policy="strict")))
 
 
 @pytest.fixture
@@ -69,3 +69,58 @@ def test_a_spec_is_pinned_keyed_and_placed_under_the_data_dir(configs, maker: Sp
     folder = tmp_path / "builds" / fp8.key()[:24]
     assert (fp8.work_dir, fp8.output_dir) == (folder / "work", folder / "out")
     assert fp8.key() != gptq.key() and fp8.toolchain == maker.toolchain
+
+
+# ------------------------------------------------------------------------------ /quantize --calib datasets
+
+
+def _dataset(hubsim, repo_factory, rows: int, **options) -> str:
+    """A dataset on hubsim whose card declares a `train` split of `rows` rows."""
+    repo = repo_factory("calib", repo_type="dataset", **options)
+    card = f"---\ndataset_info:\n  splits:\n  - name: train\n    num_examples: {rows}\n---\n# Calibration\n"
+    hubsim.api.upload_file(
+        path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo, repo_type="dataset"
+    )
+    return repo
+
+
+def test_calibration_datasets_are_checked_before_any_build(hubsim, repo_factory, tmp_path: Path) -> None:
+    from bot.hub import Hub
+    from handlers.inputs import Calibration
+
+    settings = load_settings(
+        None, data_dir=tmp_path, build_recipe={"calib_samples": 16}, calib_max_dataset_mb=1
+    )
+    maker = SpecMaker(settings, Hub(endpoint=hubsim.url, token=hubsim.token))
+    good = _dataset(hubsim, repo_factory, 100)
+    assert maker.calibration_refusal(Calibration(good)) is None
+    assert "no split `validation` (it has `train`)" in maker.calibration_refusal(
+        Calibration(good, split="validation")
+    )
+    assert "has no revision `v9`" in maker.calibration_refusal(Calibration(good, "v9"))
+    assert "there is no dataset nobody/nothing" in maker.calibration_refusal(Calibration("nobody/nothing"))
+    few = _dataset(hubsim, repo_factory, 3)
+    assert "has 3 rows; a build calibrates on 16" in maker.calibration_refusal(Calibration(few))
+    big = _dataset(hubsim, repo_factory, 100)
+    hubsim.api.upload_file(
+        path_or_fileobj=b"x" * 1_200_000, path_in_repo="data.txt", repo_id=big, repo_type="dataset"
+    )
+    assert "over the 1 MB" in maker.calibration_refusal(Calibration(big))
+    gated = _dataset(hubsim, repo_factory, 100)
+    hubsim.api.update_repo_settings(gated, gated="auto", repo_type="dataset")
+    assert "is gated" in maker.calibration_refusal(Calibration(gated))
+
+
+def test_a_calibration_asked_for_goes_into_the_recipe_and_the_key(configs, maker: SpecMaker) -> None:
+    from handlers.inputs import Calibration
+
+    seen = _eligibility(configs["qwen2"])
+    [plain] = maker.specs(seen, formats=["gptq"])
+    [asked] = maker.specs(seen, formats=["gptq"], calibration=Calibration("org/texts", "v1", "validation"))
+    recipe = asked.recipe
+    assert (recipe.calib_dataset, recipe.calib_revision, recipe.calib_split) == (
+        "org/texts",
+        "v1",
+        "validation",
+    )
+    assert recipe.calib_hub_source()[3] == "text" and asked.key() != plain.key()

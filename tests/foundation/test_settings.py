@@ -27,7 +27,7 @@ def test_defaults_keep_data_out_of_the_source_tree(monkeypatch: pytest.MonkeyPat
     settings = load_settings()
     assert settings.data_dir == tmp_path / "quantbot"
     assert settings.target_sms == [80, 89, 90, 100, 120]
-    assert settings.policy == "strict"
+    assert settings.policy == "runtimes"
 
 
 def test_hub_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:

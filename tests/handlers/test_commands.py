@@ -33,6 +33,11 @@ def test_kv_cache_none_turns_the_default_off() -> None:
     assert parse("/quantize fp8").kv_cache is None
 
 
+def test_now_skips_the_cooldown() -> None:
+    assert parse("/quantize gptq --now") == Command("quantize", ("gptq",), now=True)
+    assert parse("/quantize gptq").now is False
+
+
 def test_mention_works_like_a_slash() -> None:
     assert parse("@quantbot quantize gptq") == Command("quantize", ("gptq",))
     assert parse("@quantbot /status") == Command("status")
@@ -67,3 +72,25 @@ def test_hostile_text_is_bounded() -> None:
 def test_help_lists_formats() -> None:
     text = help_text(FORMATS)
     assert "/quantize" in text and "`nvfp4`" in text
+
+
+def test_calib_names_a_hub_dataset_with_its_revision_and_split() -> None:
+    from handlers.inputs import Calibration
+
+    assert parse("/quantize gptq --calib org/texts").calib == Calibration("org/texts")
+    assert parse("/quantize --calib=org/texts@v1.0:validation").calib == Calibration(
+        "org/texts", "v1.0", "validation"
+    )
+    assert parse("/quantize --calib org/texts:test").calib == Calibration("org/texts", None, "test")
+    for bad in ("texts", "org/texts@", "org/../x", "org/texts;rm", ""):
+        assert parse(f"/quantize --calib {bad}").error.startswith("`--calib"), bad
+
+
+def test_formats_for_a_gpu_by_name_or_sm() -> None:
+    assert parse("/formats --gpu RTX 4090") == Command("formats", gpu="RTX 4090")
+    assert parse("/formats --gpu=L4") == Command("formats", gpu="L4")
+    assert parse("/formats --sm 89") == Command("formats", sms=(89,))
+    assert parse("/formats") == Command("formats")
+    assert parse("/formats --gpu").error == "`--gpu` needs a GPU's name, e.g. `--gpu L4`"
+    assert parse("/formats --gpu <script>").error.startswith("`--gpu")
+    assert parse("/formats please").error.startswith("`/formats` takes")

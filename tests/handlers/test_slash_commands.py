@@ -6,14 +6,18 @@ logged); the handler runs on a real store, a real Hub client and hubsim's discus
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.eligibility.specs import SpecMaker
 from bot.hub import Hub
 from bot.intake.webhooks import event_from_payload
+from bot.settings import load_settings
 from handlers import slash_commands
 from handlers.context import Context, Options
 from handlers.router import HANDLED, IGNORED, REFUSED
@@ -47,7 +51,7 @@ def _comment(hubsim, repo: str, text: str, *, api=None) -> dict[str, Any]:
     return delivery.payload
 
 
-def _run(hubsim, store: Store, payload: dict[str, Any], **options: Any) -> str:
+def _run(hubsim, store: Store, payload: dict[str, Any], planner: Any = None, **options: Any) -> str:
     parsed = event_from_payload(payload, "test-delivery")
     recorded = store.events.record(
         delivery_id="d", scope=parsed.scope, action=parsed.action, payload=payload,
@@ -59,7 +63,7 @@ def _run(hubsim, store: Store, payload: dict[str, Any], **options: Any) -> str:
         hub=Hub(endpoint=hubsim.url, token=hubsim.token),
         store=store,
         options=Options(bot_name="quantbot", namespace="quantbot", **options),
-        planner=None,  # type: ignore[arg-type]  (no command below gets as far as planning)
+        planner=planner,  # None where the command does not get as far as planning
         log=logging.LoggerAdapter(logging.getLogger("test"), {}),
     )
     return slash_commands.on_comment(ctx)
@@ -152,3 +156,31 @@ def test_a_reply_quotes_what_a_commenter_typed_inertly(hubsim, watched, store: S
     assert not any(0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 for c in reply)
     assert all(len(t.content) <= 30 for t in tokens if t.type == "code_inline")
     assert any(t.type == "code_inline" for t in tokens)
+
+
+def test_formats_says_per_sm_whether_an_engine_or_a_serving_check_runs(
+    hubsim, watched, store: Store, tmp_path: Path
+) -> None:
+    repo = watched()
+    config = {
+        "model_type": "qwen2",
+        "architectures": ["Qwen2ForCausalLM"],
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "vocab_size": 1000,
+        "torch_dtype": "bfloat16",
+    }
+    hubsim.api.upload_file(
+        path_or_fileobj=json.dumps(config).encode(), path_in_repo="config.json", repo_id=repo
+    )
+    settings = load_settings(None, data_dir=tmp_path, target_sms=[90], policy="permissive")
+    planner = SpecMaker(settings, Hub(endpoint=hubsim.url, token=hubsim.token))
+    assert _run(hubsim, store, _comment(hubsim, repo, "/formats"), planner=planner) == HANDLED
+    [reply] = _replies(hubsim, repo)
+    per_format = {line.split("**")[1]: line for line in reply.split("\n- ")[1:] if "**" in line}
+    assert "  - sm90: serving check (vLLM, SGLang, TensorRT-LLM ≥ 1.3)" in per_format["fp8"]
+    assert "  - sm90: serving check (TensorRT-LLM ≥ 1.3)" in per_format["int4_awq"]
+    assert "  - sm90: engine (trtllm-build, on a worker with TensorRT-LLM ≤ 1.2)" in per_format["int8_sq"]

@@ -45,7 +45,16 @@ class Builds:
         self.env = env
         self._done: dict[tuple[str, str, str], Path] = {}
 
-    def get(self, repo_id: str, revision: str, fmt: str) -> Path:
+    def get(
+        self,
+        repo_id: str,
+        revision: str,
+        fmt: str,
+        *,
+        trust_remote_code: bool = False,
+        cwd: Path | None = None,
+    ) -> Path:
+        """The build's output folder; `cwd` is where the worker starts (it must leave nothing there)."""
         key = (repo_id, revision, fmt)
         if key not in self._done:
             folder = self.root / f"{repo_id.replace('/', '--')}-{revision[:8]}-{fmt}"
@@ -59,11 +68,13 @@ class Builds:
                 work_dir=folder / "work",
                 output_dir=folder / "out",
                 cache_dir=self.root / "hf-cache",
+                trust_remote_code=trust_remote_code,
             )
             spec_path = spec.write(folder / "spec.json")
             run = subprocess.run(
                 [sys.executable, "-m", "builders", "run", str(spec_path)],
                 env=self.env,
+                cwd=cwd,
                 capture_output=True,
                 text=True,
                 timeout=600,

@@ -8,6 +8,7 @@ from bot.publishing.gpus import engine_cell, examples, gpu_lines
 from bot.publishing.layout import layout_tree
 from bot.publishing.scope import Scope
 from bot.publishing.usage import runs_with, usages, wrong_loaders
+from builders.spec import ServingRecord
 
 EXAMPLE_SOURCE = "https://huggingface.co/TheDrummer/Magidonia-24B-v4.3"
 
@@ -71,8 +72,12 @@ EXAMPLE_PARAMETERS = {
     "quant_algo": "W4A16_AWQ",
     "quantized_with": "ModelOpt 0.41.0",
     "verification_line": None,
+    "tested_on": [],
+    "tested_revision": "",
+    "tested_tokens": 32,
     "runs_with": runs_with("int4_awq"),
     "wrong_loaders": wrong_loaders("int4_awq"),
+    "producer_notes": [],
     "gpu_lines": gpu_lines("int4_awq"),
     "quantized_scope": Scope(
         quantized="the linear layers of every decoder block (attention and MLP projections): weights in INT4 "
@@ -85,3 +90,53 @@ EXAMPLE_PARAMETERS = {
     "licence_files": [],
     "example_gpus": examples(engine_cell("int4_awq")),
 }
+
+
+def serving_records(revision: str) -> list[ServingRecord]:
+    """Serving checks as per-SM tasks record them: vLLM measured on an H100, vLLM not installed on the sm89
+    worker, transformers measured on that worker's CPU, SGLang failing with a pipe in its message."""
+    release = {"repo_id": "bot/model-GPTQ", "revision": revision}
+    vllm = {"runtime": "vllm", "runtime_name": "vLLM"}
+    return [
+        ServingRecord(
+            sm=90,
+            version="0.34.0",
+            status="passed",
+            device="cuda",
+            gpu="NVIDIA H100 80GB HBM3",
+            device_sm=90,
+            load_s=41.2,
+            generate_s=0.25,
+            new_tokens=32,
+            tokens_per_s=128.0,
+            peak_gpu_memory_bytes=3 * 2**30,
+            **vllm,
+            **release,
+        ),
+        ServingRecord(
+            sm=89, status="not_run", reason="vLLM is not installed on this worker", **vllm, **release
+        ),
+        ServingRecord(
+            sm=89,
+            runtime="transformers",
+            runtime_name="transformers",
+            version="5.14.1",
+            status="passed",
+            device="cpu",
+            gpu="AMD EPYC",
+            load_s=2.0,
+            generate_s=4.0,
+            new_tokens=32,
+            tokens_per_s=8.0,
+            **release,
+        ),
+        ServingRecord(
+            sm=89,
+            runtime="sglang",
+            runtime_name="SGLang",
+            version="0.5.23",
+            status="failed",
+            reason="RuntimeError: a | b",
+            **release,
+        ),
+    ]

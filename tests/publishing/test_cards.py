@@ -19,7 +19,7 @@ from bot.publishing.gptq_card import Byline
 from bot.publishing.gpus import describe
 from bot.publishing.upstream import Upstream
 from builders.spec import Artifact, Device, EngineRecord, Manifest, Toolchain
-from tests.publishing.example_card import EXAMPLE_PARAMETERS
+from tests.publishing.example_card import EXAMPLE_PARAMETERS, serving_records
 
 pytestmark = pytest.mark.slow
 
@@ -391,3 +391,18 @@ def test_a_gated_base_model_carries_its_gate_prompt_and_a_note(manifests, upstre
     assert "Access to the base model is gated" in card
     answer = httpx.post(f"{hubsim.url}/api/validate-yaml", json={"content": card, "repoType": "model"})
     assert answer.json()["errors"] == []
+
+
+@pytest.mark.parametrize("name", ["gptq", "fp8"])
+def test_the_tested_on_table_shows_each_sms_serving_check(name: str, manifests, upstream, hubsim) -> None:
+    manifest = manifests[name]
+    facts = _upstream(upstream.repo_id, manifest.spec.revision, hubsim.url)
+    assert "## Tested on" not in _render(manifest, facts, hubsim)  # no serving check ran: no table
+    checked = manifest.model_copy(update={"serving": serving_records("c" * 40)[:2]})
+    card = _render(checked, facts, hubsim)
+    table = card.split("## Tested on")[1].split("## Usage")[0]
+    assert f"at `{'c' * 12}`" in table
+    assert "| NVIDIA H100 80GB HBM3 | sm90 | vLLM 0.34.0 | yes | 128.0 | 41.2 s | 3.00 GiB |" in table
+    assert "| — | sm89 | vLLM | not run: vLLM is not installed on this worker | — | — | — |" in table
+    answer = httpx.post(f"{hubsim.url}/api/validate-yaml", json={"content": card, "repoType": "model"})
+    assert answer.status_code == 200 and answer.json()["errors"] == []

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import GatedRepoError
@@ -93,6 +94,10 @@ def test_new_repo_release_lands_on_main_in_one_step(
     assert states[0] == released
     # The Hub derives the quantized relation from the card, as its model search does.
     assert f"base_model:quantized:{upstream.repo_id}" in api.model_info(repo_id).tags
+    # The release commit is tagged with the upstream revision it was built from.
+    [tag] = api.list_repo_refs(repo_id).tags
+    assert tag.name == f"upstream-{upstream.revisions[0][:12]}"
+    assert tag.target_commit == api.model_info(repo_id).sha
 
 
 def test_publishing_the_same_build_again_changes_nothing(
@@ -122,6 +127,21 @@ def test_repo_id_comes_from_the_name_template(publisher, builds, upstream, hubsi
         )
     finally:
         hubsim.api.delete_repo(f"{hubsim.user}/{model}-GPTQ", missing_ok=True)
+
+
+def test_a_release_under_a_new_name_points_the_old_repo_at_it(
+    publisher, builds, upstream, hubsim, release_repo
+) -> None:
+    """A changed naming template makes a new repo: the old one gets `new_version`, and the Hub shows it."""
+    build = builds.get(upstream.repo_id, upstream.revisions[0], "int4_awq")
+    old, new = release_repo("tiny-int4-old"), release_repo("tiny-int4-new")
+    publisher.publish(build, repo_id=old)
+
+    publisher.publish(build, repo_id=new)
+
+    assert ModelCard.load(old, token=hubsim.token).data.new_version == new
+    assert ModelCard.load(new, token=hubsim.token).data.get("new_version") is None
+    assert f'href="/{new}"' in httpx.get(f"{hubsim.url}/{old}").text
 
 
 # ------------------------------------------------------------------------------------- pull requests
@@ -205,6 +225,24 @@ def test_a_merged_pr_is_the_published_release(publisher, hub, builds, upstream, 
 
     assert outcome.status is ReleaseStatus.MERGED
     assert again.status is ReleaseStatus.PUBLISHED and len(_bot_prs(hubsim.api, repo_id)) == 1
+    assert hubsim.api.list_repo_refs(repo_id).tags == []  # the bot may not tag a maintainer's repo
+
+
+def test_a_merged_release_pr_moves_its_revision_tag_to_main(
+    publisher, hub, builds, upstream, hubsim, release_repo
+) -> None:
+    build = builds.get(upstream.repo_id, upstream.revisions[0], "int4_awq")
+    repo_id = release_repo("tiny-int4-approval")
+    opened = publisher.publish(build, repo_id=repo_id, approval="approval")
+    [tag] = hubsim.api.list_repo_refs(repo_id).tags
+    assert tag.target_commit == hubsim.api.model_info(repo_id, revision=f"refs/pr/{opened.pr_number}").sha
+    hubsim.api.merge_pull_request(repo_id, opened.pr_number)
+
+    ReleaseLookup(hub, hubsim.user).on_pr_merged(repo_id, opened.pr_number)
+
+    [tag] = hubsim.api.list_repo_refs(repo_id).tags
+    assert tag.name == f"upstream-{upstream.revisions[0][:12]}"
+    assert tag.target_commit == hubsim.api.model_info(repo_id).sha
     assert _artifact_paths(build) <= _files(hubsim.api, repo_id)
 
 

@@ -193,6 +193,31 @@ def test_gptq_generates_through_the_cards_own_snippet(published, hubsim, tmp_pat
     assert 'LLM(model="' in vllm and "quantization=" not in vllm
 
 
+def test_a_release_published_from_this_machine_records_each_sms_serving_check(published) -> None:
+    """A local build's SMs had no task of their own: this machine (no GPU) ran their serving checks on the
+    commit it uploaded. The GPU runtimes say why they did not run, with no figure; transformers ran on CPU
+    once, under the first SM, and the card's "Tested on" table says so."""
+    _, result, local = published("gptq")
+    manifest = Manifest.read(local / "manifest.json")
+    checked = {(r.sm, r.runtime): r for r in manifest.serving}
+    assert set(checked) == {(sm, rt) for sm in (89, 90) for rt in ("vllm", "sglang", "transformers")}
+    for sm in (89, 90):
+        vllm = checked[sm, "vllm"]
+        assert (vllm.status, vllm.reason, vllm.tokens_per_s) == (
+            "not_run",
+            "vLLM is not installed on this worker",
+            None,
+        )
+    cpu, again = checked[89, "transformers"], checked[90, "transformers"]
+    assert (cpu.status, cpu.device, cpu.repo_id) == ("passed", "cpu", manifest.serving[0].repo_id), cpu.reason
+    assert cpu.tokens_per_s and cpu.tokens_per_s > 0 and cpu.load_s and cpu.peak_gpu_memory_bytes is None
+    assert cpu.output and cpu.new_tokens
+    assert (again.status, again.reason) == ("not_run", "measured once on this worker's CPU, under sm89")
+    tested = (local / "README.md").read_text().split("## Tested on")[1].split("## Usage")[0]
+    assert f"at `{cpu.revision[:12]}`" in tested
+    assert "| sm89 task, run on CPU |" in tested and f"| {cpu.tokens_per_s} (CPU, transformers) |" in tested
+
+
 def test_a_release_that_fails_verification_stays_a_draft_saying_why(
     verifying_publisher, builds, upstream, hubsim, release_repo, copy_build
 ) -> None:
