@@ -95,8 +95,9 @@ def dispatch_local(root: Path, jobs: int) -> list[float]:
 def dispatch_celery(root: Path, jobs: int, broker: str, hub_url: str, token: str) -> list[float]:
     from celery.result import AsyncResult
 
-    from bot.execution.celery_app import fence, make_app
-    from bot.execution.celery_executor import CeleryExecutor
+    from bot.execution.celery_transport import CeleryTransport
+    from bot.execution.orchestrator import Orchestrator
+    from bot.host.celery_app import fence, make_app
     from bot.hub import Hub
     from bot.publishing.staged import StagedPublisher
     from bot.settings import load_settings
@@ -117,7 +118,8 @@ def dispatch_celery(root: Path, jobs: int, broker: str, hub_url: str, token: str
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     store = open_store(sqlite_url(root))
-    executor = CeleryExecutor(settings, store, StagedPublisher(Hub(hub_url, token), settings), app=app)
+    publisher = StagedPublisher(Hub(hub_url, token), settings)
+    executor = Orchestrator(settings, store, publisher, CeleryTransport(app))
     times = []
     try:
         time.sleep(8)  # the worker connects and is ready

@@ -7,7 +7,7 @@ answered:
 - `upload`: the weights' upload (`Hub.upload_folder`, the publisher's longest step): 503 on `/preupload/`;
 - `read`: a plain read (`Hub.model_info`, the first thing a publish does): 503 on the model's API route.
 
-A publish the Hub failed waits (built) and is tried again (`bot.execution.retries`): the first wait is
+A publish the Hub failed waits (built) and is tried again (`bot.retries`): the first wait is
 `publish_backoff_s` (with jitter, half to all of it), doubling up to `transient_backoff_max_s`, until
 `transient_deadline_h` has passed since the first failure. So the time from the Hub failing to the next
 attempt is the give-up time plus that wait; the table after it shows, for Hub incidents of several lengths
@@ -31,9 +31,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from bot.errors import HubError  # noqa: E402  (after the environment above, on purpose)
-from bot.execution.retries import backoff_s  # noqa: E402
 from bot.hub import Hub  # noqa: E402
 from bot.hubsim import Directory, HubService, HubsimServer, User  # noqa: E402
+from bot.retries import backoff_s  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 
 STORM = 1000  # more 503s than any budget spends

@@ -184,9 +184,6 @@ class Measured:
         self.cycles.append((self._sent() - before, new, time.perf_counter() - started))
         return int(new)
 
-    def housekeeping(self) -> None:
-        self.poller.housekeeping()
-
 
 def every(per_minute: float, minutes: float, action: Callable[[int], None], stop: threading.Event) -> None:
     """Call `action(i)` `per_minute` times a minute for `minutes` (evenly spaced; late calls catch up)."""
@@ -210,7 +207,6 @@ def percentiles(values: list[float]) -> str:
 
 
 def run_bot(url: str, bot_port: int, args: argparse.Namespace) -> None:
-    from bot.intake.scheduler import Scheduler
     from bot.runtime import Bot, BotServer
     from bot.settings import load_settings
     from state import WatchKind, revision_key
@@ -225,7 +221,7 @@ def run_bot(url: str, bot_port: int, args: argparse.Namespace) -> None:
     )
     bot = Bot.assemble(settings, slots=[])  # no build slot: jobs stay queued, nothing is built
     measured = Measured(bot.poller, bot.hub)
-    bot.scheduler = Scheduler(measured, poll_minutes=args.poll_s / 60, housekeeping_s=15)  # type: ignore[arg-type]
+    bot.scheduler.every("poll", measured.poll, seconds=args.poll_s)  # measured, in the poller's place
     watched = layout()
     for author in WATCHED_AUTHORS:
         bot.store.watches.add(WatchKind.AUTHOR, author)

@@ -15,7 +15,7 @@ in each condition of `--conditions`: `quiet`, the machine as it is; `busy`, besi
 that spins on the servers' core (what any other work on the machine does to the bot); `build`, while builds
 run: a real
 `python -m builders run` of a tiny Llama (made once) started the way the bot's CPU slot starts it
-(`bot.execution.launch.Worker` in a session of its own, at the slot's priority and thread count, see
+(`bot.launcher.launch.Worker` in a session of its own, at the slot's priority and thread count, see
 bot/execution/slots.py), restarted on a fresh work dir whenever one finishes, so one is always running.
 `--build-priority normal` starts them at normal priority with torch's default threads instead, for
 comparison. The load generator is `wrk` (Debian: `apt-get install wrk`) with a Lua script that paces requests
@@ -62,8 +62,8 @@ from fastapi.responses import JSONResponse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.execution.launch import Worker  # noqa: E402  (the repo root on the path first)
 from bot.execution.slots import Slot  # noqa: E402
+from bot.launcher.launch import Worker  # noqa: E402  (the repo root on the path first)
 from bot.settings import load_settings  # noqa: E402
 from builders.spec import BuildSpec, Recipe, ValidationSettings  # noqa: E402
 

@@ -10,7 +10,7 @@ preupload, Xet token, LFS and storage requests of an upload (six tries, 23 s of 
 retries every request to the Xet CAS itself (a 429 or 5xx there surfaces as a `ConnectionError` once its
 budget is spent), so a failure of one of those is final here; plain requests such as `model_info` or the
 commit are not retried by the client, so they get this module's budget (four tries, 14 s). A publish that
-still fails waits and is tried again whole (`bot.execution.retries`).
+still fails waits and is tried again whole (`bot.retries`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, JobInfo, get_session, hf_hub_download, hf_raise_for_status
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 from huggingface_hub.hf_api import (
@@ -38,7 +38,7 @@ from huggingface_hub.hf_api import (
     WebhookInfo,
     WebhookWatchedItem,
 )
-from huggingface_hub.utils import get_session, hf_raise_for_status, paginate
+from huggingface_hub.utils import build_hf_headers, paginate
 
 from bot.budget import CALLS, RequestBudget, acting_as, budget_for, named_caller
 from bot.errors import (
@@ -200,8 +200,22 @@ class Hub:
                     "no Hub token: set HF_TOKEN (or QUANTBOT_HF_TOKEN)", repo_id=repo_id
                 ) from e
 
-    def whoami(self) -> dict[str, Any]:
-        return self.call(self.api.whoami)
+    def whoami(self, *, retry: bool = True) -> dict[str, Any]:
+        """Who the token belongs to (`retry=False`: one try, for a caller whose loop is the retry)."""
+        return self.call(self.api.whoami, retry=retry)
+
+    def _headers(self) -> dict[str, str]:
+        """The client's request headers (token, user agent) for the calls `HfApi` sends to the wrong host."""
+        return build_hf_headers(token=self.token)
+
+    def _pages(self, url: str) -> Iterator[Any]:
+        """The items of a paginated list, following the `Link: rel="next"` header as the Hub gives it."""
+        next_url: str | None = url
+        while next_url:
+            response = get_session().get(next_url, headers=self._headers())
+            hf_raise_for_status(response)
+            yield from response.json()
+            next_url = response.links.get("next", {}).get("url")
 
     def model_info(
         self, repo_id: str, revision: str | None = None, files_metadata: bool = False
@@ -306,7 +320,7 @@ class Hub:
         The Hub checks this on the commit too, but the publisher asks first, so that a card the Hub would
         refuse costs no upload."""
         url = f"{self.api.endpoint}/api/validate-yaml"
-        headers = self.api._build_hf_headers()
+        headers = self._headers()
 
         def send() -> httpx.Response:
             response = get_session().post(url, json={"content": card, "repoType": "model"}, headers=headers)
@@ -411,9 +425,8 @@ class Hub:
         """The user names of an org's members; None when `org` is not an org (a user, or nobody)."""
         # HfApi.list_organization_members ignores the client's endpoint (it reads HF_ENDPOINT), so page here.
         url = f"{self.api.endpoint}/api/organizations/{quote(org, safe='')}/members"
-        headers = self.api._build_hf_headers()
         try:
-            return self.call(lambda: [m["user"] for m in paginate(url, params={}, headers=headers)])
+            return self.call(lambda: [m["user"] for m in self._pages(url)])
         except HubError as e:
             if e.status_code == 404:
                 return None
@@ -424,6 +437,17 @@ class Hub:
         listing = self.api.list_models
         return self.call(
             lambda: list(listing(author=author, filter=filter, expand=["sha", "lastModified", "cardData"]))
+        )
+
+    def ranked_models(
+        self, *, filter: str, author: str | None = None, sort: str = "downloads", limit: int = 100
+    ) -> list[ModelInfo]:
+        """The first `limit` models matching a tag filter (of an author), most first by `sort`; items carry
+        their sha, downloads, likes, tags and config (where the quantization config is read)."""
+        expand: list[Any] = ["sha", "downloads", "likes", "tags", "config"]
+        listing = self.api.list_models
+        return self.call(
+            lambda: list(listing(author=author, filter=filter, sort=sort, limit=limit, expand=expand))
         )
 
     def models_modified_since(
@@ -495,7 +519,7 @@ class Hub:
         self, method: str, path: str, body: dict[str, Any] | None = None, idempotent: bool = True
     ) -> Any:
         url = f"{self.api.endpoint}/api/settings/webhooks{path}"
-        headers = self.api._build_hf_headers()
+        headers = self._headers()
 
         def send() -> Any:
             response = get_session().request(method, url, json=body, headers=headers)
@@ -503,6 +527,37 @@ class Hub:
             return response.json()
 
         return self.call(send, idempotent=idempotent)
+
+    # --- Hugging Face Jobs: the tasks of the `hf-jobs` executor ------------------------------------
+
+    def run_job(self, *, image: str, command: list[str], **kw: Any) -> JobInfo:
+        """Start a Job (not idempotent: retried only on 429, when the Hub refused before starting it)."""
+        run = functools.partial(self.api.run_job, image=image, command=command, **kw)
+        return self.call(run, idempotent=False)
+
+    def inspect_job(self, job_id: str, namespace: str | None) -> JobInfo | None:
+        """A Job's stage and durations; None when the Hub no longer knows it (deleted, lost)."""
+        try:
+            return self.call(self.api.inspect_job, job_id=job_id, namespace=namespace)
+        except HubError as e:
+            if e.status_code == 404:
+                return None
+            raise
+
+    def job_logs(self, job_id: str, namespace: str | None) -> Iterator[str]:
+        """A Job's log lines, followed until it ends (a stream: not retried, the Job's stage decides)."""
+        try:
+            yield from self.api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=True)
+        except (hf_errors.HfHubHTTPError, httpx.TransportError) as e:
+            raise translate(e, None, self.endpoint) from e
+
+    def cancel_job(self, job_id: str, namespace: str | None) -> None:
+        """Cancel a Job (cancelling twice is harmless, so it is retried)."""
+        self.call(self.api.cancel_job, job_id=job_id, namespace=namespace)
+
+    def jobs_hardware(self) -> list[Any]:
+        """The Hub's Jobs flavours with their GPUs and prices."""
+        return list(self.call(self.api.list_jobs_hardware))
 
 
 def _webhook_info(data: dict[str, Any]) -> WebhookInfo:

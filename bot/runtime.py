@@ -19,21 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.budget import RequestBudget
+from bot.dashboard.reply_updater import ReplyUpdater
 from bot.eligibility.specs import SpecMaker
 from bot.execution.executor import Executor
+from bot.execution.housekeeping import Housekeeping
 from bot.execution.local import LocalExecutor
-from bot.execution.reply_updater import ReplyUpdater
 from bot.execution.slots import Slot
 from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
-from bot.intake.scheduler import Poller, Scheduler
+from bot.intake.scheduler import Poller
 from bot.intake.server import create_app, open_configured_store
 from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
 from bot.publishing.metadata_update import MetadataUpdates
 from bot.publishing.publisher import Publisher
 from bot.publishing.reverify import Reverifier
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
 from handlers.context import Options
@@ -84,23 +86,31 @@ class Bot:
         dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
         reverifier = Reverifier(settings, hub, store, bot_user)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
+        scheduler = Scheduler()
+        scheduler.every("poll", poller.poll, seconds=settings.poll_interval_min * 60)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
-        housekeeping_s = min(15.0, max(1.0, settings.lease_s / 2))
-        scheduler = Scheduler(
-            poller,
-            poll_minutes=settings.poll_interval_min,
-            housekeeping_s=housekeeping_s,
-            periodic=[
-                ("dashboards", dashboards.refresh, settings.dashboard_s),
-                ("reverify", reverifier.sweep, REVERIFY_SWEEP_S),
-            ],
-        )
+        housekeeping = Housekeeping(settings, store).housekeeping
+        scheduler.every("housekeeping", housekeeping, seconds=min(15.0, max(1.0, settings.lease_s / 2)))
+        scheduler.every("dashboards", dashboards.refresh, seconds=settings.dashboard_s)
+        scheduler.every("reverify", reverifier.sweep, seconds=REVERIFY_SWEEP_S)
         app = create_app(settings, store, on_event=dispatcher.wake, readiness=readiness)
-        replies = ReplyUpdater(store, hub)
+        replies = ReplyUpdater(store, hub, scheduler)
         return cls(
-            settings, store, hub, options, executor, dispatcher, poller, scheduler, app, replies, readiness,
-            reviews, upkeep, reverifier,
-        )  # fmt: skip
+            settings,
+            store,
+            hub,
+            options,
+            executor,
+            dispatcher,
+            poller,
+            scheduler,
+            app,
+            replies,
+            readiness,
+            reviews,
+            upkeep,
+            reverifier,
+        )
 
     def start_workers(self) -> Bot:
         """Start everything but the HTTP server once the Hub answers (at once if it does)."""
@@ -130,18 +140,24 @@ class Bot:
 
 
 def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
-    """The executor `settings.executor` names: local processes, or Celery workers on other machines."""
+    """The executor `settings.executor` names: local processes, or the orchestrator sending tasks to Celery
+    workers on other machines or to Hugging Face Jobs."""
+    if settings.executor == "local":
+        return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
+    from bot.execution.orchestrator import Orchestrator
+    from bot.publishing.staged import StagedPublisher
+
+    publisher = StagedPublisher(hub, settings)
     if settings.executor == "hf-jobs":
-        from bot.execution.hf_jobs import HfJobsExecutor
-        from bot.publishing.staged import StagedPublisher
+        from bot.eligibility.flavors import load_flavors
+        from bot.execution.jobs_transport import JobsTransport
 
-        return HfJobsExecutor(settings, store, StagedPublisher(hub, settings))
-    if settings.executor == "celery":
-        from bot.execution.celery_executor import CeleryExecutor
-        from bot.publishing.staged import StagedPublisher
+        jobs = JobsTransport(settings, hub, load_flavors(), lambda: publisher.bot_name)
+        return Orchestrator(settings, store, publisher, jobs, poll_s=1.0)
+    from bot.execution.celery_transport import CeleryTransport
+    from bot.host.celery_app import make_app
 
-        return CeleryExecutor(settings, store, StagedPublisher(hub, settings))
-    return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
+    return Orchestrator(settings, store, publisher, CeleryTransport(make_app(settings)))
 
 
 class BotServer:

@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.errors import ConfigError
+from bot.naming import check_template
 from builders.spec import Recipe, ValidationSettings
 
 DEFAULT_SMS = [80, 89, 90, 100, 120]
@@ -186,6 +187,13 @@ class Settings(BaseSettings):
     cooldown_minutes: int = Field(
         0, ge=0, description="Minutes a new upstream revision must stay the newest before it is built."
     )
+    demand_monthly_budget: int = Field(
+        3, ge=0, description="Fine-tunes a demand watch builds per calendar month (a watch may set its own)."
+    )
+    trusted_publishers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Users or orgs whose quantizations of a fine-tune a demand watch does not build again.",
+    )
     dashboard_s: float = Field(
         60.0, gt=0, description="Seconds between refreshes of the watched upstreams' dashboard discussions."
     )
@@ -262,9 +270,17 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "target_sms", "remote_sms", "trust_remote_code_repos", "allowed_licenses", "maintainers", "allowlist",
-        "command_namespaces", "warm_toolchains", mode="before",
-    )  # fmt: skip
+        "target_sms",
+        "remote_sms",
+        "trust_remote_code_repos",
+        "allowed_licenses",
+        "maintainers",
+        "allowlist",
+        "command_namespaces",
+        "warm_toolchains",
+        "trusted_publishers",
+        mode="before",
+    )
     @classmethod
     def _lists_from_text(cls, value: Any) -> Any:
         return _split_list(value)
@@ -277,8 +293,6 @@ class Settings(BaseSettings):
     @field_validator("trtllm_repo_template", "gptq_repo_template")
     @classmethod
     def _repo_template(cls, value: str) -> str:
-        from bot.publishing.naming import check_template
-
         try:
             check_template(value)
         except ConfigError as e:

@@ -56,9 +56,11 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     def attempt(batch_size: int, number: int) -> Any:
         ctx.progress(0.1, f"GPTQ: quantizing layer by layer with {len(data)} samples, batch {batch_size}")
         model = gptqmodel.GPTQModel.load(
-            str(Path(ctx.snapshot_dir).resolve()), qcfg, device=ctx.torch_device,
+            str(Path(ctx.snapshot_dir).resolve()),
+            qcfg,
+            device=ctx.torch_device,
             trust_remote_code=spec.trust_remote_code,
-        )  # fmt: skip
+        )
         ctx.inject_oom(number)
         _report_layers(ctx, model)
         # GPTQModel writes its per-layer logs into `logs/` under the current directory: the work dir's.

@@ -86,9 +86,11 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
                 m(**batch, use_cache=False)
                 done[0] = max(done[0], ((calls[0] - 1) + (i + 1) / total) / passes)
                 ctx.progress(
-                    0.05 + 0.75 * min(done[0], 1.0), f"calibration pass {calls[0]}, batch {i + 1}/{total}",
-                    step=min((calls[0] - 1) * total + i + 1, passes * total), steps=passes * total,
-                )  # fmt: skip
+                    0.05 + 0.75 * min(done[0], 1.0),
+                    f"calibration pass {calls[0]}, batch {i + 1}/{total}",
+                    step=min((calls[0] - 1) * total + i + 1, passes * total),
+                    steps=passes * total,
+                )
                 ctx.hold()
 
         return mtq.quantize(model, cfg, forward_loop)

@@ -80,9 +80,19 @@ def _make(folder: Path, line: str) -> SideEnv:
     python = folder / "bin" / "python"
     steps = [
         [sys.executable, "-m", "venv", str(folder)],
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
-         "--no-compile", f"transformers~={line}.0", *EXTRAS],  # byte-compiling all of transformers is slow
-    ]  # fmt: skip
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-compile",
+            f"transformers~={line}.0",
+            *EXTRAS,
+        ],  # byte-compiling all of transformers is slow
+    ]
     for argv in steps:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)

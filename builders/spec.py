@@ -1,5 +1,8 @@
 """The contract between the bot and one build: a `BuildSpec` goes in, a `Manifest` comes out.
 
+Between the bot and a worker, the same way: a `TaskRequest` goes out (one task of a job's `TaskGraph`, the
+plan stored with the job when it was queued), a `TaskResult` comes back.
+
 Both are plain pydantic models written as JSON files, so the bot (which never imports torch) and a worker
 (which never needs FastAPI) share nothing but this module. A worker runs `python -m builders run SPEC.json`,
 prints `Progress` lines on stdout and leaves `manifest.json` in the spec's output directory.
@@ -721,6 +724,177 @@ class Manifest(_Model):
     @classmethod
     def read(cls, path: Path) -> Manifest:
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------- tasks of a job
+
+TaskKind = Literal["quantize", "engine"]
+QUANTIZE_QUEUE: Final = "quantize"
+
+
+def sm_queue(sm: int) -> str:
+    """The queue of the workers whose GPU is `sm` (an engine runs only on the SM it was built on)."""
+    return f"sm{sm}"
+
+
+class TaskPlan(_Model):
+    """One task of a job, planned when the job was queued: where it goes and what it should cost."""
+
+    kind: TaskKind
+    sm: int | None = Field(None, description="The SM of a per-SM task; None for the quantize task.")
+    queue: str = Field(description="The Celery queue: `quantize`, or the SM's (`sm90`).")
+    flavor: str | None = Field(None, description="The Hugging Face Jobs flavour, when builds run as Jobs.")
+    usd: float | None = Field(None, description="The task's estimated cost on that flavour.")
+
+
+class TaskGraph(_Model):
+    """A job's tasks: quantize once, then one task per target SM. Stored with the job; never re-planned."""
+
+    quantize: TaskPlan
+    sms: list[TaskPlan] = Field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        spec: BuildSpec,
+        flavors: dict[int, str] | None = None,
+        quantize_usd: dict[int, float] | None = None,
+        sm_usd: dict[int, float] | None = None,
+    ) -> TaskGraph:
+        """The graph of `spec`: each SM on its queue and, on Jobs, its flavour (`flavors`, SM → name) with
+        its estimate; the quantize task on the cheapest of its SMs' flavours."""
+        flavors, quantize_usd, sm_usd = flavors or {}, quantize_usd or {}, sm_usd or {}
+        placed = [sm for sm in spec.target_sms if sm in flavors]
+        cheapest = min(placed, key=lambda sm: quantize_usd.get(sm, 0.0)) if placed else None
+        quantize = TaskPlan(
+            kind="quantize",
+            queue=QUANTIZE_QUEUE,
+            flavor=flavors.get(cheapest) if cheapest is not None else None,
+            usd=quantize_usd.get(cheapest) if cheapest is not None else None,
+        )
+        sms = [
+            TaskPlan(kind="engine", sm=sm, queue=sm_queue(sm), flavor=flavors.get(sm), usd=sm_usd.get(sm))
+            for sm in spec.target_sms
+        ]
+        return cls(quantize=quantize, sms=sms)
+
+    def task(self, sm: int | None) -> TaskPlan:
+        """The quantize task (`sm` None) or an SM's; `KeyError` for an SM the job was not planned for."""
+        if sm is None:
+            return self.quantize
+        found = next((t for t in self.sms if t.sm == sm), None)
+        if found is None:
+            raise KeyError(f"sm{sm} is not in the job's plan")
+        return found
+
+    @property
+    def usd(self) -> float:
+        """The whole job's estimate (0 where nothing was priced)."""
+        return round(sum(t.usd or 0.0 for t in [self.quantize, *self.sms]), 2)
+
+
+class StagedCheckpoint(_Model):
+    """The release's draft PR and the commit its checkpoint is pinned at (engine tasks download it)."""
+
+    repo_id: str
+    pr_number: int
+    revision: str
+    url: str
+
+    @property
+    def ref(self) -> str:
+        return f"refs/pr/{self.pr_number}"
+
+
+class ReleaseRecord(_Model):
+    """A release the quantize task found already made (the key released, declined or superseded)."""
+
+    status: str
+    kind: str
+    repo_id: str
+    url: str
+    key: str
+    pr_number: int | None = None
+    superseded: list[int] = Field(default_factory=list)
+    message: str = ""
+
+
+class EngineOutcome(_Model):
+    """What `python -m builders engine` leaves in `engine.json`: the SM's record and the engine's files."""
+
+    record: EngineRecord
+    artifacts: list[Artifact] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(default_factory=list, description="The SM's serving check, if run.")
+
+
+class TaskReport(_Model):
+    """A running task's latest report: its build's stage and progress, and who runs it where."""
+
+    stage: str
+    progress: float = 0.0
+    message: str = ""
+    beat: int = 0
+    worker: str | None = None
+    queue: str | None = None
+
+
+class TaskRequest(_Model):
+    """What the bot sends a worker (Celery) or a Job: one task of one job, all it needs and nothing secret."""
+
+    job_id: int
+    kind: TaskKind
+    sm: int | None = None
+    queue: str = Field(description="The queue or Jobs flavour it was sent to.")
+    spec: BuildSpec
+    repo_id: str | None = Field(None, description="quantize: the release's repo.")
+    draft: StagedCheckpoint | None = Field(None, description="engine: the checkpoint to build from.")
+    files: list[str] = Field(default_factory=list, description="engine: the checkpoint's files.")
+    beat_s: float = 1.0
+    attempt: int = 1
+
+    @property
+    def task_name(self) -> str:
+        """The task's name in ids and labels: `quantize`, or the SM's queue."""
+        return self.kind if self.sm is None else sm_queue(self.sm)
+
+
+class TaskResult(_Model):
+    """What a task answers: who ran it, and the checkpoint staged, the release found, or the SM's record."""
+
+    worker: str | None = None
+    host: str | None = None
+    queue: str | None = None
+    skipped: str | None = Field(None, description="Fenced before it started: nothing ran.")
+    ok: bool = True
+    error: str | None = None
+    hub_failed: bool = Field(
+        False, description="Staging failed for the Hub's reason: the job waits to retry."
+    )
+    manifest: Manifest | None = None
+    draft: StagedCheckpoint | None = None
+    final: ReleaseRecord | None = None
+    record: EngineRecord | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
+    serving: list[ServingRecord] = Field(
+        default_factory=list, description="A per-SM task's serving check: the release loaded per runtime."
+    )
+    logs_url: str | None = Field(None, description="Where the task's log can be read (a Job's page).")
+
+    @property
+    def failed(self) -> bool:
+        """A quantize task that failed, or a per-SM task whose record says its build failed."""
+        return not self.ok or (self.record is not None and self.record.status == "failed")
+
+    def summary(self) -> str:
+        """One line: the SM's record, where the checkpoint went, or why it failed."""
+        if self.record is not None:
+            why = f" ({self.record.reason})" if self.record.reason else ""
+            return f"sm{self.record.sm}: {self.record.status.replace('_', ' ')}{why}"
+        if self.error:
+            return self.error
+        if self.draft is not None:
+            return f"checkpoint uploaded to {self.draft.url}"
+        return f"already released: {self.final.message if self.final else ''}"
 
 
 # ----------------------------------------------------------------------------------------------- helpers

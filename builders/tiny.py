@@ -146,19 +146,38 @@ def build_tiny_llama3(
     )
     eos = [ids["<|end_of_text|>"], ids["<|eot_id|>"]]
     config = {
-        "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
-        "bos_token_id": ids["<|begin_of_text|>"], "eos_token_id": eos, "head_dim": hidden_size // 4,
-        "hidden_act": "silu", "hidden_size": hidden_size, "initializer_range": 0.02,
-        "intermediate_size": hidden_size * 2, "max_position_embeddings": 131072, "mlp_bias": False,
-        "model_type": "llama", "num_attention_heads": 4, "num_hidden_layers": num_layers,
-        "num_key_value_heads": 2, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": ids["<|begin_of_text|>"],
+        "eos_token_id": eos,
+        "head_dim": hidden_size // 4,
+        "hidden_act": "silu",
+        "hidden_size": hidden_size,
+        "initializer_range": 0.02,
+        "intermediate_size": hidden_size * 2,
+        "max_position_embeddings": 131072,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": 4,
+        "num_hidden_layers": num_layers,
+        "num_key_value_heads": 2,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
         "rope_scaling": {
-            "factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-            "original_max_position_embeddings": 8192, "rope_type": "llama3",
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
         },
-        "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.45.0.dev0", "use_cache": True, "vocab_size": bpe.get_vocab_size(),
-    }  # fmt: skip
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.45.0.dev0",
+        "use_cache": True,
+        "vocab_size": bpe.get_vocab_size(),
+    }
     tokenizer_config = {
         "added_tokens_decoder": _added_tokens(ids),
         "bos_token": "<|begin_of_text|>",
@@ -171,9 +190,13 @@ def build_tiny_llama3(
     }
     special = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
     generation = {
-        "bos_token_id": ids["<|begin_of_text|>"], "do_sample": True, "eos_token_id": eos,
-        "temperature": 0.6, "top_p": 0.9, "transformers_version": "4.45.0.dev0",
-    }  # fmt: skip
+        "bos_token_id": ids["<|begin_of_text|>"],
+        "do_sample": True,
+        "eos_token_id": eos,
+        "temperature": 0.6,
+        "top_p": 0.9,
+        "transformers_version": "4.45.0.dev0",
+    }
     files: dict[str, dict[str, Any]] = {
         "tokenizer_config.json": tokenizer_config,
         "special_tokens_map.json": {k: _token_entry(v) for k, v in special.items()},
@@ -191,16 +214,31 @@ def build_tiny_qwen2(
     bpe = _train_bpe(vocab_size, specials)
     ids = {token: bpe.token_to_id(token) for token in specials}
     config = {
-        "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0,
-        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "hidden_act": "silu",
-        "hidden_size": hidden_size, "initializer_range": 0.02, "intermediate_size": hidden_size * 2,
-        "max_position_embeddings": 32768, "max_window_layers": num_layers, "model_type": "qwen2",
-        "num_attention_heads": 4, "num_hidden_layers": num_layers, "num_key_value_heads": 2,
-        "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": 1000000.0, "sliding_window": 32768,
-        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "transformers_version": "4.43.1",
-        "use_cache": True, "use_sliding_window": False,
+        "architectures": ["Qwen2ForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "hidden_act": "silu",
+        "hidden_size": hidden_size,
+        "initializer_range": 0.02,
+        "intermediate_size": hidden_size * 2,
+        "max_position_embeddings": 32768,
+        "max_window_layers": num_layers,
+        "model_type": "qwen2",
+        "num_attention_heads": 4,
+        "num_hidden_layers": num_layers,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": 32768,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.43.1",
+        "use_cache": True,
+        "use_sliding_window": False,
         "vocab_size": (bpe.get_vocab_size() // 64 + 1) * 64,  # Qwen pads its embedding past the tokenizer
-    }  # fmt: skip
+    }
     tokenizer_config = {
         "add_bos_token": False,
         "add_prefix_space": False,
@@ -218,10 +256,16 @@ def build_tiny_qwen2(
         "unk_token": None,
     }
     generation = {
-        "bos_token_id": ids["<|endoftext|>"], "pad_token_id": ids["<|endoftext|>"], "do_sample": True,
-        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]], "repetition_penalty": 1.05,
-        "temperature": 0.7, "top_p": 0.8, "top_k": 20, "transformers_version": "4.37.0",
-    }  # fmt: skip
+        "bos_token_id": ids["<|endoftext|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "do_sample": True,
+        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+        "repetition_penalty": 1.05,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+        "transformers_version": "4.37.0",
+    }
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     bpe.model.save(str(dest))  # vocab.json and merges.txt, which Qwen repos carry beside tokenizer.json

@@ -137,15 +137,23 @@ def build_engine(legacy: Path, out_dir: Path, sm: int, settings: EngineSettings)
     shutil.rmtree(partial, ignore_errors=True)
     args = [
         tool,
-        "--checkpoint_dir", str(legacy),
-        "--output_dir", str(partial),
-        "--max_batch_size", str(settings.max_batch_size),
-        "--max_input_len", str(settings.max_input_len),
-        "--max_seq_len", str(settings.seq_len),
-        "--gemm_plugin", settings.gemm_plugin,
-        "--kv_cache_type", settings.kv_cache_type,
-        "--workers", "1",
-    ]  # fmt: skip
+        "--checkpoint_dir",
+        str(legacy),
+        "--output_dir",
+        str(partial),
+        "--max_batch_size",
+        str(settings.max_batch_size),
+        "--max_input_len",
+        str(settings.max_input_len),
+        "--max_seq_len",
+        str(settings.seq_len),
+        "--gemm_plugin",
+        settings.gemm_plugin,
+        "--kv_cache_type",
+        settings.kv_cache_type,
+        "--workers",
+        "1",
+    ]
     started = time.monotonic()
     base = {"sm": sm, "tensorrt_llm": version, "cuda": cuda}
     try:

@@ -26,6 +26,10 @@ class HubPort(Protocol):
 
     def resolve_revision(self, repo_id: str, revision: str | None = None) -> str: ...
 
+    def ranked_models(
+        self, *, filter: str, author: str | None = None, sort: str = "downloads", limit: int = 100
+    ) -> list[Any]: ...
+
     def list_commits(self, repo_id: str, revision: str | None = None) -> list[Any]: ...
 
     def discussion(self, repo_id: str, num: int) -> Any: ...
@@ -100,6 +104,8 @@ class Options:
     publisher_name: str = "quantbot"
     jobs_budget_usd: float | None = None  # jobs_monthly_budget_usd, when builds run as Hugging Face Jobs
     cooldown_minutes: int = 0  # minutes a new upstream revision waits before it is built (a watch may differ)
+    demand_monthly_budget: int = 3  # fine-tunes a demand watch builds per calendar month (a watch may differ)
+    trusted_publishers: tuple[str, ...] = ()  # their quantizations of a fine-tune are not built again
 
     def __post_init__(self) -> None:
         if not self.bot_user:
@@ -122,6 +128,8 @@ class Options:
             publisher_name=settings.publisher_name,
             jobs_budget_usd=settings.jobs_monthly_budget_usd if settings.executor == "hf-jobs" else None,
             cooldown_minutes=settings.cooldown_minutes,
+            demand_monthly_budget=settings.demand_monthly_budget,
+            trusted_publishers=tuple(settings.trusted_publishers),
         )
 
 

@@ -148,6 +148,7 @@ class JobCosts:
     quantize_usd: dict[str, dict[int, float]]  # format → SM → its quantize Job on that SM's flavour
     engine_usd: dict[int, float]  # SM → one engine Job on its flavour
     basis: str  # what the estimate rests on
+    names: dict[int, str] = field(default_factory=dict)  # SM → its flavour's name, as `run_job` takes it
 
     def estimate(self, fmt: str, sms: Sequence[int]) -> float:
         """One job: quantize once, on the cheapest of its SMs' flavours, then an engine Job per SM."""

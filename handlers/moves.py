@@ -31,8 +31,13 @@ def on_move(ctx: Context) -> str:
         return IGNORED
     ctx.log.warning(
         "%s moved to %s: %d watch(es), %d job(s), %d release(s) and %d command(s) follow it",
-        old, new, moved.watches, moved.jobs, moved.releases, moved.commands,
-    )  # fmt: skip
+        old,
+        new,
+        moved.watches,
+        moved.jobs,
+        moved.releases,
+        moved.commands,
+    )
     return HANDLED
 
 

@@ -21,7 +21,7 @@ from handlers.replies import close, job_line, reply_state
 from handlers.router import HANDLED, IGNORED, REFUSED, Router
 from handlers.slash_syntax import Command, help_text, parse_command
 from handlers.upstream import LIVE, cooldown_end, enqueue_specs, find_watch
-from state import CANCELLABLE, RETRYABLE, CommandStatus, JobStatus
+from state import CANCELLABLE, RETRYABLE, CommandStatus, GuardFailed, JobStatus
 
 router = Router()
 
@@ -149,7 +149,7 @@ def _quantize(ctx: Context, command: Command, author: str, num: int) -> Answer:
         not_before = None
     else:
         not_before = cooldown_end(ctx, ctx.repo, sha, find_watch(ctx, ctx.repo, sha))
-    enqueue_specs(ctx, ctx.repo, specs, not_before=not_before)
+    enqueue_specs(ctx, ctx.repo, specs, eligibility.jobs, not_before=not_before)
     return Answer("\n".join([intro, *notes]), [spec.key() for spec in specs])
 
 
@@ -259,7 +259,12 @@ def _cancel(ctx: Context, command: Command, author: str, num: int) -> Answer:
     keys = {key for c in ctx.store.commands.in_discussion(ctx.repo, num) for key in c.build_keys}
     jobs = ctx.store.jobs.list(CANCELLABLE, build_keys=keys) if keys else []
     # The executor running a cancelled job hears of it from the store and stops its process.
-    cancelled = [job for job in jobs if ctx.store.lifecycle.cancel(job.id, note="cancelled by command")]
+    cancelled = []
+    for job in jobs:
+        try:
+            cancelled.append(ctx.store.lifecycle.cancel(job.id, note="cancelled by command"))
+        except GuardFailed as e:  # it finished or failed meanwhile: nothing to cancel
+            ctx.log.info("not cancelled: %s", e)
     if not cancelled:
         return Answer(
             f"@{author}, there is nothing to cancel: no build started in this discussion is running."
@@ -269,7 +274,12 @@ def _cancel(ctx: Context, command: Command, author: str, num: int) -> Answer:
 
 def _retry(ctx: Context, command: Command, author: str, num: int) -> Answer:
     jobs = ctx.store.jobs.list(RETRYABLE, repo=ctx.repo)
-    retried = [job.build_key for job in jobs if ctx.store.lifecycle.retry(job, note=f"/retry by {author}")]
+    retried = []
+    for job in jobs:
+        try:
+            retried.append(ctx.store.lifecycle.retry(job, note=f"/retry by {author}").build_key)
+        except GuardFailed as e:  # retried by another command meanwhile
+            ctx.log.info("not retried: %s", e)
     if not retried:
         return Answer(f"@{author}, no failed or cancelled builds of `{ctx.repo}` to retry.")
     return Answer(f"@{author}, retrying {len(retried)} build(s) of `{ctx.repo}`.", retried)

@@ -11,6 +11,7 @@ changed metadata files (tokenizer, chat template, generation config, licences) t
 (`UpkeepPort`). Otherwise its jobs wait for the watch's cooldown (`cooldown_minutes`, the setting's unless the
 watch sets its own): they are claimed only once that much time has passed with no newer push, and a newer
 push cancels the jobs still waiting for an older revision, so a burst of pushes gives one build of the last.
+A fine-tune of a base watched for demand (`handlers.demand`) ranks the base's fine-tunes again instead.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from builders.spec import BuildSpec
+from builders.spec import BuildSpec, TaskGraph
+from handlers import demand
 from handlers.context import Context
+from handlers.inputs import JobCosts
 from handlers.router import HANDLED, IGNORED, Router
 from state import Job, JobStatus, ReleaseStatus, Watch, WatchKind
 
@@ -66,6 +69,10 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
     if _is_own_commit(ctx, repo, sha):
         ctx.log.info("%s@%s is the bot's own commit; ignored", repo, sha[:12])
         return IGNORED
+    if watch.demand and watch.kind is WatchKind.BASE_MODEL:
+        ranking = demand.rank_and_build(ctx, watch, enqueue_specs)
+        ctx.log.info("%s: fine-tunes of %s ranked again (%d)", repo, watch.target, len(ranking))
+        return HANDLED
     previous = released_revision(ctx, repo)
     if previous is not None and previous != sha and ctx.upkeep is not None:
         done = ctx.upkeep.metadata_only(repo, previous, sha)
@@ -78,27 +85,39 @@ def release_revision(ctx: Context, repo: str, sha: str) -> str:
         return HANDLED
     off = f"the watch on {watch.target}" if watch.kv_cache == "none" else None
     specs = ctx.planner.specs(eligibility, formats=watch.formats, sms=watch.sms, kv_cache_off=off)
-    queued = enqueue_specs(ctx, repo, specs, not_before=cooldown_end(ctx, repo, sha, watch))
+    queued = enqueue_specs(ctx, repo, specs, eligibility.jobs, not_before=cooldown_end(ctx, repo, sha, watch))
     _cancel_waiting(ctx, repo, sha)
     ctx.log.info("%s@%s: %d eligible build(s), %d new", repo, sha[:12], len(specs), len(queued))
     return HANDLED
 
 
 def enqueue_specs(
-    ctx: Context, repo: str, specs: Iterable[BuildSpec], not_before: datetime | None = None
+    ctx: Context,
+    repo: str,
+    specs: Iterable[BuildSpec],
+    jobs: JobCosts | None,
+    not_before: datetime | None = None,
 ) -> list[Job]:
-    """Queue each spec under its build key (an existing key is left alone); returns the jobs made now.
+    """Queue each spec under its build key (an existing key is left alone), with its task graph planned now
+    (each SM's queue and, on Hugging Face Jobs, its flavour and estimate: `jobs`); returns the jobs made now.
 
-    The executor hears of a new job from the store's change listeners; one with `not_before` waits."""
+    The executor hears of a new job from the store's change listeners and sends what the graph says; one
+    with `not_before` waits until then (its upstream's cooldown)."""
     made = []
     for spec in specs:
         label = f"{spec.format} @ {str(spec.revision)[:12]}"
+        graph = (
+            TaskGraph.of(spec, jobs.names, jobs.quantize_usd.get(spec.format), jobs.engine_usd)
+            if jobs
+            else TaskGraph.of(spec)
+        )
         job, created = ctx.store.jobs.enqueue(
             spec.key(),
             spec.model_dump(mode="json"),
             repo=repo,
             label=label,
             source_event_id=ctx.event.id,
+            plan=graph.model_dump(mode="json"),
             not_before=not_before,
         )
         if created:

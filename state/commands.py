@@ -72,9 +72,12 @@ class CommandStore:
     ) -> Command:
         """Set the given fields; with `from_statuses`, only while the command is in one (else GuardFailed)."""
         given = {
-            "status": status, "reply_comment_id": reply_comment_id, "reason": reason, "parsed": parsed,
+            "status": status,
+            "reply_comment_id": reply_comment_id,
+            "reason": reason,
+            "parsed": parsed,
             "build_keys": build_keys,
-        }  # fmt: skip
+        }
         values = {name: value for name, value in given.items() if value is not _UNSET}
         guard = [Command.id == command_id]
         if from_statuses is not None:

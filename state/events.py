@@ -237,10 +237,17 @@ class _Prepared:
 def _row(event: NewEvent, now: datetime) -> dict[str, Any]:
     """The columns of a new event; shallow (asdict() would copy the payload). An ignored one is processed."""
     row = {
-        "delivery_id": event.delivery_id, "scope": event.scope, "action": event.action,
-        "payload": event.payload, "dedup_key": event.dedup_key, "repo": event.repo, "received_at": now,
-        "processed_at": None, "outcome": None, "error": None,
-    }  # fmt: skip
+        "delivery_id": event.delivery_id,
+        "scope": event.scope,
+        "action": event.action,
+        "payload": event.payload,
+        "dedup_key": event.dedup_key,
+        "repo": event.repo,
+        "received_at": now,
+        "processed_at": None,
+        "outcome": None,
+        "error": None,
+    }
     if event.ignored is not None:
         row |= {"processed_at": now, "outcome": IGNORED, "error": event.ignored}
     return row

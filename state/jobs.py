@@ -66,11 +66,13 @@ class JobStore:
         repo: str,
         label: str = "",
         source_event_id: int | None = None,
+        plan: dict[str, Any] | None = None,
         not_before: datetime | None = None,
     ) -> tuple[Job, bool]:
         """Queue a build unless a job with `build_key` exists (any status); return it and if it is new.
 
-        A job with `not_before` is not claimed before that time (its upstream's cooldown)."""
+        `plan` is its task graph, as planned now: the executor sends what it says. A job with `not_before`
+        is not claimed before that time (its upstream's cooldown)."""
         now = utcnow()
         row = {
             "not_before": not_before,
@@ -78,6 +80,7 @@ class JobStore:
             "repo": repo,
             "label": label,
             "spec": spec,
+            "plan": plan,
             "status": JobStatus.QUEUED,
             "source_event_id": source_event_id,
             "created_at": now,
@@ -258,8 +261,16 @@ class JobStore:
             job = s.execute(stmt).scalar_one_or_none()
             if job is None:
                 self._raise_guard(s, job_id, {JobStatus.RUNNING}, from_owner)
-            s.add(JobEvent(job_id=job_id, from_status=JobStatus.RUNNING, to_status=JobStatus.RUNNING, at=now,
-                           worker=to_owner, note=note))  # fmt: skip
+            s.add(
+                JobEvent(
+                    job_id=job_id,
+                    from_status=JobStatus.RUNNING,
+                    to_status=JobStatus.RUNNING,
+                    at=now,
+                    worker=to_owner,
+                    note=note,
+                )
+            )
         return job
 
     def heartbeat(

@@ -1,15 +1,15 @@
-"""The one owner of job status: every move of a job, named for why it happens.
+"""The one owner of job status: every move of a job, named by a verb for why it happens.
 
 The executor, housekeeping and the `/cancel` and `/retry` commands ask this module; none of them picks
 source and target statuses itself, so what each move may start from is decided here, once, on top of the
-guarded primitives of `state.jobs` (which refuse any edge `JOB_TRANSITIONS` lacks). A move whose guard does
-not hold raises `GuardFailed` (or `LeaseLost` for a worker that no longer holds the lease), except where the
-method says it answers None.
+guarded primitives of `state.jobs` (which refuse any edge `JOB_TRANSITIONS` lacks). One convention for
+every move: it returns the moved job, or raises `GuardFailed` (`LeaseLost` for a worker that no longer
+holds the lease) when the job was not where the move starts; a caller that expects the race says so.
+The claims answer None when there is nothing to claim.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,11 @@ def retrying(job: Job) -> str | None:
     return retry_words(job.retry_at, job.transient_tries + 1)
 
 
+def build_succeeded(job: Job) -> bool:
+    """Whether the job's build succeeded (its manifest says so), whatever became of its publish."""
+    return (job.manifest or {}).get("status") == "succeeded"
+
+
 class JobLifecycle:
     """Moves of jobs, for the executor, housekeeping and commands."""
 
@@ -66,27 +71,32 @@ class JobLifecycle:
         """The oldest queued job, now running and leased to `worker`; None when the queue is empty."""
         return self._jobs.claim(worker, lease_s)
 
-    def start_failed(self, job_id: int, owner: str, error: str) -> Job | None:
-        """The claimed build could not even start (bad spec, no worker command)."""
-        return self._quietly(job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, error=error)
+    def fail_start(self, job_id: int, owner: str, error: str) -> Job:
+        """The claimed build could not even start (bad spec, no worker command, over the budget)."""
+        return self._move(job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, error=error)
 
-    def built(self, job_id: int, owner: str, manifest: dict[str, Any]) -> Job:
+    def finish_build(self, job_id: int, owner: str, manifest: dict[str, Any]) -> Job:
         """The worker finished and its manifest says the build succeeded: ready to publish."""
-        return self._jobs.transition(
-            job_id, {JobStatus.RUNNING}, JobStatus.BUILT, owner=owner, manifest=manifest,
-            progress_message="built", **RECOVERED,
-        )  # fmt: skip
+        return self._move(
+            job_id,
+            {JobStatus.RUNNING},
+            JobStatus.BUILT,
+            owner=owner,
+            manifest=manifest,
+            progress_message="built",
+            **RECOVERED,
+        )
 
-    def build_failed(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
+    def fail_build(self, job_id: int, owner: str, error: str, manifest: dict[str, Any] | None) -> Job:
         """The worker failed (its manifest says why, or it died without one), for good: `/retry` it."""
-        return self._jobs.transition(
+        return self._move(
             job_id, {JobStatus.RUNNING}, JobStatus.FAILED, owner=owner, manifest=manifest, error=error
         )
 
-    def build_waits(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
+    def defer_build(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
         """The Hub failed the build: back to the queue, not claimed before `wait.retry_at`."""
         note = f"{TRANSIENT}: {wait.words}"
-        return self._jobs.transition(
+        return self._move(
             job_id,
             {JobStatus.RUNNING},
             JobStatus.QUEUED,
@@ -102,11 +112,11 @@ class JobLifecycle:
 
     def give_back(self, job_id: int, owner: str, note: str) -> Job:
         """The bot is stopping: the build goes back to the queue and resumes on the next start."""
-        return self._jobs.transition(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
+        return self._move(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
 
-    def unsent(self, job_id: int, owner: str, note: str) -> Job | None:
-        """The broker did not take the job's task: back to the queue, to be sent when it answers."""
-        return self._quietly(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
+    def requeue_unsent(self, job_id: int, owner: str, note: str) -> Job:
+        """The transport did not take the job's task: back to the queue, to be sent when it answers."""
+        return self._move(job_id, {JobStatus.RUNNING}, JobStatus.QUEUED, owner=owner, note=note)
 
     # -- publishing ----------------------------------------------------------------------------------
 
@@ -114,21 +124,21 @@ class JobLifecycle:
         """The oldest built job, now publishing and leased to `worker`; None when there is none."""
         return self._jobs.claim_publish(worker, lease_s)
 
-    def published(self, job_id: int, owner: str, message: str) -> Job | None:
-        """The release was made (None if the job was moved meanwhile, e.g. cancelled)."""
+    def finish_publish(self, job_id: int, owner: str, message: str) -> Job:
+        """The release was made."""
         done = {"progress_message": message, **RECOVERED}
-        return self._quietly(job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, **done)
+        return self._move(job_id, {JobStatus.PUBLISHING}, JobStatus.PUBLISHED, owner=owner, **done)
 
-    def publish_failed(self, job_id: int, owner: str, error: str) -> Job | None:
+    def fail_publish(self, job_id: int, owner: str, error: str) -> Job:
         """The publish step failed for good (a refused card, no access, or the Hub past the deadline)."""
-        return self._quietly(
+        return self._move(
             job_id, {JobStatus.PUBLISHING}, JobStatus.FAILED, owner=owner, error=f"publish failed: {error}"
         )
 
-    def publish_waits(self, job_id: int, owner: str, error: str, wait: Wait) -> Job | None:
+    def defer_publish(self, job_id: int, owner: str, error: str, wait: Wait) -> Job:
         """The Hub failed the publish: the build is kept (built), published again from `wait.retry_at`."""
         note, reason = f"{TRANSIENT}: {wait.words}", f"publish failed: {error}"
-        return self._quietly(
+        return self._move(
             job_id,
             {JobStatus.PUBLISHING},
             JobStatus.BUILT,
@@ -138,10 +148,13 @@ class JobLifecycle:
             **wait.fields(),
         )
 
-    def late_engines(self, job_id: int, manifest: dict[str, Any]) -> Job | None:
+    def record_late_engines(self, job_id: int, manifest: dict[str, Any]) -> Job:
         """Engine records committed to a published release after it was made: the job's manifest follows
-        the release's, for the status page and whatever reads the job later (None if no longer published)."""
-        return self._jobs.set_manifest(job_id, manifest, {JobStatus.PUBLISHED})
+        the release's, for the status page and whatever reads the job later."""
+        moved = self._jobs.set_manifest(job_id, manifest, {JobStatus.PUBLISHED})
+        if moved is None:
+            raise GuardFailed("job", job_id, {JobStatus.PUBLISHED}, "no longer published")
+        return moved
 
     # -- housekeeping and commands -------------------------------------------------------------------
 
@@ -150,23 +163,23 @@ class JobLifecycle:
         return self._jobs.requeue_expired(now, max_attempts=max_attempts)
 
     def start_now(self, job_id: int) -> Job | None:
-        """`/quantize --now`: a queued job waiting for its upstream's cooldown may be claimed at once."""
+        """`/quantize --now`: a queued job waiting for its upstream's cooldown may be claimed at once; None
+        when the job is no longer queued (nothing to hurry)."""
         return self._jobs.start_now(job_id)
 
-    def cancel(self, job_id: int, note: str = "cancelled") -> Job | None:
-        """Cancel a queued, running or built job (its executor stops the process); None if past that."""
-        return self._quietly(job_id, CANCELLABLE, JobStatus.CANCELLED, note=note)
+    def cancel(self, job_id: int, note: str = "cancelled") -> Job:
+        """Cancel a queued, running or built job (its executor stops the process)."""
+        return self._move(job_id, CANCELLABLE, JobStatus.CANCELLED, note=note)
 
-    def retry(self, job: Job, note: str) -> Job | None:
+    def retry(self, job: Job, note: str) -> Job:
         """Retry a failed or cancelled job: only the publish when the build itself succeeded."""
-        publish_only = job.status is JobStatus.FAILED and (job.manifest or {}).get("status") == "succeeded"
-        target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
         if job.status not in RETRYABLE:
-            return None
-        return self._quietly(job.id, {job.status}, target, note=note, **RECOVERED)
+            raise GuardFailed("job", job.id, RETRYABLE, job.status)
+        publish_only = job.status is JobStatus.FAILED and build_succeeded(job)
+        target = JobStatus.BUILT if publish_only else JobStatus.QUEUED
+        return self._move(job.id, {job.status}, target, note=note, **RECOVERED)
 
-    def _quietly(self, job_id: int, sources: set[JobStatus] | frozenset[JobStatus], target: JobStatus,
-                 **fields: Any) -> Job | None:  # fmt: skip
-        with contextlib.suppress(GuardFailed):
-            return self._jobs.transition(job_id, sources, target, **fields)
-        return None
+    def _move(
+        self, job_id: int, sources: set[JobStatus] | frozenset[JobStatus], target: JobStatus, **fields: Any
+    ) -> Job:
+        return self._jobs.transition(job_id, sources, target, **fields)

@@ -193,6 +193,11 @@ class Watch(Base):
     cooldown_minutes: Mapped[int | None] = mapped_column(Integer)
     # one discussion on each watched upstream saying where its releases stand (opt-in)
     dashboard: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # a base-model watch that builds only its most popular fine-tunes, `monthly_budget` of them a month
+    # (None: the setting's); `ranking` is the last ranking made, with each candidate's reason
+    demand: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    monthly_budget: Mapped[int | None] = mapped_column(Integer)
+    ranking: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -217,6 +222,7 @@ class Job(Base):
     repo: Mapped[str] = mapped_column(String(200), index=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     spec: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any] | None]  # its task graph (builders.spec.TaskGraph), planned when queued
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128))

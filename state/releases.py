@@ -21,7 +21,7 @@ RELEASE_TRANSITIONS: dict[ReleaseStatus, frozenset[ReleaseStatus]] = {
             ReleaseStatus.SUPERSEDED,
             ReleaseStatus.PUBLISHED,
             ReleaseStatus.DECLINED,
-        }  # fmt: skip
+        }
     ),
     ReleaseStatus.MERGED: frozenset({ReleaseStatus.PUBLISHED}),
     ReleaseStatus.CLOSED: frozenset({ReleaseStatus.DECLINED, ReleaseStatus.OPEN}),
@@ -54,9 +54,16 @@ class ReleaseStore:
             raise ValueError("a PR release needs its pr_number, a repo release has none")
         now = utcnow()
         release = Release(
-            build_key=build_key, repo_id=repo_id, kind=kind, url=url, pr_number=pr_number, job_id=job_id,
-            status=status, created_at=now, updated_at=now,
-        )  # fmt: skip
+            build_key=build_key,
+            repo_id=repo_id,
+            kind=kind,
+            url=url,
+            pr_number=pr_number,
+            job_id=job_id,
+            status=status,
+            created_at=now,
+            updated_at=now,
+        )
         with self._db.write() as s:
             s.add(release)
         self.changes.emit(BuildChange(build_key))

@@ -21,14 +21,22 @@ class TaskStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(self, job_id: int, task_id: str, *, kind: str, queue: str, sm: int | None = None,
-            attempt: int = 1) -> JobTask:  # fmt: skip
+    def add(
+        self, job_id: int, task_id: str, *, kind: str, queue: str, sm: int | None = None, attempt: int = 1
+    ) -> JobTask:
         """Record a task about to be sent (once per task id: a repeat returns the row already there)."""
         now = utcnow()
         row = {
-            "job_id": job_id, "task_id": task_id, "kind": kind, "queue": queue, "sm": sm, "attempt": attempt,
-            "state": TaskState.SENT, "sent_at": now, "updated_at": now,
-        }  # fmt: skip
+            "job_id": job_id,
+            "task_id": task_id,
+            "kind": kind,
+            "queue": queue,
+            "sm": sm,
+            "attempt": attempt,
+            "state": TaskState.SENT,
+            "sent_at": now,
+            "updated_at": now,
+        }
         stmt = insert_ignoring_conflict(self._db.dialect, JobTask, "task_id").values(row)
         with self._db.write() as s:
             s.execute(stmt)

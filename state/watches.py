@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, delete, func, select
 
@@ -33,12 +33,15 @@ class WatchStore:
         kv_cache: Literal["none"] | None = None,
         cooldown_minutes: int | None = None,
         dashboard: bool = False,
+        demand: bool = False,
+        monthly_budget: int | None = None,
     ) -> Watch:
         """Follow `target`, or change what is built for it if it is already followed (empty = all).
 
         `kv_cache="none"` turns the default FP8 KV cache off for its builds; None keeps the default.
         `cooldown_minutes` overrides the setting's cooldown for this watch; `dashboard` keeps a discussion on
-        each watched upstream saying where its releases stand."""
+        each watched upstream saying where its releases stand; `demand` (base-model watches) builds only the
+        most popular fine-tunes, `monthly_budget` of them a month (None: the setting's)."""
         with self._db.write() as s:
             watch = s.execute(select(Watch).where(_is(kind, target))).scalar_one_or_none()
             if watch is None:
@@ -50,7 +53,16 @@ class WatchStore:
             watch.kv_cache = kv_cache
             watch.cooldown_minutes = cooldown_minutes
             watch.dashboard = dashboard
+            watch.demand = demand
+            watch.monthly_budget = monthly_budget
         return watch
+
+    def set_ranking(self, watch_id: int, ranking: list[dict[str, Any]]) -> None:
+        """Keep the demand ranking made last for a watch (the status page shows it)."""
+        with self._db.write() as s:
+            watch = s.get(Watch, watch_id)
+            if watch is not None:
+                watch.ranking = ranking
 
     def remove(self, kind: WatchKind, target: str) -> bool:
         """Stop following `target`; False if it was not followed."""

@@ -28,7 +28,7 @@ import click
 from bot import units
 from bot.cli import settings_from
 from bot.errors import BuildFailed, UsageError
-from bot.execution.launch import Worker
+from bot.launcher.launch import Worker
 from bot.settings import Settings
 from builders.spec import DEFAULT_CALIBRATION, FORMATS, BuildSpec, Manifest, Progress, Recipe
 
@@ -58,25 +58,30 @@ QUIET_S = 10.0  # without a terminal, a line at least this often
     "--work", "work", type=click.Path(file_okay=False, path_type=Path), help="Work folder; rerun to resume."
 )
 @click.option(
-    "--kv-cache", type=click.Choice(["auto", "fp8", "int8", "none"]), default="auto", show_default=True,
+    "--kv-cache",
+    type=click.Choice(["auto", "fp8", "int8", "none"]),
+    default="auto",
+    show_default=True,
     help="KV-cache quantization; auto: fp8 where TensorRT-LLM's matrices mark FP8 KV cache for the model "
     "and the format takes it (as ModelOpt's hf_ptq defaults), else none.",
-)  # fmt: skip
+)
 @click.option(
     "--calib",
     help=f"Calibration data: a Hub dataset id (default {DEFAULT_CALIBRATION}, read through the endpoint), "
     "a local .txt/.jsonl file or folder, or 'bundled' (the text shipped with quantbot).",
 )
 @click.option(
-    "--calib-samples", type=click.IntRange(min=1),
+    "--calib-samples",
+    type=click.IntRange(min=1),
     help=f"Calibration samples (default {Recipe().calib_samples}; "
     f"{CPU_CALIBRATION['calib_samples']} without a GPU).",
-)  # fmt: skip
+)
 @click.option(
-    "--calib-seq-len", type=click.IntRange(min=8),
+    "--calib-seq-len",
+    type=click.IntRange(min=8),
     help=f"Tokens per calibration sample (default {Recipe().calib_seq_len}; "
     f"{CPU_CALIBRATION['calib_seq_len']} without a GPU).",
-)  # fmt: skip
+)
 @click.option(
     "--calib-batch-size", type=click.IntRange(min=1), help="Calibration batch (halved once on OOM)."
 )
@@ -84,10 +89,23 @@ QUIET_S = 10.0  # without a terminal, a line at least this often
 @click.option("--allow-pickle", is_flag=True, help="Allow .bin/.pt weights when the repo has no safetensors.")
 @click.option("--trust-remote-code", is_flag=True, help="Run the repo's own modelling code (auto_map).")
 @click.pass_context
-def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms: tuple[int, ...],
-            out: Path | None, work: Path | None, kv_cache: str, calib: str | None, calib_samples: int | None,
-            calib_seq_len: int | None, calib_batch_size: int | None, device: str, allow_pickle: bool,
-            trust_remote_code: bool) -> None:  # fmt: skip
+def command(
+    ctx: click.Context,
+    model: str,
+    fmt: str,
+    revision: str | None,
+    sms: tuple[int, ...],
+    out: Path | None,
+    work: Path | None,
+    kv_cache: str,
+    calib: str | None,
+    calib_samples: int | None,
+    calib_seq_len: int | None,
+    calib_batch_size: int | None,
+    device: str,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+) -> None:
     """Quantize MODEL (a Hub repo id or a local folder) into one format and validate the result."""
     settings = settings_from(ctx)
     source = _source(model, revision, settings)
@@ -96,9 +114,14 @@ def command(ctx: click.Context, model: str, fmt: str, revision: str | None, sms:
         kv_cache, kv_reason = _kv_cache_default(settings, source, fmt, sms)
     elif kv_cache == "none":
         kv_reason = "not quantized: turned off by --kv-cache none"
-    recipe_fields = {"kv_cache": kv_cache, "kv_cache_reason": kv_reason, "calib_dataset": calib,
-                     "calib_samples": calib_samples, "calib_seq_len": calib_seq_len,
-                     "calib_batch_size": calib_batch_size}  # fmt: skip
+    recipe_fields = {
+        "kv_cache": kv_cache,
+        "kv_cache_reason": kv_reason,
+        "calib_dataset": calib,
+        "calib_samples": calib_samples,
+        "calib_seq_len": calib_seq_len,
+        "calib_batch_size": calib_batch_size,
+    }
     recipe = settings.build_recipe | {k: v for k, v in recipe_fields.items() if v is not None}
     if not {"calib_samples", "calib_seq_len"} <= set(recipe) and not _has_gpu(device):
         recipe = CPU_CALIBRATION | recipe
@@ -318,8 +341,10 @@ def summary(m: Manifest, path: Path) -> str:
         lines.append(f"artifacts: {len(m.artifacts)} files, {size / 2**20:.2f} MiB in {path.parent}")
     if m.quantization:
         q = m.quantization
-        lines.append(f"quantization: {q.quant_algo} by {q.producer} {q.producer_version or ''}".rstrip()
-                     + (f", kv-cache {q.kv_cache_quant_algo}" if q.kv_cache_quant_algo else ""))  # fmt: skip
+        lines.append(
+            f"quantization: {q.quant_algo} by {q.producer} {q.producer_version or ''}".rstrip()
+            + (f", kv-cache {q.kv_cache_quant_algo}" if q.kv_cache_quant_algo else "")
+        )
     ppl = m.validation.perplexity if m.validation else None
     if ppl and ppl.base is not None:
         lines.append(

@@ -48,15 +48,21 @@ class DemoError(QuantbotError):
 @click.command()
 @click.option("--exit", "exit_", is_flag=True, help="Stop hubsim and the bot when the demo is over.")
 @click.option(
-    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port for hubsim (0: any free port).",
-)  # fmt: skip
+)
 @click.option("--keep", is_flag=True, help="Keep the temporary data directory (builds, database) afterwards.")
 @click.option(
-    "--executor", type=click.Choice(["local", "celery", "hf-jobs"]), default="local", show_default=True,
+    "--executor",
+    type=click.Choice(["local", "celery", "hf-jobs"]),
+    default="local",
+    show_default=True,
     help="celery: two `quantbot worker`s (sm90, sm89, on the CPU) build, through the Redis at broker_url; "
     "hf-jobs: each task runs as a Job on hubsim (flavours of sm90 and sm89, as local processes).",
-)  # fmt: skip
+)
 def command(exit_: bool, port: int, keep: bool, executor: str) -> None:
     """Run hubsim and the bot, and watch a model get released by webhook and by slash command."""
     import importlib.util
@@ -272,18 +278,20 @@ class _Demo:
 
     def _start_workers(self, settings: Any) -> None:
         """Two `quantbot worker`s on this machine's CPU, standing for an sm90 and an sm89 GPU host."""
-        from bot.execution.celery_app import broker_answers, make_app
+        from bot.host.celery_app import broker_answers, make_app
 
         if not broker_answers(make_app(settings)):
             raise DemoError(
                 "--executor celery needs the Redis at broker_url (QUANTBOT_BROKER_URL): it does not answer"
             )
         env = os.environ | {
-            "HF_ENDPOINT": self.hubsim.url, "HF_TOKEN": self.bot_token, "QUANTBOT_LOG_LEVEL": "INFO",
+            "HF_ENDPOINT": self.hubsim.url,
+            "HF_TOKEN": self.bot_token,
+            "QUANTBOT_LOG_LEVEL": "INFO",
             "QUANTBOT_BROKER_URL": settings.broker(),
             # the demo builds GPTQ only: its workers keep a spare for that and for engines, not ModelOpt
             "QUANTBOT_WARM_TOOLCHAINS": os.environ.get("QUANTBOT_WARM_TOOLCHAINS", "gptq,engine"),
-        }  # fmt: skip
+        }
         logs = []
         for sm in (90, 89):
             log = self.root / f"worker-sm{sm}.log"
@@ -301,7 +309,7 @@ class _Demo:
             "sm89 and quantize)"
         )
         if "gptq" in env["QUANTBOT_WARM_TOOLCHAINS"].split(","):
-            from bot.execution.spares import warm
+            from bot.host.spares import warm
 
             _CLOCK.doing("the workers' spare build processes import torch, transformers and GPTQModel")
             folders = [self.root / f"worker-sm{sm}" for sm in (90, 89)]
@@ -423,8 +431,13 @@ class _StageBars:
         if stage != self.stage:
             self._close(finished=status != "failed")  # the job moved on: the stage it left is done
             self.stage = stage
-            self.bar = tqdm(total=100, desc=f"    job {self.job_id} {stage:<9}", leave=True, file=sys.stdout,
-                            bar_format="{desc} {bar} {n:3.0f}% {elapsed}{postfix}")  # fmt: skip
+            self.bar = tqdm(
+                total=100,
+                desc=f"    job {self.job_id} {stage:<9}",
+                leave=True,
+                file=sys.stdout,
+                bar_format="{desc} {bar} {n:3.0f}% {elapsed}{postfix}",
+            )
         assert self.bar is not None
         self.bar.n = round(fraction * 100)
         self.bar.set_postfix_str(detail[:60], refresh=False)

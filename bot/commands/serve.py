@@ -23,9 +23,12 @@ NO_TOKEN = (
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
-    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port, printed once taken).",
-)  # fmt: skip
+)
 @click.option(
     "--executor",
     type=click.Choice(["local", "celery", "hf-jobs"]),
@@ -33,9 +36,10 @@ NO_TOKEN = (
     "(default: setting).",
 )
 @click.option(
-    "--allow-anonymous", is_flag=True,
+    "--allow-anonymous",
+    is_flag=True,
     help="Start without a Hub token: webhooks are stored; nothing is built or published until one is set.",
-)  # fmt: skip
+)
 @click.pass_context
 def command(ctx: click.Context, host: str, port: int, executor: str | None, allow_anonymous: bool) -> None:
     """Serve the Hub webhook endpoint and run the bot: builds, publishing, polling, slash commands."""

@@ -6,7 +6,6 @@ writes its progress and its result to stdout as JSON lines, which the bot reads 
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -20,10 +19,15 @@ from bot.errors import UsageError
 @click.pass_context
 def command(ctx: click.Context, kind: str) -> None:
     """Run one quantize or engine task with the arguments in QUANTBOT_TASK; exit 1 when it failed."""
-    from bot.execution.one_task import TASK_ENV, failed, run
+    from pydantic import ValidationError
+
+    from bot.host.one_task import TASK_ENV, run
+    from builders.spec import TaskRequest
 
     try:
-        kwargs = json.loads(os.environ[TASK_ENV])
-    except (KeyError, ValueError) as e:
-        raise UsageError(f"{TASK_ENV} must hold the task's arguments as a JSON object ({e})") from None
-    ctx.exit(1 if failed(run(settings_from(ctx), kind, kwargs)) else 0)
+        request = TaskRequest.model_validate_json(os.environ[TASK_ENV])
+    except (KeyError, ValidationError) as e:
+        raise UsageError(f"{TASK_ENV} must hold the task's request as JSON ({e})") from None
+    if request.kind != kind:
+        raise UsageError(f"{TASK_ENV} holds a {request.kind} task, not a {kind} task")
+    ctx.exit(1 if run(settings_from(ctx), request).failed else 0)

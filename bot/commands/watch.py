@@ -41,13 +41,15 @@ def command() -> None:
 )
 @click.option("--sm", "sms", help="Comma-separated SMs to build for (default: every target SM).")
 @click.option(
-    "--approval", type=click.Choice(["auto", "approval"]),
+    "--approval",
+    type=click.Choice(["auto", "approval"]),
     help="Publish at once (auto) or through a PR a maintainer merges (default: the `approval` setting).",
-)  # fmt: skip
+)
 @click.option(
-    "--kv-cache", type=click.Choice(["none"]),
+    "--kv-cache",
+    type=click.Choice(["none"]),
     help="Leave the KV cache unquantized (default: FP8 where TensorRT-LLM's matrices mark it for the model).",
-)  # fmt: skip
+)
 @click.option(
     "--cooldown",
     type=click.IntRange(min=0),
@@ -55,6 +57,16 @@ def command() -> None:
 )
 @click.option(
     "--dashboard", is_flag=True, help="Keep one discussion on each watched upstream saying where it stands."
+)
+@click.option(
+    "--demand",
+    is_flag=True,
+    help="base_model only: build the fine-tunes with the most downloads and likes, a few a month.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    help="With --demand: fine-tunes built per month (default: `demand_monthly_budget`).",
 )
 @click.pass_context
 def add(
@@ -67,6 +79,8 @@ def add(
     kv_cache: Literal["none"] | None,
     cooldown: int | None,
     dashboard: bool,
+    demand: bool,
+    budget: int | None,
 ) -> None:
     """Watch TARGET (owner/name for repo and base_model, a user or org name for author)."""
     from state import ApprovalMode, WatchKind
@@ -78,6 +92,10 @@ def add(
         raise UsageError(
             f"{kind} watches take {'a user or org name' if kind == 'author' else 'a repo id owner/name'}"
         )
+    if (demand or budget is not None) and kind != "base_model":
+        raise UsageError("--demand and --budget are for base_model watches")
+    if budget is not None and not demand:
+        raise UsageError("--budget is the monthly budget of a --demand watch: add --demand")
     store = _store(ctx)
     try:
         watch = store.watches.add(
@@ -89,6 +107,8 @@ def add(
             kv_cache=kv_cache,
             cooldown_minutes=cooldown,
             dashboard=dashboard,
+            demand=demand,
+            monthly_budget=budget,
         )
     finally:
         store.close()
@@ -134,4 +154,6 @@ def _what(watch: Watch) -> str:
     kv = "; KV cache not quantized" if watch.kv_cache == "none" else ""
     cooldown = "" if watch.cooldown_minutes is None else f"; cooldown {watch.cooldown_minutes} min"
     board = "; dashboard" if watch.dashboard else ""
-    return f"{formats}; {sms}; {watch.approval.value}{kv}{cooldown}{board}"
+    budget = "default" if watch.monthly_budget is None else watch.monthly_budget
+    wanted = f"; demand, budget {budget} a month" if watch.demand else ""
+    return f"{formats}; {sms}; {watch.approval.value}{kv}{cooldown}{board}{wanted}"

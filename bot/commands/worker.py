@@ -28,7 +28,7 @@ def _ints(value: str | None) -> list[int] | None:
 @click.pass_context
 def command(ctx: click.Context, sm: int | None, gpus: str | None, queues: str | None, loglevel: str) -> None:
     """Take build tasks from the broker: quantize on any worker, engines on a GPU of their SM."""
-    from bot.execution.worker_host import run_host, run_worker, seats
+    from bot.host.worker_host import run_host, run_worker, seats
 
     settings = settings_from(ctx)
     chosen = seats(sm, _ints(gpus))

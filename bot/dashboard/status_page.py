@@ -61,6 +61,7 @@ def snapshot(
                 "approval": w.approval.value,
                 "cooldown_minutes": w.cooldown_minutes,
                 "dashboard": w.dashboard,
+                "ranking": [c | {"url": links.page(c["repo"])} for c in w.ranking or []],
             }
             for w in store.watches.list()[: LIMIT * 5]
         ],

@@ -13,22 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from bot.eligibility.matrices import DATA_DIR, FORMATS, read_yaml
-from bot.eligibility.matrices.tables import Checker
+from bot.eligibility.matrices.reader import Positive, Source, Strict, Text, fail, validated
 from bot.errors import MatrixError
 
 GB = 10**9
-_FLAVOR_KEYS = frozenset({"gpu", "gpus", "gpu_memory_gb", "usd_per_hour"})
-_ESTIMATE_KEYS = frozenset(
-    {
-        "basis",
-        "minutes_per_billion_parameters",
-        "engine_minutes_per_billion_parameters",
-        "fixed_minutes_per_job",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -131,54 +124,50 @@ class Flavors:
         return warnings
 
 
+class FlavorEntry(Strict):
+    gpu: Text
+    gpus: Positive
+    gpu_memory_gb: Positive
+    usd_per_hour: Positive
+
+
+class EstimateEntry(Strict):
+    basis: Text
+    minutes_per_billion_parameters: dict[str, Positive]
+    engine_minutes_per_billion_parameters: Positive
+    fixed_minutes_per_job: Positive
+
+
+class FlavorsFile(Strict):
+    """jobs_flavors.yaml as written: the GPUs' SMs, the flavours, and the estimate model."""
+
+    source: Source
+    gpus: dict[Text, Annotated[int, Field(strict=True, ge=0)]]
+    flavors: dict[str, FlavorEntry]
+    estimate: EstimateEntry
+
+
 def _parse(path: Path, data: Any) -> Flavors:
-    check = Checker(path)
-    data = check.mapping(data, "top level")
-    required = frozenset({"source", "gpus", "flavors", "estimate"})
-    check.keys(data, required, "", required)
-    source = check.mapping(data["source"], "source")
-    gpus: dict[str, int] = {}
-    for gpu, sm in check.mapping(data["gpus"], "gpus").items():
-        if not isinstance(sm, int) or isinstance(sm, bool):
-            raise check.fail(f"gpus.{gpu}", "an SM is an integer such as 90")
-        gpus[check.text(gpu, "gpus")] = sm
+    read = validated(FlavorsFile, path, data)
     flavors = {}
-    for name, spec in check.mapping(data["flavors"], "flavors").items():
-        entry = f"flavors.{name}"
-        spec = check.mapping(spec, entry)
-        check.keys(spec, _FLAVOR_KEYS, f"{entry}.", _FLAVOR_KEYS)
-        gpu = check.text(spec["gpu"], f"{entry}.gpu")
-        if gpu not in gpus:
-            raise check.fail(f"{entry}.gpu", f"unknown GPU {gpu!r} (add it to gpus: with its SM)")
-        numbers = {key: spec[key] for key in ("gpus", "gpu_memory_gb", "usd_per_hour")}
-        for key, value in numbers.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise check.fail(f"{entry}.{key}", f"expected a positive number, got {value!r}")
-        flavors[name] = Flavor(
-            name,
-            gpu,
-            gpus[gpu],
-            int(spec["gpus"]),
-            int(spec["gpu_memory_gb"] * GB),
-            float(spec["usd_per_hour"]),
-        )
-    estimate = check.mapping(data["estimate"], "estimate")
-    check.keys(estimate, _ESTIMATE_KEYS, "estimate.", _ESTIMATE_KEYS)
-    per_format = check.mapping(
-        estimate["minutes_per_billion_parameters"], "estimate.minutes_per_billion_parameters"
-    )
+    for name, spec in read.flavors.items():
+        if spec.gpu not in read.gpus:
+            raise fail(path, f"flavors.{name}.gpu", f"unknown GPU {spec.gpu!r} (add it to gpus: with its SM)")
+        memory = int(spec.gpu_memory_gb * GB)
+        flavors[name] = Flavor(name, spec.gpu, read.gpus[spec.gpu], int(spec.gpus), memory, spec.usd_per_hour)
+    per_format = read.estimate.minutes_per_billion_parameters
     missing = sorted(set(FORMATS) - set(per_format))
     if missing:
-        raise check.fail("estimate.minutes_per_billion_parameters", f"missing formats {', '.join(missing)}")
+        raise fail(path, "estimate.minutes_per_billion_parameters", f"missing formats {', '.join(missing)}")
     return Flavors(
         path=path,
-        document=check.text(source.get("document"), "source.document"),
-        version=check.text(str(source.get("version", "")), "source.version"),
+        document=read.source.document,
+        version=read.source.version,
         flavors=flavors,
-        basis=check.text(estimate["basis"], "estimate.basis"),
-        minutes_per_billion={fmt: float(per_format[fmt]) for fmt in FORMATS},
-        engine_minutes_per_billion=float(estimate["engine_minutes_per_billion_parameters"]),
-        fixed_minutes=float(estimate["fixed_minutes_per_job"]),
+        basis=read.estimate.basis,
+        minutes_per_billion={fmt: per_format[fmt] for fmt in FORMATS},
+        engine_minutes_per_billion=read.estimate.engine_minutes_per_billion_parameters,
+        fixed_minutes=read.estimate.fixed_minutes_per_job,
     )
 
 

@@ -28,15 +28,8 @@ from typing import Any, Literal
 from bot import units
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.flavors import Estimate, Flavor, Flavors, load_flavors
-from bot.eligibility.matrices import (
-    FORMATS,
-    Families,
-    Matrices,
-    Matrix,
-    load_families,
-    load_matrices,
-    load_runtimes,
-)
+from bot.eligibility.matrices import FORMATS, Matrices, Matrix, load_matrices, load_runtimes
+from bot.eligibility.matrices.families import Families, load_families
 from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.targets import GIB, Target
 
@@ -162,14 +155,17 @@ def _jobs_json(t: TargetPlan) -> dict[str, Any]:
         return {}
     return {
         "flavor": {
-            "name": t.flavor.name, "gpu": t.flavor.gpu, "gpus": t.flavor.gpus,
-            "memory_gb": t.flavor.memory_bytes // 10**9, "usd_per_hour": t.flavor.usd_per_hour,
+            "name": t.flavor.name,
+            "gpu": t.flavor.gpu,
+            "gpus": t.flavor.gpus,
+            "memory_gb": t.flavor.memory_bytes // 10**9,
+            "usd_per_hour": t.flavor.usd_per_hour,
         },
         "estimates": {
             fmt: {"minutes": round(e.minutes, 1), "usd": e.usd, "estimate": True}
             for fmt, e in t.estimates.items()
         },
-    }  # fmt: skip
+    }
 
 
 def plan(

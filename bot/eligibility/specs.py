@@ -53,13 +53,16 @@ def job_costs(result: Plan) -> JobCosts | None:
         quantize_usd={
             e.format: {
                 t.target.sm: flavors.quantize(e.format, parameters, t.flavor).usd
-                for t in placed if t.flavor and any(x.format == e.format for x in t.eligible)
+                for t in placed
+                if t.flavor and any(x.format == e.format for x in t.eligible)
             }
-            for t in placed for e in t.eligible
+            for t in placed
+            for e in t.eligible
         },
         engine_usd={t.target.sm: flavors.engine(parameters, t.flavor).usd for t in placed if t.flavor},
         basis=flavors.basis,
-    )  # fmt: skip
+        names={t.target.sm: t.flavor.name for t in placed if t.flavor},
+    )
 
 
 def eligibility_of(result: Plan) -> Eligibility:

@@ -1,1 +1,1 @@
-"""Execution: running queued jobs as builds (executor interface, local executor, worker launch, GPU slots)."""
+"""Running jobs: the local executor, or the orchestrator over a transport (Celery, Jobs); housekeeping."""

@@ -2,7 +2,7 @@
 
 - one slot per local GPU (its process sees only that GPU through `CUDA_VISIBLE_DEVICES`), or one CPU slot
   when there is none. A free slot claims the oldest queued job (running, leased) and starts a worker on it
-  (`bot.execution.launch.Worker`) in a process group of its own;
+  (`bot.launcher.launch.Worker`) in a process group of its own;
 - `poll()` reads the worker's progress lines, renews the lease (heartbeat) and records progress; a lease lost
   (the job was cancelled, or requeued because it looked dead) stops the process: SIGTERM to the group,
   SIGKILL after a grace period. A cancel is heard from the store's change listeners and acted on at once;
@@ -11,17 +11,17 @@
   back to the queue and resumes after its last finished stage (a build that finished meanwhile is built);
 - when a process exits, `_finish` decides the job's outcome in one place: built with the manifest, failed
   with the reason, given back to the queue (shutdown), or left alone (cancelled);
-- the publish step (`bot.execution.publish_step`) publishes what was built, in a thread of its own.
+- the publish step (`bot.publishing.publish_step`) publishes what was built, in a thread of its own.
 
 A bot killed mid-build loses nothing, and its builder lives on (it runs in a session of its own and writes
-its progress to a file, `bot.execution.launch`). On start, a running job leased by a dead bot of this host
+its progress to a file, `bot.launcher.launch`). On start, a running job leased by a dead bot of this host
 whose builder is still alive (its pid file in the work dir names it) is adopted: the lease moves to this
 bot and the builder goes on where it is, calibration and all. A job requeued meanwhile re-attaches the same
 way when claimed; a builder that has died is rerun on the same work dir and resumes after its last
 finished stage.
 
 A build the Hub failed (down while downloading or reading calibration data: `hub_unavailable`) waits in the
-queue and is tried again (`bot.execution.retries`).
+queue and is tried again (`bot.retries`).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bot.execution.launch import PID_FILE, Worker, failure_reason, read_manifest
-from bot.execution.publish_step import PublishStep
-from bot.execution.retries import Retries, cause_of_manifest
+from bot.execution.executor import Rounds
 from bot.execution.slots import Slot, default_slots
+from bot.launcher.launch import PID_FILE, Worker, failure_reason, read_manifest
+from bot.publishing.publish_step import Publishes, PublishStep
+from bot.retries import Retries, cause_of_manifest
 from bot.settings import Settings
 from builders.spec import BuildSpec
-from state import BuildChange, GuardFailed, Job, JobStatus, LeaseLost, Store
+from state import GuardFailed, Job, JobStatus, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class LocalExecutor:
         self,
         settings: Settings,
         store: Store,
-        publisher: Any,
+        publisher: Publishes | None,
         *,
         slots: list[Slot] | None = None,
         poll_s: float = 0.5,
@@ -91,23 +91,17 @@ class LocalExecutor:
         )
         self._runs: dict[str, _Running] = {}  # slot name → its build
         self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._cancelled: set[int] = set()  # job ids cancelled elsewhere, to stop on the next poll
-        self._thread: threading.Thread | None = None
-        self._unlisten: Any = None
+        self._rounds = Rounds("quantbot-builds", self.poll, poll_s, busy=self.busy)
 
     # ------------------------------------------------------------------------------------- the interface
 
     def start(self) -> LocalExecutor:
         """Requeue jobs whose lease expired (a previous run died), then build and publish in threads."""
-        self._stopping.clear()
-        self._unlisten = self.store.changes.listen(self._on_change)
+        self._rounds.listen(self.store.changes)
         with self._lock:
             self._adopt_orphans()
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
-        self._thread = threading.Thread(target=self._loop, name="quantbot-builds", daemon=True)
-        self._thread.start()
+        self._rounds.start()
         self.publish_step.start()
         return self
 
@@ -115,18 +109,13 @@ class LocalExecutor:
         """Let each build finish its stage (`drain`: up to `shutdown_grace_s`), then stop it (its job goes
         back to the queue, to resume on the next start), and the threads."""
         grace = self.settings.shutdown_grace_s if drain else 0.0
-        self._stopping.set()
+        self._rounds.stopping.set()
         with self._lock:
             for slot in self.slots:
                 self._stop(slot, "shutdown", drain_s=grace)
-        self._wake.set()
         timeout = grace + STOP_GRACE_S + 5 if timeout is None else timeout
+        self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._unlisten is not None:
-            self._unlisten()
 
     def poll(self) -> None:
         with self._lock:
@@ -134,7 +123,7 @@ class LocalExecutor:
             for slot in self.slots:
                 if slot.name in self._runs:
                     self._tend(slot)
-                if slot.name not in self._runs and not self._stopping.is_set():
+                if slot.name not in self._runs and not self._rounds.stopping.is_set():
                     self._start_next(slot)
 
     def busy(self) -> bool:
@@ -143,33 +132,12 @@ class LocalExecutor:
 
     # --------------------------------------------------------------------------------- running and stopping
 
-    def _on_change(self, change: BuildChange) -> None:
-        """From the store, in whichever thread moved the job: only take note, `poll` acts."""
-        if not change.moved:
-            return
-        if change.status is JobStatus.CANCELLED and change.job_id is not None:
-            with self._lock:
-                self._cancelled.add(change.job_id)
-        if change.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
-            self._wake.set()
-
     def _stop_cancelled(self) -> None:
-        cancelled, self._cancelled = self._cancelled, set()
+        cancelled = self._rounds.cancelled()
         for slot in self.slots:
             run = self._runs.get(slot.name)
             if run is not None and run.job.id in cancelled:
                 self._stop(slot, "cancelled")
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.poll()
-            except Exception:  # the store failed this round; the next round tries again
-                log.exception("executor poll failed")
-            if self._stopping.is_set() and not self.busy():
-                return
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
 
     def _start_next(self, slot: Slot) -> None:
         owner = self._owner(slot)
@@ -181,7 +149,7 @@ class LocalExecutor:
             worker = self._launch(spec, slot, job.attempts)
         except (OSError, ValueError) as e:
             log.error("job %d could not start: %s", job.id, e)
-            self.store.lifecycle.start_failed(job.id, owner, f"could not start the build: {e}")
+            self.store.lifecycle.fail_start(job.id, owner, f"could not start the build: {e}")
             return
         self._runs[slot.name] = _Running(job, worker)
         log.info("job %d (%s) started in slot %s, pid %d", job.id, job.label, slot.name, worker.pid)
@@ -195,9 +163,13 @@ class LocalExecutor:
             return worker
         work.mkdir(parents=True, exist_ok=True)
         return Worker.start(
-            self.settings, spec, log_path=work / f"worker-{attempt}.log", env=slot.env, own_group=True,
+            self.settings,
+            spec,
+            log_path=work / f"worker-{attempt}.log",
+            env=slot.env,
+            own_group=True,
             nice=slot.nice,
-        )  # fmt: skip
+        )
 
     def _adopt_orphans(self) -> None:
         """Take over the running jobs of a dead bot of this host whose builders still run, slot for slot."""
@@ -288,14 +260,14 @@ class LocalExecutor:
             if run.stop_reason in ("cancelled", "lease lost"):
                 log.info("job %d stopped (%s)", job.id, run.stop_reason)
             elif manifest is not None and manifest.ok:  # also a build that finished while the bot stopped
-                lifecycle.built(job.id, owner, manifest.model_dump(mode="json"))
+                lifecycle.finish_build(job.id, owner, manifest.model_dump(mode="json"))
             elif run.stop_reason == "shutdown":
                 lifecycle.give_back(job.id, owner, "bot shutting down")
             else:
                 log_path = Path(spec.work_dir) / f"worker-{job.attempts}.log"
                 dumped = manifest.model_dump(mode="json") if manifest else None
                 reason = failure_reason(manifest, code, log_path)
-                self.retries.build_failed(job, owner, reason, dumped, cause_of_manifest(dumped))
+                self.retries.build_failed(job, owner, reason, dumped, cause_of_manifest(manifest))
         except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
             log.warning("job %d finished (exit %s) but %s", job.id, code, e)
         log.info("job %d process exited with %s", job.id, code)
@@ -306,7 +278,7 @@ class LocalExecutor:
 
 def _recorded(run: _Running) -> bool:
     """Whether the builder has recorded the stage it is in as finished (a rerun resumes after it)."""
-    record = Path(run.job.spec["work_dir"]) / STAGES_DIR / f"{run.stage}.json"
+    record = Path(BuildSpec.model_validate(run.job.spec).work_dir) / STAGES_DIR / f"{run.stage}.json"
     try:
         return json.loads(record.read_text()).get("status") in ("succeeded", "skipped")
     except (OSError, ValueError, AttributeError):

@@ -162,9 +162,26 @@ class HubsimApp:
 
 # What follows a repo id in the Hub's repo routes: with one segment before it, the id has no namespace.
 _REPO_ROUTES = frozenset(
-    {"revision", "tree", "paths-info", "refs", "commits", "commit", "preupload", "discussions", "settings",
-     "branch", "tag", "like", "xet-read-token", "xet-write-token", "super-squash", "lfs-files", "resolve"}
-)  # fmt: skip
+    {
+        "revision",
+        "tree",
+        "paths-info",
+        "refs",
+        "commits",
+        "commit",
+        "preupload",
+        "discussions",
+        "settings",
+        "branch",
+        "tag",
+        "like",
+        "xet-read-token",
+        "xet-write-token",
+        "super-squash",
+        "lfs-files",
+        "resolve",
+    }
+)
 
 
 def _lone_repo_name(segments: list[str]) -> str | None:

@@ -12,7 +12,8 @@ branch's tip as a new two-parent commit and records it as `changes.mergeCommitId
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from bot.hubsim import merging
 from bot.hubsim.discussions import Discussion, Event, matches
@@ -20,14 +21,39 @@ from bot.hubsim.errors import ApiError, bad_request, conflict, forbidden
 from bot.hubsim.store import PRS, Commit, Repo
 from bot.hubsim.users import User
 
-if TYPE_CHECKING:
-    from bot.hubsim.service import HubService
+
+class Host(Protocol):
+    """What discussions need of the service that holds them (`bot.hubsim.service.HubService`)."""
+
+    def repo(self, user: User | None, repo_type: str, repo_id: str, *, write: bool = False) -> Repo: ...
+
+    @staticmethod
+    def require_user(user: User | None) -> User: ...
+
+    def can_write(self, user: User | None, repo: Repo) -> bool: ...
+
+    def save(self, repo: Repo) -> None: ...
+
+    def emit(
+        self,
+        scope: str,
+        action: str,
+        repo: Repo,
+        *,
+        refs: Sequence[tuple[str, str | None, str | None]] = (),
+        discussion: Discussion | None = None,
+        comment: Event | None = None,
+    ) -> None: ...
+
+    def read(self, oid: str) -> bytes: ...
+
+    def move_ref(self, repo: Repo, ref: str, commit: Commit, old: str | None) -> None: ...
 
 
 class Community:
     """The discussion side of a `HubService`."""
 
-    def __init__(self, hub: HubService) -> None:
+    def __init__(self, hub: Host) -> None:
         self.hub = hub
 
     # ---------------------------------------------------------------- lookups

@@ -80,7 +80,14 @@ def publish_calibration_dataset(hub: HubService) -> str:
             lfs_puts={DATA_FILE: (hashes.to_hex(stored.sha256 or b""), stored.size)},
         )
         commit, _ = hub.commit(
-            owner, "dataset", DEFAULT_CALIBRATION, "main", changes,
-            "Add the calibration stand-in", "", None, create_pr=False,
-        )  # fmt: skip
+            owner,
+            "dataset",
+            DEFAULT_CALIBRATION,
+            "main",
+            changes,
+            "Add the calibration stand-in",
+            "",
+            None,
+            create_pr=False,
+        )
         return commit.oid

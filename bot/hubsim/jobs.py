@@ -82,16 +82,24 @@ def hardware_json() -> list[dict[str, Any]]:
     for name, pretty, cpu, ram, storage, gpu, hourly in _HARDWARE:
         micro = round(hourly / 60 * 1e6)
         entry: dict[str, Any] = {
-            "name": name, "prettyName": pretty, "cpu": f"{cpu} vCPU", "ram": f"{ram} GB",
-            "ephemeralStorage": f"{storage} GB", "unitCostMicroUSD": micro, "unitCostUSD": micro / 1e6,
+            "name": name,
+            "prettyName": pretty,
+            "cpu": f"{cpu} vCPU",
+            "ram": f"{ram} GB",
+            "ephemeralStorage": f"{storage} GB",
+            "unitCostMicroUSD": micro,
+            "unitCostUSD": micro / 1e6,
             "unitLabel": "minute",
-        }  # fmt: skip
+        }
         if gpu is not None:
             model, count, vram = gpu
             entry["accelerator"] = {
-                "type": "gpu", "model": model, "quantity": str(count), "vram": f"{vram} GB",
+                "type": "gpu",
+                "model": model,
+                "quantity": str(count),
+                "vram": f"{vram} GB",
                 "manufacturer": "Nvidia",
-            }  # fmt: skip
+            }
         answer.append(entry)
     return answer
 
@@ -276,9 +284,14 @@ class Jobs:
                 return
             try:
                 job.process = subprocess.Popen(
-                    argv, cwd=job.folder, env=self._environment(job), stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                )  # fmt: skip
+                    argv,
+                    cwd=job.folder,
+                    env=self._environment(job),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except OSError as e:
                 self._finish(job, "ERROR", f"Could not start the command: {e.strerror or e}")
                 return

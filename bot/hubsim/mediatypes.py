@@ -15,11 +15,34 @@ BINARY = "application/octet-stream"
 
 _TEXT_SUFFIXES = frozenset(
     {
-        ".md", ".markdown", ".txt", ".rst", ".log", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".cfg",
-        ".ini", ".csv", ".tsv", ".py", ".sh", ".js", ".ts", ".html", ".css", ".xml", ".jinja", ".j2",
-        ".tiktoken", ".gitattributes", ".gitignore",
+        ".md",
+        ".markdown",
+        ".txt",
+        ".rst",
+        ".log",
+        ".json",
+        ".jsonl",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".cfg",
+        ".ini",
+        ".csv",
+        ".tsv",
+        ".py",
+        ".sh",
+        ".js",
+        ".ts",
+        ".html",
+        ".css",
+        ".xml",
+        ".jinja",
+        ".j2",
+        ".tiktoken",
+        ".gitattributes",
+        ".gitignore",
     }
-)  # fmt: skip
+)
 _TEXT_NAMES = frozenset({"LICENSE", "NOTICE", "Makefile", "Dockerfile", "merges.txt", "vocab.txt"})
 
 

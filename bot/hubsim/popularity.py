@@ -10,16 +10,15 @@ signed-in browser likes a repo, a token may only unlike (`HfApi.unlike`); `list_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.hubsim.errors import bad_request
 from bot.hubsim.gitobjects import now_iso
+from bot.hubsim.store import Repo, Stats
+from bot.hubsim.users import User
 
 if TYPE_CHECKING:
     from bot.hubsim.service import HubService
-    from bot.hubsim.store import Repo
-    from bot.hubsim.users import User
 
 # the admin route's keys (the Hub's names) → `Stats` fields
 STAT_KEYS = {
@@ -28,17 +27,6 @@ STAT_KEYS = {
     "likes": "likes",
     "trendingScore": "trending_score",
 }
-
-
-@dataclass
-class Stats:
-    """The counts the Hub shows for a repo, and its likers (user name → when they liked it)."""
-
-    downloads: int = 0
-    downloads_all_time: int = 0
-    likes: int = 0
-    trending_score: int = 0
-    likers: dict[str, str] = field(default_factory=dict)
 
 
 def set_stats(hub: HubService, repo_type: str, repo_id: str, values: dict[str, Any]) -> Stats:

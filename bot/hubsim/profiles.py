@@ -15,44 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.hubsim.errors import ApiError, bad_request
+from bot.hubsim.users import User, check_hardware
 
 if TYPE_CHECKING:
     from bot.hubsim.service import HubService
-    from bot.hubsim.users import User
-
-HARDWARE_TYPES = ("GPU", "CPU", "Apple Silicon")
-_ITEM_KEYS = {"sku", "mem", "num", "isPrimary"}
-
-
-def check_hardware(items: Any) -> list[dict[str, Any]]:
-    """Hardware items as the Hub keeps them (ValueError naming what is wrong)."""
-    if not isinstance(items, list):
-        raise ValueError("hardware must be a list of items")
-    checked = []
-    for i, item in enumerate(items):
-        where = f"hardware[{i}]"
-        if not isinstance(item, dict) or set(item) - _ITEM_KEYS:
-            raise ValueError(f"{where} must be an object with keys among {sorted(_ITEM_KEYS)}")
-        sku, mem, num = item.get("sku"), item.get("mem"), item.get("num", 1)
-        if not (isinstance(sku, list) and len(sku) == 3 and all(isinstance(s, str) and s for s in sku)):
-            raise ValueError(f"{where}.sku must be [type, provider, model]")
-        if sku[0] not in HARDWARE_TYPES:
-            raise ValueError(f"{where}.sku's type must be one of {', '.join(HARDWARE_TYPES)}")
-        if not isinstance(mem, int | float) or isinstance(mem, bool) or mem <= 0:
-            raise ValueError(f"{where}.mem must be its memory in GB")
-        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
-            raise ValueError(f"{where}.num must be a number of units >= 1")
-        checked.append(
-            {
-                "sku": list(sku),
-                "mem": mem,
-                "num": num,
-                **({"isPrimary": True} if item.get("isPrimary") is True else {}),
-            }
-        )
-    if sum(1 for item in checked if "isPrimary" in item) > 1:
-        raise ValueError("only one hardware item can be the primary one")
-    return checked
 
 
 def set_hardware(hub: HubService, name: str, items: Any, public: Any = True) -> User:

@@ -18,7 +18,6 @@ from typing import Any
 from bot.hubsim import gitobjects
 from bot.hubsim.discussions import Discussion
 from bot.hubsim.errors import ApiError, bad_request, entry_not_found, revision_not_found
-from bot.hubsim.popularity import Stats
 
 DEFAULT_BRANCH = "main"
 HEADS, TAGS, PRS = "refs/heads/", "refs/tags/", "refs/pr/"
@@ -143,6 +142,17 @@ class Commit:
     message: str
     author: str
     date: str
+
+
+@dataclass
+class Stats:
+    """The counts the Hub shows for a repo, and its likers (user name → when they liked it)."""
+
+    downloads: int = 0
+    downloads_all_time: int = 0
+    likes: int = 0
+    trending_score: int = 0
+    likers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -64,7 +64,7 @@ class HubReadiness:
         while not self._stop.is_set():
             try:
                 # One try per round: this loop is the retry, with its own (longer) backoff.
-                name = str(self.hub.call(self.hub.api.whoami, retry=False)["name"])
+                name = str(self.hub.whoami(retry=False)["name"])
             except HubError as e:
                 if self.last_error is None:
                     log.warning(

@@ -1,4 +1,4 @@
-"""Timed work: polling for what webhooks missed, and housekeeping of the job queue.
+"""Polling for what webhooks missed, run by the bot's scheduler (`bot.scheduler`) every `poll_interval_min`.
 
 The poll finds what changed with the Hub's listings, each read down to where the last poll stopped
 (`bot.intake.listings`: a quiet poll costs a request per listing, not per repo), turns every watched model
@@ -7,18 +7,15 @@ whose `main` changed since the watch was added into the same stored event a webh
 and the poll is handled once, then stores the commands no webhook delivered (`bot.intake.catchup`: of the
 changed repos it reads those whose change no webhook told of). Its requests are the poller's and the
 catch-up's in the token's budget (`bot.budget`): the lowest priority, never more than their share of a
-window. Housekeeping requeues jobs whose lease expired (a worker died); steps the Hub failed wait in the
-queue and are claimed again once their time comes (`bot.execution.retries`).
+window.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.intake.catchup import CatchUp
 from bot.intake.listings import Change, ChangeFinder
@@ -33,7 +30,7 @@ POLL_WEBHOOK_ID = "quantbot-poller"
 
 
 class Poller:
-    """The two periodic tasks; `Scheduler` runs them, tests call them directly."""
+    """The periodic poll; the bot's scheduler runs it, tests call it directly."""
 
     def __init__(
         self,
@@ -104,13 +101,6 @@ class Poller:
             self.wake(recorded.event_id, event)
         return int(recorded.created)
 
-    def housekeeping(self, now: datetime | None = None) -> None:
-        """Requeue expired leases (the executor hears of the jobs moved from the store's change listeners)."""
-        now = now or datetime.now(UTC)
-        moved = self.store.lifecycle.requeue_expired(now, max_attempts=self.settings.max_attempts)
-        if moved:
-            log.warning("requeued jobs whose lease expired: %s", moved)
-
 
 def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str, Any]:
     """A `repo.content` update of `main` as the Hub would send it (webhook id: the poller's)."""
@@ -120,56 +110,3 @@ def poll_payload(endpoint: str, repo: str, sha: str, private: bool) -> dict[str,
         "updatedRefs": [{"ref": "refs/heads/main", "oldSha": None, "newSha": sha}],
         "webhook": {"id": POLL_WEBHOOK_ID, "version": 3},
     }
-
-
-class Scheduler:
-    """APScheduler's BackgroundScheduler running the poll every `poll_interval_min`, housekeeping often, and
-    each `periodic` task (name, callable, seconds between runs)."""
-
-    def __init__(
-        self,
-        poller: Poller,
-        *,
-        poll_minutes: float,
-        housekeeping_s: float,
-        periodic: Sequence[tuple[str, Callable[[], object], float]] = (),
-    ) -> None:
-        self._scheduler = BackgroundScheduler(timezone=UTC)
-        now = datetime.now(UTC)
-        self._scheduler.add_job(
-            _logged(poller.poll), "interval", minutes=poll_minutes, next_run_time=now,
-            id="poll", max_instances=1, coalesce=True,
-        )  # fmt: skip
-        self._scheduler.add_job(
-            _logged(poller.housekeeping), "interval", seconds=housekeeping_s, next_run_time=now,
-            id="housekeeping", max_instances=1, coalesce=True,
-        )  # fmt: skip
-        for name, task, every_s in periodic:  # the bot's other timed work: dashboards, re-verification
-            self._scheduler.add_job(
-                _logged(task),
-                "interval",
-                seconds=every_s,
-                next_run_time=now,
-                id=name,
-                max_instances=1,
-                coalesce=True,
-            )
-
-    def start(self) -> Scheduler:
-        self._scheduler.start()
-        return self
-
-    def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
-
-
-def _logged(task: Callable[[], Any]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            task()
-        except Exception:  # the next run tries again
-            log.exception("scheduled %s failed", task.__name__)
-
-    run.__name__ = task.__name__
-    return run

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from bot.errors import HubError
 from bot.hub import Hub
+from bot.naming import display_format
 from bot.publishing.metadata_update import MetadataUpdates
-from bot.publishing.naming import display_format
 from builders.spec import FORMATS
 from handlers.inputs import Eligibility
 from state import Job, JobStatus, Release, ReleaseStatus, Store, WatchKind

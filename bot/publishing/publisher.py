@@ -42,11 +42,11 @@ from huggingface_hub.community import Discussion, DiscussionWithDetails
 
 from bot.errors import HubAuthError, HubUnavailable, NoWriteAccess, PublishError, ReleaseHeld, UsageError
 from bot.hub import Hub
+from bot.naming import release_repo_id
 from bot.publishing.gate import gate_problems
 from bot.publishing.gptq_card import Byline
 from bot.publishing.licences import licence_files
 from bot.publishing.lookup import BotPR, ReleaseLookup, Settled
-from bot.publishing.naming import release_repo_id
 from bot.publishing.release import (
     Release,
     check_artifacts,

@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.errors import BuildDirError, CardError
+from bot.naming import display_format, with_article
 from bot.publishing.cards import render_release_card, stamp_card
 from bot.publishing.figures import artifact_folders, human_size, validation_rows
 from bot.publishing.gptq_card import Byline
 from bot.publishing.licences import LicenceFile
 from bot.publishing.lookup import ReleaseTag, new_engine_sms
-from bot.publishing.naming import display_format, with_article
 from bot.publishing.portable import machine_traces
 from bot.publishing.rendering import render_template
 from bot.publishing.upstream import Upstream

@@ -16,7 +16,7 @@ from huggingface_hub import ModelCard
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bot.errors import CardError
-from bot.publishing.naming import with_article
+from bot.naming import with_article
 
 
 @cache

@@ -10,14 +10,13 @@ pinned by revision.
 3. `finalise` (the bot): once every SM has a record, or the deadline passed, the card and the manifest that
    lists every engine (built or not, and why) are committed last and the PR is announced or merged, as
    the one-machine publish does;
-4. `amend` (the bot): an engine that finished after that is added by a later commit of card and manifest.
+4. `amend` (the bot): an engine that finished after that is added by a later commit of card and manifest;
+5. `withdraw` (the bot): a cancelled build's draft PR is closed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import CommitOperationAdd
 
@@ -25,57 +24,42 @@ from bot.errors import PublishError
 from bot.publishing.lookup import BotPR
 from bot.publishing.publisher import Approval, Publisher, PublishResult
 from bot.publishing.release import check_artifacts, load_manifest, pr_description, what_changed
-from builders.spec import MANIFEST_NAME, Manifest
+from builders.spec import MANIFEST_NAME, Manifest, ReleaseRecord, StagedCheckpoint
 from state.models import ReleaseKind, ReleaseStatus
 
 
-@dataclass(frozen=True)
-class Draft:
-    """The release's draft PR and the commit its checkpoint is pinned at."""
-
-    repo_id: str
-    pr_number: int
-    revision: str
-    url: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "repo_id": self.repo_id,
-            "pr_number": self.pr_number,
-            "revision": self.revision,
-            "url": self.url,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Draft:
-        return cls(str(data["repo_id"]), int(data["pr_number"]), str(data["revision"]), str(data["url"]))
-
-    @property
-    def ref(self) -> str:
-        return f"refs/pr/{self.pr_number}"
+def release_record(result: PublishResult) -> ReleaseRecord:
+    """A publish result as the task contract carries it (it crosses the task queue)."""
+    return ReleaseRecord(
+        status=result.status.value,
+        kind=result.kind.value,
+        repo_id=result.repo_id,
+        url=result.url,
+        key=result.key,
+        pr_number=result.pr_number,
+        superseded=list(result.superseded),
+        message=result.message,
+    )
 
 
-def result_to_json(result: PublishResult) -> dict[str, Any]:
-    """A publish result as plain JSON (it crosses the task queue)."""
-    return {
-        "status": result.status.value, "kind": result.kind.value, "repo_id": result.repo_id,
-        "url": result.url, "key": result.key, "pr_number": result.pr_number,
-        "superseded": list(result.superseded), "message": result.message,
-    }  # fmt: skip
-
-
-def result_from_json(data: dict[str, Any]) -> PublishResult:
+def from_record(record: ReleaseRecord) -> PublishResult:
+    """The publish result a quantize task found already made."""
     return PublishResult(
-        status=ReleaseStatus(data["status"]), kind=ReleaseKind(data["kind"]), repo_id=data["repo_id"],
-        url=data["url"], key=data["key"], pr_number=data.get("pr_number"),
-        superseded=tuple(data.get("superseded") or ()), message=data.get("message", ""),
-    )  # fmt: skip
+        status=ReleaseStatus(record.status),
+        kind=ReleaseKind(record.kind),
+        repo_id=record.repo_id,
+        url=record.url,
+        key=record.key,
+        pr_number=record.pr_number,
+        superseded=tuple(record.superseded),
+        message=record.message,
+    )
 
 
 class StagedPublisher(Publisher):
     """The publisher's steps, split between the worker that quantized and the bot that finalises."""
 
-    def stage(self, build_dir: Path, repo_id: str) -> Draft | PublishResult:
+    def stage(self, build_dir: Path, repo_id: str) -> StagedCheckpoint | ReleaseRecord:
         """Upload a checked build's checkpoint to the release's draft PR (opened, or found again)."""
         build_dir = Path(build_dir)
         manifest = load_manifest(build_dir)
@@ -85,31 +69,39 @@ class StagedPublisher(Publisher):
         release = self._prepare(build_dir, manifest, repo_id, previous)
         _, found = self._on_hub(release, previous, exists)
         if isinstance(found, PublishResult):
-            return found
+            return release_record(found)
         held = self._gate(release, found)
         if held is not None:
-            return held
+            return release_record(held)
         self._ensure_repo(release, exists)
         if found is None:
             description = pr_description(
-                release, changed=what_changed(release, previous), reason="approval",
+                release,
+                changed=what_changed(release, previous),
+                reason="approval",
                 publisher_name=self.settings.publisher_name,
-            )  # fmt: skip
+            )
             pr = self._open_pr(release, description)
         else:
             pr = found.details
-        draft = Draft(repo_id, pr.num, "", pr.url)
+        draft = StagedCheckpoint(repo_id=repo_id, pr_number=pr.num, revision="", url=pr.url)
         self._upload_artifacts(release, draft.ref)
-        return Draft(repo_id, pr.num, self.hub.resolve_revision(repo_id, draft.ref), pr.url)
+        return draft.model_copy(update={"revision": self.hub.resolve_revision(repo_id, draft.ref)})
 
-    def engine_revision(self, draft: Draft) -> str | None:
+    def engine_revision(self, draft: StagedCheckpoint) -> str | None:
         """Where an engine goes now: the draft PR while open, `main` once merged, nowhere once declined."""
         status = self.hub.discussion(draft.repo_id, draft.pr_number).status
         if status in ("open", "draft"):
             return draft.ref
         return "main" if status == "merged" else None
 
-    def finalise(self, manifest: Manifest, draft: Draft, approval: Approval | None = None) -> PublishResult:
+    def withdraw(self, draft: StagedCheckpoint, why: str) -> None:
+        """Close the draft PR of a build that will not be released (cancelled); HubError if it stays open."""
+        self.hub.set_status(draft.repo_id, draft.pr_number, "closed", comment=why)
+
+    def finalise(
+        self, manifest: Manifest, draft: StagedCheckpoint, approval: Approval | None = None
+    ) -> PublishResult:
         """Commit the card and the complete manifest to the draft, then announce or merge it."""
         previous = self._previous(draft.repo_id, exists=True)
         release = self._prepare(Path("."), manifest, draft.repo_id, previous, _manifest_bytes(manifest))
@@ -121,7 +113,7 @@ class StagedPublisher(Publisher):
         approval = approval or self.approval_for(release.tag.upstream, draft.repo_id)
         return self._release(release, True, previous, prs, found, merge=approval == "auto", artifacts=False)
 
-    def amend(self, manifest: Manifest, draft: Draft) -> str | None:
+    def amend(self, manifest: Manifest, draft: StagedCheckpoint) -> str | None:
         """A late engine: card and manifest again, where the release is now; the revision, or None."""
         revision = self.engine_revision(draft)
         if revision is None:

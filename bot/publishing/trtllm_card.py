@@ -11,10 +11,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bot.eligibility.matrices import RuntimeCell, load_matrices, load_runtimes
+from bot.naming import display_format
 from bot.publishing import figures
 from bot.publishing.card_sections import eval_metadata, shared_sections
 from bot.publishing.gpus import engine_cell, examples
-from bot.publishing.naming import display_format
 from bot.publishing.upstream import Upstream
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, Manifest
 

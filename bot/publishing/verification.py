@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.eligibility.facts import ModelFacts
 from bot.eligibility.matrices import load_runtimes
 from bot.errors import HubUnavailable
-from bot.execution.launch import worker_argv, worker_env
+from bot.launcher.launch import worker_argv, worker_env
 from bot.publishing.usage import PROMPT, detection_rules, runnable_snippet
 from bot.settings import Settings
 from builders.spec import (

@@ -56,6 +56,8 @@ def test_approval_defaults_to_the_setting(monkeypatch: pytest.MonkeyPatch) -> No
         (["watch", "add", "repo", "alice"], "repo watches take a repo id"),
         (["watch", "add", "repo", "a/b", "--sm", "ninety"], "is not an SM number"),
         (["watch", "remove", "repo", "nobody/none"], "no repo watch on nobody/none"),
+        (["watch", "add", "repo", "a/b", "--demand"], "--demand and --budget are for base_model watches"),
+        (["watch", "add", "base_model", "a/b", "--budget", "2"], "add --demand"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -88,3 +90,13 @@ def test_kv_cache_none_is_stored_on_the_watch_and_a_re_add_restores_the_default(
     assert stored() is None
     refused = runner.invoke(cli, ["watch", "add", "repo", "alice/model", "--kv-cache", "int4"])
     assert refused.exit_code == 2 and "'int4' is not 'none'" in refused.output
+
+
+def test_a_demand_watch_keeps_its_monthly_budget_or_the_settings() -> None:
+    runner = CliRunner()
+    added = runner.invoke(cli, ["watch", "add", "base_model", "org/base", "--demand", "--budget", "2"])
+    assert added.exit_code == 0, added.output
+    assert added.output.strip().endswith("; demand, budget 2 a month")
+    runner.invoke(cli, ["watch", "add", "base_model", "org/other", "--demand"])
+    listed = runner.invoke(cli, ["watch", "list"]).output.splitlines()
+    assert listed[1].endswith("; demand, budget default a month")

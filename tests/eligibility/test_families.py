@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_planner import by_sm, facts, plan_for
 
-from bot.eligibility.matrices import load_families
+from bot.eligibility.matrices.families import load_families
 from bot.eligibility.planner import PlanOptions, plan
 from bot.eligibility.specs import eligibility_of
 from bot.eligibility.targets import target_for

@@ -14,12 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.execution.celery_app import make_app
-from bot.execution.celery_executor import OWNER, CeleryExecutor
+from bot.execution.celery_transport import CeleryTransport
+from bot.execution.orchestrator import Orchestrator
+from bot.host.celery_app import make_app
 from bot.hub import Hub
 from bot.publishing.staged import StagedPublisher
 from bot.settings import load_settings
-from builders.spec import BuildSpec, EngineSettings
+from builders.spec import BuildError, BuildSpec, EngineSettings, Manifest, TaskResult, utcnow
 from state import JobStatus, Store
 
 PASSWORD = "s3cret-broker-pass"
@@ -32,13 +33,13 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def down_executor(tmp_path: Path, store: Store, hubsim) -> Iterator[CeleryExecutor]:
+def down_executor(tmp_path: Path, store: Store, hubsim) -> Iterator[Orchestrator]:
     settings = load_settings(
         None, data_dir=tmp_path, hf_endpoint=hubsim.url, hf_token=hubsim.token,
         broker_url=f"redis://:{PASSWORD}@127.0.0.1:{_closed_port()}/0",
     )  # fmt: skip
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
-    yield CeleryExecutor(settings, store, StagedPublisher(hub, settings))
+    yield Orchestrator(settings, store, StagedPublisher(hub, settings), CeleryTransport(make_app(settings)))
 
 
 def test_the_broker_url_is_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -52,7 +53,7 @@ def test_the_broker_url_is_never_shown(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert shown.exit_code == 0 and "broker_url" in shown.output and PASSWORD not in shown.output
 
 
-def test_a_broker_that_does_not_answer_leaves_the_job_queued(down_executor: CeleryExecutor, tmp_path) -> None:
+def test_a_broker_that_does_not_answer_leaves_the_job_queued(down_executor: Orchestrator, tmp_path) -> None:
     spec = BuildSpec(repo_id="alice/m", revision="a" * 40, format="gptq", target_sms=[90],
                      work_dir=tmp_path / "w", output_dir=tmp_path / "o")  # fmt: skip
     job, _ = down_executor.store.jobs.enqueue("key-1", spec.model_dump(mode="json"), repo="alice/m")
@@ -79,23 +80,29 @@ def test_tasks_travel_as_json_acknowledged_late_one_at_a_time(tmp_path: Path) ->
     assert conf.broker_transport_options["visibility_timeout"] > longest_stage
 
 
+def _manifest(status: str, *kinds: str) -> Manifest:
+    errors = [BuildError(stage="fetch", kind=kind, message="503") for kind in kinds]
+    return Manifest(started_at=utcnow(), status=status, errors=errors)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
-    ("payload", "waits"),
+    ("result", "waits"),
     [
-        ({"manifest": {"errors": [{"kind": "hub_unavailable", "message": "503"}]}}, True),
-        ({"manifest": {"status": "succeeded"}, "hub_failed": True}, True),  # staging the checkpoint
-        ({"manifest": {"errors": [{"kind": "no_safetensors", "message": "no weights"}]}}, False),
+        (TaskResult(manifest=_manifest("failed", "hub_unavailable")), True),
+        (TaskResult(manifest=_manifest("succeeded"), hub_failed=True), True),  # staging the checkpoint
+        (TaskResult(manifest=_manifest("failed", "no_safetensors")), False),
     ],
 )
 def test_a_quantize_task_the_hub_failed_waits_for_another_try(
-    down_executor: CeleryExecutor, tmp_path: Path, payload: dict, waits: bool
+    down_executor: Orchestrator, tmp_path: Path, result: TaskResult, waits: bool
 ) -> None:
     store = down_executor.store
     store.jobs.enqueue("key-h", {"format": "gptq", "target_sms": [90]}, repo="alice/m")
-    job = store.lifecycle.claim_build(OWNER, 60)
+    job = store.lifecycle.claim_build(down_executor.owner, 60)
     assert job is not None
     task = store.tasks.add(job.id, "qb-1", kind="quantize", queue="quantize")
-    down_executor._succeeded(job, task, payload | {"ok": False, "error": "fetch: 503", "worker": "gpu-1"})
+    failed = result.model_copy(update={"ok": False, "error": "fetch: 503", "worker": "gpu-1"})
+    down_executor._succeeded(job, task, failed)
     after = store.jobs.get(job.id)
     if waits:  # back in the queue, sent again once its time has come
         assert after.status is JobStatus.QUEUED and after.retry_at is not None

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.execution import launch
 from bot.execution.local import PID_FILE, LocalExecutor
 from bot.execution.slots import CPU_NICE, Slot
+from bot.launcher import launch
 from bot.settings import load_settings
 from builders.spec import BuildSpec
 from state import BuildChange, JobStatus, Store

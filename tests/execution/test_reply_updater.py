@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.execution.reply_updater import ReplyUpdater
-from bot.execution.retries import Cause, Retries
+from bot.dashboard.reply_updater import ReplyUpdater
 from bot.hub import Hub
+from bot.retries import Cause, Retries
 from bot.settings import load_settings
 from state import CommandStatus, Job, Store
 
@@ -76,7 +76,7 @@ def test_the_reply_shows_each_new_stage_and_closes_when_the_build_ends(
     store.jobs.heartbeat(job.id, "w", 60, progress=0.35, message="quantize: layer 2")
     updater.flush()
     assert counting.edits == 1  # progress within a stage costs no Hub call
-    store.lifecycle.built(job.id, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     settings = load_settings(None, transient_deadline_h=1.0, publish_backoff_s=60)
     start = datetime(2020, 1, 2, 3, 0, tzinfo=UTC)
     claimed = store.lifecycle.claim_publish("w", 60)

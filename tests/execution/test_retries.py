@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from bot.errors import CardRefused, HubRateLimited, HubUnavailable, RepoNotFound
-from bot.execution.retries import Cause, Retries, cause_of, cause_of_manifest, retry_after_s
+from bot.retries import Cause, Retries, cause_of, cause_of_manifest, retry_after_s
 from bot.settings import load_settings
+from builders.spec import Manifest
 from state import Job, JobStatus, Store
 from state.lifecycle import retrying
 
@@ -39,7 +40,7 @@ def _running(store: Store, key: str = "a") -> Job:
 
 def _publishing(store: Store, key: str = "p") -> Job:
     job = _running(store, key)
-    store.lifecycle.built(job.id, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     claimed = store.lifecycle.claim_publish("w", 60)
     assert claimed is not None
     return claimed
@@ -109,7 +110,7 @@ def test_a_waiting_step_is_not_claimed_before_its_time(store: Store) -> None:
     _retries(store, Clock()).publish_failed(over, "w", "the Hub failed with 503", Cause.HUB)
     claimed = store.lifecycle.claim_publish("w", 60)
     assert claimed is not None and claimed.id == over.id and claimed.retry_at is None
-    done = store.lifecycle.published(over.id, "w", "published")
+    done = store.lifecycle.finish_publish(over.id, "w", "published")
     assert done is not None and done.transient_since is None and done.transient_tries == 0
 
 
@@ -151,6 +152,9 @@ def test_causes(error: BaseException, cause: Cause) -> None:
 
 
 def test_a_builders_hub_failure_is_the_hubs_and_others_are_permanent() -> None:
-    assert cause_of_manifest({"errors": [{"kind": "hub_unavailable"}]}) is Cause.HUB
-    assert cause_of_manifest({"errors": [{"kind": "calibration_unavailable"}]}) is Cause.PERMANENT
+    failed = {"started_at": "2026-12-07T00:00:00Z", "status": "failed"}
+    errors = [{"stage": "fetch", "kind": "hub_unavailable", "message": "503"}]
+    assert cause_of_manifest(Manifest.model_validate(failed | {"errors": errors})) is Cause.HUB
+    errors = [{"stage": "quantize", "kind": "calibration_unavailable", "message": "gone"}]
+    assert cause_of_manifest(Manifest.model_validate(failed | {"errors": errors})) is Cause.PERMANENT
     assert cause_of_manifest(None) is Cause.PERMANENT

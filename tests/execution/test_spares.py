@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.execution.launch import Worker
-from bot.execution.spares import Spares, warm
+from bot.host.spares import Spares, warm
+from bot.launcher.launch import Worker
 from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec
 from builders.warm import READY

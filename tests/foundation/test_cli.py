@@ -166,10 +166,13 @@ def test_quantbot_task_exits_1_when_its_build_failed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, result: dict[str, object], code: int | None
 ) -> None:
     """A Job's stage (COMPLETED or ERROR) is its command's exit code: `ctx.exit(1)` must reach the process."""
-    from bot.execution import one_task
+    from bot.host import one_task
+    from builders.spec import BuildSpec, TaskRequest, TaskResult
 
-    monkeypatch.setattr(one_task, "run", lambda *a, **k: result)
-    monkeypatch.setenv(one_task.TASK_ENV, "{}")
+    spec = BuildSpec(local_dir=tmp_path, format="gptq", work_dir=tmp_path / "w", output_dir=tmp_path / "o")
+    request = TaskRequest(job_id=1, kind="quantize", queue="cpu-basic", spec=spec, repo_id="bot/m")
+    monkeypatch.setattr(one_task, "run", lambda *a, **k: TaskResult.model_validate(result))
+    monkeypatch.setenv(one_task.TASK_ENV, request.model_dump_json())
     monkeypatch.setenv("QUANTBOT_DATA_DIR", str(tmp_path))
     with pytest.raises(SystemExit) as exited:
         cli.main(["task", "quantize"])

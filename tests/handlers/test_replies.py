@@ -30,7 +30,7 @@ def test_each_build_says_where_it_is(store: Store) -> None:
     store.lifecycle.claim_build("w", 60)  # the oldest: `queued` is now running
     store.jobs.heartbeat(queued, "w", 60, progress=0.25, message="quantize: layer 3 of 12")
     store.lifecycle.claim_build("w", 60)
-    store.lifecycle.build_failed(running, "w", "quantize: CUDA out of memory\n  at line 3", None)
+    store.lifecycle.fail_build(running, "w", "quantize: CUDA out of memory\n  at line 3", None)
     text, done = reply_state(store, command)
     lines = text.splitlines()
     assert lines[0] == "@alice asked for **gptq**."
@@ -46,13 +46,13 @@ def test_a_published_build_links_its_release_and_the_reply_is_done(store: Store)
     job = _job(store, "p" * 64)
     command = store.commands.get(_command(store, ["p" * 64]))
     store.lifecycle.claim_build("w", 60)
-    store.lifecycle.built(job, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job, "w", {"status": "succeeded"})
     store.lifecycle.claim_publish("w", 60)
     url = "http://hub/alice/m/discussions/7"
     store.releases.record(
         build_key="p" * 64, repo_id="alice/m", kind=ReleaseKind.PR, url=url, pr_number=7, job_id=job
     )
-    store.lifecycle.published(job, "w", "opened PR #7")
+    store.lifecycle.finish_publish(job, "w", "opened PR #7")
     text, done = reply_state(store, command)
     assert f": ready for review (published when a maintainer merges it): {url}" in text
     assert text.endswith("`/retry` to retry failed ones.") and done
@@ -79,7 +79,7 @@ def test_a_build_the_hub_failed_says_when_it_tries_again(store: Store) -> None:
     command = store.commands.get(_command(store, ["h" * 64]))
     store.lifecycle.claim_build("w", 60)
     at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    store.lifecycle.build_waits(job, "w", "fetch: could not download: 503", Wait(at, at, 3))
+    store.lifecycle.defer_build(job, "w", "fetch: could not download: 503", Wait(at, at, 3))
     text, done = reply_state(store, command)
     assert text.splitlines()[2].endswith(
         ": waiting: fetch: could not download: 503; retrying at 2030-01-02 03:04:05 UTC, attempt 3"

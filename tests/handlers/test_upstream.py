@@ -186,9 +186,9 @@ def _published(store: Store, upstream: str, revision: str, release: str, hub_url
     """A build of `upstream` at `revision` released on `release`'s main, as the publish step records it."""
     job, _ = store.jobs.enqueue(f"key-{revision}", {"format": "gptq", "revision": revision}, repo=upstream)
     store.lifecycle.claim_build("worker", 60)
-    store.lifecycle.built(job.id, "worker", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "worker", {"status": "succeeded"})
     store.lifecycle.claim_publish("worker", 60)
-    store.lifecycle.published(job.id, "worker", "published on main")
+    store.lifecycle.finish_publish(job.id, "worker", "published on main")
     store.releases.record(
         build_key=job.build_key,
         repo_id=release,

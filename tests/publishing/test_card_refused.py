@@ -9,9 +9,9 @@ import re
 import pytest
 
 from bot.errors import CardRefused
-from bot.execution.publish_step import PublishStep
-from bot.execution.retries import Retries
 from bot.publishing import publisher as publisher_module
+from bot.publishing.publish_step import PublishStep
+from bot.retries import Retries
 from bot.settings import load_settings
 from state import JobStatus
 
@@ -42,7 +42,7 @@ def test_a_refused_card_fails_the_job_before_any_upload_with_the_hubs_message(
 
     job, _ = store.jobs.enqueue("c" * 64, {"output_dir": str(build)}, repo=upstream.repo_id)
     store.lifecycle.claim_build("w", 60)
-    store.lifecycle.built(job.id, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     claimed = store.lifecycle.claim_publish("publisher", 60)
     retries = Retries(load_settings(None), store)
     PublishStep(store, publisher, owner="publisher", lease_s=60, retries=retries).publish(claimed)

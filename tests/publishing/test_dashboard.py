@@ -36,9 +36,9 @@ def test_one_dashboard_per_upstream_edited_in_place(
     plan = Eligibility(upstream, head, "strict", None, (89, 90), eligible, refused)
     gptq = _job(store, upstream, "gptq", head)
     store.lifecycle.claim_build("worker", 60)
-    store.lifecycle.built(gptq, "worker", {"status": "succeeded"})
+    store.lifecycle.finish_build(gptq, "worker", {"status": "succeeded"})
     store.lifecycle.claim_publish("worker", 60)
-    store.lifecycle.published(gptq, "worker", "published on main")
+    store.lifecycle.finish_publish(gptq, "worker", "published on main")
     release = repo_factory("released-GPTQ")
     url = f"{hubsim.url}/{release}"
     store.releases.record(
@@ -50,7 +50,7 @@ def test_one_dashboard_per_upstream_edited_in_place(
     )
     failed = _job(store, upstream, "int4_awq", head)
     store.lifecycle.claim_build("worker", 60)
-    store.lifecycle.build_failed(failed, "worker", "calibration ran out of memory", None)
+    store.lifecycle.fail_build(failed, "worker", "calibration ran out of memory", None)
     waiting = _job(store, upstream, "fp8", head, not_before=utcnow() + timedelta(minutes=30))
     hub = Hub(endpoint=hubsim.url, token=hubsim.token)
     upkeep = MetadataUpdates(hub, store, hubsim.user, hubsim.url)

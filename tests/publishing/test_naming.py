@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
-from bot.publishing.naming import display_format, release_repo_id, with_article
+from bot.naming import display_format, release_repo_id, with_article
 from bot.settings import load_settings
 
 UPSTREAM = "TheDrummer/Magidonia-24B-v4.3"

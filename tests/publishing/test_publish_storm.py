@@ -17,9 +17,9 @@ from datetime import datetime
 import pytest
 
 from bot.errors import HubUnavailable
-from bot.execution.publish_step import PublishStep
-from bot.execution.retries import Cause, Retries, cause_of
+from bot.publishing.publish_step import PublishStep
 from bot.publishing.verification import run_verification
+from bot.retries import Cause, Retries, cause_of
 from bot.settings import load_settings
 from builders.spec import VerifyRequest
 from state import JobStatus, ReleaseStatus, Store
@@ -58,7 +58,7 @@ def test_a_storm_longer_than_the_old_give_up_ends_in_exactly_one_release(
     )
     job, _ = store.jobs.enqueue("s" * 64, {"output_dir": str(build)}, repo=upstream.repo_id)
     store.lifecycle.claim_build("w", 60)
-    store.lifecycle.built(job.id, "w", {"status": "succeeded"})
+    store.lifecycle.finish_build(job.id, "w", {"status": "succeeded"})
     faults = [
         hubsim.fail(rf"/api/models/{repo_id}$", 429, method="GET", times=READS, retry_after=0),
         hubsim.fail(r"/discussions$", 503, method="POST", times=CREATE_PR),  # opening the draft PR

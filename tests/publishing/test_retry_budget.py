@@ -24,7 +24,7 @@ def test_an_upload_in_a_storm_spends_the_clients_budget_only(
     with pytest.raises(HubRateLimited) as failed:
         hub.upload_folder(repo_id, tmp_path, commit_message="weights")
     assert 100 - fault.times == CLIENT_TRIES  # not CLIENT_TRIES * MAX_ATTEMPTS
-    assert transient(failed.value)  # the publish waits and is tried again later (bot.execution.retries)
+    assert transient(failed.value)  # the publish waits and is tried again later (bot.retries)
 
 
 def test_a_plain_request_gets_the_bots_budget(hub, hubsim, repo_factory) -> None:

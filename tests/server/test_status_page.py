@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.execution.retries import Cause, Retries
+from bot.retries import Cause, Retries
 from bot.settings import load_settings
 from state import ApprovalMode, CommandStatus, JobStatus, ReleaseKind, TaskState, WatchKind
 from state.models import utcnow
@@ -189,6 +189,37 @@ def test_a_step_the_hub_failed_shows_when_it_tries_again_and_a_final_failure_say
     assert "the Hub kept failing since 2020-01-02 03:00 UTC, 2 attempts" in failures and "/retry" in failures
     status = bot.client.get("/api/status").json()
     assert status["queue"]["jobs"][0]["retrying"].startswith("retrying at ")
+
+
+def test_a_demand_watch_shows_its_ranking_and_each_reason(make_server) -> None:
+    bot = make_server(hf_endpoint=HUB)
+    watch = bot.store.watches.add(WatchKind.BASE_MODEL, "org/base", demand=True)
+    ranking = [
+        {"repo": "org/tune-b", "sha": SHA, "downloads": 5000, "likes": 50, "reason": "built (gptq)"},
+        {
+            "repo": "org/tune-c",
+            "sha": SHA,
+            "downloads": 900,
+            "likes": 0,
+            "reason": "fp8 already released by nv",
+        },
+        {"repo": "org/tune-d", "sha": SHA, "downloads": 10, "likes": 99, "reason": "over budget"},
+    ]
+    bot.store.watches.set_ranking(watch.id, ranking)
+
+    [shown] = bot.client.get("/api/status").json()["watches"]
+    assert [c["url"] for c in shown["ranking"]] == [f"{HUB}/org/tune-{n}" for n in "bcd"]
+    page = bot.client.get("/").text
+    rows = re.findall(
+        r"<tr><td>(\d)</td><td><a href=\"[^\"]+\">([^<]+)</a></td>"
+        r"<td>(\d+)</td><td>(\d+)</td><td>([^<]+)</td>",
+        page,
+    )
+    assert rows == [
+        ("1", "org/tune-b", "5000", "50", "built (gptq)"),
+        ("2", "org/tune-c", "900", "0", "fp8 already released by nv"),
+        ("3", "org/tune-d", "10", "99", "over budget"),
+    ]
 
 
 def test_a_build_waiting_for_its_cooldown_says_until_when(make_server) -> None:

@@ -308,15 +308,16 @@ def test_processes_claiming_at_once_never_share_a_job(store: Store, db_url: str,
 def test_late_engine_records_reach_the_published_jobs_manifest_and_only_its(store: Store) -> None:
     late = {"status": "succeeded", "engines": [{"sm": 90, "status": "not_built", "reason": "no GPU"}]}
     job_id = _queued(store)
-    assert store.lifecycle.late_engines(job_id, late) is None, "a queued job has no release to follow"
+    with pytest.raises(GuardFailed):  # a queued job has no release to follow
+        store.lifecycle.record_late_engines(job_id, late)
     store.lifecycle.claim_build("celery", 60)
-    store.lifecycle.built(job_id, "celery", {"status": "succeeded", "engines": []})
+    store.lifecycle.finish_build(job_id, "celery", {"status": "succeeded", "engines": []})
     store.lifecycle.claim_publish("bot", 60)
-    store.lifecycle.published(job_id, "bot", "released")
+    store.lifecycle.finish_publish(job_id, "bot", "released")
     seen: list = []
     store.changes.listen(seen.append)
 
-    store.lifecycle.late_engines(job_id, late)
+    store.lifecycle.record_late_engines(job_id, late)
 
     job = store.jobs.get(job_id)
     assert job.status is JobStatus.PUBLISHED and job.manifest == late

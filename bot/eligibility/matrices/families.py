@@ -13,14 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from bot.eligibility.matrices import load_matrices
+from bot.eligibility.matrices.reader import Source, Strict, Text, fail, read_yaml, validated
 from bot.eligibility.matrices.runtimes import load_runtimes
-from bot.eligibility.matrices.tables import FORMATS, Checker, Matrix, parse_matrix
+from bot.eligibility.matrices.tables import FORMATS, Matrix, MatrixFile, parse_matrix
 
 DATA_DIR = Path(__file__).parent
 _RUNTIME_KINDS = frozenset({"architectures", "matrices", "any_architecture"})
-_BUT_NOT_KEYS = frozenset({"architectures", "why"})
 
 
 @dataclass(frozen=True)
@@ -78,100 +79,114 @@ class Families:
         return next((x for x in self.limits if fmt in x.formats and model_type in x.model_types), None)
 
 
-def _source(check: Checker, data: Any, entry: str) -> str:
-    source = check.mapping(data, entry)
-    check.keys(source, frozenset({"document", "version"}), f"{entry}.", frozenset({"document", "version"}))
-    document = check.text(source["document"], f"{entry}.document")
-    return f"{document} ({check.text(str(source['version']), f'{entry}.version')})"
+class _ButNot(Strict):
+    architectures: list[Text]
+    why: Text
+
+
+class _RuntimeEntry(Strict):
+    """One runtime's entry: exactly one of architectures, matrices or any_architecture."""
+
+    source: Source | None = None
+    architectures: list[Text] | None = None
+    matrices: Literal["trtllm"] | None = None
+    any_architecture: Text | None = None
+    but_not: _ButNot | None = None
+
+
+class _RuntimeModelsFile(Strict):
+    runtimes: dict[str, _RuntimeEntry]
+
+
+class _ModelOptHfFile(MatrixFile):
+    """ModelOpt's current table, with the model_types each row covers and the seed rows it stands for."""
+
+    model_types: dict[str, list[Text]] | None = None
+    seed_rows: dict[str, Text] | None = None
+
+
+class _LimitEntry(Strict):
+    formats: list[Text]
+    model_types: list[Text]
+    reason: Text
+    source: Text
+
+
+class _LimitsFile(Strict):
+    limits: list[_LimitEntry] | None
 
 
 def _runtimes(path: Path, data: Any) -> dict[str, RuntimeModels]:
-    check = Checker(path)
-    data = check.mapping(data, "top level")
-    check.keys(data, frozenset({"runtimes"}), "", frozenset({"runtimes"}))
+    read = validated(_RuntimeModelsFile, path, data)
     known = {r.id for r in load_runtimes().runtimes}
     result = {}
-    for rid, spec in check.mapping(data["runtimes"], "runtimes").items():
+    for rid, spec in read.runtimes.items():
         entry = f"runtimes.{rid}"
         if rid not in known:
-            raise check.fail(entry, f"unknown runtime (runtimes.yaml has {', '.join(sorted(known))})")
-        spec = check.mapping(spec, entry)
-        check.keys(spec, _RUNTIME_KINDS | {"source", "but_not"}, f"{entry}.", frozenset())
-        kinds = _RUNTIME_KINDS & spec.keys()
-        if len(kinds) != 1:
-            raise check.fail(entry, f"give exactly one of {', '.join(sorted(_RUNTIME_KINDS))}")
-        if "matrices" in spec:
-            if spec["matrices"] != "trtllm" or "source" in spec:
-                raise check.fail(f"{entry}.matrices", "only `matrices: trtllm` (the seeds name their source)")
+            raise fail(path, entry, f"unknown runtime (runtimes.yaml has {', '.join(sorted(known))})")
+        given = [k for k in ("architectures", "matrices", "any_architecture") if getattr(spec, k) is not None]
+        if len(given) != 1:
+            raise fail(path, entry, f"give exactly one of {', '.join(sorted(_RUNTIME_KINDS))}")
+        if spec.matrices is not None:
+            if spec.source is not None:
+                raise fail(path, f"{entry}.matrices", "only `matrices: trtllm` (the seeds name their source)")
             result[rid] = RuntimeModels(rid, "trtllm_models.yaml, trtllm_hardware.yaml", matrices="trtllm")
             continue
-        source = _source(check, spec.get("source"), f"{entry}.source")
-        if "any_architecture" in spec:
-            why = check.text(spec["any_architecture"], f"{entry}.any_architecture")
-            but_not = check.mapping(
-                spec.get("but_not") or {"architectures": [], "why": "-"}, f"{entry}.but_not"
-            )
-            check.keys(but_not, _BUT_NOT_KEYS, f"{entry}.but_not.", _BUT_NOT_KEYS)
+        if spec.source is None:
+            raise fail(path, f"{entry}.source", "missing")
+        source = f"{spec.source.document} ({spec.source.version})"
+        if spec.any_architecture is not None:
+            but_not = spec.but_not or _ButNot(architectures=[], why="-")
             result[rid] = RuntimeModels(
                 rid,
                 source,
-                any_architecture=why,
-                but_not=frozenset(
-                    check.text_list(but_not["architectures"], f"{entry}.but_not.architectures")
-                ),
-                but_not_why=" ".join(check.text(but_not["why"], f"{entry}.but_not.why").split()),
+                any_architecture=spec.any_architecture,
+                but_not=frozenset(but_not.architectures),
+                but_not_why=" ".join(but_not.why.split()),
             )
-        elif "but_not" in spec:
-            raise check.fail(f"{entry}.but_not", "only an any_architecture runtime has exceptions")
+        elif spec.but_not is not None:
+            raise fail(path, f"{entry}.but_not", "only an any_architecture runtime has exceptions")
         else:
-            archs = check.text_list(spec["architectures"], f"{entry}.architectures")
-            result[rid] = RuntimeModels(rid, source, architectures=frozenset(archs))
+            result[rid] = RuntimeModels(rid, source, architectures=frozenset(spec.architectures or ()))
     for rid in sorted(known - result.keys()):
-        raise check.fail(f"runtimes.{rid}", "missing: every runtime of runtimes.yaml says what it runs")
+        raise fail(path, f"runtimes.{rid}", "missing: every runtime of runtimes.yaml says what it runs")
     return result
 
 
 def _modelopt(path: Path, data: Any, seed: Matrix) -> ModelOptTable:
-    check = Checker(path)
-    matrix = parse_matrix(path, data, extra_keys=frozenset({"model_types", "seed_rows"}))
+    read = validated(_ModelOptHfFile, path, data)
+    matrix = parse_matrix(path, read)
     types: dict[str, str] = {}
-    for row, listed in check.mapping(data.get("model_types") or {}, "model_types").items():
+    for row, listed in (read.model_types or {}).items():
         if row not in matrix.rows:
-            raise check.fail(f"model_types.{row}", "unknown row (not in rows)")
-        for model_type in check.text_list(listed, f"model_types.{row}"):
+            raise fail(path, f"model_types.{row}", "unknown row (not in rows)")
+        for model_type in listed:
             if model_type in types:
-                raise check.fail(
-                    f"model_types.{row}", f"{model_type!r} is already in row {types[model_type]!r}"
+                raise fail(
+                    path, f"model_types.{row}", f"{model_type!r} is already in row {types[model_type]!r}"
                 )
             types[model_type] = row
     seed_rows: dict[str, str] = {}
-    for row, seed_row in check.mapping(data.get("seed_rows") or {}, "seed_rows").items():
+    for row, seed_row in (read.seed_rows or {}).items():
         if row not in matrix.rows or seed_row not in seed.rows:
-            raise check.fail(f"seed_rows.{row}", f"unknown row here, or {seed_row!r} not in {seed.path.name}")
+            raise fail(path, f"seed_rows.{row}", f"unknown row here, or {seed_row!r} not in {seed.path.name}")
         seed_rows[seed_row] = row
     return ModelOptTable(matrix, types, seed_rows)
 
 
 def _limits(path: Path, data: Any) -> tuple[Limit, ...]:
-    check = Checker(path)
-    data = check.mapping(data, "top level")
-    check.keys(data, frozenset({"limits"}), "", frozenset({"limits"}))
+    read = validated(_LimitsFile, path, data)
     limits = []
-    for i, raw in enumerate(data["limits"] or []):
-        entry = f"limits[{i}]"
-        raw = check.mapping(raw, entry)
-        keys = frozenset({"formats", "model_types", "reason", "source"})
-        check.keys(raw, keys, f"{entry}.", keys)
-        formats = check.text_list(raw["formats"], f"{entry}.formats")
-        for fmt in formats:
+    for i, raw in enumerate(read.limits or []):
+        for fmt in raw.formats:
             if fmt not in FORMATS:
-                raise check.fail(f"{entry}.formats", f"unknown format {fmt!r}")
+                raise fail(path, f"limits[{i}].formats", f"unknown format {fmt!r}")
         limits.append(
             Limit(
-                frozenset(formats),
-                frozenset(check.text_list(raw["model_types"], f"{entry}.model_types")),
-                " ".join(check.text(raw["reason"], f"{entry}.reason").split()),
-                check.text(raw["source"], f"{entry}.source"),
+                frozenset(raw.formats),
+                frozenset(raw.model_types),
+                " ".join(raw.reason.split()),
+                raw.source,
             )
         )
     return tuple(limits)
@@ -181,8 +196,6 @@ def _limits(path: Path, data: Any) -> tuple[Limit, ...]:
 def load_families(directory: Path = DATA_DIR) -> Families:
     """Read and check the three files in `directory` against the runtime table and the seed matrices there
     (cached: the planner calls this per plan)."""
-    from bot.eligibility.matrices import load_matrices, read_yaml  # the package imports this module
-
     hf = directory / "modelopt_hf.yaml"
     return Families(
         runtimes=_runtimes(directory / "runtime_models.yaml", read_yaml(directory / "runtime_models.yaml")),

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.eligibility.matrices.tables import Checker, Matrix
+from bot.eligibility.matrices.reader import Source, Strict, Text, fail, validated
+from bot.eligibility.matrices.tables import Matrix
 
-_RULE_KEYS = frozenset({"row", "when", "name_contains", "why"})
 _OPERATORS = frozenset({"one_of", "at_least", "at_most", "present"})
 _MISSING = object()
 
@@ -105,40 +105,52 @@ def _lookup(config: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+class RulesFile(Strict):
+    """model_rows.yaml as written: per model_type, per matrix, a row, rows, null or rules; architectures."""
+
+    source: Source | None = None
+    model_types: dict[str, dict[str, Any] | None]
+    architectures: dict[str, str] | None = None
+
+
+class RuleEntry(Strict):
+    """One rule: its rows, the config conditions (`when`), an optional name test, and why."""
+
+    row: Any
+    when: dict[str, Any] | None = None
+    name_contains: Text | None = None
+    why: Text
+
+
 def parse_rows(path: Path, data: Any, matrices: Mapping[str, Matrix]) -> RowMapping:
     """Validate model_rows.yaml against the matrices it names; an unknown row is an error naming the entry."""
-    check = Checker(path)
-    data = check.mapping(data, "top level")
-    check.keys(data, frozenset({"source", "model_types", "architectures"}), "", frozenset({"model_types"}))
+    read = validated(RulesFile, path, data)
     model_types: dict[str, dict[str, tuple[Rule, ...]]] = {}
-    for model_type, per_matrix in check.mapping(data["model_types"], "model_types").items():
+    for model_type, per_matrix in read.model_types.items():
         entry = f"model_types.{model_type}"
-        per_matrix = check.mapping(per_matrix, entry) if per_matrix is not None else {}
         model_types[model_type] = {}
-        for key, spec in per_matrix.items():
+        for key, spec in (per_matrix or {}).items():
             if key not in matrices:
-                raise check.fail(f"{entry}.{key}", f"unknown matrix (expected one of {', '.join(matrices)})")
+                raise fail(path, f"{entry}.{key}", f"unknown matrix (expected one of {', '.join(matrices)})")
             model_types[model_type][key] = _parse_spec(
-                check, f"{entry}.{key}", spec, matrices[key], model_type
+                path, f"{entry}.{key}", spec, matrices[key], model_type
             )
-    architectures = {}
-    for arch, model_type in check.mapping(data.get("architectures") or {}, "architectures").items():
+    for arch, model_type in (read.architectures or {}).items():
         if model_type not in model_types:
-            raise check.fail(
-                f"architectures.{arch}", f"unknown model_type {model_type!r} (not under model_types)"
+            raise fail(
+                path, f"architectures.{arch}", f"unknown model_type {model_type!r} (not under model_types)"
             )
-        architectures[arch] = model_type
-    return RowMapping(path, model_types, architectures)
+    return RowMapping(path, model_types, dict(read.architectures or {}))
 
 
-def _parse_spec(check: Checker, entry: str, spec: Any, matrix: Matrix, model_type: str) -> tuple[Rule, ...]:
+def _parse_spec(path: Path, entry: str, spec: Any, matrix: Matrix, model_type: str) -> tuple[Rule, ...]:
     """A row name, a list of row names, null, or a list of rules → rules."""
     if (
         spec is None
         or isinstance(spec, str)
         or (isinstance(spec, list) and all(isinstance(s, str) for s in spec))
     ):
-        rows = _rows(check, entry, spec, matrix)
+        rows = _rows(path, entry, spec, matrix)
         why = (
             f"model_type {model_type}"
             if rows
@@ -146,50 +158,38 @@ def _parse_spec(check: Checker, entry: str, spec: Any, matrix: Matrix, model_typ
         )
         return (Rule(rows, (), None, why),)
     if not isinstance(spec, list):
-        raise check.fail(entry, "expected a row name, a list of row names, null, or a list of rules")
+        raise fail(path, entry, "expected a row name, a list of row names, null, or a list of rules")
     rules = []
     for i, raw in enumerate(spec):
         where = f"{entry}[{i}]"
-        raw = check.mapping(raw, where)
-        check.keys(raw, _RULE_KEYS, f"{where}.", frozenset({"row", "why"}))
-        conditions = tuple(
-            _condition(check, f"{where}.when.{p}", p, v)
-            for p, v in check.mapping(raw.get("when") or {}, f"{where}.when").items()
-        )
-        name = raw.get("name_contains")
-        name = check.text(name, f"{where}.name_contains").lower() if name is not None else None
-        rules.append(
-            Rule(
-                _rows(check, f"{where}.row", raw["row"], matrix),
-                conditions,
-                name,
-                check.text(raw["why"], f"{where}.why"),
-            )
-        )
+        rule = validated(RuleEntry, path, raw, where)
+        conditions = tuple(_condition(path, f"{where}.when.{p}", p, v) for p, v in (rule.when or {}).items())
+        name = rule.name_contains.lower() if rule.name_contains is not None else None
+        rules.append(Rule(_rows(path, f"{where}.row", rule.row, matrix), conditions, name, rule.why))
     return tuple(rules)
 
 
-def _rows(check: Checker, entry: str, spec: Any, matrix: Matrix) -> tuple[str, ...]:
+def _rows(path: Path, entry: str, spec: Any, matrix: Matrix) -> tuple[str, ...]:
     names = [] if spec is None else [spec] if isinstance(spec, str) else spec
     if not isinstance(names, list):
-        raise check.fail(entry, f"expected a row name, a list of row names or null, got {spec!r}")
+        raise fail(path, entry, f"expected a row name, a list of row names or null, got {spec!r}")
     for name in names:
         if name not in matrix.rows:
-            raise check.fail(entry, f"unknown row alias {name!r}: {matrix.path.name} has no such row")
+            raise fail(path, entry, f"unknown row alias {name!r}: {matrix.path.name} has no such row")
     return tuple(names)
 
 
-def _condition(check: Checker, entry: str, path: Any, value: Any) -> Condition:
-    paths = tuple(p.strip() for p in check.text(path, entry).split("|"))
+def _condition(path: Path, entry: str, key: str, value: Any) -> Condition:
+    paths = tuple(p.strip() for p in key.split("|"))
     if not isinstance(value, dict):
         return Condition(paths, "equals", value)
     if len(value) != 1 or next(iter(value)) not in _OPERATORS:
-        raise check.fail(
-            entry, f"expected a value or one of {{{', '.join(sorted(_OPERATORS))}: ...}}, got {value!r}"
+        raise fail(
+            path, entry, f"expected a value or one of {{{', '.join(sorted(_OPERATORS))}: ...}}, got {value!r}"
         )
     op, operand = next(iter(value.items()))
     if op == "one_of" and not isinstance(operand, list):
-        raise check.fail(entry, "one_of needs a list")
+        raise fail(path, entry, "one_of needs a list")
     if op in ("at_least", "at_most") and (not isinstance(operand, int | float) or isinstance(operand, bool)):
-        raise check.fail(entry, f"{op} needs a number")
+        raise fail(path, entry, f"{op} needs a number")
     return Condition(paths, op, operand)

@@ -13,16 +13,16 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from bot.eligibility.matrices.tables import FORMATS, Checker
+from pydantic import Field
+
+from bot.eligibility.matrices.reader import Strict, Text, Version, fail, read_yaml, validated
+from bot.eligibility.matrices.tables import FORMATS
 
 RUNTIMES_FILE = Path(__file__).parent / "runtimes.yaml"
 
-_RUNTIME_KEYS = frozenset({"id", "name", "install", "transformers", "cells"})
 _LINE = re.compile(r"\d+\.\d+")
-_CELL_KEYS = frozenset({"loads", "min_sm", "sms", "note", "why", "wrong", "detect", "source"})
-_DETECT_KEYS = frozenset({"file", "key", "values"})
 
 
 @dataclass(frozen=True)
@@ -130,133 +130,135 @@ class RuntimeTable:
         return dict(sorted(lines.items(), key=lambda item: tuple(int(n) for n in item[0].split("."))))
 
 
-def _ints(check: Checker, value: Any, entry: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise check.fail(entry, "expected a non-empty list of SMs such as [89, 90]")
-    for item in value:
-        if not isinstance(item, int) or isinstance(item, bool):
-            raise check.fail(entry, f"an SM is an integer such as 90, got {item!r}")
-    return tuple(value)
+SM = Annotated[int, Field(strict=True, ge=0)]
 
 
-def _detect(check: Checker, value: Any, entry: str) -> tuple[Detect, ...]:
-    if not isinstance(value, list) or not value:
-        raise check.fail(entry, "a runtime that loads a format needs its detection rule (a list)")
-    rules = []
-    for i, item in enumerate(value):
+class FileSource(Strict):
+    """The file of a runtime's release that says so, and that release's version."""
+
+    file: Text
+    version: Version
+
+
+class TransformersEntry(Strict):
+    line: Version
+    source: FileSource
+
+
+class DetectEntry(Strict):
+    file: Text
+    key: Text | None = None
+    values: list[Any] = Field(default_factory=list)
+
+
+class CellEntry(Strict):
+    """One runtime × format: loads or not (and why), where, how it recognises the files, and the source."""
+
+    loads: Annotated[bool, Field(strict=True)]
+    min_sm: SM | None = None
+    sms: Annotated[list[SM], Field(min_length=1)] | None = None
+    note: Text | None = None
+    why: Text | None = None
+    wrong: Annotated[bool, Field(strict=True)] = False
+    detect: list[DetectEntry] | None = None
+    source: FileSource
+
+
+class RuntimeEntry(Strict):
+    id: Text
+    name: Text
+    install: Text
+    transformers: dict[str, Any]
+    cells: dict[str, Any]
+
+
+class RuntimesFile(Strict):
+    label: Text
+    runtimes: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+def _detect(path: Path, rules: list[DetectEntry] | None, entry: str) -> tuple[Detect, ...]:
+    if not rules:
+        raise fail(path, entry, "a runtime that loads a format needs its detection rule (a list)")
+    for i, rule in enumerate(rules):
         where = f"{entry}[{i}]"
-        item = check.mapping(item, where)
-        check.keys(item, _DETECT_KEYS, f"{where}.", frozenset({"file"}))
-        file = check.text(item["file"], f"{where}.file")
-        if file.startswith("/") or ".." in file.split("/"):
-            raise check.fail(f"{where}.file", f"a path inside the release, got {file!r}")
-        key = check.text(item["key"], f"{where}.key") if "key" in item else None
-        values = item.get("values", [])
-        if (key is None) != (not values) or not isinstance(values, list):
-            raise check.fail(where, "`key` and a non-empty `values` list go together")
-        rules.append(Detect(file, key, tuple(values)))
-    return tuple(rules)
+        if rule.file.startswith("/") or ".." in rule.file.split("/"):
+            raise fail(path, f"{where}.file", f"a path inside the release, got {rule.file!r}")
+        if (rule.key is None) != (not rule.values):
+            raise fail(path, where, "`key` and a non-empty `values` list go together")
+    return tuple(Detect(rule.file, rule.key, tuple(rule.values)) for rule in rules)
 
 
-def _transformers(check: Checker, value: Any, entry: str) -> TransformersLine:
-    data = check.mapping(value, entry)
-    check.keys(data, frozenset({"line", "source"}), f"{entry}.", frozenset({"line", "source"}))
-    line = check.text(str(data["line"]), f"{entry}.line")
-    if not _LINE.fullmatch(line):
-        raise check.fail(f"{entry}.line", f'a major.minor version such as "4.57", got {line!r}')
-    source = check.mapping(data["source"], f"{entry}.source")
-    check.keys(source, frozenset({"file", "version"}), f"{entry}.source.", frozenset({"file", "version"}))
-    return TransformersLine(
-        line,
-        check.text(source["file"], f"{entry}.source.file"),
-        check.text(str(source["version"]), f"{entry}.source.version"),
-    )
+def _transformers(path: Path, value: Any, entry: str) -> TransformersLine:
+    read = validated(TransformersEntry, path, value, entry)
+    if not _LINE.fullmatch(read.line):
+        raise fail(path, f"{entry}.line", f'a major.minor version such as "4.57", got {read.line!r}')
+    return TransformersLine(read.line, read.source.file, read.source.version)
 
 
-def _cell(check: Checker, runtime: str, fmt: str, data: Any) -> RuntimeCell:
+def _cell(path: Path, runtime: str, fmt: str, data: Any) -> RuntimeCell:
     entry = f"{runtime}.cells.{fmt}"
-    data = check.mapping(data, entry)
-    check.keys(data, _CELL_KEYS, f"{entry}.", frozenset({"loads", "source"}))
-    loads = data["loads"]
-    if not isinstance(loads, bool):
-        raise check.fail(f"{entry}.loads", f"expected true or false, got {loads!r}")
-    source = check.mapping(data["source"], f"{entry}.source")
-    check.keys(source, frozenset({"file", "version"}), f"{entry}.source.", frozenset({"file", "version"}))
-    min_sm = data.get("min_sm")
-    sms: tuple[int, ...] = ()
-    if loads:
-        if ("min_sm" in data) == ("sms" in data):
-            raise check.fail(entry, "a loading cell gives exactly one of min_sm or sms")
-        if "sms" in data:
-            sms = _ints(check, data["sms"], f"{entry}.sms")
-        elif not isinstance(min_sm, int) or isinstance(min_sm, bool):
-            raise check.fail(f"{entry}.min_sm", f"expected an integer SM, got {min_sm!r}")
-        detect = _detect(check, data.get("detect"), f"{entry}.detect")
-        why = ""
+    read = validated(CellEntry, path, data, entry)
+    if read.loads:
+        if (read.min_sm is None) == (read.sms is None):
+            raise fail(path, entry, "a loading cell gives exactly one of min_sm or sms")
+        detect = _detect(path, read.detect, f"{entry}.detect")
     else:
         for key in ("min_sm", "sms", "detect"):
-            if key in data:
-                raise check.fail(f"{entry}.{key}", "only a cell with loads: true has it")
-        why = check.text(data.get("why"), f"{entry}.why")
+            if getattr(read, key) is not None:
+                raise fail(path, f"{entry}.{key}", "only a cell with loads: true has it")
+        if read.why is None:
+            raise fail(path, f"{entry}.why", "missing: a cell that does not load says why")
         detect = ()
-    wrong = data.get("wrong", False)
-    if not isinstance(wrong, bool) or (wrong and loads):
-        raise check.fail(f"{entry}.wrong", "true only on a cell with loads: false (it loads, but wrongly)")
+    if read.wrong and read.loads:
+        raise fail(path, f"{entry}.wrong", "true only on a cell with loads: false (it loads, but wrongly)")
     return RuntimeCell(
         runtime=runtime,
         format=fmt,
-        loads=loads,
-        min_sm=min_sm if loads and not sms else None,
-        sms=sms,
-        note=check.text(data["note"], f"{entry}.note") if "note" in data else "",
-        why=why,
-        wrong=wrong,
+        loads=read.loads,
+        min_sm=read.min_sm if read.loads and not read.sms else None,
+        sms=tuple(read.sms or ()),
+        note=read.note or "",
+        why="" if read.loads else (read.why or ""),
+        wrong=read.wrong,
         detect=detect,
-        source_file=check.text(source["file"], f"{entry}.source.file"),
-        source_version=check.text(str(source["version"]), f"{entry}.source.version"),
+        source_file=read.source.file,
+        source_version=read.source.version,
     )
 
 
 def parse_runtimes(path: Path, data: Any) -> RuntimeTable:
     """Validate the table; every problem names the file and the entry."""
-    check = Checker(path)
-    data = check.mapping(data, "top level")
-    check.keys(data, frozenset({"label", "runtimes"}), "", frozenset({"label", "runtimes"}))
-    if not isinstance(data["runtimes"], list) or not data["runtimes"]:
-        raise check.fail("runtimes", "expected a non-empty list")
+    read = validated(RuntimesFile, path, data)
     runtimes: list[Runtime] = []
-    for i, item in enumerate(data["runtimes"]):
-        item = check.mapping(item, f"runtimes[{i}]")
-        check.keys(item, _RUNTIME_KEYS, f"runtimes[{i}].", _RUNTIME_KEYS)
-        rid = check.text(item["id"], f"runtimes[{i}].id")
+    for i, raw in enumerate(read.runtimes):
+        item = validated(RuntimeEntry, path, raw, f"runtimes[{i}]")
+        rid = item.id
         if any(r.id == rid for r in runtimes):
-            raise check.fail(f"runtimes[{i}].id", f"duplicate runtime {rid!r}")
-        cells = check.mapping(item["cells"], f"{rid}.cells")
-        for fmt in cells:
+            raise fail(path, f"runtimes[{i}].id", f"duplicate runtime {rid!r}")
+        for fmt in item.cells:
             if fmt not in FORMATS:
-                raise check.fail(
-                    f"{rid}.cells.{fmt}", f"unknown format (expected one of {', '.join(FORMATS)})"
+                raise fail(
+                    path, f"{rid}.cells.{fmt}", f"unknown format (expected one of {', '.join(FORMATS)})"
                 )
         for fmt in FORMATS:
-            if fmt not in cells:
-                raise check.fail(
-                    f"{rid}.cells.{fmt}", "missing: every runtime says something of every format"
+            if fmt not in item.cells:
+                raise fail(
+                    path, f"{rid}.cells.{fmt}", "missing: every runtime says something of every format"
                 )
         runtimes.append(
             Runtime(
                 id=rid,
-                name=check.text(item["name"], f"{rid}.name"),
-                install=check.text(item["install"], f"{rid}.install"),
-                transformers=_transformers(check, item["transformers"], f"{rid}.transformers"),
-                cells={fmt: _cell(check, rid, fmt, cells[fmt]) for fmt in FORMATS},
+                name=item.name,
+                install=item.install,
+                transformers=_transformers(path, item.transformers, f"{rid}.transformers"),
+                cells={fmt: _cell(path, rid, fmt, item.cells[fmt]) for fmt in FORMATS},
             )
         )
-    return RuntimeTable(path, check.text(data["label"], "label"), tuple(runtimes))
+    return RuntimeTable(path, read.label, tuple(runtimes))
 
 
 @lru_cache(maxsize=4)
 def load_runtimes(path: Path = RUNTIMES_FILE) -> RuntimeTable:
     """Read and validate runtimes.yaml (cached)."""
-    from bot.eligibility.matrices import read_yaml  # the strict YAML reader (the package imports this module)
-
     return parse_runtimes(path, read_yaml(path))

@@ -98,9 +98,14 @@ def spawn(
     progress_path.unlink(missing_ok=True)
     with log_path.open("ab") as stderr, progress_path.open("ab") as stdout:
         return subprocess.Popen(
-            command, stdin=stdin, stdout=stdout, stderr=stderr, env=env, start_new_session=own_group,
+            command,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            start_new_session=own_group,
             preexec_fn=set_parent_death_signal if die_with_parent else None,
-        )  # fmt: skip
+        )
 
 
 class Worker:
@@ -155,9 +160,13 @@ class Worker:
         spec_path = write_spec(spec)
         progress_path = log_path.with_suffix(".progress")
         process = spawn(
-            worker_argv(settings, spec_path, argv), log_path, progress_path, worker_env(settings, env),
-            own_group=own_group, die_with_parent=die_with_parent,
-        )  # fmt: skip
+            worker_argv(settings, spec_path, argv),
+            log_path,
+            progress_path,
+            worker_env(settings, env),
+            own_group=own_group,
+            die_with_parent=die_with_parent,
+        )
         if nice > 0:
             lower_priority(process.pid, nice)
         worker = cls.of(process, spec_path, progress_path, own_group=own_group)
@@ -173,9 +182,13 @@ class Worker:
     ) -> Worker:
         """The worker of a builder process started here (by `start`, or a warm spare that took the build)."""
         return cls(
-            process.pid, spec_path, progress_path, own_group=own_group, process=process,
+            process.pid,
+            spec_path,
+            progress_path,
+            own_group=own_group,
+            process=process,
             started=start_time(process.pid),
-        )  # fmt: skip
+        )
 
     @classmethod
     def adopt(cls, work: Path) -> Worker | None:

@@ -2,22 +2,24 @@
 
 It claims the oldest built job (publishing, leased; the lease is renewed while the publisher works), runs
 the publisher on the build's output and records the release it made (or found). A failure leaves the job
-to `bot.execution.retries`: when the Hub was down or busy the job waits, built, and is published again after
+to `bot.retries`: when the Hub was down or busy the job waits, built, and is published again after
 a backoff (until the transient deadline); a refused card or no write access fails it with the reason. It
 hears of newly built jobs from the store's change listeners, and looks every few seconds anyway.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from bot.errors import QuantbotError
-from bot.execution.retries import Retries, cause_of, retry_after_s
+from bot.publishing.publisher import Approval, PublishResult
+from bot.retries import Retries, cause_of, retry_after_s
 from state import BuildChange, GuardFailed, Job, JobStatus, ReleaseKind, ReleaseStatus, Store, WatchKind
 
 log = logging.getLogger(__name__)
@@ -25,18 +27,32 @@ log = logging.getLogger(__name__)
 SWEEP_S = 5.0
 
 
+class _Built(BaseModel):
+    """What the publish step reads of a job's spec: where its build left the output."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    output_dir: Path
+
+
+class Publishes(Protocol):
+    """What the publish step needs of a publisher (`bot.publishing.publisher.Publisher`)."""
+
+    def publish(self, build_dir: Path, *, approval: Approval | None = None) -> PublishResult: ...
+
+
 class PublishStep:
-    """Publishes built jobs with `publisher` (`bot.publishing.publisher.Publisher`)."""
+    """Publishes built jobs with `publisher`, or with `release` where the build is not on this machine."""
 
     def __init__(
         self,
         store: Store,
-        publisher: Any,
+        publisher: Publishes | None,
         *,
         owner: str,
         lease_s: float,
         retries: Retries,
-        release: Callable[[Job, str | None], Any] | None = None,
+        release: Callable[[Job, Approval | None], PublishResult] | None = None,
     ) -> None:
         """`release(job, approval)` makes the release of a built job (default: the publisher on the build's
         output dir; a fanned-out build has none on this machine and brings its own)."""
@@ -49,7 +65,7 @@ class PublishStep:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unlisten: Any = None
+        self._unlisten: Callable[[], None] | None = None
 
     def start(self) -> PublishStep:
         self._stopping.clear()
@@ -96,17 +112,30 @@ class PublishStep:
             error = str(e) if isinstance(e, QuantbotError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, QuantbotError):
                 log.exception("publishing job %d failed", job.id)
-            self.retries.publish_failed(job, self.owner, error, cause_of(e), retry_after_s(e))
+            self._failed(job, error, e)
         else:
             self._record_release(job, result)
-            self.store.lifecycle.published(job.id, self.owner, result.message)
+            try:
+                self.store.lifecycle.finish_publish(job.id, self.owner, result.message)
+            except GuardFailed as e:  # cancelled while it published: the release stands, the job says so
+                log.warning("job %d was published, but %s", job.id, e)
+                return
             log.info("job %d published: %s (%s)", job.id, result.url, result.status.value)
         finally:
             keep_alive.set()
             beats.join()
 
-    def _publish_output(self, job: Job, approval: str | None) -> Any:
-        return self.publisher.publish(Path(job.spec["output_dir"]), approval=approval)
+    def _publish_output(self, job: Job, approval: Approval | None) -> PublishResult:
+        if self.publisher is None:
+            raise RuntimeError("this publish step has no publisher for a build's output")
+        return self.publisher.publish(_Built.model_validate(job.spec).output_dir, approval=approval)
+
+    def _failed(self, job: Job, error: str, failure: Exception) -> None:
+        """The policy decides (`bot.retries`): the Hub's failure waits, built; anything else fails the job."""
+        try:
+            self.retries.publish_failed(job, self.owner, error, cause_of(failure), retry_after_s(failure))
+        except GuardFailed as e:  # cancelled or requeued meanwhile: the store already says what happened
+            log.warning("job %d: the failed publish was not recorded: %s", job.id, e)
 
     def _keep_lease(self, job_id: int, done: threading.Event) -> None:
         while not done.wait(self.lease_s / 4):
@@ -115,29 +144,38 @@ class PublishStep:
             except GuardFailed:
                 return
 
-    def _record_release(self, job: Job, result: Any) -> None:
+    def _record_release(self, job: Job, result: PublishResult) -> None:
         status = ReleaseStatus.PUBLISHED if result.status is ReleaseStatus.MERGED else result.status
         pr_number = result.pr_number if result.kind is ReleaseKind.PR else None
         releases = self.store.releases
         known = releases.find(build_key=job.build_key, repo_id=result.repo_id, pr_number=pr_number)
         if not known:
             releases.record(
-                build_key=job.build_key, repo_id=result.repo_id, kind=result.kind, url=result.url,
-                pr_number=pr_number, job_id=job.id, status=status,
-            )  # fmt: skip
-        for release in known:
-            if release.status is not status:
-                with contextlib.suppress(GuardFailed, ValueError):
-                    releases.set_status(release.id, {release.status}, status)
+                build_key=job.build_key,
+                repo_id=result.repo_id,
+                kind=result.kind,
+                url=result.url,
+                pr_number=pr_number,
+                job_id=job.id,
+                status=status,
+            )
+        moves = [(r, {r.status}, status) for r in known if r.status is not status]
         for num in result.superseded:
-            for old in releases.find(repo_id=result.repo_id, pr_number=num):
-                with contextlib.suppress(GuardFailed, ValueError):
-                    releases.set_status(old.id, {ReleaseStatus.OPEN}, ReleaseStatus.SUPERSEDED)
+            moves += [
+                (old, {ReleaseStatus.OPEN}, ReleaseStatus.SUPERSEDED)
+                for old in releases.find(repo_id=result.repo_id, pr_number=num)
+            ]
+        for release, sources, target in moves:
+            try:
+                releases.set_status(release.id, sources, target)
+            except (GuardFailed, ValueError) as e:  # moved by a review meanwhile, or no such edge
+                log.info("release %d stays %s: %s", release.id, release.status.value, e)
 
-    def _approval(self, upstream: str) -> str | None:
+    def _approval(self, upstream: str) -> Approval | None:
         """The watch's approval mode for this upstream, else None (the publisher's configured default)."""
         watches = self.store.watches
         watch = watches.find(WatchKind.REPO, upstream) or watches.find(
             WatchKind.AUTHOR, upstream.split("/")[0]
         )
-        return watch.approval.value if watch is not None else None
+        value = watch.approval.value if watch is not None else None
+        return "auto" if value == "auto" else "approval" if value == "approval" else None

@@ -1,9 +1,9 @@
 """What a `quantbot worker` runs: the quantize task and the engine task, each around a build process.
 
-Each task runs its build the way the local executor does (`bot.execution.launch.Worker`: `python -m
+Each task runs its build the way the local executor does (`bot.launcher.launch.Worker`: `python -m
 builders …` in a process of its own, `CUDA_VISIBLE_DEVICES` set to this worker's GPU), so a CUDA crash or
 an OOM ends that build and nothing else; the build dies with the task (`die_with_parent`). The process is
-a warm spare when the worker has one for its toolchain (`bot.execution.spares`): torch, transformers and
+a warm spare when the worker has one for its toolchain (`bot.host.spares`): torch, transformers and
 the toolchain already imported while the worker was idle. While it runs
 the task reports its stage as the Celery state `PROGRESS` every `beat_s` seconds; the bot reads that from the
 result backend, records it, and takes a task whose reports stop for a dead worker.
@@ -21,7 +21,6 @@ the failure. A task the bot fenced (`celery_app.fence`) returns at once without 
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -33,14 +32,23 @@ from celery import Celery, Task
 from huggingface_hub import snapshot_download
 
 from bot.errors import HubError, transient
-from bot.execution.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
-from bot.execution.launch import Worker, failure_reason, read_manifest
-from bot.execution.spares import Spares
+from bot.host.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, fenced
+from bot.host.spares import Spares
 from bot.hub import Hub
+from bot.launcher.launch import Worker, failure_reason, read_manifest
 from bot.publishing.serving import requests_json, serving_requests
-from bot.publishing.staged import Draft, StagedPublisher, result_to_json
+from bot.publishing.staged import StagedPublisher
 from bot.settings import Settings
-from builders.spec import BuildSpec, Progress
+from builders.spec import (
+    BuildSpec,
+    EngineOutcome,
+    EngineRecord,
+    Progress,
+    StagedCheckpoint,
+    TaskReport,
+    TaskRequest,
+    TaskResult,
+)
 
 STOP_GRACE_S = 10.0
 ENGINE_RECORD = "engine.json"  # what `python -m builders engine` writes (builders.engine_step.RECORD_NAME)
@@ -72,72 +80,92 @@ def register(app: Celery, place: Place) -> None:
     app.task(name=ENGINE_TASK, bind=True)(engine)
 
 
-def quantize(task: Task, spec: dict[str, Any], repo_id: str, beat_s: float) -> dict[str, Any]:
-    """Build the checkpoint and put it in the release's draft PR."""
+def quantize(task: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """Build the checkpoint and put it in the release's draft PR (a `TaskRequest` in, a `TaskResult` out)."""
+    return _quantize(task, TaskRequest.model_validate(request)).model_dump(mode="json")
+
+
+def engine(task: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """Build one SM's engine from the checkpoint in the draft PR and add it to that PR."""
+    return _engine(task, TaskRequest.model_validate(request)).model_dump(mode="json")
+
+
+def _quantize(task: Task, request: TaskRequest) -> TaskResult:
     place = _here()
+    where = _where(task, place)
     if fenced(task.app, task.request.id):
-        return {"skipped": "revoked before it started"} | _where(task, place)
-    build = _localised(spec, place, "quantize", target_sms=[])
+        return where.model_copy(update={"skipped": "revoked before it started"})
+    if request.repo_id is None:
+        return where.model_copy(update={"ok": False, "error": "the quantize task names no release repo"})
+    build = _localised(request.spec, place, "quantize", target_sms=[])
     log_path = Path(build.work_dir) / BUILD_LOG
-    code = _run(task, place, build, log_path, beat_s)
+    code = _run(task, place, build, log_path, request.beat_s)
     manifest = read_manifest(build)
-    report = _where(task, place) | {"manifest": manifest.model_dump(mode="json") if manifest else None}
+    report = where.model_copy(update={"manifest": manifest})
     if manifest is None or not manifest.ok:
-        return report | {"ok": False, "error": failure_reason(manifest, code, log_path)}
+        return report.model_copy(update={"ok": False, "error": failure_reason(manifest, code, log_path)})
     _report(task, place, "publish", 0.9, "uploading the checkpoint to the release's draft PR", 0)
     try:
-        staged = _publisher(place).stage(Path(build.output_dir), repo_id)
+        staged = _publisher(place).stage(Path(build.output_dir), request.repo_id)
     except HubError as e:  # the bot decides: the Hub's failures wait for another try, others fail the job
-        return report | {
-            "ok": False,
-            "error": f"staging the checkpoint failed: {e}",
-            "hub_failed": transient(e),
-        }
-    if isinstance(staged, Draft):
-        return report | {"ok": True, "draft": staged.to_json()}
-    return report | {"ok": True, "final": result_to_json(staged)}
+        error = f"staging the checkpoint failed: {e}"
+        return report.model_copy(update={"ok": False, "error": error, "hub_failed": transient(e)})
+    if isinstance(staged, StagedCheckpoint):
+        return report.model_copy(update={"draft": staged})
+    return report.model_copy(update={"final": staged})
 
 
-def engine(
-    task: Task, spec: dict[str, Any], sm: int, draft: dict[str, Any], files: list[str], beat_s: float
-) -> dict[str, Any]:
-    """Build one SM's engine from the checkpoint in the draft PR and add it to that PR."""
+def _engine(task: Task, request: TaskRequest) -> TaskResult:
     place = _here()
-    report = _where(task, place) | {"sm": sm}
+    sm = request.sm
+    report = _where(task, place)
     if fenced(task.app, task.request.id):
-        return report | {"skipped": "revoked before it started"}
-    pinned = Draft.from_json(draft)
-    build = _localised(spec, place, f"sm{sm}")
+        return report.model_copy(update={"skipped": "revoked before it started"})
+    if sm is None or request.draft is None:
+        return report.model_copy(update={"ok": False, "error": "an engine task needs an SM and a draft"})
+    pinned = request.draft
+    build = _localised(request.spec, place, f"sm{sm}")
     checkpoint, out = Path(build.work_dir) / "checkpoint", Path(build.output_dir)
     _report(task, place, "engines", 0.0, f"sm{sm}: downloading the checkpoint at {pinned.revision[:12]}", 0)
-    hub = Hub(endpoint=place.settings.hf_endpoint, token=place.settings.token())
+    settings = place.settings
+    hub = Hub(endpoint=settings.hf_endpoint, token=settings.token())
     hub.call(
-        snapshot_download, pinned.repo_id, revision=pinned.revision, allow_patterns=files,
-        local_dir=str(checkpoint), endpoint=place.settings.hf_endpoint, token=place.settings.token(),
+        snapshot_download,
+        pinned.repo_id,
+        revision=pinned.revision,
+        allow_patterns=request.files,
+        local_dir=str(checkpoint),
+        endpoint=settings.hf_endpoint,
+        token=settings.token(),
         repo_id=pinned.repo_id,
-    )  # fmt: skip
+    )
     spec_path, serving = Path(build.work_dir) / "spec.json", Path(build.work_dir) / "serving.json"
     serving.write_text(requests_json(serving_requests(build, pinned.repo_id, pinned.revision, [sm])))
     argv = ["engine", str(spec_path), "--sm", str(sm), "--checkpoint", str(checkpoint), "--out", str(out)]
     argv += ["--serving", str(serving)]
     log_path = Path(build.work_dir) / BUILD_LOG
-    code = _run(task, place, build, log_path, beat_s, argv=argv)
+    code = _run(task, place, build, log_path, request.beat_s, argv=argv)
     try:
-        done = json.loads((out / ENGINE_RECORD).read_text())
+        done = EngineOutcome.model_validate_json((out / ENGINE_RECORD).read_text())
     except (OSError, ValueError):
         reason = failure_reason(None, code, log_path)
-        return report | {"record": {"sm": sm, "status": "failed", "reason": reason}, "artifacts": []}
-    record = done["record"]
-    if record["status"] == "built":
+        return report.model_copy(update={"record": EngineRecord(sm=sm, status="failed", reason=reason)})
+    record, path = done.record, done.record.path
+    if record.status == "built" and path is not None:
         revision = _publisher(place).engine_revision(pinned)
         if revision is None:
-            record = record | {"status": "not_built", "reason": "the release's PR was closed before it"}
+            why = "the release's PR was closed before it"
+            record = record.model_copy(update={"status": "not_built", "reason": why})
         else:
             hub.upload_folder(
-                pinned.repo_id, out / record["path"], path_in_repo=record["path"], revision=revision,
-                commit_message=f"Upload {record['path']}", commit_description=f"Engine for sm{sm}",
-            )  # fmt: skip
-    return report | {"record": record, "artifacts": done["artifacts"], "serving": done.get("serving") or []}
+                pinned.repo_id,
+                out / path,
+                path_in_repo=path,
+                revision=revision,
+                commit_message=f"Upload {path}",
+                commit_description=f"Engine for sm{sm}",
+            )
+    return report.model_copy(update={"record": record, "artifacts": done.artifacts, "serving": done.serving})
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -169,17 +197,16 @@ def _here() -> Place:
     return _place
 
 
-def _where(task: Task, place: Place) -> dict[str, Any]:
+def _where(task: Task, place: Place) -> TaskResult:
     """Who ran the task: the worker's node name, its host and the queue the task came from."""
     queue = (task.request.delivery_info or {}).get("routing_key")
-    return {"worker": place.name, "host": place.host, "queue": queue}
+    return TaskResult(worker=place.name, host=place.host, queue=queue)
 
 
-def _localised(spec: dict[str, Any], place: Place, part: str, **changes: Any) -> BuildSpec:
+def _localised(spec: BuildSpec, place: Place, part: str, **changes: Any) -> BuildSpec:
     """The bot's spec with this worker's folders (the bot's paths mean nothing on this machine)."""
-    parsed = BuildSpec.model_validate(spec)
-    base = _builds(place.settings) / f"{parsed.key()[:24]}-{part}"
-    return parsed.model_copy(
+    base = _builds(place.settings) / f"{spec.key()[:24]}-{part}"
+    return spec.model_copy(
         update={"work_dir": base / "work", "output_dir": base / "out", "cache_dir": None} | changes
     )
 
@@ -199,8 +226,11 @@ def _publisher(place: Place) -> StagedPublisher:
 
 
 def _report(task: Task, place: Place, stage: str, progress: float, message: str, beat: int) -> None:
-    meta = {"stage": stage, "progress": progress, "message": message, "beat": beat} | _where(task, place)
-    task.update_state(state=PROGRESS, meta=meta)
+    where = _where(task, place)
+    report = TaskReport(
+        stage=stage, progress=progress, message=message, beat=beat, worker=where.worker, queue=where.queue
+    )
+    task.update_state(state=PROGRESS, meta=report.model_dump(mode="json"))
 
 
 def _run(

@@ -7,7 +7,7 @@ the process running it dies (`reject_on_worker_lost`), one task reserved at a ti
 visibility timeout longer than the longest stage, so the broker never hands a running task to a second
 worker while the first is still on it.
 
-Tasks are sent by name, so the bot never imports the worker's side (`bot.execution.celery_tasks`).
+Tasks are sent by name, so the bot never imports the worker's side (`bot.host.tasks`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from huggingface_hub import errors as hf_errors
 
 from bot.errors import HubError, QuantbotError, transient
 from bot.settings import Settings
+from builders.spec import Manifest
 from state import Job, Store
 from state.lifecycle import Wait
 from state.models import utcnow
@@ -67,10 +68,10 @@ def cause_of(error: BaseException) -> Cause:
     return Cause.OTHER
 
 
-def cause_of_manifest(manifest: dict[str, Any] | None) -> Cause:
+def cause_of_manifest(manifest: Manifest | None) -> Cause:
     """The cause of a build that ended with this manifest (None: the worker died without one)."""
-    errors = (manifest or {}).get("errors") or []
-    return Cause.HUB if errors and errors[0].get("kind") in HUB_KINDS else Cause.PERMANENT
+    errors = manifest.errors if manifest else []
+    return Cause.HUB if errors and errors[0].kind in HUB_KINDS else Cause.PERMANENT
 
 
 def retry_after_s(error: BaseException | None) -> float:
@@ -120,28 +121,25 @@ class Retries:
         manifest: dict[str, Any] | None,
         cause: Cause,
         asked_s: float = 0.0,
-    ) -> Job | None:
-        """A running job's build failed: it waits in the queue, or fails (None if it was moved meanwhile)."""
+    ) -> Job:
+        """A running job's build failed: it waits in the queue, or fails (`GuardFailed` if it was moved
+        meanwhile, as every move)."""
         lifecycle = self.store.lifecycle
         wait = self.wait(job, cause, self.settings.build_backoff_s, self.settings.build_retries, asked_s)
         if wait is None:
-            reason = self._final(job, error, cause)
-            return lifecycle.build_failed(job.id, owner, reason, manifest)
-        moved = lifecycle.build_waits(job.id, owner, error, wait)
+            return lifecycle.fail_build(job.id, owner, self._final(job, error, cause), manifest)
+        moved = lifecycle.defer_build(job.id, owner, error, wait)
         log.warning("job %d: the build failed (%s): %s; %s", job.id, cause.value, error, wait.words)
         return moved
 
-    def publish_failed(
-        self, job: Job, owner: str, error: str, cause: Cause, asked_s: float = 0.0
-    ) -> Job | None:
-        """A publishing job's publish failed: it waits, built, or fails (None if it was moved meanwhile)."""
+    def publish_failed(self, job: Job, owner: str, error: str, cause: Cause, asked_s: float = 0.0) -> Job:
+        """A publishing job's publish failed: it waits, built, or fails (`GuardFailed` if it was moved)."""
         lifecycle = self.store.lifecycle
         wait = self.wait(job, cause, self.settings.publish_backoff_s, self.settings.publish_retries, asked_s)
         if wait is None:
-            return lifecycle.publish_failed(job.id, owner, self._final(job, error, cause))
-        moved = lifecycle.publish_waits(job.id, owner, error, wait)
-        if moved is not None:
-            log.warning("job %d: the publish failed (%s): %s; %s", job.id, cause.value, error, wait.words)
+            return lifecycle.fail_publish(job.id, owner, self._final(job, error, cause))
+        moved = lifecycle.defer_publish(job.id, owner, error, wait)
+        log.warning("job %d: the publish failed (%s): %s; %s", job.id, cause.value, error, wait.words)
         return moved
 
     def wait(self, job: Job, cause: Cause, first_s: float, retries: int, asked_s: float = 0.0) -> Wait | None:

@@ -1,6 +1,6 @@
 """One build task run outside Celery, in this process: what a Hugging Face Job runs (`quantbot task`).
 
-The task units are the Celery workers' own (`bot.execution.celery_tasks`: quantize, and one SM's engine),
+The task units are the Celery workers' own (`bot.host.tasks`: quantize, and one SM's engine),
 called with a stand-in for the Celery task they are bound to. Their progress reports, and their result at
 the end, go to stdout as one JSON line each (`{"quantbot_progress": …}`, `{"quantbot_result": …}`): the
 Job's log is all the bot reads of a Job, as the result backend is for Celery. A failed build's own log (its
@@ -18,12 +18,13 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
-from bot.execution import celery_tasks
+from bot.host import tasks
 from bot.settings import Settings
+from builders.spec import TaskRequest, TaskResult
 
 PROGRESS_KEY = "quantbot_progress"
 RESULT_KEY = "quantbot_result"
-TASK_ENV = "QUANTBOT_TASK"  # the task's keyword arguments, as JSON (nothing secret: spec, repo, SM)
+TASK_ENV = "QUANTBOT_TASK"  # the task's `TaskRequest`, as JSON (nothing secret: spec, repo, SM)
 LOG_TAIL_LINES = 20
 
 
@@ -46,7 +47,7 @@ class _JobTask:
         self.request = SimpleNamespace(id=task_id, delivery_info={"routing_key": queue})
 
     def update_state(self, state: str, meta: dict[str, Any]) -> None:
-        emit(PROGRESS_KEY, meta | {"state": state})
+        emit(PROGRESS_KEY, meta)
 
 
 def emit(key: str, value: dict[str, Any]) -> None:
@@ -54,25 +55,19 @@ def emit(key: str, value: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def run(settings: Settings, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Run the quantize or engine task unit with `kwargs`, as a worker named after this Job would."""
+def run(settings: Settings, request: TaskRequest) -> TaskResult:
+    """Run the request's quantize or engine task unit, as a worker named after this Job would."""
     name = f"hf-job-{os.environ.get('JOB_ID') or socket.gethostname()}"
-    celery_tasks.register(_NoBroker(), celery_tasks.Place(settings, name, {}))
-    queue = kwargs.pop("queue", kind)
-    task = _JobTask(kwargs.pop("task_id", name), queue)
-    unit = celery_tasks.quantize if kind == "quantize" else celery_tasks.engine
-    result = unit(task, **kwargs)
-    if failed(result):
-        for log in celery_tasks.build_logs(settings):
+    tasks.register(_NoBroker(), tasks.Place(settings, name, {}))
+    task = _JobTask(name, request.queue)
+    unit = tasks.quantize if request.kind == "quantize" else tasks.engine
+    result = TaskResult.model_validate(unit(task, request.model_dump(mode="json")))
+    if result.failed:
+        for log in tasks.build_logs(settings):
             lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             sys.stderr.write("".join(f"{line}\n" for line in lines))
-        why = result.get("error") or (result.get("record") or {}).get("reason")
-        sys.stderr.write(f"the {kind} task failed: {why}\n")
+        why = result.error or (result.record.reason if result.record else "")
+        sys.stderr.write(f"the {request.kind} task failed: {why}\n")
         sys.stderr.flush()
-    emit(RESULT_KEY, result)
+    emit(RESULT_KEY, result.model_dump(mode="json"))
     return result
-
-
-def failed(result: dict[str, Any]) -> bool:
-    """A quantize task that failed, or an engine task whose SM's record says its build failed."""
-    return result.get("ok") is False or (result.get("record") or {}).get("status") == "failed"

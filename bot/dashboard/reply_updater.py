@@ -1,25 +1,29 @@
 """Replies follow their builds: the store reports a change, the updater re-renders and edits the reply.
 
 Each answered command's reply (`handlers.replies`) lists the builds it started. The store tells the updater
-of every job move, progress and release change; the updater edits, in a thread of its own (never in the
-thread that moved the job), the replies that follow that build. Progress within a stage is not worth a Hub
-call: only a new stage is. An edit that would not change the text is skipped; a failed edit is logged and
-retried on the next change. A reply whose builds are all finished is closed and no longer followed.
+of every job move, progress and release change; the updater edits, on the bot's scheduler (`bot.scheduler`,
+nudged at once by a change; never in the thread that moved the job), the replies that follow that build.
+Progress within a stage is not worth a Hub call: only a new stage is. An edit that would not change the
+text is skipped; a failed edit is logged and retried on the next change. A reply whose builds are all
+finished is closed and no longer followed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from bot.errors import HubError
+from bot.scheduler import Scheduler
 from handlers.replies import close, following, reply_state
 from state import BuildChange, Store
 
 log = logging.getLogger(__name__)
 
 SWEEP_S = 1.0
+JOB = "replies"  # its name on the scheduler
 
 
 class _Editor(Protocol):
@@ -29,34 +33,32 @@ class _Editor(Protocol):
 class ReplyUpdater:
     """Edits the discussion replies that follow a build whenever the store reports a change of it."""
 
-    def __init__(self, store: Store, hub: _Editor) -> None:
+    def __init__(self, store: Store, hub: _Editor, scheduler: Scheduler | None = None) -> None:
+        """`scheduler`: the bot's, which the bot starts and stops; without one, the updater runs its own."""
         self.store = store
         self.hub = hub
+        self.scheduler = scheduler or Scheduler()
+        self._own_scheduler = scheduler is None
         self._lock = threading.Lock()
         self._pending: set[str] = set()  # build keys whose replies to re-render
         self._stages: dict[int, str] = {}  # job id → the stage last rendered
         self._seen: dict[str, str] = {}  # reply comment id → the text last posted
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._unlisten: Any = None
+        self._unlisten: Callable[[], None] | None = None
 
     def start(self) -> ReplyUpdater:
-        self._stopping.clear()
         self._unlisten = self.store.changes.listen(self.on_change)
-        self._thread = threading.Thread(target=self._loop, name="quantbot-replies", daemon=True)
-        self._thread.start()
+        self.scheduler.every(JOB, self.flush, seconds=SWEEP_S)
+        if self._own_scheduler:
+            self.scheduler.start()
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self) -> None:
         """Stop listening; the changes heard so far are still shown."""
         if self._unlisten is not None:
             self._unlisten()
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._own_scheduler:
+            self.scheduler.stop()
+        self.flush()
 
     def on_change(self, change: BuildChange) -> None:
         """Note the build (only that: this runs in whichever thread changed it)."""
@@ -68,7 +70,7 @@ class ReplyUpdater:
             elif change.job_id is not None:
                 self._stages.pop(change.job_id, None)  # a new status (a retry starts its stages anew)
             self._pending.add(change.build_key)
-        self._wake.set()
+        self.scheduler.nudge(JOB)
 
     def flush(self) -> None:
         """Edit the replies of every build noted so far."""
@@ -95,12 +97,3 @@ class ReplyUpdater:
             if done:
                 close(self.store, command.id)
                 self._seen.pop(comment_id or "", None)
-
-    def _loop(self) -> None:
-        while True:
-            stopping = self._stopping.is_set()
-            self.flush()
-            if stopping:
-                return
-            self._wake.wait(SWEEP_S)
-            self._wake.clear()

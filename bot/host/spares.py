@@ -23,7 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.execution.launch import Worker, builder_args, spawn, worker_argv, worker_env, write_spec
+from bot.launcher.launch import Worker, builder_args, spawn, worker_argv, worker_env, write_spec
 from bot.settings import Settings
 from builders.spec import BuildSpec
 from builders.warm import READY, toolchain_for
@@ -91,9 +91,14 @@ class Spares:
         if spare is not None:
             spare.discard()
         return Worker.start(
-            self.settings, spec, log_path=log_path, env=self.env, own_group=True, die_with_parent=True,
+            self.settings,
+            spec,
+            log_path=log_path,
+            env=self.env,
+            own_group=True,
+            die_with_parent=True,
             argv=argv,
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         """End the idle spares (they also die with this process, by the parent-death signal)."""
