@@ -62,20 +62,23 @@ class Page:
         return self.driver.find_element("css selector", css)
 
     def follow(self, css: str) -> Page:
-        """Click the link or button matching `css` and wait until the page it leads to has replaced this one.
+        """Click the link or button matching `css` and wait until the page it leads to has loaded.
 
         A click returns before the browser navigates (a form's POST and its redirect above all), so what is
-        read right after it may still be the old page.
+        read right after it may still be the old page. The wait is on the address and the new document's
+        `readyState`; a question asked of the driver mid-navigation may fail, and is asked again.
         """
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.wait import WebDriverWait
 
-        element = self.find(css)
-        element.click()
-        WebDriverWait(self.driver, 30).until(expected_conditions.staleness_of(element))
-        WebDriverWait(self.driver, 30).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete"
-        )
+        before = self.driver.current_url
+        self.find(css).click()
+
+        def arrived(driver: Any) -> bool:
+            left = driver.current_url != before
+            return left and driver.execute_script("return document.readyState") == "complete"
+
+        WebDriverWait(self.driver, 30, ignored_exceptions=(WebDriverException,)).until(arrived)
         return self
 
     def find_all(self, css: str) -> list[Any]:
