@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.eligibility.matrices import load_runtimes
+from bot.eligibility.matrices.runtimes import Runtime, RuntimeCell
 from builders.spec import SERVING_RUNTIMES
 
 ENGINE_RUNTIME = "trtllm_build"
@@ -41,11 +42,20 @@ class SmStep:
         return {"engine": self.engine, "serving_check": list(self.serving), "text": self.describe()}
 
 
+def sm_loaders(fmt: str, sm: int) -> list[tuple[Runtime, RuntimeCell]]:
+    """The runtimes of the table that load `fmt` on `sm`, with their cells, in the table's order."""
+    return [(runtime, cell) for runtime, cell in load_runtimes().loaders(fmt) if cell.runs_on(sm)]
+
+
+def serving_loaders(fmt: str, sm: int) -> list[tuple[Runtime, RuntimeCell]]:
+    """Those of them that the serving check drives: what `plan` names and what each SM's check loads."""
+    return [(runtime, cell) for runtime, cell in sm_loaders(fmt, sm) if runtime.id in SERVING_RUNTIMES]
+
+
 def sm_step(fmt: str, sm: int) -> SmStep:
     """What the per-SM task of a `fmt` build does on `sm`, from the runtime table."""
-    loaders = [(runtime, cell) for runtime, cell in load_runtimes().loaders(fmt) if cell.runs_on(sm)]
     return SmStep(
         sm=sm,
-        engine=any(runtime.id == ENGINE_RUNTIME for runtime, _ in loaders),
-        serving=tuple(_SHORT.get(r.id, r.name) for r, _ in loaders if r.id in SERVING_RUNTIMES),
+        engine=any(runtime.id == ENGINE_RUNTIME for runtime, _ in sm_loaders(fmt, sm)),
+        serving=tuple(_SHORT.get(r.id, r.name) for r, _ in serving_loaders(fmt, sm)),
     )

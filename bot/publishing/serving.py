@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bot.eligibility.matrices import load_runtimes
+from bot.eligibility.sm_steps import serving_loaders
 from bot.publishing.usage import NEW_TOKENS, PROMPT
 from bot.publishing.verification import run_worker
 from bot.settings import Settings
-from builders.spec import SERVING_RUNTIMES, BuildSpec, ServingRecord, ServingRequest, ServingRuntime
+from builders.spec import BuildSpec, ServingRecord, ServingRequest, ServingRuntime
 
 _TIMEOUT_S = 3600
 
@@ -22,13 +22,11 @@ _TIMEOUT_S = 3600
 def serving_requests(spec: BuildSpec, repo_id: str, revision: str, sms: list[int]) -> list[ServingRequest]:
     """One request per SM: the runtimes of the table that load the format on that SM and that the serving
     check drives (TensorRT-LLM's PyTorch backend, vLLM, SGLang, transformers)."""
-    table = load_runtimes()
     requests = []
     for sm in sms:
         runtimes = [
             ServingRuntime(id=runtime.id, name=runtime.name, cpu=cell.min_sm == 0 and not cell.sms)
-            for runtime, cell in table.loaders(spec.format)
-            if runtime.id in SERVING_RUNTIMES and cell.runs_on(sm)
+            for runtime, cell in serving_loaders(spec.format, sm)
         ]
         requests.append(
             ServingRequest(
