@@ -25,6 +25,10 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         # APScheduler says at INFO when each run starts and ends: every second for the reply updater's sweep.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+        # ... and warns whenever a run is due while the last still goes: by design here (`max_instances=1`).
+        apscheduler_log = logging.getLogger("apscheduler.scheduler")
+        if not any(isinstance(f, _StillRunning) for f in apscheduler_log.filters):
+            apscheduler_log.addFilter(_StillRunning())
 
     def every(self, name: str, task: Callable[[], Any], *, seconds: float) -> None:
         """Run `task` now (once started) and every `seconds` after (in place of a job of that name)."""
@@ -51,6 +55,13 @@ class Scheduler:
     def stop(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+
+
+class _StillRunning(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
 
 
 def _logged(task: Callable[[], Any]) -> Callable[[], None]:

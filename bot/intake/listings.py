@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.errors import HubError
+from bot.errors import HubBudgetSpent, HubError
 from state import Watch, WatchKind
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,13 @@ class Listing:
 @dataclass
 class Found:
     """One poll's findings: the changes by lower-case repo, the listings' new marks, the listings that
-    failed."""
+    failed, and why the poll stopped early (the poller's share of the request budget was spent: every other
+    listing would be refused the same way until the window resets)."""
 
     by_repo: dict[str, Change] = field(default_factory=dict)
     marks: dict[str, datetime] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    spent: str | None = None
 
     @property
     def changes(self) -> list[Change]:
@@ -139,6 +141,9 @@ class ChangeFinder:
         """Read one listing into `found`: True if read, False if it failed; cut at `at_most` items, the
         newest modification it showed (nothing is taken from it then)."""
         start = marks.get(listing.key) or listing.start() or now
+        if found.spent is not None:
+            found.failed.append(listing.key)
+            return False
         try:
             items, cut = self.hub.models_modified_since(
                 start,
@@ -148,6 +153,11 @@ class ChangeFinder:
                 page=ALL_PAGE if listing.key == ALL else PAGE,
                 at_most=at_most,
             )
+        except HubBudgetSpent as e:
+            log.info("the poll stops at listing %s until the budget's next window: %s", listing.key, e)
+            found.spent = str(e)
+            found.failed.append(listing.key)
+            return False
         except HubError as e:
             log.warning("poll of listing %s failed: %s", listing.key, e)
             found.failed.append(listing.key)
