@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import logging
 import time
@@ -27,7 +28,14 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from huggingface_hub import HfApi, JobInfo, get_session, hf_hub_download, hf_raise_for_status
+from huggingface_hub import (
+    HfApi,
+    JobInfo,
+    get_session,
+    hf_hub_download,
+    hf_raise_for_status,
+    snapshot_download,
+)
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.community import Discussion, DiscussionWithDetails
 from huggingface_hub.hf_api import (
@@ -244,6 +252,21 @@ class Hub:
             repo_id,
             filename,
             revision=revision,
+            endpoint=self.endpoint,
+            token=self.token,
+            repo_id=repo_id,
+        )
+        return Path(path)
+
+    def snapshot(self, repo_id: str, revision: str, files: list[str], folder: Path) -> Path:
+        """`files` of a repo at `revision`, downloaded into `folder` with the repo's layout (and nothing
+        else there, unlike the shared cache's snapshot folder, which keeps whatever was read before)."""
+        path = self.call(
+            snapshot_download,
+            repo_id,
+            revision=revision,
+            allow_patterns=[glob.escape(f) for f in files],
+            local_dir=folder,
             endpoint=self.endpoint,
             token=self.token,
             repo_id=repo_id,

@@ -143,11 +143,12 @@ def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slo
     """The executor `settings.executor` names: local processes, or the orchestrator sending tasks to Celery
     workers on other machines or to Hugging Face Jobs."""
     if settings.executor == "local":
-        return LocalExecutor(settings, store, Publisher(hub, settings), slots=slots)
+        publisher = Publisher(hub, settings, store.events.former_names)
+        return LocalExecutor(settings, store, publisher, slots=slots)
     from bot.execution.orchestrator import Orchestrator
     from bot.publishing.staged import StagedPublisher
 
-    publisher = StagedPublisher(hub, settings)
+    publisher = StagedPublisher(hub, settings, store.events.former_names)
     if settings.executor == "hf-jobs":
         from bot.eligibility.flavors import load_flavors
         from bot.execution.jobs_transport import JobsTransport

@@ -160,10 +160,21 @@ def changed_dtype(release: Path, upstream: Path) -> str | None:
 
 
 def safetensors_header(file: Path) -> dict[str, dict[str, Any]]:
-    """Tensor name → {dtype, shape, data_offsets} from a safetensors file's header (no tensor is read)."""
+    """Tensor name → {dtype, shape, data_offsets} from a safetensors file's header (no tensor is read);
+    ValueError, naming the file, where it is not a safetensors file (its first 8 bytes are then no length,
+    and reading them as one could ask for terabytes)."""
+    size = Path(file).stat().st_size
     with open(file, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
+        start = f.read(8)
+        length = struct.unpack("<Q", start)[0] if len(start) == 8 else size
+        if length > size - 8:
+            raise ValueError(f"{Path(file).name} is not a safetensors file ({size} bytes, no header)")
+        try:
+            header = json.loads(f.read(length))
+        except ValueError as e:
+            raise ValueError(f"{Path(file).name} is not a safetensors file (its header: {e})") from e
+    if not isinstance(header, dict):
+        raise ValueError(f"{Path(file).name} is not a safetensors file (its header is no JSON object)")
     header.pop("__metadata__", None)
     return dict(header)
 

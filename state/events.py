@@ -131,6 +131,29 @@ class EventStore:
                 query = query.where(EventRecord.action == action)
             return list(s.scalars(query))
 
+    def former_names(self, repo: str) -> list[str]:
+        """The names `repo` had before, as the Hub's `move` events told (a rename of a rename followed back,
+        newest first): what a release of it made under an older name still names as its base model."""
+        with self._db.read() as s:
+            moves = s.execute(
+                select(EventRecord.repo, EventRecord.payload).where(
+                    EventRecord.scope == "repo", EventRecord.action == "move"
+                )
+            ).all()
+        before: dict[str, list[str]] = {}
+        for old, payload in moves:
+            new = (payload.get("movedTo") or {}).get("name")
+            if old and isinstance(new, str):
+                before.setdefault(new.lower(), []).append(old)
+        names: list[str] = []
+        pending = [repo]
+        while pending:
+            for old in before.get(pending.pop().lower(), []):
+                if old.lower() != repo.lower() and old.lower() not in {n.lower() for n in names}:
+                    names.append(old)
+                    pending.append(old)
+        return names
+
     def counts(self) -> dict[tuple[str, str], int]:
         """How many events per (scope, outcome); unprocessed ones count under outcome `pending`."""
         outcome = func.coalesce(EventRecord.outcome, PENDING)

@@ -39,8 +39,11 @@ def gate_problems(hub: Hub, build_dir: Path, manifest: Manifest, upstream: Upstr
     legacy = quantization.legacy_checkpoint
     if legacy:
         problems += [f"{legacy}/{p}" for p in file_problems(originals, root / legacy, "trtllm_legacy")]
+    try:
+        dtype = stored_dtype(root / quantization.checkpoint)
+    except ValueError as e:  # a weights file that is not one: what config.json may say of it is unknown
+        return [*problems, str(e)]
     original = hub.download(upstream.repo_id, CONFIG, revision=upstream.revision)
-    dtype = stored_dtype(root / quantization.checkpoint)
     problems += [f"{CONFIG}: {p}" for p in root_config_problems(original, root / CONFIG, kind, dtype)]
     return problems
 

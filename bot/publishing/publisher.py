@@ -32,6 +32,7 @@ resumes. What the Hub already holds (steps 1 and 4) is read by `ReleaseLookup` (
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -89,10 +90,15 @@ class PublishResult:
 class Publisher:
     """Turns build directories into releases on the Hub, politely and idempotently."""
 
-    def __init__(self, hub: Hub, settings: Settings) -> None:
+    def __init__(
+        self, hub: Hub, settings: Settings, former_names: Callable[[str], list[str]] | None = None
+    ) -> None:
+        """`former_names(upstream)`: the names the upstream had before the Hub moves the bot was told of
+        (the store's `move` events), whose releases the one in a new repo succeeds."""
         self.hub = hub
         self.settings = settings
         self.web = settings.hf_endpoint.rstrip("/")
+        self.former_names = former_names or (lambda upstream: [])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Publisher:
@@ -179,16 +185,24 @@ class Publisher:
         result = self._release(
             release, exists, previous, prs, found, merge=mode == "repo" and approval == "auto"
         )
-        if not exists and result.status in (ReleaseStatus.OPEN, ReleaseStatus.PUBLISHED):
-            point_predecessors(
-                self.hub,
-                namespace=target.partition("/")[0],
-                upstream=release.tag.upstream,
-                format_id=release.tag.format,
-                successor=target,
-                writable=self.can_write(target),
-            )
+        if not exists:
+            self._succeed(release, result)
         return result
+
+    def _succeed(self, release: Release, result: PublishResult) -> None:
+        """A release in a repo new to it (a renamed upstream, a changed naming template): the older release
+        repos of its upstream and format point at it (`new_version`, bot/publishing/succession.py)."""
+        if result.status not in (ReleaseStatus.OPEN, ReleaseStatus.PUBLISHED):
+            return
+        point_predecessors(
+            self.hub,
+            namespace=release.repo_id.partition("/")[0],
+            upstream=release.tag.upstream,
+            format_id=release.tag.format,
+            successor=release.repo_id,
+            writable=self.can_write(release.repo_id),
+            former_names=self.former_names(release.tag.upstream),
+        )
 
     def _previous(self, target: str, exists: bool) -> dict[str, Any] | None:
         """The manifest on the release repo's `main`, if any."""

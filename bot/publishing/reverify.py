@@ -4,8 +4,11 @@ Every `reverify_days`, and whenever the runtime table (runtimes.yaml) changes, e
 `main` is checked again as its users get it: downloaded by repo id at the commit `main` points to now, its
 files against its manifest's sha256, `AutoConfig`, the table's detection rules for its format, and the release
 read beside its upstream under the transformers line of each runtime that loads it (`python -m builders
-verify`, the same worker as after upload). A release that no longer holds gets one discussion on its repo
-saying what failed, with the runtime table it was checked under; the same failures are never reported twice.
+verify`, the same worker as after upload); and the invariance gate the publisher ran before upload
+(bot/publishing/gate.py) on the files at that commit against the upstream at the manifest's pinned revision:
+a tokenizer file or chat template edited on the Hub after publishing, or a config.json that is no longer the
+upstream's, fails it. A release that no longer holds gets one discussion on its repo saying what failed,
+with the runtime table it was checked under; the same failures are never reported twice.
 """
 
 from __future__ import annotations
@@ -13,22 +16,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from bot.eligibility.matrices.runtimes import RUNTIMES_FILE
 from bot.errors import HubError
 from bot.hub import Hub
+from bot.publishing.gate import gate_problems
+from bot.publishing.upstream import Upstream
 from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
 from builders.invariance import is_licence_file
-from builders.spec import MANIFEST_NAME, Manifest, VerificationRecord
+from builders.spec import MANIFEST_NAME, Check, Manifest, VerificationRecord
 from state import Release, ReleaseKind, ReleaseStatus, Store
 from state.models import utcnow
 
 log = logging.getLogger(__name__)
 
 TITLE = "This release no longer passes its checks"
+GATE = "invariance gate"
+# What a release repo holds besides its build's files: the card the publisher writes and the Hub's own
+# .gitattributes (and the upstream's licence files, `is_licence_file`). The gate judges the rest, as it judged
+# the build's folder.
+_NOT_BUILT = frozenset({"README.md", ".gitattributes"})
 _LIVE = (ReleaseStatus.PUBLISHED, ReleaseStatus.MERGED)
 
 
@@ -74,10 +86,10 @@ class Reverifier:
     def check(self, release: Release, table: str, now: datetime) -> VerificationRecord:
         """Verify one release as published now, remember it, and report a failure once."""
         repo = release.repo_id
-        manifest = Manifest.model_validate(self.hub.read_json(repo, MANIFEST_NAME) or {})
-        spec = manifest.require_spec()
         commit = self.hub.resolve_revision(repo)
-        files = [s.rfilename for s in self.hub.model_info(repo).siblings or []]
+        manifest = Manifest.model_validate(self.hub.read_json(repo, MANIFEST_NAME, revision=commit) or {})
+        spec = manifest.require_spec()
+        files = [s.rfilename for s in self.hub.model_info(repo, revision=commit).siblings or []]
         request = request_for(
             repo,
             commit,
@@ -88,11 +100,23 @@ class Reverifier:
             envs_dir=self.settings.runtime_envs_folder(),
         )
         record = run_verification(self.settings, request)
+        gate = [Check(name=GATE, ok=False, detail=p) for p in self._gate(repo, commit, manifest, files)]
+        record = record.model_copy(update={"ok": record.ok and not gate, "checks": [*record.checks, *gate]})
         log.info("re-verification of %s at %s: %s", repo, commit[:12], "ok" if record.ok else "failed")
         self.store.releases.verified(release.id, at=now, table=table, ok=record.ok)
         if not record.ok:
             self._report(repo, record, table)
         return record
+
+    def _gate(self, repo: str, commit: str, manifest: Manifest, files: list[str]) -> list[str]:
+        """The publisher's invariance gate on the release as it is at `commit`: its build's files downloaded
+        into a folder of their own, against the upstream at the manifest's pinned revision."""
+        spec = manifest.require_spec()
+        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
+        built = [f for f in files if f not in _NOT_BUILT and not is_licence_file(f)]
+        with tempfile.TemporaryDirectory(prefix="quantbot-reverify-") as folder:
+            release = self.hub.snapshot(repo, commit, built, Path(folder))
+            return gate_problems(self.hub, release, manifest, upstream)
 
     def _live(self) -> list[Release]:
         """The newest live release of each repo that is the bot's to check (on `main`, by the bot)."""

@@ -9,7 +9,8 @@ pinned by revision.
 2. engine tasks upload `trt-llm/engines/<label>/` to the same PR (`engine_revision` says where);
 3. `finalise` (the bot): once every SM has a record, or the deadline passed, the card and the manifest that
    lists every engine (built or not, and why) are committed last and the PR is announced or merged, as
-   the one-machine publish does;
+   the one-machine publish does; a repo made for this release gives the older release repos of its
+   upstream and format `new_version`, as there;
 4. `amend` (the bot): an engine that finished after that is added by a later commit of card and manifest;
 5. `withdraw` (the bot): a cancelled build's draft PR is closed.
 """
@@ -111,7 +112,10 @@ class StagedPublisher(Publisher):
         if not isinstance(found, BotPR) or found.details.num != draft.pr_number:
             raise PublishError(f"the draft pull request {draft.url} is no longer open")
         approval = approval or self.approval_for(release.tag.upstream, draft.repo_id)
-        return self._release(release, True, previous, prs, found, merge=approval == "auto", artifacts=False)
+        result = self._release(release, True, previous, prs, found, merge=approval == "auto", artifacts=False)
+        if previous is None:  # no release on `main` yet: `stage` made this repo for it
+            self._succeed(release, result)
+        return result
 
     def amend(self, manifest: Manifest, draft: StagedCheckpoint) -> str | None:
         """A late engine: card and manifest again, where the release is now; the revision, or None."""

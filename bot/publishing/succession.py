@@ -9,6 +9,7 @@ commit of that sha when a client asks for `revision=`); the tag's message names 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from huggingface_hub import CommitOperationAdd, ModelCard
 
@@ -40,16 +41,30 @@ def tag_release(hub: Hub, repo_id: str, commit: str, upstream: str, upstream_rev
 
 
 def point_predecessors(
-    hub: Hub, *, namespace: str, upstream: str, format_id: str, successor: str, writable: bool | None
+    hub: Hub,
+    *,
+    namespace: str,
+    upstream: str,
+    format_id: str,
+    successor: str,
+    writable: bool | None,
+    former_names: Sequence[str] = (),
 ) -> list[str]:
     """Give each older release repo of `upstream` in `format_id` (in the bot's `namespace`, under another
-    name) `new_version: successor`, once: committed where the bot may write, else as a PR. The repos
-    changed."""
-    pointed = []
-    for info in hub.list_models(author=namespace, filter=f"base_model:{upstream}"):
+    name) `new_version: successor`, once: committed where the bot may write, else as a PR. A release of the
+    upstream made before it was renamed names one of its `former_names` as its base model, and the Hub lists
+    it under that name. The repos changed."""
+    pointed: list[str] = []
+    seen = {successor.lower()}
+    for info in (
+        found
+        for name in (upstream, *former_names)
+        for found in hub.list_models(author=namespace, filter=f"base_model:{name}")
+    ):
         card = info.card_data.to_dict() if info.card_data is not None else {}
-        if info.id.lower() == successor.lower() or card.get("new_version"):
+        if info.id.lower() in seen or card.get("new_version"):
             continue
+        seen.add(info.id.lower())
         manifest = hub.read_json(info.id, MANIFEST_NAME) or {}
         if (manifest.get("spec") or {}).get("format") != format_id:
             continue

@@ -6,6 +6,8 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
+
 from builders.invariance import (
     config_problems,
     file_problems,
@@ -113,6 +115,14 @@ def test_the_stored_dtype_is_that_of_the_unquantized_tensors(tmp_path: Path) -> 
     )  # fmt: skip
     assert stored_dtype(tmp_path) == "bfloat16"
     assert stored_dtype(tmp_path / "nothing") is None
+
+
+def test_a_weights_file_that_is_not_safetensors_is_named_not_read(tmp_path: Path) -> None:
+    """Text uploaded over the weights: its first 8 bytes read as a header length would be ~7 EB."""
+    for content in (b"not the weights", b"tiny", struct.pack("<Q", 5) + b"[1,2]"):
+        (tmp_path / "model.safetensors").write_bytes(content)
+        with pytest.raises(ValueError, match="model.safetensors is not a safetensors file"):
+            stored_dtype(tmp_path)
 
 
 def test_keeping_the_upstreams_metadata_replaces_drops_and_adds(tmp_path: Path) -> None:

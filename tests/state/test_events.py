@@ -124,3 +124,25 @@ def test_a_failed_batch_stores_nothing_and_the_appender_goes_on(store: Store) ->
 
     assert stored.created and store.events.get(stored.event_id).payload == {"n": 1}
     assert [e.dedup_key for e in store.events.recent()] == ["key-1"]  # the failed batch left nothing
+
+
+def test_former_names_follow_moves_back(store: Store) -> None:
+    """A repo renamed twice: both older names, newest first; a rename elsewhere is not this repo's."""
+
+    def move(delivery: str, old: str, new: str) -> None:
+        store.events.record(
+            delivery_id=delivery,
+            scope="repo",
+            action="move",
+            payload={"repo": {"name": old}, "movedTo": {"name": new}},
+            dedup_key=f"delivery:{delivery}",
+            repo=old,
+        )
+
+    move("m1", "alice/Tiny", "alice/tiny-v2")
+    move("m2", "alice/tiny-v2", "org/Tiny-v3")
+    move("m3", "bob/other", "bob/other-2")
+
+    assert store.events.former_names("org/tiny-v3") == ["alice/tiny-v2", "alice/Tiny"]
+    assert store.events.former_names("alice/tiny-v2") == ["alice/Tiny"]
+    assert store.events.former_names("alice/Tiny") == []
