@@ -40,6 +40,7 @@ class Scheduler:
             id=name,
             max_instances=1,
             coalesce=True,
+            misfire_grace_time=None,  # a run late under load still runs (once: coalesced), unannounced
             replace_existing=True,
         )
 
