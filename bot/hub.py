@@ -20,11 +20,14 @@ import functools
 import glob
 import json
 import logging
+import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -69,6 +72,31 @@ FREE_QUOTAS = {"api": 1_000, "resolvers": 5_000}  # the Hub's free plan, per 5 m
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 4
 MAX_SLEEP_S = 30.0
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+class PinnedReads(Generic[T]):
+    """Answers read at a commit sha, kept `ttl_s` (`size` at most): a commit's files and card never change,
+    and only what may (gating, likes) could go stale meanwhile."""
+
+    def __init__(self, ttl_s: float = 120.0, size: int = 256) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._kept: OrderedDict[tuple[object, ...], tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...], read: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and now - kept[0] < self.ttl_s:
+                return kept[1]
+        value = read()  # a failure is not kept: the next ask reads again
+        with self._lock:
+            self._kept[key] = (now, value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return value
 
 
 def _retry_after(response: Any, attempt: int) -> float:
@@ -149,6 +177,7 @@ class Hub:
         self.api = HfApi(endpoint=endpoint, token=token)
         # one budget per token in this process, whichever Hub made it first (bot.budget)
         self.budget = budget_for(token, lambda: budget or RequestBudget(dict(FREE_QUOTAS))) if token else None
+        self._pinned: PinnedReads[ModelInfo] = PinnedReads()
 
     def acting_as(self, caller: str) -> contextlib.AbstractContextManager[None]:
         """Name who makes the Hub requests of this thread meanwhile (the poller, the catch-up, ...)."""
@@ -228,6 +257,14 @@ class Hub:
     def model_info(
         self, repo_id: str, revision: str | None = None, files_metadata: bool = False
     ) -> ModelInfo:
+        """A repo's info; at a commit sha, read once for a while (`PinnedReads`): handling a push asks for
+        the same commit's files and card in several places, and each ask costs the token's request budget."""
+        if revision is None or not _COMMIT.fullmatch(revision):
+            return self._model_info(repo_id, revision, files_metadata)
+        key = (repo_id.lower(), revision, files_metadata)
+        return self._pinned.get(key, lambda: self._model_info(repo_id, revision, files_metadata))
+
+    def _model_info(self, repo_id: str, revision: str | None, files_metadata: bool) -> ModelInfo:
         return self.call(
             self.api.model_info, repo_id, revision=revision, files_metadata=files_metadata, repo_id=repo_id
         )

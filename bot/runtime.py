@@ -119,7 +119,7 @@ class Bot:
 
     def _hub_answered(self, bot_user: str) -> None:
         """The Hub named the bot: the parts that act start (events stored meanwhile are swept up)."""
-        self.options = Options.from_settings(self.settings, bot_user=bot_user)
+        self.options = Options.from_settings(self.settings, bot_user=bot_user, bot_orgs=self.readiness.orgs)
         self.dispatcher.options = self.options
         self.reviews.bot_name = bot_user
         self.upkeep.bot_name = bot_user

@@ -106,6 +106,7 @@ class Options:
     cooldown_minutes: int = 0  # minutes a new upstream revision waits before it is built (a watch may differ)
     demand_monthly_budget: int = 3  # fine-tunes a demand watch builds per calendar month (a watch may differ)
     trusted_publishers: tuple[str, ...] = ()  # their quantizations of a fine-tune are not built again
+    bot_orgs: frozenset[str] | None = None  # the token's organisations, as the Hub named them (None: unknown)
 
     def __post_init__(self) -> None:
         if not self.bot_user:
@@ -115,8 +116,17 @@ class Options:
         """Whether `user` is the bot itself (its mention name or its token's user)."""
         return user is not None and user in (self.bot_name, self.bot_user)
 
+    def may_write(self, namespace: str) -> bool:
+        """Whether the bot's token may push to `namespace` (yes while its organisations are unknown)."""
+        if self.bot_orgs is None:
+            return True
+        mine = {self.bot_user, self.namespace, *self.bot_orgs}
+        return namespace.lower() in {name.lower() for name in mine}
+
     @classmethod
-    def from_settings(cls, settings: Any, *, bot_user: str) -> Options:
+    def from_settings(
+        cls, settings: Any, *, bot_user: str, bot_orgs: frozenset[str] | None = None
+    ) -> Options:
         return cls(
             bot_name=settings.bot_name or bot_user,
             namespace=settings.namespace or bot_user,
@@ -130,6 +140,7 @@ class Options:
             cooldown_minutes=settings.cooldown_minutes,
             demand_monthly_budget=settings.demand_monthly_budget,
             trusted_publishers=tuple(settings.trusted_publishers),
+            bot_orgs=bot_orgs,
         )
 
 

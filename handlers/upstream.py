@@ -176,7 +176,7 @@ def find_watch(ctx: Context, repo: str, sha: str) -> Watch | None:
     bases = {w.target.lower(): w for w in watches.list(WatchKind.BASE_MODEL)}
     if not bases:
         return None
-    card = ctx.hub.model_info(repo, revision=sha).card_data
+    card = ctx.hub.model_info(repo, revision=sha, files_metadata=True).card_data  # eligibility's read too
     named = card.to_dict().get("base_model") if card is not None else None
     for base in [named] if isinstance(named, str) else named or []:
         if isinstance(base, str) and base.lower() in bases:
@@ -190,7 +190,13 @@ def _is_own_repo(ctx: Context, repo: str) -> bool:
 
 
 def _is_own_commit(ctx: Context, repo: str, sha: str) -> bool:
-    """The bot authored the commit, or it merges one of the bot's pull requests on this repo."""
+    """The bot authored the commit, or it merges one of the bot's pull requests on this repo.
+
+    Asked of the Hub only where the bot's token may write (its own namespace, its organisations): elsewhere
+    the bot's commits reach `main` only through its pull requests, and a repo with one is the bot's own
+    (`_is_own_repo`). So a push to a watched repo costs no extra request."""
+    if not ctx.options.may_write(repo.split("/")[0]):
+        return False
     commits = ctx.hub.list_commits(repo, revision=sha)
     if not commits:
         return False

@@ -31,6 +31,7 @@ class HubReadiness:
         self.hub = hub
         self.first_delay_s, self.max_delay_s = first_delay_s, max_delay_s
         self.user: str | None = None
+        self.orgs: frozenset[str] | None = None  # the organisations whoami names: where the token may write
         self.last_error: str | None = None
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -64,7 +65,7 @@ class HubReadiness:
         while not self._stop.is_set():
             try:
                 # One try per round: this loop is the retry, with its own (longer) backoff.
-                name = str(self.hub.whoami(retry=False)["name"])
+                who = self.hub.whoami(retry=False)
             except HubError as e:
                 if self.last_error is None:
                     log.warning(
@@ -74,6 +75,10 @@ class HubReadiness:
                 self._stop.wait(delay)
                 delay = min(self.max_delay_s, delay * 2)
                 continue
+            name = str(who["name"])
+            self.orgs = frozenset(
+                str(o["name"]) for o in who.get("orgs") or () if isinstance(o, dict) and "name" in o
+            )
             self.user, self.last_error = name, None
             log.info("the Hub answered: the bot is %s", name)
             on_ready(name)

@@ -252,3 +252,39 @@ def test_a_push_that_changes_no_weights_carries_its_metadata_to_the_release_with
     rebuilt = push({"model.safetensors": b"new weights"})
     assert planner.asked == [(upstream, rebuilt)]
     assert {j.spec["revision"] for j in store.jobs.list(repo=upstream)} == {first, rebuilt}
+
+
+def _requests(hubsim, route: str) -> int:
+    return hubsim.server.rate_limits.count(caller=hubsim.user, route=route)
+
+
+def test_a_push_to_a_fine_tune_reads_its_commit_once_and_lists_no_commits(
+    hubsim, store: Store, repo_factory: Callable[..., str], payloads, tmp_path
+) -> None:
+    """A watch on a base model follows thousands of fine-tunes within the Hub's request budget: the card that
+    names the base and the files eligibility reads are one request at the pushed commit, and the commits are
+    listed (is this the bot's own commit?) only where the bot's token could have pushed one."""
+    base, tune = repo_factory("base"), repo_factory("tune")
+    card = f"---\nbase_model: {base}\n---\n# A fine-tune\n".encode()
+    sha = hubsim.api.upload_file(path_or_fileobj=card, path_in_repo="README.md", repo_id=tune).oid
+    store.watches.add(WatchKind.BASE_MODEL, base)
+    planner = Planner(load_settings(None, data_dir=tmp_path), {"fp8": [90]})
+    info, commits = (
+        "GET /api/{rtype}/{ns}/{name}/revision/{rev}",
+        "GET /api/{rtype}/{ns}/{name}/commits/{rev}",
+    )
+    before = _requests(hubsim, info), _requests(hubsim, commits)
+    ctx = context(
+        hubsim, store, push_payload(payloads, tune, sha), planner, bot_orgs=frozenset({"elsewhere"})
+    )
+    assert upstream_handler.on_push(ctx) == HANDLED
+    assert upstream_handler.find_watch(ctx, tune, sha) is not None  # asked again: answered without a request
+    ctx.hub.model_info(tune, revision=sha, files_metadata=True)  # as eligibility reads it
+    assert (_requests(hubsim, info) - before[0], _requests(hubsim, commits) - before[1]) == (1, 0)
+    assert [j.spec["revision"] for j in store.jobs.list(repo=tune)] == [sha]
+
+    mine = context(
+        hubsim, store, push_payload(payloads, tune, sha), planner, bot_orgs=frozenset({hubsim.user})
+    )
+    assert upstream_handler.on_push(mine) == HANDLED
+    assert _requests(hubsim, commits) - before[1] == 1  # asked this time: the token writes there
