@@ -25,6 +25,7 @@ from bot.execution.executor import Executor
 from bot.execution.housekeeping import Housekeeping
 from bot.execution.local import LocalExecutor
 from bot.execution.slots import Slot
+from bot.host.gpus import local_gpus
 from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
@@ -79,7 +80,7 @@ class Bot:
         executor = make_executor(settings, store, hub, slots=slots)
         reviews = ReleaseLookup(hub, bot_user)
         upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
-        planner = SpecMaker(settings, hub)
+        planner = SpecMaker(settings, hub, local_gpus())
         dispatcher = Dispatcher(
             store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
