@@ -1,7 +1,8 @@
 """The bot's one background scheduler: every periodic loop of `quantbot serve` runs on it.
 
 APScheduler's BackgroundScheduler runs the poll (`bot.intake.scheduler.Poller`) every `poll_interval_min`,
-housekeeping (`bot.execution.housekeeping`) twice per lease, and the reply updater's sweep; `nudge` runs a
+housekeeping (`bot.execution.housekeeping`) twice per lease, the executor's rounds (`bot.execution.executor`),
+the reply updater's sweep, the dashboards' refresh and re-verification; `nudge` runs a
 job at once (the store told a listener of a change), so nothing waits for its next round. A run that fails
 is logged and the next one tries again; a run still going is never started twice (`max_instances=1`).
 """
@@ -23,8 +24,11 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        # APScheduler says at INFO when each run starts and ends: every second for the reply updater's sweep.
+        # APScheduler says at INFO when each run starts and ends: every second for the reply updater's sweep;
+        # and at WARNING each time a run is skipped because the last one still goes on (`max_instances=1`, as
+        # meant: an executor's round that takes longer than its interval).
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
     def every(self, name: str, task: Callable[[], Any], *, seconds: float) -> None:
         """Run `task` now (once started) and every `seconds` after (in place of a job of that name)."""
@@ -43,6 +47,11 @@ class Scheduler:
         """Run the job `name` as soon as it is free (its interval goes on from there)."""
         if self._scheduler.running and self._scheduler.get_job(name) is not None:
             self._scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+
+    def remove(self, name: str) -> None:
+        """No more runs of the job `name` (a run going on ends as it would)."""
+        if self._scheduler.get_job(name) is not None:
+            self._scheduler.remove_job(name)
 
     def start(self) -> Scheduler:
         self._scheduler.start()
