@@ -33,7 +33,7 @@ class Scheduler:
     def every(self, name: str, task: Callable[[], Any], *, seconds: float) -> None:
         """Run `task` now (once started) and every `seconds` after (in place of a job of that name)."""
         self._scheduler.add_job(
-            _logged(task),
+            _logged(name, task),
             "interval",
             seconds=seconds,
             next_run_time=datetime.now(UTC),
@@ -62,12 +62,12 @@ class Scheduler:
             self._scheduler.shutdown(wait=True)
 
 
-def _logged(task: Callable[[], Any]) -> Callable[[], None]:
+def _logged(name: str, task: Callable[[], Any]) -> Callable[[], None]:
     def run() -> None:
         try:
             task()
         except Exception:  # the next run tries again
-            log.exception("scheduled %s failed", task.__name__)
+            log.exception("scheduled %s failed", name)
 
-    run.__name__ = getattr(task, "__name__", "task")
+    run.__name__ = name
     return run

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from bot.budget import acting_as
 from bot.scheduler import Scheduler
 from state import BuildChange, Changes, JobStatus
 
@@ -88,9 +89,14 @@ class Rounds:
 
     def start(self) -> None:
         self.stopping.clear()
-        self.scheduler.every(self.name, self.poll, seconds=self.poll_s)
+        self.scheduler.every(self.name, self.round, seconds=self.poll_s)
         if self._own_scheduler:
             self.scheduler.start()
+
+    def round(self) -> None:
+        """One round; the Hub requests it makes count as the builds' (`bot.budget`)."""
+        with acting_as("builds"):
+            self.poll()
 
     def stop(self, timeout: float) -> None:
         """No more scheduled rounds; then, with `busy`, rounds here until nothing runs (or `timeout`)."""
@@ -101,7 +107,7 @@ class Rounds:
         deadline = time.monotonic() + timeout
         while self.busy is not None and self.busy() and time.monotonic() < deadline:
             try:
-                self.poll()
+                self.round()
             except Exception:  # the store failed this round; the next one tries again
                 log.exception("%s: a round failed", self.name)
             time.sleep(self.poll_s)
