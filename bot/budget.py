@@ -67,7 +67,6 @@ THREAD_CALLERS = {
     "quantbot-celery": "publishing",
     "quantbot-replies": "replies",
     "quantbot-dispatcher": "events",
-    "quantbot-builds": "builds",
 }
 # The client's calls that reply, wherever they are made (`Hub.call` names them): a reply never waits behind
 # a poll.

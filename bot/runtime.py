@@ -25,6 +25,7 @@ from bot.execution.executor import Executor
 from bot.execution.housekeeping import Housekeeping
 from bot.execution.local import LocalExecutor
 from bot.execution.slots import Slot
+from bot.host.gpus import local_gpus
 from bot.hub import FREE_QUOTAS, Hub
 from bot.intake.dispatcher import Dispatcher
 from bot.intake.readiness import HubReadiness
@@ -76,17 +77,17 @@ class Bot:
         options = Options.from_settings(settings, bot_user=bot_user)
         readiness = HubReadiness(hub)
         store = open_configured_store(settings)
-        executor = make_executor(settings, store, hub, slots=slots)
+        scheduler = Scheduler()
+        executor = make_executor(settings, store, hub, slots=slots, scheduler=scheduler)
         reviews = ReleaseLookup(hub, bot_user)
         upkeep = MetadataUpdates(hub, store, bot_user, settings.hf_endpoint)
-        planner = SpecMaker(settings, hub)
+        planner = SpecMaker(settings, hub, local_gpus())
         dispatcher = Dispatcher(
             store, hub=hub, options=options, planner=planner, reviews=reviews, upkeep=upkeep
         )
         dashboards = UpstreamDashboards(hub, store, planner.eligibility, upkeep, settings.hf_endpoint)
         reverifier = Reverifier(settings, hub, store, bot_user)
         poller = Poller(settings, store, hub, wake=dispatcher.wake, options=lambda: dispatcher.options)
-        scheduler = Scheduler()
         scheduler.every("poll", poller.poll, seconds=settings.poll_interval_min * 60)
         # Housekeeping runs twice per lease, so a dead worker's job is requeued soon after its lease ends.
         housekeeping = Housekeeping(settings, store).housekeeping
@@ -139,12 +140,19 @@ class Bot:
         self.store.close()
 
 
-def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slot] | None = None) -> Executor:
+def make_executor(
+    settings: Settings,
+    store: Store,
+    hub: Hub,
+    *,
+    slots: list[Slot] | None = None,
+    scheduler: Scheduler | None = None,
+) -> Executor:
     """The executor `settings.executor` names: local processes, or the orchestrator sending tasks to Celery
-    workers on other machines or to Hugging Face Jobs."""
+    workers on other machines or to Hugging Face Jobs; its rounds run on `scheduler` (the bot's)."""
     if settings.executor == "local":
         publisher = Publisher(hub, settings, store.events.former_names)
-        return LocalExecutor(settings, store, publisher, slots=slots)
+        return LocalExecutor(settings, store, publisher, slots=slots, scheduler=scheduler)
     from bot.execution.orchestrator import Orchestrator
     from bot.publishing.staged import StagedPublisher
 
@@ -154,11 +162,11 @@ def make_executor(settings: Settings, store: Store, hub: Hub, *, slots: list[Slo
         from bot.execution.jobs_transport import JobsTransport
 
         jobs = JobsTransport(settings, hub, load_flavors(), lambda: publisher.bot_name)
-        return Orchestrator(settings, store, publisher, jobs, poll_s=1.0)
+        return Orchestrator(settings, store, publisher, jobs, poll_s=1.0, scheduler=scheduler)
     from bot.execution.celery_transport import CeleryTransport
     from bot.host.celery_app import make_app
 
-    return Orchestrator(settings, store, publisher, CeleryTransport(make_app(settings)))
+    return Orchestrator(settings, store, publisher, CeleryTransport(make_app(settings)), scheduler=scheduler)
 
 
 class BotServer:

@@ -204,6 +204,7 @@ def _kv_cache_default(
     from bot.eligibility.planner import PlanOptions, plan
     from bot.eligibility.specs import eligibility_of, kv_cache_default
     from bot.eligibility.targets import resolve_targets
+    from bot.host.gpus import local_gpus
     from bot.hub import Hub
 
     targets = resolve_targets(
@@ -211,6 +212,7 @@ def _kv_cache_default(
         remote_sms=settings.remote_sms,
         default_sms=settings.target_sms,
         memory_gib=settings.sm_memory_gib,
+        gpus=local_gpus(),
     ).targets
     if "local_dir" in source:
         facts = facts_from_dir(source["local_dir"])
@@ -225,7 +227,7 @@ def _has_gpu(device: str) -> bool:
     """Whether the build will calibrate on a GPU: asked for one, or left to `auto` where NVML finds one."""
     if device != "auto":
         return device == "cuda"
-    from bot.eligibility.targets import local_gpus
+    from bot.host.gpus import local_gpus
 
     return bool(local_gpus())
 

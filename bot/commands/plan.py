@@ -22,6 +22,7 @@ from bot.eligibility.sm_steps import sm_step
 from bot.eligibility.specs import build_kv_cache, eligibility_of, job_costs
 from bot.eligibility.targets import Target, parse_sms, resolve_targets
 from bot.errors import UsageError
+from bot.host import gpus
 
 
 @click.command()
@@ -59,6 +60,7 @@ def command(
         remote_sms=settings.remote_sms,
         default_sms=settings.target_sms,
         memory_gib=settings.sm_memory_gib,
+        gpus=gpus.local_gpus(),
     )
     facts = _facts(model, revision, settings)
     for note in targets.notes:

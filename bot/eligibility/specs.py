@@ -21,7 +21,7 @@ from bot.eligibility.facts import facts_from_hub
 from bot.eligibility.matrices import load_runtimes
 from bot.eligibility.planner import KV_FP8_FORMATS, Plan, PlanOptions, plan
 from bot.eligibility.sm_steps import sm_step
-from bot.eligibility.targets import gpu_sm, resolve_targets
+from bot.eligibility.targets import GPU, gpu_sm, resolve_targets
 from bot.errors import RepoNotFound, RevisionNotFound
 from bot.hub import Hub
 from bot.settings import Settings
@@ -101,11 +101,13 @@ def eligibility_of(result: Plan) -> Eligibility:
 
 
 class SpecMaker:
-    """A revision's eligibility (`eligibility(repo, sha)`), then its specs (`specs(eligibility, ...)`)."""
+    """A revision's eligibility (`eligibility(repo, sha)`), then its specs (`specs(eligibility, ...)`);
+    `gpus`: this machine's, which plans for their SMs besides `remote_sms` (the caller found them)."""
 
-    def __init__(self, settings: Settings, hub: Hub) -> None:
+    def __init__(self, settings: Settings, hub: Hub, gpus: Sequence[GPU] = ()) -> None:
         self.settings = settings
         self.hub = hub
+        self.gpus = tuple(gpus)
 
     @cached_property
     def toolchain(self) -> dict[str, str]:
@@ -115,7 +117,11 @@ class SpecMaker:
         """The planner's answer for `repo_id` at `revision` on the configured targets."""
         s = self.settings
         targets = resolve_targets(
-            None, remote_sms=s.remote_sms, default_sms=s.target_sms, memory_gib=s.sm_memory_gib
+            None,
+            remote_sms=s.remote_sms,
+            default_sms=s.target_sms,
+            memory_gib=s.sm_memory_gib,
+            gpus=self.gpus,
         )
         facts = facts_from_hub(self.hub, repo_id, revision=revision)
         return plan(facts, targets.targets, PlanOptions.from_settings(s))

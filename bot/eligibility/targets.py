@@ -1,7 +1,7 @@
 """The GPU architectures (SMs) to plan builds for: local GPUs, remote workers' SMs, or `--sm`.
 
-Local GPUs are found with NVML (nvidia-ml-py's `pynvml`); on a machine without an NVIDIA driver that finds
-none and says so, it never fails. An SM maps to a GPU family and a row of TensorRT-LLM's hardware matrix
+The local GPUs are the caller's to find (`bot.host.gpus`, NVML), so planning stays free of the machine it
+runs on. An SM maps to a GPU family and a row of TensorRT-LLM's hardware matrix
 through `trtllm_hardware.yaml` (80/86/87 Ampere, 89 Ada Lovelace, 90 Hopper, 100/103 and 120/121 Blackwell).
 """
 
@@ -50,33 +50,6 @@ class Targets:
 
     targets: tuple[Target, ...]
     notes: tuple[str, ...] = field(default=())
-
-
-def local_gpus() -> list[GPU]:
-    """The NVIDIA GPUs on this machine; [] when NVML or its driver library is absent."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except (pynvml.NVMLError, OSError):
-        return []
-    try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total
-            gpus.append(
-                GPU(index, name.decode() if isinstance(name, bytes) else name, major * 10 + minor, memory)
-            )
-        return gpus
-    except pynvml.NVMLError:
-        return []
-    finally:
-        pynvml.nvmlShutdown()
 
 
 GPU_SMS_FILE = DATA_DIR / "gpu_sms.yaml"
@@ -137,12 +110,12 @@ def resolve_targets(
     remote_sms: Iterable[int] = (),
     default_sms: Iterable[int] = (),
     memory_gib: Mapping[int, float] | None = None,
-    gpus: list[GPU] | None = None,
+    gpus: Iterable[GPU] = (),
     matrices: Matrices | None = None,
 ) -> Targets:
-    """`sms` when given; else the local GPUs' SMs plus `remote_sms`; else `default_sms`, saying so."""
+    """`sms` when given; else the SMs of `gpus` (this machine's) plus `remote_sms`; else `default_sms`, saying
+    so."""
     m = matrices or load_matrices()
-    gpus = local_gpus() if gpus is None else gpus
     notes: list[str] = []
     usable = []
     for gpu in gpus:

@@ -4,16 +4,19 @@ An executor claims queued jobs from the store itself and hears of new, retried, 
 the store's change listeners (`state.changes`), so nothing needs to tell it about a job. It moves jobs only
 through `state.lifecycle.JobLifecycle`. `bot.execution.local.LocalExecutor` runs builds in processes on this
 machine; `bot.execution.orchestrator.Orchestrator` sends them elsewhere through a transport. Both run their
-rounds with `Rounds`.
+rounds with `Rounds`, on the bot's one scheduler.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
+from bot.budget import acting_as
+from bot.scheduler import Scheduler
 from state import BuildChange, Changes, JobStatus
 
 log = logging.getLogger(__name__)
@@ -41,21 +44,27 @@ class Executor(Protocol):
 
 
 class Rounds:
-    """An executor's rounds: `poll` in a thread of its own every `poll_s`, at once when the store tells of a
-    queued or cancelled job, until stopped (and, with `busy`, until nothing runs any more)."""
+    """An executor's rounds, on the bot's one scheduler (`bot.scheduler`; an executor alone gets its own):
+    `poll` every `poll_s`, at once when the store tells of a queued or cancelled job, never two at once.
+    `stop` ends them; with `busy`, the caller's thread goes on polling until nothing runs any more."""
 
     def __init__(
-        self, name: str, poll: Callable[[], None], poll_s: float, busy: Callable[[], bool] | None = None
+        self,
+        name: str,
+        poll: Callable[[], None],
+        poll_s: float,
+        busy: Callable[[], bool] | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.name = name
         self.poll = poll
         self.poll_s = poll_s
         self.busy = busy
+        self.scheduler = scheduler or Scheduler()
+        self._own_scheduler = scheduler is None
         self.stopping = threading.Event()
-        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._cancelled: set[int] = set()
-        self._thread: threading.Thread | None = None
         self._unlisten: Callable[[], None] | None = None
 
     def listen(self, changes: Changes) -> None:
@@ -70,7 +79,7 @@ class Rounds:
             with self._lock:
                 self._cancelled.add(change.job_id)
         if change.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
-            self._wake.set()
+            self.scheduler.nudge(self.name)
 
     def cancelled(self) -> set[int]:
         """The jobs cancelled since the last call."""
@@ -80,24 +89,28 @@ class Rounds:
 
     def start(self) -> None:
         self.stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
+        self.scheduler.every(self.name, self.round, seconds=self.poll_s)
+        if self._own_scheduler:
+            self.scheduler.start()
+
+    def round(self) -> None:
+        """One round; the Hub requests it makes count as the builds' (`bot.budget`)."""
+        with acting_as("builds"):
+            self.poll()
 
     def stop(self, timeout: float) -> None:
+        """No more scheduled rounds; then, with `busy`, rounds here until nothing runs (or `timeout`)."""
         self.stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self.scheduler.remove(self.name)
+        if self._own_scheduler:
+            self.scheduler.stop()
+        deadline = time.monotonic() + timeout
+        while self.busy is not None and self.busy() and time.monotonic() < deadline:
+            try:
+                self.round()
+            except Exception:  # the store failed this round; the next one tries again
+                log.exception("%s: a round failed", self.name)
+            time.sleep(self.poll_s)
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-
-    def _loop(self) -> None:
-        while not (self.stopping.is_set() and (self.busy is None or not self.busy())):
-            try:
-                self.poll()
-            except Exception:  # the store or the transport failed this round; the next round tries again
-                log.exception("%s: a round failed", self.name)
-            self._wake.wait(self.poll_s)
-            self._wake.clear()

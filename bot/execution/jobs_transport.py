@@ -14,6 +14,10 @@ recorded as the Celery result would be; `ERROR` → the task fails with the tail
 Job's failure is that SM's record); a timeout (`ERROR`, "timeout") or a Job the Hub lost (`DELETED`, gone) is
 sent again within `max_attempts`. `/cancel` cancels every Job of the job. A Job's runtime and its cost at
 the flavour's price are recorded when it ends.
+
+The log followers are threads, not runs of the bot's scheduler: a Job's log is a stream that ends with the
+Job, and read without following it still waits for 5 s of silence, so either way a read would hold one of
+the scheduler's workers (and the bot's stopping) for as long as the Job runs.
 """
 
 from __future__ import annotations

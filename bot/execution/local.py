@@ -41,6 +41,7 @@ from bot.execution.slots import Slot, default_slots
 from bot.launcher.launch import PID_FILE, Worker, failure_reason, read_manifest
 from bot.publishing.publish_step import Publishes, PublishStep
 from bot.retries import Retries, cause_of_manifest
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from builders.spec import BuildSpec
 from state import GuardFailed, Job, JobStatus, LeaseLost, Store
@@ -78,6 +79,7 @@ class LocalExecutor:
         *,
         slots: list[Slot] | None = None,
         poll_s: float = 0.5,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,7 +93,7 @@ class LocalExecutor:
         )
         self._runs: dict[str, _Running] = {}  # slot name → its build
         self._lock = threading.RLock()
-        self._rounds = Rounds("quantbot-builds", self.poll, poll_s, busy=self.busy)
+        self._rounds = Rounds("builds", self.poll, poll_s, busy=self.busy, scheduler=scheduler)
 
     # ------------------------------------------------------------------------------------- the interface
 

@@ -41,6 +41,7 @@ from bot.publishing.publish_step import PublishStep
 from bot.publishing.publisher import Approval, PublishResult
 from bot.publishing.staged import from_record
 from bot.retries import Cause, Retries, cause_of_manifest
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from builders.spec import (
     BuildSpec,
@@ -85,6 +86,7 @@ class Orchestrator:
         transport: Transport,
         *,
         poll_s: float = 0.5,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -104,7 +106,7 @@ class Orchestrator:
             release=self._release,
         )
         self._lock = threading.RLock()
-        self._rounds = Rounds("quantbot-orchestrator", self.poll, poll_s)
+        self._rounds = Rounds("orchestrator", self.poll, poll_s, scheduler=scheduler)
         self._beats: dict[str, tuple[str, float]] = {}  # task id → (its last beat, when it last changed)
         self._reported: dict[str, str] = {}  # task id → the progress message last recorded
         self._renewed: dict[int, tuple[str, float]] = {}  # job id → (message, when) last recorded

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bot.eligibility.targets import local_gpus
+from bot.host.gpus import local_gpus
 
 CPU_NICE = 10
 

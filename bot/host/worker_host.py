@@ -21,9 +21,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from bot.eligibility.targets import local_gpus
 from bot.errors import UsageError
 from bot.host.celery_app import QUANTIZE_QUEUE, make_app, sm_queue
+from bot.host.gpus import local_gpus
 from bot.host.tasks import Place, cool_down, register, warm_up
 from bot.launcher.launch import set_parent_death_signal
 from bot.settings import Settings

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import bot.eligibility.targets
+import bot.host.gpus
 from bot.cli import main
 
 
@@ -119,9 +119,7 @@ def test_permissive_flag(capsys: Any, make_model: Any, configs: dict[str, Any]) 
 def test_no_gpu_and_no_sm_says_so_and_uses_the_configured_sms(
     capsys: Any, make_model: Any, configs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        bot.eligibility.targets, "local_gpus", list
-    )  # the same answer on a CI runner that has a GPU
+    monkeypatch.setattr(bot.host.gpus, "local_gpus", list)  # the same answer on a CI runner that has a GPU
     code, out, err = quantbot(capsys, "plan", str(make_model(configs["mistral"])), "--json")
     assert code == 0
     assert "no GPU found and no --sm given: planning for the configured SMs 80, 89, 90, 100, 120" in err
