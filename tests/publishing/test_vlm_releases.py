@@ -59,7 +59,7 @@ def _tensors(folder: Path, prefixes: tuple[str, ...]) -> dict[str, tuple[str, by
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("qwen2_5_vl", "fp8"), ("llava", "fp8"), ("qwen2_5_vl", "int4_awq"), ("llava", "int4_awq")],
+    [("qwen2_5_vl", "fp8"), ("llava", "fp8"), ("llava", "int4_awq")],
 )
 def test_a_vlm_release_quantizes_the_language_model_and_keeps_the_vision_tower(
     name: str, fmt: str, family, builds, publisher: Publisher, hubsim, tmp_path: Path
