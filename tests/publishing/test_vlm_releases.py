@@ -19,6 +19,7 @@ from bot.eligibility.facts import facts_from_dir
 from bot.eligibility.planner import plan
 from bot.eligibility.targets import target_for
 from bot.publishing.publisher import Publisher
+from bot.publishing.usage import IMAGE_URL
 from builders.spec import Manifest
 from state.models import ReleaseStatus
 
@@ -94,7 +95,10 @@ def test_a_vlm_release_quantizes_the_language_model_and_keeps_the_vision_tower(
     for file in _PROCESSOR_FILES[name]:
         assert (local / file).read_bytes() == (folder / file).read_bytes(), file
     readme = (local / "README.md").read_text()
-    assert "16-bit" in readme and "vision" in readme
+    assert "the vision tower and projector, as the upstream stores them (16-bit bfloat16)" in readme
+    asks_image = f'"image_url": {{"url": "{IMAGE_URL}"}}' in readme
+    # vLLM's snippet (fp8) asks about an image; TensorRT-LLM's (int4_awq's one runtime) has no image form
+    assert asks_image is (fmt == "fp8"), "the card's snippets ask about an image where the runtime has one"
 
     env = os.environ | {
         "HF_ENDPOINT": hubsim.url,
