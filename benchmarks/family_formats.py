@@ -2,8 +2,9 @@
 and each format, whether `plan` offers it on the SM asked (else its reason, with its source), whether the
 build succeeds (`quantbot build` from a local folder, small calibration, started in an empty folder that must
 stay empty), whether the release loads from its folder and generates by the card's transformers snippet (GPTQ;
-no CPU runtime loads ModelOpt's formats, whose fake-quantized model generated during the build instead), and
-the build's wall time. nvfp4 needs CUDA to calibrate; it is planned but not built without a GPU.
+no CPU runtime loads ModelOpt's formats, whose fake-quantized model generated during the build instead; a
+vision-language model's also from an image, where its processor runs here), and the build's wall time.
+nvfp4 needs CUDA to calibrate; it is planned but not built without a GPU.
 
 Run: ``python benchmarks/family_formats.py [--families qwen3_moe,phi3_remote] [--formats fp8,gptq] [--sm 90]``
 """
@@ -18,12 +19,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 WORK = Path(tempfile.mkdtemp(prefix="quantbot-families-"))
 os.environ["HF_HOME"] = str(WORK / "hf-home")
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
-FAMILIES = ("llama3", "qwen2", "qwen3_moe", "mixtral", "phi3_remote", "qwen2_5_vl")
+FAMILIES = ("llama3", "qwen2", "qwen3_moe", "mixtral", "phi3_remote", "qwen2_5_vl", "llava")
 FORMATS = ("fp8", "int8_sq", "int4_awq", "w4a8_awq", "nvfp4", "gptq")
 GPTQMODEL = (
     "import os; os.environ.setdefault('GPTQMODEL_CPU_WORKERS', '2'); from gptqmodel import GPTQModel; "
@@ -100,6 +102,16 @@ def build(folder: Path, family: str, fmt: str, sm: int) -> dict[str, str]:
     row["left_in_cwd"] = ", ".join(p.name for p in cwd.iterdir()) or "nothing"
     sample = (manifest.get("validation") or {}).get("sample") or {}
     row["generates"] = f"{sample.get('new_tokens', 0)} tokens" if sample else "not measured"
+    quantize: dict[str, Any] = next(
+        (s["details"] for s in manifest.get("stages", []) if s["name"] == "quantize"), {}
+    )
+    image = quantize.get("image_sample")  # a vision-language model's answer about an image, or why not
+    if image:
+        row["generates"] += (
+            f", image: {image['new_tokens']} tokens"
+            if "new_tokens" in image
+            else (f", image: not run ({image['not_run'][:120]})")
+        )
     if (
         done.returncode == 0 and fmt == "gptq"
     ):  # the card's transformers snippet, else GPTQModel, on the folder

@@ -112,30 +112,53 @@ def _upstream_layers(upstream: Path, trust_remote_code: bool) -> _Upstream:
     """The upstream's layers, from the model built on the meta device (no weight is read). transformers 5
     keeps a mixture of experts' experts (and its router) as fused modules, not `nn.Linear`s, while the
     checkpoints store one linear layer per expert: every 2-D weight of the upstream's files inside the decoder
-    stack that the model has no linear layer for counts as one, by its stored name and shape."""
+    stack that the model has no linear layer for counts as one, by its stored name and shape. A
+    vision-language model's modules are named as its checkpoints name them (transformers 5 moves them, e.g.
+    `model.layers` to `model.language_model.layers`), and its stack is its language model's."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
+    from builders.hfmodel import is_vision_language
+
+    vision = is_vision_language(_json(upstream / CONFIG))
+    auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
     config = AutoConfig.from_pretrained(upstream, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model = auto.from_config(config, trust_remote_code=trust_remote_code)
+    stored = _checkpoint_names(model) if vision else (lambda name: name)
     layers = getattr(config.get_text_config(), "num_hidden_layers", None)
-    embedding = model.get_input_embeddings()
+    embedding = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
     linears = {
-        name: (module.out_features, module.in_features)
+        stored(name): (module.out_features, module.in_features)
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.Linear)
     }
-    stack = next(
-        (n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == layers), ""
-    )
+    stacks = [n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == layers]
+    # the language model's stack: the one beside the input embedding (a vision tower may have as many layers)
+    stack = stored(max(stacks, key=lambda n: len(_common_prefix(n, embedding)), default=""))
     for name, tensor in _tensors(upstream).items():
         module = name.removesuffix(".weight")
         if name.endswith(".weight") and len(tensor["shape"]) == 2 and module.startswith(f"{stack}."):
             linears.setdefault(module, (tensor["shape"][0], tensor["shape"][1]))
-    return _Upstream(
-        linears=linears, stack=stack, embedding=next(n for n, m in model.named_modules() if m is embedding)
-    )
+    return _Upstream(linears=linears, stack=stack, embedding=stored(embedding))
+
+
+def _checkpoint_names(model: Any) -> Callable[[str], str]:
+    """A module's name as the model's checkpoints store it (transformers' own renaming, reverted)."""
+    import torch
+    from transformers.core_model_loading import revert_weight_conversion
+
+    def stored(name: str) -> str:
+        if not name:
+            return name
+        reverted = revert_weight_conversion(model, {f"{name}.weight": torch.empty(0, device="meta")})
+        return str(next(iter(reverted))).removesuffix(".weight")
+
+    return stored
+
+
+def _common_prefix(a: str, b: str) -> str:
+    return a[: next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))]
 
 
 # How each kind of checkpoint names the upstream's layers. A Hugging Face checkpoint (ModelOpt's unified

@@ -35,9 +35,22 @@ def load_tokenizer(snapshot: Path, spec: BuildSpec) -> Any:
     return tokenizer
 
 
+def is_vision_language(config: dict[str, Any]) -> bool:
+    """A vision-language model: config.json has a vision tower's config beside its language model's."""
+    return isinstance(config.get("vision_config"), dict)
+
+
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The language model's settings: a VLM's `text_config`, else the config itself."""
+    inner = config.get("text_config")
+    return inner if isinstance(inner, dict) else config
+
+
 def load_model(snapshot: Path, spec: BuildSpec, device: str) -> Any:
-    """The upstream model in its stored dtype; spread over the GPUs on CUDA (as hf_ptq loads it)."""
-    from transformers import AutoModelForCausalLM
+    """The upstream model in its stored dtype; spread over the GPUs on CUDA (as hf_ptq loads it). A VLM is
+    loaded whole by its upstream's auto class, so its export keeps the vision tower and projector as they
+    are; only its language model is calibrated (with text) and quantized."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     kwargs: dict[str, Any] = {
         "dtype": "auto",
@@ -46,7 +59,8 @@ def load_model(snapshot: Path, spec: BuildSpec, device: str) -> Any:
     }
     if device == "cuda":
         kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(snapshot, **kwargs)
+    auto = AutoModelForImageTextToText if is_vision_language(read_config(snapshot)) else AutoModelForCausalLM
+    model = auto.from_pretrained(snapshot, **kwargs)
     return model.eval()
 
 
@@ -98,5 +112,33 @@ def generate_sample(model: Any, tokenizer: Any, prompt: str, new_tokens: int) ->
     return {
         "prompt": prompt,
         "output": tokenizer.decode(new, skip_special_tokens=True),
+        "new_tokens": int(new.numel()),
+    }
+
+
+def generate_from_image(model: Any, snapshot: Path, question: str, new_tokens: int) -> dict[str, Any]:
+    """A greedy answer about a small generated image, through the upstream's processor and chat template; or
+    why it could not run: transformers' fast image and video processors need torchvision, and only some
+    families have an image processor without it (`backend="pil"`)."""
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(snapshot, backend="pil")
+    except (ImportError, ValueError, OSError) as e:
+        reason = " ".join(str(e).split())[:300]
+        return {"not_run": f"the upstream's processor does not load in this build environment: {reason}"}
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = Image.new("RGB", (56, 42), (200, 60, 40))
+    inputs = processor(images=image, text=text, return_tensors="pt").to(model_device(model))
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1] :]
+    return {
+        "prompt": question,
+        "image": "a 56×42 RGB image made by the build",
+        "output": processor.decode(new, skip_special_tokens=True),
         "new_tokens": int(new.numel()),
     }

@@ -11,9 +11,17 @@ from typing import Any
 from builders.context import BuildContext
 from builders.failures import BuildFailure
 from builders.gptq import supported_model_types
-from builders.hfmodel import perplexity, read_config
+from builders.hfmodel import is_vision_language, perplexity, read_config, text_config
 from builders.spec import BuildSpec
 from builders.validate import eval_text, eval_text_path
+
+# Measured with gptqmodel 7.6.0: its VLM definitions load the model with the upstream's processor and
+# calibrate with images, and transformers' image processors need torchvision, which cannot be installed beside
+# the build's CPU torch.
+GPTQ_VLM_REASON = (
+    "GPTQModel quantizes a vision-language model through its processor (images in calibration), and "
+    "transformers' image processors need torchvision, which the build environment does not have"
+)
 
 
 def load_stage(ctx: BuildContext) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def load_stage(ctx: BuildContext) -> dict[str, Any]:
     facts |= {
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        "num_layers": config.get("num_hidden_layers"),
+        "num_layers": text_config(config).get("num_hidden_layers"),
         "base_perplexity": ppl["perplexity"],
         "eval_tokens": ppl["tokens"],
         "eval_text": eval_text_path(v).name,
@@ -52,10 +60,12 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
             bad_input=True,
         )
     arch = archs[0]
-    if not arch.endswith("ForCausalLM"):
+    vision = is_vision_language(config)
+    if not (arch.endswith("ForCausalLM") or (vision and arch.endswith("ForConditionalGeneration"))):
         raise BuildFailure(
             "unsupported_architecture",
-            f"{arch} is not a causal language model (…ForCausalLM)",
+            f"{arch} is neither a causal language model (…ForCausalLM) nor a vision-language model "
+            "(…ForConditionalGeneration with a vision_config)",
             bad_input=True,
         )
     if config.get("auto_map") and not spec.trust_remote_code:
@@ -71,7 +81,10 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
         "architecture": arch,
         "model_type": model_type,
         "dtype": config.get("dtype") or config.get("torch_dtype"),
+        "vision": vision,
     }
+    if spec.format == "gptq" and vision:
+        raise BuildFailure("unsupported_architecture", GPTQ_VLM_REASON, bad_input=True)
     if spec.format == "gptq":
         if str(model_type).lower() not in supported_model_types():
             raise BuildFailure(
@@ -82,7 +95,17 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
     else:
         from modelopt.torch.export.model_utils import MODEL_NAME_TO_TYPE
 
-        decoder = next((v for k, v in MODEL_NAME_TO_TYPE.items() if k.lower() in arch.lower()), None)
+        # A VLM's language model names the decoder (Llava's is a Llama); the whole model's name may not.
+        names = [arch, str(text_config(config).get("model_type") or "")] if vision else [arch]
+        decoder = next(
+            (
+                v
+                for name in names
+                for k, v in MODEL_NAME_TO_TYPE.items()
+                if name and k.lower() in name.lower()
+            ),
+            None,
+        )
         if decoder is None:
             raise BuildFailure(
                 "unsupported_architecture",

@@ -29,7 +29,7 @@ from builders.artifacts import LEGACY, clear_output, hash_folder, move_into, scr
 from builders.calibration import batches, load_calibration
 from builders.checks import EXPECTED_ALGO
 from builders.context import BuildContext, with_oom_retry
-from builders.hfmodel import generate_sample, perplexity, read_config
+from builders.hfmodel import generate_from_image, generate_sample, perplexity, read_config
 from builders.invariance import CONFIG, keep_upstream_metadata
 from builders.spec import AWQ_FORMATS, MANIFEST_NAME, BuildSpec
 
@@ -44,6 +44,7 @@ CONFIG_NAMES = {
 # the FP8 one (8-bit integer instead of E4M3), which its legacy exporter labels kv_cache_quant_algo INT8.
 _INT8_KV_ENTRIES = [{"quantizer_name": "*[kv]_bmm_quantizer", "cfg": {"num_bits": 8, "axis": None}}]
 STATE_FILE = "modelopt_state.pth"
+IMAGE_QUESTION = "What is in this image?"
 
 
 def quant_config(spec: BuildSpec) -> dict[str, Any]:
@@ -62,6 +63,21 @@ def quant_config(spec: BuildSpec) -> dict[str, Any]:
     return cfg
 
 
+def outside_language_model(model: Any) -> list[str]:
+    """A vision-language model's parts beside its language model (vision tower, projector), by module name:
+    ModelOpt quantizes the language model only, as its VLM example does; none for a causal LM."""
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "language_model"):
+        return []
+    return [name for name, _ in inner.named_children() if name != "language_model"]
+
+
+def language_model_only(cfg: dict[str, Any], kept: list[str]) -> dict[str, Any]:
+    """`cfg` with every quantizer in the `kept` modules disabled, so they export in the upstream's dtype."""
+    disabled = [{"quantizer_name": f"*{name}*", "enable": False} for name in kept]
+    return cfg | {"quant_cfg": [*cfg["quant_cfg"], *disabled]} if disabled else cfg
+
+
 def quantize(ctx: BuildContext) -> dict[str, Any]:
     import modelopt.torch.opt as mto
     import modelopt.torch.quantization as mtq
@@ -73,9 +89,11 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     cfg = quant_config(spec)
     passes = 2 if spec.format in AWQ_FORMATS else 1  # awq_lite caches statistics, then searches
     done = [0.0]
+    kept: list[str] = []
 
     def attempt(batch_size: int, number: int) -> Any:
         model = ctx.base_model(fresh=number > 0)
+        kept[:] = outside_language_model(model)
         total = -(-len(calib.samples) // batch_size)
         calls = [0]
 
@@ -93,12 +111,15 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
                 )
                 ctx.hold()
 
-        return mtq.quantize(model, cfg, forward_loop)
+        return mtq.quantize(model, language_model_only(cfg, kept), forward_loop)
 
     model, batch_used, retries = with_oom_retry(ctx, spec.recipe.calib_batch_size, attempt)
     ctx.keep_model(model, "quantized")
     ctx.progress(0.85, "measuring the fake-quantized model on the held-out text")
     fake_quant = _fake_quant_eval(ctx, model, tokenizer)
+    if kept:  # a vision-language model: its answer about an image, or why that could not run here
+        image = generate_from_image(model, ctx.snapshot_dir, IMAGE_QUESTION, spec.validation.generate_tokens)
+        fake_quant["image_sample"] = image
     state = ctx.work_dir / "quantize" / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
     partial = state.with_suffix(".partial")
@@ -109,6 +130,7 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
         | {"awq_block_size": spec.recipe.awq_block_size if spec.format in AWQ_FORMATS else None},
         "quant_config": CONFIG_NAMES[spec.format],
         "kv_cache": spec.recipe.kv_cache,
+        "not_quantized_modules": kept,
         **fake_quant,
         "state_file": str(state),
         "outputs": [str(state)],

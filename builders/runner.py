@@ -215,7 +215,7 @@ class Runner:
             },
             **{
                 k: d["load"][k]
-                for k in ("architecture", "model_type", "dtype", "num_parameters", "chat_template")
+                for k in ("architecture", "model_type", "dtype", "num_parameters", "chat_template", "vision")
                 if k in d["load"]
             },
         )

@@ -399,6 +399,9 @@ class SourceRecord(_Model):
     chat_template: bool | None = Field(
         None, description="Whether the upstream's tokenizer has a chat template (cards prompt through it)."
     )
+    vision: bool | None = Field(
+        None, description="A vision-language model: its language model alone was quantized."
+    )
 
 
 class CalibrationRecord(_Model):

@@ -1,11 +1,11 @@
 """Tiny repos of the families people upload beyond the dense Llama and Qwen2 ones (tiny.py): mixtures of
-experts, a remote-code model, a vision-language model.
+experts, a remote-code model, two vision-language models (Qwen2.5-VL, Llava).
 
 Each is written as its publishers' repos hold it: the family's own config class and keys (transformers 4.x
 spelling), a byte-level BPE tokenizer trained on the shipped calibration text, random weights saved as
 safetensors under the names the Hub's checkpoints use (transformers 5 saves MoE experts per expert, as
 `block_sparse_moe.experts.N.w1` for Mixtral and `mlp.experts.N.gate_proj` for Qwen3-MoE). Hidden size 128
-and 2 layers, so every format's block size divides every weight.
+and 2 layers, so every format's block size divides every weight; a VLM's vision tower is smaller (hidden 64).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from builders.tiny import _added_tokens, _train_bpe, _write_upstream
 
-FAMILIES = ("mixtral", "qwen3_moe", "phi3_remote", "qwen2_5_vl")
+FAMILIES = ("mixtral", "qwen3_moe", "phi3_remote", "qwen2_5_vl", "llava")
+VISION_FAMILIES = frozenset({"qwen2_5_vl", "llava"})
 
 _CHATML = (
     "{%- for message in messages %}"
@@ -23,7 +24,18 @@ _CHATML = (
     "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 _SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-_VISION_SPECIALS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+_VISION_SPECIALS = {
+    "qwen2_5_vl": ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"),
+    "llava": ("<image>",),
+}
+# Llava's processor template: a message's content is a list of parts, an image part becomes `<image>`.
+_LLAVA_TEMPLATE = (
+    "{%- for message in messages %}{{- message['role'].upper() + ': ' }}"
+    "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}"
+    "{%- for part in message['content'] %}{%- if part['type'] == 'image' %}{{- '<image>\\n' }}"
+    "{%- else %}{{- part['text'] }}{%- endif %}{%- endfor %}{%- endif %}{{- '\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- 'ASSISTANT:' }}{%- endif %}"
+)
 
 # Phi-3's repos carry their own configuration and modeling code, named by auto_map. These two files are that
 # code cut to what a tiny model needs: the classes, under the names auto_map gives, on transformers' Phi-3.
@@ -52,7 +64,7 @@ def build_tiny_family(dest: Path, family: str, *, vocab_size: int = 512, seed: i
     """Write a tiny repo of `family` (one of FAMILIES) into `dest`; return `dest`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r} (expected one of {', '.join(FAMILIES)})")
-    specials = _SPECIALS + (_VISION_SPECIALS if family == "qwen2_5_vl" else ())
+    specials = _SPECIALS + _VISION_SPECIALS.get(family, ())
     bpe = _train_bpe(vocab_size, specials)
     ids = {token: bpe.token_to_id(token) for token in specials}
     config = _config(family, bpe.get_vocab_size(), ids)
@@ -79,10 +91,10 @@ def build_tiny_family(dest: Path, family: str, *, vocab_size: int = 512, seed: i
             (dest / name).write_text(code, encoding="utf-8")
     if family == "qwen2_5_vl":
         files |= _vlm_processor_files()
-    return _write_upstream(dest, bpe, config, files, seed=seed, auto_class=_AUTO_CLASS.get(family))
-
-
-_AUTO_CLASS = {"qwen2_5_vl": "AutoModelForImageTextToText"}
+    if family == "llava":
+        files |= _llava_processor_files()
+    auto_class = "AutoModelForImageTextToText" if family in VISION_FAMILIES else None
+    return _write_upstream(dest, bpe, config, files, seed=seed, auto_class=auto_class)
 
 
 def _config(family: str, vocab: int, ids: dict[str, int]) -> dict[str, Any]:
@@ -146,6 +158,31 @@ def _config(family: str, vocab: int, ids: dict[str, int]) -> dict[str, Any]:
             "pad_token_id": ids["<|endoftext|>"],
         }
     text = {k: v for k, v in common.items() if k not in ("transformers_version", "torch_dtype")}
+    if family == "llava":
+        return {
+            "architectures": ["LlavaForConditionalGeneration"],
+            "model_type": "llava",
+            "torch_dtype": "bfloat16",
+            "transformers_version": "4.51.0",
+            "tie_word_embeddings": False,
+            "image_token_index": ids["<image>"],
+            "image_seq_length": 4,
+            "projector_hidden_act": "gelu",
+            "vision_feature_layer": -2,
+            "vision_feature_select_strategy": "default",
+            "text_config": text | {"architectures": ["LlamaForCausalLM"], "model_type": "llama"},
+            "vision_config": {
+                "model_type": "clip_vision_model",
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 2,
+                "image_size": 28,
+                "patch_size": 14,
+                "projection_dim": 64,
+                "hidden_act": "quick_gelu",
+            },
+        }
     return {
         "architectures": ["Qwen2_5_VLForConditionalGeneration"],
         "model_type": "qwen2_5_vl",
@@ -195,4 +232,33 @@ def _vlm_processor_files() -> dict[str, dict[str, Any]]:
             "rescale_factor": 0.00392156862745098,
             "temporal_patch_size": 2,
         },
+    }
+
+
+def _llava_processor_files() -> dict[str, dict[str, Any]]:
+    """A Llava repo's CLIP image processor (28 px images: 4 patches), processor and chat template files."""
+    return {
+        "preprocessor_config.json": {
+            "crop_size": {"height": 28, "width": 28},
+            "do_center_crop": True,
+            "do_convert_rgb": True,
+            "do_normalize": True,
+            "do_rescale": True,
+            "do_resize": True,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_processor_type": "CLIPImageProcessor",
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "processor_class": "LlavaProcessor",
+            "resample": 3,
+            "rescale_factor": 0.00392156862745098,
+            "size": {"shortest_edge": 28},
+        },
+        "processor_config.json": {
+            "image_token": "<image>",
+            "num_additional_image_tokens": 1,
+            "patch_size": 14,
+            "processor_class": "LlavaProcessor",
+            "vision_feature_select_strategy": "default",
+        },
+        "chat_template.json": {"chat_template": _LLAVA_TEMPLATE},
     }

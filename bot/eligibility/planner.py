@@ -247,16 +247,7 @@ def _build_estimate(flavors: Flavors, fmt: str, facts: ModelFacts, flavor: Flavo
 def model_refusals(facts: ModelFacts, options: PlanOptions) -> list[str]:
     """Reasons to build nothing at all for this model, in the order a maintainer would check them."""
     reasons = []
-    if facts.vision:
-        archs = ", ".join(facts.architectures) or facts.model_type or "unknown"
-        reasons.append(
-            f"a vision-language model ({archs}): quantbot's builds load causal language models only, so the "
-            "language-model-only build ModelOpt and GPTQModel make of VLMs is not offered; it needs "
-            "torchvision, which the build environment lacks (transformers' image and video processors, and "
-            "GPTQModel's loading of a VLM, require it), so neither a GPTQ build nor a release check that "
-            "generates from an image can run"
-        )
-    elif not facts.text_generation:
+    if not facts.text_generation and not facts.vision:
         archs = ", ".join(facts.architectures) or "none"
         reasons.append(
             f"not a text-generation model (architectures: {archs}; pipeline_tag: {facts.pipeline_tag})"
@@ -300,7 +291,7 @@ class _Verdict:
 def _decision(fmt: str, facts: ModelFacts, target: Target, policy: Policy, m: Matrices) -> Eligible | Skipped:
     """One (format, SM) pair by `policy`; a measured toolchain limit skips it under every policy."""
     families = load_families()
-    limit = families.limit(fmt, facts.model_type)
+    limit = families.limit(fmt, facts.model_type, facts.vision)
     if limit is not None:
         return Skipped(fmt, f"{limit.reason} (toolchain_limits.yaml: {limit.source})")
     if policy == "runtimes":

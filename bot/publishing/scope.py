@@ -49,13 +49,23 @@ def quantized_scope(manifest: Manifest, kv_cache: str | None) -> Scope | None:
             f"weights in {quant.bits}-bit integers (GPTQ, one scale and zero point per group of "
             f"{{group}} input channels{order}), activations in 16 bits"
         )
+    vision = bool(manifest.source and manifest.source.vision)
     kept = [f"`{name}`" for name in excluded]
+    if vision:  # ModelOpt's exclude_modules name the vision tower and projector, which stay as they were
+        dtype = manifest.source.dtype if manifest.source else None
+        bits = {"bfloat16": "16-bit", "float16": "16-bit", "float32": "32-bit"}.get(dtype or "", "")
+        kept.insert(0, f"the vision tower and projector, as the upstream stores them ({bits} {dtype})")
     if not any("embed" in name for name in excluded):
         kept.append("the token embeddings")
     kept.append("the normalization layers")
     if kv_cache and kv_cache.startswith("not quantized"):
         kept.append("the KV cache")
+    layers = (
+        _LAYERS.replace("every decoder block", "every decoder block of the language model")
+        if vision
+        else _LAYERS
+    )
     return Scope(
-        quantized=f"{_LAYERS}: {precision.format(group=quant.group_size)}",
+        quantized=f"{layers}: {precision.format(group=quant.group_size)}",
         not_quantized=", ".join(kept),
     )

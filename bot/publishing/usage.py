@@ -17,6 +17,9 @@ from bot.eligibility.planner import runs_family
 from builders.spec import Manifest
 
 PROMPT = "The future of AI is"
+# A vision-language model's snippets pass an image with a question (an image transformers' docs use).
+IMAGE_URL = "http://images.cocodataset.org/val2017/000000039769.jpg"
+IMAGE_PROMPT = "Describe this image."
 NEW_TOKENS = 32
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.7"
 
@@ -131,6 +134,49 @@ _SHELL_SNIPPETS = {
 }
 
 
+_IMAGE_MESSAGES = (
+    'messages = [{{"role": "user", "content": [\n'
+    '    {{"type": "image_url", "image_url": {{"url": "{image}"}}}},\n'
+    '    {{"type": "text", "text": "{image_prompt}"}},\n'
+    "]}}]\n"
+)
+_IMAGE_BODY = (
+    '{{"model": "{model}", "messages": [{{"role": "user", "content": ['
+    '{{"type": "image_url", "image_url": {{"url": "{image}"}}}}, {{"type": "text", "text": "{image_prompt}"}}'
+    ']}}], "max_tokens": {tokens}}}'
+)
+# A vision-language model's snippet per runtime, in its chat form with an image (the upstream's auto class
+# and processor for transformers); a runtime without one shows its text snippet.
+_IMAGE_SNIPPETS = {
+    "vllm": 'from vllm import LLM, SamplingParams\n\nllm = LLM(model="{repo}"{rc})\n'
+    + _IMAGE_MESSAGES
+    + f"outputs = llm.chat(messages, {_SAMPLING})\n"
+    "print(outputs[0].outputs[0].text)\n",
+    "transformers": "from transformers import AutoModelForImageTextToText, AutoProcessor\n\n"
+    'model_id = "{repo}"\nprocessor = AutoProcessor.from_pretrained(model_id{rc})\n'
+    'model = AutoModelForImageTextToText.from_pretrained(model_id, device_map="auto"{rc})\n'
+    'messages = [{{"role": "user", "content": [\n'
+    '    {{"type": "image", "url": "{image}"}},\n'
+    '    {{"type": "text", "text": "{image_prompt}"}},\n'
+    "]}}]\n"
+    "inputs = processor.apply_chat_template(\n"
+    '    messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"\n'
+    ").to(model.device)\n"
+    "outputs = model.generate(**inputs, max_new_tokens={tokens}, do_sample=False)\n"
+    "print(processor.decode(outputs[0], skip_special_tokens=True))\n",
+    "sglang": "python -m sglang.launch_server --model-path {repo}{rc_flag}\n"
+    "# then, once the server is up:\n"
+    "curl http://localhost:30000/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+    "  -d '" + _IMAGE_BODY.replace("{model}", "{repo}") + "'\n",
+    "tgi": "docker run --gpus all --shm-size 1g -p 8080:80 \\\n"
+    f"  {TGI_IMAGE} \\\n"
+    "  --model-id {repo}{rc_flag}\n"
+    "# then, once the server is up:\n"
+    "curl http://localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+    "  -d '" + _IMAGE_BODY.replace("{model}", "tgi") + "'\n",
+}
+
+
 @dataclass(frozen=True)
 class Usage:
     """One runtime's way to run the release: its install line and snippet."""
@@ -192,28 +238,35 @@ def usages(
 ) -> list[Usage]:
     """The snippets of the runtimes that load `fmt` (and run the model's `family`, when given), in the
     table's order; `chat` prompts through the model's chat template; `trust_remote_code` (a release that
-    carries its upstream's code, auto_map) passes each runtime's flag for it, without which it won't load."""
+    carries its upstream's code, auto_map) passes each runtime's flag for it, without which it won't load;
+    a vision-language `family` is asked about an image."""
+    vision = bool(family and family.vision)
     return [
-        _usage(runtime, cell, repo_id, chat, trust_remote_code)
+        _usage(runtime, cell, repo_id, chat, trust_remote_code, vision)
         for runtime, cell in load_runtimes().loaders(fmt)
         if family is None or runs_family(runtime.id, fmt, family)[0]
     ]
 
 
-def _usage(runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool, trust_remote_code: bool) -> Usage:
+def _usage(
+    runtime: Runtime, cell: RuntimeCell, repo_id: str, chat: bool, trust_remote_code: bool, vision: bool
+) -> Usage:
     values = {
         "repo": repo_id,
         "prompt": PROMPT,
+        "image": IMAGE_URL,
+        "image_prompt": IMAGE_PROMPT,
         "tokens": NEW_TOKENS,
         "rc": ", trust_remote_code=True" if trust_remote_code else "",
         "rc_flag": " --trust-remote-code" if trust_remote_code else "",
     }
+    image = _IMAGE_SNIPPETS.get(runtime.id) if vision else None
     if runtime.id in _PYTHON_SNIPPETS:
         module, gpu, plain, templated = _PYTHON_SNIPPETS[runtime.id]
-        code = (templated if chat else plain).format(**values)
+        code = (image or (templated if chat else plain)).format(**values)
         return Usage(runtime.id, runtime.name, runtime.install, "python", code, module, gpu, cell.note)
     plain, templated = _SHELL_SNIPPETS[runtime.id]
-    code = (templated if chat else plain).format(**values)
+    code = (image or (templated if chat else plain)).format(**values)
     return Usage(runtime.id, runtime.name, runtime.install, "bash", code, None, True, cell.note)
 
 

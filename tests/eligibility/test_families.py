@@ -39,6 +39,13 @@ QWEN2_5_VL = {
     "text_config": DENSE | {"model_type": "qwen2_5_vl_text"},
     "vision_config": {"depth": 32, "hidden_size": 1280, "out_hidden_size": 2048},
 }
+LLAVA = {
+    "architectures": ["LlavaForConditionalGeneration"],
+    "model_type": "llava",
+    "text_config": DENSE | {"model_type": "llama"},
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "num_hidden_layers": 24},
+}
+IDEFICS3 = LLAVA | {"architectures": ["Idefics3ForConditionalGeneration"], "model_type": "idefics3"}
 RECURRENT_GEMMA = DENSE | {"architectures": ["RecurrentGemmaForCausalLM"], "model_type": "recurrent_gemma"}
 
 
@@ -120,13 +127,39 @@ def test_remote_code_is_refused_unless_trusted_and_then_planned_like_its_family(
     assert "vLLM runs Phi3ForCausalLM" in trusted["eligible"]["gptq"].notes[1]
 
 
-def test_a_vision_language_model_is_refused_with_the_reason() -> None:
-    result = plan(facts(QWEN2_5_VL), [target_for(90)])
-    assert result.skipped is not None
-    assert (
-        "vision-language model" in result.skipped and "Qwen2_5_VLForConditionalGeneration" in result.skipped
+def test_a_vision_language_model_gets_modelopts_formats_for_its_language_model_and_no_gptq() -> None:
+    """Qwen2.5-VL: ModelOpt's VLM table makes FP8 and NVFP4 of its language model and vLLM runs it; GPTQ is
+    refused with what was measured; INT4 AWQ is refused because its one loader, TensorRT-LLM, has no row."""
+    plans = _runtimes(QWEN2_5_VL, (90, 100))
+    assert plans[90]["eligible"].keys() == {"fp8", "nvfp4"} and plans[100]["eligible"].keys() == {
+        "fp8",
+        "nvfp4",
+    }
+    notes = plans[90]["eligible"]["fp8"].notes
+    assert notes[0] == "made by: ModelOpt HF table: VLM: Qwen2, 2.5-VL × fp8 is supported"
+    assert "vLLM runs Qwen2_5_VLForConditionalGeneration" in notes[1]
+    gptq = plans[90]["skipped"]["gptq"]
+    assert "Qwen2VLVideoProcessor requires the Torchvision library" in gptq
+    assert "(toolchain_limits.yaml: gptqmodel 7.6.0" in gptq
+    assert plans[90]["skipped"]["int4_awq"] == (
+        "no runtime runs Qwen2_5_VLForConditionalGeneration in int4_awq on sm90: TensorRT-LLM (PyTorch "
+        "backend): TensorRT-LLM model matrix: no row for model_type 'qwen2_5_vl'"
     )
-    assert "needs torchvision, which the build environment lacks" in result.skipped
+
+
+def test_llava_gets_fp8_and_a_vlm_no_table_lists_is_refused_format_by_format() -> None:
+    """Llava: FP8 (vLLM, TensorRT-LLM) and INT4 AWQ (TensorRT-LLM's LLaVA row); ModelOpt's VLM table has no
+    NVFP4 for it. A VLM none of the tables lists is refused format by format, each naming the table."""
+    plans = _runtimes(LLAVA, (90,))
+    assert set(plans[90]["eligible"]) == {"fp8", "int4_awq"}
+    assert "VLM: Llava × fp8 is supported" in plans[90]["eligible"]["fp8"].notes[0]
+    assert "(LLaVA × W4A16 AWQ: Y)" in plans[90]["eligible"]["int4_awq"].notes[1]
+    assert plans[90]["skipped"]["nvfp4"].startswith("ModelOpt HF table: VLM: Llava × nvfp4 is not listed (-)")
+    assert "Qwen2VLVideoProcessor requires the Torchvision library" in plans[90]["skipped"]["gptq"]
+    unlisted = plan(facts(IDEFICS3), [target_for(90)])
+    assert unlisted.skipped is None and not unlisted.targets[0].eligible
+    reasons = {s.format: s.reason for s in unlisted.targets[0].skipped}
+    assert "ModelOpt HF table: no row for model_type 'idefics3'" in reasons["fp8"]
 
 
 @pytest.mark.parametrize("policy", ["runtimes", "strict", "permissive"])

@@ -24,6 +24,7 @@ from bot.publishing.publisher import Publisher
 from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec, Recipe, ValidationSettings
 from builders.tiny import build_tiny_llama3, build_tiny_qwen2, calibration_text_path, push_upstream
+from builders.tiny_families import build_tiny_family
 
 UPSTREAM_CARD = {"license_name": "tiny-llama-license", "license_link": "LICENSE", "language": ["en"]}
 LICENSE_TEXT = "Tiny Llama licence: use it for tests.\n"
@@ -104,6 +105,23 @@ def _push(hubsim, model: Path, name: str) -> UpstreamRepo:
         card_data=UPSTREAM_CARD,
     )
     return UpstreamRepo(repo_id, [sha])
+
+
+_FAMILY_REPOS: dict[str, tuple[Path, UpstreamRepo]] = {}
+
+
+@pytest.fixture
+def family(hubsim, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, UpstreamRepo]]:
+    """`family(name)` → (its tiny folder, builders/tiny_families.py's, and its upstream repo on hubsim),
+    made once per session."""
+
+    def get(name: str) -> tuple[Path, UpstreamRepo]:
+        if name not in _FAMILY_REPOS:
+            folder = build_tiny_family(tmp_path_factory.mktemp(name) / "model", name)
+            _FAMILY_REPOS[name] = (folder, _push(hubsim, folder, f"tiny-{name.replace('_', '-')}"))
+        return _FAMILY_REPOS[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from huggingface_hub import snapshot_download
@@ -19,13 +18,11 @@ from bot.eligibility.targets import target_for
 from bot.publishing.publisher import Publisher
 from bot.publishing.usage import PROMPT, is_chat_model, runnable_snippet
 from builders.spec import Manifest
-from builders.tiny_families import PHI3_CODE, build_tiny_family
+from builders.tiny_families import PHI3_CODE
 from state.models import ReleaseStatus
-from tests.publishing.conftest import UpstreamRepo, _push
 
 pytestmark = pytest.mark.slow
 
-_REPOS: dict[str, tuple[Path, UpstreamRepo]] = {}
 # A GPTQ mixture of experts loaded by repo id as GPTQModel loads it (one linear layer per expert in its
 # model definitions), then generating.
 _GPTQMODEL_LOAD = """
@@ -39,19 +36,6 @@ inputs = tokenizer("Alice was beginning", return_tensors="pt")
 out = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
 print("NEW_TOKENS", out.shape[1] - inputs["input_ids"].shape[1])
 """
-
-
-@pytest.fixture
-def family(hubsim, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """`family(name)` → (its tiny folder, its upstream repo on hubsim), made once per session."""
-
-    def get(name: str) -> tuple[Path, UpstreamRepo]:
-        if name not in _REPOS:
-            folder = build_tiny_family(tmp_path_factory.mktemp(name) / "model", name)
-            _REPOS[name] = (folder, _push(hubsim, folder, f"tiny-{name.replace('_', '-')}"))
-        return _REPOS[name]
-
-    return get
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,22 @@ names, and the scan for traces of the build machine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from bot.eligibility.facts import build_facts
 from bot.eligibility.matrices import load_runtimes
 from bot.publishing.layout import layout_tree
 from bot.publishing.portable import machine_traces
-from bot.publishing.usage import detection_rules, runnable_snippet, runs_with, usages
+from bot.publishing.usage import (
+    IMAGE_PROMPT,
+    IMAGE_URL,
+    detection_rules,
+    runnable_snippet,
+    runs_with,
+    usages,
+)
 from builders.invariance import is_licence_file
 
 REPO = "quantbot/tiny-GPTQ"
@@ -57,6 +67,32 @@ def test_chat_snippets_prompt_through_the_chat_template() -> None:
     (engine,) = usages("int8_sq", REPO, chat=True)
     assert 'AutoTokenizer.from_pretrained("release/trt-llm/checkpoints").apply_chat_template(' in engine.code
     assert runnable_snippet("gptq", REPO, chat=True).code == chat["transformers"]
+
+
+def test_a_vision_language_models_snippets_ask_about_an_image() -> None:
+    """vLLM and TGI (fp8) send an image with the question; transformers, where it loads the format, goes
+    through the upstream's auto class and processor; a causal LM's snippets are unchanged."""
+    vlm = build_facts(
+        {
+            "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+            "model_type": "qwen2_5_vl",
+            "text_config": {"model_type": "qwen2_5_vl_text"},
+            "vision_config": {"depth": 32},
+        },
+        name="org/vlm",
+        source="local",
+    )
+    image = f'{{"type": "image_url", "image_url": {{"url": "{IMAGE_URL}"}}}}'
+    codes = {u.runtime: u.code for u in usages("fp8", REPO, chat=True, family=vlm)}
+    assert set(codes) == {"vllm", "tgi"}
+    assert all(image in code and IMAGE_PROMPT in code for code in codes.values())
+    assert "llm.chat(messages" in codes["vllm"] and "/v1/chat/completions" in codes["tgi"]
+    transformers = next(
+        u for u in usages("gptq", REPO, family=replace(vlm, gptqmodel=True)) if u.module == "transformers"
+    )
+    assert "AutoModelForImageTextToText.from_pretrained(model_id" in transformers.code
+    assert "processor.apply_chat_template(" in transformers.code and IMAGE_URL in transformers.code
+    assert all(IMAGE_URL not in u.code for u in usages("fp8", REPO, chat=True))
 
 
 def test_an_fp8_release_is_advised_for_tgi_in_the_image_the_table_read() -> None:

@@ -53,6 +53,7 @@ class Limit:
     model_types: frozenset[str]
     reason: str
     source: str
+    vision_language: bool = False  # the limit holds for every vision-language model, whatever its type
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,15 @@ class Families:
     modelopt: ModelOptTable
     limits: tuple[Limit, ...]
 
-    def limit(self, fmt: str, model_type: str | None) -> Limit | None:
-        return next((x for x in self.limits if fmt in x.formats and model_type in x.model_types), None)
+    def limit(self, fmt: str, model_type: str | None, vision: bool = False) -> Limit | None:
+        return next(
+            (
+                x
+                for x in self.limits
+                if fmt in x.formats and (model_type in x.model_types or (vision and x.vision_language))
+            ),
+            None,
+        )
 
 
 class _ButNot(Strict):
@@ -107,7 +115,8 @@ class _ModelOptHfFile(MatrixFile):
 
 class _LimitEntry(Strict):
     formats: list[Text]
-    model_types: list[Text]
+    model_types: list[Text] = []
+    vision_language: bool = False
     reason: Text
     source: Text
 
@@ -187,6 +196,7 @@ def _limits(path: Path, data: Any) -> tuple[Limit, ...]:
                 frozenset(raw.model_types),
                 " ".join(raw.reason.split()),
                 raw.source,
+                raw.vision_language,
             )
         )
     return tuple(limits)
