@@ -32,6 +32,7 @@ class NewEvent:
     dedup_key: str
     repo: str | None = None
     ignored: str | None = None  # why the bot does not act on it: stored already processed, with this reason
+    text: str | None = None  # `payload` as delivered, JSON text: stored as it is rather than serialised again
 
 
 @dataclass(frozen=True)
@@ -169,14 +170,17 @@ class EventAppender:
 
     This is the webhook's hot path, run before every acknowledgement: SQLAlchemy's per-statement and
     per-transaction machinery (pool checkout and reset, execution contexts, the begin event) cost several
-    times the insert and its commit, so the statements are compiled for the dialect once, values go through
-    the columns' own bind processors, and they run on the driver's cursor. Driver errors come out as
-    SQLAlchemy's `DBAPIError`s, as from any other store call. Not thread-safe: one thread uses it.
+    times the insert and its commit, so the statements are compiled for the dialect once and run on the
+    driver's cursor; per event only what differs is converted (the payload's JSON text is the delivery's own
+    when it has one, the timestamps are converted once a batch), and on SQLite, whose connection is in
+    autocommit mode, a batch of one event is one statement and so a transaction of its own. Driver errors come
+    out as SQLAlchemy's `DBAPIError`s, as from any other store call. Not thread-safe: one thread uses it.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._connection: PoolProxiedConnection | None = None
+        self._cursor: Any = None
         dialect = db.engine.dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         table = EventRecord.__table__
@@ -191,13 +195,11 @@ class EventAppender:
 
     def append(self, events: Sequence[NewEvent]) -> list[Recorded]:
         """Store `events` in one transaction (see `EventStore.record_many`)."""
-        connection = self._connection or self._db.engine.raw_connection()
-        self._connection = connection
-        cursor = connection.cursor()
+        connection, cursor = self._open()
         try:
-            if self._db.dialect == "sqlite":  # the connection is in autocommit mode: take the write lock
+            if self._db.dialect == "sqlite" and len(events) > 1:  # several statements: write lock first
                 cursor.execute("BEGIN IMMEDIATE")
-            now = utcnow()
+            now = self._insert.convert("received_at", utcnow())
             results = [self._one(cursor, event, now) for event in events]
             connection.commit()
             return results
@@ -207,35 +209,62 @@ class EventAppender:
         except BaseException:
             self._discard()
             raise
-        finally:
-            with contextlib.suppress(Exception):
-                cursor.close()
 
     def close(self) -> None:
         """Give the connection back to the pool."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection, cursor = self._connection, self._cursor
+        self._connection = self._cursor = None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
+            connection.close()
 
-    def _one(self, cursor: Any, event: NewEvent, now: datetime) -> Recorded:
-        cursor.execute(self._insert.sql, self._insert.params(_row(event, now)))
+    def _open(self) -> tuple[PoolProxiedConnection, Any]:
+        if self._connection is None:
+            self._connection = self._db.engine.raw_connection()
+            self._cursor = self._connection.cursor()
+        return self._connection, self._cursor
+
+    def _one(self, cursor: Any, event: NewEvent, now: Any) -> Recorded:
+        cursor.execute(self._insert.sql, self._insert.params(self._row(event, now)))
         row = cursor.fetchone()
         if row is not None:
             return Recorded(row[0], True)
         cursor.execute(self._existing.sql, self._existing.params({"dedup_key": event.dedup_key}))
         return Recorded(cursor.fetchone()[0], False)
 
+    def _row(self, event: NewEvent, now: Any) -> dict[str, Any]:
+        """The driver's values of a new event's columns (`now` converted already). An ignored one is
+        processed."""
+        text = event.text if event.text is not None else self._insert.convert("payload", event.payload)
+        ignored = event.ignored is not None
+        return {
+            "delivery_id": event.delivery_id,
+            "scope": event.scope,
+            "action": event.action,
+            "payload": text,
+            "dedup_key": event.dedup_key,
+            "repo": event.repo,
+            "received_at": now,
+            "processed_at": now if ignored else None,
+            "outcome": IGNORED if ignored else None,
+            "error": event.ignored,
+        }
+
     def _discard(self) -> None:
         """After a failure: roll back and drop the connection (the next batch opens a fresh one)."""
-        connection, self._connection = self._connection, None
+        connection, cursor = self._connection, self._cursor
+        self._connection = self._cursor = None
         if connection is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
             with contextlib.suppress(Exception):
                 connection.rollback()
             connection.invalidate()
 
 
 class _Prepared:
-    """A statement as the driver takes it: its SQL and how a row of values becomes its parameters."""
+    """A statement as the driver takes it: its SQL, its parameters' order, and its columns' conversions."""
 
     def __init__(self, compiled: SQLCompiler, table: FromClause, dialect: Dialect) -> None:
         self.sql = compiled.string
@@ -247,30 +276,11 @@ class _Prepared:
             if processor is not None:
                 self.processors[name] = processor
 
-    def params(self, row: dict[str, Any]) -> list[Any] | dict[str, Any]:
-        """The driver's parameters for `row`: each value through its column's bind processor."""
-        values = {name: self._value(name, row[name]) for name in self.names}
-        return [values[name] for name in self.names] if self.positional else values
-
-    def _value(self, name: str, value: Any) -> Any:
+    def convert(self, name: str, value: Any) -> Any:
+        """`value` as the driver takes it for column `name` (through the column's bind processor)."""
         processor = self.processors.get(name)
         return value if processor is None or value is None else processor(value)
 
-
-def _row(event: NewEvent, now: datetime) -> dict[str, Any]:
-    """The columns of a new event; shallow (asdict() would copy the payload). An ignored one is processed."""
-    row = {
-        "delivery_id": event.delivery_id,
-        "scope": event.scope,
-        "action": event.action,
-        "payload": event.payload,
-        "dedup_key": event.dedup_key,
-        "repo": event.repo,
-        "received_at": now,
-        "processed_at": None,
-        "outcome": None,
-        "error": None,
-    }
-    if event.ignored is not None:
-        row |= {"processed_at": now, "outcome": IGNORED, "error": event.ignored}
-    return row
+    def params(self, values: dict[str, Any]) -> list[Any] | dict[str, Any]:
+        """The driver's parameters from `values`, converted already."""
+        return [values[name] for name in self.names] if self.positional else values

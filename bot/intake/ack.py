@@ -98,6 +98,7 @@ class Acknowledger:
             event.dedup_key,
             event.repo,
             event.ignored,
+            event.text,
         )
         try:
             recorded = await self._writer.record(new)
@@ -121,10 +122,14 @@ class Acknowledger:
 
 async def send_json(send: Send, status: int, answer: dict[str, Any]) -> None:
     """Answer with `answer` as JSON, rendered as FastAPI's `JSONResponse` renders it."""
-    body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    body = _ENCODER.encode(answer).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# Made once: `json.dumps` with an option builds an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _headers(scope: Scope) -> tuple[bytes | None, bytes | None]:

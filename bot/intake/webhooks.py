@@ -10,11 +10,12 @@ revision + scope, comment events on the comment id, the rest on the delivery.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -49,6 +50,9 @@ class Event:
     dedup_key: str
     repo: str | None = None
     ignored: str | None = None
+    # The body as delivered (JSON text), stored as it is (None where it may not be): how it arrived, not what
+    # it says, so no part of the event's equality.
+    text: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def handled(self) -> bool:
@@ -81,10 +85,11 @@ def check_secret(given: bytes | None, secret: bytes) -> None:
 def parse_body(body: bytes) -> Event:
     """Decode and validate a webhook body (the secret already checked)."""
     try:
-        payload = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+        text, storable = _decode(body)
+        payload = _DECODER.decode(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise WebhookBadJson(f"body is not valid JSON: {_first_line(e)}") from None
-    return event_from_payload(payload, hashlib.sha256(body).hexdigest())
+    return event_from_payload(payload, hashlib.sha256(body).hexdigest(), text if storable else None)
 
 
 def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> Event:
@@ -93,8 +98,9 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, secret: str) -> Event
     return parse_body(body)
 
 
-def event_from_payload(payload: Any, delivery_id: str) -> Event:
-    """Validate a decoded payload (a delivery, a stored event, or one the poller made) into an `Event`."""
+def event_from_payload(payload: Any, delivery_id: str, text: str | None = None) -> Event:
+    """Validate a decoded payload (a delivery, a stored event, or one the poller made) into an `Event`;
+    `text` is the payload's JSON as delivered, if it may be stored as it is."""
     if not isinstance(payload, dict):
         raise WebhookBadJson(f"body must be a JSON object, not {_json_type(payload)}")
     hook = payload.get("webhook")
@@ -105,10 +111,11 @@ def event_from_payload(payload: Any, delivery_id: str) -> Event:
     reason = _ignore_reason(scope, action, payload)
     if reason is not None:
         key = delivery_key(delivery_id)
-        return Event(delivery_id, scope, action[:MAX_ACTION], payload, None, key, _repo_name(payload), reason)
+        name = _repo_name(payload)
+        return Event(delivery_id, scope, action[:MAX_ACTION], payload, None, key, name, reason, text)
     parsed = _validate(HubWebhook, payload)
     key = _dedup_key(scope, action, parsed, delivery_id)
-    return Event(delivery_id, scope, action, payload, parsed, key, parsed.repo.name)
+    return Event(delivery_id, scope, action, payload, parsed, key, parsed.repo.name, text=text)
 
 
 def repo_block(endpoint: str, repo: str, private: bool, head_sha: str | None = None) -> dict[str, Any]:
@@ -125,6 +132,18 @@ def repo_block(endpoint: str, repo: str, private: bool, head_sha: str | None = N
     if head_sha is not None:
         block["headSha"] = head_sha
     return block
+
+
+def _decode(body: bytes) -> tuple[str, bool]:
+    """The body as text, and whether a database takes that text as it is.
+
+    Strictly valid UTF-8 does; otherwise it is decoded leniently (`surrogatepass`: lone surrogates reach the
+    JSON parser, which keeps them in strings) and its payload is stored re-serialised, with escapes."""
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        with contextlib.suppress(UnicodeDecodeError):
+            return body.decode("utf-8"), True
+    return body.decode(encoding, "surrogatepass"), False
 
 
 def _ignore_reason(scope: str, action: str, payload: dict[str, Any]) -> str | None:

@@ -36,6 +36,28 @@ def test_contract_payloads_are_stored_then_acknowledged(bot, payloads, name: str
     assert bot.notified == [event.id]
 
 
+# A comment beyond ASCII as a body in each encoding JSON allows: valid UTF-8 is stored as delivered, the rest
+# re-serialised; either way it reads back as the payload, never a 500. The lone surrogate (which no database
+# takes as text) arrives as UTF-8's bytes for it, which the lenient decoding lets through.
+BODY_ENCODINGS: dict[str, Any] = {
+    "utf-8": ("é 😀 \\u0000", lambda text: text.encode()),
+    "utf-16": ("é 😀", lambda text: text.encode("utf-16")),
+    "a lone surrogate in utf-8": ("\ud800 é", lambda text: text.encode("utf-8", "surrogatepass")),
+}
+
+
+@pytest.mark.parametrize("name", BODY_ENCODINGS)
+def test_a_body_beyond_ascii_is_stored_as_its_payload(bot, payloads, name: str) -> None:
+    content, encode = BODY_ENCODINGS[name]
+    payload = payloads["command_comment"]
+    payload["comment"]["content"] = f"@my-bot /quantize {content}"
+
+    response = bot.deliver(encode(json.dumps(payload, ensure_ascii=False, indent=1)))
+
+    assert response.status_code == 202, response.text
+    assert bot.store.events.get(response.json()["event_id"]).payload == payload
+
+
 def test_same_delivery_five_times_is_one_event(bot, payloads) -> None:
     answers = [bot.deliver(payloads["main_commit"]) for _ in range(5)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -109,6 +110,22 @@ def test_one_batch_with_duplicates_inside_and_outside(store: Store) -> None:
     assert first.created and not duplicate_of_stored.created and not duplicate_in_batch.created
     assert duplicate_of_stored.event_id == before and duplicate_in_batch.event_id == first.event_id
     assert store.events.get(first.event_id).payload == {"n": 1}
+
+
+def test_events_stored_with_their_delivered_text_read_back_as_their_payloads(store: Store) -> None:
+    comment = {"comment": {"content": "/quantize gptq é 😀 \u0000"}, "nested": [1, 2.5, None, True]}
+    payloads = [comment, {"n": 2}]
+    texts = [json.dumps(payloads[0], ensure_ascii=False, indent=2), '{"n":  2}']
+    events = [
+        NewEvent(f"d{i}", "discussion.comment", "create", payload, f"key-{i}", text=text)
+        for i, (payload, text) in enumerate(zip(payloads, texts, strict=True))
+    ]
+
+    alone = store.events.record_many(events[:1])  # one event: one statement
+    batch = store.events.record_many(events)  # several: one transaction
+
+    assert [r.created for r in alone + batch] == [True, False, True]
+    assert [store.events.get(r.event_id).payload for r in batch] == payloads
 
 
 def test_a_failed_batch_stores_nothing_and_the_appender_goes_on(store: Store) -> None:
