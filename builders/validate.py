@@ -55,7 +55,7 @@ def validate(ctx: BuildContext) -> dict[str, Any]:
         found = structure.check_gptq(ckpt, ctx.snapshot_dir, expect)
         ctx.progress(0.4, "reloading the GPTQ checkpoint with GPTQModel")
         measured = _reload_and_measure(ctx)
-        reload = f"{measured.pop('loader')}({export['quantization']['checkpoint']}) on {ctx.torch_device}"
+        reload = f"{measured.pop('loader')} on {ctx.torch_device}"
         method = "GPTQ checkpoint reloaded with GPTQModel"
     else:
         expect = {
