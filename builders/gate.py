@@ -112,7 +112,9 @@ def _upstream_layers(upstream: Path, trust_remote_code: bool) -> _Upstream:
     """The upstream's layers, from the model built on the meta device (no weight is read). transformers 5
     keeps a mixture of experts' experts (and its router) as fused modules, not `nn.Linear`s, while the
     checkpoints store one linear layer per expert: every 2-D weight of the upstream's files inside the decoder
-    stack that the model has no linear layer for counts as one, by its stored name and shape. A
+    stack that the model has no linear layer for counts as one, by its stored name and shape, and a linear
+    layer of the model inside the stack that the files store under another name (Mixtral's, whose files keep
+    `block_sparse_moe.experts.N.w1` where transformers 5 names `mlp.experts`) counts only by that one. A
     vision-language model's modules are named as its checkpoints name them (transformers 5 moves them, e.g.
     `model.layers` to `model.language_model.layers`), and its stack is its language model's."""
     import torch
@@ -136,10 +138,12 @@ def _upstream_layers(upstream: Path, trust_remote_code: bool) -> _Upstream:
     stacks = [n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == layers]
     # the language model's stack: the one beside the input embedding (a vision tower may have as many layers)
     stack = stored(max(stacks, key=lambda n: len(_common_prefix(n, embedding)), default=""))
-    for name, tensor in _tensors(upstream).items():
-        module = name.removesuffix(".weight")
-        if name.endswith(".weight") and len(tensor["shape"]) == 2 and module.startswith(f"{stack}."):
+    files = {n.removesuffix(".weight"): t for n, t in _tensors(upstream).items() if n.endswith(".weight")}
+    for module, tensor in files.items():
+        if len(tensor["shape"]) == 2 and module.startswith(f"{stack}."):
             linears.setdefault(module, (tensor["shape"][0], tensor["shape"][1]))
+    if files:  # a decoder layer's module the files store under another name (Mixtral's experts) counts once
+        linears = {m: s for m, s in linears.items() if m in files or not m.startswith(f"{stack}.")}
     return _Upstream(linears=linears, stack=stack, embedding=stored(embedding))
 
 

@@ -7,7 +7,9 @@ with the upstream's metadata files and config keys (invariance.py) in place of w
 
 GPTQModel quantizes a fused projection of the upstream (Phi-3's `gate_up_proj`) as the two layers it fuses and
 saves them so; export fuses them back under the upstream's name (`refuse_split_layers`), so that the model
-class of the upstream, which has only the fused layer, loads the release.
+class of the upstream, which has only the fused layer, loads the release. Likewise it saves a mixture's
+layers under transformers 5's names (Mixtral's `mlp.experts.N.gate_proj`); export gives each its upstream's
+name (`block_sparse_moe.experts.N.w1`, `upstream_layer_names`), the one vLLM's and SGLang's loaders read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +114,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
     shutil.copytree(source, out, dirs_exist_ok=True)
     scrubbed = scrub_host_paths(out)
     fused = refuse_split_layers(out, ctx.snapshot_dir)
+    renamed = upstream_layer_names(out, ctx.snapshot_dir)
     metadata = keep_upstream_metadata(out, ctx.snapshot_dir, "gptq", ctx.spec.trust_remote_code)
     qcfg = json.loads((out / "quantize_config.json").read_text())
     artifacts = [a for a in hash_folder(out, ".") if a["path"] != MANIFEST_NAME]
@@ -131,6 +136,7 @@ def export(ctx: BuildContext) -> dict[str, Any]:
         "upstream_metadata": metadata,
         "host_paths_removed": scrubbed,
         "refused_layers": fused,
+        "renamed_layers": renamed,
         "outputs": [str(out / "quantize_config.json")],
     }
 
@@ -177,6 +183,57 @@ def refuse_split_layers(out: Path, upstream: Path) -> list[str]:
     return sorted(done)
 
 
+# The modules transformers 5 renamed in a family's model class, as GPTQModel saves them → the upstream's name
+# (transformers 5.14's Mixtral conversion mapping, read backwards: the router and each expert's w1, w3, w2).
+RENAMED_LAYERS = (
+    (re.compile(r"\.mlp\.gate$"), ".block_sparse_moe.gate"),
+    (re.compile(r"\.mlp\.experts\.(\d+)\.gate_proj$"), r".block_sparse_moe.experts.\1.w1"),
+    (re.compile(r"\.mlp\.experts\.(\d+)\.up_proj$"), r".block_sparse_moe.experts.\1.w3"),
+    (re.compile(r"\.mlp\.experts\.(\d+)\.down_proj$"), r".block_sparse_moe.experts.\1.w2"),
+)
+
+
+def upstream_layer_names(out: Path, upstream: Path) -> dict[str, int]:
+    """Give each saved module the upstream's name for it, where the upstream has no module of the saved name
+    but has the renamed one (so a family whose upstream already uses transformers 5's names keeps them);
+    every tensor of the module (qweight, qzeros, scales, g_idx, or an unquantized weight) moves with it.
+    Returns how many modules each rename moved, layer and expert numbers written N."""
+    modules = {
+        n.rpartition(".")[0] for f in Path(upstream).glob("*.safetensors") for n in safetensors_header(f)
+    }
+
+    def upstream_name(module: str) -> str:
+        if module in modules:
+            return module
+        for pattern, name in RENAMED_LAYERS:
+            renamed = pattern.sub(name, module)
+            if renamed != module and renamed in modules:
+                return renamed
+        return module
+
+    from safetensors.torch import load_file, save_file
+
+    renamed: Counter[str] = Counter()
+    for file in sorted(out.glob("*.safetensors")):
+        moves = {m: upstream_name(m) for m in {n.rpartition(".")[0] for n in safetensors_header(file)}}
+        moves = {m: r for m, r in moves.items() if m != r}
+        if not moves:
+            continue
+        tensors = {_moved(n, moves): t for n, t in load_file(file).items()}
+        save_file(tensors, str(file), metadata={"format": "pt"})
+        renamed.update(_INDEX.sub(".N", f"{m} → {r}") for m, r in moves.items())
+    _reindex(out)
+    return dict(sorted(renamed.items()))
+
+
+def _moved(name: str, moves: dict[str, str]) -> str:
+    module, _, kind = name.rpartition(".")
+    return f"{moves[module]}.{kind}" if module in moves else name
+
+
+_INDEX = re.compile(r"\.\d+(?=\.|$)")  # a layer's or an expert's number, counted as one kind of rename
+
+
 def _reindex(out: Path) -> None:
     """A sharded checkpoint's index names each tensor's file: rewrite it from the files as they now are."""
     index = out / "model.safetensors.index.json"
@@ -198,16 +255,22 @@ def _producer_version(qcfg: dict[str, Any]) -> str | None:
 
 def reload(ctx: BuildContext) -> tuple[Any, str]:
     """The saved artifact loaded back as a user would load it, and how: by GPTQModel (its HF model inside),
-    or by transformers where export fused layers back (GPTQModel's own definition wants them split)."""
-    if ctx.details("export").get("refused_layers"):
+    or by transformers where export fused layers back (GPTQModel's own definition wants them split). Where
+    export gave layers the upstream's names, neither loads the release on CPU (GPTQModel 7.6 asks for
+    transformers 5's names, transformers 5.14 leaves the experts unloaded: docs/releases.md), so the quantize
+    stage's checkpoint, the same tensors under GPTQModel's names, is what runs."""
+    export = ctx.details("export")
+    if export.get("refused_layers"):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(
             ctx.out_dir, trust_remote_code=ctx.spec.trust_remote_code, device_map=ctx.torch_device
         )
-        return model.eval(), "AutoModelForCausalLM.from_pretrained"
-    gptqmodel = _gptqmodel()
-    loaded = gptqmodel.GPTQModel.load(
-        str(ctx.out_dir), device=ctx.torch_device, trust_remote_code=ctx.spec.trust_remote_code
+        return model.eval(), "AutoModelForCausalLM.from_pretrained(.)"
+    renamed = bool(export.get("renamed_layers"))
+    source = ctx.details("quantize")["checkpoint_dir"] if renamed else str(ctx.out_dir)
+    loaded = _gptqmodel().GPTQModel.load(
+        source, device=ctx.torch_device, trust_remote_code=ctx.spec.trust_remote_code
     )
-    return loaded.model, "GPTQModel.load"
+    how = "the quantize stage's checkpoint, before export renamed its layers" if renamed else "."
+    return loaded.model, f"GPTQModel.load({how})"

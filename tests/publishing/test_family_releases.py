@@ -1,6 +1,8 @@
-"""Families beyond the dense Llama: a mixture of experts (Qwen3-MoE style) and a remote-code model (Phi-3 with
-`auto_map` and its .py files), each made here as a tiny repo, pushed to hubsim, planned, built, published and
-loaded by repo id with transformers. The build starts in a folder of its own and leaves nothing there."""
+"""Families beyond the dense Llama: mixtures of experts (Qwen3-MoE and Mixtral style) and a remote-code model
+(Phi-3 with `auto_map` and its .py files), each made here as a tiny repo, pushed to hubsim, planned, built,
+published and loaded by repo id with transformers, or, where nothing installed here loads the release, read
+by id and its tensors checked against the upstream's names. The build starts in a folder of its own and
+leaves nothing there."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ print("NEW_TOKENS", out.shape[1] - inputs["input_ids"].shape[1])
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt"), [("qwen3_moe", "gptq"), ("qwen3_moe", "fp8"), ("phi3_remote", "gptq")]
+    ("name", "fmt"),
+    [("qwen3_moe", "gptq"), ("qwen3_moe", "fp8"), ("phi3_remote", "gptq"), ("mixtral", "gptq")],
 )
 def test_a_family_release_is_planned_built_published_and_loads_by_repo_id(
     name: str, fmt: str, family, builds, publisher: Publisher, hubsim, tmp_path: Path
@@ -88,6 +91,11 @@ def test_a_family_release_is_planned_built_published_and_loads_by_repo_id(
         )
         assert run.returncode == 0, run.stderr[-3000:]
         assert "NEW_TOKENS 4" in run.stdout
+    elif fmt == "gptq" and name == "mixtral":  # the upstream's names, which neither loader here reads
+        _assert_upstream_names(local, folder)
+        assert "| transformers + GPTQModel / optimum | no, not MixtralForCausalLM |" in readme
+        assert "| vLLM | yes |" in readme and "| SGLang | yes |" in readme, readme
+        assert manifest.validation.reload.startswith("GPTQModel.load(the quantize stage's checkpoint")
     elif fmt == "gptq":  # transformers loads GPTQ on CPU: the card's own snippet loads it by id and generates
         snippet = runnable_snippet(fmt, repo_id, chat=is_chat_model(manifest), trust_remote_code=trust)
         assert snippet is not None and snippet.code in readme and snippet.runtime == "transformers"
@@ -112,3 +120,25 @@ def test_a_family_release_is_planned_built_published_and_loads_by_repo_id(
         )
         assert run.returncode == 0, run.stderr[-3000:]
         assert (local / "hf_quant_config.json").exists()
+
+
+def _assert_upstream_names(release: Path, upstream: Path) -> None:
+    """Every linear layer of the upstream's experts and attention has its GPTQ tensors under the upstream's
+    own name (`block_sparse_moe.experts.N.w1`, as vLLM's and SGLang's Mixtral loaders read it); the routers
+    keep their weights as the upstream stores them; nothing is left under transformers 5's names."""
+    from safetensors.torch import load_file
+
+    def tensors(folder: Path) -> dict:
+        return {n: t for f in sorted(folder.glob("*.safetensors")) for n, t in load_file(f).items()}
+
+    ours, theirs = tensors(release), tensors(upstream)
+    layers = [n.removesuffix(".weight") for n, t in theirs.items() if ".layers." in n and t.dim() == 2]
+    routers = [m for m in layers if m.endswith(".block_sparse_moe.gate")]
+    experts = [m for m in layers if ".block_sparse_moe.experts." in m]
+    assert len(routers) == 2 and len(experts) == 2 * 4 * 3 and {m[-2:] for m in experts} == {"w1", "w2", "w3"}
+    for module in set(layers) - set(routers):
+        assert {f"{module}.{k}" for k in ("qweight", "qzeros", "scales", "g_idx")} <= ours.keys(), module
+        assert f"{module}.weight" not in ours
+    for router in routers:
+        assert ours[f"{router}.weight"].equal(theirs[f"{router}.weight"]), router
+    assert not [n for n in ours if ".mlp." in n], "a layer left under transformers 5's names"
