@@ -6,6 +6,7 @@ reason, not after a long load; the format's own toolchain (GPTQModel or ModelOpt
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from builders import gptq
@@ -25,6 +26,7 @@ def load_stage(ctx: BuildContext) -> dict[str, Any]:
     tokenizer = ctx.tokenizer()
     model = gptq.load_base(ctx).model if spec.format == "gptq" and gptq.loads_once(ctx) else ctx.base_model()
     ctx.progress(0.6, "measuring the base model on the held-out text")
+    started = time.monotonic()
     ppl = perplexity(model, tokenizer, eval_text(v), v.eval_tokens, v.eval_seq_len)
     facts |= {
         # as stored: GPTQModel holds a model in bfloat16 on a CPU, and the base is measured as it holds it
@@ -35,6 +37,7 @@ def load_stage(ctx: BuildContext) -> dict[str, Any]:
         "eval_tokens": ppl["tokens"],
         "eval_text": eval_text_path(v).name,
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
+        "checked_s": round(time.monotonic() - started, 3),  # of the stage's time: the validation's part
     }
     if spec.format == "gptq" and not gptq.loads_once(ctx):
         ctx.release_model()  # GPTQModel reads it layer by layer as it quantizes
