@@ -4,13 +4,20 @@ directly, the verification worker's imports, and download sharing against a hubs
 1. Wall time per format (fp8 through ModelOpt, gptq through GPTQModel), one rep after the other on the same
    local snapshot and the same calibration (the bundled text cut into consecutive windows):
    - `quantbot build SNAPSHOT --format F ...` as a user runs it: the command, which starts the builder
-     worker through the launcher (bot/execution/launch.py), which loads, calibrates, quantizes, exports,
+     worker through the launcher (bot/launcher/launch.py), which loads, calibrates, quantizes, exports,
      checks and validates the build and writes its manifest;
    - one process doing what a user of the toolchain writes by hand: load the model, quantize on the same
      calibration windows, export or save, save the tokenizer (ModelOpt: `mtq.quantize` +
      `export_hf_checkpoint`; GPTQModel: `GPTQModel.load` + `quantize` + `save`).
-   Both start fresh processes, so both pay their imports. Printed: medians, their ratio (target <= 1.1) and
-   the builder's stage times.
+   Both start fresh processes, so both pay their imports. The builder also validates what it made, which
+   the direct run does not: the base and the quantized model's perplexity on the held-out text and a
+   generated sample (GPTQ: on its checkpoint reloaded as a user loads it), the structural checks and the
+   invariance gate; that time (the validate stage, and the measurements the manifest records in load and
+   quantize as `checked_s`) is printed and kept out of the ratio the target applies to. The rest of what a
+   release needs stays in it: the quantized state saved for a resumed run, the upstream's metadata files
+   kept as their own bytes (`save_pretrained` rewrites the tokenizer's), the artifacts' hashes, the
+   manifest. Printed: medians, the whole ratio, the validation's seconds, the ratio without them (target
+   <= 1.1), and the builder's stage times.
 2. The verification worker's imports (`python -m builders verify`'s modules and transformers' AutoConfig and
    AutoTokenizer, which it reads releases with): as the command runs them now (without torch), and with
    torch importable, as it ran before.
@@ -102,8 +109,9 @@ def _clean_env(work: Path) -> dict[str, str]:
     }
 
 
-def run_quantbot(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) -> tuple[float, dict]:
-    """`quantbot build` on the local snapshot; its wall time and the manifest's stage times."""
+def run_quantbot(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) -> tuple[float, float, dict]:
+    """`quantbot build` on the local snapshot; its wall time, its validation's part of it, and the
+    manifest's stage times."""
     command = [
         sys.executable, "-c", "from bot.cli import main; main()", "build", str(model), "--format", fmt,
         "--device", "cpu", "--kv-cache", "none", "--calib", str(opts.text),
@@ -117,7 +125,8 @@ def run_quantbot(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) 
         _fail(f"quantbot build failed for {fmt}:\n{done.stderr[-3000:]}")
     manifest = json.loads((folder / "out" / "manifest.json").read_text())
     stages = {s["name"]: s.get("wall_s") or 0.0 for s in manifest["stages"]}
-    return wall, stages
+    checked = stages["validate"] + sum(s["details"].get("checked_s", 0.0) for s in manifest["stages"])
+    return wall, checked, stages
 
 
 def run_direct(fmt: str, model: Path, opts: argparse.Namespace, folder: Path) -> float:
@@ -150,20 +159,28 @@ def overhead(opts: argparse.Namespace, work: Path) -> bool:
     from builders.tiny import build_tiny_llama
 
     model = build_tiny_llama(work / "tiny-llama")
-    print(f"\n{'format':8} {'quantbot s':>10} {'direct s':>9} {'ratio':>6}  quantbot stages (median s)")
+    print(
+        f"\n{'format':8} {'quantbot s':>10} {'direct s':>9} {'ratio':>6} {'validation s':>12} "
+        f"{'ratio without':>13}  quantbot stages (median s)"
+    )
     ok = True
     for fmt in opts.formats:
-        built, direct, stages = [], [], []
+        built, direct, checks, stages = [], [], [], []
         for rep in range(opts.reps):
-            wall, record = run_quantbot(fmt, model, opts, work / f"{fmt}-{rep}-quantbot")
+            wall, checked, record = run_quantbot(fmt, model, opts, work / f"{fmt}-{rep}-quantbot")
             built.append(wall)
+            checks.append(checked)
             stages.append(record)
             direct.append(run_direct(fmt, model, opts, work / f"{fmt}-{rep}-direct"))
-        b, d = statistics.median(built), statistics.median(direct)
+        b, d, c = statistics.median(built), statistics.median(direct), statistics.median(checks)
+        without = statistics.median(w - k for w, k in zip(built, checks, strict=True)) / d
         per_stage = {k: round(statistics.median(s[k] for s in stages), 2) for k in stages[0]}
-        verdict = "PASS" if b / d <= TARGET else "FAIL"
+        verdict = "PASS" if without <= TARGET else "FAIL"
         ok &= verdict == "PASS"
-        print(f"{fmt:8} {b:10.2f} {d:9.2f} {b / d:6.2f}  {per_stage}   target <= {TARGET}: {verdict}")
+        print(
+            f"{fmt:8} {b:10.2f} {d:9.2f} {b / d:6.2f} {c:12.2f} {without:13.2f}  {per_stage}   "
+            f"target <= {TARGET}: {verdict}"
+        )
     return ok
 
 

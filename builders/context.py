@@ -36,9 +36,10 @@ class BuildContext:
     records: dict[str, StageRecord] = field(default_factory=dict)
     stage: str = "fetch"
     model: Any = None
-    model_kind: str | None = None  # "base" or "quantized" while `model` holds one
+    model_kind: str | None = None  # "base", "quantized" or "gptq" (GPTQModel's) while `model` holds one
     _tokenizer: Any = None
     _held: bool = False
+    _frozen: bool = False
 
     # -- places
 
@@ -94,11 +95,20 @@ class BuildContext:
     def base_model(self, fresh: bool = False) -> Any:
         """The upstream model as loaded from the snapshot (reloaded when asked fresh or not in memory)."""
         if fresh or self.model_kind != "base":
-            if self.model is not None:  # a full collection walks every object torch made: only to free one
+            if self.model is not None:
                 self.release_model()
+            self.before_first_model()
             self.model = load_model(self.snapshot_dir, self.spec, self.torch_device)
             self.model_kind = "base"
         return self.model
+
+    def before_first_model(self) -> None:
+        """Leave what exists before the first model (the toolchain's modules, classes and functions, alive
+        as long as the process) out of garbage collection: `release_model`'s collection then walks what the
+        build made, not the hundreds of thousands of objects the imports made (a second on a busy CPU)."""
+        if not self._frozen:
+            gc.freeze()
+            self._frozen = True
 
     def keep_model(self, model: Any, kind: str) -> None:
         self.model, self.model_kind = model, kind

@@ -1,9 +1,11 @@
 """GPTQ through GPTQModel: quantize, save in GPTQ format, and reload the saved artifact to validate it.
 
-quantize writes GPTQModel's checkpoint into the work dir (that is the stage's durable result, so a rerun
-never quantizes twice); export copies it to the output dir, whose root is the repo to publish (GPTQ repos
-are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary paths GPTQModel records, and
-with the upstream's metadata files and config keys (invariance.py) in place of what GPTQModel saved.
+On a CPU the load stage loads the base model through GPTQModel, measures it, and quantize quantizes that
+same model (`loads_once`). quantize writes GPTQModel's checkpoint into the work dir (that is the stage's
+durable result, so a rerun never quantizes twice); export copies it to the output dir, whose root is the
+repo to publish (GPTQ repos are loaded from their root, `GPTQModel.load(repo_id)`), without the temporary
+paths GPTQModel records, and with the upstream's metadata files and config keys (invariance.py) in place of
+what GPTQModel saved.
 
 GPTQModel quantizes a fused projection of the upstream (Phi-3's `gate_up_proj`) as the two layers it fuses and
 saves them so; export fuses them back under the upstream's name (`refuse_split_layers`), so that the model
@@ -47,24 +49,45 @@ def supported_model_types() -> list[str]:
     return SUPPORTED_MODELS
 
 
+def loads_once(ctx: BuildContext) -> bool:
+    """Whether the base model is loaded once, by GPTQModel: on a CPU, where the load stage measures the very
+    model this stage quantizes. On GPUs the load stage measures it on the GPUs, and GPTQModel reads it layer
+    by layer from the snapshot as it quantizes (its `offload_to_disk`), so that host memory never holds it
+    whole (GPTQModel keeps a model it loads whole on the CPU)."""
+    return ctx.torch_device == "cpu"
+
+
+def load_base(ctx: BuildContext) -> Any:
+    """The upstream model as GPTQModel loads it to quantize it, kept in the context (kind "gptq")."""
+    recipe = ctx.spec.recipe
+    qcfg = _gptqmodel().QuantizeConfig(
+        bits=recipe.gptq_bits,
+        group_size=recipe.gptq_group_size,
+        desc_act=recipe.gptq_desc_act,
+        offload_to_disk=not loads_once(ctx),
+    )
+    ctx.before_first_model()
+    model = _gptqmodel().GPTQModel.load(
+        str(Path(ctx.snapshot_dir).resolve()),
+        qcfg,
+        device=ctx.torch_device,
+        trust_remote_code=ctx.spec.trust_remote_code,
+    )
+    ctx.keep_model(model, "gptq")
+    return model
+
+
 def quantize(ctx: BuildContext) -> dict[str, Any]:
-    gptqmodel = _gptqmodel()
-    spec, recipe = ctx.spec, ctx.spec.recipe
-    ctx.release_model()
+    recipe = ctx.spec.recipe
     calib = load_calibration(recipe, ctx.tokenizer(), ctx.details("fetch").get("calibration", {}))
     data = [{"input_ids": s, "attention_mask": [1] * len(s)} for s in calib.samples]
-    qcfg = gptqmodel.QuantizeConfig(
-        bits=recipe.gptq_bits, group_size=recipe.gptq_group_size, desc_act=recipe.gptq_desc_act
-    )
 
     def attempt(batch_size: int, number: int) -> Any:
         ctx.progress(0.1, f"GPTQ: quantizing layer by layer with {len(data)} samples, batch {batch_size}")
-        model = gptqmodel.GPTQModel.load(
-            str(Path(ctx.snapshot_dir).resolve()),
-            qcfg,
-            device=ctx.torch_device,
-            trust_remote_code=spec.trust_remote_code,
-        )
+        if number > 0 or ctx.model_kind != "gptq":  # not the load stage's (a rerun, a retry, or GPUs)
+            ctx.release_model()
+            load_base(ctx)
+        model = ctx.model
         ctx.inject_oom(number)
         _report_layers(ctx, model)
         # GPTQModel writes its per-layer logs into `logs/` under the current directory: the work dir's.
@@ -80,6 +103,7 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     ctx.progress(0.9, "saving the GPTQ checkpoint")
     model.save(str(partial))
     del model
+    ctx.release_model()
     shutil.rmtree(target, ignore_errors=True)
     partial.replace(target)
     return {

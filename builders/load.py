@@ -6,11 +6,12 @@ reason, not after a long load; the format's own toolchain (GPTQModel or ModelOpt
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from builders import gptq
 from builders.context import BuildContext
 from builders.failures import BuildFailure
-from builders.gptq import supported_model_types
 from builders.hfmodel import is_vision_language, perplexity, read_config, text_config
 from builders.spec import BuildSpec
 from builders.validate import eval_text, eval_text_path
@@ -31,20 +32,23 @@ def load_stage(ctx: BuildContext) -> dict[str, Any]:
     facts = check_architecture(config, spec)
     ctx.progress(0.1, f"loading {facts['architecture']} on {ctx.torch_device}")
     tokenizer = ctx.tokenizer()
-    model = ctx.base_model()
+    model = gptq.load_base(ctx).model if spec.format == "gptq" and gptq.loads_once(ctx) else ctx.base_model()
     ctx.progress(0.6, "measuring the base model on the held-out text")
+    started = time.monotonic()
     ppl = perplexity(model, tokenizer, eval_text(v), v.eval_tokens, v.eval_seq_len)
     facts |= {
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        # as stored: GPTQModel holds a model in bfloat16 on a CPU, and the base is measured as it holds it
+        "dtype": facts["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch."),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "num_layers": text_config(config).get("num_hidden_layers"),
         "base_perplexity": ppl["perplexity"],
         "eval_tokens": ppl["tokens"],
         "eval_text": eval_text_path(v).name,
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
+        "checked_s": round(time.monotonic() - started, 3),  # of the stage's time: the validation's part
     }
-    if spec.format == "gptq":
-        ctx.release_model()  # GPTQModel loads its own copy
+    if spec.format == "gptq" and not gptq.loads_once(ctx):
+        ctx.release_model()  # GPTQModel reads it layer by layer as it quantizes
     return facts
 
 
@@ -86,7 +90,7 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
     if spec.format == "gptq" and vision:
         raise BuildFailure("unsupported_architecture", GPTQ_VLM_REASON, bad_input=True)
     if spec.format == "gptq":
-        if str(model_type).lower() not in supported_model_types():
+        if str(model_type).lower() not in gptq.supported_model_types():
             raise BuildFailure(
                 "unsupported_architecture",
                 f"GPTQModel does not support model_type {model_type!r}",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,12 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     model, batch_used, retries = with_oom_retry(ctx, spec.recipe.calib_batch_size, attempt)
     ctx.keep_model(model, "quantized")
     ctx.progress(0.85, "measuring the fake-quantized model on the held-out text")
+    started = time.monotonic()
     fake_quant = _fake_quant_eval(ctx, model, tokenizer)
     if kept:  # a vision-language model: its answer about an image, or why that could not run here
         image = generate_from_image(model, ctx.snapshot_dir, IMAGE_QUESTION, spec.validation.generate_tokens)
         fake_quant["image_sample"] = image
+    checked_s = round(time.monotonic() - started, 3)  # of the stage's time: the validation's part
     state = ctx.work_dir / "quantize" / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
     partial = state.with_suffix(".partial")
@@ -132,6 +135,7 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
         "kv_cache": spec.recipe.kv_cache,
         "not_quantized_modules": kept,
         **fake_quant,
+        "checked_s": checked_s,
         "state_file": str(state),
         "outputs": [str(state)],
     }

@@ -1,15 +1,17 @@
 """Runs one BuildSpec: fetch → load → quantize → export → engines → validate → manifest.
 
 Each stage's record (status, times, memory, and the details later stages and the manifest need) is
-written atomically to ``<work_dir>/stages/<stage>.json`` when the stage starts and again when it ends. A
-rerun — after a crash, a kill or a failure — skips every leading stage whose record says succeeded and
+written atomically to ``<work_dir>/stages/<stage>.json`` when the stage starts and again when it ends.
+A rerun — after a crash, a kill or a failure — skips every leading stage whose record says succeeded and
 whose outputs still exist, and runs the rest. What survives a restart is on disk: the snapshot (fetch),
 the saved quantized state or GPTQ checkpoint (quantize), the exported files (export). The model in memory
 does not survive, and is reloaded by the stage that needs it (see context.py), so "load" is not rerun
-for its own sake: its record keeps the base model's measurements.
+for its own sake: its record keeps the base model's measurements. Records are not synced to disk one by
+one: a killed worker leaves every record it wrote, and one a power cut left unreadable is run again.
 
-The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed";
-it is written as published (portable.py): nothing in it names a place on this machine.
+The manifest is rewritten after every stage (status "running"), and finally as "succeeded" or "failed",
+synced to disk (the build's one sync); it is written as published (portable.py): nothing in it names a
+place on this machine.
 Exit codes: 0 succeeded, 1 failed, 2 failed because of the input (the spec or the upstream repo).
 """
 
@@ -232,7 +234,7 @@ class Runner:
             manifest.finished_at = utcnow()
             manifest.wall_s = round(time.monotonic() - self.started, 3)
         published = portable_manifest(manifest.model_dump(mode="json"), self.spec)
-        write_json_atomic(Path(self.spec.output_dir) / MANIFEST_NAME, published)
+        write_json_atomic(Path(self.spec.output_dir) / MANIFEST_NAME, published, durable=final)
 
     # -- the work dir
 
@@ -258,12 +260,14 @@ class Runner:
             if path.exists():
                 try:
                     records[name] = StageRecord.model_validate_json(path.read_text())
-                except ValidationError:
-                    path.unlink()  # unreadable: run the stage again
+                except ValueError:  # unreadable (cut short by a power cut): run the stage again
+                    path.unlink()
         return records
 
     def _write_record(self, record: StageRecord) -> None:
-        write_json_atomic(self.stage_dir / f"{record.name}.json", record.model_dump(mode="json"))
+        write_json_atomic(
+            self.stage_dir / f"{record.name}.json", record.model_dump(mode="json"), durable=False
+        )
 
 
 def _finished(record: StageRecord) -> bool:

@@ -907,8 +907,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader (or a rerun after a kill) sees the old file or the new one, never half."""
+def write_json_atomic(path: Path, data: Any, durable: bool = True) -> None:
+    """Write JSON so that a reader (or a rerun after a kill) sees the old file or the new one, never half.
+
+    The rename alone gives that against a killed process; `durable` also syncs the file to disk, for a
+    power cut (a build's running records skip it: one that does not read after a power cut is run again)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -916,8 +919,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=False)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -247,7 +246,8 @@ class Worker:
                 on_progress(progress)
             if exited:
                 return self.process.wait()
-            time.sleep(poll_s)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # back at once when it exits
+                self.process.wait(timeout=poll_s)
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the worker's process group (with `own_group`), else to the worker alone."""

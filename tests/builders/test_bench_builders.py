@@ -1,5 +1,6 @@
 """benchmarks/bench_builders.py keeps working: its quick run builds fp8 and gptq with `quantbot build` and
-with the toolchains called directly, and prints a ratio for each, and the verification worker's imports."""
+with the toolchains called directly, and prints a ratio for each, with and without the time the builder spends
+validating what it made, and the verification worker's imports."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_the_quick_benchmark_measures_both_formats_and_the_verification_imports(
     }
     assert set(rows) == {"fp8", "gptq"}, done.stdout
     for row in rows.values():
-        built, direct, ratio = (float(x) for x in row[1:4])
+        built, direct, ratio, checked, without = (float(x) for x in row[1:6])
         assert built > 0 and direct > 0 and ratio == pytest.approx(built / direct, abs=0.01)
+        assert 0 < checked < built and without == pytest.approx((built - checked) / direct, abs=0.01)
     now = next(line for line in done.stdout.splitlines() if "as the command runs now" in line)
     assert now.endswith("torch imported: False")

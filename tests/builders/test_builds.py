@@ -231,9 +231,13 @@ def test_validation_records_both_perplexities_and_a_sample(builder: Any, fmt: st
 
 
 def test_base_perplexity_is_the_same_measurement_for_every_format(builder: Any) -> None:
-    """Same model, same held-out text, same windows: the worker-run builds agree on the base value."""
-    values = {builder.built(f).manifest.validation.perplexity.base for f in ("w4a8_awq", "int8_sq")}
-    assert len(values) == 1
+    """Same model, same held-out text, same windows: the worker-run builds agree on the base value, and so
+    do those `quantbot build` ran, GPTQ's too, which measures the model as GPTQModel loaded it to quantize
+    it (the upstream is bfloat16)."""
+    for formats in (("w4a8_awq", "int8_sq"), ("fp8", "gptq")):
+        built = [builder.built(f).manifest for f in formats]
+        assert len({m.validation.perplexity.base for m in built}) == 1
+        assert {m.source.dtype for m in built} == {"bfloat16"}
 
 
 @pytest.mark.parametrize("fmt", ["fp8", "int4_awq", "gptq", "int8_sq"])

@@ -72,3 +72,29 @@ def test_killed_worker_resumes_after_the_last_finished_stage(builder: Any) -> No
     error = failed.manifest.errors[0]
     assert (error.stage, error.kind) == ("engines", "engine_not_built") and "sm90" in error.message
     assert failed.manifest.engines[0].status == "not_built"
+
+    # Records are not synced one by one: one a power cut left empty is a stage to run again.
+    (Path(spec.work_dir) / "stages" / "export.json").write_text("")
+    redone = builder.run(spec)
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    resumed = [line["stage"] for line in redone.progress if line["message"] == "done in an earlier run"]
+    assert resumed == ["fetch", "load", "quantize"]
+    assert redone.manifest.validation.ok
+
+
+def test_killed_gptq_worker_quantizes_again_from_a_fresh_load(builder: Any) -> None:
+    """The load stage's model (the one GPTQModel quantizes) is gone with the killed worker: the rerun's
+    quantize loads the base model itself, and the release is the same as one built in one go."""
+    spec = builder.spec("resume-gptq", "gptq")
+    held = lambda line: line["stage"] == "quantize" and line["message"].startswith("holding")  # noqa: E731
+    kill_when(start_worker(spec, {"QUANTBOT_BUILDERS_HOLD": "quantize"}), held)
+    assert records(spec)["quantize"]["status"] == "running"
+
+    done = builder.run(spec)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = [line["stage"] for line in done.progress if line["message"] == "done in an earlier run"]
+    assert resumed == ["fetch", "load"]
+    m, whole = done.manifest, builder.built("gptq").manifest
+    assert m.stage("quantize").runs == 2 and m.validation.ok
+    hashes = {a.path: a.sha256 for a in m.artifacts if a.path.endswith(".safetensors")}
+    assert hashes and hashes == {a.path: a.sha256 for a in whole.artifacts if a.path.endswith(".safetensors")}
