@@ -257,12 +257,14 @@ class Hub:
     def model_info(
         self, repo_id: str, revision: str | None = None, files_metadata: bool = False
     ) -> ModelInfo:
-        """A repo's info; at a commit sha, read once for a while (`PinnedReads`): handling a push asks for
-        the same commit's files and card in several places, and each ask costs the token's request budget."""
-        if revision is None or not _COMMIT.fullmatch(revision):
+        """A repo's info; with its files at a commit sha, read once for a while (`PinnedReads`): handling a
+        push asks for the same commit's files and card in several places (the watch's lookup, eligibility),
+        and each ask costs the token's request budget. Other reads (gating, as publishing checks it) are
+        fresh."""
+        if revision is None or not files_metadata or not _COMMIT.fullmatch(revision):
             return self._model_info(repo_id, revision, files_metadata)
-        key = (repo_id.lower(), revision, files_metadata)
-        return self._pinned.get(key, lambda: self._model_info(repo_id, revision, files_metadata))
+        key = (repo_id.lower(), revision)
+        return self._pinned.get(key, lambda: self._model_info(repo_id, revision, True))
 
     def _model_info(self, repo_id: str, revision: str | None, files_metadata: bool) -> ModelInfo:
         return self.call(
