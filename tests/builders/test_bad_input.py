@@ -82,7 +82,7 @@ def test_a_repo_without_safetensors_is_refused_unless_pickle_is_allowed(
     ("change", "message"),
     [
         ({"architectures": None}, "architectures"),
-        ({"architectures": ["GPT2LMHeadModel"]}, "not a causal language model"),
+        ({"architectures": ["GPT2LMHeadModel"]}, "neither a causal language model"),
         (
             {"architectures": ["FooForCausalLM"], "model_type": "llama"},
             "ModelOpt cannot export FooForCausalLM",
