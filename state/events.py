@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,9 +75,10 @@ class EventStore:
         finally:
             appender.close()
 
-    def appender(self) -> EventAppender:
-        """A connection of its own that stores batches of events: for one thread (the webhook's writer)."""
-        return EventAppender(self._db)
+    def appender(self, *, wait: bool = True) -> EventAppender:
+        """A connection of its own that stores batches of events, for one thread. With `wait=False`, on
+        SQLite, it fails at once rather than wait for another connection's write lock (the event loop's)."""
+        return EventAppender(self._db, wait=wait)
 
     def latest_received_at(self) -> datetime | None:
         """When the newest stored event arrived (None: none yet): where a catch-up after downtime starts."""
@@ -177,8 +179,9 @@ class EventAppender:
     out as SQLAlchemy's `DBAPIError`s, as from any other store call. Not thread-safe: one thread uses it.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, wait: bool = True) -> None:
         self._db = db
+        self._wait = wait
         self._connection: PoolProxiedConnection | None = None
         self._cursor: Any = None
         dialect = db.engine.dialect
@@ -204,7 +207,10 @@ class EventAppender:
             connection.commit()
             return results
         except self._dbapi_error as e:
-            self._discard()
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:  # nothing was written: keep it
+                connection.rollback()
+            else:
+                self._discard()
             raise DBAPIError.instance(self._insert.sql, None, e, self._dbapi_error) from e
         except BaseException:
             self._discard()
@@ -223,6 +229,8 @@ class EventAppender:
         if self._connection is None:
             self._connection = self._db.engine.raw_connection()
             self._cursor = self._connection.cursor()
+            if not self._wait and self._db.dialect == "sqlite":
+                self._cursor.execute("PRAGMA busy_timeout=0")
         return self._connection, self._cursor
 
     def _one(self, cursor: Any, event: NewEvent, now: Any) -> Recorded:

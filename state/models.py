@@ -163,7 +163,9 @@ class EventRecord(Base):
     __table_args__ = (Index("ix_events_scope_outcome", "scope", "outcome"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Not indexed: nothing looks an event up by its delivery (its dedup_key is what makes it unique), and
+    # an index on a digest puts each acknowledgement's insert on a page of its own.
+    delivery_id: Mapped[str] = mapped_column(String(64))
     scope: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(16))
     repo: Mapped[str | None] = mapped_column(String(200))

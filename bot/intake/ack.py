@@ -4,9 +4,9 @@ answer.
 It runs before every answer the Hub waits for, on the server's one event loop, beside whatever else the
 machine does (a build at normal priority included). So it does only what the answer depends on, and no more:
 the server hands it the request ahead of FastAPI's middleware and routing (half the CPU of a bare FastAPI
-endpoint), the secret is compared as bytes prepared once, the body is parsed once, the event is stored by
-the group-commit writer before the answer leaves, and per request it touches two prebound metrics and logs
-nothing unless something is wrong.
+endpoint), the secret is compared as bytes prepared once, the body is parsed once, the event is stored
+(see `ingest`) before the answer leaves, and per request it touches two prebound metrics and logs nothing
+unless something is wrong.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""The event writer: many waiting requests, few commits, each request answered with its own event."""
+"""The event writer: a lone event committed where it arrives, a burst in few commits, each request answered
+with its own event, and a locked database never holding the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 
 from bot.intake.ingest import EventWriter
 from state import EventAppender, NewEvent, open_store, sqlite_url
@@ -45,4 +49,58 @@ def test_writer_can_be_used_again_after_close(tmp_path) -> None:
     writer.close()
 
     assert first.created and second.created and first.event_id != second.event_id
+    store.close()
+
+
+def test_events_that_arrive_alone_are_committed_on_the_event_loop(tmp_path, monkeypatch) -> None:
+    """No thread hop for the usual delivery: the one that finds the writer idle."""
+    store = open_store(sqlite_url(tmp_path))
+    threads: list[threading.Thread] = []
+    append = EventAppender.append
+
+    def traced(self: EventAppender, events):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        return append(self, events)
+
+    monkeypatch.setattr(EventAppender, "append", traced)
+    writer = EventWriter(store)
+
+    async def spaced() -> list[bool]:
+        created = []
+        for i in range(3):
+            created.append((await writer.record(_event(i))).created)
+            await asyncio.sleep(0.05)
+        return created
+
+    assert asyncio.run(spaced()) == [True, True, True]
+    writer.close()
+    assert threads == [threading.main_thread()] * 3
+    assert sum(store.events.counts().values()) == 3
+    store.close()
+
+
+def test_a_locked_database_keeps_the_event_loop_free_and_the_event_is_stored_once_it_is_released(
+    tmp_path,
+) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    writer = EventWriter(store)
+    blocker = sqlite3.connect(tmp_path / "quantbot.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another connection (the dispatcher, say) holds the write lock
+
+    async def while_locked() -> tuple[int, bool, bool]:
+        task = asyncio.create_task(writer.record(_event(1)))
+        ticks = 0
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # the loop keeps turning meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        waiting = not task.done()
+        blocker.execute("COMMIT")
+        return ticks, waiting, (await task).created
+
+    ticks, waiting, created = asyncio.run(while_locked())
+    writer.close()
+    blocker.close()
+    assert waiting and ticks >= 10 and created
+    assert sum(store.events.counts().values()) == 1
     store.close()
