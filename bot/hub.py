@@ -320,6 +320,21 @@ class Hub:
             raise HubError(f"cannot read safetensors headers ({repo_id}): {e}", repo_id=repo_id) from e
         return {dtype: count for dtype, count in meta.parameter_count.items()}
 
+    def safetensors_tensors(self, repo_id: str, filename: str, revision: str) -> list[tuple[str, str]]:
+        """(name, dtype) of each tensor in one safetensors file of a repo, from its header (ranged reads:
+        the weights are not downloaded); ValueError where the file is not a safetensors file."""
+        try:
+            meta = self.call(
+                self.api.parse_safetensors_file_metadata,
+                repo_id,
+                filename,
+                revision=revision,
+                repo_id=repo_id,
+            )
+        except hf_errors.SafetensorsParsingError as e:
+            raise ValueError(f"{filename} is not a safetensors file: {e}") from None
+        return [(name, tensor.dtype) for name, tensor in meta.tensors.items()]
+
     # --- writes and community calls used by the publisher -------------------------------------------
 
     def repo_exists(self, repo_id: str) -> bool:

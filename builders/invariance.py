@@ -143,13 +143,21 @@ def release_config(upstream: dict[str, Any], exported: dict[str, Any], dtype: st
 
 
 def stored_dtype(folder: Path) -> str | None:
-    """The dtype the folder's unquantized tensors are stored in (`bfloat16`): the most common floating dtype
-    of its `*.weight` and `*.bias` tensors (quantized weights are integers or FP8, scales are named so)."""
+    """The dtype the folder's unquantized tensors are stored in (`bfloat16`), from its safetensors headers."""
+    return dominant_dtype(
+        (name, meta["dtype"])
+        for file in sorted(Path(folder).glob("*.safetensors"))
+        for name, meta in safetensors_header(file).items()
+    )
+
+
+def dominant_dtype(tensors: Iterable[tuple[str, str]]) -> str | None:
+    """The most common floating dtype of the `*.weight` and `*.bias` tensors among (name, safetensors dtype)
+    pairs (quantized weights are integers or FP8, scales are named so)."""
     found: Counter[str] = Counter()
-    for file in sorted(Path(folder).glob("*.safetensors")):
-        for name, meta in safetensors_header(file).items():
-            if name.rsplit(".", 1)[-1] in ("weight", "bias") and meta["dtype"] in _DTYPE_NAMES:
-                found[_DTYPE_NAMES[meta["dtype"]]] += 1
+    for name, dtype in tensors:
+        if name.rsplit(".", 1)[-1] in ("weight", "bias") and dtype in _DTYPE_NAMES:
+            found[_DTYPE_NAMES[dtype]] += 1
     return found.most_common(1)[0][0] if found else None
 
 

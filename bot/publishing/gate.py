@@ -11,6 +11,7 @@ edited by hand, a build made before the gate existed). It reads bytes and JSON o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.hub import Hub
@@ -25,9 +26,21 @@ from builders.invariance import (
 )
 from builders.spec import Manifest
 
+WeightsDtype = Callable[[str], str | None]
+"""The stored dtype of the weights in a folder of the release, given relative to it (see
+`builders.invariance.stored_dtype`); ValueError where a weights file is not one."""
 
-def gate_problems(hub: Hub, build_dir: Path, manifest: Manifest, upstream: Upstream) -> list[str]:
-    """Why the release of this build may not go up (empty: it may)."""
+
+def gate_problems(
+    hub: Hub,
+    build_dir: Path,
+    manifest: Manifest,
+    upstream: Upstream,
+    weights_dtype: WeightsDtype | None = None,
+) -> list[str]:
+    """Why the release of this build may not go up (empty: it may). The weights' dtype is read from their
+    files in `build_dir`, unless `weights_dtype` reads it elsewhere (re-verification: from the Hub's headers,
+    so the weights need not be downloaded for the gate)."""
     problems = _recorded(manifest)
     quantization, spec = manifest.quantization, manifest.require_spec()
     if quantization is None or quantization.checkpoint is None or quantization.checkpoint_kind is None:
@@ -40,7 +53,7 @@ def gate_problems(hub: Hub, build_dir: Path, manifest: Manifest, upstream: Upstr
     if legacy:
         problems += [f"{legacy}/{p}" for p in file_problems(originals, root / legacy, "trtllm_legacy")]
     try:
-        dtype = stored_dtype(root / quantization.checkpoint)
+        dtype = (weights_dtype or (lambda folder: stored_dtype(root / folder)))(quantization.checkpoint)
     except ValueError as e:  # a weights file that is not one: what config.json may say of it is unknown
         return [*problems, str(e)]
     original = hub.download(upstream.repo_id, CONFIG, revision=upstream.revision)

@@ -18,7 +18,7 @@ import json
 import logging
 import tempfile
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bot.eligibility.matrices.runtimes import RUNTIMES_FILE
 from bot.errors import HubError
@@ -28,7 +28,7 @@ from bot.publishing.upstream import Upstream
 from bot.publishing.usage import is_chat_model
 from bot.publishing.verification import request_for, run_verification
 from bot.settings import Settings
-from builders.invariance import is_licence_file
+from builders.invariance import dominant_dtype, is_licence_file
 from builders.spec import MANIFEST_NAME, Check, Manifest, VerificationRecord
 from state import Release, ReleaseKind, ReleaseStatus, Store
 from state.models import utcnow
@@ -109,14 +109,21 @@ class Reverifier:
         return record
 
     def _gate(self, repo: str, commit: str, manifest: Manifest, files: list[str]) -> list[str]:
-        """The publisher's invariance gate on the release as it is at `commit`: its build's files downloaded
-        into a folder of their own, against the upstream at the manifest's pinned revision."""
+        """The publisher's invariance gate on the release as it is at `commit`, against the upstream at the
+        manifest's pinned revision: its build's files but the weights downloaded into a folder of their own,
+        and the weights' headers read on the Hub (the verification worker downloads them whole already)."""
         spec = manifest.require_spec()
         upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
         built = [f for f in files if f not in _NOT_BUILT and not is_licence_file(f)]
+        weights = [f for f in built if f.endswith(".safetensors")]
+
+        def weights_dtype(folder: str) -> str | None:
+            inside = [f for f in weights if PurePosixPath(f).parent == PurePosixPath(folder)]
+            return dominant_dtype(t for f in inside for t in self.hub.safetensors_tensors(repo, f, commit))
+
         with tempfile.TemporaryDirectory(prefix="quantbot-reverify-") as folder:
-            release = self.hub.snapshot(repo, commit, built, Path(folder))
-            return gate_problems(self.hub, release, manifest, upstream)
+            release = self.hub.snapshot(repo, commit, [f for f in built if f not in weights], Path(folder))
+            return gate_problems(self.hub, release, manifest, upstream, weights_dtype)
 
     def _live(self) -> list[Release]:
         """The newest live release of each repo that is the bot's to check (on `main`, by the bot)."""

@@ -30,9 +30,19 @@ def test_a_release_that_no_longer_holds_is_reported_once(
         build_key=published.key, repo_id=repo_id, kind=ReleaseKind.REPO, url=published.url, status=live
     )
     quiet = settings.model_copy(update={"runtime_envs": False, "reverify_days": 30})
-    reverifier = Reverifier(quiet, Hub(endpoint=hubsim.url, token=hubsim.token), store, hubsim.user)
+    hub = Hub(endpoint=hubsim.url, token=hubsim.token)
+    fetched: list[str] = []  # what the gate downloads (the verification worker downloads the release itself)
+    snapshot = hub.snapshot
+
+    def traced(repo: str, revision: str, files: list[str], folder: Path) -> Path:
+        fetched.extend(files)
+        return snapshot(repo, revision, files, folder)
+
+    hub.snapshot = traced  # type: ignore[method-assign]
+    reverifier = Reverifier(quiet, hub, store, hubsim.user)
 
     assert reverifier.sweep() == 1
+    assert "config.json" in fetched and not [f for f in fetched if f.endswith(".safetensors")]
     [release] = store.releases.find(repo_id=repo_id)
     assert (release.verified_ok, release.verified_table) == (True, table_fingerprint())
     assert not list(
@@ -50,6 +60,7 @@ def test_a_release_that_no_longer_holds_is_reported_once(
     assert (reported.title, reported.author) == (TITLE, hubsim.user)
     text = hubsim.api.get_discussion_details(repo_id, reported.num).events[0].content
     assert weights in text and "no longer holds" in text
+    assert f"**{GATE}**: {weights} is not a safetensors file" in text  # its header, read on the Hub
     assert store.releases.find(repo_id=repo_id)[0].verified_ok is False
 
     assert reverifier.sweep(next_month + timedelta(days=31)) == 1  # checked again, not reported again
