@@ -90,6 +90,7 @@ class Reverifier:
         manifest = Manifest.model_validate(self.hub.read_json(repo, MANIFEST_NAME, revision=commit) or {})
         spec = manifest.require_spec()
         files = [s.rfilename for s in self.hub.model_info(repo, revision=commit).siblings or []]
+        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
         request = request_for(
             repo,
             commit,
@@ -98,9 +99,11 @@ class Reverifier:
             extra_files=[f for f in files if is_licence_file(f)],
             chat=is_chat_model(manifest),
             envs_dir=self.settings.runtime_envs_folder(),
+            family=upstream.family(),
         )
         record = run_verification(self.settings, request)
-        gate = [Check(name=GATE, ok=False, detail=p) for p in self._gate(repo, commit, manifest, files)]
+        problems = self._gate(repo, commit, manifest, upstream, files)
+        gate = [Check(name=GATE, ok=False, detail=p) for p in problems]
         record = record.model_copy(update={"ok": record.ok and not gate, "checks": [*record.checks, *gate]})
         log.info("re-verification of %s at %s: %s", repo, commit[:12], "ok" if record.ok else "failed")
         self.store.releases.verified(release.id, at=now, table=table, ok=record.ok)
@@ -108,12 +111,12 @@ class Reverifier:
             self._report(repo, record, table)
         return record
 
-    def _gate(self, repo: str, commit: str, manifest: Manifest, files: list[str]) -> list[str]:
+    def _gate(
+        self, repo: str, commit: str, manifest: Manifest, upstream: Upstream, files: list[str]
+    ) -> list[str]:
         """The publisher's invariance gate on the release as it is at `commit`, against the upstream at the
         manifest's pinned revision: its build's files but the weights downloaded into a folder of their own,
         and the weights' headers read on the Hub (the verification worker downloads them whole already)."""
-        spec = manifest.require_spec()
-        upstream = Upstream.from_hub(self.hub, str(spec.repo_id), str(spec.revision), endpoint=self.web)
         built = [f for f in files if f not in _NOT_BUILT and not is_licence_file(f)]
         weights = [f for f in built if f.endswith(".safetensors")]
 
