@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from state.db import Database, insert_ignoring_conflict
+from state.db import BUSY_TIMEOUT_MS, Database, insert_ignoring_conflict
 from state.errors import GuardFailed, NotFound
 from state.models import EventRecord, utcnow
 
@@ -220,10 +220,16 @@ class EventAppender:
         """Give the connection back to the pool."""
         connection, cursor = self._connection, self._cursor
         self._connection = self._cursor = None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                cursor.close()
-            connection.close()
+        if connection is None:
+            return
+        try:
+            if not self._wait and self._db.dialect == "sqlite":  # the pool's next user waits as usual
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.close()
+        except Exception:  # not given back in a state its next user does not expect
+            connection.invalidate()
+            return
+        connection.close()
 
     def _open(self) -> tuple[PoolProxiedConnection, Any]:
         if self._connection is None:

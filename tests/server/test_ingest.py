@@ -10,6 +10,7 @@ import time
 
 from bot.intake.ingest import EventWriter
 from state import EventAppender, NewEvent, open_store, sqlite_url
+from state.db import BUSY_TIMEOUT_MS
 
 
 def _event(i: int) -> NewEvent:
@@ -103,4 +104,21 @@ def test_a_locked_database_keeps_the_event_loop_free_and_the_event_is_stored_onc
     blocker.close()
     assert waiting and ticks >= 10 and created
     assert sum(store.events.counts().values()) == 1
+    store.close()
+
+
+def test_the_event_loops_connection_goes_back_to_the_pool_waiting_for_locks_as_every_other(tmp_path) -> None:
+    store = open_store(sqlite_url(tmp_path))
+    writer = EventWriter(store)
+    assert asyncio.run(
+        writer.record(_event(1))
+    ).created  # committed on the loop, by a connection that never waits
+    writer.close()
+
+    pool = store.db.engine.pool
+    held = [store.db.engine.raw_connection() for _ in range(pool.checkedin())]  # every pooled one, ours too
+    timeouts = [c.cursor().execute("PRAGMA busy_timeout").fetchone()[0] for c in held]
+    for connection in held:
+        connection.close()
+    assert timeouts and set(timeouts) == {BUSY_TIMEOUT_MS}
     store.close()
