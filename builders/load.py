@@ -87,9 +87,9 @@ def check_architecture(config: dict[str, Any], spec: BuildSpec) -> dict[str, Any
         "dtype": config.get("dtype") or config.get("torch_dtype"),
         "vision": vision,
     }
-    if spec.format == "gptq" and vision:
-        raise BuildFailure("unsupported_architecture", GPTQ_VLM_REASON, bad_input=True)
     if spec.format == "gptq":
+        if vision:
+            raise BuildFailure("unsupported_architecture", GPTQ_VLM_REASON, bad_input=True)
         if str(model_type).lower() not in gptq.supported_model_types():
             raise BuildFailure(
                 "unsupported_architecture",

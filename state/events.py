@@ -181,7 +181,7 @@ class EventAppender:
 
     def __init__(self, db: Database, *, wait: bool = True) -> None:
         self._db = db
-        self._wait = wait
+        self._no_wait = not wait and db.dialect == "sqlite"  # busy_timeout 0 while this appender holds it
         self._connection: PoolProxiedConnection | None = None
         self._cursor: Any = None
         dialect = db.engine.dialect
@@ -223,7 +223,7 @@ class EventAppender:
         if connection is None:
             return
         try:
-            if not self._wait and self._db.dialect == "sqlite":  # the pool's next user waits as usual
+            if self._no_wait:  # the pool's next user waits as usual
                 cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.close()
         except Exception:  # not given back in a state its next user does not expect
@@ -235,7 +235,7 @@ class EventAppender:
         if self._connection is None:
             self._connection = self._db.engine.raw_connection()
             self._cursor = self._connection.cursor()
-            if not self._wait and self._db.dialect == "sqlite":
+            if self._no_wait:
                 self._cursor.execute("PRAGMA busy_timeout=0")
         return self._connection, self._cursor
 
