@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     )
     webhook_secret: SecretStr | None = Field(None, description="Shared secret expected in X-Webhook-Secret.")
     webhook_max_bytes: int = Field(1 << 20, gt=0, description="Largest webhook body accepted (413 above).")
+    webhook_commit_s: float = Field(
+        0.25, ge=0, le=5, description="Deliveries answered within this many seconds are committed together."
+    )
     namespace: str | None = Field(
         None, description="Hub user or org that owns release repos (default: the token's user)."
     )

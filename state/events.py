@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from state.db import BUSY_TIMEOUT_MS, Database, insert_ignoring_conflict
+from state.db import Database, insert_ignoring_conflict
 from state.errors import GuardFailed, NotFound
 from state.models import EventRecord, utcnow
 
@@ -34,6 +34,7 @@ class NewEvent:
     repo: str | None = None
     ignored: str | None = None  # why the bot does not act on it: stored already processed, with this reason
     text: str | None = None  # `payload` as delivered, JSON text: stored as it is rather than serialised again
+    received_at: datetime | None = None  # when it arrived, if before it is stored (a spooled delivery)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,9 @@ class EventStore:
         finally:
             appender.close()
 
-    def appender(self, *, wait: bool = True) -> EventAppender:
-        """A connection of its own that stores batches of events, for one thread. With `wait=False`, on
-        SQLite, it fails at once rather than wait for another connection's write lock (the event loop's)."""
-        return EventAppender(self._db, wait=wait)
+    def appender(self) -> EventAppender:
+        """A connection of its own that stores batches of events: for one thread (the webhook's writer)."""
+        return EventAppender(self._db)
 
     def latest_received_at(self) -> datetime | None:
         """When the newest stored event arrived (None: none yet): where a catch-up after downtime starts."""
@@ -170,7 +170,7 @@ class EventStore:
 class EventAppender:
     """Stores batches of new events on one connection, held open, with statements compiled once.
 
-    This is the webhook's hot path, run before every acknowledgement: SQLAlchemy's per-statement and
+    This is the webhook's write path, run for every batch of deliveries: SQLAlchemy's per-statement and
     per-transaction machinery (pool checkout and reset, execution contexts, the begin event) cost several
     times the insert and its commit, so the statements are compiled for the dialect once and run on the
     driver's cursor; per event only what differs is converted (the payload's JSON text is the delivery's own
@@ -179,9 +179,8 @@ class EventAppender:
     out as SQLAlchemy's `DBAPIError`s, as from any other store call. Not thread-safe: one thread uses it.
     """
 
-    def __init__(self, db: Database, *, wait: bool = True) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._no_wait = not wait and db.dialect == "sqlite"  # busy_timeout 0 while this appender holds it
         self._connection: PoolProxiedConnection | None = None
         self._cursor: Any = None
         dialect = db.engine.dialect
@@ -220,23 +219,15 @@ class EventAppender:
         """Give the connection back to the pool."""
         connection, cursor = self._connection, self._cursor
         self._connection = self._cursor = None
-        if connection is None:
-            return
-        try:
-            if self._no_wait:  # the pool's next user waits as usual
-                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            cursor.close()
-        except Exception:  # not given back in a state its next user does not expect
-            connection.invalidate()
-            return
-        connection.close()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
+            connection.close()
 
     def _open(self) -> tuple[PoolProxiedConnection, Any]:
         if self._connection is None:
             self._connection = self._db.engine.raw_connection()
             self._cursor = self._connection.cursor()
-            if self._no_wait:
-                self._cursor.execute("PRAGMA busy_timeout=0")
         return self._connection, self._cursor
 
     def _one(self, cursor: Any, event: NewEvent, now: Any) -> Recorded:
@@ -252,6 +243,8 @@ class EventAppender:
         processed."""
         text = event.text if event.text is not None else self._insert.convert("payload", event.payload)
         ignored = event.ignored is not None
+        if event.received_at is not None:
+            now = self._insert.convert("received_at", event.received_at)
         return {
             "delivery_id": event.delivery_id,
             "scope": event.scope,

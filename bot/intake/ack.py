@@ -1,12 +1,13 @@
-"""The webhook's acknowledgement, `POST /webhooks/hub`, as a bare ASGI handler: verify, parse once, store,
+"""The webhook's acknowledgement, `POST /webhooks/hub`, as a bare ASGI handler: verify, parse once, spool,
 answer.
 
 It runs before every answer the Hub waits for, on the server's one event loop, beside whatever else the
 machine does (a build at normal priority included). So it does only what the answer depends on, and no more:
-the server hands it the request ahead of FastAPI's middleware and routing (half the CPU of a bare FastAPI
-endpoint), the secret is compared as bytes prepared once, the body is parsed once, the event is stored
-(see `ingest`) before the answer leaves, and per request it touches two prebound metrics and logs nothing
-unless something is wrong.
+the server hands it the request ahead of FastAPI's middleware and routing, the secret is compared as bytes
+prepared once, the body is parsed once, the event is spooled before the answer leaves and committed with
+the others of its moment right after (see `ingest`), and per request it touches two prebound metrics and
+logs nothing unless something is wrong. The answer names the delivery (the SHA-256 of its body); whether it
+duplicates a stored event is decided as it is committed.
 """
 
 from __future__ import annotations
@@ -18,23 +19,16 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dashboard.metrics import WebhookMetrics
 from bot.errors import WebhookError, WebhookTooLarge
-from bot.intake.ingest import EventWriter
-from bot.intake.webhooks import Event, check_secret, parse_body
-from state import NewEvent
+from bot.intake.ingest import Backlogged, EventWriter
+from bot.intake.webhooks import check_secret, parse_body
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/hub"
 WEBHOOKS_DISABLED = "webhooks are disabled: no webhook_secret is configured (set QUANTBOT_WEBHOOK_SECRET)"
-
-OnEvent = Callable[[int, Event], object]
-"""Called with a new event's id and its parse once it is committed (the payload is validated once, here, and
-handed on). Runs on the event loop: it must only signal (put on a queue, set an `asyncio.Event` or
-`threading.Event`), never do the work itself."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Any]
@@ -55,13 +49,11 @@ class Acknowledger:
         max_bytes: int,
         writer: EventWriter,
         metrics: WebhookMetrics,
-        on_event: OnEvent | None = None,
     ) -> None:
         self._secret = secret.encode("utf-8", "surrogatepass")
         self._max_bytes = max_bytes
-        self._writer = writer
+        self.writer = writer
         self._metrics = metrics
-        self._on_event = on_event
         self._counters: dict[int, Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,28 +82,14 @@ class Acknowledger:
         event = parse_body(await _read_body(receive, declared, self._max_bytes))
         if event.ignored:
             log.info("ignored webhook %s (%s): %s", ascii(event.scope), event.delivery_id[:12], event.ignored)
-        new = NewEvent(
-            event.delivery_id,
-            event.scope,
-            event.action,
-            event.payload,
-            event.dedup_key,
-            event.repo,
-            event.ignored,
-            event.text,
-        )
         try:
-            recorded = await self._writer.record(new)
-        except SQLAlchemyError:
-            log.exception("could not store webhook %s", event.delivery_id[:12])
+            self.writer.accept(event)
+        except (Backlogged, OSError) as e:
+            log.error("could not spool webhook %s: %s", event.delivery_id[:12], e)
             return 503, {"error": "event store unavailable; retry later"}
-        if not recorded.created:
-            return 200, {"status": "duplicate", "event_id": recorded.event_id}
         if event.ignored:
-            return 202, {"status": "ignored", "reason": event.ignored, "event_id": recorded.event_id}
-        if self._on_event is not None:
-            _notify(self._on_event, recorded.event_id, event)
-        return 202, {"status": "queued", "event_id": recorded.event_id}
+            return 202, {"status": "ignored", "reason": event.ignored, "delivery_id": event.delivery_id}
+        return 202, {"status": "accepted", "delivery_id": event.delivery_id}
 
     def _count(self, status: int) -> None:
         counter = self._counters.get(status)
@@ -160,10 +138,3 @@ async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> by
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _notify(on_event: OnEvent, event_id: int, event: Event) -> None:
-    try:
-        on_event(event_id, event)
-    except Exception:  # the event is stored; the dispatcher's sweep will find it
-        log.exception("on_event(%s) failed", event_id)

@@ -1,20 +1,20 @@
-"""Group commit for incoming events: one thread stores every delivery that is waiting in one transaction.
+"""Write-behind for incoming events: a delivery is spooled and answered at once, and committed with the
+others of its moment in one transaction.
 
-A commit costs an fsync (SQLite with synchronous=FULL, or PostgreSQL), and an fsync costs the same for one
-event as for twenty. Requests hand their event to the writer and await the result; the writer takes all that
-queued up while the previous commit ran, stores them together, and answers each. Under light load that is
-one event per commit; under a burst the latency stays near one commit instead of growing with the queue.
-One writer also means the process never contends with itself for SQLite's write lock.
+A commit costs an fsync (SQLite with synchronous=FULL, or PostgreSQL), and on a small machine an fsync and
+the database's write path cost about as much CPU as the whole of a bare endpoint's request, the same for
+one event as for a hundred. So the acknowledgement does not wait for one: it appends the event to the spool
+(`bot.intake.spool`, one `write`: the page cache keeps it through a kill -9 of the bot) and hands it to the
+writer thread, which gathers what arrives within `window_s` and stores it in one transaction, deduplicating
+on each event's key, then deletes the spool segment that held it and wakes the dispatcher (`on_event`) for
+each event it created. A restarted bot commits what a killed one spooled but had not committed before it
+serves (`spool.replay`).
 
-Handing an event to that thread costs more CPU than storing it, though: two thread wake-ups per request
-(the writer's, then the event loop's for the answer), each on cold caches, where the request alone needs
-one. So on SQLite, where a commit is a local write and an fsync, an event that arrives alone is committed
-on the event loop itself, as the request is handled: when the writer is idle, nothing is queued, the last
-such commit took under `LOOP_SHARE` of the time since the previous event (the loop would not spend more
-than that share of its time committing), and no other connection holds the write lock (the attempt does not
-wait for it). Anything else goes to the writer: a burst, a slow disk, a busy database, any failure of the
-attempt (the writer tries again and reports what is wrong), and PostgreSQL, whose commit is a network round
-trip that should not hold the loop.
+What that gives up: after a power cut (not a crash of the bot), the deliveries of the last `window_s` and
+what the page cache held may be gone; the poller and the catch-up find those pushes and commands again on
+the Hub. A database that stops answering holds the writer (it tries again, backing off) while the spool
+keeps taking deliveries, up to `max_backlog` events; beyond that, and when the spool's disk refuses a
+write, the acknowledgement answers 503 so that the Hub's delivery is not lost.
 """
 
 from __future__ import annotations
@@ -23,76 +23,100 @@ import asyncio
 import logging
 import queue
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
-from state import EventAppender, NewEvent, Recorded, Store
+from bot.intake.spool import Segment, replay
+from bot.intake.webhooks import Event
+from state import EventAppender, NewEvent, Store
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
-LOOP_SHARE = 0.5
+MAX_BACKLOG = 10_000
+RETRY_S = (0.5, 1.0, 2.0, 5.0)  # waits between tries while the database does not answer
 
-_Item = tuple[NewEvent, asyncio.Future[Recorded], asyncio.AbstractEventLoop]
+OnEvent = Callable[[int, Event], object]
+"""Called with a new event's id and its parse once it is committed (the payload is validated once, on
+arrival, and handed on). Runs on the event loop that accepted it: it must only signal (put on a queue, set an
+`asyncio.Event` or `threading.Event`), never do the work itself."""
+
+_Item = tuple[NewEvent, Event, asyncio.AbstractEventLoop]
+
+
+class Backlogged(Exception):
+    """The database has not taken the events for so long that `max_backlog` of them wait: refuse more."""
 
 
 class EventWriter:
-    """Stores events for async callers: a lone one on the caller's thread, the rest in batches on a thread of
-    its own."""
+    """Spools events as they are accepted and commits them in batches on a thread of its own."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spool: Path,
+        *,
+        window_s: float,
+        on_event: OnEvent | None = None,
+        max_backlog: int = MAX_BACKLOG,
+    ) -> None:
         self._store = store
+        self._spool = spool
+        self._window_s = window_s
+        self._on_event = on_event
+        self._max_backlog = max_backlog
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # the spool's segment and the queue change together
+        self._segment: Segment | None = None
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._committing = threading.Lock()  # held by whichever thread commits
-        self._direct = store.dialect == "sqlite"
-        self._direct_appender: EventAppender | None = None  # the event loop's, never waiting for a lock
-        self._last_arrival = -float("inf")  # perf_counter seconds
-        self._direct_seconds = 0.0  # how long the last commit on the event loop took
+        self._now = threading.Event()  # commit without waiting out the window (flush, close)
+        self._settled = threading.Condition(threading.Lock())
+        self._waiting = 0  # accepted, not yet committed
+        self.replayed = replay(spool, store)  # what a killed bot acknowledged: committed before serving
 
-    async def record(self, event: NewEvent) -> Recorded:
-        """Store `event` (or find the event it duplicates); returns once it is committed."""
-        recorded = self._record_here(event)
-        if recorded is not None:
-            return recorded
-        self._start()
+    def accept(self, event: Event) -> None:
+        """Spool `event` and queue it for the next commit (on the running event loop, which `on_event` is
+        called on). `Backlogged`, or OSError from the spool: not taken, the caller answers 503."""
+        if self._waiting >= self._max_backlog:
+            raise Backlogged(f"{self._waiting} events wait for the database")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Recorded] = loop.create_future()
-        self._queue.put((event, future, loop))
-        return await future
+        new = NewEvent(
+            event.delivery_id,
+            event.scope,
+            event.action,
+            event.payload,
+            event.dedup_key,
+            event.repo,
+            event.ignored,
+            event.text,
+            datetime.now(UTC),
+        )
+        with self._lock:
+            if self._segment is None:
+                self._segment = Segment(self._spool)
+            self._segment.append(new)
+            self._queue.put((new, event, loop))
+            with self._settled:
+                self._waiting += 1
+        if self._thread is None:
+            self._start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Commit what was accepted so far now; True once it is (False: the database did not take it)."""
+        self._now.set()
+        with self._settled:
+            return self._settled.wait_for(lambda: self._waiting == 0, timeout)
 
     def close(self) -> None:
-        """Store what is queued, then stop the thread (a later `record` starts a new one)."""
+        """Commit what is queued, then stop the thread (a later `accept` starts a new one); what the
+        database does not take stays spooled, for the next start."""
         with self._lock:
-            if self._thread is not None:
+            thread, self._thread = self._thread, None
+            if thread is not None:
                 self._queue.put(None)
-                self._thread.join()
-                self._thread = None
-        with self._committing:
-            if self._direct_appender is not None:
-                self._direct_appender.close()
-                self._direct_appender = None
-
-    def _record_here(self, event: NewEvent) -> Recorded | None:
-        """`event` stored on the caller's thread, if it arrived alone (see the module's docstring); None:
-        the writer's to store."""
-        started = time.perf_counter()
-        gap, self._last_arrival = started - self._last_arrival, started
-        if not self._direct or self._direct_seconds > LOOP_SHARE * gap or not self._queue.empty():
-            return None
-        if not self._committing.acquire(blocking=False):
-            return None
-        try:
-            if self._direct_appender is None:
-                self._direct_appender = self._store.events.appender(wait=False)
-            return self._direct_appender.append([event])[0]
-        except Exception as e:  # a locked database above all; the writer waits, retries and answers
-            log.debug("event stored by the writer: %s", type(e).__name__)
-            return None
-        finally:
-            self._committing.release()
-            self._direct_seconds = time.perf_counter() - started
+        if thread is not None:
+            self._now.set()
+            thread.join()
 
     def _start(self) -> None:
         with self._lock:
@@ -108,41 +132,80 @@ class EventWriter:
             appender.close()
 
     def _drain(self, appender: EventAppender) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+        batch: list[_Item] = []
+        segments: list[Segment] = []
+        stopping, failures = False, 0
+        while True:
+            if not batch:
+                item = self._queue.get()
                 if item is None:
-                    stopping = True
-                    break
+                    return
                 batch.append(item)
-            self._commit(appender, batch)
+            self._now.wait(self._window_s if not failures else RETRY_S[min(failures, len(RETRY_S)) - 1])
+            self._now.clear()
+            with self._lock:  # every event of the segment is in the queue: take them all
+                if self._segment is not None:
+                    segments.append(self._segment)
+                    self._segment = None
+                stopping |= _take(self._queue, batch)
+            if self._commit(appender, batch):
+                failures = 0
+                for segment in segments:
+                    segment.remove()
+                batch, segments = [], []
+            else:
+                failures += 1
+            if stopping:
+                if batch:
+                    log.error("event writer: %d events stay spooled for the next start", len(batch))
+                    self._settle(len(batch))
+                for segment in segments:
+                    segment.release()
+                return
 
-    def _commit(self, appender: EventAppender, batch: list[_Item]) -> None:
-        outcomes: Sequence[Recorded | BaseException]
+    def _commit(self, appender: EventAppender, batch: list[_Item]) -> bool:
         try:
-            with self._committing:
-                outcomes = appender.append([event for event, _, _ in batch])
-        except Exception as e:  # handed to every waiting request, which answers 503 (or 500)
-            outcomes = [e] * len(batch)
-        for (_, future, loop), outcome in zip(batch, outcomes, strict=True):
-            try:
-                loop.call_soon_threadsafe(_settle, future, outcome)
-            except RuntimeError:  # that request's event loop is closed: nobody is waiting any more
-                log.debug("event writer: loop closed before its answer")
+            recorded = appender.append([new for new, _, _ in batch])
+        except Exception as e:  # the database is down or locked: the events wait, spooled
+            log.warning("event writer: %d events not committed yet: %s", len(batch), type(e).__name__)
+            return False
+        if self._on_event is not None:
+            for (_, event, loop), done in zip(batch, recorded, strict=True):
+                if done.created and event.handled:
+                    _wake(loop, self._on_event, done.event_id, event)
+        self._settle(len(batch))
+        return True
+
+    def _settle(self, count: int) -> None:
+        """`count` events are off the writer's hands: committed, or left to the next start's replay."""
+        with self._settled:
+            self._waiting -= count
+            self._settled.notify_all()
 
 
-def _settle(future: asyncio.Future[Recorded], outcome: Recorded | BaseException) -> None:
-    if future.done():  # the client went away and the request was cancelled
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _take(waiting: queue.SimpleQueue[_Item | None], batch: list[_Item]) -> bool:
+    """Move what is queued into `batch`; True when the stop marker was among it."""
+    stop = False
+    while True:
+        try:
+            item = waiting.get_nowait()
+        except queue.Empty:
+            return stop
+        if item is None:
+            stop = True
+        else:
+            batch.append(item)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, on_event: OnEvent, event_id: int, event: Event) -> None:
+    try:
+        loop.call_soon_threadsafe(_notify, on_event, event_id, event)
+    except RuntimeError:  # that event loop is closed: the dispatcher's sweep finds the event
+        log.debug("event writer: loop closed before its wake-up")
+
+
+def _notify(on_event: OnEvent, event_id: int, event: Event) -> None:
+    try:
+        on_event(event_id, event)
+    except Exception:  # the event is stored; the dispatcher's sweep will find it
+        log.exception("on_event(%s) failed", event_id)

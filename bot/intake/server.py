@@ -1,16 +1,17 @@
 """The bot's HTTP face: the Hub's webhook endpoint, health and readiness, Prometheus metrics, a status page
 and its JSON.
 
-`POST /webhooks/hub` (bot/intake/ack.py) verifies, stores and acknowledges, nothing more: the event is
-committed before the answer leaves, and everything it causes happens afterwards in the dispatcher, which
-`on_event(event_id)` wakes. A missed wake-up loses nothing, since the dispatcher also sweeps
-`store.events.pending()`.
+`POST /webhooks/hub` (bot/intake/ack.py) verifies, spools and acknowledges, nothing more: the event is in
+the spool before the answer leaves and committed with the others of its moment right after
+(bot/intake/ingest.py), and everything it causes happens afterwards in the dispatcher, which
+`on_event(event_id)` wakes once it is committed. A missed wake-up loses nothing, since the dispatcher also
+sweeps `store.events.pending()`.
 
 What the bot does not act on (another scope, an action or repo type the Hub added) is stored as ignored, with
 the reason, and acknowledged 202: the Hub disables webhooks that keep refusing. Bad input (wrong secret, too
-big, not JSON, a payload of the wrong shape) is answered with a JSON 4xx naming what is wrong; an unavailable
-database with a 503 (the Hub retries). Anything else unexpected is logged with its traceback and answered
-with a bare JSON 500.
+big, not JSON, a payload of the wrong shape) is answered with a JSON 4xx naming what is wrong; a database
+that has not answered for `ingest.MAX_BACKLOG` deliveries, or a spool the disk refuses, with a 503.
+Anything else unexpected is logged with its traceback and answered with a bare JSON 500.
 This module must stay light: the server process never imports torch or the toolchains.
 """
 
@@ -33,8 +34,8 @@ from starlette.types import Receive, Scope, Send
 from bot.dashboard.metrics import make_registry
 from bot.dashboard.status_page import snapshot
 from bot.intake.ack import PATH as ACK_PATH
-from bot.intake.ack import WEBHOOKS_DISABLED, Acknowledger, OnEvent
-from bot.intake.ingest import EventWriter
+from bot.intake.ack import WEBHOOKS_DISABLED, Acknowledger
+from bot.intake.ingest import EventWriter, OnEvent
 from bot.intake.readiness import HubReadiness
 from bot.settings import Settings, load_settings
 from state import Store, open_store, sqlite_url
@@ -69,7 +70,9 @@ def create_app(
     answered yet (without it, the endpoint alone: ready when the database is)."""
     budget = getattr(readiness.hub, "budget", None) if readiness is not None else None  # the token's
     registry, metrics = make_registry(store, budget)
-    writer = EventWriter(store)
+    writer = EventWriter(
+        store, settings.data_dir / "spool", window_s=settings.webhook_commit_s, on_event=on_event
+    )
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
 
     @asynccontextmanager
@@ -88,9 +91,8 @@ def create_app(
 
     # The webhook: the app hands its POSTs straight to the acknowledger (see `IntakeApp`); the route serves
     # the rest (405 for other methods).
-    app.ack = Acknowledger(
-        secret=secret, max_bytes=settings.webhook_max_bytes, writer=writer, metrics=metrics, on_event=on_event
-    )
+    limit = settings.webhook_max_bytes
+    app.ack = Acknowledger(secret=secret, max_bytes=limit, writer=writer, metrics=metrics)
     app.router.routes.append(Route(ACK_PATH, app.ack, methods=["POST"]))
 
     @app.get("/healthz")

@@ -38,10 +38,13 @@ def test_serve_starts_without_the_hub_and_handles_once_it_answers(
             assert client.get("/readyz").status_code == 503
             body = json.dumps(payloads["main_commit"]).encode()
             answer = client.post("/webhooks/hub", content=body, headers={"X-Webhook-Secret": SECRET})
-            assert answer.status_code == 202 and answer.json()["status"] == "queued"
-            event_id = answer.json()["event_id"]
+            assert answer.status_code == 202 and answer.json()["status"] == "accepted"
+            delivery, events = answer.json()["delivery_id"], server.bot.store.events
+            event_id = until(
+                lambda: next((e.id for e in events.recent() if e.delivery_id == delivery), None), "its commit"
+            )
             time.sleep(0.5)
-            assert server.bot.store.events.get(event_id).processed_at is None  # stored, waiting for the Hub
+            assert events.get(event_id).processed_at is None  # stored, waiting for the Hub
 
             hub = HubsimServer(HubService(Directory([User("quantbot", token)], [])), port=port).start()
             until(lambda: client.get("/readyz").status_code == 200, "the bot to be ready")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from e2e_support import BotProcess, wait_for
 
-from state import Store
+from state import EventRecord, Store
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +101,18 @@ def test_malformed_payloads_get_a_4xx_and_the_server_still_answers(
 def test_an_unknown_scope_is_acknowledged_and_stored_as_ignored(bot: BotProcess, store: Store) -> None:
     answer = bot.post(json.dumps(_payload(event__scope="space.runtime")).encode())
     assert answer.status_code == 202 and answer.json()["status"] == "ignored"
-    assert _stored(store) == {("space.runtime", "ignored"): 1}
+    wait_for(lambda: _stored(store) == {("space.runtime", "ignored"): 1}, 10, "the ignored event's commit")
 
 
 def test_a_valid_delivery_after_all_that_is_stored_and_handled(bot: BotProcess, store: Store) -> None:
     answer = bot.post(json.dumps(_payload()).encode())
     assert answer.status_code == 202, answer.text
-    event_id = answer.json()["event_id"]
-    event = wait_for(
-        lambda: (e := store.events.get(event_id)).processed_at and e, 30, "the event to be handled"
-    )
+    delivery = answer.json()["delivery_id"]
+
+    def handled() -> EventRecord | None:
+        return next((e for e in store.events.recent() if e.delivery_id == delivery and e.processed_at), None)
+
+    event = wait_for(handled, 30, "the event to be handled")
     assert event.scope == "repo.content"
     assert event.outcome == "ignored"  # alice/not-watched is not watched
     assert store.jobs.list(repo="alice/not-watched") == []

@@ -18,7 +18,7 @@ import pytest
 from bot.intake.server import create_app
 from bot.settings import load_settings
 from bot.threaded_server import ThreadedServer
-from state import Store, open_store, sqlite_url
+from state import EventRecord, Store, open_store, sqlite_url
 
 SECRET = "test-webhook-secret"
 
@@ -35,12 +35,28 @@ class BotServer:
     secret: str = SECRET
 
     def deliver(self, payload: Any, *, secret: str | None = SECRET, **kwargs: Any) -> httpx.Response:
-        """POST a payload (a dict is sent as JSON, bytes as they are) to the webhook endpoint."""
+        """POST a payload (a dict is sent as JSON, bytes as they are) to the webhook endpoint; once it is
+        accepted, wait for its commit, as the window after an answer lets it happen."""
         headers = dict(kwargs.pop("headers", {}))
         if secret is not None:
             headers["X-Webhook-Secret"] = secret
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.client.post("/webhooks/hub", content=body, headers=headers, **kwargs)
+        response = self.client.post("/webhooks/hub", content=body, headers=headers, **kwargs)
+        if response.status_code == 202:
+            self.flush()
+        return response
+
+    def flush(self) -> None:
+        """Wait until what the server accepted so far is committed (it answers before it commits) and the
+        dispatcher woken for it."""
+        assert self.app.ack.writer.flush(), "the server's event writer did not commit"
+        self.client.get("/healthz")  # a request after the wake-ups on the server's loop: they have run
+
+    def stored(self, response: httpx.Response) -> EventRecord:
+        """The event an accepted delivery became, once committed."""
+        self.flush()
+        delivery = response.json()["delivery_id"]
+        return next(e for e in self.store.events.recent(1000) if e.delivery_id == delivery)
 
     def internal_errors(self) -> float:
         return self.app.state.metrics.internal_errors._value.get()

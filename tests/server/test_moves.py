@@ -50,7 +50,7 @@ def test_a_move_event_moves_watches_jobs_releases_and_commands(bot, payloads, hu
     assert response.status_code == 202
     assert _dispatcher(store, hubsim).drain() == 1
 
-    assert store.events.get(response.json()["event_id"]).outcome == "handled"
+    assert bot.stored(response).outcome == "handled"
     [watch] = store.watches.list()
     assert (watch.target, watch.formats) == (new, ["gptq"])
     [moved] = store.jobs.list()
@@ -65,9 +65,9 @@ def test_a_move_event_moves_watches_jobs_releases_and_commands(bot, payloads, hu
 
 
 def test_a_move_of_a_repo_the_bot_knows_nothing_of_is_ignored(bot, payloads, hubsim) -> None:
-    event_id = bot.deliver(_moved(payloads, "bob/unknown", "bob/unknown-2")).json()["event_id"]
+    response = bot.deliver(_moved(payloads, "bob/unknown", "bob/unknown-2"))
     _dispatcher(bot.store, hubsim).drain()
-    assert bot.store.events.get(event_id).outcome == "ignored"
+    assert bot.stored(response).outcome == "ignored"
     assert "renamed" not in bot.client.get("/").text
 
 
@@ -84,6 +84,7 @@ def test_a_rename_on_hubsim_moves_the_watch(bot, hubsim, repo_factory) -> None:
         hubsim.wait_for_delivery(lambda d: d.payload["event"]["action"] == "move" and d.status == 202)
     finally:
         hubsim.api.delete_webhook(hook.id)
+    bot.flush()
     assert _dispatcher(bot.store, hubsim).drain() >= 1
     assert [w.target for w in bot.store.watches.list()] == [new]
     hubsim.api.delete_repo(new, missing_ok=True)

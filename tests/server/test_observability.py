@@ -33,7 +33,7 @@ def test_healthz_says_webhooks_are_refused_without_a_secret(make_server, payload
 
 
 def test_metrics_count_events_jobs_queue_durations_and_refusals(bot, payloads) -> None:
-    event_id = bot.deliver(payloads["main_commit"]).json()["event_id"]
+    event_id = bot.stored(bot.deliver(payloads["main_commit"])).id
     bot.deliver(payloads["command_comment"])
     bot.deliver(payloads["main_commit"], secret=None)
     bot.store.events.mark_processed(event_id, "handled")
