@@ -239,12 +239,11 @@ class EventAppender:
         return Recorded(cursor.fetchone()[0], False)
 
     def _row(self, event: NewEvent, now: Any) -> dict[str, Any]:
-        """The driver's values of a new event's columns (`now` converted already). An ignored one is
-        processed."""
+        """The driver's values of a new event's columns (`now` converted already: the arrival of an event
+        that does not carry its own). An ignored one is processed as it arrives."""
         text = event.text if event.text is not None else self._insert.convert("payload", event.payload)
         ignored = event.ignored is not None
-        if event.received_at is not None:
-            now = self._insert.convert("received_at", event.received_at)
+        arrived = now if event.received_at is None else self._insert.convert("received_at", event.received_at)
         return {
             "delivery_id": event.delivery_id,
             "scope": event.scope,
@@ -252,8 +251,8 @@ class EventAppender:
             "payload": text,
             "dedup_key": event.dedup_key,
             "repo": event.repo,
-            "received_at": now,
-            "processed_at": now if ignored else None,
+            "received_at": arrived,
+            "processed_at": arrived if ignored else None,
             "outcome": IGNORED if ignored else None,
             "error": event.ignored,
         }
