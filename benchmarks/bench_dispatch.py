@@ -6,11 +6,11 @@ of it spent importing torch, transformers and the toolchains.
                                         [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
                                         [--skip-demo]
 
-1. Dispatch: one job at a time, from `enqueue` to the build starting. Local: the `LocalExecutor` claims the
-   job and starts its worker process (the time the process itself writes on starting). Celery: the
-   `CeleryExecutor` sends the quantize task and a real `quantbot worker` process starts it (its state
-   STARTED in the result backend, read every 2 ms). The task ids are fenced first, so each task returns at
-   once instead of building: what is timed is the way to the worker, not the build.
+1. Dispatch: one job at a time, from `enqueue` to the build starting: the `Orchestrator` claims the job
+   and sends its quantize task. Local: its `LocalTransport` starts the worker process (the time the process
+   itself writes on starting). Celery: a real `quantbot worker` process starts it (its state STARTED in the
+   result backend, read every 2 ms). The task ids are fenced first, so each task returns at once instead of
+   building: what is timed is the way to the worker, not the build.
 2. Pages: 10,000 jobs (with their events) inserted, then GET / and GET /metrics through the ASGI app, 20 each.
 3. Webhook → PR: `quantbot demo --exit` run with the local executor, and with Celery workers cold (no
    spares: `warm_toolchains` empty) and warm (the demo's default: each worker's spare build processes have
@@ -67,15 +67,19 @@ def _spec(root: Path, i: int) -> dict[str, Any]:
 
 
 def dispatch_local(root: Path, jobs: int) -> list[float]:
-    from bot.execution.local import LocalExecutor
+    from bot.execution.local import LocalTransport
+    from bot.execution.orchestrator import Orchestrator
+    from bot.hub import Hub
+    from bot.publishing.staged import StagedPublisher
     from bot.settings import load_settings
     from state import open_store, sqlite_url
 
     # The "builder" only writes the time it started beside its spec (argv: -m builders run SPEC) and exits.
     stamp = ["/bin/sh", "-c", 'date +%s.%N > "$3.started"']
-    settings = load_settings(None, data_dir=root, worker_command=stamp, lease_s=60)
+    settings = load_settings(None, data_dir=root, worker_command=stamp, lease_s=60, namespace="bench")
     store = open_store(sqlite_url(root))
-    executor = LocalExecutor(settings, store, publisher=None, poll_s=0.5).start()
+    publisher = StagedPublisher(Hub("http://127.0.0.1:9"), settings)  # nothing is published here
+    executor = Orchestrator(settings, store, publisher, LocalTransport(settings), poll_s=0.5).start()
     times = []
     try:
         for i in range(jobs):

@@ -21,9 +21,9 @@ from typing import Any
 from bot.budget import RequestBudget
 from bot.dashboard.reply_updater import ReplyUpdater
 from bot.eligibility.specs import SpecMaker
-from bot.execution.executor import Executor
 from bot.execution.housekeeping import Housekeeping
-from bot.execution.local import LocalExecutor
+from bot.execution.local import LocalTransport
+from bot.execution.orchestrator import Orchestrator
 from bot.execution.slots import Slot
 from bot.host.gpus import local_gpus
 from bot.hub import FREE_QUOTAS, Hub
@@ -34,8 +34,8 @@ from bot.intake.server import create_app, open_configured_store
 from bot.publishing.dashboard import UpstreamDashboards
 from bot.publishing.lookup import ReleaseLookup
 from bot.publishing.metadata_update import MetadataUpdates
-from bot.publishing.publisher import Publisher
 from bot.publishing.reverify import Reverifier
+from bot.publishing.staged import StagedPublisher
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.threaded_server import ThreadedServer
@@ -55,7 +55,7 @@ class Bot:
     store: Store
     hub: Hub
     options: Options
-    executor: Executor
+    executor: Orchestrator
     dispatcher: Dispatcher
     poller: Poller
     scheduler: Scheduler
@@ -147,16 +147,13 @@ def make_executor(
     *,
     slots: list[Slot] | None = None,
     scheduler: Scheduler | None = None,
-) -> Executor:
-    """The executor `settings.executor` names: local processes, or the orchestrator sending tasks to Celery
-    workers on other machines or to Hugging Face Jobs; its rounds run on `scheduler` (the bot's)."""
-    if settings.executor == "local":
-        publisher = Publisher(hub, settings, store.events.former_names)
-        return LocalExecutor(settings, store, publisher, slots=slots, scheduler=scheduler)
-    from bot.execution.orchestrator import Orchestrator
-    from bot.publishing.staged import StagedPublisher
-
+) -> Orchestrator:
+    """The orchestrator over the transport `settings.executor` names: processes on this machine (on
+    `slots`), Celery workers on other machines or Hugging Face Jobs; its rounds run on `scheduler` (the
+    bot's)."""
     publisher = StagedPublisher(hub, settings, store.events.former_names)
+    if settings.executor == "local":
+        return Orchestrator(settings, store, publisher, LocalTransport(settings, slots), scheduler=scheduler)
     if settings.executor == "hf-jobs":
         from bot.eligibility.flavors import load_flavors
         from bot.execution.jobs_transport import JobsTransport

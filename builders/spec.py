@@ -884,6 +884,12 @@ class TaskResult(_Model):
     logs_url: str | None = Field(None, description="Where the task's log can be read (a Job's page).")
 
     @property
+    def built_here(self) -> bool:
+        """A quantize task that built the whole release on the bot's machine (the local transport):
+        nothing staged on the Hub, its manifest is the job's and its output is published as it is."""
+        return self.manifest is not None and self.draft is None and self.final is None and self.record is None
+
+    @property
     def failed(self) -> bool:
         """A quantize task that failed, or a per-SM task whose record says its build failed."""
         return not self.ok or (self.record is not None and self.record.status == "failed")
@@ -897,7 +903,9 @@ class TaskResult(_Model):
             return self.error
         if self.draft is not None:
             return f"checkpoint uploaded to {self.draft.url}"
-        return f"already released: {self.final.message if self.final else ''}"
+        if self.final is not None:
+            return f"already released: {self.final.message}"
+        return f"built on the bot's machine (slot {self.queue})"
 
 
 # ----------------------------------------------------------------------------------------------- helpers

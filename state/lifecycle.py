@@ -106,9 +106,10 @@ class JobLifecycle:
             **wait.fields(),
         )
 
-    def adopt(self, job_id: int, dead_owner: str, owner: str, lease_s: float, pid: int) -> Job:
-        """A restarted bot re-attaches to the builder its dead predecessor started: the job stays running."""
-        return self._jobs.take_over(job_id, dead_owner, owner, lease_s, f"re-attached to builder pid {pid}")
+    def adopt(self, job_id: int, dead_owner: str, owner: str, lease_s: float, what: str) -> Job:
+        """A restarted bot re-attaches to what its dead predecessor started (`what`: "builder pid 12"): the
+        job stays running."""
+        return self._jobs.take_over(job_id, dead_owner, owner, lease_s, f"re-attached to {what}")
 
     def give_back(self, job_id: int, owner: str, note: str) -> Job:
         """The bot is stopping: the build goes back to the queue and resumes on the next start."""

@@ -1,7 +1,7 @@
 """`quantbot demo`: the whole bot, offline, in a few minutes: a release by webhook, then one by slash command.
 
 It starts hubsim (the local Hub) with two users, `alice` (a model author) and `quantbot` (the bot), publishes
-a tiny Llama as `alice/tiny-llama`, starts the bot (SQLite and a local executor in a temporary data dir)
+a tiny Llama as `alice/tiny-llama`, starts the bot (SQLite and local builds in a temporary data dir)
 watching that repo for GPTQ builds, registers the bot's webhook on hubsim, and pushes a new revision: the
 webhook fires, the bot plans, builds and publishes. Then alice publishes a fine-tune and asks for a GPTQ
 build with `/quantize gptq` in a discussion, and the bot answers there. Then the demo prints, once, what to

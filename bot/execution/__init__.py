@@ -1,1 +1,1 @@
-"""Running jobs: the local executor, or the orchestrator over a transport (Celery, Jobs); housekeeping."""
+"""Running jobs: the orchestrator over a transport (processes here, Celery workers, Hugging Face Jobs)."""

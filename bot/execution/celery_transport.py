@@ -15,7 +15,7 @@ import time
 from celery import Celery
 from celery.result import AsyncResult
 
-from bot.execution.transport import Phase, Seen, Sent, TransportError
+from bot.execution.transport import Phase, Seen, Sent, Transport, TransportError
 from bot.host.celery_app import ENGINE_TASK, PROGRESS, QUANTIZE_TASK, broker_answers, fence
 from bot.retries import Cause, cause_of
 from builders.spec import TaskPlan, TaskReport, TaskRequest, TaskResult
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _ALIVE = ("STARTED", PROGRESS)
 
 
-class CeleryTransport:
+class CeleryTransport(Transport):
     """Sends tasks to `quantbot worker`s and reads their state from the result backend."""
 
     owner = "celery"  # the lease holder of every job out on the queues: a restarted bot holds them again

@@ -34,7 +34,7 @@ from huggingface_hub import JobInfo
 
 from bot.eligibility.flavors import Flavors
 from bot.errors import HubError
-from bot.execution.transport import Phase, Seen, Sent, TransportError
+from bot.execution.transport import Phase, Seen, Sent, Transport, TransportError
 from bot.host.one_task import PROGRESS_KEY, RESULT_KEY, TASK_ENV
 from bot.hub import Hub
 from bot.retries import Cause, cause_of, cause_of_manifest
@@ -79,7 +79,7 @@ class _Follower(threading.Thread):
         self.tail.append(line)
 
 
-class JobsTransport:
+class JobsTransport(Transport):
     """Runs tasks as Jobs on the Hub, follows their stage and log, cancels them."""
 
     owner = "celery"  # the lease holder of the jobs out as Jobs (the name a restarted bot holds them by)

@@ -1,12 +1,16 @@
 """The orchestrator: a job's tasks sent, followed and finished, whatever carries them (`transport`).
 
 A job is one quantize task plus one task per target SM, as its stored plan says (`builders.spec.TaskGraph`,
-planned when the job was queued: nothing is planned again here). The orchestrator does, each round
-(`poll`), and at once when the store tells it of a new or cancelled job:
+planned when the job was queued: nothing is planned again here). On this machine (`local`) the quantize
+task is the whole build, this machine's engines included, and its output is published as it is; sent
+elsewhere (`celery_transport`, `jobs_transport`) it stages the checkpoint in a draft PR and the SMs' tasks
+fan out from it. The orchestrator does, each round (`poll`), and at once when the store tells it of a new
+or cancelled job:
 
-- send: claim the queued jobs and send their quantize tasks, only while the transport is ready (a broker
-  that does not answer: the jobs stay queued in the store, webhooks are still taken, and they are sent when
-  it answers again); a job planned with prices is first held against `jobs_monthly_budget_usd`;
+- send: claim the queued jobs and send their quantize tasks, while the transport is ready and has room (a
+  broker that does not answer: the jobs stay queued in the store, webhooks are still taken, and they are
+  sent when it answers again; every local slot busy: they wait for one); a job planned with prices is
+  first held against `jobs_monthly_budget_usd`;
 - follow: ask the transport what became of each unfinished task and record it in the store: the worker and
   queue in `job_tasks`, the stage and progress on the job (the reply updater and the status page see them
   as for a local build), the job's lease renewed while its tasks are alive;
@@ -19,8 +23,11 @@ planned when the job was queued: nothing is planned again here). The orchestrato
   the job still ends with exactly one release;
 - `/cancel`: every task of the job is cancelled where it runs, and its draft PR closed.
 
-Every move of a job goes through `state.lifecycle`. Stopping the bot stops only the following: the tasks go
-on, and a restarted bot takes them up again from the store (`job_tasks`) and the transport.
+Every move of a job goes through `state.lifecycle`. Stopping the bot stops the following, and the tasks
+that end with the bot (`Transport.stop`: local builds finish the stage in hand, then their jobs go back to
+the queue); remote tasks go on, and a restarted bot takes them up again from the store (`job_tasks`) and
+the transport. A restarted bot also takes over the jobs a dead run of it left whose tasks still run
+(`Transport.take_over`: a local builder, by its pid file).
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bot.errors import HubError
-from bot.execution.executor import Rounds
+from bot.execution.rounds import Rounds
 from bot.execution.transport import Phase, Seen, Transport, TransportError
 from bot.publishing.publish_step import PublishStep
 from bot.publishing.publisher import Approval, PublishResult
@@ -65,6 +73,8 @@ class StagingPublisher(Protocol):
     """The publisher's side of a fanned-out release (`bot.publishing.staged.StagedPublisher`)."""
 
     def repo_id_for_spec(self, spec: BuildSpec) -> str: ...
+
+    def publish(self, build_dir: Path, *, approval: Approval | None = None) -> PublishResult: ...
 
     def finalise(
         self, manifest: Manifest, draft: StagedCheckpoint, approval: Approval | None = None
@@ -106,7 +116,7 @@ class Orchestrator:
             release=self._release,
         )
         self._lock = threading.RLock()
-        self._rounds = Rounds("orchestrator", self.poll, poll_s, scheduler=scheduler)
+        self._rounds = Rounds("orchestrator", self.poll, poll_s, busy=transport.busy, scheduler=scheduler)
         self._beats: dict[str, tuple[str, float]] = {}  # task id → (its last beat, when it last changed)
         self._reported: dict[str, str] = {}  # task id → the progress message last recorded
         self._renewed: dict[int, tuple[str, float]] = {}  # job id → (message, when) last recorded
@@ -116,17 +126,25 @@ class Orchestrator:
     def start(self) -> Orchestrator:
         """Hold again the jobs a previous run sent (their tasks went on), then follow and publish."""
         self._rounds.listen(self.store.changes)
-        for job in self.store.jobs.list({JobStatus.RUNNING}, limit=10_000):
-            if job.lease_owner == self.owner:
-                self._heartbeat(job, job.progress_message or "followed again after a restart")
+        with self._lock:
+            for job in self.store.jobs.list({JobStatus.RUNNING}, limit=10_000):
+                if job.lease_owner == self.owner:
+                    self._heartbeat(job, job.progress_message or "followed again after a restart")
+                elif job.lease_owner is not None:
+                    self._take_over(job, job.lease_owner)
         self.store.lifecycle.requeue_expired(max_attempts=self.settings.max_attempts)
         self._rounds.start()
         self.publish_step.start()
         return self
 
-    def stop(self, timeout: float = 15.0, *, drain: bool = True) -> None:
-        """Stop following; the tasks go on where they run (`drain` has nothing to wait for here), and the
-        next start follows them again."""
+    def stop(self, timeout: float | None = None, *, drain: bool = True) -> None:
+        """Stop following, and the tasks that end with the bot: with `drain`, each may first finish the
+        stage it is in (`shutdown_grace_s`), then its job goes back to the queue. Remote tasks go on, and
+        the next start follows them again."""
+        self._rounds.stopping.set()
+        with self._lock:
+            ending_s = self.transport.stop(self.settings.shutdown_grace_s if drain else 0.0)
+        timeout = max(15.0, ending_s) if timeout is None else timeout
         self._rounds.stop(timeout)
         self.publish_step.stop(timeout)
 
@@ -138,12 +156,12 @@ class Orchestrator:
                 self._follow()
 
     def busy(self) -> bool:
-        return bool(self.store.tasks.unfinished())
+        return self.transport.busy() or bool(self.store.tasks.unfinished())
 
     # ------------------------------------------------------------------------------------------- sending
 
     def _send_queued(self) -> None:
-        while not self._rounds.stopping.is_set():
+        while not self._rounds.stopping.is_set() and self.transport.has_room():
             job = self.store.lifecycle.claim_build(self.owner, self.lease_s)
             if job is None:
                 return
@@ -211,6 +229,18 @@ class Orchestrator:
         log.info("job %d: %s task %s sent to %s", job.id, what, sent.task_id, sent.queue)
         return True
 
+    def _take_over(self, job: Job, dead: str) -> None:
+        """A job a dead run of the bot left running: held by this run where the transport takes up each of
+        its tasks (a builder still running); else its lease lapses and it is sent again."""
+        spec = BuildSpec.model_validate(job.spec)
+        tasks = [t for t in self.store.tasks.of_job(job.id) if not t.finished]
+        taken = [self.transport.take_over(dead, task, spec) for task in tasks]
+        if not taken or None in taken:
+            return
+        what = ", ".join(t for t in taken if t is not None)
+        self._move(self.store.lifecycle.adopt, job.id, dead, self.owner, self.lease_s, what)
+        log.warning("job %d: taken over from %s (%s)", job.id, dead, what)
+
     def _over_budget(self, job: Job) -> str | None:
         """Why a job planned with prices would pass the monthly Jobs budget, before its first task."""
         limit, graph = self.settings.jobs_monthly_budget_usd, _graph(job)
@@ -225,6 +255,8 @@ class Orchestrator:
         jobs: dict[int, Job] = {}
         for task in self.store.tasks.unfinished():
             job = jobs.get(task.job_id) or jobs.setdefault(task.job_id, self.store.jobs.get(task.job_id))
+            if job.status is JobStatus.RUNNING and job.lease_owner != self.owner:
+                continue  # another run's (a live bot's local build, or a dead one's not taken over)
             if job.status is JobStatus.CANCELLED:
                 self._cancel(job.id, task)
                 continue
@@ -232,6 +264,7 @@ class Orchestrator:
             if seen.phase in (Phase.WAITING, Phase.RUNNING):
                 self._alive(job, task, seen)
             elif seen.phase is Phase.SUCCEEDED and seen.result is not None:
+                self._report(job, task, seen)  # its last words before it ended (a local build's stage)
                 self._spent(task, seen)
                 self._succeeded(job, task, seen.result)
             elif seen.phase is Phase.FAILED:
@@ -239,6 +272,9 @@ class Orchestrator:
                 self._failed(job, task, seen.error, seen.cause)
             elif seen.phase is Phase.CANCELLED:
                 self._ended(task, seen, TaskState.REVOKED, seen.error or "cancelled")
+            elif seen.phase is Phase.STOPPED:
+                self._ended(task, seen, TaskState.REVOKED, seen.error or "stopped with the bot")
+                self._move(self.store.lifecycle.give_back, job.id, self.owner, "bot shutting down")
             elif seen.phase is Phase.LOST:
                 self._spent(task, seen)
                 self._lost(job, task, seen.worker or task.worker)
@@ -260,10 +296,14 @@ class Orchestrator:
                     self._lost(job, task, seen.worker)
                 return
             self._beats[task.task_id] = (seen.beat, now)
+        self._report(job, task, seen)
+
+    def _report(self, job: Job, task: JobTask, seen: Seen) -> None:
+        """The task's latest report, as the job's progress (the reply updater and the status page)."""
         report = seen.report
         if report is None or not report.stage:
             return
-        message = f"{report.stage}: {report.message} ({seen.where})"
+        message = f"{report.stage}: {report.message}" + (f" ({seen.where})" if seen.where else "")
         if self._reported.get(task.task_id) != message or seen.beat is not None:
             self._reported[task.task_id] = message
             self._heartbeat(job, message, report.progress if task.kind == "quantize" else None)
@@ -303,7 +343,8 @@ class Orchestrator:
         if not result.ok:
             cause = Cause.HUB if result.hub_failed else cause_of_manifest(result.manifest)
             manifest = result.manifest.model_dump(mode="json") if result.manifest else None
-            self._fail(job, f"{result.error} (on {result.worker})", manifest, cause)
+            where = f" (on {result.worker})" if result.worker else ""
+            self._fail(job, f"{result.error}{where}", manifest, cause)
             return
         if result.draft is not None:
             for plan in _graph(job).sms:
@@ -370,6 +411,14 @@ class Orchestrator:
         quantized = self._quantized(job)
         if quantized is None or quantized.manifest is None:
             return
+        if quantized.built_here:
+            self._move(
+                self.store.lifecycle.finish_build,
+                job.id,
+                self.owner,
+                quantized.manifest.model_dump(mode="json"),
+            )
+            return
         sms = [t.sm for t in _graph(job).sms if t.sm is not None]
         done = self._per_sm(job)
         waited = time.time() - _finished_at(self.store.tasks.of_job(job.id))
@@ -379,10 +428,14 @@ class Orchestrator:
         self._move(self.store.lifecycle.finish_build, job.id, self.owner, manifest.model_dump(mode="json"))
 
     def _release(self, job: Job, approval: Approval | None) -> PublishResult:
-        """The publish step's release of a fanned-out job: the card and the PR finalised by the bot."""
+        """The publish step's release of a job: a build on this machine published from its output, a
+        fanned-out one's card and PR finalised by the bot."""
         quantized = self._quantized(job)
         if quantized is None:
             raise RuntimeError(f"job {job.id} is built but its quantize task recorded no result")
+        if quantized.built_here:
+            output = Path(BuildSpec.model_validate(job.spec).output_dir)
+            return self.publisher.publish(output, approval=approval)
         if quantized.final is not None:
             return from_record(quantized.final)
         if quantized.draft is None:

@@ -2,7 +2,9 @@
 
 `bot.execution.orchestrator.Orchestrator` owns everything else (claims, fan-out, fan-in, leases, lifecycle
 moves); a transport only carries `TaskRequest`s out and says what became of them, in the same words for
-each: Celery workers (`celery_transport`) and Hugging Face Jobs (`jobs_transport`).
+each: processes on this machine (`local`), Celery workers (`celery_transport`) and Hugging Face Jobs
+(`jobs_transport`). The protocol's own methods are those of a remote transport, whose tasks outlive the
+bot: nothing to take over, stop or wait for here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.retries import Cause
-from builders.spec import TaskPlan, TaskReport, TaskRequest, TaskResult
+from builders.spec import BuildSpec, TaskPlan, TaskReport, TaskRequest, TaskResult
 from state import JobTask
 
 
@@ -25,6 +27,7 @@ class Phase(StrEnum):
     FAILED = "failed"  # it ended without one (a bug, an error on its worker)
     LOST = "lost"  # its worker or Job is gone: sent again within `max_attempts`
     CANCELLED = "cancelled"
+    STOPPED = "stopped"  # stopped with the bot (`Transport.stop`): its job goes back to the queue
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,21 @@ class Transport(Protocol):
     def cancel(self, task: JobTask) -> Seen:
         """Stop one task wherever it is, and never run it later."""
         ...
+
+    def has_room(self) -> bool:
+        """Whether one more task may be sent now (a local slot is free)."""
+        return True
+
+    def take_over(self, owner: str, task: JobTask, spec: BuildSpec) -> str | None:
+        """Follow from now on a task that `owner`, an earlier run of the bot, sent and did not see end: what
+        it was taken up as, in words; None where it is not this run's to take (a remote task's owner is
+        the transport's, the same for every run, so there is nothing to take over)."""
+        return None
+
+    def stop(self, drain_s: float) -> float:
+        """The bot is stopping: stop the tasks that end with it (after `drain_s`); how long that may take."""
+        return 0.0
+
+    def busy(self) -> bool:
+        """Whether a task that ends with the bot still runs."""
+        return False

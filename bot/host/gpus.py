@@ -1,6 +1,6 @@
 """The NVIDIA GPUs of this machine, as NVML (nvidia-ml-py's `pynvml`) reports them.
 
-A host's own question: the worker's seats, the local executor's slots, and the targets the bot plans for
+A host's own question: the worker's seats, the local transport's slots, and the targets the bot plans for
 when it builds here are all read from it. A machine without an NVIDIA driver has none, never an error.
 """
 

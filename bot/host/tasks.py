@@ -1,6 +1,6 @@
 """What a `quantbot worker` runs: the quantize task and the engine task, each around a build process.
 
-Each task runs its build the way the local executor does (`bot.launcher.launch.Worker`: `python -m
+Each task runs its build the way a local build runs (`bot.launcher.launch.Worker`: `python -m
 builders …` in a process of its own, `CUDA_VISIBLE_DEVICES` set to this worker's GPU), so a CUDA crash or
 an OOM ends that build and nothing else; the build dies with the task (`die_with_parent`). The process is
 a warm spare when the worker has one for its toolchain (`bot.host.spares`): torch, transformers and

@@ -167,7 +167,7 @@ def test_a_maintainer_merges_and_the_release_is_published(
         Path(e2e_hub.api("maya").hf_hub_download(release.repo_id, "manifest.json")).read_text()
     )
     assert on_main["key"] == job.build_key
-    # the local executor's SMs had no task of their own: this machine ran their serving checks after the
+    # a local build's SMs had no task of their own: this machine ran their serving checks after the
     # upload, on the release's commit; it has no GPU, so only transformers (GPTQ runs on CPU) has figures
     served = on_main["serving"]
     assert {r["sm"] for r in served} == set(job.spec["target_sms"])

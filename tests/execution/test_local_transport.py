@@ -1,6 +1,7 @@
-"""The local executor on a real store with real worker processes: what a worker says and leaves becomes the
-job's status, a cancel stops the process, a shutdown lets the stage in hand finish and gives the job back,
-and a build the Hub failed waits in the queue for its next try.
+"""The orchestrator over the local transport, on a real store with real worker processes: what a worker
+says and leaves becomes the job's status, a cancel stops the process, a shutdown lets the stage in hand
+finish and gives the job back, a restarted bot takes over a dead one's builders, and a build the Hub failed
+waits in the queue for its next try.
 
 The workers are short Python scripts speaking the worker protocol (`builders.spec.Progress` lines on stdout,
 the manifest in the output dir, the exit code), started through `worker_command` as a container command
@@ -21,12 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.execution.local import PID_FILE, LocalExecutor
+from bot.execution.local import LocalTransport
+from bot.execution.orchestrator import Orchestrator
 from bot.execution.slots import CPU_NICE, Slot
+from bot.hub import Hub
 from bot.launcher import launch
-from bot.settings import load_settings
+from bot.launcher.launch import PID_FILE
+from bot.publishing.staged import StagedPublisher
+from bot.settings import Settings, load_settings
 from builders.spec import BuildSpec
-from state import BuildChange, JobStatus, Store
+from state import BuildChange, JobStatus, Store, TaskState
 from state.lifecycle import TRANSIENT, retrying
 
 PRELUDE = """
@@ -65,18 +70,37 @@ say("quantize", 0.1); time.sleep(120)
 )
 
 
-@pytest.fixture
-def executor(store: Store, tmp_path: Path) -> Iterator[Callable[..., LocalExecutor]]:
-    made: list[LocalExecutor] = []
+def _local(settings: Settings, store: Store, owner: str | None = None, slots: int = 1) -> Orchestrator:
+    """The orchestrator over CPU slots (`owner`: the lease holder's name, e.g. a dead bot's)."""
+    transport = LocalTransport(
+        settings, [Slot("cpu")] if slots == 1 else [Slot(f"cpu{i}") for i in range(slots)]
+    )
+    transport.owner = owner or transport.owner
+    publisher = StagedPublisher(
+        Hub(endpoint="http://127.0.0.1:9"), settings
+    )  # never asked: built, not published
+    return Orchestrator(settings, store, publisher, transport, poll_s=0.05)
 
-    def make(script: str, shutdown_grace_s: float = 0.0) -> LocalExecutor:
+
+@pytest.fixture
+def executor(store: Store, tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
+    made: list[Orchestrator] = []
+
+    def make(
+        script: str, shutdown_grace_s: float = 0.0, owner: str | None = None, slots: int = 1
+    ) -> Orchestrator:
         path = tmp_path / f"worker{len(made)}.py"
         path.write_text(script)
         command = [sys.executable, str(path)]
         settings = load_settings(
-            None, data_dir=tmp_path, worker_command=command, lease_s=20, shutdown_grace_s=shutdown_grace_s
+            None,
+            data_dir=tmp_path,
+            worker_command=command,
+            lease_s=20,
+            shutdown_grace_s=shutdown_grace_s,
+            namespace="bot",
         )
-        made.append(LocalExecutor(settings, store, publisher=None, slots=[Slot("cpu")], poll_s=0.05))
+        made.append(_local(settings, store, owner, slots))
         return made[-1]
 
     yield make
@@ -97,7 +121,7 @@ def _queue(store: Store, tmp_path: Path, name: str = "m") -> int:
     return store.jobs.enqueue(spec.key(), spec.model_dump(mode="json"), repo=name, label=name)[0].id
 
 
-def _poll_until(executor: LocalExecutor, done: Callable[[], bool], timeout: float = 30.0) -> None:
+def _poll_until(executor: Orchestrator, done: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, "the executor did not get there"
@@ -141,8 +165,10 @@ def test_a_worker_that_dies_without_a_manifest_is_failed_with_its_last_words(
 
 def test_a_worker_command_that_cannot_start_fails_the_job_not_the_executor(store, tmp_path) -> None:
     job_id = _queue(store, tmp_path)
-    settings = load_settings(None, data_dir=tmp_path, worker_command=[str(tmp_path / "no-such-python")])
-    ex = LocalExecutor(settings, store, publisher=None, slots=[Slot("cpu")])
+    settings = load_settings(
+        None, data_dir=tmp_path, worker_command=[str(tmp_path / "no-such-python")], namespace="bot"
+    )
+    ex = _local(settings, store)
     ex.poll()
     job = store.jobs.get(job_id)
     assert job.status is JobStatus.FAILED and job.error.startswith("could not start the build: ")
@@ -230,6 +256,8 @@ def test_a_shutdown_stops_a_stage_that_outlasts_the_grace_or_at_once_on_ctrl_c(
 SLOW_BUILD = (
     PRELUDE
     + """
+import os
+open(spec["work_dir"] + f"/started-{os.getpid()}", "w").close()
 say("quantize", 0.1, "calibrating")
 time.sleep(float(open(spec["output_dir"] + "/../hold").read()))
 say("quantize", 1.0); manifest("succeeded")
@@ -254,12 +282,24 @@ manifest("succeeded")
 )
 
 
-def _dead_bot(ex: LocalExecutor) -> LocalExecutor:
-    """Make `ex` lease its jobs under the name of a bot process that no longer exists."""
+def _dead_bot() -> str:
+    """The lease holder's name of a local bot process of this host that no longer exists."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    ex.worker = f"{socket.gethostname()}:{dead.pid}"
-    return ex
+    return f"{socket.gethostname()}:{dead.pid}:local"
+
+
+def _pid(ex: Orchestrator) -> int:
+    """The pid of the one build `ex`'s local transport runs."""
+    assert isinstance(ex.transport, LocalTransport)
+    [run] = ex.transport._runs.values()
+    return run.worker.pid
+
+
+def _dies(ex: Orchestrator) -> None:
+    """The bot dies: nothing of it tends the build any more, its builder runs on."""
+    assert isinstance(ex.transport, LocalTransport)
+    ex.transport._runs.clear()
 
 
 def _wait(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -274,15 +314,15 @@ def test_a_restarted_bot_re_attaches_to_the_builder_a_dead_bot_left_running(
 ) -> None:
     job_id = _queue(store, tmp_path)
     (tmp_path / "hold").write_text("3")
-    first = _dead_bot(executor(SLOW_BUILD))
+    first = executor(SLOW_BUILD, owner=_dead_bot())
     _poll_until(first, lambda: store.jobs.get(job_id).progress > 0)  # calibrating
-    pid = first._runs["cpu"].worker.pid
-    first._runs.clear()  # the bot dies: nothing of it tends the build any more, its builder runs on
+    pid = _pid(first)
+    _dies(first)
 
     second = executor(SLOW_BUILD).start()
-    assert second.busy() and second._runs["cpu"].worker.pid == pid  # the same process, not a new one
+    assert second.busy() and _pid(second) == pid  # the same process, not a new one
     job = store.jobs.get(job_id)
-    assert job.status is JobStatus.RUNNING and job.lease_owner == f"{second.worker}:cpu"
+    assert job.status is JobStatus.RUNNING and job.lease_owner == second.owner
     assert store.jobs.history(job_id)[-1].note == f"re-attached to builder pid {pid}"
     built = lambda: any(e.to_status is JobStatus.BUILT for e in store.jobs.history(job_id))  # noqa: E731
     _wait(built, "the adopted build to finish")  # (then published by the publish step: not this test's)
@@ -294,12 +334,12 @@ def test_a_restarted_bot_re_attaches_to_the_builder_a_dead_bot_left_running(
 def test_cancelling_an_adopted_build_stops_its_process(executor, store, tmp_path) -> None:
     job_id = _queue(store, tmp_path)
     (tmp_path / "hold").write_text("120")
-    first = _dead_bot(executor(SLOW_BUILD))
+    first = executor(SLOW_BUILD, owner=_dead_bot())
     _poll_until(first, lambda: store.jobs.get(job_id).progress > 0)
-    pid = first._runs["cpu"].worker.pid
-    first._runs.clear()
+    pid = _pid(first)
+    _dies(first)
     second = executor(SLOW_BUILD).start()
-    assert second._runs["cpu"].worker.pid == pid
+    assert _pid(second) == pid
     store.lifecycle.cancel(job_id, note="cancelled by command")
     _wait(lambda: not second.busy(), "the cancelled build to stop")
     assert launch.start_time(pid) is None and store.jobs.get(job_id).status is JobStatus.CANCELLED
@@ -346,3 +386,30 @@ def test_the_cpu_slot_builds_at_lower_priority_with_a_core_left_to_the_bot(execu
     assert seen["threads"] == str(max(1, len(os.sched_getaffinity(0)) - 1))
     if Path("/proc/self/autogroup").exists():  # its session's group yields to the bot's session too
         assert seen["group"] == str(CPU_NICE)
+
+
+def test_a_job_waits_queued_while_the_one_slot_builds_then_builds(executor, store, tmp_path) -> None:
+    (tmp_path / "hold").write_text("1")
+    first, second = _queue(store, tmp_path, "a"), _queue(store, tmp_path, "b")
+    ex = executor(SLOW_BUILD)
+    _poll_until(ex, lambda: store.jobs.get(first).progress > 0)
+    ex.poll()
+    assert store.jobs.get(second).status is JobStatus.QUEUED  # not sent, not bounced: it waits for the slot
+    assert [e.to_status for e in store.jobs.history(second)] == [JobStatus.QUEUED]
+    _poll_until(ex, lambda: store.jobs.get(second).status is JobStatus.BUILT)
+    assert store.jobs.get(first).status is JobStatus.BUILT
+    assert [e.to_status for e in store.jobs.history(second)][-2:] == [JobStatus.RUNNING, JobStatus.BUILT]
+
+
+def test_a_job_sent_again_while_its_builder_runs_follows_that_builder(executor, store, tmp_path) -> None:
+    job_id = _queue(store, tmp_path)
+    (tmp_path / "hold").write_text("2")
+    ex = executor(SLOW_BUILD, slots=2)  # a free slot takes the job again at once
+    _poll_until(ex, lambda: store.jobs.get(job_id).progress > 0)
+    store.lifecycle.give_back(job_id, ex.owner, "its lease lapsed")  # as housekeeping does with a stalled bot
+    _poll_until(ex, lambda: store.jobs.get(job_id).status is JobStatus.BUILT)
+    tasks = store.tasks.of_job(job_id)
+    assert [(t.attempt, t.state) for t in tasks] == [(1, TaskState.REVOKED), (2, TaskState.SUCCEEDED)]
+    assert "no longer followed" in (tasks[0].message or "")
+    assert store.jobs.get(job_id).attempts == 2
+    assert len(list((tmp_path / "m-work").glob("started-*"))) == 1  # one builder, not two

@@ -1,10 +1,8 @@
-"""The executor interface: what the rest of the bot sees of where builds run.
+"""An orchestrator's rounds on the bot's one scheduler, woken by the store.
 
-An executor claims queued jobs from the store itself and hears of new, retried, cancelled and built jobs from
-the store's change listeners (`state.changes`), so nothing needs to tell it about a job. It moves jobs only
-through `state.lifecycle.JobLifecycle`. `bot.execution.local.LocalExecutor` runs builds in processes on this
-machine; `bot.execution.orchestrator.Orchestrator` sends them elsewhere through a transport. Both run their
-rounds with `Rounds`, on the bot's one scheduler.
+The orchestrator (`bot.execution.orchestrator`) claims queued jobs from the store itself and hears of new,
+retried and cancelled jobs from the store's change listeners (`state.changes`), so nothing needs to tell it
+about a job: a change only nudges its next round.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from bot.budget import acting_as
 from bot.scheduler import Scheduler
@@ -22,38 +19,17 @@ from state import BuildChange, Changes, JobStatus
 log = logging.getLogger(__name__)
 
 
-class Executor(Protocol):
-    """Where jobs run."""
-
-    def start(self) -> Executor:
-        """Give back what a previous run left leased, then build and publish until `stop`."""
-        ...
-
-    def stop(self, timeout: float = ..., *, drain: bool = ...) -> None:
-        """Stop the builds (their jobs go back to the queue, to resume on the next start); `drain`: a build
-        may first finish the stage it is in (`shutdown_grace_s`)."""
-        ...
-
-    def poll(self) -> None:
-        """Advance without blocking: start jobs on free slots, record progress, finish exited builds."""
-        ...
-
-    def busy(self) -> bool:
-        """Whether a build is running."""
-        ...
-
-
 class Rounds:
-    """An executor's rounds, on the bot's one scheduler (`bot.scheduler`; an executor alone gets its own):
+    """An orchestrator's rounds, on the bot's one scheduler (`bot.scheduler`; one alone gets its own):
     `poll` every `poll_s`, at once when the store tells of a queued or cancelled job, never two at once.
-    `stop` ends them; with `busy`, the caller's thread goes on polling until nothing runs any more."""
+    `stop` ends them, and the caller's thread goes on polling while `busy` (builds that end with the bot)."""
 
     def __init__(
         self,
         name: str,
         poll: Callable[[], None],
         poll_s: float,
-        busy: Callable[[], bool] | None = None,
+        busy: Callable[[], bool],
         scheduler: Scheduler | None = None,
     ) -> None:
         self.name = name
@@ -99,13 +75,13 @@ class Rounds:
             self.poll()
 
     def stop(self, timeout: float) -> None:
-        """No more scheduled rounds; then, with `busy`, rounds here until nothing runs (or `timeout`)."""
+        """No more scheduled rounds; then rounds here while `busy` (or until `timeout`)."""
         self.stopping.set()
         self.scheduler.remove(self.name)
         if self._own_scheduler:
             self.scheduler.stop()
         deadline = time.monotonic() + timeout
-        while self.busy is not None and self.busy() and time.monotonic() < deadline:
+        while self.busy() and time.monotonic() < deadline:
             try:
                 self.round()
             except Exception:  # the store failed this round; the next one tries again
