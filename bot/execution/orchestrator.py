@@ -407,24 +407,20 @@ class Orchestrator:
         return found
 
     def _fan_in(self, job: Job) -> None:
-        """Built once every SM has a record, or once the deadline passed (the missing ones listed)."""
+        """Built once every SM has a record, or once the deadline passed (the missing ones listed); a build
+        on this machine at once."""
         quantized = self._quantized(job)
         if quantized is None or quantized.manifest is None:
             return
-        if quantized.built_here:
-            self._move(
-                self.store.lifecycle.finish_build,
-                job.id,
-                self.owner,
-                quantized.manifest.model_dump(mode="json"),
-            )
-            return
-        sms = [t.sm for t in _graph(job).sms if t.sm is not None]
-        done = self._per_sm(job)
-        waited = time.time() - _finished_at(self.store.tasks.of_job(job.id))
-        if quantized.draft is not None and set(sms) - set(done) and waited < self.settings.engine_deadline_s:
-            return
-        manifest = _merged(quantized.manifest, sms, done, self.settings.engine_deadline_s)
+        manifest = quantized.manifest
+        if not quantized.built_here:
+            sms = [t.sm for t in _graph(job).sms if t.sm is not None]
+            done = self._per_sm(job)
+            waited = time.time() - _finished_at(self.store.tasks.of_job(job.id))
+            deadline_s = self.settings.engine_deadline_s
+            if quantized.draft is not None and set(sms) - set(done) and waited < deadline_s:
+                return
+            manifest = _merged(manifest, sms, done, deadline_s)
         self._move(self.store.lifecycle.finish_build, job.id, self.owner, manifest.model_dump(mode="json"))
 
     def _release(self, job: Job, approval: Approval | None) -> PublishResult:
