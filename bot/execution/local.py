@@ -162,7 +162,7 @@ class LocalTransport(Transport):
         if manifest is not None and manifest.ok:  # also a build that finished while the bot stopped
             return Seen(Phase.SUCCEEDED, run.report, result=done)
         if run.stop_reason == "shutdown":
-            return Seen(Phase.STOPPED, error="bot shutting down")
+            return Seen(Phase.STOPPED)
         reason = failure_reason(manifest, run.worker.exit_code, run.log_path)
         return Seen(
             Phase.SUCCEEDED, run.report, result=done.model_copy(update={"ok": False, "error": reason})

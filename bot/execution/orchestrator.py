@@ -67,10 +67,12 @@ from state import GuardFailed, Job, JobStatus, JobTask, Store, TaskState
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+SHUTDOWN = "bot shutting down"  # why a build stopped with the bot went back to the queue
 
 
-class StagingPublisher(Protocol):
-    """The publisher's side of a fanned-out release (`bot.publishing.staged.StagedPublisher`)."""
+class ReleasePublisher(Protocol):
+    """The publisher as the orchestrator uses it (`bot.publishing.staged.StagedPublisher`): a build on this
+    machine published from its output, a fanned-out release staged, finalised, amended or withdrawn."""
 
     def repo_id_for_spec(self, spec: BuildSpec) -> str: ...
 
@@ -92,7 +94,7 @@ class Orchestrator:
         self,
         settings: Settings,
         store: Store,
-        publisher: StagingPublisher,
+        publisher: ReleasePublisher,
         transport: Transport,
         *,
         poll_s: float = 0.5,
@@ -273,8 +275,8 @@ class Orchestrator:
             elif seen.phase is Phase.CANCELLED:
                 self._ended(task, seen, TaskState.REVOKED, seen.error or "cancelled")
             elif seen.phase is Phase.STOPPED:
-                self._ended(task, seen, TaskState.REVOKED, seen.error or "stopped with the bot")
-                self._move(self.store.lifecycle.give_back, job.id, self.owner, "bot shutting down")
+                self._ended(task, seen, TaskState.REVOKED, SHUTDOWN)
+                self._move(self.store.lifecycle.give_back, job.id, self.owner, SHUTDOWN)
             elif seen.phase is Phase.LOST:
                 self._spent(task, seen)
                 self._lost(job, task, seen.worker or task.worker)
